@@ -1,0 +1,555 @@
+//! chartroom-vault: one SQLCipher database that several people unlock with their own secrets.
+//!
+//! A vault is a folder holding `chartroom.db` (SQLCipher 4, keyed with a random 256-bit data
+//! key in raw-key mode) and `keyslots.json` (that data key sealed once per user and once for
+//! the recovery key; see [`slots`]). The vault knows nothing about patients: callers hand it
+//! their schema migrations and get a connection back.
+
+#![forbid(unsafe_code)]
+
+mod db;
+mod error;
+pub mod kdf;
+pub mod lockout;
+mod secret;
+pub mod slots;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use rusqlite::Connection;
+use secrecy::SecretString;
+use serde::Serialize;
+
+pub use db::{Migration, CACHE_KIB, DB_FILE_NAME};
+pub use error::VaultError;
+pub use kdf::{KdfParams, KdfPolicy};
+pub use lockout::{AfterFailure, Lockout};
+pub use secret::{Credential, DataKey, RecoveryKey};
+pub use slots::{SlotKind, SLOT_FILE_NAME};
+
+use slots::{Slot, SlotFile};
+
+/// Longest owner name a slot accepts, in bytes.
+const MAX_OWNER_LEN: usize = 64;
+/// The owner recorded on the recovery slot.
+const RECOVERY_OWNER: &str = "recovery";
+
+/// Where a vault lives and how its new slots are protected.
+#[derive(Debug, Clone)]
+pub struct VaultConfig {
+    /// The vault folder.
+    pub dir: PathBuf,
+    /// Where failed-unlock counts are kept (outside the vault folder).
+    pub state_dir: PathBuf,
+    /// How new key slots pick their Argon2id parameters.
+    pub kdf: KdfPolicy,
+}
+
+/// Who unlocked a vault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unlocker {
+    User(String),
+    Recovery,
+}
+
+/// An unlocked vault: an open connection and the data key. Dropping it (or [`Vault::lock`])
+/// closes the connection and zeroizes the key.
+#[derive(Debug)]
+pub struct Vault {
+    config: VaultConfig,
+    conn: Connection,
+    key: DataKey,
+    slots: SlotFile,
+    unlocker: Unlocker,
+}
+
+/// What `vault info` shows without any password: nothing secret, nothing clinical.
+#[derive(Debug, Clone, Serialize)]
+pub struct VaultInfo {
+    pub format: String,
+    pub format_version: u32,
+    pub vault_id: String,
+    pub created_at: String,
+    pub key_epoch: u64,
+    pub rekey_pending: bool,
+    pub slots: Vec<SlotInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotInfo {
+    pub kind: SlotKind,
+    pub owner: String,
+    pub created_at: String,
+    pub kdf: KdfInfo,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KdfInfo {
+    pub algorithm: String,
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+/// The steps of a rekey, for tests that stop it part-way as a crash would.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RekeyStep {
+    /// The next key is sealed to every slot, the database still has the old key.
+    SlotsPrepared,
+    /// The database has the new key, the slot file still lists it as pending.
+    DatabaseRekeyed,
+}
+
+fn validate_owner(owner: &str) -> Result<(), VaultError> {
+    if owner.is_empty() || owner.len() > MAX_OWNER_LEN || owner.chars().any(char::is_control) {
+        return Err(VaultError::InvalidInput(
+            "A user name must be 1 to 64 characters with no control characters.",
+        ));
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// Reads what can be known about the vault in `dir` without a password.
+    pub fn info(dir: &Path) -> Result<VaultInfo, VaultError> {
+        let file = SlotFile::read(dir)?;
+        Ok(VaultInfo {
+            format: file.format.clone(),
+            format_version: file.version,
+            vault_id: file.vault_id.clone(),
+            created_at: file.created_at.to_rfc3339(),
+            key_epoch: file.key_epoch,
+            rekey_pending: file.slots.iter().any(|s| s.pending.is_some()),
+            slots: file
+                .slots
+                .iter()
+                .map(|s| SlotInfo {
+                    kind: s.kind,
+                    owner: s.owner.clone(),
+                    created_at: s.created_at.to_rfc3339(),
+                    kdf: KdfInfo {
+                        algorithm: s.kdf.algorithm.clone(),
+                        memory_kib: s.kdf.params.memory_kib,
+                        iterations: s.kdf.params.iterations,
+                        parallelism: s.kdf.params.parallelism,
+                    },
+                })
+                .collect(),
+        })
+    }
+
+    /// True when `dir` holds a vault (its key slot file).
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(SLOT_FILE_NAME).exists()
+    }
+
+    /// Creates a vault in `config.dir` with a first user slot for `owner` and a recovery slot,
+    /// and applies `migrations`. Returns the recovery key, which exists nowhere else: the
+    /// caller must show it once and then drop it.
+    pub fn create(
+        config: VaultConfig,
+        owner: &str,
+        password: &SecretString,
+        migrations: &[Migration],
+    ) -> Result<(Vault, RecoveryKey), VaultError> {
+        validate_owner(owner)?;
+        let dir = config.dir.clone();
+        if Self::exists(&dir) || dir.join(DB_FILE_NAME).exists() {
+            return Err(VaultError::AlreadyExists(dir));
+        }
+        fs::create_dir_all(&dir)?;
+        let result = Self::create_inner(config, owner, password, migrations);
+        if result.is_err() && !Self::exists(&dir) {
+            // Leave no half-made database behind for the next attempt to trip over.
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let _ = fs::remove_file(dir.join(format!("{DB_FILE_NAME}{suffix}")));
+            }
+        }
+        result
+    }
+
+    fn create_inner(
+        config: VaultConfig,
+        owner: &str,
+        password: &SecretString,
+        migrations: &[Migration],
+    ) -> Result<(Vault, RecoveryKey), VaultError> {
+        let mut slots = SlotFile::new(slots::new_vault_id());
+        let key = DataKey::generate();
+        let recovery = RecoveryKey::generate();
+        let params = config.kdf.params()?;
+        let user_secret = Credential::Password {
+            user: owner,
+            password,
+        };
+        slots.slots.push(Slot::create(
+            &slots.vault_id,
+            SlotKind::User,
+            owner,
+            user_secret.secret_bytes(),
+            params,
+            &key,
+            0,
+        )?);
+        slots.slots.push(Slot::create(
+            &slots.vault_id,
+            SlotKind::Recovery,
+            RECOVERY_OWNER,
+            recovery.kdf_input(),
+            params,
+            &key,
+            0,
+        )?);
+
+        let mut conn = db::open(&config.dir.join(DB_FILE_NAME), &key, true)?;
+        db::migrate(&mut conn, migrations)?;
+        conn.execute(
+            "INSERT INTO vault_meta (key, value) VALUES ('vault_id', ?1), ('created_at', ?2)",
+            rusqlite::params![slots.vault_id, slots.created_at.to_rfc3339()],
+        )?;
+        // The slot file is written last: until it exists there is no vault.
+        slots.write(&config.dir)?;
+        let vault = Vault {
+            config,
+            conn,
+            key,
+            slots,
+            unlocker: Unlocker::User(owner.to_owned()),
+        };
+        Ok((vault, recovery))
+    }
+
+    /// Unlocks the vault with a user's password or the recovery key, finishing any rekey a
+    /// crash interrupted, and applies `migrations`.
+    ///
+    /// A wrong secret changes nothing in the vault folder; it is counted (outside it) and
+    /// repeated failures pause sign-in for that account.
+    pub fn unlock(
+        config: VaultConfig,
+        credential: Credential<'_>,
+        migrations: &[Migration],
+    ) -> Result<Vault, VaultError> {
+        let slots = SlotFile::read(&config.dir)?;
+        let db_path = config.dir.join(DB_FILE_NAME);
+        if !db_path.exists() {
+            return Err(VaultError::DatabaseMissing);
+        }
+        let (kind, owner, account) = match &credential {
+            Credential::Password { user, .. } => {
+                (SlotKind::User, (*user).to_owned(), format!("user:{user}"))
+            }
+            Credential::Recovery(_) => (
+                SlotKind::Recovery,
+                RECOVERY_OWNER.to_owned(),
+                "recovery".to_owned(),
+            ),
+        };
+        let lockout = Lockout::new(&config.state_dir, &slots.vault_id);
+        let now = Utc::now();
+        lockout.check(&account, now)?;
+
+        let opened = match slots.find(kind, &owner) {
+            Some(slot) => slot
+                .open_identity(&slots.vault_id, credential.secret_bytes())
+                .map(|id| (slot, id)),
+            None => {
+                // Spend the same effort as a real slot so timing does not reveal who has one.
+                let _ = KdfParams::FLOOR.derive(credential.secret_bytes(), &[0u8; kdf::SALT_LEN]);
+                Err(VaultError::WrongCredential(None))
+            }
+        };
+        let (slot, identity) = match opened {
+            Ok(found) => found,
+            Err(VaultError::WrongCredential(_)) => {
+                let after = lockout.record_failure(&account, now)?;
+                return Err(VaultError::WrongCredential(Some(after)));
+            }
+            Err(other) => return Err(other),
+        };
+
+        let current = slot.unseal(&slots.vault_id, &identity, &slot.sealed)?;
+        let pending = match &slot.pending {
+            Some(p) => Some(slot.unseal(&slots.vault_id, &identity, p)?),
+            None => None,
+        };
+        drop(identity);
+
+        // Old key first: after a crash inside PRAGMA rekey, SQLite rolls the hot journal back
+        // with the key the journal was written under, which is the old one.
+        let mut slots = slots;
+        let (conn, key) = match db::open(&db_path, &current, false) {
+            Ok(conn) => {
+                if pending.is_some() {
+                    // The rekey never reached the database: forget the prepared key.
+                    for s in &mut slots.slots {
+                        s.pending = None;
+                    }
+                    slots.write(&config.dir)?;
+                }
+                (conn, current)
+            }
+            Err(VaultError::KeyDoesNotOpenDatabase) if pending.is_some() => {
+                let next = pending.expect("checked just above");
+                let conn = db::open(&db_path, &next, false)?;
+                // The database has the new key: finish what the rekey started.
+                promote_pending(&mut slots)?;
+                slots.write(&config.dir)?;
+                (conn, next)
+            }
+            Err(e) => return Err(e),
+        };
+        let mut conn = conn;
+        let stored_id: Option<String> = conn
+            .query_row(
+                "SELECT value FROM vault_meta WHERE key = 'vault_id'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        if stored_id.as_deref() != Some(slots.vault_id.as_str()) {
+            return Err(VaultError::SlotsDoNotMatchDatabase);
+        }
+        db::migrate(&mut conn, migrations)?;
+        lockout.record_success(&account)?;
+        let unlocker = match kind {
+            SlotKind::User => Unlocker::User(owner),
+            SlotKind::Recovery => Unlocker::Recovery,
+        };
+        Ok(Vault {
+            config,
+            conn,
+            key,
+            slots,
+            unlocker,
+        })
+    }
+
+    /// Locks the vault: closes the connection (checkpointing the WAL) and zeroizes the key.
+    pub fn lock(self) -> Result<(), VaultError> {
+        let Vault { conn, key, .. } = self;
+        let closed = conn.close().map_err(|(_, e)| VaultError::from(e));
+        drop(key);
+        closed
+    }
+
+    /// The open connection. Callers run their own SQL on it; the vault keeps it keyed.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The open connection, for transactions.
+    pub fn connection_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub fn vault_id(&self) -> &str {
+        &self.slots.vault_id
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    pub fn unlocker(&self) -> &Unlocker {
+        &self.unlocker
+    }
+
+    /// The owners of user slots.
+    pub fn slot_owners(&self) -> Vec<String> {
+        self.slots
+            .slots
+            .iter()
+            .filter(|s| s.kind == SlotKind::User)
+            .map(|s| s.owner.clone())
+            .collect()
+    }
+
+    /// Adds a slot so `owner` can unlock with `password`.
+    pub fn add_user_slot(
+        &mut self,
+        owner: &str,
+        password: &SecretString,
+    ) -> Result<(), VaultError> {
+        validate_owner(owner)?;
+        if self.slots.find(SlotKind::User, owner).is_some() {
+            return Err(VaultError::SlotExists(owner.to_owned()));
+        }
+        let slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
+        let mut next = self.slots.clone();
+        next.slots.push(slot);
+        self.commit_slots(next)
+    }
+
+    /// Gives `owner` a new password by replacing their slot: new salt, new parameters, a new
+    /// key pair (so an old copy of the slot file with the old password opens nothing sealed
+    /// after this). The other slots are untouched.
+    pub fn change_password(
+        &mut self,
+        owner: &str,
+        password: &SecretString,
+    ) -> Result<(), VaultError> {
+        let index = self.slot_index(SlotKind::User, owner)?;
+        let slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
+        let mut next = self.slots.clone();
+        next.slots[index] = slot;
+        self.commit_slots(next)
+    }
+
+    /// Removes `owner`'s slot, so their password no longer opens the vault. Pair with
+    /// [`Vault::rekey`] when they may have kept a copy of the files.
+    pub fn remove_user_slot(&mut self, owner: &str) -> Result<(), VaultError> {
+        let index = self.slot_index(SlotKind::User, owner)?;
+        if self
+            .slots
+            .slots
+            .iter()
+            .filter(|s| s.kind == SlotKind::User)
+            .count()
+            <= 1
+        {
+            return Err(VaultError::LastSlot);
+        }
+        let mut next = self.slots.clone();
+        next.slots.remove(index);
+        self.commit_slots(next)
+    }
+
+    /// Replaces the recovery key; the old one stops working. Returns the new key, to be shown once.
+    pub fn replace_recovery_key(&mut self) -> Result<RecoveryKey, VaultError> {
+        let index = self.slot_index(SlotKind::Recovery, RECOVERY_OWNER)?;
+        let recovery = RecoveryKey::generate();
+        let slot = self.new_slot(SlotKind::Recovery, RECOVERY_OWNER, recovery.kdf_input())?;
+        let mut next = self.slots.clone();
+        next.slots[index] = slot;
+        self.commit_slots(next)?;
+        Ok(recovery)
+    }
+
+    /// The raw data key as 64 hex digits, for standard SQLCipher tools
+    /// (`PRAGMA key = "x'<hex>'"`). Whoever holds it reads every record: callers must
+    /// restrict and audit this.
+    pub fn export_key(&self) -> SecretString {
+        self.key.to_hex()
+    }
+
+    /// Rotates the data key: the database is re-encrypted under a new random key with
+    /// `PRAGMA rekey` and the new key is sealed to every slot. A crash at any point leaves a
+    /// vault that opens (with the old key or the new), and the next unlock tidies up.
+    pub fn rekey(&mut self) -> Result<(), VaultError> {
+        self.rekey_until(None)
+    }
+
+    /// [`Vault::rekey`], stopping after `stop` as if the process died there.
+    #[doc(hidden)]
+    pub fn rekey_until(&mut self, stop: Option<RekeyStep>) -> Result<(), VaultError> {
+        let next_key = DataKey::generate();
+        let next_epoch = self.slots.key_epoch + 1;
+        let mut prepared = self.slots.clone();
+        for slot in &mut prepared.slots {
+            slot.pending = Some(slot.seal(&prepared.vault_id, &next_key, next_epoch)?);
+        }
+        prepared.write(&self.config.dir)?;
+        self.slots = prepared;
+        if stop == Some(RekeyStep::SlotsPrepared) {
+            return Ok(());
+        }
+
+        if let Err(e) = self.rekey_database(&next_key) {
+            // Nothing reached the database; take the prepared key back out of the slots.
+            let mut undone = self.slots.clone();
+            for slot in &mut undone.slots {
+                slot.pending = None;
+            }
+            undone.write(&self.config.dir)?;
+            self.slots = undone;
+            return Err(e);
+        }
+        self.key = next_key;
+        if stop == Some(RekeyStep::DatabaseRekeyed) {
+            return Ok(());
+        }
+
+        let mut done = self.slots.clone();
+        promote_pending(&mut done)?;
+        done.write(&self.config.dir)?;
+        self.slots = done;
+        Ok(())
+    }
+
+    fn rekey_database(&mut self, next_key: &DataKey) -> Result<(), VaultError> {
+        // SQLCipher cannot rekey in WAL mode: move every frame into the database, rekey under
+        // a rollback journal (one atomic transaction), then return to WAL.
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let mode: String = self
+            .conn
+            .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("delete") {
+            return Err(VaultError::Busy);
+        }
+        let rekeyed = self
+            .conn
+            .pragma_update(None, "rekey", next_key.pragma_value().as_str());
+        let back: rusqlite::Result<String> =
+            self.conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0));
+        rekeyed?;
+        back?;
+        db::check_key(&self.conn)
+    }
+
+    fn new_slot(&self, kind: SlotKind, owner: &str, secret: &[u8]) -> Result<Slot, VaultError> {
+        let params = self.config.kdf.params()?;
+        Slot::create(
+            &self.slots.vault_id,
+            kind,
+            owner,
+            secret,
+            params,
+            &self.key,
+            self.slots.key_epoch,
+        )
+    }
+
+    fn slot_index(&self, kind: SlotKind, owner: &str) -> Result<usize, VaultError> {
+        self.slots
+            .slots
+            .iter()
+            .position(|s| s.kind == kind && s.owner == owner)
+            .ok_or_else(|| VaultError::NoSuchSlot(owner.to_owned()))
+    }
+
+    fn commit_slots(&mut self, next: SlotFile) -> Result<(), VaultError> {
+        next.write(&self.config.dir)?;
+        self.slots = next;
+        Ok(())
+    }
+}
+
+fn promote_pending(slots: &mut SlotFile) -> Result<(), VaultError> {
+    for slot in &mut slots.slots {
+        slot.sealed = slot.pending.take().ok_or(VaultError::SlotFileInvalid(
+            "a rekey left a key slot without the new key",
+        ))?;
+    }
+    slots.key_epoch += 1;
+    Ok(())
+}
+
+/// Reading a password's bytes for the KDF, named so each use is visible.
+trait ExposeBytes {
+    fn expose_bytes(&self) -> &[u8];
+}
+
+impl ExposeBytes for SecretString {
+    fn expose_bytes(&self) -> &[u8] {
+        use secrecy::ExposeSecret;
+        self.expose_secret().as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests;

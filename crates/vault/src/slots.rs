@@ -1,0 +1,513 @@
+//! The key-slot file: the data key sealed once per user and once for the recovery key.
+//!
+//! Each slot has its own X25519 key pair. The private half is wrapped with
+//! XChaCha20-Poly1305 under a key-encryption key derived from the slot's secret (password or
+//! recovery key) with Argon2id; the data key is sealed to the public half. Sealing needs
+//! only public keys, so a rekey can reseal the new data key for every user without knowing
+//! their passwords, while someone who kept an old data key (or a removed user who kept an
+//! old slot file) learns nothing about the new one.
+//!
+//! Associated data binds every ciphertext to the vault id, the slot's kind and owner and,
+//! for the sealed data key, the key epoch: a slot copied to another user or vault, or an old
+//! sealed key replayed, does not open.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chrono::{DateTime, Utc};
+use hkdf::Hkdf;
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::kdf::{KdfParams, SALT_LEN};
+use crate::secret::{DataKey, DATA_KEY_LEN};
+use crate::VaultError;
+
+/// File name of the key-slot file inside a vault folder.
+pub const SLOT_FILE_NAME: &str = "keyslots.json";
+/// The `format` field every slot file carries.
+pub const SLOT_FILE_FORMAT: &str = "chartroom-keyslots";
+/// The slot file layout this build writes and reads.
+pub const SLOT_FILE_VERSION: u32 = 1;
+/// A slot file larger than this is not ours (one slot is well under 1 KiB).
+const MAX_SLOT_FILE_BYTES: u64 = 4 * 1024 * 1024;
+const NONCE_LEN: usize = 24;
+const KEY_LEN: usize = 32;
+const AAD_IDENTITY: &[u8] = b"chartroom/slot-identity/v1";
+const AAD_SEAL: &[u8] = b"chartroom/slot-seal/v1";
+const HKDF_INFO_SEAL: &[u8] = b"chartroom/seal-key/v1";
+
+/// Whose secret opens a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotKind {
+    User,
+    Recovery,
+}
+
+impl SlotKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SlotKind::User => "user",
+            SlotKind::Recovery => "recovery",
+        }
+    }
+}
+
+/// The whole key-slot file, as stored (JSON, binary fields in base64).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SlotFile {
+    pub format: String,
+    pub version: u32,
+    pub vault_id: String,
+    pub created_at: DateTime<Utc>,
+    /// Increments at every rekey; sealed data keys are bound to it.
+    pub key_epoch: u64,
+    pub slots: Vec<Slot>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Slot {
+    pub kind: SlotKind,
+    /// The user name for user slots, `recovery` for the recovery slot.
+    pub owner: String,
+    pub created_at: DateTime<Utc>,
+    pub kdf: SlotKdf,
+    pub public_key: String,
+    /// The slot's X25519 private key, wrapped under the Argon2id-derived key.
+    pub identity: Wrapped,
+    /// The data key of `key_epoch`, sealed to `public_key`.
+    pub sealed: Sealed,
+    /// During a rekey: the next data key (epoch `key_epoch + 1`), sealed to `public_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Sealed>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SlotKdf {
+    pub algorithm: String,
+    pub version: u32,
+    #[serde(flatten)]
+    pub params: KdfParams,
+    pub salt: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Wrapped {
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Sealed {
+    pub epoch: u64,
+    pub ephemeral: String,
+    pub nonce: String,
+    pub ciphertext: String,
+}
+
+/// Length-prefixed concatenation, so no two different field lists give the same bytes.
+fn associated_data(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        let len = u32::try_from(part.len()).expect("associated data fields are short");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn decode<const N: usize>(text: &str) -> Result<[u8; N], VaultError> {
+    let bytes = B64
+        .decode(text)
+        .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))?;
+    bytes
+        .try_into()
+        .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))
+}
+
+fn decode_vec(text: &str) -> Result<Vec<u8>, VaultError> {
+    B64.decode(text)
+        .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    OsRng.fill_bytes(&mut out);
+    out
+}
+
+impl Slot {
+    /// Makes a slot for `owner` whose secret is `secret`, holding `data_key` of `epoch`.
+    pub fn create(
+        vault_id: &str,
+        kind: SlotKind,
+        owner: &str,
+        secret: &[u8],
+        params: KdfParams,
+        data_key: &DataKey,
+        epoch: u64,
+    ) -> Result<Slot, VaultError> {
+        let salt: [u8; SALT_LEN] = random();
+        let kek = params.derive(secret, &salt)?;
+        let identity = StaticSecret::random_from_rng(OsRng);
+        let public = PublicKey::from(&identity);
+        let nonce: [u8; NONCE_LEN] = random();
+        let aad = associated_data(&[
+            AAD_IDENTITY,
+            vault_id.as_bytes(),
+            kind.as_str().as_bytes(),
+            owner.as_bytes(),
+            public.as_bytes(),
+        ]);
+        let cipher = XChaCha20Poly1305::new(kek.as_ref().into());
+        let identity_bytes = Zeroizing::new(identity.to_bytes());
+        let wrapped = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: identity_bytes.as_ref(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Crypto)?;
+        let mut slot = Slot {
+            kind,
+            owner: owner.to_owned(),
+            created_at: Utc::now(),
+            kdf: SlotKdf {
+                algorithm: "argon2id".into(),
+                version: 0x13,
+                params,
+                salt: B64.encode(salt),
+            },
+            public_key: B64.encode(public.as_bytes()),
+            identity: Wrapped {
+                nonce: B64.encode(nonce),
+                ciphertext: B64.encode(wrapped),
+            },
+            sealed: Sealed {
+                epoch,
+                ephemeral: String::new(),
+                nonce: String::new(),
+                ciphertext: String::new(),
+            },
+            pending: None,
+        };
+        slot.sealed = slot.seal(vault_id, data_key, epoch)?;
+        Ok(slot)
+    }
+
+    /// Seals `data_key` of `epoch` to this slot's public key (ephemeral X25519, HKDF-SHA256,
+    /// XChaCha20-Poly1305). Needs no secret of the slot's owner.
+    pub fn seal(
+        &self,
+        vault_id: &str,
+        data_key: &DataKey,
+        epoch: u64,
+    ) -> Result<Sealed, VaultError> {
+        let recipient = PublicKey::from(decode::<KEY_LEN>(&self.public_key)?);
+        let ephemeral = StaticSecret::random_from_rng(OsRng);
+        let ephemeral_public = PublicKey::from(&ephemeral);
+        let shared = ephemeral.diffie_hellman(&recipient);
+        if !shared.was_contributory() {
+            return Err(VaultError::SlotFileInvalid(
+                "a key slot has an invalid public key",
+            ));
+        }
+        let key = seal_key(
+            shared.as_bytes(),
+            ephemeral_public.as_bytes(),
+            recipient.as_bytes(),
+        );
+        let nonce: [u8; NONCE_LEN] = random();
+        let aad = self.seal_aad(vault_id, epoch, ephemeral_public.as_bytes());
+        let ciphertext = XChaCha20Poly1305::new(key.as_ref().into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: data_key.as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Crypto)?;
+        Ok(Sealed {
+            epoch,
+            ephemeral: B64.encode(ephemeral_public.as_bytes()),
+            nonce: B64.encode(nonce),
+            ciphertext: B64.encode(ciphertext),
+        })
+    }
+
+    /// Runs the KDF over `secret` and unwraps the slot's private key. A wrong secret and a
+    /// slot moved to another owner or vault fail alike, as [`VaultError::WrongCredential`].
+    pub fn open_identity(&self, vault_id: &str, secret: &[u8]) -> Result<StaticSecret, VaultError> {
+        if self.kdf.algorithm != "argon2id" || self.kdf.version != 0x13 {
+            return Err(VaultError::SlotFileInvalid(
+                "a key slot uses an unknown KDF",
+            ));
+        }
+        self.kdf.params.check_readable()?;
+        let salt = decode_vec(&self.kdf.salt)?;
+        if salt.len() < SALT_LEN {
+            return Err(VaultError::SlotFileInvalid("a key slot is damaged"));
+        }
+        let public = decode::<KEY_LEN>(&self.public_key)?;
+        let nonce = decode::<NONCE_LEN>(&self.identity.nonce)?;
+        let wrapped = decode_vec(&self.identity.ciphertext)?;
+        let kek = self.kdf.params.derive(secret, &salt)?;
+        let aad = associated_data(&[
+            AAD_IDENTITY,
+            vault_id.as_bytes(),
+            self.kind.as_str().as_bytes(),
+            self.owner.as_bytes(),
+            &public,
+        ]);
+        let plain = Zeroizing::new(
+            XChaCha20Poly1305::new(kek.as_ref().into())
+                .decrypt(
+                    XNonce::from_slice(&nonce),
+                    Payload {
+                        msg: &wrapped,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| VaultError::WrongCredential(None))?,
+        );
+        let bytes: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(
+            plain
+                .as_slice()
+                .try_into()
+                .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))?,
+        );
+        let identity = StaticSecret::from(*bytes);
+        if PublicKey::from(&identity).as_bytes() != &public {
+            return Err(VaultError::SlotFileInvalid("a key slot is damaged"));
+        }
+        Ok(identity)
+    }
+
+    /// Opens a sealed data key with the slot's unwrapped private key.
+    pub fn unseal(
+        &self,
+        vault_id: &str,
+        identity: &StaticSecret,
+        sealed: &Sealed,
+    ) -> Result<DataKey, VaultError> {
+        let ephemeral = decode::<KEY_LEN>(&sealed.ephemeral)?;
+        let nonce = decode::<NONCE_LEN>(&sealed.nonce)?;
+        let ciphertext = decode_vec(&sealed.ciphertext)?;
+        let public = PublicKey::from(identity);
+        let shared = identity.diffie_hellman(&PublicKey::from(ephemeral));
+        if !shared.was_contributory() {
+            return Err(VaultError::SlotFileInvalid("a key slot is damaged"));
+        }
+        let key = seal_key(shared.as_bytes(), &ephemeral, public.as_bytes());
+        let aad = self.seal_aad(vault_id, sealed.epoch, &ephemeral);
+        let plain = Zeroizing::new(
+            XChaCha20Poly1305::new(key.as_ref().into())
+                .decrypt(
+                    XNonce::from_slice(&nonce),
+                    Payload {
+                        msg: &ciphertext,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))?,
+        );
+        let bytes: [u8; DATA_KEY_LEN] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))?;
+        Ok(DataKey::from_bytes(bytes))
+    }
+
+    fn seal_aad(&self, vault_id: &str, epoch: u64, ephemeral: &[u8]) -> Vec<u8> {
+        associated_data(&[
+            AAD_SEAL,
+            vault_id.as_bytes(),
+            self.kind.as_str().as_bytes(),
+            self.owner.as_bytes(),
+            &epoch.to_be_bytes(),
+            self.public_key.as_bytes(),
+            ephemeral,
+        ])
+    }
+}
+
+fn seal_key(shared: &[u8], ephemeral: &[u8], recipient: &[u8]) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut salt = Vec::with_capacity(2 * KEY_LEN);
+    salt.extend_from_slice(ephemeral);
+    salt.extend_from_slice(recipient);
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    Hkdf::<Sha256>::new(Some(&salt), shared)
+        .expand(HKDF_INFO_SEAL, key.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    key
+}
+
+impl SlotFile {
+    pub fn new(vault_id: String) -> Self {
+        SlotFile {
+            format: SLOT_FILE_FORMAT.into(),
+            version: SLOT_FILE_VERSION,
+            vault_id,
+            created_at: Utc::now(),
+            key_epoch: 0,
+            slots: Vec::new(),
+        }
+    }
+
+    /// Reads and checks the slot file in `dir`. A missing file means there is no vault.
+    pub fn read(dir: &Path) -> Result<SlotFile, VaultError> {
+        let path = dir.join(SLOT_FILE_NAME);
+        let meta = match fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(VaultError::NoVault(dir.to_path_buf()))
+            }
+            Err(e) => return Err(VaultError::Io(e)),
+        };
+        if meta.len() > MAX_SLOT_FILE_BYTES {
+            return Err(VaultError::SlotFileInvalid(
+                "the key slot file is not a Chartroom key slot file",
+            ));
+        }
+        let bytes = fs::read(&path)?;
+        let file: SlotFile = serde_json::from_slice(&bytes).map_err(|_| {
+            VaultError::SlotFileInvalid("the key slot file is damaged or truncated")
+        })?;
+        if file.format != SLOT_FILE_FORMAT {
+            return Err(VaultError::SlotFileInvalid(
+                "the key slot file is not a Chartroom key slot file",
+            ));
+        }
+        if file.version != SLOT_FILE_VERSION {
+            return Err(VaultError::UnsupportedVersion {
+                found: file.version,
+                supported: SLOT_FILE_VERSION,
+            });
+        }
+        if file.vault_id.len() != 32 || !file.vault_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(VaultError::SlotFileInvalid(
+                "the key slot file is damaged or truncated",
+            ));
+        }
+        Ok(file)
+    }
+
+    /// Replaces the slot file atomically: a reader sees the old file or the new, never a mix.
+    pub fn write(&self, dir: &Path) -> Result<(), VaultError> {
+        let mut json = serde_json::to_vec_pretty(self).map_err(|_| VaultError::Crypto)?;
+        json.push(b'\n');
+        atomic_write(dir, SLOT_FILE_NAME, &json)
+    }
+
+    pub fn find(&self, kind: SlotKind, owner: &str) -> Option<&Slot> {
+        self.slots
+            .iter()
+            .find(|s| s.kind == kind && s.owner == owner)
+    }
+}
+
+/// Writes `bytes` to `dir/name` by writing a temporary file beside it, syncing it, renaming it
+/// over the old one and syncing the folder, so a crash leaves the old or the new content.
+pub fn atomic_write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), VaultError> {
+    let suffix: [u8; 8] = random();
+    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, dir.join(name))?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(VaultError::Io)
+}
+
+/// A new random vault id: 128 bits as 32 hex digits.
+pub(crate) fn new_vault_id() -> String {
+    hex::encode(random::<16>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHEAP: KdfParams = KdfParams {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    fn slot(vault: &str, owner: &str, secret: &[u8], key: &DataKey) -> Slot {
+        Slot::create(vault, SlotKind::User, owner, secret, CHEAP, key, 0).expect("creates")
+    }
+
+    #[test]
+    fn a_slot_opens_with_its_secret_only() {
+        let key = DataKey::generate();
+        let s = slot("v1", "alice", b"right", &key);
+        let id = s.open_identity("v1", b"right").expect("opens");
+        assert_eq!(s.unseal("v1", &id, &s.sealed).expect("unseals"), key);
+        assert!(matches!(
+            s.open_identity("v1", b"wrong"),
+            Err(VaultError::WrongCredential(_))
+        ));
+    }
+
+    #[test]
+    fn a_slot_moved_to_another_owner_or_vault_does_not_open() {
+        let key = DataKey::generate();
+        let mut s = slot("v1", "alice", b"pw", &key);
+        assert!(matches!(
+            s.open_identity("v2", b"pw"),
+            Err(VaultError::WrongCredential(_))
+        ));
+        s.owner = "mallory".into();
+        assert!(matches!(
+            s.open_identity("v1", b"pw"),
+            Err(VaultError::WrongCredential(_))
+        ));
+    }
+
+    #[test]
+    fn a_sealed_key_replayed_under_another_epoch_does_not_open() {
+        let key = DataKey::generate();
+        let s = slot("v1", "alice", b"pw", &key);
+        let id = s.open_identity("v1", b"pw").expect("opens");
+        let mut replayed = s.sealed.clone();
+        replayed.epoch = 1;
+        assert!(s.unseal("v1", &id, &replayed).is_err());
+    }
+
+    #[test]
+    fn resealing_needs_no_secret_and_opens_with_the_owners_secret() {
+        let key = DataKey::generate();
+        let s = slot("v1", "alice", b"pw", &key);
+        let next = DataKey::generate();
+        let sealed = s.seal("v1", &next, 1).expect("seals");
+        let id = s.open_identity("v1", b"pw").expect("opens");
+        assert_eq!(s.unseal("v1", &id, &sealed).expect("unseals"), next);
+    }
+}

@@ -1,0 +1,473 @@
+//! Vault tests on real SQLCipher files in temporary folders.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use rusqlite::Connection;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::*;
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "notes",
+    sql: "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
+}];
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    config: VaultConfig,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let config = VaultConfig {
+            dir: tmp.path().join("vault"),
+            state_dir: tmp.path().join("state"),
+            kdf: KdfPolicy::insecure_fast_for_tests(),
+        };
+        Self { _tmp: tmp, config }
+    }
+
+    fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    fn create(&self) -> RecoveryKey {
+        let (vault, recovery) = Vault::create(
+            self.config.clone(),
+            "alice",
+            &pw("alice-password"),
+            MIGRATIONS,
+        )
+        .expect("creates");
+        vault.lock().expect("locks");
+        recovery
+    }
+
+    fn unlock(&self, user: &str, password: &str) -> Result<Vault, VaultError> {
+        let password = pw(password);
+        Vault::unlock(
+            self.config.clone(),
+            Credential::Password {
+                user,
+                password: &password,
+            },
+            MIGRATIONS,
+        )
+    }
+}
+
+fn pw(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .expect("reads dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).expect("reads file"),
+            )
+        })
+        .collect()
+}
+
+fn raw_open(dir: &Path, hex_key: &str) -> rusqlite::Result<i64> {
+    let conn = Connection::open(dir.join(DB_FILE_NAME))?;
+    conn.pragma_update(None, "key", format!("x'{hex_key}'"))?;
+    conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+}
+
+#[test]
+fn create_then_unlock_with_password_and_recovery_key() {
+    let f = Fixture::new();
+    let recovery = f.create();
+    let vault = f.unlock("alice", "alice-password").expect("unlocks");
+    assert_eq!(vault.unlocker(), &Unlocker::User("alice".into()));
+    vault.lock().expect("locks");
+    let typed = RecoveryKey::parse(recovery.display_grouped().expose_secret()).expect("parses");
+    let vault = Vault::unlock(f.config.clone(), Credential::Recovery(&typed), MIGRATIONS)
+        .expect("recovery unlocks");
+    assert_eq!(vault.unlocker(), &Unlocker::Recovery);
+}
+
+#[test]
+fn a_second_create_in_the_same_folder_is_refused() {
+    let f = Fixture::new();
+    f.create();
+    let before = snapshot(f.dir());
+    let err = Vault::create(f.config.clone(), "bob", &pw("bob-password"), MIGRATIONS)
+        .expect_err("refused");
+    assert!(matches!(err, VaultError::AlreadyExists(_)));
+    assert_eq!(snapshot(f.dir()), before);
+}
+
+#[test]
+fn wrong_password_and_unknown_user_change_no_file() {
+    let f = Fixture::new();
+    f.create();
+    let before = snapshot(f.dir());
+    let err = f.unlock("alice", "not-her-password").expect_err("refused");
+    assert!(matches!(err, VaultError::WrongCredential(_)), "{err:?}");
+    assert!(err.to_string().contains("password is wrong"));
+    let err = f
+        .unlock("nobody", "whatever-password")
+        .expect_err("refused");
+    assert!(matches!(err, VaultError::WrongCredential(_)));
+    assert_eq!(snapshot(f.dir()), before);
+}
+
+#[test]
+fn repeated_failures_pause_sign_in_even_for_the_right_password() {
+    let f = Fixture::new();
+    f.create();
+    for _ in 0..5 {
+        assert!(matches!(
+            f.unlock("alice", "guess-guess"),
+            Err(VaultError::WrongCredential(_))
+        ));
+    }
+    let err = f.unlock("alice", "alice-password").expect_err("paused");
+    assert!(matches!(err, VaultError::LockedOut { .. }), "{err:?}");
+    assert!(err.to_string().contains("try again in 30 seconds"), "{err}");
+    // Another account is not paused by alice's failures.
+    let recovery_state = Lockout::new(
+        &f.config.state_dir,
+        &Vault::info(f.dir()).expect("info").vault_id,
+    );
+    assert!(recovery_state.check("recovery", chrono::Utc::now()).is_ok());
+}
+
+#[test]
+fn files_hold_no_plaintext() {
+    let f = Fixture::new();
+    f.create();
+    let vault = f.unlock("alice", "alice-password").expect("unlocks");
+    let markers = ["MARKER-Zebulon-Quixote", "MARKER-8675309", "alice-password"];
+    for m in &markers[..2] {
+        vault
+            .connection()
+            .execute("INSERT INTO notes (body) VALUES (?1)", [m])
+            .expect("inserts");
+    }
+    // Read the WAL while it still holds the frames, before lock checkpoints it.
+    let files = snapshot(f.dir());
+    assert!(files.contains_key("chartroom.db-wal"), "WAL mode is on");
+    for (name, bytes) in &files {
+        for m in markers {
+            assert!(
+                !bytes.windows(m.len()).any(|w| w == m.as_bytes()),
+                "{m} found in {name}"
+            );
+        }
+    }
+    assert!(!files["chartroom.db"].starts_with(b"SQLite format 3"));
+    vault.lock().expect("locks");
+}
+
+#[test]
+fn exported_key_opens_the_database_with_plain_sqlcipher() {
+    let f = Fixture::new();
+    f.create();
+    let vault = f.unlock("alice", "alice-password").expect("unlocks");
+    vault
+        .connection()
+        .execute("INSERT INTO notes (body) VALUES ('x')", [])
+        .expect("inserts");
+    let key = vault.export_key();
+    assert_eq!(key.expose_secret().len(), 64);
+    vault.lock().expect("locks");
+    assert_eq!(raw_open(f.dir(), key.expose_secret()).expect("opens"), 1);
+    assert!(raw_open(f.dir(), &"00".repeat(32)).is_err());
+}
+
+#[test]
+fn a_slot_moved_to_another_user_does_not_open() {
+    let f = Fixture::new();
+    f.create();
+    let mut vault = f.unlock("alice", "alice-password").expect("unlocks");
+    vault
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    vault.lock().expect("locks");
+    // Rename alice's slot to bob's name: alice's password must not open it as bob.
+    let path = f.dir().join(SLOT_FILE_NAME);
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("reads")).expect("json");
+    let slots = json["slots"].as_array_mut().expect("slots");
+    slots.retain(|s| s["owner"] != "bob");
+    slots[0]["owner"] = "bob".into();
+    fs::write(&path, serde_json::to_vec(&json).expect("json")).expect("writes");
+    let before = snapshot(f.dir());
+    assert!(matches!(
+        f.unlock("bob", "alice-password"),
+        Err(VaultError::WrongCredential(_))
+    ));
+    assert_eq!(snapshot(f.dir()), before);
+}
+
+#[test]
+fn a_slot_file_from_another_vault_does_not_open_this_database() {
+    let a = Fixture::new();
+    a.create();
+    let b = Fixture::new();
+    b.create();
+    fs::copy(a.dir().join(SLOT_FILE_NAME), b.dir().join(SLOT_FILE_NAME)).expect("copies");
+    let before = snapshot(b.dir());
+    let err = b.unlock("alice", "alice-password").expect_err("refused");
+    assert!(matches!(err, VaultError::KeyDoesNotOpenDatabase), "{err:?}");
+    assert_eq!(snapshot(b.dir()), before);
+}
+
+#[test]
+fn a_damaged_slot_file_or_missing_database_is_a_clear_error() {
+    let f = Fixture::new();
+    f.create();
+    let path = f.dir().join(SLOT_FILE_NAME);
+    let good = fs::read(&path).expect("reads");
+
+    fs::write(&path, &good[..good.len() / 2]).expect("truncates");
+    let before = snapshot(f.dir());
+    let err = f.unlock("alice", "alice-password").expect_err("refused");
+    assert!(matches!(err, VaultError::SlotFileInvalid(_)), "{err:?}");
+    assert!(err.to_string().contains("damaged or truncated"));
+    assert_eq!(snapshot(f.dir()), before);
+
+    // Flip one character inside alice's wrapped identity.
+    let text = String::from_utf8(good.clone()).expect("utf8");
+    let at = text.find("\"ciphertext\": \"").expect("field") + 16;
+    let mut bytes = good.clone();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    fs::write(&path, &bytes).expect("writes");
+    assert!(f.unlock("alice", "alice-password").is_err());
+
+    fs::write(&path, &good).expect("restores");
+    fs::remove_file(f.dir().join(DB_FILE_NAME)).expect("removes db");
+    let before = snapshot(f.dir());
+    let err = f.unlock("alice", "alice-password").expect_err("refused");
+    assert!(matches!(err, VaultError::DatabaseMissing), "{err:?}");
+    assert_eq!(snapshot(f.dir()), before, "no empty database was created");
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    assert!(matches!(
+        Vault::info(empty.path()),
+        Err(VaultError::NoVault(_))
+    ));
+}
+
+#[test]
+fn password_change_rewraps_one_slot() {
+    let f = Fixture::new();
+    f.create();
+    let mut vault = f.unlock("alice", "alice-password").expect("unlocks");
+    vault
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    let before: serde_json::Value =
+        serde_json::from_slice(&fs::read(f.dir().join(SLOT_FILE_NAME)).expect("r")).expect("j");
+    vault
+        .change_password("alice", &pw("alice-new-password"))
+        .expect("changes");
+    vault.lock().expect("locks");
+    let after: serde_json::Value =
+        serde_json::from_slice(&fs::read(f.dir().join(SLOT_FILE_NAME)).expect("r")).expect("j");
+    assert_ne!(
+        before["slots"][0], after["slots"][0],
+        "alice's slot changed"
+    );
+    assert_eq!(
+        before["slots"][1], after["slots"][1],
+        "the recovery slot did not"
+    );
+    assert_eq!(before["slots"][2], after["slots"][2], "bob's slot did not");
+    assert!(f.unlock("alice", "alice-password").is_err());
+    f.unlock("alice", "alice-new-password")
+        .expect("new password")
+        .lock()
+        .expect("locks");
+    f.unlock("bob", "bob-password")
+        .expect("bob unaffected")
+        .lock()
+        .expect("locks");
+}
+
+#[test]
+fn removed_slot_no_longer_opens_and_the_last_user_slot_stays() {
+    let f = Fixture::new();
+    f.create();
+    let mut vault = f.unlock("alice", "alice-password").expect("unlocks");
+    assert!(matches!(
+        vault.remove_user_slot("alice"),
+        Err(VaultError::LastSlot)
+    ));
+    vault
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    assert!(matches!(
+        vault.add_user_slot("bob", &pw("x-password")),
+        Err(VaultError::SlotExists(_))
+    ));
+    vault.remove_user_slot("bob").expect("removes");
+    vault.lock().expect("locks");
+    assert!(matches!(
+        f.unlock("bob", "bob-password"),
+        Err(VaultError::WrongCredential(_))
+    ));
+}
+
+fn rekey_fixture() -> (Fixture, RecoveryKey, String) {
+    let f = Fixture::new();
+    let recovery = f.create();
+    let mut vault = f.unlock("alice", "alice-password").expect("unlocks");
+    vault
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    vault
+        .connection()
+        .execute("INSERT INTO notes (body) VALUES ('kept')", [])
+        .expect("inserts");
+    let old = vault.export_key().expose_secret().to_owned();
+    vault.lock().expect("locks");
+    (f, recovery, old)
+}
+
+fn assert_every_secret_opens(f: &Fixture, recovery: &RecoveryKey) -> String {
+    let mut keys = Vec::new();
+    for (user, password) in [("alice", "alice-password"), ("bob", "bob-password")] {
+        let vault = f.unlock(user, password).expect("opens");
+        let n: i64 = vault
+            .connection()
+            .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+            .expect("reads");
+        assert_eq!(n, 1, "the record survived");
+        keys.push(vault.export_key().expose_secret().to_owned());
+        vault.lock().expect("locks");
+    }
+    let vault = Vault::unlock(f.config.clone(), Credential::Recovery(recovery), MIGRATIONS)
+        .expect("recovery opens");
+    keys.push(vault.export_key().expose_secret().to_owned());
+    vault.lock().expect("locks");
+    assert!(
+        keys.windows(2).all(|w| w[0] == w[1]),
+        "every slot holds the same key"
+    );
+    assert!(
+        !Vault::info(f.dir()).expect("info").rekey_pending,
+        "no rekey left half done"
+    );
+    keys.remove(0)
+}
+
+#[test]
+fn rekey_keeps_every_slot_working_and_retires_the_old_key() {
+    let (f, recovery, old) = rekey_fixture();
+    let mut vault = f.unlock("alice", "alice-password").expect("unlocks");
+    vault.rekey().expect("rekeys");
+    vault.lock().expect("locks");
+    let new = assert_every_secret_opens(&f, &recovery);
+    assert_ne!(new, old);
+    assert!(
+        raw_open(f.dir(), &old).is_err(),
+        "the old key no longer opens the database"
+    );
+    assert_eq!(raw_open(f.dir(), &new).expect("new key opens"), 1);
+    assert_eq!(Vault::info(f.dir()).expect("info").key_epoch, 1);
+}
+
+#[test]
+fn rekey_interrupted_at_each_step_leaves_an_openable_vault() {
+    for step in [RekeyStep::SlotsPrepared, RekeyStep::DatabaseRekeyed] {
+        let (f, recovery, old) = rekey_fixture();
+        let mut vault = f.unlock("alice", "alice-password").expect("unlocks");
+        vault.rekey_until(Some(step)).expect("runs to the step");
+        // The process "dies" here: drop without the remaining steps.
+        drop(vault);
+        assert!(Vault::info(f.dir()).expect("info").rekey_pending);
+        let now = assert_every_secret_opens(&f, &recovery);
+        match step {
+            RekeyStep::SlotsPrepared => assert_eq!(now, old, "the rekey never happened"),
+            RekeyStep::DatabaseRekeyed => {
+                assert_ne!(now, old, "the rekey was finished at the next unlock");
+                assert!(raw_open(f.dir(), &old).is_err());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_schema_newer_than_this_build_is_refused() {
+    let f = Fixture::new();
+    f.create();
+    let newer = [
+        MIGRATIONS[0],
+        Migration {
+            version: 2,
+            name: "more",
+            sql: "CREATE TABLE more (x);",
+        },
+    ];
+    let password = pw("alice-password");
+    Vault::unlock(
+        f.config.clone(),
+        Credential::Password {
+            user: "alice",
+            password: &password,
+        },
+        &newer,
+    )
+    .expect("upgrades")
+    .lock()
+    .expect("locks");
+    let err = f.unlock("alice", "alice-password").expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            VaultError::NewerSchema {
+                found: 2,
+                supported: 1
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_failing_migration_changes_nothing() {
+    let f = Fixture::new();
+    f.create();
+    let broken = [
+        MIGRATIONS[0],
+        Migration {
+            version: 2,
+            name: "half",
+            sql: "CREATE TABLE half (x); THIS IS NOT SQL;",
+        },
+    ];
+    let password = pw("alice-password");
+    let err = Vault::unlock(
+        f.config.clone(),
+        Credential::Password {
+            user: "alice",
+            password: &password,
+        },
+        &broken,
+    );
+    assert!(err.is_err());
+    let vault = f
+        .unlock("alice", "alice-password")
+        .expect("unlocks at the old schema");
+    let half: i64 = vault
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'half'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("reads");
+    assert_eq!(half, 0);
+}
