@@ -1,0 +1,96 @@
+//! The core error: a stable machine code for scripts and a message for people.
+
+use chartroom_vault::VaultError;
+use thiserror::Error;
+
+use crate::roles::Permission;
+
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("Your role ({role}) is not allowed to {}.", .permission.describe())]
+    Forbidden {
+        role: String,
+        permission: Permission,
+    },
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// What kind of failure an error is, as scripts see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// No vault at the given place.
+    NoVault,
+    /// Bad input, a conflict, or data that fails an integrity check.
+    BadData,
+    /// A wrong password or recovery key.
+    AuthFailed,
+    /// The role does not allow it.
+    Forbidden,
+    /// Try again later: sign-in paused, or the vault busy.
+    Temporary,
+    /// Reading or writing a file failed (disk full included).
+    Io,
+}
+
+impl CoreError {
+    /// A short, stable identifier scripts can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::Vault(e) => match e {
+                VaultError::NoVault(_) => "no_vault",
+                VaultError::AlreadyExists(_) => "vault_exists",
+                VaultError::DatabaseMissing => "database_missing",
+                VaultError::SlotFileInvalid(_) | VaultError::WeakSlot => "keyslots_invalid",
+                VaultError::UnsupportedVersion { .. } | VaultError::NewerSchema { .. } => {
+                    "unsupported_version"
+                }
+                VaultError::WrongCredential(_) => "auth_failed",
+                VaultError::LockedOut { .. } => "locked_out",
+                VaultError::RecoveryKeyFormat | VaultError::RecoveryKeyTypo => {
+                    "invalid_recovery_key"
+                }
+                VaultError::KeyDoesNotOpenDatabase | VaultError::SlotsDoNotMatchDatabase => {
+                    "key_mismatch"
+                }
+                VaultError::DatabaseDamaged => "database_damaged",
+                VaultError::DiskFull => "disk_full",
+                VaultError::Busy => "busy",
+                VaultError::NoSuchSlot(_) => "not_found",
+                VaultError::SlotExists(_) => "conflict",
+                VaultError::LastSlot => "conflict",
+                VaultError::InvalidInput(_) => "invalid_input",
+                VaultError::Io(_) => "io",
+                _ => "internal",
+            },
+            CoreError::Forbidden { .. } => "forbidden",
+            CoreError::InvalidInput(_) => "invalid_input",
+            CoreError::NotFound(_) => "not_found",
+            CoreError::Conflict(_) => "conflict",
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self.code() {
+            "no_vault" | "database_missing" => ErrorKind::NoVault,
+            "auth_failed" | "invalid_recovery_key" => ErrorKind::AuthFailed,
+            "forbidden" => ErrorKind::Forbidden,
+            "locked_out" | "busy" => ErrorKind::Temporary,
+            "io" | "disk_full" => ErrorKind::Io,
+            _ => ErrorKind::BadData,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for CoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        CoreError::Vault(VaultError::from(e))
+    }
+}
