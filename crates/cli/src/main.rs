@@ -1,1 +1,435 @@
-fn main() {}
+//! chartroom: the admin and automation command line over chartroom-core.
+//!
+//! Scripts rely on this interface: verbs, flags, JSON fields and exit codes are documented in
+//! the README and change only with care.
+
+#![forbid(unsafe_code)]
+
+mod secrets;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chartroom_core::{vault_config, CoreError, ErrorKind, RecoveryKey, Role, Session, User};
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use secrets::{Inputs, SecretSource};
+
+/// Exit codes, in the sysexits(3) style.
+mod exit {
+    pub const OK: u8 = 0;
+    pub const USAGE: u8 = 64;
+    pub const DATA: u8 = 65;
+    pub const NO_INPUT: u8 = 66;
+    pub const IO: u8 = 74;
+    pub const TEMP_FAIL: u8 = 75;
+    pub const NO_PERM: u8 = 77;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chartroom",
+    version,
+    about = "Chartroom: the clinic's encrypted record, from the command line."
+)]
+struct Cli {
+    /// The vault folder [env: CHARTROOM_VAULT; default: ~/.local/share/chartroom/vault].
+    #[arg(long, global = true, value_name = "DIR")]
+    vault: Option<PathBuf>,
+    /// The user acting [env: CHARTROOM_USER].
+    #[arg(long, global = true, value_name = "NAME", env = "CHARTROOM_USER")]
+    user: Option<String>,
+    /// Print one JSON document on stdout; errors as JSON on stderr.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Read the password (and then the new password, where one is needed) from standard input,
+    /// one per line, instead of CHARTROOM_PASSWORD or a prompt.
+    #[arg(long, global = true)]
+    password_stdin: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, inspect and manage the encrypted vault.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Manage the clinic's users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Create a new vault with a first administrator; prints the recovery key once.
+    Init {
+        /// The first administrator's user name.
+        #[arg(long, value_name = "NAME")]
+        admin: String,
+    },
+    /// Show the vault's format and key slots. Needs no password.
+    Info,
+    /// Print the raw database key (64 hex digits) for standard SQLCipher tools.
+    ExportKey(RecoveryArg),
+    /// Re-encrypt the database under a new random key; every password keeps working.
+    Rekey(RecoveryArg),
+    /// Replace the recovery key; the old one stops working. Prints the new key once.
+    NewRecoveryKey(RecoveryArg),
+}
+
+#[derive(Debug, Args)]
+struct RecoveryArg {
+    /// Unlock with the recovery key instead of a password. Without a value, the key is read
+    /// from CHARTROOM_RECOVERY_KEY, standard input (with --password-stdin) or a prompt.
+    #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "")]
+    recovery_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user with a role; their password comes from CHARTROOM_NEW_PASSWORD or a prompt.
+    Add {
+        name: String,
+        /// admin, physician, nurse, front_desk or auditor.
+        #[arg(long)]
+        role: String,
+    },
+    /// List users, their roles and whether they are disabled.
+    List,
+    /// Change your own password, or (admin) reset another user's.
+    Passwd {
+        name: Option<String>,
+        #[command(flatten)]
+        recovery: RecoveryArg,
+    },
+    /// Disable a user: their password stops opening the vault; their history stays.
+    Disable { name: String },
+}
+
+/// A failure as the command line reports it.
+#[derive(Debug)]
+struct Failure {
+    code: &'static str,
+    message: String,
+    exit: u8,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: "usage",
+            message: message.into(),
+            exit: exit::USAGE,
+        }
+    }
+}
+
+impl From<CoreError> for Failure {
+    fn from(e: CoreError) -> Self {
+        let exit = match e.kind() {
+            ErrorKind::NoVault => exit::NO_INPUT,
+            ErrorKind::BadData => exit::DATA,
+            ErrorKind::AuthFailed | ErrorKind::Forbidden => exit::NO_PERM,
+            ErrorKind::Temporary => exit::TEMP_FAIL,
+            ErrorKind::Io => exit::IO,
+        };
+        Failure {
+            code: e.code(),
+            message: e.to_string(),
+            exit,
+        }
+    }
+}
+
+/// What a command prints on success: a JSON document, and the same for people.
+struct Output {
+    json: Value,
+    text: String,
+}
+
+fn main() -> ExitCode {
+    let wants_json = std::env::args().any(|a| a == "--json");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            if matches!(
+                e.kind(),
+                K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return ExitCode::from(
+                    if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
+                        exit::USAGE
+                    } else {
+                        exit::OK
+                    },
+                );
+            }
+            if wants_json {
+                let message = e
+                    .kind()
+                    .as_str()
+                    .map_or_else(|| e.to_string(), str::to_owned);
+                report(true, &Failure::usage(message));
+            } else {
+                let _ = e.print();
+            }
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    match run(&cli) {
+        Ok(out) => {
+            if cli.json {
+                println!("{}", out.json);
+            } else if !out.text.is_empty() {
+                println!("{}", out.text.trim_end());
+            }
+            ExitCode::from(exit::OK)
+        }
+        Err(failure) => {
+            report(cli.json, &failure);
+            ExitCode::from(failure.exit)
+        }
+    }
+}
+
+fn report(json: bool, failure: &Failure) {
+    if json {
+        eprintln!(
+            "{}",
+            json!({"error": {"code": failure.code, "message": failure.message}})
+        );
+    } else {
+        eprintln!("chartroom: {}", failure.message);
+    }
+}
+
+fn run(cli: &Cli) -> Result<Output, Failure> {
+    let config = vault_config(cli.vault.clone());
+    let mut inputs = Inputs::new(cli.password_stdin);
+    match &cli.command {
+        Command::Vault(VaultCommand::Init { admin }) => {
+            let password = inputs.initial_password(admin)?;
+            let (session, recovery) = Session::create(config.clone(), admin, &password)?;
+            let vault_id = session.vault_id().to_owned();
+            session.lock()?;
+            let key = recovery.display_grouped();
+            Ok(Output {
+                json: json!({
+                    "vault": config.dir,
+                    "vault_id": vault_id,
+                    "admin": admin,
+                    "recovery_key": key.expose_secret(),
+                }),
+                text: format!(
+                    "Created a Chartroom vault in {}.\nAdministrator: {admin}\n\n{}",
+                    config.dir.display(),
+                    recovery_notice(&recovery)
+                ),
+            })
+        }
+        Command::Vault(VaultCommand::Info) => {
+            let info = chartroom_core::vault_info(&config)?;
+            let users: Vec<&str> = info
+                .slots
+                .iter()
+                .filter(|s| s.kind == chartroom_core::SlotKind::User)
+                .map(|s| s.owner.as_str())
+                .collect();
+            let mut text = format!(
+                "Vault:          {}\nVault id:       {}\nFormat:         {} version {}\nCreated:        {}\nKey epoch:      {}{}\n\nKey slots:\n",
+                config.dir.display(),
+                info.vault_id,
+                info.format,
+                info.format_version,
+                info.created_at,
+                info.key_epoch,
+                if info.rekey_pending { " (a rekey was interrupted; it is finished at the next unlock)" } else { "" },
+            );
+            for s in &info.slots {
+                let kind = match s.kind {
+                    chartroom_core::SlotKind::User => "user",
+                    chartroom_core::SlotKind::Recovery => "recovery",
+                };
+                text.push_str(&format!(
+                    "  {:<24} {:<9} argon2id m={} MiB t={} p={}\n",
+                    s.owner,
+                    kind,
+                    s.kdf.memory_kib / 1024,
+                    s.kdf.iterations,
+                    s.kdf.parallelism
+                ));
+            }
+            let mut doc = serde_json::to_value(&info).map_err(|e| Failure::usage(e.to_string()))?;
+            doc["vault"] = json!(config.dir);
+            doc["users"] = json!(users);
+            Ok(Output { json: doc, text })
+        }
+        Command::Vault(VaultCommand::ExportKey(rec)) => {
+            let session = unlock(cli, &config, &mut inputs, rec)?;
+            let key = session.export_key()?;
+            session.lock()?;
+            eprint_unless_json(
+                cli,
+                "This key opens every record in the vault. Keep it as safe as the records themselves.",
+            );
+            Ok(Output {
+                json: json!({"key": key.expose_secret()}),
+                text: key.expose_secret().to_owned(),
+            })
+        }
+        Command::Vault(VaultCommand::Rekey(rec)) => {
+            let mut session = unlock(cli, &config, &mut inputs, rec)?;
+            session.rekey()?;
+            session.lock()?;
+            let info = chartroom_core::vault_info(&config)?;
+            Ok(Output {
+                json: json!({"rekeyed": true, "key_epoch": info.key_epoch}),
+                text: "The database is now encrypted under a new key. Every password and the recovery key still work; \
+                       previously exported keys no longer do."
+                    .into(),
+            })
+        }
+        Command::Vault(VaultCommand::NewRecoveryKey(rec)) => {
+            let mut session = unlock(cli, &config, &mut inputs, rec)?;
+            let recovery = session.replace_recovery_key()?;
+            session.lock()?;
+            let key = recovery.display_grouped();
+            Ok(Output {
+                json: json!({"recovery_key": key.expose_secret()}),
+                text: format!(
+                    "The old recovery key no longer works.\n\n{}",
+                    recovery_notice(&recovery)
+                ),
+            })
+        }
+        Command::User(UserCommand::Add { name, role }) => {
+            let role: Role = role.parse()?;
+            let mut session = unlock(
+                cli,
+                &config,
+                &mut inputs,
+                &RecoveryArg { recovery_key: None },
+            )?;
+            let password = inputs.new_password(&format!("Password for {name}"))?;
+            let user = session.add_user(name, role, &password)?;
+            session.lock()?;
+            Ok(Output {
+                text: format!("Added {} ({}).", user.name, user.role.label()),
+                json: json!({"user": user_json(&user)}),
+            })
+        }
+        Command::User(UserCommand::List) => {
+            let session = unlock(
+                cli,
+                &config,
+                &mut inputs,
+                &RecoveryArg { recovery_key: None },
+            )?;
+            let users = session.users()?;
+            session.lock()?;
+            let mut text = format!("{:<24} {:<12} {:<9} CREATED\n", "USER", "ROLE", "STATUS");
+            for u in &users {
+                text.push_str(&format!(
+                    "{:<24} {:<12} {:<9} {}\n",
+                    u.name.as_str(),
+                    u.role.as_str(),
+                    if u.disabled { "disabled" } else { "active" },
+                    u.created_at
+                ));
+            }
+            Ok(Output {
+                json: json!({"users": users.iter().map(user_json).collect::<Vec<_>>()}),
+                text,
+            })
+        }
+        Command::User(UserCommand::Passwd { name, recovery }) => {
+            let mut session = unlock(cli, &config, &mut inputs, recovery)?;
+            let target = match name {
+                Some(n) => n.clone(),
+                None if session.signed_in().recovery => {
+                    return Err(Failure::usage("Name the user whose password to reset."));
+                }
+                None => session.signed_in().user,
+            };
+            let password = inputs.new_password(&format!("New password for {target}"))?;
+            session.reset_password(&target, &password)?;
+            session.lock()?;
+            Ok(Output {
+                json: json!({"user": target, "password_changed": true}),
+                text: format!("The password of {target} was changed."),
+            })
+        }
+        Command::User(UserCommand::Disable { name }) => {
+            let mut session = unlock(
+                cli,
+                &config,
+                &mut inputs,
+                &RecoveryArg { recovery_key: None },
+            )?;
+            session.disable_user(name)?;
+            session.lock()?;
+            Ok(Output {
+                json: json!({"user": name, "disabled": true}),
+                text: format!("{name} is disabled: their password no longer opens the vault."),
+            })
+        }
+    }
+}
+
+fn unlock(
+    cli: &Cli,
+    config: &chartroom_core::VaultConfig,
+    inputs: &mut Inputs,
+    recovery: &RecoveryArg,
+) -> Result<Session, Failure> {
+    // Fail on a missing vault before asking anyone for a password.
+    chartroom_core::vault_info(config)?;
+    if let Some(given) = &recovery.recovery_key {
+        let source = if given.is_empty() {
+            SecretSource::Interactive
+        } else {
+            SecretSource::Given(given.clone())
+        };
+        let text = inputs.recovery_key(source)?;
+        let key = RecoveryKey::parse(text.expose_secret()).map_err(CoreError::from)?;
+        return Ok(Session::unlock_with_recovery_key(config.clone(), &key)?);
+    }
+    let user = cli.user.as_deref().ok_or_else(|| {
+        Failure::usage(
+            "Say who you are with --user NAME (or CHARTROOM_USER), or use --recovery-key.",
+        )
+    })?;
+    let password = inputs.password(user)?;
+    Ok(Session::unlock(config.clone(), user, &password)?)
+}
+
+fn user_json(u: &User) -> Value {
+    json!({
+        "name": u.name,
+        "role": u.role,
+        "disabled": u.disabled,
+        "created_at": u.created_at,
+        "created_by": u.created_by,
+    })
+}
+
+fn recovery_notice(recovery: &RecoveryKey) -> String {
+    let key = recovery.display_grouped();
+    format!(
+        "RECOVERY KEY (shown only this once; write it down and keep it somewhere safe):\n\n    {}\n\n\
+         With it, an administrator can reset any password. Without it, a vault whose\n\
+         administrators all forget their passwords cannot be opened by anyone.",
+        key.expose_secret()
+    )
+}
+
+fn eprint_unless_json(cli: &Cli, message: &str) {
+    if !cli.json {
+        eprintln!("{message}");
+    }
+}

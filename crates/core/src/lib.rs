@@ -10,7 +10,9 @@ mod schema;
 mod session;
 mod users;
 
-pub use chartroom_vault::{KdfPolicy, RecoveryKey, Vault, VaultConfig, VaultInfo};
+pub use chartroom_vault::{
+    KdfPolicy, RecoveryKey, SlotKind, Vault, VaultConfig, VaultError, VaultInfo,
+};
 pub use config::{default_vault_dir, vault_config, ENV_KDF_TARGET_MS, ENV_STATE_DIR, ENV_VAULT};
 pub use error::{CoreError, ErrorKind};
 pub use roles::{Permission, Role};

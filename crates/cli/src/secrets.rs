@@ -1,0 +1,132 @@
+//! Where the command line gets secrets: environment, standard input, or a no-echo prompt.
+
+use std::io::BufRead;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::Failure;
+
+/// The user's password.
+pub const ENV_PASSWORD: &str = "CHARTROOM_PASSWORD";
+/// A new password (for `user add`, `user passwd`).
+pub const ENV_NEW_PASSWORD: &str = "CHARTROOM_NEW_PASSWORD";
+/// The recovery key, for `--recovery-key` given without a value.
+pub const ENV_RECOVERY_KEY: &str = "CHARTROOM_RECOVERY_KEY";
+
+pub enum SecretSource {
+    Given(String),
+    Interactive,
+}
+
+/// Reads secrets in the documented order of sources, standard input line by line.
+pub struct Inputs {
+    stdin: bool,
+}
+
+impl Inputs {
+    pub fn new(stdin: bool) -> Self {
+        Self { stdin }
+    }
+
+    fn env(name: &str) -> Option<SecretString> {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)
+    }
+
+    fn stdin_line(&mut self, what: &str) -> Result<SecretString, Failure> {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).map_err(|_| {
+            Failure::usage(format!("Could not read the {what} from standard input."))
+        })?;
+        let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
+        zeroize_string(&mut line);
+        if trimmed.is_empty() {
+            return Err(Failure::usage(format!(
+                "Standard input ended before the {what}."
+            )));
+        }
+        Ok(SecretString::from(trimmed))
+    }
+
+    fn prompt(label: &str) -> Result<SecretString, Failure> {
+        rpassword::prompt_password(format!("{label}: ")).map(SecretString::from).map_err(|_| {
+            Failure::usage(format!(
+                "No {} given: set {ENV_PASSWORD} / {ENV_NEW_PASSWORD}, use --password-stdin, or run in a terminal.",
+                label.to_lowercase()
+            ))
+        })
+    }
+
+    /// The acting user's password: CHARTROOM_PASSWORD, else standard input, else a prompt.
+    pub fn password(&mut self, user: &str) -> Result<SecretString, Failure> {
+        if let Some(p) = Self::env(ENV_PASSWORD) {
+            return Ok(p);
+        }
+        if self.stdin {
+            return self.stdin_line("password");
+        }
+        Self::prompt(&format!("Password for {user}"))
+    }
+
+    /// A password being set: CHARTROOM_NEW_PASSWORD, else standard input, else asked twice.
+    pub fn new_password(&mut self, label: &str) -> Result<SecretString, Failure> {
+        if let Some(p) = Self::env(ENV_NEW_PASSWORD) {
+            return Ok(p);
+        }
+        if self.stdin {
+            return self.stdin_line("new password");
+        }
+        Self::ask_twice(label)
+    }
+
+    /// The first administrator's password at `vault init`: CHARTROOM_PASSWORD (the password
+    /// the same script will unlock with), else CHARTROOM_NEW_PASSWORD, else standard input,
+    /// else asked twice.
+    pub fn initial_password(&mut self, admin: &str) -> Result<SecretString, Failure> {
+        if let Some(p) = Self::env(ENV_PASSWORD).or_else(|| Self::env(ENV_NEW_PASSWORD)) {
+            return Ok(p);
+        }
+        if self.stdin {
+            return self.stdin_line("password");
+        }
+        Self::ask_twice(&format!("Password for {admin}"))
+    }
+
+    fn ask_twice(label: &str) -> Result<SecretString, Failure> {
+        let first = Self::prompt(label)?;
+        let second = Self::prompt(&format!("{label} (again)"))?;
+        if first.expose_secret() != second.expose_secret() {
+            return Err(Failure::usage(
+                "The two passwords do not match; nothing was changed.",
+            ));
+        }
+        Ok(first)
+    }
+
+    /// The recovery key: as given, else CHARTROOM_RECOVERY_KEY, else standard input, else a prompt.
+    pub fn recovery_key(&mut self, source: SecretSource) -> Result<SecretString, Failure> {
+        match source {
+            SecretSource::Given(k) => Ok(SecretString::from(k)),
+            SecretSource::Interactive => {
+                if let Some(k) = Self::env(ENV_RECOVERY_KEY) {
+                    return Ok(k);
+                }
+                if self.stdin {
+                    return self.stdin_line("recovery key");
+                }
+                rpassword::prompt_password("Recovery key: ").map(SecretString::from).map_err(|_| {
+                    Failure::usage(format!(
+                        "No recovery key given: pass it to --recovery-key, set {ENV_RECOVERY_KEY}, or run in a terminal."
+                    ))
+                })
+            }
+        }
+    }
+}
+
+fn zeroize_string(s: &mut String) {
+    use zeroize::Zeroize;
+    s.zeroize();
+}

@@ -1,0 +1,491 @@
+//! The `chartroom` binary as scripts use it: real processes on real vault folders.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_chartroom");
+
+struct Clinic {
+    tmp: tempfile::TempDir,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    fn error(&self) -> Value {
+        serde_json::from_str::<Value>(self.stderr.trim())
+            .unwrap_or_else(|e| panic!("stderr not JSON ({e}): {}", self.stderr))["error"]
+            .clone()
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Clinic {
+    fn new() -> Self {
+        Clinic {
+            tmp: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("vault")
+    }
+
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--vault").arg(self.dir()).args(args);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.tmp.path())
+            .env("CHARTROOM_STATE_DIR", self.tmp.path().join("state"))
+            // Calibrate to the floor: RFC 9106's minimum, never less.
+            .env("CHARTROOM_KDF_TARGET_MS", "1");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.command(args, env)
+            .output()
+            .expect("runs chartroom")
+            .into()
+    }
+
+    fn as_user(&self, user: &str, password: &str, args: &[&str]) -> Run {
+        let mut all = vec!["--user", user, "--json"];
+        all.extend_from_slice(args);
+        self.run(&all, &[("CHARTROOM_PASSWORD", password)])
+    }
+
+    fn init(&self) -> String {
+        let run = self.run(
+            &["vault", "init", "--admin", "admin", "--json"],
+            &[("CHARTROOM_PASSWORD", "admin-password")],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()["recovery_key"]
+            .as_str()
+            .expect("recovery_key")
+            .to_owned()
+    }
+
+    fn add_user(&self, name: &str, role: &str, password: &str) {
+        let run = self.run(
+            &[
+                "--user", "admin", "--json", "user", "add", name, "--role", role,
+            ],
+            &[
+                ("CHARTROOM_PASSWORD", "admin-password"),
+                ("CHARTROOM_NEW_PASSWORD", password),
+            ],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+
+    fn key(&self) -> String {
+        let run = self.as_user("admin", "admin-password", &["vault", "export-key"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()["key"].as_str().expect("key").to_owned()
+    }
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .expect("reads dir")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).expect("reads"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn init_prints_a_grouped_recovery_key_and_info_needs_no_password() {
+    let c = Clinic::new();
+    let key = c.init();
+    assert_eq!(key.len(), 39);
+    assert!(key
+        .split('-')
+        .all(|g| g.len() == 4 && g.chars().all(|ch| ch.is_ascii_alphanumeric())));
+    let info = c.run(&["vault", "info", "--json"], &[]);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    let doc = info.json();
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["users"], serde_json::json!(["admin"]));
+    let slot = &doc["slots"][0]["kdf"];
+    assert!(slot["memory_kib"].as_u64().expect("m") >= 65536);
+    assert!(slot["iterations"].as_u64().expect("t") >= 3);
+    assert!(slot["parallelism"].as_u64().expect("p") >= 4);
+    assert!(!info.stdout.contains("admin-password"));
+
+    let again = c.run(
+        &["vault", "init", "--admin", "x", "--json"],
+        &[("CHARTROOM_PASSWORD", "admin-password")],
+    );
+    assert_eq!(again.code, 65);
+    assert_eq!(again.error()["code"], "vault_exists");
+}
+
+#[test]
+fn exit_codes_follow_sysexits() {
+    let c = Clinic::new();
+    let missing = c.run(&["vault", "info", "--json"], &[]);
+    assert_eq!(missing.code, 66);
+    assert_eq!(missing.error()["code"], "no_vault");
+    assert_eq!(c.run(&["vault", "frobnicate"], &[]).code, 64);
+    let usage = c.run(&["--json", "user", "add", "x"], &[]);
+    assert_eq!(usage.code, 64);
+    assert_eq!(usage.error()["code"], "usage");
+    c.init();
+    let no_user = c.run(
+        &["--json", "user", "list"],
+        &[("CHARTROOM_PASSWORD", "admin-password")],
+    );
+    assert_eq!(no_user.code, 64, "{}", no_user.stderr);
+    let bad_role = c.run(
+        &[
+            "--user", "admin", "--json", "user", "add", "x", "--role", "wizard",
+        ],
+        &[
+            ("CHARTROOM_PASSWORD", "admin-password"),
+            ("CHARTROOM_NEW_PASSWORD", "x-password"),
+        ],
+    );
+    assert_eq!(bad_role.code, 65);
+    assert!(bad_role.error()["message"]
+        .as_str()
+        .expect("message")
+        .contains("Unknown role"));
+}
+
+#[test]
+fn wrong_password_is_refused_and_changes_no_file() {
+    let c = Clinic::new();
+    c.init();
+    let before = snapshot(&c.dir());
+    let run = c.as_user("admin", "not-the-password", &["user", "list"]);
+    assert_eq!(run.code, 77);
+    assert_eq!(run.error()["code"], "auth_failed");
+    assert!(!run.stderr.contains("not-the-password"));
+    assert_eq!(snapshot(&c.dir()), before);
+}
+
+#[test]
+fn repeated_failures_pause_sign_in_with_exit_75() {
+    let c = Clinic::new();
+    c.init();
+    for _ in 0..5 {
+        assert_eq!(
+            c.as_user("admin", "guessing-password", &["user", "list"])
+                .code,
+            77
+        );
+    }
+    let paused = c.as_user("admin", "admin-password", &["user", "list"]);
+    assert_eq!(paused.code, 75, "{}", paused.stderr);
+    assert_eq!(paused.error()["code"], "locked_out");
+    assert!(paused.error()["message"]
+        .as_str()
+        .expect("message")
+        .contains("try again in"));
+}
+
+#[test]
+fn users_are_added_listed_changed_and_disabled() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("nurse1", "nurse", "nurse-password");
+    let list = c.as_user("admin", "admin-password", &["user", "list"]);
+    let users = list.json()["users"].as_array().expect("users").clone();
+    assert_eq!(users.len(), 2);
+    assert!(users
+        .iter()
+        .any(|u| u["name"] == "nurse1" && u["role"] == "nurse" && u["disabled"] == false));
+
+    // A nurse may not add users: 77, and nothing was added.
+    let denied = c.run(
+        &[
+            "--user", "nurse1", "--json", "user", "add", "x", "--role", "admin",
+        ],
+        &[
+            ("CHARTROOM_PASSWORD", "nurse-password"),
+            ("CHARTROOM_NEW_PASSWORD", "x-password"),
+        ],
+    );
+    assert_eq!(denied.code, 77);
+    assert_eq!(denied.error()["code"], "forbidden");
+
+    // Own password change.
+    let passwd = c.run(
+        &["--user", "nurse1", "--json", "user", "passwd"],
+        &[
+            ("CHARTROOM_PASSWORD", "nurse-password"),
+            ("CHARTROOM_NEW_PASSWORD", "nurse-password-2"),
+        ],
+    );
+    assert_eq!(passwd.code, 0, "{}", passwd.stderr);
+    assert_eq!(
+        c.as_user("nurse1", "nurse-password", &["vault", "export-key"])
+            .code,
+        77
+    );
+    let forbidden = c.as_user("nurse1", "nurse-password-2", &["vault", "export-key"]);
+    assert_eq!(forbidden.code, 77);
+    assert_eq!(forbidden.error()["code"], "forbidden");
+
+    let disabled = c.as_user("admin", "admin-password", &["user", "disable", "nurse1"]);
+    assert_eq!(disabled.code, 0, "{}", disabled.stderr);
+    assert_eq!(
+        c.as_user("nurse1", "nurse-password-2", &["user", "list"])
+            .code,
+        77
+    );
+    let info = c.run(&["vault", "info", "--json"], &[]).json();
+    assert_eq!(info["users"], serde_json::json!(["admin"]));
+}
+
+#[test]
+fn passwords_come_from_stdin_too() {
+    let c = Clinic::new();
+    c.init();
+    let mut child = c
+        .command(
+            &[
+                "--user",
+                "admin",
+                "--password-stdin",
+                "--json",
+                "user",
+                "add",
+                "fd1",
+                "--role",
+                "front_desk",
+            ],
+            &[],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"admin-password\nfront-desk-password\n")
+        .expect("writes");
+    let run: Run = child.wait_with_output().expect("waits").into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["user"]["role"], "front_desk");
+}
+
+#[test]
+fn the_recovery_key_exports_the_same_key_and_resets_a_lost_password() {
+    let c = Clinic::new();
+    let recovery = c.init();
+    let key = c.key();
+    assert_eq!(key.len(), 64);
+    assert!(key.chars().all(|ch| ch.is_ascii_hexdigit()));
+    let via_recovery = c.run(
+        &[
+            "--json",
+            "vault",
+            "export-key",
+            "--recovery-key",
+            &recovery.to_lowercase(),
+        ],
+        &[],
+    );
+    assert_eq!(via_recovery.code, 0, "{}", via_recovery.stderr);
+    assert_eq!(via_recovery.json()["key"], key);
+    let from_env = c.run(
+        &["--json", "vault", "export-key", "--recovery-key"],
+        &[("CHARTROOM_RECOVERY_KEY", &recovery)],
+    );
+    assert_eq!(from_env.json()["key"], key);
+
+    let typo = c.run(
+        &[
+            "--json",
+            "vault",
+            "export-key",
+            "--recovery-key",
+            &recovery.replace('-', "").replacen(|_: char| true, "U", 1),
+        ],
+        &[],
+    );
+    assert_ne!(typo.code, 0);
+
+    let reset = c.run(
+        &[
+            "--json",
+            "user",
+            "passwd",
+            "admin",
+            "--recovery-key",
+            &recovery,
+        ],
+        &[("CHARTROOM_NEW_PASSWORD", "brand-new-admin-pw")],
+    );
+    assert_eq!(reset.code, 0, "{}", reset.stderr);
+    assert_eq!(
+        c.as_user("admin", "brand-new-admin-pw", &["user", "list"])
+            .code,
+        0
+    );
+}
+
+#[test]
+fn damaged_slots_and_a_missing_database_are_clear_errors_that_change_nothing() {
+    let c = Clinic::new();
+    c.init();
+    let slots = c.dir().join("keyslots.json");
+    let good = fs::read(&slots).expect("reads");
+    fs::write(&slots, &good[..good.len() - 40]).expect("truncates");
+    let before = snapshot(&c.dir());
+    let run = c.as_user("admin", "admin-password", &["user", "list"]);
+    assert_eq!(run.code, 65);
+    assert_eq!(run.error()["code"], "keyslots_invalid");
+    assert!(run.error()["message"]
+        .as_str()
+        .expect("message")
+        .contains("damaged or truncated"));
+    assert_eq!(snapshot(&c.dir()), before);
+
+    fs::write(&slots, &good).expect("restores");
+    fs::rename(c.dir().join("chartroom.db"), c.tmp.path().join("moved.db")).expect("moves");
+    let before = snapshot(&c.dir());
+    let run = c.as_user("admin", "admin-password", &["user", "list"]);
+    assert_eq!(run.code, 66);
+    assert_eq!(run.error()["code"], "database_missing");
+    assert_eq!(snapshot(&c.dir()), before);
+}
+
+fn fill(dir: &Path, key: &str, rows: usize) {
+    let conn = rusqlite::Connection::open(dir.join("chartroom.db")).expect("opens");
+    conn.pragma_update(None, "key", format!("x'{key}'"))
+        .expect("keys");
+    conn.execute_batch("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT NOT NULL); BEGIN;")
+        .expect("creates");
+    let body = "x".repeat(900);
+    for i in 0..rows {
+        conn.execute(
+            "INSERT INTO filler (body) VALUES (?1)",
+            [format!("{i}{body}")],
+        )
+        .expect("inserts");
+    }
+    conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("commits");
+}
+
+fn rows(dir: &Path, key: &str) -> rusqlite::Result<i64> {
+    let conn = rusqlite::Connection::open(dir.join("chartroom.db"))?;
+    conn.pragma_update(None, "key", format!("x'{key}'"))?;
+    conn.query_row("SELECT count(*) FROM filler", [], |r| r.get(0))
+}
+
+#[test]
+fn rekey_keeps_every_password_and_retires_the_old_key() {
+    let c = Clinic::new();
+    let recovery = c.init();
+    c.add_user("doc", "physician", "doctor-password");
+    let old = c.key();
+    fill(&c.dir(), &old, 100);
+    let run = c.as_user("admin", "admin-password", &["vault", "rekey"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.json()["key_epoch"], 1);
+    let new = c.key();
+    assert_ne!(new, old);
+    assert!(
+        rows(&c.dir(), &old).is_err(),
+        "the old key no longer opens the database"
+    );
+    assert_eq!(rows(&c.dir(), &new).expect("new key opens"), 100);
+    assert_eq!(
+        c.as_user("doc", "doctor-password", &["vault", "info"]).code,
+        0
+    );
+    let via_recovery = c.run(
+        &["--json", "vault", "export-key", "--recovery-key", &recovery],
+        &[],
+    );
+    assert_eq!(via_recovery.json()["key"], new);
+}
+
+/// Kills `vault rekey` at several moments, as a power cut would, and checks that every
+/// time the vault opens with one key or the other and no row is lost.
+#[test]
+fn rekey_killed_at_any_moment_leaves_an_openable_vault() {
+    let c = Clinic::new();
+    c.init();
+    let mut key = c.key();
+    const ROWS: usize = 40_000;
+    fill(&c.dir(), &key, ROWS);
+    let mut interrupted = 0;
+    for delay_ms in [5, 60, 120, 200, 300, 450, 700, 1000] {
+        let mut child = c
+            .command(
+                &["--user", "admin", "vault", "rekey"],
+                &[("CHARTROOM_PASSWORD", "admin-password")],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawns");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let pending = c.run(&["--json", "vault", "info"], &[]).json()["rekey_pending"] == true;
+        interrupted += usize::from(pending);
+        let now = c.key();
+        assert_eq!(
+            rows(&c.dir(), &now).expect("opens after a kill"),
+            ROWS as i64,
+            "killed after {delay_ms} ms"
+        );
+        let info = c.run(&["--json", "vault", "info"], &[]).json();
+        assert_eq!(info["rekey_pending"], false, "the next unlock tidied up");
+        if now != key {
+            assert!(
+                rows(&c.dir(), &key).is_err(),
+                "a finished rekey retired the old key"
+            );
+            key = now;
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no kill landed inside a rekey, so this test proved nothing"
+    );
+}
