@@ -56,7 +56,7 @@ pub(crate) fn check_key(conn: &Connection) -> Result<(), VaultError> {
     })
 }
 
-fn configure(conn: &Connection) -> Result<(), VaultError> {
+pub(crate) fn configure(conn: &Connection) -> Result<(), VaultError> {
     // WAL: readers never block the writer, and a commit is one append; crash-safe.
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {

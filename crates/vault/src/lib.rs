@@ -23,6 +23,14 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 pub use db::{Migration, CACHE_KIB, DB_FILE_NAME};
+
+/// Applies the connection settings every vault connection gets (WAL, `synchronous = FULL`,
+/// foreign keys, `secure_delete`, the page cache). For benchmarks that compare against a
+/// connection opened without a key.
+#[doc(hidden)]
+pub fn configure_connection(conn: &Connection) -> Result<(), VaultError> {
+    db::configure(conn)
+}
 pub use error::VaultError;
 pub use kdf::{KdfParams, KdfPolicy};
 pub use lockout::{AfterFailure, Lockout};

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what Chartroom needs on a Debian 12 machine. Safe to run again: each step skips
+# what is already there.
+#   scripts/setup.sh app     what running the desktop app needs
+#   scripts/setup.sh test    that, plus what the test suites need
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want=${1:-test}
+
+APP_PACKAGES=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev
+  libayatana-appindicator3-dev librsvg2-dev)
+TEST_PACKAGES=(xvfb xauth webkit2gtk-driver python3-venv)
+
+packages=("${APP_PACKAGES[@]}")
+[ "$want" = test ] && packages+=("${TEST_PACKAGES[@]}")
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> apt-get install ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "Rust is needed: https://rustup.rs" >&2; exit 1; }
+command -v npm >/dev/null || { echo "Node.js 20+ with npm is needed" >&2; exit 1; }
+
+echo "==> npm ci (ui)"
+(cd ui && npm ci --no-audit --no-fund --loglevel=error)
+
+if [ "$want" = test ]; then
+  if ! command -v cargo-nextest >/dev/null; then
+    echo "==> cargo install cargo-nextest"
+    cargo install cargo-nextest --locked
+  fi
+  if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+    echo "==> cargo install tauri-driver"
+    cargo install tauri-driver --locked
+  fi
+  if [ ! -x .venv/bin/python ]; then
+    echo "==> python venv"
+    python3 -m venv .venv
+  fi
+  echo "==> pip install -r tests/requirements.txt"
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+fi

@@ -1,0 +1,51 @@
+//! The one error type the webview sees: `{code, message}`, with a message meant for people.
+//!
+//! Only messages written for users cross over; anything else (SQL text, file errors) becomes
+//! "Something went wrong", so no query, path, key or record detail reaches the webview.
+
+use chartroom_core::CoreError;
+use serde::Serialize;
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct AppError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        AppError { code, message: message.into() }
+    }
+}
+
+impl From<CoreError> for AppError {
+    fn from(e: CoreError) -> Self {
+        let code = e.code();
+        match code {
+            // These carry internal detail (SQLite or OS wording) not meant for the screen.
+            "internal" | "io" => AppError::new(code, "Something went wrong. Nothing was changed; please try again."),
+            _ => AppError::new(code, e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_detail_never_reaches_the_webview() {
+        let sql = CoreError::Vault(chartroom_core::VaultError::Sqlite("no such table: secret_things".into()));
+        let e = AppError::from(sql);
+        assert_eq!(serde_json::to_value(&e).expect("json"), serde_json::json!({
+            "code": "internal",
+            "message": "Something went wrong. Nothing was changed; please try again."
+        }));
+    }
+
+    #[test]
+    fn user_facing_messages_pass_through() {
+        let e = AppError::from(CoreError::InvalidInput("The password is too short.".into()));
+        assert_eq!(e, AppError::new("invalid_input", "The password is too short."));
+    }
+}

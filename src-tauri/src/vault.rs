@@ -1,0 +1,87 @@
+//! Commands for the vault: is there one, create it, unlock, lock.
+
+use std::sync::Mutex;
+
+use chartroom_core::{Session, SignedIn, Vault, VaultConfig};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use tauri::State;
+
+use crate::error::AppError;
+
+/// The app's state: where the vault is, and the session while it is unlocked.
+pub struct AppState {
+    config: VaultConfig,
+    session: Mutex<Option<Session>>,
+}
+
+impl AppState {
+    pub fn new(config: VaultConfig) -> Self {
+        AppState { config, session: Mutex::new(None) }
+    }
+
+    fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
+        // A panic while holding the lock leaves the session as it was; keep going.
+        self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct VaultStatus {
+    /// Whether a vault exists at `location`.
+    exists: bool,
+    /// The vault folder, so staff can tell which clinic's vault this window opens.
+    location: String,
+    signed_in: Option<SignedIn>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Created {
+    /// Shown once on the first-run screen, then dropped; it is stored nowhere.
+    recovery_key: String,
+    signed_in: SignedIn,
+}
+
+#[tauri::command]
+pub fn vault_status(state: State<'_, AppState>) -> VaultStatus {
+    VaultStatus {
+        exists: Vault::exists(&state.config.dir),
+        location: state.config.dir.display().to_string(),
+        signed_in: state.session().as_ref().map(Session::signed_in),
+    }
+}
+
+#[tauri::command]
+pub async fn create_vault(state: State<'_, AppState>, admin: String, password: String) -> Result<Created, AppError> {
+    let password = SecretString::from(password);
+    let config = state.config.clone();
+    let (session, recovery) =
+        tauri::async_runtime::spawn_blocking(move || Session::create(config, &admin, &password))
+            .await
+            .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
+    let signed_in = session.signed_in();
+    *state.session() = Some(session);
+    Ok(Created { recovery_key: recovery.display_grouped().expose_secret().to_owned(), signed_in })
+}
+
+#[tauri::command]
+pub async fn unlock(state: State<'_, AppState>, user: String, password: String) -> Result<SignedIn, AppError> {
+    let password = SecretString::from(password);
+    let config = state.config.clone();
+    let session = tauri::async_runtime::spawn_blocking(move || Session::unlock(config, user.trim(), &password))
+        .await
+        .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
+    let signed_in = session.signed_in();
+    if let Some(previous) = state.session().replace(session) {
+        let _ = previous.lock();
+    }
+    Ok(signed_in)
+}
+
+#[tauri::command]
+pub fn lock(state: State<'_, AppState>) -> Result<(), AppError> {
+    match state.session().take() {
+        Some(session) => Ok(session.lock()?),
+        None => Ok(()),
+    }
+}
