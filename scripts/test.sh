@@ -26,9 +26,10 @@ step "build the binaries the process-level suites drive"
 cargo build --locked -p chartroom-cli -p chartroom-desktop
 
 step "interop: sqlcipher3 opens the vault with the exported key"
-.venv/bin/python -m pytest tests/interop -q
+timeout 600 .venv/bin/python -m pytest tests/interop -q
 
 step "e2e: the desktop app under Xvfb over WebDriver"
-xvfb-run -a -s "-screen 0 1280x900x24" .venv/bin/python -m pytest tests/e2e -q
+# A hung WebDriver session must fail the run, not stall CI.
+timeout 600 xvfb-run -a -s "-screen 0 1280x900x24" .venv/bin/python -m pytest tests/e2e -q -o faulthandler_timeout=300
 
 step "all checks passed"

@@ -4,7 +4,8 @@
 fn main() {
     let commands = &["vault_status", "create_vault", "unlock", "lock"];
     tauri_build::try_build(
-        tauri_build::Attributes::new().app_manifest(tauri_build::AppManifest::new().commands(commands)),
+        tauri_build::Attributes::new()
+            .app_manifest(tauri_build::AppManifest::new().commands(commands)),
     )
     .expect("the Tauri configuration and capabilities are valid");
 }

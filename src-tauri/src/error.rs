@@ -14,7 +14,10 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        AppError { code, message: message.into() }
+        AppError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -23,7 +26,10 @@ impl From<CoreError> for AppError {
         let code = e.code();
         match code {
             // These carry internal detail (SQLite or OS wording) not meant for the screen.
-            "internal" | "io" => AppError::new(code, "Something went wrong. Nothing was changed; please try again."),
+            "internal" | "io" => AppError::new(
+                code,
+                "Something went wrong. Nothing was changed; please try again.",
+            ),
             _ => AppError::new(code, e.to_string()),
         }
     }
@@ -35,17 +41,25 @@ mod tests {
 
     #[test]
     fn internal_detail_never_reaches_the_webview() {
-        let sql = CoreError::Vault(chartroom_core::VaultError::Sqlite("no such table: secret_things".into()));
+        let sql = CoreError::Vault(chartroom_core::VaultError::Sqlite(
+            "no such table: secret_things".into(),
+        ));
         let e = AppError::from(sql);
-        assert_eq!(serde_json::to_value(&e).expect("json"), serde_json::json!({
-            "code": "internal",
-            "message": "Something went wrong. Nothing was changed; please try again."
-        }));
+        assert_eq!(
+            serde_json::to_value(&e).expect("json"),
+            serde_json::json!({
+                "code": "internal",
+                "message": "Something went wrong. Nothing was changed; please try again."
+            })
+        );
     }
 
     #[test]
     fn user_facing_messages_pass_through() {
         let e = AppError::from(CoreError::InvalidInput("The password is too short.".into()));
-        assert_eq!(e, AppError::new("invalid_input", "The password is too short."));
+        assert_eq!(
+            e,
+            AppError::new("invalid_input", "The password is too short.")
+        );
     }
 }

@@ -17,12 +17,17 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: VaultConfig) -> Self {
-        AppState { config, session: Mutex::new(None) }
+        AppState {
+            config,
+            session: Mutex::new(None),
+        }
     }
 
     fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
         // A panic while holding the lock leaves the session as it was; keep going.
-        self.session.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -52,7 +57,11 @@ pub fn vault_status(state: State<'_, AppState>) -> VaultStatus {
 }
 
 #[tauri::command]
-pub async fn create_vault(state: State<'_, AppState>, admin: String, password: String) -> Result<Created, AppError> {
+pub async fn create_vault(
+    state: State<'_, AppState>,
+    admin: String,
+    password: String,
+) -> Result<Created, AppError> {
     let password = SecretString::from(password);
     let config = state.config.clone();
     let (session, recovery) =
@@ -61,16 +70,25 @@ pub async fn create_vault(state: State<'_, AppState>, admin: String, password: S
             .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
     let signed_in = session.signed_in();
     *state.session() = Some(session);
-    Ok(Created { recovery_key: recovery.display_grouped().expose_secret().to_owned(), signed_in })
+    Ok(Created {
+        recovery_key: recovery.display_grouped().expose_secret().to_owned(),
+        signed_in,
+    })
 }
 
 #[tauri::command]
-pub async fn unlock(state: State<'_, AppState>, user: String, password: String) -> Result<SignedIn, AppError> {
+pub async fn unlock(
+    state: State<'_, AppState>,
+    user: String,
+    password: String,
+) -> Result<SignedIn, AppError> {
     let password = SecretString::from(password);
     let config = state.config.clone();
-    let session = tauri::async_runtime::spawn_blocking(move || Session::unlock(config, user.trim(), &password))
-        .await
-        .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
+    let session = tauri::async_runtime::spawn_blocking(move || {
+        Session::unlock(config, user.trim(), &password)
+    })
+    .await
+    .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
     let signed_in = session.signed_in();
     if let Some(previous) = state.session().replace(session) {
         let _ = previous.lock();

@@ -26,15 +26,37 @@ const SCHEMA: &str = "
     CREATE INDEX patients_family ON patients (family, given);
 ";
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "bench", sql: SCHEMA }];
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "bench",
+    sql: SCHEMA,
+}];
 
 const FAMILIES: &[&str] = &[
-    "Okafor", "Nguyen", "Garcia", "Müller", "Kowalski", "Haddad", "Tanaka", "Silva", "Johansson", "Ivanova",
-    "Mensah", "Patel", "Rossi", "Dubois", "Kim", "Novak", "Hernández", "Yilmaz", "O'Brien", "Andersen",
+    "Okafor",
+    "Nguyen",
+    "Garcia",
+    "Müller",
+    "Kowalski",
+    "Haddad",
+    "Tanaka",
+    "Silva",
+    "Johansson",
+    "Ivanova",
+    "Mensah",
+    "Patel",
+    "Rossi",
+    "Dubois",
+    "Kim",
+    "Novak",
+    "Hernández",
+    "Yilmaz",
+    "O'Brien",
+    "Andersen",
 ];
 const GIVEN: &[&str] = &[
-    "Ada", "Bao", "Chidi", "Dana", "Elif", "Farah", "Goran", "Hana", "Ines", "Jonas", "Kwame", "Lena", "Mateo",
-    "Noor", "Olga", "Priya", "Quinn", "Rafael", "Sara", "Tomasz",
+    "Ada", "Bao", "Chidi", "Dana", "Elif", "Farah", "Goran", "Hana", "Ines", "Jonas", "Kwame",
+    "Lena", "Mateo", "Noor", "Olga", "Priya", "Quinn", "Rafael", "Sara", "Tomasz",
 ];
 
 /// A small deterministic generator, so both databases get identical rows.
@@ -53,7 +75,11 @@ impl Rng {
 
 fn family(i: usize) -> String {
     // Many distinct family names (as in a real clinic), from a few roots.
-    format!("{}{}", FAMILIES[i % FAMILIES.len()], i / FAMILIES.len() % 500)
+    format!(
+        "{}{}",
+        FAMILIES[i % FAMILIES.len()],
+        i / FAMILIES.len() % 500
+    )
 }
 
 fn insert(conn: &Connection) -> Duration {
@@ -84,7 +110,9 @@ fn insert(conn: &Connection) -> Duration {
 /// Random MRN lookups and family-name prefix searches through the indexes.
 fn indexed_reads(conn: &Connection) -> Duration {
     let mut rng = Rng(42);
-    let mut by_mrn = conn.prepare_cached("SELECT id, family, given FROM patients WHERE mrn = ?1").expect("prepares");
+    let mut by_mrn = conn
+        .prepare_cached("SELECT id, family, given FROM patients WHERE mrn = ?1")
+        .expect("prepares");
     let mut by_family = conn
         .prepare_cached(
             "SELECT id, family, given FROM patients WHERE family >= ?1 AND family < ?2 ORDER BY family, given LIMIT 20",
@@ -94,10 +122,16 @@ fn indexed_reads(conn: &Connection) -> Duration {
     let mut found = 0usize;
     for _ in 0..LOOKUPS {
         let i = rng.below(ROWS);
-        found += by_mrn.query_map([format!("MRN{i:08}")], |_| Ok(())).expect("queries").count();
+        found += by_mrn
+            .query_map([format!("MRN{i:08}")], |_| Ok(()))
+            .expect("queries")
+            .count();
         let prefix = family(rng.below(ROWS));
         let end = format!("{prefix}\u{10FFFF}");
-        found += by_family.query_map([&prefix, &end], |_| Ok(())).expect("queries").count();
+        found += by_family
+            .query_map([&prefix, &end], |_| Ok(()))
+            .expect("queries")
+            .count();
     }
     assert!(found >= LOOKUPS, "lookups found rows");
     started.elapsed()
@@ -123,16 +157,26 @@ fn main() {
         kdf: KdfPolicy::default(),
     };
 
-    println!("== Unlock (production KDF policy: calibrated to ~0.5 s, never below RFC 9106 option 2)");
+    println!(
+        "== Unlock (production KDF policy: calibrated to ~0.5 s, never below RFC 9106 option 2)"
+    );
     let params = config.kdf.params().expect("calibrates");
-    let (vault, _recovery) = Vault::create(config.clone(), "bench", &password, MIGRATIONS).expect("creates");
+    let (vault, _recovery) =
+        Vault::create(config.clone(), "bench", &password, MIGRATIONS).expect("creates");
     vault.lock().expect("locks");
     let runs = 3;
     let mut total = Duration::ZERO;
     for _ in 0..runs {
         let started = Instant::now();
-        let v = Vault::unlock(config.clone(), Credential::Password { user: "bench", password: &password }, MIGRATIONS)
-            .expect("unlocks");
+        let v = Vault::unlock(
+            config.clone(),
+            Credential::Password {
+                user: "bench",
+                password: &password,
+            },
+            MIGRATIONS,
+        )
+        .expect("unlocks");
         total += started.elapsed();
         v.lock().expect("locks");
     }
@@ -150,19 +194,36 @@ fn main() {
     );
     println!("  unlock total      {:>8.1} ms", unlock.as_secs_f64() * 1e3);
     println!("  of which KDF      {:>8.1} ms", kdf.as_secs_f64() * 1e3);
-    println!("  the rest          {:>8.1} ms  (unseal, open, key check, migrations)", unlock.saturating_sub(kdf).as_secs_f64() * 1e3);
-    let floor = chartroom_vault::kdf::time_derivation(&chartroom_vault::KdfParams::FLOOR).expect("derives");
-    println!("  KDF at the floor  {:>8.1} ms  (m=64 MiB t=3 p=4)", floor.as_secs_f64() * 1e3);
+    println!(
+        "  the rest          {:>8.1} ms  (unseal, open, key check, migrations)",
+        unlock.saturating_sub(kdf).as_secs_f64() * 1e3
+    );
+    let floor =
+        chartroom_vault::kdf::time_derivation(&chartroom_vault::KdfParams::FLOOR).expect("derives");
+    println!(
+        "  KDF at the floor  {:>8.1} ms  (m=64 MiB t=3 p=4)",
+        floor.as_secs_f64() * 1e3
+    );
 
     println!("\n== {ROWS} patient-like rows, same bundled SQLCipher, same settings (WAL, synchronous=FULL, 64 MiB cache)");
-    let vault = Vault::unlock(config.clone(), Credential::Password { user: "bench", password: &password }, MIGRATIONS)
-        .expect("unlocks");
+    let vault = Vault::unlock(
+        config.clone(),
+        Credential::Password {
+            user: "bench",
+            password: &password,
+        },
+        MIGRATIONS,
+    )
+    .expect("unlocks");
     let enc_insert = insert(vault.connection());
     let enc_read = indexed_reads(vault.connection());
     let plain = plain_connection(&tmp.path().join("plain.db"));
     let plain_insert = insert(&plain);
     let plain_read = indexed_reads(&plain);
-    println!("  {:<28} {:>12} {:>12} {:>8}", "", "SQLCipher", "plain", "ratio");
+    println!(
+        "  {:<28} {:>12} {:>12} {:>8}",
+        "", "SQLCipher", "plain", "ratio"
+    );
     println!(
         "  {:<28} {:>9.0} ms {:>9.0} ms {:>7.2}x",
         format!("insert {ROWS} (1 tx)"),
@@ -184,10 +245,19 @@ fn main() {
     );
 
     println!("\n== Page cache: the same encrypted reads with SQLite's default 2 MiB cache");
-    vault.connection().pragma_update(None, "cache_size", -2048).expect("sets cache");
-    vault.connection().execute_batch("PRAGMA shrink_memory").expect("shrinks");
+    vault
+        .connection()
+        .pragma_update(None, "cache_size", -2048)
+        .expect("sets cache");
+    vault
+        .connection()
+        .execute_batch("PRAGMA shrink_memory")
+        .expect("shrinks");
     let small = indexed_reads(vault.connection());
-    vault.connection().pragma_update(None, "cache_size", -chartroom_vault::CACHE_KIB).expect("sets cache");
+    vault
+        .connection()
+        .pragma_update(None, "cache_size", -chartroom_vault::CACHE_KIB)
+        .expect("sets cache");
     indexed_reads(vault.connection());
     let big = indexed_reads(vault.connection());
     println!(
