@@ -29,8 +29,10 @@ fi
 command -v cargo >/dev/null || { echo "Rust is needed: https://rustup.rs" >&2; exit 1; }
 command -v npm >/dev/null || { echo "Node.js 20+ with npm is needed" >&2; exit 1; }
 
-echo "==> npm ci (ui)"
-(cd ui && npm ci --no-audit --no-fund --loglevel=error)
+# npm install, not npm ci: npm 11 here writes lock files without other platforms' optional
+# rollup binaries, which npm ci then rejects. The lock file still pins every version.
+echo "==> npm install (ui)"
+(cd ui && npm install --no-audit --no-fund --loglevel=error)
 
 if [ "$want" = test ]; then
   if ! command -v cargo-nextest >/dev/null; then
