@@ -47,6 +47,16 @@ pub struct Created {
     signed_in: SignedIn,
 }
 
+/// Runs a slow core call (Argon2id takes about half a second) off the window's thread.
+async fn off_main_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, chartroom_core::CoreError> + Send + 'static,
+) -> Result<T, AppError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))?
+        .map_err(AppError::from)
+}
+
 #[tauri::command]
 pub fn vault_status(state: State<'_, AppState>) -> VaultStatus {
     VaultStatus {
@@ -65,9 +75,7 @@ pub async fn create_vault(
     let password = SecretString::from(password);
     let config = state.config.clone();
     let (session, recovery) =
-        tauri::async_runtime::spawn_blocking(move || Session::create(config, &admin, &password))
-            .await
-            .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
+        off_main_thread(move || Session::create(config, &admin, &password)).await?;
     let signed_in = session.signed_in();
     *state.session() = Some(session);
     Ok(Created {

@@ -88,6 +88,9 @@ struct RecoveryArg {
     recovery_key: Option<String>,
 }
 
+/// For verbs that only take a password.
+const NO_RECOVERY: RecoveryArg = RecoveryArg { recovery_key: None };
+
 #[derive(Debug, Subcommand)]
 enum UserCommand {
     /// Add a user with a role; their password comes from CHARTROOM_NEW_PASSWORD or a prompt.
@@ -309,12 +312,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::User(UserCommand::Add { name, role }) => {
             let role: Role = role.parse()?;
-            let mut session = unlock(
-                cli,
-                &config,
-                &mut inputs,
-                &RecoveryArg { recovery_key: None },
-            )?;
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
             let password = inputs.new_password(&format!("Password for {name}"))?;
             let user = session.add_user(name, role, &password)?;
             session.lock()?;
@@ -324,12 +322,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             })
         }
         Command::User(UserCommand::List) => {
-            let session = unlock(
-                cli,
-                &config,
-                &mut inputs,
-                &RecoveryArg { recovery_key: None },
-            )?;
+            let session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
             let users = session.users()?;
             session.lock()?;
             let mut text = format!("{:<24} {:<12} {:<9} CREATED\n", "USER", "ROLE", "STATUS");
@@ -365,12 +358,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             })
         }
         Command::User(UserCommand::Disable { name }) => {
-            let mut session = unlock(
-                cli,
-                &config,
-                &mut inputs,
-                &RecoveryArg { recovery_key: None },
-            )?;
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
             session.disable_user(name)?;
             session.lock()?;
             Ok(Output {
