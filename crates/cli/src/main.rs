@@ -5,7 +5,9 @@
 
 #![forbid(unsafe_code)]
 
+mod records;
 mod secrets;
+mod trail;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +62,21 @@ enum Command {
     /// Manage the clinic's users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Read, verify and export the audit trail.
+    #[command(subcommand)]
+    Audit(trail::AuditCommand),
+    /// Alerts about suspicious access: list and acknowledge.
+    #[command(subcommand)]
+    Alerts(trail::AlertsCommand),
+    /// Clinic settings: idle timeout, break-the-glass time box, alert thresholds, hours.
+    #[command(subcommand)]
+    Settings(trail::SettingsCommand),
+    /// Register, find and open patients; care teams; break the glass.
+    #[command(subcommand)]
+    Patient(records::PatientCommand),
+    /// Draft, sign and list clinical notes.
+    #[command(subcommand)]
+    Note(records::NoteCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +112,16 @@ const NO_RECOVERY: RecoveryArg = RecoveryArg { recovery_key: None };
 enum UserCommand {
     /// Add a user with a role; their password comes from CHARTROOM_NEW_PASSWORD or a prompt.
     Add {
+        name: String,
+        /// admin, physician, nurse, front_desk or auditor.
+        #[arg(long)]
+        role: String,
+        /// The user's family name (lets the same-family-name alert recognise relatives).
+        #[arg(long, value_name = "NAME")]
+        family_name: Option<String>,
+    },
+    /// Give a user another role.
+    SetRole {
         name: String,
         /// admin, physician, nurse, front_desk or auditor.
         #[arg(long)]
@@ -147,10 +174,22 @@ impl From<CoreError> for Failure {
     }
 }
 
-/// What a command prints on success: a JSON document, and the same for people.
+/// What a command prints: a JSON document, and the same for people. `exit` is 0 except for
+/// verbs whose result is itself a finding (a broken audit trail).
 struct Output {
     json: Value,
     text: String,
+    exit: u8,
+}
+
+impl Output {
+    fn new(json: Value, text: impl Into<String>) -> Output {
+        Output {
+            json,
+            text: text.into(),
+            exit: exit::OK,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -187,11 +226,13 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(out) => {
             if cli.json {
-                println!("{}", out.json);
+                if !out.json.is_null() {
+                    println!("{}", out.json);
+                }
             } else if !out.text.is_empty() {
                 println!("{}", out.text.trim_end());
             }
-            ExitCode::from(exit::OK)
+            ExitCode::from(out.exit)
         }
         Err(failure) => {
             report(cli.json, &failure);
@@ -218,10 +259,11 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
         Command::Vault(VaultCommand::Init { admin }) => {
             let password = inputs.initial_password(admin)?;
             let (session, recovery) = Session::create(config.clone(), admin, &password)?;
-            let vault_id = session.vault_id().to_owned();
+            let vault_id = session.vault_id()?;
             session.lock()?;
             let key = recovery.display_grouped();
             Ok(Output {
+                exit: exit::OK,
                 json: json!({
                     "vault": config.dir,
                     "vault_id": vault_id,
@@ -270,10 +312,10 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             let mut doc = serde_json::to_value(&info).map_err(|e| Failure::usage(e.to_string()))?;
             doc["vault"] = json!(config.dir);
             doc["users"] = json!(users);
-            Ok(Output { json: doc, text })
+            Ok(Output::new(doc, text))
         }
         Command::Vault(VaultCommand::ExportKey(rec)) => {
-            let session = unlock(cli, &config, &mut inputs, rec)?;
+            let mut session = unlock(cli, &config, &mut inputs, rec)?;
             let key = session.export_key()?;
             session.lock()?;
             eprint_unless_json(
@@ -281,6 +323,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
                 "This key opens every record in the vault. Keep it as safe as the records themselves.",
             );
             Ok(Output {
+                exit: exit::OK,
                 json: json!({"key": key.expose_secret()}),
                 text: key.expose_secret().to_owned(),
             })
@@ -291,6 +334,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             session.lock()?;
             let info = chartroom_core::vault_info(&config)?;
             Ok(Output {
+                exit: exit::OK,
                 json: json!({"rekeyed": true, "key_epoch": info.key_epoch}),
                 text: "The database is now encrypted under a new key. Every password and the recovery key still work; \
                        previously exported keys no longer do."
@@ -303,6 +347,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             session.lock()?;
             let key = recovery.display_grouped();
             Ok(Output {
+                exit: exit::OK,
                 json: json!({"recovery_key": key.expose_secret()}),
                 text: format!(
                     "The old recovery key no longer works.\n\n{}",
@@ -310,19 +355,64 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
                 ),
             })
         }
-        Command::User(UserCommand::Add { name, role }) => {
+        Command::User(UserCommand::Add {
+            name,
+            role,
+            family_name,
+        }) => {
             let role: Role = role.parse()?;
             let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
             let password = inputs.new_password(&format!("Password for {name}"))?;
-            let user = session.add_user(name, role, &password)?;
+            let user = session.add_user(name, role, family_name.as_deref(), &password)?;
             session.lock()?;
             Ok(Output {
+                exit: exit::OK,
                 text: format!("Added {} ({}).", user.name, user.role.label()),
                 json: json!({"user": user_json(&user)}),
             })
         }
+        Command::User(UserCommand::SetRole { name, role }) => {
+            let role: Role = role.parse()?;
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            session.change_role(name, role)?;
+            session.lock()?;
+            Ok(Output::new(
+                json!({"user": name, "role": role}),
+                format!("{name} is now {}.", role.label()),
+            ))
+        }
+        Command::Audit(cmd) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let out = trail::audit(&mut session, cmd)?;
+            session.lock()?;
+            Ok(out)
+        }
+        Command::Alerts(cmd) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let out = trail::alerts(&mut session, cmd)?;
+            session.lock()?;
+            Ok(out)
+        }
+        Command::Settings(cmd) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let out = trail::settings(&mut session, cmd)?;
+            session.lock()?;
+            Ok(out)
+        }
+        Command::Patient(cmd) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let out = records::patient(&mut session, cmd)?;
+            session.lock()?;
+            Ok(out)
+        }
+        Command::Note(cmd) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let out = records::note(&mut session, cmd)?;
+            session.lock()?;
+            Ok(out)
+        }
         Command::User(UserCommand::List) => {
-            let session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
             let users = session.users()?;
             session.lock()?;
             let mut text = format!("{:<24} {:<12} {:<9} CREATED\n", "USER", "ROLE", "STATUS");
@@ -336,6 +426,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
                 ));
             }
             Ok(Output {
+                exit: exit::OK,
                 json: json!({"users": users.iter().map(user_json).collect::<Vec<_>>()}),
                 text,
             })
@@ -353,6 +444,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             session.reset_password(&target, &password)?;
             session.lock()?;
             Ok(Output {
+                exit: exit::OK,
                 json: json!({"user": target, "password_changed": true}),
                 text: format!("The password of {target} was changed."),
             })
@@ -362,6 +454,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             session.disable_user(name)?;
             session.lock()?;
             Ok(Output {
+                exit: exit::OK,
                 json: json!({"user": name, "disabled": true}),
                 text: format!("{name} is disabled: their password no longer opens the vault."),
             })

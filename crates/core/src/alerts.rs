@@ -1,0 +1,254 @@
+//! Alerts for suspicious access, evaluated as each audit entry is written (in its
+//! transaction), stored, and acknowledged with a note.
+
+use chartroom_audit::{format_time, Outcome, Record};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::settings::Settings;
+use crate::CoreError;
+
+/// The rules.
+pub mod rule {
+    /// One user opened many distinct charts in a short window.
+    pub const CHART_BURST: &str = "chart_burst";
+    /// Someone broke the glass into a restricted chart.
+    pub const BREAK_GLASS: &str = "break_glass";
+    /// Repeated failed unlocks of one account.
+    pub const FAILED_UNLOCKS: &str = "failed_unlocks";
+    /// Patient data opened outside clinic hours.
+    pub const OUTSIDE_HOURS: &str = "outside_hours";
+    /// A user opened the chart of a patient who shares their family name.
+    pub const SAME_FAMILY_NAME: &str = "same_family_name";
+    /// The audit trail's append-only triggers were found missing.
+    pub const AUDIT_TAMPERING: &str = "audit_tampering";
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Alert {
+    pub id: i64,
+    pub rule: String,
+    pub time: String,
+    /// The user whose action raised it, if any.
+    pub user: Option<String>,
+    pub patient_id: Option<String>,
+    pub summary: String,
+    /// The audit entry that raised it.
+    pub audit_seq: u64,
+    pub acknowledged_at: Option<String>,
+    pub acknowledged_by: Option<String>,
+    pub note: Option<String>,
+}
+
+pub(crate) fn raise(
+    conn: &Connection,
+    rule: &str,
+    at: DateTime<Utc>,
+    user: Option<&str>,
+    patient: Option<&str>,
+    summary: &str,
+    audit_seq: u64,
+) -> Result<(), CoreError> {
+    conn.prepare_cached(
+        "INSERT INTO alerts (rule, time, actor, patient_id, summary, audit_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        rule,
+        format_time(at),
+        user,
+        patient,
+        summary,
+        i64::try_from(audit_seq).unwrap_or(i64::MAX)
+    ])?;
+    Ok(())
+}
+
+/// Whether `rule` already fired for `user` (and `patient`, when given) since `since`.
+fn fired_since(
+    conn: &Connection,
+    rule: &str,
+    user: &str,
+    patient: Option<&str>,
+    since: DateTime<Utc>,
+) -> Result<bool, CoreError> {
+    let found: Option<i64> = conn
+        .prepare_cached(
+            "SELECT 1 FROM alerts WHERE rule = ?1 AND actor = ?2 AND time >= ?3
+               AND (?4 IS NULL OR patient_id = ?4) LIMIT 1",
+        )?
+        .query_row(params![rule, user, format_time(since), patient], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// Runs every rule against a freshly written entry.
+pub(crate) fn evaluate(
+    conn: &Connection,
+    settings: &Settings,
+    rec: &Record,
+) -> Result<(), CoreError> {
+    let e = &rec.entry;
+    let user = e.actor.as_str();
+    match (e.event.as_str(), e.outcome) {
+        ("break_glass", Outcome::Success) => {
+            let summary = format!(
+                "{user} broke the glass into restricted patient {}: \"{}\"",
+                e.patient_id.as_deref().unwrap_or("?"),
+                e.reason.as_deref().unwrap_or("")
+            );
+            raise(
+                conn,
+                rule::BREAK_GLASS,
+                e.time,
+                Some(user),
+                e.patient_id.as_deref(),
+                &summary,
+                e.seq,
+            )?;
+        }
+        ("session.unlock", Outcome::Failed) => {
+            // Failures for this account since its last successful unlock.
+            let last_success: i64 = conn
+                .prepare_cached(
+                    "SELECT coalesce(max(seq), 0) FROM audit_log
+                      WHERE actor = ?1 AND event = 'session.unlock' AND outcome = 'success'",
+                )?
+                .query_row([user], |r| r.get(0))?;
+            let failures: i64 = conn
+                .prepare_cached(
+                    "SELECT count(*) FROM audit_log
+                      WHERE actor = ?1 AND event = 'session.unlock' AND outcome = 'failed' AND seq > ?2",
+                )?
+                .query_row(params![user, last_success], |r| r.get(0))?;
+            if failures == i64::from(settings.alert_failed_unlocks) {
+                let summary = format!("{failures} failed sign-in attempts in a row for {user}");
+                raise(
+                    conn,
+                    rule::FAILED_UNLOCKS,
+                    e.time,
+                    Some(user),
+                    None,
+                    &summary,
+                    e.seq,
+                )?;
+            }
+        }
+        ("chart.read", Outcome::Success) => {
+            let window_start =
+                e.time - chrono::Duration::minutes(i64::from(settings.alert_chart_burst_minutes));
+            let distinct: i64 = conn
+                .prepare_cached(
+                    "SELECT count(DISTINCT patient_id) FROM audit_log
+                      WHERE actor = ?1 AND event = 'chart.read' AND outcome = 'success' AND time >= ?2",
+                )?
+                .query_row(params![user, format_time(window_start)], |r| r.get(0))?;
+            if distinct >= i64::from(settings.alert_chart_burst_count)
+                && !fired_since(conn, rule::CHART_BURST, user, None, window_start)?
+            {
+                let summary = format!(
+                    "{user} opened {distinct} different charts within {} minutes",
+                    settings.alert_chart_burst_minutes
+                );
+                raise(
+                    conn,
+                    rule::CHART_BURST,
+                    e.time,
+                    Some(user),
+                    None,
+                    &summary,
+                    e.seq,
+                )?;
+            }
+            if let (Some(actor_id), Some(patient)) = (e.actor_id, e.patient_id.as_deref()) {
+                let same: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT p.family FROM patients p, users u
+                          WHERE p.id = ?1 AND u.id = ?2 AND u.family_name IS NOT NULL",
+                    )?
+                    .query_row(params![patient, actor_id], |r| r.get(0))
+                    .optional()?;
+                let user_family: Option<String> = conn
+                    .prepare_cached("SELECT family_name FROM users WHERE id = ?1")?
+                    .query_row([actor_id], |r| r.get(0))
+                    .optional()?
+                    .flatten();
+                if let (Some(pf), Some(uf)) = (same, user_family) {
+                    if crate::patients::fold(&pf) == crate::patients::fold(&uf)
+                        && !fired_since(
+                            conn,
+                            rule::SAME_FAMILY_NAME,
+                            user,
+                            Some(patient),
+                            e.time - chrono::Duration::days(1),
+                        )?
+                    {
+                        let summary = format!(
+                            "{user} opened the chart of patient {patient}, who shares their family name"
+                        );
+                        raise(
+                            conn,
+                            rule::SAME_FAMILY_NAME,
+                            e.time,
+                            Some(user),
+                            Some(patient),
+                            &summary,
+                            e.seq,
+                        )?;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    if e.outcome == Outcome::Success
+        && e.patient_id.is_some()
+        && e.actor_id.is_some()
+        && settings.outside_clinic_hours(e.time)
+        && !fired_since(
+            conn,
+            rule::OUTSIDE_HOURS,
+            user,
+            None,
+            e.time - chrono::Duration::hours(1),
+        )?
+    {
+        let summary = format!("{user} opened patient data outside clinic hours");
+        raise(
+            conn,
+            rule::OUTSIDE_HOURS,
+            e.time,
+            Some(user),
+            e.patient_id.as_deref(),
+            &summary,
+            e.seq,
+        )?;
+    }
+    Ok(())
+}
+
+/// Alerts, newest first; only the unacknowledged ones unless `all`.
+pub(crate) fn list(conn: &Connection, all: bool) -> Result<Vec<Alert>, CoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, rule, time, actor, patient_id, summary, audit_seq, acknowledged_at, acknowledged_by, ack_note
+           FROM alerts WHERE ?1 OR acknowledged_at IS NULL ORDER BY id DESC",
+    )?;
+    let rows = stmt.query_map([all], |r| {
+        Ok(Alert {
+            id: r.get(0)?,
+            rule: r.get(1)?,
+            time: r.get(2)?,
+            user: r.get(3)?,
+            patient_id: r.get(4)?,
+            summary: r.get(5)?,
+            audit_seq: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+            acknowledged_at: r.get(7)?,
+            acknowledged_by: r.get(8)?,
+            note: r.get(9)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,462 @@
+//! Writing and reading the audit trail. The entry, its hash and verification live in
+//! chartroom-audit; this module stores them, in the same transaction as the change audited.
+
+use chartroom_audit::{
+    format_time, parse_time, Action, Checkpoint, Entry, Hash, Outcome, Record, Report, SigningKey,
+    Verifier, VerifyingKey, GENESIS,
+};
+use chrono::{DateTime, Utc};
+use rand_core::{OsRng, RngCore};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::roles::Role;
+use crate::CoreError;
+
+/// A checkpoint is signed at least this often (and at every lock and sync).
+pub const CHECKPOINT_EVERY: u64 = 256;
+
+/// This vault's device identity: an id and the Ed25519 key that signs checkpoints.
+pub(crate) struct Device {
+    pub id: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Device {
+    /// Loads the device key, making it on first use (at vault creation, or the first unlock
+    /// of a vault made before the audit trail existed).
+    pub fn load_or_create(conn: &Connection, now: DateTime<Utc>) -> Result<Device, CoreError> {
+        let found = conn
+            .query_row(
+                "SELECT device_id, signing_key FROM device WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        Zeroizing::new(r.get::<_, Vec<u8>>(1)?),
+                    ))
+                },
+            )
+            .optional()?;
+        if let Some((id, secret)) = found {
+            let bytes: Zeroizing<[u8; 32]> =
+                Zeroizing::new(secret.as_slice().try_into().map_err(|_| {
+                    CoreError::Integrity("The device signing key is damaged.".into())
+                })?);
+            return Ok(Device {
+                id,
+                key: SigningKey::from_bytes(&bytes),
+            });
+        }
+        let mut secret = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(secret.as_mut());
+        let mut raw_id = [0u8; 16];
+        OsRng.fill_bytes(&mut raw_id);
+        let device = Device {
+            id: hex::encode(raw_id),
+            key: SigningKey::from_bytes(&secret),
+        };
+        conn.execute(
+            "INSERT INTO device (id, device_id, signing_key, public_key, created_at) VALUES (1, ?1, ?2, ?3, ?4)",
+            params![
+                device.id,
+                secret.as_slice(),
+                device.key.verifying_key().as_bytes().as_slice(),
+                format_time(now)
+            ],
+        )?;
+        Ok(device)
+    }
+
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+}
+
+/// The stored public key and device id, for verification.
+pub(crate) fn device_public(conn: &Connection) -> Result<(String, VerifyingKey), CoreError> {
+    let (id, public): (String, Vec<u8>) = conn.query_row(
+        "SELECT device_id, public_key FROM device WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let bytes: [u8; 32] = public
+        .as_slice()
+        .try_into()
+        .map_err(|_| CoreError::Integrity("The device public key is damaged.".into()))?;
+    let key = VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| CoreError::Integrity("The device public key is damaged.".into()))?;
+    Ok((id, key))
+}
+
+/// Who an entry is about: the acting user, or the name someone tried to sign in as.
+#[derive(Debug, Clone)]
+pub(crate) struct ActorRef {
+    pub id: Option<i64>,
+    pub name: String,
+    pub role: Option<Role>,
+}
+
+/// An event to audit, before it has a place in the chain.
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    pub action: Action,
+    pub event: &'static str,
+    pub outcome: Outcome,
+    pub patient: Option<i64>,
+    pub object: Option<(&'static str, String)>,
+    pub purpose: Option<String>,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl Op {
+    pub fn new(action: Action, event: &'static str) -> Op {
+        Op {
+            action,
+            event,
+            outcome: Outcome::Success,
+            patient: None,
+            object: None,
+            purpose: None,
+            reason: None,
+            detail: None,
+        }
+    }
+
+    pub fn read(event: &'static str) -> Op {
+        Op::new(Action::Read, event)
+    }
+    pub fn create(event: &'static str) -> Op {
+        Op::new(Action::Create, event)
+    }
+    pub fn update(event: &'static str) -> Op {
+        Op::new(Action::Update, event)
+    }
+    pub fn execute(event: &'static str) -> Op {
+        Op::new(Action::Execute, event)
+    }
+
+    pub fn patient(mut self, id: i64) -> Op {
+        self.patient = Some(id);
+        self.object = Some(("Patient", id.to_string()));
+        self
+    }
+
+    pub fn object(mut self, kind: &'static str, id: impl ToString) -> Op {
+        self.object = Some((kind, id.to_string()));
+        self
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Op {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn outcome(mut self, outcome: Outcome) -> Op {
+        self.outcome = outcome;
+        self
+    }
+}
+
+/// The current head of the chain: its sequence and hash.
+pub(crate) fn head(conn: &Connection) -> Result<(u64, Hash), CoreError> {
+    let row = conn
+        .prepare_cached("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+        .optional()?;
+    match row {
+        None => Ok((0, GENESIS)),
+        Some((seq, hash)) => Ok((
+            u64::try_from(seq).unwrap_or(0),
+            Hash::from_slice(&hash).unwrap_or(GENESIS),
+        )),
+    }
+}
+
+/// Appends one entry to the chain. Call inside the transaction of the change it records.
+pub(crate) fn append(
+    conn: &Connection,
+    device: &Device,
+    actor: &ActorRef,
+    now: DateTime<Utc>,
+    op: &Op,
+) -> Result<Record, CoreError> {
+    let (head_seq, head_hash) = head(conn)?;
+    let entry = Entry {
+        seq: head_seq + 1,
+        time: chartroom_audit::truncate_to_micros(now),
+        actor_id: actor.id,
+        actor: actor.name.clone(),
+        role: actor.role.map(|r| r.as_str().to_owned()),
+        device_id: device.id.clone(),
+        action: op.action,
+        event: op.event.to_owned(),
+        outcome: op.outcome,
+        patient_id: op.patient.map(|p| p.to_string()),
+        object_type: op.object.as_ref().map(|(t, _)| (*t).to_owned()),
+        object_id: op.object.as_ref().map(|(_, id)| id.clone()),
+        purpose: op.purpose.clone(),
+        reason: op.reason.clone(),
+        detail: op.detail.clone(),
+    };
+    let rec = entry.seal(head_hash);
+    let e = &rec.entry;
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, time, actor_id, actor, role, device_id, action, event, outcome,
+                                patient_id, object_type, object_id, purpose, reason, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+    )?
+    .execute(params![
+        i64::try_from(e.seq).unwrap_or(i64::MAX),
+        format_time(e.time),
+        e.actor_id,
+        e.actor,
+        e.role,
+        e.device_id,
+        e.action.code(),
+        e.event,
+        e.outcome.as_str(),
+        e.patient_id,
+        e.object_type,
+        e.object_id,
+        e.purpose,
+        e.reason,
+        e.detail,
+        rec.prev_hash.0.as_slice(),
+        rec.hash.0.as_slice(),
+    ])?;
+    if e.seq % CHECKPOINT_EVERY == 0 {
+        sign_checkpoint(conn, device, e.seq, rec.hash, now)?;
+    }
+    Ok(rec)
+}
+
+fn sign_checkpoint(
+    conn: &Connection,
+    device: &Device,
+    seq: u64,
+    hash: Hash,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let cp = Checkpoint::sign(&device.key, &device.id, seq, hash, now);
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO audit_checkpoints (seq, hash, time, signature) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        i64::try_from(seq).unwrap_or(i64::MAX),
+        cp.hash.0.as_slice(),
+        format_time(cp.time),
+        cp.signature.as_slice()
+    ])?;
+    Ok(())
+}
+
+/// Signs the current head, unless it is signed already. Called at lock and before sync.
+pub(crate) fn checkpoint_head(
+    conn: &Connection,
+    device: &Device,
+    now: DateTime<Utc>,
+) -> Result<(), CoreError> {
+    let (seq, hash) = head(conn)?;
+    if seq > 0 {
+        sign_checkpoint(conn, device, seq, hash, now)?;
+    }
+    Ok(())
+}
+
+const RECORD_COLUMNS: &str = "seq, time, actor_id, actor, role, device_id, action, event, outcome,
+     patient_id, object_type, object_id, purpose, reason, detail, prev_hash, hash";
+
+/// Reads a stored row back into a record. A row that cannot even be read (a bad time, an
+/// unknown action) is returned as an error naming its sequence.
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record, (i64, String)>> {
+    let seq: i64 = r.get(0)?;
+    let time: String = r.get(1)?;
+    let action: String = r.get(6)?;
+    let outcome: String = r.get(8)?;
+    let prev: Vec<u8> = r.get(15)?;
+    let hash: Vec<u8> = r.get(16)?;
+    let parsed = (|| {
+        Ok::<_, String>(Record {
+            entry: Entry {
+                seq: u64::try_from(seq).map_err(|_| "a negative sequence number".to_owned())?,
+                time: parse_time(&time).ok_or("an unreadable time")?,
+                actor_id: r.get(2).map_err(|e| e.to_string())?,
+                actor: r.get(3).map_err(|e| e.to_string())?,
+                role: r.get(4).map_err(|e| e.to_string())?,
+                device_id: r.get(5).map_err(|e| e.to_string())?,
+                action: action.parse()?,
+                event: r.get(7).map_err(|e| e.to_string())?,
+                outcome: outcome.parse()?,
+                patient_id: r.get(9).map_err(|e| e.to_string())?,
+                object_type: r.get(10).map_err(|e| e.to_string())?,
+                object_id: r.get(11).map_err(|e| e.to_string())?,
+                purpose: r.get(12).map_err(|e| e.to_string())?,
+                reason: r.get(13).map_err(|e| e.to_string())?,
+                detail: r.get(14).map_err(|e| e.to_string())?,
+            },
+            prev_hash: Hash::from_slice(&prev).ok_or("a damaged previous hash")?,
+            hash: Hash::from_slice(&hash).ok_or("a damaged hash")?,
+        })
+    })();
+    Ok(parsed.map_err(|why| (seq, why)))
+}
+
+fn load_checkpoints(
+    conn: &Connection,
+) -> Result<Result<Vec<Checkpoint>, (u64, String)>, CoreError> {
+    let mut stmt =
+        conn.prepare("SELECT seq, hash, time, signature FROM audit_checkpoints ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Vec<u8>>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, hash, time, sig) = row?;
+        let seq_u = u64::try_from(seq).unwrap_or(0);
+        let cp = (|| {
+            Some(Checkpoint {
+                seq: u64::try_from(seq).ok()?,
+                hash: Hash::from_slice(&hash)?,
+                time: parse_time(&time)?,
+                signature: sig.as_slice().try_into().ok()?,
+            })
+        })();
+        match cp {
+            Some(cp) => out.push(cp),
+            None => {
+                return Ok(Err((
+                    seq_u,
+                    format!("the checkpoint at entry {seq_u} is damaged"),
+                )))
+            }
+        }
+    }
+    Ok(Ok(out))
+}
+
+/// Verifies the stored chain with the stored device key, streaming the rows.
+pub(crate) fn verify_stored(conn: &Connection) -> Result<Report, CoreError> {
+    let (device_id, key) = device_public(conn)?;
+    let checkpoints = match load_checkpoints(conn)? {
+        Ok(cps) => cps,
+        Err((seq, reason)) => return Ok(failed_report(seq, reason)),
+    };
+    let mut verifier = Verifier::new(&device_id, &key, checkpoints);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {RECORD_COLUMNS} FROM audit_log ORDER BY seq"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        match row_to_record(row)? {
+            Ok(rec) => {
+                if !verifier.push(&rec) {
+                    break;
+                }
+            }
+            Err((seq, why)) => {
+                let seq = u64::try_from(seq).unwrap_or(0);
+                return Ok(failed_report(
+                    seq,
+                    format!("entry {seq} was changed after it was written: it holds {why}"),
+                ));
+            }
+        }
+    }
+    Ok(verifier.finish())
+}
+
+fn failed_report(seq: u64, reason: String) -> Report {
+    Report {
+        ok: false,
+        entries: 0,
+        head_seq: 0,
+        head_hash: GENESIS,
+        checkpoints: 0,
+        last_checkpoint_seq: None,
+        unsigned_tail: 0,
+        failure: Some(chartroom_audit::Failure { seq, reason }),
+    }
+}
+
+/// Which entries to list.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditFilter {
+    pub patient: Option<String>,
+    pub user: Option<String>,
+    pub event: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many, newest last; none means all.
+    pub limit: Option<u32>,
+}
+
+/// Entries matching `filter`, in sequence order. Values are bound, never spliced into SQL.
+pub(crate) fn list(
+    conn: &Connection,
+    filter: &AuditFilter,
+    mut each: impl FnMut(Record) -> Result<(), CoreError>,
+) -> Result<u64, CoreError> {
+    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM audit_log WHERE 1 = 1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    if let Some(p) = &filter.patient {
+        sql.push_str(" AND patient_id = ?");
+        args.push(Box::new(p.clone()));
+    }
+    if let Some(u) = &filter.user {
+        sql.push_str(" AND actor = ? COLLATE NOCASE");
+        args.push(Box::new(u.clone()));
+    }
+    if let Some(e) = &filter.event {
+        sql.push_str(" AND event = ?");
+        args.push(Box::new(e.clone()));
+    }
+    if let Some(o) = filter.outcome {
+        sql.push_str(" AND outcome = ?");
+        args.push(Box::new(o.as_str()));
+    }
+    if let Some(t) = filter.since {
+        sql.push_str(" AND time >= ?");
+        args.push(Box::new(format_time(t)));
+    }
+    if let Some(t) = filter.until {
+        sql.push_str(" AND time < ?");
+        args.push(Box::new(format_time(t)));
+    }
+    sql.push_str(" ORDER BY seq");
+    if let Some(limit) = filter.limit {
+        // The newest `limit`, still in ascending order.
+        sql = format!("SELECT * FROM ({sql} DESC LIMIT {limit}) ORDER BY seq");
+    }
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter().map(|b| b.as_ref())))?;
+    let mut count = 0;
+    while let Some(row) = rows.next()? {
+        match row_to_record(row)? {
+            Ok(rec) => each(rec)?,
+            Err((seq, why)) => {
+                return Err(CoreError::Integrity(format!(
+                    "Audit entry {seq} cannot be read ({why}). Run `chartroom audit verify`."
+                )))
+            }
+        }
+        count += 1;
+    }
+    Ok(count)
+}
