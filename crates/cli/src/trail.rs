@@ -144,7 +144,11 @@ pub fn audit(session: &mut Session, cmd: &AuditCommand) -> Result<Output, Failur
                 if v.unsigned_tail > 0 {
                     text.push_str(&format!(
                         "\n{} after the last signed checkpoint {} held by the hash chain alone.",
-                        if v.unsigned_tail == 1 { "1 entry".to_owned() } else { format!("{} entries", v.unsigned_tail) },
+                        if v.unsigned_tail == 1 {
+                            "1 entry".to_owned()
+                        } else {
+                            format!("{} entries", v.unsigned_tail)
+                        },
                         if v.unsigned_tail == 1 { "is" } else { "are" }
                     ));
                 }

@@ -38,4 +38,6 @@ pub fn vault_info(config: &VaultConfig) -> Result<VaultInfo, CoreError> {
 }
 
 #[cfg(test)]
+mod gate_tests;
+#[cfg(test)]
 mod tests;

@@ -352,6 +352,14 @@ impl Session {
         Ok(false)
     }
 
+    #[cfg(test)]
+    pub(crate) fn connection_for_tests(&self) -> &Connection {
+        self.vault
+            .as_ref()
+            .map(Vault::connection)
+            .expect("the session is open")
+    }
+
     /// Whether the session is still unlocked.
     pub fn is_open(&self) -> bool {
         self.vault.is_some()
