@@ -489,3 +489,188 @@ fn rekey_killed_at_any_moment_leaves_an_openable_vault() {
         "no kill landed inside a rekey, so this test proved nothing"
     );
 }
+
+#[test]
+fn restricted_charts_break_the_glass_alerts_and_settings_through_the_cli() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("dr.ito", "physician", "physician-password");
+    c.add_user("nurse.ana", "nurse", "nurse-password");
+    c.add_user("desk.bo", "front_desk", "frontdesk-password");
+    c.add_user("aud.ray", "auditor", "auditor-password");
+
+    let added = c.as_user(
+        "dr.ito",
+        "physician-password",
+        &[
+            "patient",
+            "add",
+            "--family",
+            "Varga",
+            "--given",
+            "Eszter",
+            "--birth-date",
+            "1958-04-30",
+            "--sex",
+            "female",
+            "--restricted",
+        ],
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let patient = added.json();
+    assert!(patient["mrn"].as_str().is_some_and(|m| m.len() == 7));
+    let id = patient["id"].as_i64().expect("id").to_string();
+
+    // Bad input: a birth date in the future is 65 and registers nothing.
+    let bad = c.as_user(
+        "desk.bo",
+        "frontdesk-password",
+        &[
+            "patient",
+            "add",
+            "--family",
+            "X",
+            "--given",
+            "Y",
+            "--birth-date",
+            "2999-01-01",
+        ],
+    );
+    assert_eq!(bad.code, 65);
+    assert_eq!(bad.error()["code"], "invalid_input");
+
+    // The nurse is not on the care team: 77 with a message that says how to get in.
+    let refused = c.as_user("nurse.ana", "nurse-password", &["patient", "show", &id]);
+    assert_eq!(refused.code, 77);
+    assert!(refused.error()["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("break the glass")));
+    let no_reason = c.as_user(
+        "nurse.ana",
+        "nurse-password",
+        &["patient", "break-glass", &id, "--reason", " "],
+    );
+    assert_eq!(no_reason.code, 65);
+    let grant = c.as_user(
+        "nurse.ana",
+        "nurse-password",
+        &[
+            "patient",
+            "break-glass",
+            &id,
+            "--reason",
+            "Chest pain, doctor unreachable",
+        ],
+    );
+    assert_eq!(grant.code, 0, "{}", grant.stderr);
+    assert_eq!(grant.json()["minutes"], 60);
+    let opened = c.as_user("nurse.ana", "nurse-password", &["patient", "show", &id]);
+    assert_eq!(opened.code, 0, "{}", opened.stderr);
+    assert_eq!(opened.json()["access"]["via"], "break_glass");
+
+    // Front desk sees demographics of unrestricted patients only, and never notes.
+    let desk = c.as_user("desk.bo", "frontdesk-password", &["patient", "show", &id]);
+    assert_eq!(desk.code, 77);
+    let search = c.as_user(
+        "desk.bo",
+        "frontdesk-password",
+        &["patient", "search", "varga"],
+    );
+    assert_eq!(search.json()["patients"][0]["restricted"], true);
+
+    // The auditor sees the break-the-glass alert and acknowledges it with a note.
+    let alerts = c.as_user("aud.ray", "auditor-password", &["alerts", "list"]);
+    assert_eq!(alerts.code, 0, "{}", alerts.stderr);
+    let list = alerts.json()["alerts"].as_array().expect("alerts").clone();
+    let glass = list
+        .iter()
+        .find(|a| a["rule"] == "break_glass")
+        .expect("a break-the-glass alert");
+    let alert_id = glass["id"].as_i64().expect("id").to_string();
+    let ack = c.as_user(
+        "aud.ray",
+        "auditor-password",
+        &[
+            "alerts",
+            "ack",
+            &alert_id,
+            "--note",
+            "Confirmed with Dr Ito: emergency.",
+        ],
+    );
+    assert_eq!(ack.code, 0, "{}", ack.stderr);
+    let open = c
+        .as_user("aud.ray", "auditor-password", &["alerts", "list"])
+        .json();
+    assert!(open["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .all(|a| a["id"].as_i64() != glass["id"].as_i64()));
+
+    // Settings: the admin changes them, bad values are 65, others are 77.
+    let set = c.as_user(
+        "admin",
+        "admin-password",
+        &["settings", "set", "idle_timeout_minutes", "5"],
+    );
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(set.json()["settings"]["idle_timeout_minutes"], 5);
+    assert_eq!(
+        c.as_user(
+            "admin",
+            "admin-password",
+            &["settings", "set", "idle_timeout_minutes", "0"]
+        )
+        .code,
+        65
+    );
+    assert_eq!(
+        c.as_user(
+            "dr.ito",
+            "physician-password",
+            &["settings", "set", "break_glass_minutes", "600"]
+        )
+        .code,
+        77
+    );
+
+    // The whole story is in the trail, and the trail verifies.
+    let trail = c.as_user(
+        "aud.ray",
+        "auditor-password",
+        &["audit", "list", "--patient", &id],
+    );
+    let events: Vec<(String, String)> = trail.json()["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or("").to_owned(),
+                e["outcome"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("patient.create", "success"),
+        ("chart.read", "denied"),
+        ("break_glass", "denied"),
+        ("break_glass", "success"),
+        ("chart.read", "success"),
+    ] {
+        assert!(
+            events.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} in {events:?}"
+        );
+    }
+    let verify = c.as_user("aud.ray", "auditor-password", &["audit", "verify"]);
+    assert_eq!(verify.code, 0, "{}", verify.stdout);
+    assert_eq!(verify.json()["ok"], true);
+    // Nobody else reads the trail.
+    assert_eq!(
+        c.as_user("dr.ito", "physician-password", &["audit", "list"])
+            .code,
+        77
+    );
+}
