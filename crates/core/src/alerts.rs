@@ -140,12 +140,17 @@ pub(crate) fn evaluate(
         ("chart.read", Outcome::Success) => {
             let window_start =
                 e.time - chrono::Duration::minutes(i64::from(settings.alert_chart_burst_minutes));
+            // Stops counting at the threshold, so a busy window costs no more than a quiet one.
             let distinct: i64 = conn
                 .prepare_cached(
-                    "SELECT count(DISTINCT patient_id) FROM audit_log
-                      WHERE actor = ?1 AND event = 'chart.read' AND outcome = 'success' AND time >= ?2",
+                    "SELECT count(*) FROM (SELECT DISTINCT patient_id FROM audit_log
+                      WHERE actor = ?1 AND event = 'chart.read' AND outcome = 'success' AND time >= ?2
+                      LIMIT ?3)",
                 )?
-                .query_row(params![user, format_time(window_start)], |r| r.get(0))?;
+                .query_row(
+                    params![user, format_time(window_start), settings.alert_chart_burst_count],
+                    |r| r.get(0),
+                )?;
             if distinct >= i64::from(settings.alert_chart_burst_count)
                 && !fired_since(conn, rule::CHART_BURST, user, None, window_start)?
             {
