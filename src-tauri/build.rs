@@ -2,7 +2,13 @@
 //! one by one: the webview can call nothing that is not listed here and granted.
 
 fn main() {
-    let commands = &["vault_status", "create_vault", "unlock", "lock"];
+    let commands = &[
+        "vault_status",
+        "create_vault",
+        "unlock",
+        "lock",
+        "keep_alive",
+    ];
     tauri_build::try_build(
         tauri_build::Attributes::new()
             .app_manifest(tauri_build::AppManifest::new().commands(commands)),

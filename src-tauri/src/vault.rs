@@ -13,6 +13,8 @@ use crate::error::AppError;
 pub struct AppState {
     config: VaultConfig,
     session: Mutex<Option<Session>>,
+    /// Why the window was locked without being asked to, shown once on the unlock screen.
+    notice: Mutex<Option<String>>,
 }
 
 impl AppState {
@@ -20,7 +22,36 @@ impl AppState {
         AppState {
             config,
             session: Mutex::new(None),
+            notice: Mutex::new(None),
         }
+    }
+
+    /// Locks (in core, which audits an idle logoff and wipes the key) a session that has been
+    /// idle past the clinic's timeout.
+    pub fn expire_if_idle(&self) {
+        let mut guard = self.session();
+        let minutes = guard.as_ref().map(|s| s.settings().idle_timeout_minutes);
+        let expired = match guard.as_mut() {
+            Some(session) => session.expire_if_idle().unwrap_or(true),
+            None => false,
+        };
+        if expired {
+            guard.take();
+            *self
+                .notice
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(format!(
+                "Chartroom locked itself after {} minutes without use.",
+                minutes.unwrap_or(10)
+            ));
+        }
+    }
+
+    fn take_notice(&self) -> Option<String> {
+        self.notice
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
     }
 
     fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
@@ -38,6 +69,8 @@ pub struct VaultStatus {
     /// The vault folder, so staff can tell which clinic's vault this window opens.
     location: String,
     signed_in: Option<SignedIn>,
+    /// Why the vault was locked without being asked to (once), e.g. the idle timeout.
+    notice: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -59,10 +92,26 @@ async fn off_main_thread<T: Send + 'static>(
 
 #[tauri::command]
 pub fn vault_status(state: State<'_, AppState>) -> VaultStatus {
+    state.expire_if_idle();
     VaultStatus {
         exists: Vault::exists(&state.config.dir),
         location: state.config.dir.display().to_string(),
         signed_in: state.session().as_ref().map(Session::signed_in),
+        notice: state.take_notice(),
+    }
+}
+
+/// Counts as activity (the UI calls it, throttled, while someone types or clicks), so the
+/// idle timeout measures time away from the keyboard rather than time between commands.
+#[tauri::command]
+pub fn keep_alive(state: State<'_, AppState>) -> Result<(), AppError> {
+    state.expire_if_idle();
+    match state.session().as_mut() {
+        Some(session) => Ok(session.keep_alive()?),
+        None => Err(AppError::new(
+            "session_expired",
+            "The vault is locked. Unlock it to continue.",
+        )),
     }
 }
 

@@ -13,6 +13,8 @@ export interface VaultStatus {
   exists: boolean;
   location: string;
   signed_in: SignedIn | null;
+  /** Why the vault locked without being asked to (shown once), e.g. the idle timeout. */
+  notice: string | null;
 }
 
 export interface Created {
@@ -38,6 +40,7 @@ export const api = {
   createVault: (admin: string, password: string) => invoke<Created>("create_vault", { admin, password }),
   unlock: (user: string, password: string) => invoke<SignedIn>("unlock", { user, password }),
   lock: () => invoke<void>("lock"),
+  keepAlive: () => invoke<void>("keep_alive"),
 };
 
 export const ROLE_LABELS: Record<Role, string> = {

@@ -141,6 +141,50 @@ function unlockScreen(location: string, notice?: string): void {
 }
 
 let lockShortcut: ((e: KeyboardEvent) => void) | null = null;
+let idleWatch: number | null = null;
+let lastKeepAlive = 0;
+
+/** Someone is at the keyboard: tell the backend, at most every 30 seconds. */
+function activity(): void {
+  const now = Date.now();
+  if (now - lastKeepAlive > 30_000) {
+    lastKeepAlive = now;
+    api.keepAlive().catch(() => void start());
+  }
+}
+
+function stopWatching(): void {
+  if (lockShortcut) {
+    document.removeEventListener("keydown", lockShortcut);
+    lockShortcut = null;
+  }
+  if (idleWatch !== null) {
+    window.clearInterval(idleWatch);
+    idleWatch = null;
+  }
+  document.removeEventListener("keydown", activity);
+  document.removeEventListener("pointerdown", activity);
+}
+
+/** The backend locks an idle session by itself; notice it and leave no trace on screen. */
+function watchForIdleLock(): void {
+  lastKeepAlive = Date.now();
+  document.addEventListener("keydown", activity);
+  document.addEventListener("pointerdown", activity);
+  idleWatch = window.setInterval(() => {
+    api
+      .vaultStatus()
+      .then((status) => {
+        if (!status.signed_in) {
+          stopWatching();
+          mount(root);
+          if (status.exists) unlockScreen(status.location, status.notice ?? "The vault is locked.");
+          else void start();
+        }
+      })
+      .catch(() => undefined);
+  }, 5_000);
+}
 
 function home(who: SignedIn): void {
   const lockButton = h(
@@ -156,6 +200,7 @@ function home(who: SignedIn): void {
     }
   };
   document.addEventListener("keydown", lockShortcut);
+  watchForIdleLock();
   const role = ROLE_LABELS[who.role];
   mount(
     root,
@@ -180,7 +225,11 @@ function home(who: SignedIn): void {
         "main",
         { class: "content" },
         h("h2", {}, who.recovery ? "Recovery session" : `Welcome, ${who.user}`),
-        h("p", {}, "The clinic vault is unlocked. Lock it whenever you step away: Ctrl+L or the Lock button."),
+        h(
+          "p",
+          {},
+          "The clinic vault is unlocked. Lock it whenever you step away: Ctrl+L or the Lock button. It locks by itself after a few minutes without use.",
+        ),
       ),
       h("footer", { class: "statusbar" }, h("span", {}, `${who.user} · ${role}`), h("span", {}, "Vault unlocked")),
     ),
@@ -189,10 +238,7 @@ function home(who: SignedIn): void {
 }
 
 async function lockNow(): Promise<void> {
-  if (lockShortcut) {
-    document.removeEventListener("keydown", lockShortcut);
-    lockShortcut = null;
-  }
+  stopWatching();
   // Clear the screen first, so nothing of the session stays visible or in the DOM.
   mount(root);
   try {
@@ -208,7 +254,7 @@ async function start(notice?: string): Promise<void> {
     if (status.signed_in) {
       home(status.signed_in);
     } else if (status.exists) {
-      unlockScreen(status.location, notice);
+      unlockScreen(status.location, status.notice ?? notice);
     } else {
       firstRun(status.location);
     }

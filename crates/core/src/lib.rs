@@ -28,7 +28,7 @@ pub use chartroom_vault::{
 };
 pub use config::{default_vault_dir, vault_config, ENV_KDF_TARGET_MS, ENV_STATE_DIR, ENV_VAULT};
 pub use error::{CoreError, Denial, ErrorKind};
-pub use roles::{Permission, Role};
+pub use roles::{matrix_markdown, Permission, Role};
 pub use session::{Session, SignedIn};
 pub use users::{check_new_password, User, UserName, MIN_PASSWORD_CHARS};
 

@@ -137,7 +137,7 @@ impl Permission {
             Permission::ManageSettings => "change clinic settings",
             Permission::SearchPatients => "search for patients",
             Permission::RegisterPatient => "register patients",
-            Permission::ReadDemographics => "open patient charts",
+            Permission::ReadDemographics => "open charts: demographics and contact details",
             Permission::EditDemographics => "change patient demographics",
             Permission::ManageCareTeam => "change care teams",
             Permission::ReadClinical => "see clinical information",
@@ -281,9 +281,34 @@ impl FromStr for Role {
     }
 }
 
+/// The matrix as a Markdown table, as the README prints it (a test keeps the two equal).
+pub fn matrix_markdown() -> String {
+    let mut out =
+        String::from("| permission | admin | physician | nurse | front_desk | auditor |\n");
+    out.push_str("| --- | :-: | :-: | :-: | :-: | :-: |\n");
+    for p in Permission::ALL {
+        out.push_str(&format!("| {} (`{}`) |", p.describe(), p.as_str()));
+        for role in Role::ALL {
+            out.push_str(if role.allows(p) { " ✓ |" } else { " |" });
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_prints_the_matrix_as_it_is() {
+        let readme = include_str!("../../../README.md");
+        let table = matrix_markdown();
+        assert!(
+            readme.contains(&table),
+            "README.md's role table is out of date; it should read:\n{table}"
+        );
+    }
 
     #[test]
     fn roles_parse_from_their_names() {

@@ -360,6 +360,12 @@ impl Session {
             .expect("the session is open")
     }
 
+    /// Counts as activity for the idle timeout (someone is typing or clicking); refuses if
+    /// the session has already expired.
+    pub fn keep_alive(&mut self) -> Result<(), CoreError> {
+        self.touch()
+    }
+
     /// Whether the session is still unlocked.
     pub fn is_open(&self) -> bool {
         self.vault.is_some()
