@@ -41,8 +41,11 @@ impl AppState {
                 .notice
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(format!(
-                "Chartroom locked itself after {} minutes without use.",
-                minutes.unwrap_or(10)
+                "Chartroom locked itself after {} without use.",
+                match minutes.unwrap_or(10) {
+                    1 => "1 minute".to_owned(),
+                    n => format!("{n} minutes"),
+                }
             ));
         }
     }

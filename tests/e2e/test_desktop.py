@@ -135,3 +135,29 @@ def test_create_lock_wrong_password_unlock(app):
     # The keyboard shortcut locks too.
     d.find_element(By.TAG_NAME, "body").send_keys(Keys.CONTROL, "l")
     visible(d, "#unlock-user")
+
+
+@pytest.fixture
+def idle_vault(cli):
+    """A vault made with the CLI whose idle timeout is one minute, with an auditor."""
+    cli.run("vault", "init", "--admin", ADMIN, password=ADMIN_PW)
+    cli.run("--user", ADMIN, "settings", "set", "idle_timeout_minutes", "1", password=ADMIN_PW)
+    cli.run("--user", ADMIN, "user", "add", "audit.kim", "--role", "auditor",
+            password=ADMIN_PW, new_password="auditor-password")
+    return cli
+
+
+def test_an_idle_window_locks_itself_and_the_trail_says_so(idle_vault, app):
+    d = app
+    visible(d, "#unlock-user").send_keys(ADMIN)
+    d.find_element(By.ID, "unlock-password").send_keys(ADMIN_PW)
+    click(d, d.find_element(By.ID, "unlock-submit"))
+    assert visible(d, "#signed-in-user").text == ADMIN
+    # Hands off the keyboard: the backend locks after one minute, the window follows.
+    notice = visible(d, "#unlock-notice", timeout=100)
+    assert "locked itself after 1 minute" in notice.text, notice.text
+    assert "Signed in as" not in d.page_source
+    shot(d, "07-idle-locked")
+    logoffs = idle_vault.json("--user", "audit.kim", "audit", "list", "--event", "session.idle_logoff",
+                              password="auditor-password")["entries"]
+    assert [e["actor"] for e in logoffs] == [ADMIN]
