@@ -383,7 +383,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::Audit(cmd) => {
             let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
-            let out = trail::audit(&mut session, cmd)?;
+            let out = trail::audit(&mut session, cmd, cli.json)?;
             session.lock()?;
             Ok(out)
         }

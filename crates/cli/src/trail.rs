@@ -132,7 +132,7 @@ fn chartroom_audit_time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-pub fn audit(session: &mut Session, cmd: &AuditCommand) -> Result<Output, Failure> {
+pub fn audit(session: &mut Session, cmd: &AuditCommand, json: bool) -> Result<Output, Failure> {
     match cmd {
         AuditCommand::Verify => {
             let v = session.verify_audit()?;
@@ -176,34 +176,56 @@ pub fn audit(session: &mut Session, cmd: &AuditCommand) -> Result<Output, Failur
             }
         }
         AuditCommand::List(args) => {
+            // Streamed: a trail of a million entries never sits in memory.
             let filter = args.to_filter()?;
-            let records = session.audit_entries(&filter)?;
-            let mut text = format!(
-                "{:>7}  {:<27} {:<16} {:<11} {:<26} {:<8} {:<8} DETAIL\n",
-                "SEQ", "TIME (UTC)", "USER", "ROLE", "EVENT", "OUTCOME", "PATIENT"
-            );
-            for r in &records {
-                let e = &r.entry;
-                text.push_str(&format!(
-                    "{:>7}  {:<27} {:<16} {:<11} {:<26} {:<8} {:<8} {}{}\n",
-                    e.seq,
-                    chartroom_audit_time(e.time),
-                    e.actor,
-                    e.role.as_deref().unwrap_or("-"),
-                    e.event,
-                    e.outcome.as_str(),
-                    e.patient_id.as_deref().unwrap_or("-"),
-                    e.detail.as_deref().unwrap_or(""),
-                    e.reason
-                        .as_deref()
-                        .map(|r| format!(" (reason: {r})"))
-                        .unwrap_or_default(),
-                ));
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let io = |e: std::io::Error| CoreError::Vault(chartroom_core::VaultError::Io(e));
+            if json {
+                write!(out, "{{\"entries\":[").map_err(io)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>7}  {:<27} {:<16} {:<11} {:<26} {:<8} {:<8} DETAIL",
+                    "SEQ", "TIME (UTC)", "USER", "ROLE", "EVENT", "OUTCOME", "PATIENT"
+                )
+                .map_err(io)?;
             }
-            Ok(Output::new(
-                json!({"entries": records.iter().map(record_json).collect::<Vec<_>>()}),
-                text,
-            ))
+            let mut first = true;
+            session.audit_entries_each(&filter, |r| {
+                if json {
+                    if !first {
+                        write!(out, ",").map_err(io)?;
+                    }
+                    write!(out, "{}", record_json(&r)).map_err(io)?;
+                } else {
+                    let e = &r.entry;
+                    writeln!(
+                        out,
+                        "{:>7}  {:<27} {:<16} {:<11} {:<26} {:<8} {:<8} {}{}",
+                        e.seq,
+                        chartroom_audit_time(e.time),
+                        e.actor,
+                        e.role.as_deref().unwrap_or("-"),
+                        e.event,
+                        e.outcome.as_str(),
+                        e.patient_id.as_deref().unwrap_or("-"),
+                        e.detail.as_deref().unwrap_or(""),
+                        e.reason
+                            .as_deref()
+                            .map(|r| format!(" (reason: {r})"))
+                            .unwrap_or_default(),
+                    )
+                    .map_err(io)?;
+                }
+                first = false;
+                Ok(())
+            })?;
+            if json {
+                writeln!(out, "]}}").map_err(io)?;
+            }
+            out.flush().map_err(io)?;
+            Ok(Output::new(Value::Null, ""))
         }
         AuditCommand::Export {
             format: Format::Fhir,

@@ -1150,18 +1150,29 @@ impl Session {
 
     /// Audit entries matching `filter`, oldest first.
     pub fn audit_entries(&mut self, filter: &AuditFilter) -> Result<Vec<Record>, CoreError> {
+        let mut out = Vec::new();
+        self.audit_entries_each(filter, |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands each audit entry matching `filter` to `each`, oldest first, without holding
+    /// them all in memory. Returns how many there were.
+    pub fn audit_entries_each(
+        &mut self,
+        filter: &AuditFilter,
+        each: impl FnMut(Record) -> Result<(), CoreError>,
+    ) -> Result<u64, CoreError> {
         self.run(
             Permission::ReadAudit,
             Op::read("audit.read"),
             false,
             |tx, op, _| {
-                let mut out = Vec::new();
-                audit::list(tx, filter, |r| {
-                    out.push(r);
-                    Ok(())
-                })?;
-                op.detail = Some(format!("{} entries", out.len()));
-                Ok(out)
+                let n = audit::list(tx, filter, each)?;
+                op.detail = Some(format!("{n} entries"));
+                Ok(n)
             },
         )
     }
