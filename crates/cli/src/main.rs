@@ -74,9 +74,27 @@ enum Command {
     /// Register, find and open patients; care teams; break the glass.
     #[command(subcommand)]
     Patient(records::PatientCommand),
-    /// Draft, sign and list clinical notes.
+    /// Draft, sign, amend and list clinical notes.
     #[command(subcommand)]
     Note(records::NoteCommand),
+    /// Open and list encounters (visits, calls).
+    #[command(subcommand)]
+    Encounter(records::EncounterCommand),
+    /// Record and list vital signs.
+    #[command(subcommand)]
+    Vitals(records::VitalsCommand),
+    /// The problem list: add, list, resolve.
+    #[command(subcommand)]
+    Problem(records::ProblemCommand),
+    /// Allergies and intolerances: add, "none known", list, resolve.
+    #[command(subcommand)]
+    Allergy(records::AllergyCommand),
+    /// Medications: add, list, stop.
+    #[command(subcommand)]
+    Medication(records::MedicationCommand),
+    /// Immunizations: add, list, mark entered in error.
+    #[command(subcommand)]
+    Immunization(records::ImmunizationCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -405,11 +423,24 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             session.lock()?;
             Ok(out)
         }
-        Command::Note(cmd) => {
-            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
-            let out = records::note(&mut session, cmd)?;
-            session.lock()?;
-            Ok(out)
+        Command::Note(cmd) => with_session(cli, &config, &mut inputs, |s| records::note(s, cmd)),
+        Command::Encounter(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| records::encounter(s, cmd))
+        }
+        Command::Vitals(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| records::vitals(s, cmd))
+        }
+        Command::Problem(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| records::problem(s, cmd))
+        }
+        Command::Allergy(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| records::allergy(s, cmd))
+        }
+        Command::Medication(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| records::medication(s, cmd))
+        }
+        Command::Immunization(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| records::immunization(s, cmd))
         }
         Command::User(UserCommand::List) => {
             let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
@@ -460,6 +491,19 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             })
         }
     }
+}
+
+/// Unlocks as the acting user, runs one verb, and locks again (auditing the lock).
+fn with_session(
+    cli: &Cli,
+    config: &chartroom_core::VaultConfig,
+    inputs: &mut Inputs,
+    verb: impl FnOnce(&mut Session) -> Result<Output, Failure>,
+) -> Result<Output, Failure> {
+    let mut session = unlock(cli, config, inputs, &NO_RECOVERY)?;
+    let out = verb(&mut session)?;
+    session.lock()?;
+    Ok(out)
 }
 
 fn unlock(

@@ -1,10 +1,70 @@
-//! `chartroom patient` and `chartroom note`: the parts of the record the access rules need.
+//! The clinical record on the command line: patients, encounters, notes, vitals, problems,
+//! allergies, medications and immunizations. Parsing and printing only; core validates,
+//! gates and audits.
 
-use chartroom_core::{Chart, NewPatient, Note, PatientSummary, Session};
-use clap::Subcommand;
+use chartroom_core::{
+    parse_time_input, Chart, ChartAccess, NewAllergy, NewEncounter, NewImmunization, NewMedication,
+    NewPatient, NewProblem, Note, NoteContent, Observation, PatientChanges, PatientForm, SearchHit,
+    Session, VitalsInput,
+};
+use chrono::NaiveDate;
+use clap::{Args, Subcommand};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::{Failure, Output};
+
+fn to_json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// Dates for people: 02 Mar 2024, never 02/03/24.
+fn show_date(iso: &str) -> String {
+    NaiveDate::parse_from_str(iso.get(..10).unwrap_or(iso), "%Y-%m-%d")
+        .map(|d| d.format("%d %b %Y").to_string())
+        .unwrap_or_else(|_| iso.to_owned())
+}
+
+fn show_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%d %b %Y %H:%M UTC").to_string())
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+fn parse_date(label: &str, text: &str) -> Result<NaiveDate, Failure> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+        Failure::from(chartroom_core::CoreError::InvalidInput(format!(
+            "The {label} \"{}\" is not a date. Write dates as YYYY-MM-DD.",
+            text.chars().take(20).collect::<String>()
+        )))
+    })
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ContactArgs {
+    /// Preferred name (what the patient likes to be called).
+    #[arg(long)]
+    preferred: Option<String>,
+    /// female, male, non_binary, transgender_female, transgender_male, other, not_disclosed.
+    #[arg(long, value_name = "IDENTITY")]
+    gender_identity: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+    #[arg(long)]
+    email: Option<String>,
+    #[arg(long)]
+    address: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    emergency_name: Option<String>,
+    #[arg(long, value_name = "PHONE")]
+    emergency_phone: Option<String>,
+    #[arg(long, value_name = "RELATIONSHIP")]
+    emergency_relationship: Option<String>,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum PatientCommand {
@@ -23,11 +83,32 @@ pub enum PatientCommand {
         /// Only the care team may open the chart; others must break the glass.
         #[arg(long)]
         restricted: bool,
+        #[command(flatten)]
+        contact: ContactArgs,
     },
-    /// Find patients by MRN or by the start of a name.
+    /// Find patients by name (prefix, part, one typo, accents ignored), birth date, MRN or phone.
     Search { query: String },
-    /// Open a chart (audited).
+    /// Open a chart (audited): demographics, and each section your role may read.
     Show { id: i64 },
+    /// Change demographics; the previous version is kept. An empty value clears a field.
+    Update {
+        id: i64,
+        #[arg(long)]
+        family: Option<String>,
+        #[arg(long)]
+        given: Option<String>,
+        #[arg(long, value_name = "DATE")]
+        birth_date: Option<String>,
+        #[arg(long)]
+        sex: Option<String>,
+        /// true or false (needs the care-team permission).
+        #[arg(long, value_name = "BOOL")]
+        restricted: Option<bool>,
+        #[command(flatten)]
+        contact: ContactArgs,
+    },
+    /// Every version of a patient's demographics, with who changed it and when.
+    History { id: i64 },
     /// Show or change a patient's care team.
     CareTeam {
         id: i64,
@@ -46,31 +127,260 @@ pub enum PatientCommand {
     },
 }
 
+#[derive(Debug, Args)]
+pub struct NoteText {
+    /// Free text.
+    #[arg(long, conflicts_with_all = ["subjective", "objective", "assessment", "plan"])]
+    text: Option<String>,
+    #[arg(long)]
+    subjective: Option<String>,
+    #[arg(long)]
+    objective: Option<String>,
+    #[arg(long)]
+    assessment: Option<String>,
+    #[arg(long)]
+    plan: Option<String>,
+}
+
+impl NoteText {
+    fn content(&self) -> Result<NoteContent, Failure> {
+        Ok(match &self.text {
+            Some(t) => NoteContent::free(t)?,
+            None => NoteContent::soap(
+                self.subjective.as_deref(),
+                self.objective.as_deref(),
+                self.assessment.as_deref(),
+                self.plan.as_deref(),
+            )?,
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum NoteCommand {
-    /// Write a draft note for a patient.
+    /// Write a draft note (free text, or SOAP sections).
     Draft {
         #[arg(long, value_name = "ID")]
         patient: i64,
-        #[arg(long, value_name = "TEXT")]
-        text: String,
+        /// Attach to one of the patient's encounters.
+        #[arg(long, value_name = "ID")]
+        encounter: Option<i64>,
+        #[command(flatten)]
+        body: NoteText,
     },
-    /// Sign a draft note; it can then never change.
+    /// Replace a draft's text. Signed notes never change.
+    Edit {
+        id: i64,
+        #[command(flatten)]
+        body: NoteText,
+    },
+    /// Sign a draft (physicians); it can then never change.
     Sign { id: i64 },
-    /// List a patient's notes.
+    /// Add an addendum (or with --amend, an amendment) to a signed note.
+    Addendum {
+        id: i64,
+        #[command(flatten)]
+        body: NoteText,
+        /// A correction rather than more information.
+        #[arg(long)]
+        amend: bool,
+        /// Sign it at once (physicians).
+        #[arg(long)]
+        sign: bool,
+    },
+    /// List a patient's notes, newest first.
     List {
         #[arg(long, value_name = "ID")]
         patient: i64,
     },
 }
 
-fn summary_line(p: &PatientSummary) -> String {
+#[derive(Debug, Subcommand)]
+pub enum EncounterCommand {
+    /// Open an encounter with you as the clinician.
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        /// office, telephone, telehealth or home.
+        #[arg(long = "type", value_name = "TYPE", default_value = "office")]
+        kind: String,
+        #[arg(long)]
+        reason: String,
+        /// When it started (default now): 2026-03-02T14:30:00Z or "2026-03-02 14:30" (UTC).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// List a patient's encounters, newest first.
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VitalsCommand {
+    /// Record vitals taken together. Units: mm[Hg], /min, °C, %, kg, cm. BMI is derived.
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        #[arg(long, value_name = "MMHG")]
+        systolic: Option<f64>,
+        #[arg(long, value_name = "MMHG")]
+        diastolic: Option<f64>,
+        #[arg(long, value_name = "PER_MIN")]
+        heart_rate: Option<f64>,
+        #[arg(long, value_name = "PER_MIN")]
+        respiratory_rate: Option<f64>,
+        #[arg(long, value_name = "CELSIUS")]
+        temperature: Option<f64>,
+        #[arg(long, value_name = "PERCENT")]
+        spo2: Option<f64>,
+        #[arg(long, value_name = "KG")]
+        weight: Option<f64>,
+        #[arg(long, value_name = "CM")]
+        height: Option<f64>,
+        /// When they were taken (default now).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[arg(long, value_name = "ID")]
+        encounter: Option<i64>,
+    },
+    /// List a patient's vital signs, newest first.
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProblemCommand {
+    /// Add a problem (ICD-10 or SNOMED CT code where known).
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        #[arg(long)]
+        text: String,
+        /// icd10 or snomed.
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        code: Option<String>,
+        #[arg(long, value_name = "DATE")]
+        onset: Option<String>,
+    },
+    /// List a patient's problems, active first.
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+    },
+    /// Mark a problem resolved.
+    Resolve {
+        id: i64,
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllergyCommand {
+    /// Add an allergy or intolerance.
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        #[arg(long)]
+        substance: String,
+        #[arg(long)]
+        reaction: Option<String>,
+        /// mild, moderate or severe.
+        #[arg(long)]
+        severity: Option<String>,
+        /// food, medication, environment or biologic.
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Record "no known allergies" (a statement, not an empty list).
+    None {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+    },
+    /// List a patient's allergies and the allergy status.
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+    },
+    /// Mark an allergy resolved.
+    Resolve { id: i64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MedicationCommand {
+    /// Add a medication the patient takes.
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        dose: Option<String>,
+        /// oral, sublingual, inhaled, nasal, topical, transdermal, ophthalmic, otic, rectal,
+        /// vaginal, subcutaneous, intramuscular or intravenous.
+        #[arg(long)]
+        route: Option<String>,
+        #[arg(long)]
+        frequency: Option<String>,
+        #[arg(long, value_name = "DATE")]
+        start: Option<String>,
+    },
+    /// List a patient's medications, active first.
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+    },
+    /// Stop a medication.
+    #[command(alias = "stop")]
+    Resolve {
+        id: i64,
+        #[arg(long, value_name = "DATE")]
+        date: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImmunizationCommand {
+    /// Record a vaccination.
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        #[arg(long)]
+        vaccine: String,
+        /// CDC CVX code, e.g. 141 (influenza).
+        #[arg(long)]
+        cvx: String,
+        #[arg(long, value_name = "DATE")]
+        date: String,
+        #[arg(long)]
+        lot: Option<String>,
+        /// left_arm, right_arm, left_thigh, right_thigh, oral or nasal.
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// List a patient's immunizations.
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+    },
+    /// Mark an immunization entered in error.
+    Resolve { id: i64 },
+}
+
+fn hit_line(p: &SearchHit) -> String {
     format!(
-        "{:>6}  {:<9} {:<32} {}  {}{}",
+        "{:>6}  {:<9} {:<32} {}  {:>3} y  {}{}",
         p.id,
         p.mrn,
         format!("{}, {}", p.family, p.given),
         p.birth_date.format("%d %b %Y"),
+        p.age,
         p.sex.as_str(),
         if p.restricted { "  [restricted]" } else { "" }
     )
@@ -78,40 +388,225 @@ fn summary_line(p: &PatientSummary) -> String {
 
 fn note_text(n: &Note) -> String {
     let status = match (&n.signed_by, &n.signed_at) {
-        (Some(by), Some(at)) => format!("signed by {by} at {at}"),
+        (Some(by), Some(at)) => format!("signed by {by}, {}", show_time(at)),
         _ => "draft".to_owned(),
     };
-    format!("Note {} by {} ({status}):\n{}\n", n.id, n.author, n.text)
+    let what = match n.parent_id {
+        Some(p) => format!("{} {} to note {p}", capitalised(n.kind.as_str()), n.id),
+        None => format!("Note {}", n.id),
+    };
+    format!(
+        "{what} by {} ({status}):\n{}\n",
+        n.author,
+        n.content.as_text()
+    )
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+fn vitals_text(obs: &[Observation]) -> String {
+    if obs.is_empty() {
+        return "No vital signs recorded.".into();
+    }
+    obs.iter()
+        .map(|o| {
+            format!(
+                "{}  {:<36} {:>7} {:<7} {}",
+                show_time(&o.effective),
+                o.display,
+                o.value,
+                match o.unit.as_str() {
+                    "Cel" => "°C",
+                    "mm[Hg]" => "mmHg",
+                    other => other,
+                },
+                if o.flag.is_abnormal() {
+                    o.flag.as_str()
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn allergy_banner(status: &str, list: Option<&[chartroom_core::Allergy]>) -> String {
+    match (status, list) {
+        (_, None) => String::new(),
+        ("no_known_allergies", _) => "Allergies: No known allergies\n".into(),
+        ("unknown", _) => "Allergies: unknown (not yet asked)\n".into(),
+        (_, Some(list)) => {
+            let active: Vec<String> = list
+                .iter()
+                .filter(|a| a.status == "active")
+                .map(|a| match &a.reaction {
+                    Some(r) => format!("{} ({r})", a.substance),
+                    None => a.substance.clone(),
+                })
+                .collect();
+            if active.is_empty() {
+                "Allergies: none active\n".into()
+            } else {
+                format!("ALLERGIES: {}\n", active.join("; "))
+            }
+        }
+    }
 }
 
 fn chart_text(c: &Chart) -> String {
     let p = &c.patient;
+    let d = &p.demographics;
     let mut t = format!(
-        "{}, {}   MRN {}   born {}   {}{}\nCare team: {}\n",
-        p.family,
-        p.given,
+        "{}, {}{}   {} y   {}   MRN {}   born {}{}\n",
+        d.family,
+        d.given,
+        d.preferred
+            .as_deref()
+            .map(|n| format!(" (\"{n}\")"))
+            .unwrap_or_default(),
+        c.age,
+        d.sex.as_str(),
         p.mrn,
-        p.birth_date.format("%d %b %Y"),
-        p.sex.as_str(),
+        d.birth_date.format("%d %b %Y"),
         if p.restricted { "   [restricted]" } else { "" },
+    );
+    t.push_str(&allergy_banner(&p.allergy_status, c.allergies.as_deref()));
+    if let Some(phone) = &d.phone {
+        t.push_str(&format!("Phone: {phone}\n"));
+    }
+    if let Some(email) = &d.email {
+        t.push_str(&format!("Email: {email}\n"));
+    }
+    if let Some(address) = &d.address {
+        t.push_str(&format!("Address: {address}\n"));
+    }
+    if let Some(e) = &d.emergency_contact {
+        t.push_str(&format!(
+            "Emergency contact: {} {}{}\n",
+            e.name,
+            e.phone,
+            e.relationship
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    t.push_str(&format!(
+        "Care team: {}\n",
         if c.care_team.is_empty() {
             "-".to_owned()
         } else {
             c.care_team.join(", ")
         }
-    );
-    if let chartroom_core::ChartAccess::BreakGlass { expires_at, .. } = &c.access {
+    ));
+    if let ChartAccess::BreakGlass { expires_at, .. } = &c.access {
         t.push_str(&format!(
-            "Opened by breaking the glass; access ends at {expires_at}.\n"
+            "Opened by breaking the glass; access ends {}.\n",
+            show_time(expires_at)
         ));
     }
+    if let Some(problems) = &c.problems {
+        t.push_str("\nProblems:\n");
+        for pr in problems {
+            t.push_str(&format!(
+                "  [{}] {}{}{}\n",
+                pr.status,
+                pr.text,
+                pr.code
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default(),
+                pr.onset
+                    .as_deref()
+                    .map(|o| format!(", since {}", show_date(o)))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(meds) = &c.medications {
+        t.push_str("\nMedications:\n");
+        for m in meds {
+            t.push_str(&format!(
+                "  [{}] {} {} {} {}\n",
+                m.status,
+                m.name,
+                m.dose.as_deref().unwrap_or(""),
+                m.route.map(|r| r.as_str()).unwrap_or(""),
+                m.frequency.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if let Some(imms) = &c.immunizations {
+        t.push_str("\nImmunizations:\n");
+        for i in imms {
+            t.push_str(&format!(
+                "  {}  {} (CVX {}){}\n",
+                show_date(&i.date),
+                i.vaccine,
+                i.cvx,
+                if i.status == "entered_in_error" {
+                    " [entered in error]"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    if let Some(vitals) = &c.vitals {
+        t.push_str("\nVital signs (latest first):\n");
+        for line in vitals_text(&vitals[..vitals.len().min(12)]).lines() {
+            t.push_str(&format!("  {line}\n"));
+        }
+    }
+    if let Some(encounters) = &c.encounters {
+        t.push_str("\nEncounters:\n");
+        for e in encounters.iter().take(20) {
+            t.push_str(&format!(
+                "  {:>5}  {}  {:<12} {}  ({})\n",
+                e.id,
+                show_time(&e.start),
+                e.kind.label(),
+                e.reason,
+                e.clinician
+            ));
+        }
+    }
     if let Some(notes) = &c.notes {
-        for n in notes {
+        for n in notes.iter().take(10) {
             t.push('\n');
             t.push_str(&note_text(n));
         }
     }
     t
+}
+
+fn form_from(
+    family: &str,
+    given: &str,
+    birth_date: &str,
+    sex: &str,
+    c: &ContactArgs,
+) -> PatientForm {
+    PatientForm {
+        family: family.into(),
+        given: given.into(),
+        preferred: c.preferred.clone(),
+        birth_date: birth_date.into(),
+        sex: sex.into(),
+        gender_identity: c.gender_identity.clone(),
+        phone: c.phone.clone(),
+        email: c.email.clone(),
+        address: c.address.clone(),
+        emergency_name: c.emergency_name.clone(),
+        emergency_phone: c.emergency_phone.clone(),
+        emergency_relationship: c.emergency_relationship.clone(),
+    }
 }
 
 pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Failure> {
@@ -122,38 +617,87 @@ pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Fa
             birth_date,
             sex,
             restricted,
+            contact,
         } => {
-            let today = chrono::Local::now().date_naive();
-            let new = NewPatient::new(family, given, birth_date, sex, *restricted, today)?;
+            let form = form_from(family, given, birth_date, sex, contact);
+            let new = NewPatient::from_form(&form, *restricted, today())?;
             let p = session.register_patient(&new)?;
             let text = format!(
                 "Registered {}, {} (id {}, MRN {}).",
-                p.family, p.given, p.id, p.mrn
+                p.demographics.family, p.demographics.given, p.id, p.mrn
             );
-            Ok(Output::new(
-                serde_json::to_value(&p).unwrap_or(Value::Null),
-                text,
-            ))
+            Ok(Output::new(to_json(&p), text))
         }
         PatientCommand::Search { query } => {
             let hits = session.search_patients(query)?;
             let text = if hits.is_empty() {
                 "No patients found.".to_owned()
             } else {
-                hits.iter().map(summary_line).collect::<Vec<_>>().join("\n")
+                hits.iter().map(hit_line).collect::<Vec<_>>().join("\n")
             };
             Ok(Output::new(json!({"patients": hits}), text))
         }
         PatientCommand::Show { id } => {
             let chart = session.open_chart(*id)?;
-            let text = chart_text(&chart);
-            let mut doc = serde_json::to_value(&chart.patient).unwrap_or(Value::Null);
-            doc["care_team"] = json!(chart.care_team);
-            doc["access"] = json!(chart.access);
-            if let Some(notes) = &chart.notes {
-                doc["notes"] = json!(notes);
-            }
-            Ok(Output::new(doc, text))
+            Ok(Output::new(to_json(&chart), chart_text(&chart)))
+        }
+        PatientCommand::Update {
+            id,
+            family,
+            given,
+            birth_date,
+            sex,
+            restricted,
+            contact,
+        } => {
+            let changes = PatientChanges {
+                family: family.clone(),
+                given: given.clone(),
+                preferred: contact.preferred.clone(),
+                birth_date: birth_date.clone(),
+                sex: sex.clone(),
+                gender_identity: contact.gender_identity.clone(),
+                phone: contact.phone.clone(),
+                email: contact.email.clone(),
+                address: contact.address.clone(),
+                emergency_name: contact.emergency_name.clone(),
+                emergency_phone: contact.emergency_phone.clone(),
+                emergency_relationship: contact.emergency_relationship.clone(),
+                restricted: *restricted,
+            };
+            let p = session.update_patient(*id, &changes)?;
+            Ok(Output::new(
+                to_json(&p),
+                format!(
+                    "Updated {}, {} (version {}).",
+                    p.demographics.family, p.demographics.given, p.version
+                ),
+            ))
+        }
+        PatientCommand::History { id } => {
+            let versions = session.patient_history(*id)?;
+            let text = versions
+                .iter()
+                .map(|v| {
+                    let d = &v.demographics;
+                    format!(
+                        "v{}  {}  by {}: {}, {}  born {}  {}{}",
+                        v.version,
+                        show_time(&v.changed_at),
+                        v.changed_by,
+                        d.family,
+                        d.given,
+                        d.birth_date.format("%d %b %Y"),
+                        d.phone.as_deref().unwrap_or("-"),
+                        if v.restricted { "  [restricted]" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::new(
+                json!({"patient": id, "versions": versions}),
+                text,
+            ))
         }
         PatientCommand::CareTeam { id, add, remove } => {
             for user in add {
@@ -171,10 +715,11 @@ pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Fa
         PatientCommand::BreakGlass { id, reason } => {
             let grant = session.break_glass(*id, reason)?;
             Ok(Output::new(
-                serde_json::to_value(&grant).unwrap_or(Value::Null),
+                to_json(&grant),
                 format!(
                     "Emergency access to patient {id} until {} ({} minutes). This access is recorded and reported.",
-                    grant.expires_at, grant.minutes
+                    show_time(&grant.expires_at),
+                    grant.minutes
                 ),
             ))
         }
@@ -183,18 +728,53 @@ pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Fa
 
 pub fn note(session: &mut Session, cmd: &NoteCommand) -> Result<Output, Failure> {
     match cmd {
-        NoteCommand::Draft { patient, text } => {
-            let n = session.draft_note(*patient, text)?;
+        NoteCommand::Draft {
+            patient,
+            encounter,
+            body,
+        } => {
+            let n = session.draft_note(*patient, *encounter, &body.content()?)?;
             Ok(Output::new(
-                serde_json::to_value(&n).unwrap_or(Value::Null),
+                to_json(&n),
                 format!("Draft note {} saved.", n.id),
+            ))
+        }
+        NoteCommand::Edit { id, body } => {
+            let n = session.edit_draft(*id, &body.content()?)?;
+            Ok(Output::new(
+                to_json(&n),
+                format!("Draft note {} updated.", n.id),
             ))
         }
         NoteCommand::Sign { id } => {
             let n = session.sign_note(*id)?;
             Ok(Output::new(
-                serde_json::to_value(&n).unwrap_or(Value::Null),
+                to_json(&n),
                 format!("Note {} signed; it can no longer be changed.", n.id),
+            ))
+        }
+        NoteCommand::Addendum {
+            id,
+            body,
+            amend,
+            sign,
+        } => {
+            let mut n = session.add_addendum(*id, &body.content()?, *amend)?;
+            if *sign {
+                n = session.sign_note(n.id)?;
+            }
+            Ok(Output::new(
+                to_json(&n),
+                format!(
+                    "{} {} to note {id} {}.",
+                    capitalised(n.kind.as_str()),
+                    n.id,
+                    if n.status == "signed" {
+                        "signed"
+                    } else {
+                        "saved as a draft"
+                    }
+                ),
             ))
         }
         NoteCommand::List { patient } => {
@@ -205,6 +785,303 @@ pub fn note(session: &mut Session, cmd: &NoteCommand) -> Result<Output, Failure>
                 notes.iter().map(note_text).collect::<Vec<_>>().join("\n")
             };
             Ok(Output::new(json!({"notes": notes}), text))
+        }
+    }
+}
+
+pub fn encounter(session: &mut Session, cmd: &EncounterCommand) -> Result<Output, Failure> {
+    match cmd {
+        EncounterCommand::Add {
+            patient,
+            kind,
+            reason,
+            at,
+        } => {
+            let e = NewEncounter::new(kind, at.as_deref(), reason, chrono::Utc::now())?;
+            let e = session.add_encounter(*patient, &e)?;
+            Ok(Output::new(
+                to_json(&e),
+                format!(
+                    "Encounter {} opened: {}, {}.",
+                    e.id,
+                    e.kind.label(),
+                    show_time(&e.start)
+                ),
+            ))
+        }
+        EncounterCommand::List { patient } => {
+            let list = session.encounters(*patient)?;
+            let text = list
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{:>5}  {}  {:<12} {}  ({})",
+                        e.id,
+                        show_time(&e.start),
+                        e.kind.label(),
+                        e.reason,
+                        e.clinician
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::new(json!({"encounters": list}), text))
+        }
+    }
+}
+
+pub fn vitals(session: &mut Session, cmd: &VitalsCommand) -> Result<Output, Failure> {
+    match cmd {
+        VitalsCommand::Add {
+            patient,
+            systolic,
+            diastolic,
+            heart_rate,
+            respiratory_rate,
+            temperature,
+            spo2,
+            weight,
+            height,
+            at,
+            encounter,
+        } => {
+            let input = VitalsInput {
+                systolic: *systolic,
+                diastolic: *diastolic,
+                heart_rate: *heart_rate,
+                respiratory_rate: *respiratory_rate,
+                temperature: *temperature,
+                spo2: *spo2,
+                weight: *weight,
+                height: *height,
+            };
+            let effective = at
+                .as_deref()
+                .map(|t| parse_time_input("time of the vitals", t, chrono::Utc::now()))
+                .transpose()?;
+            let obs = session.record_vitals(*patient, &input, effective, *encounter)?;
+            Ok(Output::new(json!({"observations": obs}), vitals_text(&obs)))
+        }
+        VitalsCommand::List { patient } => {
+            let obs = session.vitals(*patient)?;
+            Ok(Output::new(json!({"observations": obs}), vitals_text(&obs)))
+        }
+    }
+}
+
+pub fn problem(session: &mut Session, cmd: &ProblemCommand) -> Result<Output, Failure> {
+    match cmd {
+        ProblemCommand::Add {
+            patient,
+            text,
+            system,
+            code,
+            onset,
+        } => {
+            let p = NewProblem::new(
+                text,
+                system.as_deref(),
+                code.as_deref(),
+                onset.as_deref(),
+                today(),
+            )?;
+            let p = session.add_problem(*patient, &p)?;
+            Ok(Output::new(
+                to_json(&p),
+                format!("Problem {} added: {}.", p.id, p.text),
+            ))
+        }
+        ProblemCommand::List { patient } => {
+            let list = session.problems(*patient)?;
+            let text = list
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{:>5}  [{}] {}{}",
+                        p.id,
+                        p.status,
+                        p.text,
+                        p.code
+                            .as_deref()
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::new(json!({"problems": list}), text))
+        }
+        ProblemCommand::Resolve { id, date } => {
+            let date = date
+                .as_deref()
+                .map(|d| parse_date("resolution date", d))
+                .transpose()?;
+            let p = session.resolve_problem(*id, date)?;
+            Ok(Output::new(
+                to_json(&p),
+                format!("Problem {} resolved.", p.id),
+            ))
+        }
+    }
+}
+
+pub fn allergy(session: &mut Session, cmd: &AllergyCommand) -> Result<Output, Failure> {
+    match cmd {
+        AllergyCommand::Add {
+            patient,
+            substance,
+            reaction,
+            severity,
+            category,
+        } => {
+            let a = NewAllergy::new(
+                substance,
+                reaction.as_deref(),
+                severity.as_deref(),
+                category.as_deref(),
+            )?;
+            let a = session.add_allergy(*patient, &a)?;
+            Ok(Output::new(
+                to_json(&a),
+                format!("Allergy {} added: {}.", a.id, a.substance),
+            ))
+        }
+        AllergyCommand::None { patient } => {
+            let p = session.record_no_known_allergies(*patient)?;
+            Ok(Output::new(
+                json!({"patient": p.id, "allergy_status": p.allergy_status}),
+                "Recorded: no known allergies.",
+            ))
+        }
+        AllergyCommand::List { patient } => {
+            let found = session.allergies(*patient)?;
+            let mut text = allergy_banner(&found.allergy_status, Some(&found.allergies));
+            for a in &found.allergies {
+                text.push_str(&format!(
+                    "{:>5}  [{}] {}{}{}\n",
+                    a.id,
+                    a.status,
+                    a.substance,
+                    a.reaction
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default(),
+                    a.severity
+                        .map(|s| format!(" ({})", s.as_str()))
+                        .unwrap_or_default()
+                ));
+            }
+            Ok(Output::new(to_json(&found), text))
+        }
+        AllergyCommand::Resolve { id } => {
+            let a = session.resolve_allergy(*id)?;
+            Ok(Output::new(
+                to_json(&a),
+                format!("Allergy {} resolved.", a.id),
+            ))
+        }
+    }
+}
+
+pub fn medication(session: &mut Session, cmd: &MedicationCommand) -> Result<Output, Failure> {
+    match cmd {
+        MedicationCommand::Add {
+            patient,
+            name,
+            dose,
+            route,
+            frequency,
+            start,
+        } => {
+            let m = NewMedication::new(
+                name,
+                dose.as_deref(),
+                route.as_deref(),
+                frequency.as_deref(),
+                start.as_deref(),
+                today(),
+            )?;
+            let m = session.add_medication(*patient, &m)?;
+            Ok(Output::new(
+                to_json(&m),
+                format!("Medication {} added: {}.", m.id, m.name),
+            ))
+        }
+        MedicationCommand::List { patient } => {
+            let list = session.medications(*patient)?;
+            let text = list
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{:>5}  [{}] {} {} {} {}",
+                        m.id,
+                        m.status,
+                        m.name,
+                        m.dose.as_deref().unwrap_or(""),
+                        m.route.map(|r| r.as_str()).unwrap_or(""),
+                        m.frequency.as_deref().unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::new(json!({"medications": list}), text))
+        }
+        MedicationCommand::Resolve { id, date } => {
+            let date = date
+                .as_deref()
+                .map(|d| parse_date("stop date", d))
+                .transpose()?;
+            let m = session.stop_medication(*id, date)?;
+            Ok(Output::new(
+                to_json(&m),
+                format!("Medication {} stopped.", m.id),
+            ))
+        }
+    }
+}
+
+pub fn immunization(session: &mut Session, cmd: &ImmunizationCommand) -> Result<Output, Failure> {
+    match cmd {
+        ImmunizationCommand::Add {
+            patient,
+            vaccine,
+            cvx,
+            date,
+            lot,
+            site,
+        } => {
+            let i =
+                NewImmunization::new(vaccine, cvx, date, lot.as_deref(), site.as_deref(), today())?;
+            let i = session.add_immunization(*patient, &i)?;
+            Ok(Output::new(
+                to_json(&i),
+                format!("Immunization {} recorded: {}.", i.id, i.vaccine),
+            ))
+        }
+        ImmunizationCommand::List { patient } => {
+            let list = session.immunizations(*patient)?;
+            let text = list
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{:>5}  {}  {} (CVX {}) [{}]",
+                        i.id,
+                        show_date(&i.date),
+                        i.vaccine,
+                        i.cvx,
+                        i.status
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Ok(Output::new(json!({"immunizations": list}), text))
+        }
+        ImmunizationCommand::Resolve { id } => {
+            let i = session.resolve_immunization(*id)?;
+            Ok(Output::new(
+                to_json(&i),
+                format!("Immunization {} marked entered in error.", i.id),
+            ))
         }
     }
 }

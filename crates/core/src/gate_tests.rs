@@ -158,6 +158,7 @@ fn expected(role: Role, p: Permission) -> bool {
         ReadClinical,
         ReadNotes,
         WriteClinical,
+        RecordEncounter,
         RecordVitals,
         RecordAllergies,
         DraftNote,
@@ -170,6 +171,7 @@ fn expected(role: Role, p: Permission) -> bool {
         ReadDemographics,
         ReadClinical,
         ReadNotes,
+        RecordEncounter,
         RecordVitals,
         RecordAllergies,
         DraftNote,
@@ -217,7 +219,11 @@ fn the_cells_that_matter_most() {
     assert_eq!(admin.open_chart(1).expect("demographics").notes, None);
     let mut nurse = clinic.as_role(Role::Nurse);
     let draft = nurse
-        .draft_note(1, "Subjective: dizzy")
+        .draft_note(
+            1,
+            None,
+            &NoteContent::free("Subjective: dizzy").expect("valid"),
+        )
         .expect("nurse drafts");
     denied_by_role(nurse.sign_note(draft.id), Permission::SignNote);
     let mut doctor = clinic.as_role(Role::Physician);
@@ -288,7 +294,11 @@ fn every_cell_of_the_matrix_through_the_session() {
             "care team",
         );
         check(Permission::ReadNotes, gate(s.notes(1)), "notes");
-        let drafted = s.draft_note(1, "Plan: review in two weeks");
+        let drafted = s.draft_note(
+            1,
+            None,
+            &NoteContent::free("Plan: review in two weeks").expect("valid"),
+        );
         check(Permission::DraftNote, drafted.is_ok(), "draft_note");
         if expected(role, Permission::DraftNote) {
             assert!(drafted.is_ok(), "{role:?} drafts");
@@ -298,7 +308,11 @@ fn every_cell_of_the_matrix_through_the_session() {
             Err(_) => {
                 let mut doctor = clinic.as_role(Role::Physician);
                 doctor
-                    .draft_note(1, "Draft for signing")
+                    .draft_note(
+                        1,
+                        None,
+                        &NoteContent::free("Draft for signing").expect("valid"),
+                    )
                     .expect("drafts")
                     .id
             }

@@ -5,23 +5,38 @@
 
 mod alerts;
 mod audit;
+mod chart_ops;
 mod clock;
 mod config;
 mod error;
 mod patients;
+mod record;
 mod roles;
 mod schema;
+mod search;
 mod session;
 mod settings;
 mod users;
+mod vitals;
 
 pub use alerts::{rule as alert_rule, Alert};
 pub use audit::{AuditFilter, CHECKPOINT_EVERY};
+pub use chart_ops::{AllergyList, Chart, PatientChanges};
 pub use chartroom_audit::{Action, Entry, Outcome, Record};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use patients::{fold, ChartAccess, NewPatient, Note, Patient, PatientSummary, Sex};
-pub use session::{Chart, Grant, Verification};
+pub use patients::{
+    fold, mrn_for, name_words, ChartAccess, Demographics, EmergencyContact, NewPatient, Patient,
+    PatientForm, PatientVersion, Sex, GENDER_IDENTITIES,
+};
+pub use record::{
+    note_digest, parse_time_input, Allergy, AllergyCategory, CodeSystem, Encounter, EncounterKind,
+    Immunization, Medication, NewAllergy, NewEncounter, NewImmunization, NewMedication, NewProblem,
+    Note, NoteContent, NoteKind, Observation, Problem, Route, Severity, Site,
+};
+pub use search::{within_one_edit, SearchHit};
+pub use session::{Grant, Verification};
 pub use settings::{ClinicHours, Settings, SETTING_KEYS};
+pub use vitals::{bmi, Flag, Vital, VitalsInput};
 
 pub use chartroom_vault::{
     KdfPolicy, RecoveryKey, SlotKind, Vault, VaultConfig, VaultError, VaultInfo,

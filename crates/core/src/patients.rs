@@ -1,17 +1,17 @@
-//! Patients: validated registration data, the stored record, care teams and break-the-glass
-//! grants. (The full clinical record arrives with the charting work; this is the part the
-//! access rules need.)
+//! Patients: validated demographics, the stored record with its version history, care teams
+//! and break-the-glass grants.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::CoreError;
 
 const MAX_NAME_CHARS: usize = 100;
+const MAX_TEXT_CHARS: usize = 300;
 
 /// Administrative sex, as FHIR's AdministrativeGender codes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     Female,
@@ -43,15 +43,44 @@ impl Sex {
     }
 }
 
+/// Gender identity, as the patient states it (after the FHIR individual-genderIdentity
+/// extension's value set).
+pub const GENDER_IDENTITIES: [&str; 7] = [
+    "female",
+    "male",
+    "non_binary",
+    "transgender_female",
+    "transgender_male",
+    "other",
+    "not_disclosed",
+];
+
+fn gender_identity(text: &str) -> Result<String, CoreError> {
+    let t = text.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+    if GENDER_IDENTITIES.contains(&t.as_str()) {
+        Ok(t)
+    } else {
+        Err(CoreError::InvalidInput(format!(
+            "Gender identity is one of: {}.",
+            GENDER_IDENTITIES.join(", ")
+        )))
+    }
+}
+
 /// A person's name part: trimmed, 1–100 characters, no control characters.
-fn name_part(label: &str, text: &str) -> Result<String, CoreError> {
+pub(crate) fn name_part(label: &str, text: &str) -> Result<String, CoreError> {
+    bounded_text(label, text, MAX_NAME_CHARS)
+}
+
+/// Free text of at most `max` characters with no control characters, trimmed; required.
+pub(crate) fn bounded_text(label: &str, text: &str, max: usize) -> Result<String, CoreError> {
     let t = text.trim();
     if t.is_empty() {
         return Err(CoreError::InvalidInput(format!("The {label} is required.")));
     }
-    if t.chars().count() > MAX_NAME_CHARS {
+    if t.chars().count() > max {
         return Err(CoreError::InvalidInput(format!(
-            "The {label} is longer than {MAX_NAME_CHARS} characters."
+            "The {label} is longer than {max} characters."
         )));
     }
     if t.chars().any(char::is_control) {
@@ -62,38 +91,213 @@ fn name_part(label: &str, text: &str) -> Result<String, CoreError> {
     Ok(t.to_owned())
 }
 
-/// Parses a birth date (YYYY-MM-DD) that is not in the future and not before 1880.
-pub fn parse_birth_date(text: &str, today: NaiveDate) -> Result<NaiveDate, CoreError> {
+/// Like [`bounded_text`], but empty means "none".
+pub(crate) fn optional_text(
+    label: &str,
+    text: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, CoreError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => bounded_text(label, t, max).map(Some),
+    }
+}
+
+/// A telephone number: digits with optional +, spaces, dots, dashes and brackets; 7 to 15
+/// digits (E.164's maximum).
+pub fn phone(label: &str, text: &str) -> Result<String, CoreError> {
+    let t = text.trim();
+    let digits = t.chars().filter(char::is_ascii_digit).count();
+    let ok = t
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'))
+        && (7..=15).contains(&digits)
+        && !t.chars().skip(1).any(|c| c == '+');
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(CoreError::InvalidInput(format!(
+            "The {label} \"{}\" is not a phone number: use 7 to 15 digits, with + - ( ) and spaces if you like.",
+            t.chars().take(30).collect::<String>()
+        )))
+    }
+}
+
+fn email(text: &str) -> Result<String, CoreError> {
+    let t = text.trim();
+    let bad = || {
+        CoreError::InvalidInput(format!(
+            "\"{}\" is not an email address.",
+            t.chars().take(60).collect::<String>()
+        ))
+    };
+    let (local, domain) = t.rsplit_once('@').ok_or_else(bad)?;
+    let ok = !local.is_empty()
+        && t.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !t.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !local.contains('@');
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Parses a date (YYYY-MM-DD) that is not in the future and not before 1880.
+pub fn parse_past_date(label: &str, text: &str, today: NaiveDate) -> Result<NaiveDate, CoreError> {
     let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
         CoreError::InvalidInput(format!(
-            "\"{}\" is not a date. Write birth dates as YYYY-MM-DD, e.g. 1984-03-02.",
+            "The {label} \"{}\" is not a date. Write dates as YYYY-MM-DD, e.g. 1984-03-02.",
             text.chars().take(20).collect::<String>()
         ))
     })?;
     if date > today {
-        return Err(CoreError::InvalidInput(
-            "The birth date is in the future.".into(),
-        ));
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} is in the future."
+        )));
     }
     if date < NaiveDate::from_ymd_opt(1880, 1, 1).unwrap_or(NaiveDate::MIN) {
-        return Err(CoreError::InvalidInput(
-            "The birth date is before 1880.".into(),
-        ));
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} is before 1880."
+        )));
     }
     Ok(date)
+}
+
+/// Parses a birth date (YYYY-MM-DD) that is not in the future and not before 1880.
+pub fn parse_birth_date(text: &str, today: NaiveDate) -> Result<NaiveDate, CoreError> {
+    parse_past_date("birth date", text, today)
+}
+
+/// Someone to call in an emergency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmergencyContact {
+    pub name: String,
+    pub phone: String,
+    pub relationship: Option<String>,
+}
+
+/// A patient's demographics, validated. Every version of these is kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Demographics {
+    pub family: String,
+    pub given: String,
+    pub preferred: Option<String>,
+    pub birth_date: NaiveDate,
+    pub sex: Sex,
+    pub gender_identity: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub emergency_contact: Option<EmergencyContact>,
+}
+
+/// Demographics as typed into a form or on the command line: text, validated by
+/// [`PatientForm::validate`]. For optional fields, an empty string means "none".
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatientForm {
+    pub family: String,
+    pub given: String,
+    pub preferred: Option<String>,
+    pub birth_date: String,
+    pub sex: String,
+    pub gender_identity: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub emergency_name: Option<String>,
+    pub emergency_phone: Option<String>,
+    pub emergency_relationship: Option<String>,
+}
+
+impl PatientForm {
+    pub fn validate(&self, today: NaiveDate) -> Result<Demographics, CoreError> {
+        let emergency_name = optional_text(
+            "emergency contact's name",
+            self.emergency_name.as_deref(),
+            MAX_NAME_CHARS,
+        )?;
+        let emergency_phone = match self.emergency_phone.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(p) => Some(phone("emergency contact's phone", p)?),
+        };
+        let emergency_relationship = optional_text(
+            "emergency contact's relationship",
+            self.emergency_relationship.as_deref(),
+            60,
+        )?;
+        let emergency_contact = match (emergency_name, emergency_phone) {
+            (None, None) if emergency_relationship.is_none() => None,
+            (Some(name), Some(phone)) => Some(EmergencyContact {
+                name,
+                phone,
+                relationship: emergency_relationship,
+            }),
+            _ => {
+                return Err(CoreError::InvalidInput(
+                    "An emergency contact needs both a name and a phone number.".into(),
+                ))
+            }
+        };
+        Ok(Demographics {
+            family: name_part("family name", &self.family)?,
+            given: name_part("given name", &self.given)?,
+            preferred: optional_text("preferred name", self.preferred.as_deref(), MAX_NAME_CHARS)?,
+            birth_date: parse_birth_date(&self.birth_date, today)?,
+            sex: Sex::parse(&self.sex)?,
+            gender_identity: match self.gender_identity.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(g) => Some(gender_identity(g)?),
+            },
+            phone: match self.phone.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(p) => Some(phone("phone number", p)?),
+            },
+            email: match self.email.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(e) => Some(email(e)?),
+            },
+            address: optional_text("address", self.address.as_deref(), MAX_TEXT_CHARS)?,
+            emergency_contact,
+        })
+    }
+}
+
+impl Demographics {
+    /// The same demographics as form text, for applying partial changes.
+    pub fn to_form(&self) -> PatientForm {
+        PatientForm {
+            family: self.family.clone(),
+            given: self.given.clone(),
+            preferred: self.preferred.clone(),
+            birth_date: self.birth_date.format("%Y-%m-%d").to_string(),
+            sex: self.sex.as_str().to_owned(),
+            gender_identity: self.gender_identity.clone(),
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            address: self.address.clone(),
+            emergency_name: self.emergency_contact.as_ref().map(|e| e.name.clone()),
+            emergency_phone: self.emergency_contact.as_ref().map(|e| e.phone.clone()),
+            emergency_relationship: self
+                .emergency_contact
+                .as_ref()
+                .and_then(|e| e.relationship.clone()),
+        }
+    }
 }
 
 /// What registering a patient needs, already validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewPatient {
-    pub family: String,
-    pub given: String,
-    pub birth_date: NaiveDate,
-    pub sex: Sex,
+    pub demographics: Demographics,
     pub restricted: bool,
 }
 
 impl NewPatient {
+    /// The short form: names, birth date and sex.
     pub fn new(
         family: &str,
         given: &str,
@@ -102,11 +306,26 @@ impl NewPatient {
         restricted: bool,
         today: NaiveDate,
     ) -> Result<NewPatient, CoreError> {
+        let form = PatientForm {
+            family: family.into(),
+            given: given.into(),
+            birth_date: birth_date.into(),
+            sex: sex.into(),
+            ..PatientForm::default()
+        };
         Ok(NewPatient {
-            family: name_part("family name", family)?,
-            given: name_part("given name", given)?,
-            birth_date: parse_birth_date(birth_date, today)?,
-            sex: Sex::parse(sex)?,
+            demographics: form.validate(today)?,
+            restricted,
+        })
+    }
+
+    pub fn from_form(
+        form: &PatientForm,
+        restricted: bool,
+        today: NaiveDate,
+    ) -> Result<NewPatient, CoreError> {
+        Ok(NewPatient {
+            demographics: form.validate(today)?,
             restricted,
         })
     }
@@ -117,46 +336,83 @@ impl NewPatient {
 pub struct Patient {
     pub id: i64,
     pub mrn: String,
-    pub family: String,
-    pub given: String,
-    pub birth_date: NaiveDate,
-    pub sex: Sex,
+    #[serde(flatten)]
+    pub demographics: Demographics,
     pub restricted: bool,
+    /// How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`.
+    pub allergy_status: String,
+    /// Increases with every change of demographics.
+    pub version: i64,
     pub created_at: String,
     pub created_by: String,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+impl Patient {
+    /// Age in whole years on `today`.
+    pub fn age_on(&self, today: NaiveDate) -> u32 {
+        today.years_since(self.demographics.birth_date).unwrap_or(0)
+    }
 }
 
 /// Folds text for matching: lower case, accents removed ("Müller" -> "muller").
 pub fn fold(text: &str) -> String {
     text.chars()
         .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
-            'ç' | 'ć' | 'č' => 'c',
-            'ď' | 'đ' => 'd',
-            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
-            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' | 'ı' => 'i',
-            'ñ' | 'ń' | 'ň' => 'n',
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => 'o',
-            'ŕ' | 'ř' => 'r',
-            'ś' | 'š' | 'ş' | 'ș' => 's',
-            'ť' | 'ţ' | 'ț' => 't',
-            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' | 'ų' => 'u',
-            'ý' | 'ÿ' => 'y',
-            'ź' | 'ż' | 'ž' => 'z',
-            'ł' => 'l',
-            other => other,
+        .filter_map(|c| {
+            Some(match c {
+                'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
+                'æ' => 'a',
+                'ç' | 'ć' | 'č' => 'c',
+                'ď' | 'đ' | 'ð' => 'd',
+                'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
+                'ğ' => 'g',
+                'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' | 'ı' => 'i',
+                'ñ' | 'ń' | 'ň' => 'n',
+                'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => 'o',
+                'ŕ' | 'ř' => 'r',
+                'ś' | 'š' | 'ş' | 'ș' | 'ß' => 's',
+                'ť' | 'ţ' | 'ț' => 't',
+                'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' | 'ų' => 'u',
+                'ý' | 'ÿ' => 'y',
+                'ź' | 'ż' | 'ž' => 'z',
+                'ł' => 'l',
+                // Apostrophes and hyphens join name parts: O'Brien, Smith-Jones.
+                '\'' | '’' | '‘' => return None,
+                '-' => ' ',
+                other => other,
+            })
         })
         .collect()
 }
 
+/// The words of a name as search matches them: folded, split on spaces and hyphens.
+pub fn name_words(text: &str) -> Vec<String> {
+    fold(text)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Just the digits of a phone number, for search.
+pub fn phone_digits(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
+}
+
 /// The next medical record number: a six-digit serial and a Luhn check digit.
 pub(crate) fn next_mrn(conn: &Connection) -> Result<String, CoreError> {
-    let n: i64 = conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM patients", [], |r| {
-        r.get(0)
-    })?;
+    let n: i64 = conn
+        .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM patients")?
+        .query_row([], |r| r.get(0))?;
+    Ok(mrn_for(n))
+}
+
+/// The MRN of the `n`th patient.
+pub fn mrn_for(n: i64) -> String {
     let serial = format!("{n:06}");
-    Ok(format!("{serial}{}", luhn_digit(&serial)))
+    format!("{serial}{}", luhn_digit(&serial))
 }
 
 fn luhn_digit(digits: &str) -> u32 {
@@ -181,22 +437,50 @@ fn luhn_digit(digits: &str) -> u32 {
     (10 - sum % 10) % 10
 }
 
-const PATIENT_COLUMNS: &str =
-    "id, mrn, family, given, birth_date, sex, restricted, created_at, created_by";
+pub(crate) const PATIENT_COLUMNS: &str = "id, mrn, family, given, preferred_name, birth_date, sex,
+    gender_identity, phone, email, address, emergency_name, emergency_phone, emergency_relation,
+    restricted, allergy_state, version, created_at, created_by, updated_at, updated_by";
 
-fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
-    let birth: String = r.get(4)?;
-    let sex: String = r.get(5)?;
+pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
+    let birth: String = r.get(5)?;
+    let sex: String = r.get(6)?;
+    let emergency_name: Option<String> = r.get(11)?;
+    let emergency_phone: Option<String> = r.get(12)?;
+    let created_at: String = r.get(17)?;
+    let created_by: String = r.get(18)?;
     Ok(Patient {
         id: r.get(0)?,
         mrn: r.get(1)?,
-        family: r.get(2)?,
-        given: r.get(3)?,
-        birth_date: NaiveDate::parse_from_str(&birth, "%Y-%m-%d").unwrap_or(NaiveDate::MIN),
-        sex: Sex::parse(&sex).unwrap_or(Sex::Unknown),
-        restricted: r.get(6)?,
-        created_at: r.get(7)?,
-        created_by: r.get(8)?,
+        demographics: Demographics {
+            family: r.get(2)?,
+            given: r.get(3)?,
+            preferred: r.get(4)?,
+            birth_date: NaiveDate::parse_from_str(&birth, "%Y-%m-%d").unwrap_or(NaiveDate::MIN),
+            sex: Sex::parse(&sex).unwrap_or(Sex::Unknown),
+            gender_identity: r.get(7)?,
+            phone: r.get(8)?,
+            email: r.get(9)?,
+            address: r.get(10)?,
+            emergency_contact: match (emergency_name, emergency_phone) {
+                (Some(name), Some(phone)) => Some(EmergencyContact {
+                    name,
+                    phone,
+                    relationship: r.get(13)?,
+                }),
+                _ => None,
+            },
+        },
+        restricted: r.get(14)?,
+        allergy_status: r.get(15)?,
+        version: r.get(16)?,
+        updated_at: r
+            .get::<_, Option<String>>(19)?
+            .unwrap_or_else(|| created_at.clone()),
+        updated_by: r
+            .get::<_, Option<String>>(20)?
+            .unwrap_or_else(|| created_by.clone()),
+        created_at,
+        created_by,
     })
 }
 
@@ -209,6 +493,44 @@ pub(crate) fn find(conn: &Connection, id: i64) -> Result<Option<Patient>, CoreEr
         .optional()?)
 }
 
+/// Writes the searchable words of a patient's names.
+pub(crate) fn index_names(conn: &Connection, id: i64, d: &Demographics) -> Result<(), CoreError> {
+    conn.prepare_cached("DELETE FROM patient_name_words WHERE patient_id = ?1")?
+        .execute([id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO patient_name_words (word, patient_id, field) VALUES (?1, ?2, ?3)",
+    )?;
+    for (field, text) in [
+        (0, Some(d.family.as_str())),
+        (1, Some(d.given.as_str())),
+        (2, d.preferred.as_deref()),
+    ] {
+        if let Some(text) = text {
+            for word in name_words(text) {
+                insert.execute(params![word, id, field])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_version(
+    conn: &Connection,
+    id: i64,
+    version: i64,
+    d: &Demographics,
+    restricted: bool,
+    at: &str,
+    by: &str,
+) -> Result<(), CoreError> {
+    let snapshot = serde_json::json!({ "demographics": d, "restricted": restricted });
+    conn.prepare_cached(
+        "INSERT INTO patient_versions (patient_id, version, data, changed_at, changed_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, version, snapshot.to_string(), at, by])?;
+    Ok(())
+}
+
 pub(crate) fn insert(
     conn: &Connection,
     p: &NewPatient,
@@ -216,74 +538,139 @@ pub(crate) fn insert(
     by: &str,
 ) -> Result<Patient, CoreError> {
     let mrn = next_mrn(conn)?;
-    conn.execute(
-        "INSERT INTO patients (mrn, family, given, birth_date, sex, restricted, created_at, created_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            mrn,
-            p.family,
-            p.given,
-            p.birth_date.format("%Y-%m-%d").to_string(),
-            p.sex.as_str(),
-            p.restricted,
-            now,
-            by
-        ],
-    )?;
+    insert_with_mrn(conn, p, &mrn, now, by)
+}
+
+pub(crate) fn insert_with_mrn(
+    conn: &Connection,
+    p: &NewPatient,
+    mrn: &str,
+    now: &str,
+    by: &str,
+) -> Result<Patient, CoreError> {
+    let d = &p.demographics;
+    let e = d.emergency_contact.as_ref();
+    conn.prepare_cached(
+        "INSERT INTO patients (mrn, family, given, preferred_name, birth_date, sex, gender_identity,
+            phone, phone_digits, email, address, emergency_name, emergency_phone, emergency_relation,
+            restricted, created_at, created_by, updated_at, updated_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?16, ?17)",
+    )?
+    .execute(params![
+        mrn,
+        d.family,
+        d.given,
+        d.preferred,
+        d.birth_date.format("%Y-%m-%d").to_string(),
+        d.sex.as_str(),
+        d.gender_identity,
+        d.phone,
+        d.phone.as_deref().map(phone_digits),
+        d.email,
+        d.address,
+        e.map(|e| e.name.as_str()),
+        e.map(|e| e.phone.as_str()),
+        e.and_then(|e| e.relationship.as_deref()),
+        p.restricted,
+        now,
+        by
+    ])?;
     let id = conn.last_insert_rowid();
+    index_names(conn, id, d)?;
+    write_version(conn, id, 1, d, p.restricted, now, by)?;
     find(conn, id)?.ok_or_else(|| CoreError::NotFound("The new patient vanished.".into()))
 }
 
-/// A search result: enough to pick the right person, nothing clinical.
+/// Replaces a patient's demographics (and restriction), keeping the old version.
+/// Returns false when nothing changed.
+pub(crate) fn update(
+    conn: &Connection,
+    current: &Patient,
+    d: &Demographics,
+    restricted: bool,
+    now: &str,
+    by: &str,
+) -> Result<bool, CoreError> {
+    if &current.demographics == d && current.restricted == restricted {
+        return Ok(false);
+    }
+    let e = d.emergency_contact.as_ref();
+    let version = current.version + 1;
+    conn.prepare_cached(
+        "UPDATE patients SET family = ?1, given = ?2, preferred_name = ?3, birth_date = ?4, sex = ?5,
+            gender_identity = ?6, phone = ?7, phone_digits = ?8, email = ?9, address = ?10,
+            emergency_name = ?11, emergency_phone = ?12, emergency_relation = ?13, restricted = ?14,
+            version = ?15, updated_at = ?16, updated_by = ?17
+         WHERE id = ?18 AND version = ?19",
+    )?
+    .execute(params![
+        d.family,
+        d.given,
+        d.preferred,
+        d.birth_date.format("%Y-%m-%d").to_string(),
+        d.sex.as_str(),
+        d.gender_identity,
+        d.phone,
+        d.phone.as_deref().map(phone_digits),
+        d.email,
+        d.address,
+        e.map(|e| e.name.as_str()),
+        e.map(|e| e.phone.as_str()),
+        e.and_then(|e| e.relationship.as_deref()),
+        restricted,
+        version,
+        now,
+        by,
+        current.id,
+        current.version
+    ])?;
+    index_names(conn, current.id, d)?;
+    write_version(conn, current.id, version, d, restricted, now, by)?;
+    Ok(true)
+}
+
+/// One version of a patient's demographics: who made it and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PatientSummary {
-    pub id: i64,
-    pub mrn: String,
-    pub family: String,
-    pub given: String,
-    pub birth_date: NaiveDate,
-    pub sex: Sex,
+pub struct PatientVersion {
+    pub version: i64,
+    pub changed_at: String,
+    pub changed_by: String,
+    pub demographics: Demographics,
     pub restricted: bool,
 }
 
-/// A simple search by MRN, or by the start of a family or given name (accents folded). The
-/// ranked, typo-tolerant search replaces this with the charting work.
-pub(crate) fn search(
-    conn: &Connection,
-    query: &str,
-    limit: usize,
-) -> Result<Vec<PatientSummary>, CoreError> {
-    let q = fold(query.trim());
-    if q.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {PATIENT_COLUMNS} FROM patients ORDER BY family, given, id"
-    ))?;
-    let rows = stmt.query_map([], row_to_patient)?;
-    let mut exact = Vec::new();
-    let mut prefix = Vec::new();
+pub(crate) fn history(conn: &Connection, id: i64) -> Result<Vec<PatientVersion>, CoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, changed_at, changed_by, data FROM patient_versions WHERE patient_id = ?1 ORDER BY version",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
     for row in rows {
-        let p = row?;
-        let (f, g) = (fold(&p.family), fold(&p.given));
-        let hit = PatientSummary {
-            id: p.id,
-            mrn: p.mrn.clone(),
-            family: p.family,
-            given: p.given,
-            birth_date: p.birth_date,
-            sex: p.sex,
-            restricted: p.restricted,
-        };
-        if p.mrn == q || f == q || g == q {
-            exact.push(hit);
-        } else if f.starts_with(&q) || g.starts_with(&q) {
-            prefix.push(hit);
+        let (version, changed_at, changed_by, data) = row?;
+        #[derive(Deserialize)]
+        struct Snapshot {
+            demographics: Demographics,
+            restricted: bool,
         }
+        let snap: Snapshot = serde_json::from_str(&data).map_err(|_| {
+            CoreError::Integrity(format!("Version {version} of patient {id} cannot be read."))
+        })?;
+        out.push(PatientVersion {
+            version,
+            changed_at,
+            changed_by,
+            demographics: snap.demographics,
+            restricted: snap.restricted,
+        });
     }
-    exact.extend(prefix);
-    exact.truncate(limit);
-    Ok(exact)
+    Ok(out)
 }
 
 /// How a session may open a patient's chart.
@@ -333,62 +720,96 @@ pub(crate) fn care_team(conn: &Connection, patient: i64) -> Result<Vec<String>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// A clinical note: a draft until a physician signs it; then final.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Note {
-    pub id: i64,
-    pub patient_id: i64,
-    pub author: String,
-    pub text: String,
-    pub status: String,
-    pub created_at: String,
-    pub signed_by: Option<String>,
-    pub signed_at: Option<String>,
-    /// SHA-256 of the text as signed.
-    pub content_sha256: Option<String>,
-}
-
-pub(crate) fn row_to_note(r: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
-    Ok(Note {
-        id: r.get(0)?,
-        patient_id: r.get(1)?,
-        author: r.get(2)?,
-        text: r.get(3)?,
-        status: r.get(4)?,
-        created_at: r.get(5)?,
-        signed_by: r.get(6)?,
-        signed_at: r.get(7)?,
-        content_sha256: r.get(8)?,
-    })
-}
-
-pub(crate) const NOTE_COLUMNS: &str =
-    "id, patient_id, author, text, status, created_at, signed_by, signed_at, content_sha256";
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 24).expect("date")
+    }
+
     #[test]
     fn mrns_carry_a_luhn_check_digit() {
         assert_eq!(luhn_digit("7992739871"), 3);
-        assert_eq!(luhn_digit("000001"), 8);
+        assert_eq!(mrn_for(1), "0000018");
     }
 
     #[test]
-    fn folding_removes_case_and_accents() {
+    fn folding_removes_case_accents_and_joins() {
         assert_eq!(fold("Müller"), "muller");
         assert_eq!(fold("ŁUKASZ Ñúñez"), "lukasz nunez");
+        assert_eq!(fold("O'Brien"), "obrien");
+        assert_eq!(name_words("Smith-Jones"), ["smith", "jones"]);
+        assert_eq!(name_words("van der Berg"), ["van", "der", "berg"]);
     }
 
     #[test]
-    fn names_and_dates_are_validated() {
-        let today = NaiveDate::from_ymd_opt(2026, 11, 24).expect("date");
-        assert!(NewPatient::new("Okafor", "Ada", "1984-03-02", "female", false, today).is_ok());
-        assert!(NewPatient::new("  ", "Ada", "1984-03-02", "female", false, today).is_err());
-        assert!(NewPatient::new("Okafor", "Ada", "2027-01-01", "female", false, today).is_err());
-        assert!(NewPatient::new("Okafor", "Ada", "02/03/1984", "female", false, today).is_err());
-        assert!(NewPatient::new("Okafor", "Ada", "1984-03-02", "robot", false, today).is_err());
-        assert!(NewPatient::new("Oka\u{7}for", "Ada", "1984-03-02", "f", false, today).is_err());
+    fn each_demographic_rule_has_a_good_and_a_bad_value() {
+        let good = PatientForm {
+            family: "Okafor".into(),
+            given: "Ada".into(),
+            preferred: Some("Addie".into()),
+            birth_date: "1984-03-02".into(),
+            sex: "female".into(),
+            gender_identity: Some("female".into()),
+            phone: Some("+44 20 7946 0018".into()),
+            email: Some("ada@example.org".into()),
+            address: Some("1 Example Lane, Demo Town".into()),
+            emergency_name: Some("Obi Okafor".into()),
+            emergency_phone: Some("(555) 010-0142".into()),
+            emergency_relationship: Some("brother".into()),
+        };
+        assert!(good.validate(today()).is_ok());
+        let bad: Vec<(&str, Box<dyn Fn(&mut PatientForm)>)> = vec![
+            ("empty family", Box::new(|f| f.family = "  ".into())),
+            ("long given", Box::new(|f| f.given = "x".repeat(101))),
+            (
+                "control char",
+                Box::new(|f| f.family = "Oka\u{7}for".into()),
+            ),
+            (
+                "future birth",
+                Box::new(|f| f.birth_date = "2027-01-01".into()),
+            ),
+            (
+                "ancient birth",
+                Box::new(|f| f.birth_date = "1850-01-01".into()),
+            ),
+            (
+                "not a date",
+                Box::new(|f| f.birth_date = "02/03/1984".into()),
+            ),
+            ("sex", Box::new(|f| f.sex = "robot".into())),
+            (
+                "gender identity",
+                Box::new(|f| f.gender_identity = Some("xyz".into())),
+            ),
+            ("short phone", Box::new(|f| f.phone = Some("12345".into()))),
+            (
+                "letters in phone",
+                Box::new(|f| f.phone = Some("555-CALL-NOW".into())),
+            ),
+            (
+                "email",
+                Box::new(|f| f.email = Some("ada.example.org".into())),
+            ),
+            (
+                "email space",
+                Box::new(|f| f.email = Some("ada @example.org".into())),
+            ),
+            (
+                "half an emergency contact",
+                Box::new(|f| f.emergency_phone = None),
+            ),
+            (
+                "long address",
+                Box::new(|f| f.address = Some("x".repeat(301))),
+            ),
+        ];
+        for (what, change) in bad {
+            let mut form = good.clone();
+            change(&mut form);
+            assert!(form.validate(today()).is_err(), "{what} should be refused");
+        }
     }
 }

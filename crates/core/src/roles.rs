@@ -44,8 +44,10 @@ pub enum Permission {
     ReadClinical,
     /// Read clinical notes.
     ReadNotes,
-    /// Record encounters, problems and medications.
+    /// Record problems and medications.
     WriteClinical,
+    /// Open encounters (visits, calls).
+    RecordEncounter,
     /// Record vital signs.
     RecordVitals,
     /// Record allergies and immunizations.
@@ -71,7 +73,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 24] = [
+    pub const ALL: [Permission; 25] = [
         Permission::ManageUsers,
         Permission::ViewUsers,
         Permission::ManageKeys,
@@ -85,6 +87,7 @@ impl Permission {
         Permission::ReadClinical,
         Permission::ReadNotes,
         Permission::WriteClinical,
+        Permission::RecordEncounter,
         Permission::RecordVitals,
         Permission::RecordAllergies,
         Permission::DraftNote,
@@ -113,6 +116,7 @@ impl Permission {
             Permission::ReadClinical => "read_clinical",
             Permission::ReadNotes => "read_notes",
             Permission::WriteClinical => "write_clinical",
+            Permission::RecordEncounter => "record_encounter",
             Permission::RecordVitals => "record_vitals",
             Permission::RecordAllergies => "record_allergies",
             Permission::DraftNote => "draft_note",
@@ -142,7 +146,8 @@ impl Permission {
             Permission::ManageCareTeam => "change care teams",
             Permission::ReadClinical => "see clinical information",
             Permission::ReadNotes => "read clinical notes",
-            Permission::WriteClinical => "record clinical information",
+            Permission::WriteClinical => "record problems and medications",
+            Permission::RecordEncounter => "open encounters",
             Permission::RecordVitals => "record vital signs",
             Permission::RecordAllergies => "record allergies and immunizations",
             Permission::DraftNote => "write notes",
@@ -196,6 +201,7 @@ impl Role {
                 ReadClinical,
                 ReadNotes,
                 WriteClinical,
+                RecordEncounter,
                 RecordVitals,
                 RecordAllergies,
                 DraftNote,
@@ -208,6 +214,7 @@ impl Role {
                 ReadDemographics,
                 ReadClinical,
                 ReadNotes,
+                RecordEncounter,
                 RecordVitals,
                 RecordAllergies,
                 DraftNote,

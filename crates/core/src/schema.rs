@@ -170,4 +170,162 @@ pub const MIGRATIONS: &[Migration] = &[
         BEGIN SELECT RAISE(ABORT, 'a signed note cannot be removed'); END;
     ",
     },
+    Migration {
+        version: 3,
+        name: "the clinical record: demographics with history, encounters, notes with addenda, observations, problems, allergies, medications, immunizations",
+        sql: "
+        ALTER TABLE patients ADD COLUMN preferred_name TEXT;
+        ALTER TABLE patients ADD COLUMN gender_identity TEXT;
+        ALTER TABLE patients ADD COLUMN phone TEXT;
+        ALTER TABLE patients ADD COLUMN phone_digits TEXT;
+        ALTER TABLE patients ADD COLUMN email TEXT;
+        ALTER TABLE patients ADD COLUMN address TEXT;
+        ALTER TABLE patients ADD COLUMN emergency_name TEXT;
+        ALTER TABLE patients ADD COLUMN emergency_phone TEXT;
+        ALTER TABLE patients ADD COLUMN emergency_relation TEXT;
+        ALTER TABLE patients ADD COLUMN allergy_state TEXT NOT NULL DEFAULT 'unknown'
+            CHECK (allergy_state IN ('unknown', 'no_known_allergies', 'recorded'));
+        ALTER TABLE patients ADD COLUMN allergy_state_at TEXT;
+        ALTER TABLE patients ADD COLUMN allergy_state_by TEXT;
+        ALTER TABLE patients ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE patients ADD COLUMN updated_at TEXT;
+        ALTER TABLE patients ADD COLUMN updated_by TEXT;
+        DROP INDEX patients_family;
+        CREATE INDEX patients_birth_date ON patients (birth_date);
+        CREATE INDEX patients_phone ON patients (phone_digits) WHERE phone_digits IS NOT NULL;
+
+        -- Every word of every name, folded (lower case, no accents), for search.
+        CREATE TABLE patient_name_words (
+            word        TEXT NOT NULL,
+            patient_id  INTEGER NOT NULL REFERENCES patients (id),
+            field       INTEGER NOT NULL,   -- 0 family, 1 given, 2 preferred
+            PRIMARY KEY (word, patient_id, field)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX patient_name_words_patient ON patient_name_words (patient_id);
+        INSERT INTO patient_name_words SELECT lower(family), id, 0 FROM patients;
+        INSERT OR IGNORE INTO patient_name_words SELECT lower(given), id, 1 FROM patients;
+
+        -- Each version of a patient's demographics, with who changed it and when.
+        CREATE TABLE patient_versions (
+            patient_id  INTEGER NOT NULL REFERENCES patients (id),
+            version     INTEGER NOT NULL,
+            data        TEXT NOT NULL,
+            changed_at  TEXT NOT NULL,
+            changed_by  TEXT NOT NULL,
+            PRIMARY KEY (patient_id, version)
+        ) STRICT;
+        CREATE TRIGGER patient_versions_no_update BEFORE UPDATE ON patient_versions
+        BEGIN SELECT RAISE(ABORT, 'patient history is append-only'); END;
+        CREATE TRIGGER patient_versions_no_delete BEFORE DELETE ON patient_versions
+        BEGIN SELECT RAISE(ABORT, 'patient history is append-only'); END;
+        INSERT INTO patient_versions SELECT id, 1,
+            json_object('demographics', json_object('family', family, 'given', given, 'preferred', NULL,
+                'birth_date', birth_date, 'sex', sex, 'gender_identity', NULL, 'phone', NULL,
+                'email', NULL, 'address', NULL, 'emergency_contact', NULL),
+                'restricted', json(CASE restricted WHEN 1 THEN 'true' ELSE 'false' END)),
+            created_at, created_by FROM patients;
+
+        CREATE TABLE encounters (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            start        TEXT NOT NULL,
+            kind         TEXT NOT NULL CHECK (kind IN ('office', 'telephone', 'telehealth', 'home')),
+            clinician_id INTEGER REFERENCES users (id),
+            clinician    TEXT NOT NULL,
+            reason       TEXT NOT NULL,
+            created_at   TEXT NOT NULL,
+            created_by   TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX encounters_patient ON encounters (patient_id, start);
+
+        ALTER TABLE notes ADD COLUMN encounter_id INTEGER REFERENCES encounters (id);
+        ALTER TABLE notes ADD COLUMN kind TEXT NOT NULL DEFAULT 'note'
+            CHECK (kind IN ('note', 'addendum', 'amendment'));
+        ALTER TABLE notes ADD COLUMN parent_id INTEGER REFERENCES notes (id);
+        ALTER TABLE notes ADD COLUMN format TEXT NOT NULL DEFAULT 'free' CHECK (format IN ('free', 'soap'));
+        ALTER TABLE notes ADD COLUMN subjective TEXT;
+        ALTER TABLE notes ADD COLUMN objective TEXT;
+        ALTER TABLE notes ADD COLUMN assessment TEXT;
+        ALTER TABLE notes ADD COLUMN plan TEXT;
+        CREATE INDEX notes_parent ON notes (parent_id) WHERE parent_id IS NOT NULL;
+
+        CREATE TABLE observations (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            encounter_id INTEGER REFERENCES encounters (id),
+            code         TEXT NOT NULL,
+            value        REAL NOT NULL,
+            unit         TEXT NOT NULL,
+            effective    TEXT NOT NULL,
+            flag         TEXT NOT NULL CHECK (flag IN ('N', 'L', 'H', 'LL', 'HH')),
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX observations_patient ON observations (patient_id, code, effective);
+
+        CREATE TABLE problems (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            text         TEXT NOT NULL,
+            system       TEXT CHECK (system IN ('icd10', 'snomed')),
+            code         TEXT,
+            status       TEXT NOT NULL CHECK (status IN ('active', 'resolved', 'inactive')),
+            onset        TEXT,
+            resolved_on  TEXT,
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            updated_by   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX problems_patient ON problems (patient_id);
+
+        CREATE TABLE allergies (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            substance    TEXT NOT NULL,
+            reaction     TEXT,
+            severity     TEXT CHECK (severity IN ('mild', 'moderate', 'severe')),
+            category     TEXT CHECK (category IN ('food', 'medication', 'environment', 'biologic')),
+            status       TEXT NOT NULL CHECK (status IN ('active', 'resolved')),
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            updated_by   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX allergies_patient ON allergies (patient_id);
+
+        CREATE TABLE medications (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            name         TEXT NOT NULL,
+            dose         TEXT,
+            route        TEXT,
+            frequency    TEXT,
+            start        TEXT,
+            stop         TEXT,
+            status       TEXT NOT NULL CHECK (status IN ('active', 'stopped')),
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            updated_by   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX medications_patient ON medications (patient_id);
+
+        CREATE TABLE immunizations (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            vaccine      TEXT NOT NULL,
+            cvx          TEXT NOT NULL,
+            date         TEXT NOT NULL,
+            lot          TEXT,
+            site         TEXT,
+            status       TEXT NOT NULL CHECK (status IN ('completed', 'entered_in_error')),
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            updated_by   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX immunizations_patient ON immunizations (patient_id);
+    ",
+    },
 ];

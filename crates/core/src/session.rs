@@ -15,13 +15,12 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use secrecy::SecretString;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::alerts::{self, Alert};
 use crate::audit::{self, ActorRef, AuditFilter, Device, Op};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Denial;
-use crate::patients::{self, ChartAccess, NewPatient, Note, Patient, PatientSummary};
+use crate::patients::{self, ChartAccess, Patient};
 use crate::roles::{Permission, Role};
 use crate::schema::{AUDIT_TRIGGERS, MIGRATIONS};
 use crate::settings::Settings;
@@ -46,17 +45,6 @@ pub struct SignedIn {
     pub user: String,
     pub role: Role,
     pub recovery: bool,
-}
-
-/// A patient's chart as the session may see it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Chart {
-    pub patient: Patient,
-    pub care_team: Vec<String>,
-    /// How this session got in.
-    pub access: ChartAccess,
-    /// The notes, when the role may read them; absent otherwise.
-    pub notes: Option<Vec<Note>>,
 }
 
 /// A break-the-glass grant.
@@ -97,12 +85,14 @@ impl From<Report> for Verification {
 
 /// An unlocked vault and the person using it. Dropping it locks the vault (and audits that).
 pub struct Session {
-    vault: Option<Vault>,
+    pub(crate) vault: Option<Vault>,
     actor: Actor,
-    device: Device,
-    clock: Arc<dyn Clock>,
-    settings: Settings,
+    pub(crate) device: Device,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) settings: Settings,
     last_activity: DateTime<Utc>,
+    /// Distinct patient-name words for substring and typo search, loaded on first use.
+    pub(crate) search_dictionary: Option<crate::search::NameDictionary>,
 }
 
 impl std::fmt::Debug for Session {
@@ -188,6 +178,7 @@ impl Session {
             clock,
             settings: Settings::default(),
             last_activity: now,
+            search_dictionary: None,
         };
         Ok((session, recovery))
     }
@@ -312,6 +303,7 @@ impl Session {
             clock,
             settings,
             last_activity: now,
+            search_dictionary: None,
         })
     }
 
@@ -372,7 +364,7 @@ impl Session {
     }
 
     /// Counts as activity; refuses once the idle timeout has passed (locking the session).
-    fn touch(&mut self) -> Result<(), CoreError> {
+    pub(crate) fn touch(&mut self) -> Result<(), CoreError> {
         let expired = CoreError::SessionExpired {
             minutes: self.settings.idle_timeout_minutes,
         };
@@ -418,7 +410,7 @@ impl Session {
         })
     }
 
-    fn role(&self) -> Role {
+    pub(crate) fn role(&self) -> Role {
         match &self.actor {
             Actor::User { role, .. } => *role,
             Actor::Recovery => Role::Admin,
@@ -442,7 +434,7 @@ impl Session {
     }
 
     /// Writes one audit entry in its own transaction (denials, lock, failures).
-    fn record(&mut self, op: &Op) -> Result<Record, CoreError> {
+    pub(crate) fn record(&mut self, op: &Op) -> Result<Record, CoreError> {
         let now = self.clock.now();
         let actor = actor_ref(&self.actor);
         let vault = self.vault.as_mut().ok_or(CoreError::SessionExpired {
@@ -457,7 +449,7 @@ impl Session {
 
     /// Audits a refusal and returns the error to give the caller. If even the audit write
     /// fails, the refusal still stands.
-    fn deny(&mut self, mut op: Op, denial: Denial) -> CoreError {
+    pub(crate) fn deny(&mut self, mut op: Op, denial: Denial) -> CoreError {
         op.outcome = Outcome::Denied;
         op.detail = Some(denial.to_string());
         let _ = self.record(&op);
@@ -467,7 +459,7 @@ impl Session {
     /// The gate. Checks idle time, `permission`, and (when `op` names a patient and
     /// `restricted_check` is set) the restriction; then runs `body` and appends `op` as its
     /// audit entry in the same transaction.
-    fn run<T>(
+    pub(crate) fn run<T>(
         &mut self,
         permission: Permission,
         mut op: Op,
@@ -784,7 +776,7 @@ impl Session {
         .map(|((), key)| key)
     }
 
-    fn actor_user_id(&self) -> Option<i64> {
+    pub(crate) fn actor_user_id(&self) -> Option<i64> {
         match &self.actor {
             Actor::User { id, .. } => Some(*id),
             Actor::Recovery => None,
@@ -877,155 +869,6 @@ impl Session {
     }
 
     // ----- patients ----------------------------------------------------------------------
-
-    /// Registers a patient. The registering user joins the care team.
-    pub fn register_patient(&mut self, new: &NewPatient) -> Result<Patient, CoreError> {
-        let user_id = self.actor_user_id();
-        self.run(
-            Permission::RegisterPatient,
-            Op::create("patient.create"),
-            false,
-            |tx, op, ctx| {
-                let p = patients::insert(tx, new, &format_time(ctx.now), &ctx.actor.name)?;
-                if let Some(uid) = user_id {
-                    tx.execute(
-                        "INSERT INTO care_team (patient_id, user_id, added_at, added_by) VALUES (?1, ?2, ?3, ?4)",
-                        params![p.id, uid, format_time(ctx.now), ctx.actor.name],
-                    )?;
-                }
-                *op = op.clone().patient(p.id);
-                op.purpose = Some(ctx.actor.role.map_or("HOPERAT", Role::purpose_of_use).to_owned());
-                if p.restricted {
-                    op.detail = Some("restricted".into());
-                }
-                Ok(p)
-            },
-        )
-    }
-
-    /// Finds patients. The trail records that a search ran and how many it found, never
-    /// what was searched for.
-    pub fn search_patients(&mut self, query: &str) -> Result<Vec<PatientSummary>, CoreError> {
-        self.run(
-            Permission::SearchPatients,
-            Op::execute("patient.search"),
-            false,
-            |tx, op, _| {
-                let hits = patients::search(tx, query, 50)?;
-                op.detail = Some(format!("{} results", hits.len()));
-                Ok(hits)
-            },
-        )
-    }
-
-    /// Opens a chart: demographics, care team, and the notes if the role may read them.
-    pub fn open_chart(&mut self, patient_id: i64) -> Result<Chart, CoreError> {
-        let can_read_notes = self.can(Permission::ReadNotes);
-        self.run(
-            Permission::ReadDemographics,
-            Op::read("chart.read").patient(patient_id),
-            true,
-            |tx, op, ctx| {
-                let patient = patients::find(tx, patient_id)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no patient with id {patient_id}."))
-                })?;
-                let access =
-                    chart_access(tx, &patient, ctx.actor, ctx.now)?.unwrap_or(ChartAccess::Open);
-                let notes = if can_read_notes {
-                    Some(load_notes(tx, patient_id)?)
-                } else {
-                    None
-                };
-                if notes.is_some() {
-                    op.detail = Some("with notes".into());
-                }
-                Ok(Chart {
-                    care_team: patients::care_team(tx, patient_id)?,
-                    patient,
-                    access,
-                    notes,
-                })
-            },
-        )
-    }
-
-    /// A patient's notes.
-    pub fn notes(&mut self, patient_id: i64) -> Result<Vec<Note>, CoreError> {
-        self.run(
-            Permission::ReadNotes,
-            Op::read("note.read").patient(patient_id),
-            true,
-            |tx, op, _| {
-                let notes = load_notes(tx, patient_id)?;
-                op.detail = Some(format!("{} notes", notes.len()));
-                Ok(notes)
-            },
-        )
-    }
-
-    /// Writes a draft note.
-    pub fn draft_note(&mut self, patient_id: i64, text: &str) -> Result<Note, CoreError> {
-        let text = text.trim().to_owned();
-        if text.is_empty() {
-            return Err(CoreError::InvalidInput("A note needs some text.".into()));
-        }
-        let author_id = self.actor_user_id();
-        self.run(
-            Permission::DraftNote,
-            Op::create("note.create").patient(patient_id),
-            true,
-            |tx, op, ctx| {
-                let now = format_time(ctx.now);
-                tx.execute(
-                    "INSERT INTO notes (patient_id, author_id, author, text, status, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, 'draft', ?5, ?5)",
-                    params![patient_id, author_id, ctx.actor.name, text, now],
-                )?;
-                let id = tx.last_insert_rowid();
-                op.object = Some(("Note", id.to_string()));
-                note_by_id(tx, id)
-            },
-        )
-    }
-
-    /// Signs a draft note, which makes it final.
-    pub fn sign_note(&mut self, note_id: i64) -> Result<Note, CoreError> {
-        let patient_id = self.note_patient(note_id)?;
-        self.run(
-            Permission::SignNote,
-            Op::update("note.sign").patient(patient_id),
-            true,
-            |tx, op, ctx| {
-                op.object = Some(("Note", note_id.to_string()));
-                let note = note_by_id(tx, note_id)?;
-                if note.status == "signed" {
-                    return Err(CoreError::Conflict(format!(
-                        "Note {note_id} is already signed; corrections go in an addendum."
-                    )));
-                }
-                let digest = hex::encode(Sha256::digest(note.text.as_bytes()));
-                tx.execute(
-                    "UPDATE notes SET status = 'signed', signed_by = ?1, signed_at = ?2, updated_at = ?2,
-                            content_sha256 = ?3 WHERE id = ?4",
-                    params![ctx.actor.name, format_time(ctx.now), digest, note_id],
-                )?;
-                note_by_id(tx, note_id)
-            },
-        )
-    }
-
-    /// Which patient a note belongs to; reveals nothing else.
-    fn note_patient(&self, note_id: i64) -> Result<i64, CoreError> {
-        self.vault()?
-            .connection()
-            .query_row(
-                "SELECT patient_id FROM notes WHERE id = ?1",
-                [note_id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| CoreError::NotFound(format!("There is no note with id {note_id}.")))
-    }
 
     /// Puts a user on a patient's care team, which opens a restricted chart to them.
     pub fn add_to_care_team(&mut self, patient_id: i64, user: &str) -> Result<(), CoreError> {
@@ -1273,7 +1116,7 @@ fn actor_ref(actor: &Actor) -> ActorRef {
 }
 
 /// How (if at all) `actor` may open `patient`'s chart.
-fn chart_access(
+pub(crate) fn chart_access(
     conn: &Connection,
     patient: &Patient,
     actor: &ActorRef,
@@ -1290,25 +1133,6 @@ fn chart_access(
     }
     Ok(patients::active_grant(conn, patient.id, uid, now)?
         .map(|(reason, expires_at)| ChartAccess::BreakGlass { reason, expires_at }))
-}
-
-fn load_notes(conn: &Connection, patient_id: i64) -> Result<Vec<Note>, CoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {} FROM notes WHERE patient_id = ?1 ORDER BY id",
-        patients::NOTE_COLUMNS
-    ))?;
-    let rows = stmt.query_map([patient_id], patients::row_to_note)?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-fn note_by_id(conn: &Connection, id: i64) -> Result<Note, CoreError> {
-    conn.prepare_cached(&format!(
-        "SELECT {} FROM notes WHERE id = ?1",
-        patients::NOTE_COLUMNS
-    ))?
-    .query_row([id], patients::row_to_note)
-    .optional()?
-    .ok_or_else(|| CoreError::NotFound(format!("There is no note with id {id}.")))
 }
 
 /// Audits one failed unlock that happened while the vault was closed.

@@ -1,0 +1,300 @@
+//! Patient search: by name (prefix, substring, one typo, accents ignored), birth date, MRN or
+//! phone, ranked with exact matches first.
+//!
+//! Names are indexed word by word in `patient_name_words` (folded: lower case, no accents).
+//! Exact and prefix matches are index range scans. Substring and typo matches first find
+//! candidate words in a dictionary of the distinct indexed words (kept in memory for the
+//! session and refreshed when any patient's names change), then look those words up.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::patients::{name_words, Sex};
+use crate::CoreError;
+
+/// How many words a prefix may expand to before the rest are left out.
+const PREFIX_CAP: usize = 2_000;
+/// How many dictionary words a substring or typo may expand to.
+const FUZZY_WORD_CAP: usize = 200;
+
+/// One patient found, with enough to pick the right person and nothing clinical.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SearchHit {
+    pub id: i64,
+    pub mrn: String,
+    pub family: String,
+    pub given: String,
+    pub preferred: Option<String>,
+    pub birth_date: NaiveDate,
+    pub age: u32,
+    pub sex: Sex,
+    /// The chart opens only for the care team (or through break-the-glass).
+    pub restricted: bool,
+    /// What matched: `mrn`, `phone`, `birth_date` or `name`.
+    pub matched: &'static str,
+    /// How well: 0 is exact; larger is looser (prefix, substring, typo).
+    pub rank: u32,
+}
+
+/// The distinct indexed name words, for substring and typo matching.
+#[derive(Debug, Default)]
+pub(crate) struct NameDictionary {
+    stamp: i64,
+    words: Vec<String>,
+}
+
+fn change_stamp(conn: &Connection) -> Result<i64, CoreError> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(rowid), 0) FROM patient_versions")?
+        .query_row([], |r| r.get(0))?)
+}
+
+impl NameDictionary {
+    fn fresh(conn: &Connection, cached: &mut Option<NameDictionary>) -> Result<(), CoreError> {
+        let stamp = change_stamp(conn)?;
+        if cached.as_ref().is_some_and(|d| d.stamp == stamp) {
+            return Ok(());
+        }
+        let mut stmt = conn.prepare_cached("SELECT DISTINCT word FROM patient_name_words")?;
+        let words = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        *cached = Some(NameDictionary { stamp, words });
+        Ok(())
+    }
+}
+
+/// Whether `a` and `b` differ by at most one insertion, deletion, substitution or
+/// transposition of adjacent letters.
+pub fn within_one_edit(a: &str, b: &str) -> bool {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let (la, lb) = (a.len(), b.len());
+    if la.abs_diff(lb) > 1 {
+        return false;
+    }
+    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    if prefix == la && prefix == lb {
+        return true;
+    }
+    let (ra, rb) = (&a[prefix..], &b[prefix..]);
+    match la.cmp(&lb) {
+        std::cmp::Ordering::Equal => {
+            ra[1..] == rb[1..]
+                || (ra.len() >= 2 && ra[0] == rb[1] && ra[1] == rb[0] && ra[2..] == rb[2..])
+        }
+        std::cmp::Ordering::Greater => ra[1..] == *rb,
+        std::cmp::Ordering::Less => *ra == rb[1..],
+    }
+}
+
+fn parse_date_query(q: &str) -> Option<NaiveDate> {
+    ["%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%d %b %Y", "%d %B %Y"]
+        .iter()
+        .find_map(|f| NaiveDate::parse_from_str(q, f).ok())
+}
+
+/// Finds patients; at most `limit`, best first.
+pub(crate) fn search(
+    conn: &Connection,
+    dictionary: &mut Option<NameDictionary>,
+    query: &str,
+    today: NaiveDate,
+    limit: usize,
+) -> Result<Vec<SearchHit>, CoreError> {
+    let q = query.trim();
+    if q.is_empty() || q.chars().count() > 200 {
+        return Ok(Vec::new());
+    }
+    // patient id -> (rank, what matched)
+    let mut found: HashMap<i64, (u32, &'static str)> = HashMap::new();
+
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let numeric = q
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.'));
+    if numeric && digits.len() >= 4 {
+        let mut stmt = conn.prepare_cached("SELECT id FROM patients WHERE mrn = ?1")?;
+        for id in stmt.query_map([&digits], |r| r.get::<_, i64>(0))? {
+            found.insert(id?, (0, "mrn"));
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, phone_digits = ?1 FROM patients
+              WHERE phone_digits >= ?1 AND phone_digits < ?1 || ':' LIMIT 500",
+        )?;
+        for row in stmt.query_map([&digits], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+        })? {
+            let (id, exact) = row?;
+            found
+                .entry(id)
+                .or_insert((if exact { 0 } else { 1 }, "phone"));
+        }
+    }
+    if let Some(date) = parse_date_query(q) {
+        let mut stmt =
+            conn.prepare_cached("SELECT id FROM patients WHERE birth_date = ?1 LIMIT 1000")?;
+        for id in stmt.query_map([date.format("%Y-%m-%d").to_string()], |r| {
+            r.get::<_, i64>(0)
+        })? {
+            found.insert(id?, (0, "birth_date"));
+        }
+    }
+    let tokens = name_words(q);
+    if found.is_empty() && !tokens.is_empty() && !numeric {
+        for (id, rank) in name_matches(conn, dictionary, &tokens)? {
+            found.insert(id, (rank, "name"));
+        }
+    }
+
+    let mut hits = Vec::with_capacity(found.len().min(limit * 4));
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, mrn, family, given, preferred_name, birth_date, sex, restricted FROM patients WHERE id = ?1",
+    )?;
+    // Rank first; fetch rows only for the best few hundred.
+    let mut ranked: Vec<(i64, u32, &'static str)> =
+        found.into_iter().map(|(id, (r, m))| (id, r, m)).collect();
+    ranked.sort_by_key(|(id, rank, _)| (*rank, *id));
+    ranked.truncate(limit.max(1) * 8);
+    for (id, rank, matched) in ranked {
+        let hit = stmt.query_row([id], |r| {
+            let birth: String = r.get(5)?;
+            let sex: String = r.get(6)?;
+            let birth_date =
+                NaiveDate::parse_from_str(&birth, "%Y-%m-%d").unwrap_or(NaiveDate::MIN);
+            Ok(SearchHit {
+                id: r.get(0)?,
+                mrn: r.get(1)?,
+                family: r.get(2)?,
+                given: r.get(3)?,
+                preferred: r.get(4)?,
+                birth_date,
+                age: today.years_since(birth_date).unwrap_or(0),
+                sex: Sex::parse(&sex).unwrap_or(Sex::Unknown),
+                restricted: r.get(7)?,
+                matched,
+                rank,
+            })
+        })?;
+        hits.push(hit);
+    }
+    hits.sort_by(|a, b| {
+        (
+            a.rank,
+            crate::patients::fold(&a.family),
+            crate::patients::fold(&a.given),
+            a.id,
+        )
+            .cmp(&(
+                b.rank,
+                crate::patients::fold(&b.family),
+                crate::patients::fold(&b.given),
+                b.id,
+            ))
+    });
+    hits.truncate(limit);
+    Ok(hits)
+}
+
+/// Patients whose names match every token, with a rank: the sum over tokens of 0 (exact
+/// word), 1 (prefix), 2 (substring) or 3 (one typo), times ten, plus one per token matched
+/// only in a given or preferred name (family names first).
+fn name_matches(
+    conn: &Connection,
+    dictionary: &mut Option<NameDictionary>,
+    tokens: &[String],
+) -> Result<Vec<(i64, u32)>, CoreError> {
+    let mut total: Option<HashMap<i64, u32>> = None;
+    for token in tokens.iter().take(6) {
+        let mut best: HashMap<i64, u32> = HashMap::new();
+        let mut add = |id: i64, field: i64, level: u32| {
+            let score = level * 10 + u32::from(field != 0);
+            best.entry(id)
+                .and_modify(|s| *s = (*s).min(score))
+                .or_insert(score);
+        };
+        let mut exact = conn
+            .prepare_cached("SELECT patient_id, field FROM patient_name_words WHERE word = ?1")?;
+        for row in exact.query_map([token], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+            let (id, field) = row?;
+            add(id, field, 0);
+        }
+        let mut prefix = conn.prepare_cached(
+            "SELECT patient_id, field FROM patient_name_words
+              WHERE word > ?1 AND word < ?1 || char(1114111) LIMIT ?2",
+        )?;
+        for row in prefix.query_map(params![token, PREFIX_CAP as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })? {
+            let (id, field) = row?;
+            add(id, field, 1);
+        }
+        if token.chars().count() >= 3 {
+            NameDictionary::fresh(conn, dictionary)?;
+            let words = dictionary
+                .as_ref()
+                .map(|d| d.words.as_slice())
+                .unwrap_or(&[]);
+            let typo_ok = token.chars().count() >= 4;
+            let mut fuzzy: Vec<(&str, u32)> = Vec::new();
+            for w in words {
+                if w == token || w.starts_with(token.as_str()) {
+                    continue;
+                }
+                if w.contains(token.as_str()) {
+                    fuzzy.push((w, 2));
+                } else if typo_ok && within_one_edit(w, token) {
+                    fuzzy.push((w, 3));
+                }
+                if fuzzy.len() >= FUZZY_WORD_CAP {
+                    break;
+                }
+            }
+            for (w, level) in fuzzy {
+                for row in
+                    exact.query_map([w], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+                {
+                    let (id, field) = row?;
+                    add(id, field, level);
+                }
+            }
+        }
+        total = Some(match total {
+            None => best,
+            Some(prev) => prev
+                .into_iter()
+                .filter_map(|(id, s)| best.get(&id).map(|b| (id, s + b)))
+                .collect(),
+        });
+    }
+    Ok(total.unwrap_or_default().into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_edit_covers_typos_of_every_kind() {
+        assert!(within_one_edit("muller", "muller"));
+        assert!(within_one_edit("muller", "mullr"));
+        assert!(within_one_edit("muller", "mueller") || within_one_edit("muller", "muler"));
+        assert!(within_one_edit("okafor", "okafro"));
+        assert!(within_one_edit("okafor", "okafur"));
+        assert!(within_one_edit("okafor", "okkafor"));
+        assert!(!within_one_edit("okafor", "okfaro"));
+        assert!(!within_one_edit("smith", "smythe"));
+    }
+
+    #[test]
+    fn dates_are_read_in_the_usual_ways() {
+        let d = NaiveDate::from_ymd_opt(1984, 3, 2).expect("date");
+        assert_eq!(parse_date_query("1984-03-02"), Some(d));
+        assert_eq!(parse_date_query("02.03.1984"), Some(d));
+        assert_eq!(parse_date_query("02 Mar 1984"), Some(d));
+        assert_eq!(parse_date_query("Okafor"), None);
+    }
+}

@@ -1,0 +1,410 @@
+//! Vital signs as observations: LOINC codes, UCUM units, physiological bounds (refused
+//! outside them) and adult reference ranges (stored, but flagged outside them).
+
+use serde::Serialize;
+
+use crate::CoreError;
+
+/// A vital sign Chartroom records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Vital {
+    Systolic,
+    Diastolic,
+    HeartRate,
+    RespiratoryRate,
+    Temperature,
+    Spo2,
+    Weight,
+    Height,
+    Bmi,
+}
+
+/// How a value compares with the adult reference range (HL7 v3 ObservationInterpretation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Flag {
+    /// Within the reference range.
+    N,
+    /// Low.
+    L,
+    /// High.
+    H,
+    /// Critically low.
+    LL,
+    /// Critically high.
+    HH,
+}
+
+impl Flag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flag::N => "N",
+            Flag::L => "L",
+            Flag::H => "H",
+            Flag::LL => "LL",
+            Flag::HH => "HH",
+        }
+    }
+
+    pub fn parse(text: &str) -> Flag {
+        match text {
+            "L" => Flag::L,
+            "H" => Flag::H,
+            "LL" => Flag::LL,
+            "HH" => Flag::HH,
+            _ => Flag::N,
+        }
+    }
+
+    pub fn is_abnormal(self) -> bool {
+        self != Flag::N
+    }
+}
+
+/// Bounds and ranges for one vital sign.
+struct Spec {
+    loinc: &'static str,
+    display: &'static str,
+    unit: &'static str,
+    /// Values outside [min, max] are not physiologically possible: refused.
+    min: f64,
+    max: f64,
+    /// Below `critical_low` is LL, below `low` is L, above `high` is H, above
+    /// `critical_high` is HH. NaN means no flag on that side.
+    critical_low: f64,
+    low: f64,
+    high: f64,
+    critical_high: f64,
+    /// Decimal places kept.
+    decimals: i32,
+}
+
+impl Vital {
+    pub const ALL: [Vital; 9] = [
+        Vital::Systolic,
+        Vital::Diastolic,
+        Vital::HeartRate,
+        Vital::RespiratoryRate,
+        Vital::Temperature,
+        Vital::Spo2,
+        Vital::Weight,
+        Vital::Height,
+        Vital::Bmi,
+    ];
+
+    fn spec(self) -> Spec {
+        let none = f64::NAN;
+        match self {
+            Vital::Systolic => Spec {
+                loinc: "8480-6",
+                display: "Systolic blood pressure",
+                unit: "mm[Hg]",
+                min: 40.0,
+                max: 300.0,
+                critical_low: 70.0,
+                low: 90.0,
+                high: 139.0,
+                critical_high: 179.0,
+                decimals: 0,
+            },
+            Vital::Diastolic => Spec {
+                loinc: "8462-4",
+                display: "Diastolic blood pressure",
+                unit: "mm[Hg]",
+                min: 20.0,
+                max: 200.0,
+                critical_low: 40.0,
+                low: 60.0,
+                high: 89.0,
+                critical_high: 119.0,
+                decimals: 0,
+            },
+            Vital::HeartRate => Spec {
+                loinc: "8867-4",
+                display: "Heart rate",
+                unit: "/min",
+                min: 20.0,
+                max: 300.0,
+                critical_low: 40.0,
+                low: 60.0,
+                high: 100.0,
+                critical_high: 130.0,
+                decimals: 0,
+            },
+            Vital::RespiratoryRate => Spec {
+                loinc: "9279-1",
+                display: "Respiratory rate",
+                unit: "/min",
+                min: 3.0,
+                max: 80.0,
+                critical_low: 8.0,
+                low: 12.0,
+                high: 20.0,
+                critical_high: 30.0,
+                decimals: 0,
+            },
+            Vital::Temperature => Spec {
+                loinc: "8310-5",
+                display: "Body temperature",
+                unit: "Cel",
+                min: 25.0,
+                max: 45.0,
+                critical_low: 35.0,
+                low: 36.0,
+                high: 37.8,
+                critical_high: 39.9,
+                decimals: 1,
+            },
+            Vital::Spo2 => Spec {
+                loinc: "59408-5",
+                display: "Oxygen saturation by pulse oximetry",
+                unit: "%",
+                min: 50.0,
+                max: 100.0,
+                critical_low: 90.0,
+                low: 95.0,
+                high: none,
+                critical_high: none,
+                decimals: 0,
+            },
+            Vital::Weight => Spec {
+                loinc: "29463-7",
+                display: "Body weight",
+                unit: "kg",
+                min: 0.2,
+                max: 500.0,
+                critical_low: none,
+                low: none,
+                high: none,
+                critical_high: none,
+                decimals: 1,
+            },
+            Vital::Height => Spec {
+                loinc: "8302-2",
+                display: "Body height",
+                unit: "cm",
+                min: 20.0,
+                max: 260.0,
+                critical_low: none,
+                low: none,
+                high: none,
+                critical_high: none,
+                decimals: 1,
+            },
+            Vital::Bmi => Spec {
+                loinc: "39156-5",
+                display: "Body mass index",
+                unit: "kg/m2",
+                min: 5.0,
+                max: 150.0,
+                critical_low: 16.0,
+                low: 18.5,
+                high: 29.9,
+                critical_high: 39.9,
+                decimals: 1,
+            },
+        }
+    }
+
+    pub fn loinc(self) -> &'static str {
+        self.spec().loinc
+    }
+
+    pub fn display(self) -> &'static str {
+        self.spec().display
+    }
+
+    /// The UCUM unit values are stored in.
+    pub fn unit(self) -> &'static str {
+        self.spec().unit
+    }
+
+    pub fn from_loinc(code: &str) -> Option<Vital> {
+        Vital::ALL.into_iter().find(|v| v.loinc() == code)
+    }
+
+    /// The range a value must fall in to be possible at all.
+    pub fn bounds(self) -> (f64, f64) {
+        let s = self.spec();
+        (s.min, s.max)
+    }
+
+    /// Checks a value is physiologically possible and rounds it to the precision kept.
+    pub fn validate(self, value: f64) -> Result<f64, CoreError> {
+        let s = self.spec();
+        if !value.is_finite() || value < s.min || value > s.max {
+            return Err(CoreError::InvalidInput(format!(
+                "{} of {} {} is not possible; it must be between {} and {} {}.",
+                s.display,
+                trim_number(value),
+                s.unit,
+                trim_number(s.min),
+                trim_number(s.max),
+                s.unit
+            )));
+        }
+        let scale = 10f64.powi(s.decimals);
+        Ok((value * scale).round() / scale)
+    }
+
+    /// Flags a (valid) value against the adult reference range.
+    pub fn flag(self, value: f64) -> Flag {
+        let s = self.spec();
+        // Comparisons with NaN are false, so a missing limit never flags.
+        if value < s.critical_low {
+            Flag::LL
+        } else if value < s.low {
+            Flag::L
+        } else if value > s.critical_high {
+            Flag::HH
+        } else if value > s.high {
+            Flag::H
+        } else {
+            Flag::N
+        }
+    }
+}
+
+fn trim_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        format!("{v:.0}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// BMI from a weight in kg and a height in cm.
+pub fn bmi(weight_kg: f64, height_cm: f64) -> f64 {
+    let m = height_cm / 100.0;
+    ((weight_kg / (m * m)) * 10.0).round() / 10.0
+}
+
+/// One set of vitals taken together, before validation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VitalsInput {
+    pub systolic: Option<f64>,
+    pub diastolic: Option<f64>,
+    pub heart_rate: Option<f64>,
+    pub respiratory_rate: Option<f64>,
+    pub temperature: Option<f64>,
+    pub spo2: Option<f64>,
+    pub weight: Option<f64>,
+    pub height: Option<f64>,
+}
+
+impl VitalsInput {
+    /// Validates every value and the pairing rules; returns (vital, value) pairs, BMI not
+    /// included (it needs the latest height when none was measured now).
+    pub fn validate(&self) -> Result<Vec<(Vital, f64)>, CoreError> {
+        match (self.systolic, self.diastolic) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(CoreError::InvalidInput(
+                    "Blood pressure needs both numbers: systolic and diastolic.".into(),
+                ))
+            }
+            (Some(s), Some(d)) if s <= d => {
+                return Err(CoreError::InvalidInput(format!(
+                    "Systolic pressure ({}) must be higher than diastolic ({}); were they swapped?",
+                    trim_number(s),
+                    trim_number(d)
+                )))
+            }
+            _ => {}
+        }
+        let pairs = [
+            (Vital::Systolic, self.systolic),
+            (Vital::Diastolic, self.diastolic),
+            (Vital::HeartRate, self.heart_rate),
+            (Vital::RespiratoryRate, self.respiratory_rate),
+            (Vital::Temperature, self.temperature),
+            (Vital::Spo2, self.spo2),
+            (Vital::Weight, self.weight),
+            (Vital::Height, self.height),
+        ];
+        let mut out = Vec::new();
+        for (vital, value) in pairs {
+            if let Some(v) = value {
+                out.push((vital, vital.validate(v)?));
+            }
+        }
+        if out.is_empty() {
+            return Err(CoreError::InvalidInput(
+                "Give at least one vital sign to record.".into(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_vital_accepts_a_normal_value_and_refuses_an_impossible_one() {
+        let cases = [
+            (Vital::Systolic, 120.0, 20.0, 400.0),
+            (Vital::Diastolic, 80.0, 10.0, 250.0),
+            (Vital::HeartRate, 72.0, 5.0, 400.0),
+            (Vital::RespiratoryRate, 16.0, 1.0, 120.0),
+            (Vital::Temperature, 36.8, 20.0, 50.0),
+            (Vital::Spo2, 98.0, 30.0, 101.0),
+            (Vital::Weight, 70.0, 0.0, 700.0),
+            (Vital::Height, 170.0, 10.0, 300.0),
+            (Vital::Bmi, 22.0, 2.0, 200.0),
+        ];
+        for (vital, good, low, high) in cases {
+            assert_eq!(vital.validate(good).expect("valid"), good, "{vital:?}");
+            assert_eq!(vital.flag(good), Flag::N, "{vital:?}");
+            assert!(vital.validate(low).is_err(), "{vital:?} {low}");
+            assert!(vital.validate(high).is_err(), "{vital:?} {high}");
+        }
+        assert!(Vital::HeartRate.validate(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn possible_but_abnormal_values_are_flagged() {
+        assert_eq!(Vital::Systolic.flag(150.0), Flag::H);
+        assert_eq!(Vital::Systolic.flag(190.0), Flag::HH);
+        assert_eq!(Vital::Systolic.flag(85.0), Flag::L);
+        assert_eq!(Vital::HeartRate.flag(35.0), Flag::LL);
+        assert_eq!(Vital::Temperature.flag(38.5), Flag::H);
+        assert_eq!(Vital::Temperature.flag(37.8), Flag::N);
+        assert_eq!(Vital::Spo2.flag(92.0), Flag::L);
+        assert_eq!(Vital::Spo2.flag(100.0), Flag::N);
+        assert_eq!(Vital::Weight.flag(180.0), Flag::N);
+        assert_eq!(Vital::Bmi.flag(bmi(120.0, 170.0)), Flag::HH);
+    }
+
+    #[test]
+    fn blood_pressure_comes_in_pairs_the_right_way_round() {
+        let mut v = VitalsInput {
+            systolic: Some(120.0),
+            ..VitalsInput::default()
+        };
+        assert!(v.validate().is_err());
+        v.diastolic = Some(130.0);
+        assert!(v.validate().is_err());
+        v.diastolic = Some(80.0);
+        assert_eq!(v.validate().expect("valid").len(), 2);
+        assert!(VitalsInput::default().validate().is_err());
+    }
+
+    #[test]
+    fn bmi_is_derived_from_kg_and_cm() {
+        assert_eq!(bmi(70.0, 175.0), 22.9);
+    }
+
+    #[test]
+    fn loinc_codes_are_the_standard_ones() {
+        let codes: Vec<&str> = Vital::ALL.iter().map(|v| v.loinc()).collect();
+        assert_eq!(
+            codes,
+            [
+                "8480-6", "8462-4", "8867-4", "9279-1", "8310-5", "59408-5", "29463-7", "8302-2",
+                "39156-5"
+            ]
+        );
+        assert_eq!(Vital::from_loinc("8867-4"), Some(Vital::HeartRate));
+    }
+}
