@@ -95,6 +95,21 @@ enum Command {
     /// Immunizations: add, list, mark entered in error.
     #[command(subcommand)]
     Immunization(records::ImmunizationCommand),
+    /// Fill the vault with a synthetic, obviously fictional clinic for demos and benchmarks
+    /// (creating the vault, with --user as its administrator, if there is none).
+    Demo {
+        #[arg(long, default_value_t = 200)]
+        patients: u32,
+        /// The same seed (and --as-of) always gives the same clinic.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The clinic's "today": visits happen before it (default: today).
+        #[arg(long, value_name = "DATE")]
+        as_of: Option<String>,
+        /// One patient in N gets a long history (200 encounters, ~2,000 observations); 0 for none.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        long_chart_every: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -441,6 +456,76 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::Immunization(cmd) => {
             with_session(cli, &config, &mut inputs, |s| records::immunization(s, cmd))
+        }
+        Command::Demo {
+            patients,
+            seed,
+            as_of,
+            long_chart_every,
+        } => {
+            let as_of = match as_of {
+                Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                    Failure::from(CoreError::InvalidInput(
+                        "--as-of takes a date: YYYY-MM-DD.".into(),
+                    ))
+                })?,
+                None => chrono::Utc::now().date_naive(),
+            };
+            if as_of > chrono::Utc::now().date_naive() {
+                return Err(Failure::from(CoreError::InvalidInput(
+                    "--as-of cannot be in the future.".into(),
+                )));
+            }
+            let mut created = None;
+            let mut session = if chartroom_core::Vault::exists(&config.dir) {
+                unlock(cli, &config, &mut inputs, &NO_RECOVERY)?
+            } else {
+                let admin = cli.user.clone().unwrap_or_else(|| "admin".to_owned());
+                let password = inputs.initial_password(&admin)?;
+                let (session, recovery) = Session::create(config.clone(), &admin, &password)?;
+                created = Some(recovery);
+                session
+            };
+            let options = chartroom_core::DemoOptions {
+                patients: *patients,
+                seed: *seed,
+                as_of,
+                long_chart_every: *long_chart_every,
+            };
+            let total = *patients;
+            let quiet = cli.json;
+            let summary = session.generate_demo(&options, |done| {
+                if !quiet {
+                    eprint!("\rGenerating synthetic patients: {done} of {total}");
+                }
+            })?;
+            if !quiet {
+                eprintln!();
+            }
+            session.lock()?;
+            let mut doc = serde_json::to_value(&summary).unwrap_or(Value::Null);
+            let mut text = format!(
+                "A synthetic clinic: {} patients, {} encounters, {} signed notes ({} addenda), {} observations, \
+                 {} problems, {} allergies, {} medications, {} immunizations. Every record is fictional.",
+                summary.patients,
+                summary.encounters,
+                summary.notes,
+                summary.addenda,
+                summary.observations,
+                summary.problems,
+                summary.allergies,
+                summary.medications,
+                summary.immunizations
+            );
+            if let Some(recovery) = &created {
+                doc["recovery_key"] = json!(recovery.display_grouped().expose_secret());
+                text = format!(
+                    "Created a Chartroom vault in {}.\n\n{}\n\n{text}",
+                    config.dir.display(),
+                    recovery_notice(recovery)
+                );
+            }
+            Ok(Output::new(doc, text))
         }
         Command::User(UserCommand::List) => {
             let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;

@@ -8,6 +8,7 @@ mod audit;
 mod chart_ops;
 mod clock;
 mod config;
+mod demo;
 mod error;
 mod patients;
 mod record;
@@ -24,6 +25,7 @@ pub use audit::{AuditFilter, CHECKPOINT_EVERY};
 pub use chart_ops::{AllergyList, Chart, PatientChanges};
 pub use chartroom_audit::{Action, Entry, Outcome, Record};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use demo::{DemoOptions, DemoSummary};
 pub use patients::{
     fold, mrn_for, name_words, ChartAccess, Demographics, EmergencyContact, NewPatient, Patient,
     PatientForm, PatientVersion, Sex, GENDER_IDENTITIES,

@@ -356,31 +356,27 @@ impl Patient {
     }
 }
 
-/// Folds text for matching: lower case, accents removed ("Müller" -> "muller").
+/// Folds text for matching: lower case, accents removed ("Müller" -> "muller",
+/// "Nguyễn" -> "nguyen"), apostrophes dropped and hyphens made spaces.
 pub fn fold(text: &str) -> String {
-    text.chars()
+    use unicode_normalization::char::is_combining_mark;
+    use unicode_normalization::UnicodeNormalization;
+    text.nfd()
+        .filter(|c| !is_combining_mark(*c))
         .flat_map(char::to_lowercase)
         .filter_map(|c| {
             Some(match c {
-                'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
-                'æ' => 'a',
-                'ç' | 'ć' | 'č' => 'c',
-                'ď' | 'đ' | 'ð' => 'd',
-                'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
-                'ğ' => 'g',
-                'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' | 'ı' => 'i',
-                'ñ' | 'ń' | 'ň' => 'n',
-                'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => 'o',
-                'ŕ' | 'ř' => 'r',
-                'ś' | 'š' | 'ş' | 'ș' | 'ß' => 's',
-                'ť' | 'ţ' | 'ț' => 't',
-                'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' | 'ų' => 'u',
-                'ý' | 'ÿ' => 'y',
-                'ź' | 'ż' | 'ž' => 'z',
+                // Letters that are not a base letter plus a mark.
                 'ł' => 'l',
-                // Apostrophes and hyphens join name parts: O'Brien, Smith-Jones.
-                '\'' | '’' | '‘' => return None,
-                '-' => ' ',
+                'ø' => 'o',
+                'đ' | 'ð' => 'd',
+                'ı' => 'i',
+                'æ' => 'a',
+                'œ' => 'o',
+                'ß' => 's',
+                'þ' => 't',
+                '\'' | '’' | '‘' | 'ʼ' => return None,
+                '-' | '‐' | '‑' => ' ',
                 other => other,
             })
         })
@@ -739,6 +735,8 @@ mod tests {
         assert_eq!(fold("Müller"), "muller");
         assert_eq!(fold("ŁUKASZ Ñúñez"), "lukasz nunez");
         assert_eq!(fold("O'Brien"), "obrien");
+        assert_eq!(fold("Nguyễn"), "nguyen");
+        assert_eq!(fold("Søndergaard"), "sondergaard");
         assert_eq!(name_words("Smith-Jones"), ["smith", "jones"]);
         assert_eq!(name_words("van der Berg"), ["van", "der", "berg"]);
     }
