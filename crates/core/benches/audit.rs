@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use chartroom_audit::{format_time, Action, Checkpoint, Entry, Hash, Outcome, SigningKey};
-use chartroom_core::{KdfPolicy, NewPatient, Role, Session, VaultConfig};
+use chartroom_core::{KdfPolicy, NewPatient, NoteContent, Role, Session, VaultConfig};
 use rusqlite::{params, Connection};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -25,28 +25,10 @@ fn per_op(d: Duration, n: i64) -> f64 {
     d.as_secs_f64() * 1e6 / n as f64
 }
 
-/// The chart read's statements, run on a second connection with no audit write.
-fn unaudited_read(conn: &Connection, id: i64) -> rusqlite::Result<usize> {
-    let mut n = 0;
-    n += conn
-        .prepare_cached(
-            "SELECT id, mrn, family, given, birth_date, sex, restricted, created_at, created_by FROM patients WHERE id = ?1",
-        )?
-        .query_map([id], |r| r.get::<_, String>(2))?
-        .count();
-    n += conn
-        .prepare_cached(
-            "SELECT u.name FROM care_team c JOIN users u ON u.id = c.user_id WHERE c.patient_id = ?1 ORDER BY u.name",
-        )?
-        .query_map([id], |r| r.get::<_, String>(0))?
-        .count();
-    n += conn
-        .prepare_cached(
-            "SELECT id, patient_id, author, text, status, created_at, signed_by, signed_at, content_sha256 FROM notes WHERE patient_id = ?1 ORDER BY id",
-        )?
-        .query_map([id], |r| r.get::<_, String>(3))?
-        .count();
-    Ok(n)
+/// The same chart read as `Session::open_chart`, on a second connection, with no audit write.
+fn unaudited_read(conn: &Connection, id: i64) -> Result<usize, chartroom_core::CoreError> {
+    let chart = chartroom_core::read_chart_for_benchmarks(conn, id)?;
+    Ok(chart.notes.map_or(0, |n| n.len()))
 }
 
 fn main() {
@@ -86,7 +68,12 @@ fn main() {
             .expect("registers");
         if i % 10 == 0 {
             doctor
-                .draft_note(p.id, "Subjective: routine review. Plan: continue.")
+                .draft_note(
+                    p.id,
+                    None,
+                    &NoteContent::free("Subjective: routine review. Plan: continue.")
+                        .expect("valid"),
+                )
                 .expect("drafts");
         }
     }
@@ -115,7 +102,9 @@ fn main() {
             )
             .expect("registers");
         for _ in 0..LONG_CHART_NOTES {
-            doctor.draft_note(p.id, long_text).expect("drafts");
+            doctor
+                .draft_note(p.id, None, &NoteContent::free(long_text).expect("valid"))
+                .expect("drafts");
         }
         long_ids.push(p.id);
     }

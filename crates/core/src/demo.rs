@@ -1246,7 +1246,7 @@ impl Session {
                     let mut writer = Writer::new(tx)?;
                     for k in 0..u64::from(count) {
                         let n = first + k;
-                        let long_chart = every > 0 && n % u64::from(every) == 1;
+                        let long_chart = every > 0 && n % u64::from(every) == 1 % u64::from(every);
                         generator.patient(&mut writer, tx, n, long_chart)?;
                     }
                     Ok(())

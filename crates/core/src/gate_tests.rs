@@ -9,15 +9,15 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
 
-fn pw(s: &str) -> SecretString {
+pub(crate) fn pw(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
 }
 
 /// A vault with one user of each role, a plain patient (1) and a restricted one (2).
-struct Clinic {
+pub(crate) struct Clinic {
     _tmp: tempfile::TempDir,
-    config: VaultConfig,
-    clock: ManualClock,
+    pub(crate) config: VaultConfig,
+    pub(crate) clock: ManualClock,
 }
 
 const STAFF: [(&str, Role, &str); 5] = [
@@ -37,7 +37,7 @@ fn password_of(role: Role) -> (&'static str, &'static str) {
 }
 
 impl Clinic {
-    fn new() -> Clinic {
+    pub(crate) fn new() -> Clinic {
         let tmp = tempfile::tempdir().expect("tempdir");
         let config = VaultConfig {
             dir: tmp.path().join("vault"),
@@ -87,7 +87,7 @@ impl Clinic {
         clinic
     }
 
-    fn unlock(&self, user: &str, password: &str) -> Result<Session, CoreError> {
+    pub(crate) fn unlock(&self, user: &str, password: &str) -> Result<Session, CoreError> {
         Session::unlock_with_clock(
             self.config.clone(),
             user,
@@ -96,18 +96,18 @@ impl Clinic {
         )
     }
 
-    fn as_role(&self, role: Role) -> Session {
+    pub(crate) fn as_role(&self, role: Role) -> Session {
         let (name, password) = password_of(role);
         self.unlock(name, password).expect("unlocks")
     }
 
-    fn entries(&self, filter: AuditFilter) -> Vec<Record> {
+    pub(crate) fn entries(&self, filter: AuditFilter) -> Vec<Record> {
         self.as_role(Role::Auditor)
             .audit_entries(&filter)
             .expect("auditor reads the trail")
     }
 
-    fn raw(&self) -> Connection {
+    pub(crate) fn raw(&self) -> Connection {
         let mut admin = self.as_role(Role::Admin);
         let key = admin.export_key().expect("exports");
         admin.lock().expect("locks");
@@ -124,7 +124,10 @@ fn gate<T>(result: Result<T, CoreError>) -> bool {
     !matches!(result, Err(CoreError::Forbidden(Denial::Role { .. })))
 }
 
-fn denied_by_role(result: Result<impl std::fmt::Debug, CoreError>, permission: Permission) {
+pub(crate) fn denied_by_role(
+    result: Result<impl std::fmt::Debug, CoreError>,
+    permission: Permission,
+) {
     match result {
         Err(CoreError::Forbidden(Denial::Role { permission: p, .. })) => assert_eq!(p, permission),
         other => panic!("expected a denial for {permission:?}, got {other:?}"),
@@ -294,6 +297,58 @@ fn every_cell_of_the_matrix_through_the_session() {
             "care team",
         );
         check(Permission::ReadNotes, gate(s.notes(1)), "notes");
+        check(Permission::ReadClinical, gate(s.vitals(1)), "vitals");
+        check(
+            Permission::EditDemographics,
+            gate(s.update_patient(
+                1,
+                &PatientChanges {
+                    phone: Some("+1 202 555 0111".into()),
+                    ..PatientChanges::default()
+                },
+            )),
+            "update_patient",
+        );
+        check(
+            Permission::RecordEncounter,
+            gate(s.add_encounter(
+                1,
+                &NewEncounter::new("office", None, "Review", clinic.clock.now()).expect("valid"),
+            )),
+            "add_encounter",
+        );
+        check(
+            Permission::RecordVitals,
+            gate(s.record_vitals(
+                1,
+                &VitalsInput {
+                    heart_rate: Some(70.0),
+                    ..VitalsInput::default()
+                },
+                None,
+                None,
+            )),
+            "record_vitals",
+        );
+        check(
+            Permission::WriteClinical,
+            gate(s.add_problem(
+                1,
+                &NewProblem::new("Hypertension", None, Some("I10"), None, today).expect("valid"),
+            )),
+            "add_problem",
+        );
+        check(
+            Permission::RecordAllergies,
+            gate(
+                s.add_immunization(
+                    1,
+                    &NewImmunization::new("Influenza", "141", "2025-10-01", None, None, today)
+                        .expect("valid"),
+                ),
+            ),
+            "add_immunization",
+        );
         let drafted = s.draft_note(
             1,
             None,
@@ -355,6 +410,12 @@ fn every_cell_of_the_matrix_through_the_session() {
                 Permission::ReadDemographics,
                 Permission::ManageCareTeam,
                 Permission::ReadNotes,
+                Permission::ReadClinical,
+                Permission::EditDemographics,
+                Permission::RecordEncounter,
+                Permission::RecordVitals,
+                Permission::WriteClinical,
+                Permission::RecordAllergies,
                 Permission::DraftNote,
                 Permission::SignNote,
                 Permission::BreakGlass,

@@ -22,7 +22,7 @@ mod vitals;
 
 pub use alerts::{rule as alert_rule, Alert};
 pub use audit::{AuditFilter, CHECKPOINT_EVERY};
-pub use chart_ops::{AllergyList, Chart, PatientChanges};
+pub use chart_ops::{read_chart_for_benchmarks, AllergyList, Chart, PatientChanges};
 pub use chartroom_audit::{Action, Entry, Outcome, Record};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use demo::{DemoOptions, DemoSummary};
@@ -56,5 +56,7 @@ pub fn vault_info(config: &VaultConfig) -> Result<VaultInfo, CoreError> {
 
 #[cfg(test)]
 mod gate_tests;
+#[cfg(test)]
+mod record_tests;
 #[cfg(test)]
 mod tests;

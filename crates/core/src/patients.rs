@@ -758,7 +758,8 @@ mod tests {
             emergency_relationship: Some("brother".into()),
         };
         assert!(good.validate(today()).is_ok());
-        let bad: Vec<(&str, Box<dyn Fn(&mut PatientForm)>)> = vec![
+        type Change = Box<dyn Fn(&mut PatientForm)>;
+        let bad: Vec<(&str, Change)> = vec![
             ("empty family", Box::new(|f| f.family = "  ".into())),
             ("long given", Box::new(|f| f.given = "x".repeat(101))),
             (

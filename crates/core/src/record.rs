@@ -678,7 +678,7 @@ impl CodeSystem {
                     && b[2].is_ascii_alphanumeric()
                     && tail.len() <= 4
                     && tail.chars().all(|ch| ch.is_ascii_alphanumeric())
-                    && (c.contains('.') == !tail.is_empty())
+                    && (c.contains('.') != tail.is_empty())
             }
             CodeSystem::Snomed => {
                 (6..=18).contains(&c.len())

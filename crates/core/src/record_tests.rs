@@ -1,0 +1,801 @@
+//! The clinical record through the Session, on real vaults: validation that changes nothing,
+//! final signed notes, roles through real operations, history, search quality, the demo.
+
+use chrono::NaiveDate;
+
+use super::*;
+use crate::gate_tests::{denied_by_role, pw, Clinic};
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 3, 3).expect("date")
+}
+
+/// Everything clinical about patient 1, and the row counts of every record table.
+fn snapshot(clinic: &Clinic) -> (String, Vec<i64>) {
+    let mut doctor = clinic.as_role(Role::Physician);
+    let chart = serde_json::to_string(&doctor.open_chart(1).expect("opens")).expect("json");
+    let counts = [
+        "patients",
+        "patient_versions",
+        "patient_name_words",
+        "encounters",
+        "notes",
+        "observations",
+        "problems",
+        "allergies",
+        "medications",
+        "immunizations",
+    ]
+    .iter()
+    .map(|t| {
+        doctor
+            .connection_for_tests()
+            .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+            .expect("counts")
+    })
+    .collect();
+    (chart, counts)
+}
+
+fn content(text: &str) -> NoteContent {
+    NoteContent::free(text).expect("valid")
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    let enc = doctor
+        .add_encounter(
+            1,
+            &NewEncounter::new("office", None, "Review", clinic.clock.now()).expect("valid"),
+        )
+        .expect("opens");
+    let other = doctor
+        .add_encounter(
+            2,
+            &NewEncounter::new("office", None, "Review", clinic.clock.now()).expect("valid"),
+        )
+        .expect("opens");
+    let med = doctor
+        .add_medication(
+            1,
+            &NewMedication::new(
+                "Amlodipine",
+                Some("5 mg"),
+                Some("oral"),
+                None,
+                Some("2024-01-10"),
+                today(),
+            )
+            .expect("valid"),
+        )
+        .expect("adds");
+    doctor
+        .add_allergy(
+            1,
+            &NewAllergy::new("Penicillin", Some("Hives"), Some("moderate"), None).expect("valid"),
+        )
+        .expect("adds");
+    let note = doctor
+        .draft_note(1, Some(enc.id), &content("Seen."))
+        .expect("drafts");
+    doctor.sign_note(note.id).expect("signs");
+    drop(doctor);
+
+    let before = snapshot(&clinic);
+    let mut doctor = clinic.as_role(Role::Physician);
+    let attempts: Vec<(&str, Result<(), CoreError>)> = vec![
+        (
+            "impossible systolic",
+            doctor
+                .record_vitals(
+                    1,
+                    &VitalsInput {
+                        systolic: Some(400.0),
+                        diastolic: Some(80.0),
+                        ..VitalsInput::default()
+                    },
+                    None,
+                    None,
+                )
+                .map(|_| ()),
+        ),
+        (
+            "swapped blood pressure",
+            doctor
+                .record_vitals(
+                    1,
+                    &VitalsInput {
+                        systolic: Some(70.0),
+                        diastolic: Some(120.0),
+                        ..VitalsInput::default()
+                    },
+                    None,
+                    None,
+                )
+                .map(|_| ()),
+        ),
+        (
+            "vitals in the future",
+            doctor
+                .record_vitals(
+                    1,
+                    &VitalsInput {
+                        heart_rate: Some(70.0),
+                        ..VitalsInput::default()
+                    },
+                    Some(clinic.clock.now() + chrono::Duration::days(2)),
+                    None,
+                )
+                .map(|_| ()),
+        ),
+        (
+            "bad email",
+            doctor
+                .update_patient(
+                    1,
+                    &PatientChanges {
+                        email: Some("not-an-address".into()),
+                        family: Some("Changed".into()),
+                        ..PatientChanges::default()
+                    },
+                )
+                .map(|_| ()),
+        ),
+        (
+            "birth date in the future",
+            doctor
+                .update_patient(
+                    1,
+                    &PatientChanges {
+                        birth_date: Some("2099-01-01".into()),
+                        ..PatientChanges::default()
+                    },
+                )
+                .map(|_| ()),
+        ),
+        (
+            "another patient's encounter",
+            doctor
+                .draft_note(1, Some(other.id), &content("Wrong chart"))
+                .map(|_| ()),
+        ),
+        (
+            "stopping before starting",
+            doctor
+                .stop_medication(med.id, NaiveDate::from_ymd_opt(2023, 1, 1))
+                .map(|_| ()),
+        ),
+        (
+            "no known allergies with an active one",
+            doctor.record_no_known_allergies(1).map(|_| ()),
+        ),
+        (
+            "the same allergy twice",
+            doctor
+                .add_allergy(
+                    1,
+                    &NewAllergy::new("penicillin", None, None, None).expect("valid"),
+                )
+                .map(|_| ()),
+        ),
+        (
+            "signing a signed note",
+            doctor.sign_note(note.id).map(|_| ()),
+        ),
+        (
+            "editing a signed note",
+            doctor.edit_draft(note.id, &content("Changed")).map(|_| ()),
+        ),
+        (
+            "a patient that does not exist",
+            doctor
+                .add_encounter(
+                    999,
+                    &NewEncounter::new("office", None, "Review", clinic.clock.now())
+                        .expect("valid"),
+                )
+                .map(|_| ()),
+        ),
+    ];
+    for (what, result) in attempts {
+        let err = result.expect_err(what);
+        assert!(
+            matches!(err.code(), "invalid_input" | "conflict" | "not_found"),
+            "{what}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(
+            (message.ends_with('.') || message.ends_with('?')) && message.len() > 15,
+            "{what}: {message}"
+        );
+    }
+    drop(doctor);
+    assert_eq!(snapshot(&clinic), before);
+}
+
+#[test]
+fn a_signed_note_never_changes_and_its_addendum_is_linked_and_audited() {
+    let clinic = Clinic::new();
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let soap = NoteContent::soap(
+        Some("Dizzy on standing"),
+        Some("BP 100/60 lying, 85/50 standing"),
+        None,
+        None,
+    )
+    .expect("valid");
+    let draft = nurse.draft_note(1, None, &soap).expect("nurse drafts");
+    let edited = nurse
+        .edit_draft(
+            draft.id,
+            &NoteContent::soap(
+                Some("Dizzy on standing"),
+                Some("BP 100/60 lying, 85/50 standing"),
+                Some("Postural hypotension"),
+                None,
+            )
+            .expect("valid"),
+        )
+        .expect("drafts can change");
+    denied_by_role(nurse.sign_note(draft.id), Permission::SignNote);
+    drop(nurse);
+
+    let mut doctor = clinic.as_role(Role::Physician);
+    let signed = doctor.sign_note(draft.id).expect("signs");
+    assert_eq!(signed.status, "signed");
+    assert_eq!(signed.signed_by.as_deref(), Some("dr.okafor"));
+    assert_eq!(signed.content, edited.content);
+    assert_eq!(
+        signed.content_sha256.as_deref(),
+        Some(note_digest(&signed).as_str())
+    );
+
+    // No path changes it: the API, a second signature, or SQL on the open database.
+    assert_eq!(
+        doctor
+            .edit_draft(draft.id, &content("Rewritten"))
+            .expect_err("final")
+            .code(),
+        "conflict"
+    );
+    assert_eq!(
+        doctor.sign_note(draft.id).expect_err("once").code(),
+        "conflict"
+    );
+    for sql in [
+        "UPDATE notes SET text = 'rewritten' WHERE id = ?1",
+        "UPDATE notes SET status = 'draft' WHERE id = ?1",
+        "DELETE FROM notes WHERE id = ?1",
+    ] {
+        let err = doctor
+            .connection_for_tests()
+            .execute(sql, [draft.id])
+            .expect_err("the database refuses");
+        assert!(err.to_string().contains("signed note"), "{sql}: {err}");
+    }
+
+    let addendum = doctor
+        .add_addendum(
+            draft.id,
+            &content("Orthostatic readings repeated: improved with fluids."),
+            false,
+        )
+        .expect("adds");
+    assert_eq!(addendum.parent_id, Some(draft.id));
+    assert_eq!(addendum.kind, NoteKind::Addendum);
+    assert_eq!(addendum.status, "draft");
+    let addendum = doctor.sign_note(addendum.id).expect("signs the addendum");
+    let amendment = doctor
+        .add_addendum(
+            draft.id,
+            &content("Correction: standing BP was 95/55."),
+            true,
+        )
+        .expect("amends");
+    assert_eq!(amendment.kind, NoteKind::Amendment);
+    let notes = doctor.notes(1).expect("lists");
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|n| n.parent_id == Some(draft.id))
+            .count(),
+        2
+    );
+    assert_eq!(
+        notes.iter().find(|n| n.id == draft.id).map(|n| &n.content),
+        Some(&signed.content),
+        "the original is as signed"
+    );
+    drop(doctor);
+
+    let entries = clinic.entries(AuditFilter {
+        patient: Some("1".into()),
+        ..AuditFilter::default()
+    });
+    let events: Vec<(String, Outcome, Option<String>)> = entries
+        .iter()
+        .map(|r| {
+            (
+                r.entry.event.clone(),
+                r.entry.outcome,
+                r.entry.object_id.clone(),
+            )
+        })
+        .collect();
+    let addendum_id = Some(addendum.id.to_string());
+    assert!(events.contains(&(
+        "note.addendum".into(),
+        Outcome::Success,
+        addendum_id.clone()
+    )));
+    assert!(events.contains(&("note.sign".into(), Outcome::Success, addendum_id)));
+    assert!(events.contains(&(
+        "note.update".into(),
+        Outcome::Failed,
+        Some(draft.id.to_string())
+    )));
+    assert!(events.contains(&(
+        "note.sign".into(),
+        Outcome::Denied,
+        Some(draft.id.to_string())
+    )));
+}
+
+#[test]
+fn roles_through_real_operations() {
+    let clinic = Clinic::new();
+    // Front desk registers and edits demographics but sees no clinical content.
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor
+        .record_vitals(
+            1,
+            &VitalsInput {
+                heart_rate: Some(88.0),
+                ..VitalsInput::default()
+            },
+            None,
+            None,
+        )
+        .expect("records");
+    doctor
+        .draft_note(1, None, &content("Private clinical note"))
+        .expect("drafts");
+    drop(doctor);
+
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let p = desk
+        .register_patient(
+            &NewPatient::new("Haddad", "Lina", "1990-05-06", "female", false, today())
+                .expect("valid"),
+        )
+        .expect("front desk registers");
+    desk.update_patient(
+        p.id,
+        &PatientChanges {
+            phone: Some("+1 (202) 555-0100".into()),
+            ..PatientChanges::default()
+        },
+    )
+    .expect("front desk edits demographics");
+    let chart = desk.open_chart(1).expect("demographics");
+    assert!(
+        chart.notes.is_none()
+            && chart.vitals.is_none()
+            && chart.problems.is_none()
+            && chart.allergies.is_none()
+    );
+    let json = serde_json::to_string(&chart).expect("json");
+    assert!(
+        !json.contains("Private clinical note")
+            && !json.contains("vitals")
+            && !json.contains("notes")
+    );
+    denied_by_role(desk.vitals(1), Permission::ReadClinical);
+    denied_by_role(desk.notes(1), Permission::ReadNotes);
+    denied_by_role(
+        desk.record_vitals(
+            1,
+            &VitalsInput {
+                heart_rate: Some(70.0),
+                ..VitalsInput::default()
+            },
+            None,
+            None,
+        ),
+        Permission::RecordVitals,
+    );
+    denied_by_role(
+        desk.update_patient(
+            1,
+            &PatientChanges {
+                restricted: Some(true),
+                ..PatientChanges::default()
+            },
+        ),
+        Permission::ManageCareTeam,
+    );
+    drop(desk);
+
+    // A nurse records vitals and drafts, but cannot sign or add problems.
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let obs = nurse
+        .record_vitals(
+            1,
+            &VitalsInput {
+                systolic: Some(150.0),
+                diastolic: Some(95.0),
+                ..VitalsInput::default()
+            },
+            None,
+            None,
+        )
+        .expect("nurse records vitals");
+    assert!(obs.iter().all(|o| o.flag == Flag::H), "{obs:?}");
+    let draft = nurse
+        .draft_note(1, None, &content("Nurse triage note"))
+        .expect("drafts");
+    denied_by_role(nurse.sign_note(draft.id), Permission::SignNote);
+    denied_by_role(
+        nurse.add_problem(
+            1,
+            &NewProblem::new("Hypertension", None, Some("I10"), None, today()).expect("valid"),
+        ),
+        Permission::WriteClinical,
+    );
+    drop(nurse);
+
+    // An auditor sees none of it.
+    let mut auditor = clinic.as_role(Role::Auditor);
+    denied_by_role(auditor.open_chart(1), Permission::ReadDemographics);
+    denied_by_role(auditor.vitals(1), Permission::ReadClinical);
+    denied_by_role(auditor.notes(1), Permission::ReadNotes);
+    denied_by_role(auditor.search_patients("lee"), Permission::SearchPatients);
+}
+
+#[test]
+fn demographic_history_keeps_every_version_with_who_and_when() {
+    let clinic = Clinic::new();
+    let changes = [
+        (
+            Role::FrontDesk,
+            PatientChanges {
+                phone: Some("+1 (202) 555-0101".into()),
+                ..PatientChanges::default()
+            },
+        ),
+        (
+            Role::Physician,
+            PatientChanges {
+                preferred: Some("Gracie".into()),
+                ..PatientChanges::default()
+            },
+        ),
+        (
+            Role::FrontDesk,
+            PatientChanges {
+                family: Some("Lee-Tan".into()),
+                phone: Some(String::new()),
+                ..PatientChanges::default()
+            },
+        ),
+    ];
+    for (role, change) in &changes {
+        clinic.clock.advance(chrono::Duration::minutes(5));
+        let mut s = clinic.as_role(*role);
+        s.update_patient(1, change).expect("updates");
+    }
+    let mut doctor = clinic.as_role(Role::Physician);
+    let history = doctor.patient_history(1).expect("history");
+    assert_eq!(history.len(), 4);
+    let who: Vec<&str> = history.iter().map(|v| v.changed_by.as_str()).collect();
+    assert_eq!(who, ["dr.okafor", "desk.ruiz", "dr.okafor", "desk.ruiz"]);
+    assert!(history
+        .windows(2)
+        .all(|w| w[0].changed_at < w[1].changed_at));
+    assert_eq!(history[0].demographics.family, "Lee");
+    assert_eq!(history[0].demographics.phone, None);
+    assert_eq!(
+        history[1].demographics.phone.as_deref(),
+        Some("+1 (202) 555-0101")
+    );
+    assert_eq!(history[2].demographics.preferred.as_deref(), Some("Gracie"));
+    assert_eq!(history[3].demographics.family, "Lee-Tan");
+    assert_eq!(history[3].demographics.phone, None, "an empty value clears");
+    let chart = doctor.open_chart(1).expect("opens");
+    assert_eq!(chart.patient.version, 4);
+    // The new name is searchable, the old one no longer finds her.
+    assert_eq!(
+        doctor.search_patients("lee-tan").expect("searches")[0].id,
+        1
+    );
+    assert!(doctor
+        .search_patients("tan grace")
+        .expect("searches")
+        .iter()
+        .any(|h| h.id == 1));
+}
+
+#[test]
+fn vitals_are_coded_flagged_and_bmi_uses_the_last_height() {
+    let clinic = Clinic::new();
+    let mut nurse = clinic.as_role(Role::Nurse);
+    nurse
+        .record_vitals(
+            1,
+            &VitalsInput {
+                height: Some(170.0),
+                ..VitalsInput::default()
+            },
+            None,
+            None,
+        )
+        .expect("records");
+    drop(nurse);
+    clinic.clock.advance(chrono::Duration::days(30));
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let obs = nurse
+        .record_vitals(
+            1,
+            &VitalsInput {
+                weight: Some(72.3),
+                temperature: Some(38.6),
+                spo2: Some(89.0),
+                heart_rate: Some(61.0),
+                ..VitalsInput::default()
+            },
+            None,
+            None,
+        )
+        .expect("records");
+    let by = |v: Vital| obs.iter().find(|o| o.vital == v).expect("present");
+    assert_eq!(by(Vital::Bmi).value, 25.0);
+    assert_eq!(by(Vital::Bmi).code, "39156-5");
+    assert_eq!(by(Vital::Temperature).unit, "Cel");
+    assert_eq!(by(Vital::Temperature).flag, Flag::H);
+    assert_eq!(by(Vital::Spo2).flag, Flag::LL);
+    assert_eq!(by(Vital::HeartRate).flag, Flag::N);
+    assert_eq!(nurse.vitals(1).expect("lists").len(), 6);
+}
+
+#[test]
+fn no_known_allergies_is_a_recorded_state_not_an_empty_list() {
+    let clinic = Clinic::new();
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let list = nurse.allergies(1).expect("lists");
+    assert_eq!(
+        (list.allergy_status.as_str(), list.allergies.len()),
+        ("unknown", 0)
+    );
+    nurse.record_no_known_allergies(1).expect("records");
+    let list = nurse.allergies(1).expect("lists");
+    assert_eq!(
+        (list.allergy_status.as_str(), list.allergies.len()),
+        ("no_known_allergies", 0)
+    );
+    let a = nurse
+        .add_allergy(
+            1,
+            &NewAllergy::new(
+                "Latex",
+                Some("Contact dermatitis"),
+                Some("mild"),
+                Some("environment"),
+            )
+            .expect("valid"),
+        )
+        .expect("adds");
+    assert_eq!(
+        nurse.allergies(1).expect("lists").allergy_status,
+        "recorded"
+    );
+    nurse.resolve_allergy(a.id).expect("resolves");
+    assert_eq!(
+        nurse.resolve_allergy(a.id).expect_err("once").code(),
+        "conflict"
+    );
+    nurse.record_no_known_allergies(1).expect("none active now");
+}
+
+#[test]
+fn search_finds_the_right_patient_first() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .generate_demo(
+            &DemoOptions {
+                patients: 600,
+                seed: 42,
+                as_of: today(),
+                long_chart_every: 0,
+            },
+            |_| {},
+        )
+        .expect("generates");
+    drop(admin);
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let mut add = |family: &str, given: &str, birth: &str, phone: Option<&str>| -> Patient {
+        let form = PatientForm {
+            family: family.into(),
+            given: given.into(),
+            birth_date: birth.into(),
+            sex: "unknown".into(),
+            phone: phone.map(str::to_owned),
+            ..PatientForm::default()
+        };
+        desk.register_patient(&NewPatient::from_form(&form, false, today()).expect("valid"))
+            .expect("registers")
+    };
+    let jurgen = add("Müller", "Jürgen", "1961-07-15", Some("+49 30 5550 1987"));
+    let adaeze = add("Okafor", "Adaeze", "1985-02-11", None);
+    let olivia = add("Smith-Jones", "Olivia", "1972-12-01", None);
+    let pieter = add("van der Berg", "Pieter", "1950-03-30", None);
+    let sean = add("O'Brien", "Seán", "1999-09-09", None);
+    let zsofia = add("Zwierzchowska", "Zsófia", "1988-01-20", None);
+
+    let cases: Vec<(&str, i64)> = vec![
+        ("Müller Jürgen", jurgen.id),
+        ("muller jurgen", jurgen.id),
+        ("jurgen mulller", jurgen.id),
+        ("jürgen müler", jurgen.id),
+        (&jurgen.mrn, jurgen.id),
+        ("+49 30 5550 1987", jurgen.id),
+        ("4930555019", jurgen.id),
+        ("15.07.1961", jurgen.id),
+        ("1961-07-15", jurgen.id),
+        ("adaeze okafor", adaeze.id),
+        ("adaez", adaeze.id),
+        ("kafor adaeze", adaeze.id),
+        ("adaeze okafro", adaeze.id),
+        ("olivia jones", olivia.id),
+        ("smith-jones olivia", olivia.id),
+        ("berg pieter", pieter.id),
+        ("van der berg", pieter.id),
+        ("obrien sean", sean.id),
+        ("o'brien seán", sean.id),
+        ("zwierzchowska", zsofia.id),
+        ("zwierchowska", zsofia.id),
+        ("zsofia", zsofia.id),
+        ("ierzchow", zsofia.id),
+    ];
+    for (query, expected) in cases {
+        let hits = desk.search_patients(query).expect("searches");
+        assert_eq!(
+            hits.first().map(|h| h.id),
+            Some(expected),
+            "{query:?} -> {:?}",
+            hits.iter()
+                .take(3)
+                .map(|h| format!("{} {} r{}", h.family, h.given, h.rank))
+                .collect::<Vec<_>>()
+        );
+    }
+    // Exact matches rank above looser ones.
+    let hits = desk.search_patients("okafor").expect("searches");
+    assert!(hits.iter().all(|h| h.rank <= 1 || hits[0].rank == 0));
+    assert_eq!(hits[0].family, "Okafor");
+    assert!(desk.search_patients("").expect("searches").is_empty());
+    assert!(desk
+        .search_patients("qqqqzzzz")
+        .expect("searches")
+        .is_empty());
+}
+
+#[test]
+fn the_demo_clinic_is_deterministic_and_plausible() {
+    let charts = |seed: u64| -> (DemoSummary, Vec<String>) {
+        let clinic = Clinic::new();
+        let mut admin = clinic.as_role(Role::Admin);
+        let summary = admin
+            .generate_demo(
+                &DemoOptions {
+                    patients: 120,
+                    seed,
+                    as_of: today(),
+                    long_chart_every: 100,
+                },
+                |_| {},
+            )
+            .expect("generates");
+        drop(admin);
+        let mut doctor = clinic.as_role(Role::Physician);
+        let mut out = Vec::new();
+        for id in 3..=122 {
+            if let Ok(chart) = doctor.open_chart(id) {
+                out.push(serde_json::to_string(&chart).expect("json"));
+            }
+        }
+        (summary, out)
+    };
+    let (a, charts_a) = charts(7);
+    let (b, charts_b) = charts(7);
+    let (c, _) = charts(8);
+    assert_eq!(a, b);
+    assert_eq!(charts_a, charts_b);
+    assert_ne!(a, c);
+    assert_eq!(a.patients, 120);
+    assert_eq!(
+        a.long_charts.len(),
+        1,
+        "patients 3 to 122: one in a hundred"
+    );
+    assert!(a.observations > a.encounters * 3, "{a:?}");
+    assert!(a.notes == a.encounters && a.addenda > 0 && a.immunizations > 0 && a.problems > 0);
+    // Fictional by construction.
+    for chart in &charts_a {
+        let v: serde_json::Value = serde_json::from_str(chart).expect("json");
+        if let Some(phone) = v["phone"].as_str() {
+            assert!(phone.contains("555-01"), "{phone}");
+        }
+        if let Some(email) = v["email"].as_str() {
+            assert!(email.ends_with("@example.org"), "{email}");
+        }
+        for n in v["notes"].as_array().into_iter().flatten() {
+            let text = n["text"]
+                .as_str()
+                .or(n["subjective"].as_str())
+                .unwrap_or("");
+            assert!(text.contains("Synthetic demo record"), "{text}");
+            assert_eq!(n["status"], "signed");
+        }
+    }
+    // A long chart holds about 200 encounters and 2,000 observations.
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    let s = admin
+        .generate_demo(
+            &DemoOptions {
+                patients: 1,
+                seed: 3,
+                as_of: today(),
+                long_chart_every: 1,
+            },
+            |_| {},
+        )
+        .expect("generates");
+    drop(admin);
+    let mut doctor = clinic.as_role(Role::Physician);
+    let chart = doctor.open_chart(s.long_charts[0]);
+    if let Ok(chart) = chart {
+        assert_eq!(chart.encounters.as_ref().map(Vec::len), Some(200));
+        let n = chart.vitals.as_ref().map_or(0, Vec::len);
+        assert!((1500..=2600).contains(&n), "{n} observations");
+    }
+}
+
+#[test]
+fn demo_refuses_other_roles_and_bad_sizes() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    denied_by_role(
+        doctor.generate_demo(
+            &DemoOptions {
+                patients: 5,
+                seed: 1,
+                as_of: today(),
+                long_chart_every: 0,
+            },
+            |_| {},
+        ),
+        Permission::ImportRecords,
+    );
+    drop(doctor);
+    let mut admin = clinic.as_role(Role::Admin);
+    assert_eq!(
+        admin
+            .generate_demo(
+                &DemoOptions {
+                    patients: 0,
+                    seed: 1,
+                    as_of: today(),
+                    long_chart_every: 0
+                },
+                |_| {}
+            )
+            .expect_err("empty")
+            .code(),
+        "invalid_input"
+    );
+    let _ = pw("unused");
+}
