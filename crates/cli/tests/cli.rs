@@ -674,3 +674,274 @@ fn restricted_charts_break_the_glass_alerts_and_settings_through_the_cli() {
         77
     );
 }
+
+#[test]
+fn a_charting_session_through_the_cli() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("dr.ito", "physician", "physician-password");
+    c.add_user("nurse.ana", "nurse", "nurse-password");
+    c.add_user("desk.bo", "front_desk", "frontdesk-password");
+    let doctor = |args: &[&str]| c.as_user("dr.ito", "physician-password", args);
+    let nurse = |args: &[&str]| c.as_user("nurse.ana", "nurse-password", args);
+    let desk = |args: &[&str]| c.as_user("desk.bo", "frontdesk-password", args);
+
+    let p = desk(&[
+        "patient",
+        "add",
+        "--family",
+        "Müller",
+        "--given",
+        "Jürgen",
+        "--birth-date",
+        "1961-07-15",
+        "--sex",
+        "male",
+        "--phone",
+        "+49 30 5550 1987",
+    ]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let id = p.json()["id"].as_i64().expect("id").to_string();
+    let found = desk(&["patient", "search", "muller"]).json();
+    assert_eq!(
+        found["patients"][0]["id"].as_i64().map(|i| i.to_string()),
+        Some(id.clone())
+    );
+    assert_eq!(
+        found["patients"][0]["age"].as_u64().map(|a| a > 60),
+        Some(true)
+    );
+
+    let upd = desk(&["patient", "update", &id, "--email", "jm@example.org"]);
+    assert_eq!(upd.code, 0, "{}", upd.stderr);
+    assert_eq!(upd.json()["version"], 2);
+    assert_eq!(
+        desk(&["patient", "update", &id, "--email", "nope"]).code,
+        65
+    );
+    let history = desk(&["patient", "history", &id]).json();
+    assert_eq!(history["versions"].as_array().map(Vec::len), Some(2));
+
+    let enc = nurse(&[
+        "encounter",
+        "add",
+        "--patient",
+        &id,
+        "--type",
+        "office",
+        "--reason",
+        "Blood pressure check",
+    ]);
+    assert_eq!(enc.code, 0, "{}", enc.stderr);
+    let enc_id = enc.json()["id"].as_i64().expect("id").to_string();
+    let v = nurse(&[
+        "vitals",
+        "add",
+        "--patient",
+        &id,
+        "--encounter",
+        &enc_id,
+        "--systolic",
+        "162",
+        "--diastolic",
+        "98",
+        "--heart-rate",
+        "74",
+        "--weight",
+        "88.5",
+        "--height",
+        "180",
+    ]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let obs = v.json()["observations"]
+        .as_array()
+        .expect("observations")
+        .clone();
+    assert_eq!(obs.len(), 6, "five values and the derived BMI");
+    let sys = obs
+        .iter()
+        .find(|o| o["code"] == "8480-6")
+        .expect("systolic");
+    assert_eq!(
+        (sys["unit"].as_str(), sys["flag"].as_str()),
+        (Some("mm[Hg]"), Some("H"))
+    );
+    let bad = nurse(&["vitals", "add", "--patient", &id, "--heart-rate", "400"]);
+    assert_eq!(bad.code, 65);
+    assert!(bad.error()["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("Heart rate")));
+
+    assert_eq!(nurse(&["allergy", "none", "--patient", &id]).code, 0);
+    let allergies = nurse(&["allergy", "list", "--patient", &id]).json();
+    assert_eq!(allergies["allergy_status"], "no_known_allergies");
+    let note = nurse(&[
+        "note",
+        "draft",
+        "--patient",
+        &id,
+        "--encounter",
+        &enc_id,
+        "--subjective",
+        "Headache",
+        "--objective",
+        "BP 162/98",
+    ]);
+    assert_eq!(note.code, 0, "{}", note.stderr);
+    let note_id = note.json()["id"].as_i64().expect("id").to_string();
+    assert_eq!(nurse(&["note", "sign", &note_id]).code, 77);
+    assert_eq!(doctor(&["note", "sign", &note_id]).code, 0);
+    assert_eq!(doctor(&["note", "sign", &note_id]).code, 65);
+    assert_eq!(
+        doctor(&["note", "edit", &note_id, "--text", "rewritten"]).code,
+        65
+    );
+    let add = doctor(&[
+        "note",
+        "addendum",
+        &note_id,
+        "--text",
+        "Repeat BP 150/92.",
+        "--sign",
+    ]);
+    assert_eq!(add.code, 0, "{}", add.stderr);
+    assert_eq!(
+        add.json()["parent_id"].as_i64().map(|p| p.to_string()),
+        Some(note_id.clone())
+    );
+    assert_eq!(add.json()["status"], "signed");
+
+    let prob = doctor(&[
+        "problem",
+        "add",
+        "--patient",
+        &id,
+        "--text",
+        "Essential hypertension",
+        "--system",
+        "icd10",
+        "--code",
+        "I10",
+    ]);
+    assert_eq!(prob.code, 0, "{}", prob.stderr);
+    assert_eq!(
+        doctor(&[
+            "problem",
+            "add",
+            "--patient",
+            &id,
+            "--text",
+            "X",
+            "--code",
+            "not-a-code"
+        ])
+        .code,
+        65
+    );
+    let med = doctor(&[
+        "medication",
+        "add",
+        "--patient",
+        &id,
+        "--name",
+        "Amlodipine",
+        "--dose",
+        "5 mg",
+        "--route",
+        "oral",
+        "--frequency",
+        "once daily",
+    ]);
+    assert_eq!(med.code, 0, "{}", med.stderr);
+    let med_id = med.json()["id"].as_i64().expect("id").to_string();
+    assert_eq!(
+        doctor(&["medication", "resolve", &med_id]).json()["status"],
+        "stopped"
+    );
+    let imm = nurse(&[
+        "immunization",
+        "add",
+        "--patient",
+        &id,
+        "--vaccine",
+        "Influenza",
+        "--cvx",
+        "141",
+        "--date",
+        "2025-10-01",
+        "--site",
+        "left_arm",
+    ]);
+    assert_eq!(imm.code, 0, "{}", imm.stderr);
+
+    let chart = doctor(&["patient", "show", &id]).json();
+    for key in [
+        "allergies",
+        "problems",
+        "medications",
+        "immunizations",
+        "encounters",
+        "vitals",
+        "notes",
+    ] {
+        assert!(chart[key].is_array(), "{key} in the physician's chart");
+    }
+    assert_eq!(chart["notes"].as_array().map(Vec::len), Some(2));
+    let desk_chart = desk(&["patient", "show", &id]).json();
+    for key in [
+        "allergies",
+        "problems",
+        "medications",
+        "immunizations",
+        "encounters",
+        "vitals",
+        "notes",
+    ] {
+        assert!(
+            desk_chart.get(key).is_none(),
+            "{key} hidden from the front desk"
+        );
+    }
+    assert_eq!(desk_chart["mrn"], chart["mrn"]);
+    assert_eq!(desk(&["vitals", "list", "--patient", &id]).code, 77);
+    assert_eq!(desk(&["note", "list", "--patient", &id]).code, 77);
+}
+
+#[test]
+fn demo_makes_a_clinic_and_a_vault_when_there_is_none() {
+    let c = Clinic::new();
+    let run = c.run(
+        &[
+            "--user",
+            "boss",
+            "--json",
+            "demo",
+            "--patients",
+            "40",
+            "--seed",
+            "9",
+            "--long-chart-every",
+            "0",
+        ],
+        &[("CHARTROOM_PASSWORD", "boss-password")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc = run.json();
+    assert_eq!(doc["patients"], 40);
+    assert!(
+        doc["recovery_key"].is_string(),
+        "a new vault shows its recovery key"
+    );
+    let again = c.as_user(
+        "boss",
+        "boss-password",
+        &["demo", "--patients", "10", "--seed", "9"],
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.json().get("recovery_key").is_none());
+    assert_eq!(
+        c.as_user("boss", "boss-password", &["demo", "--patients", "0"])
+            .code,
+        65
+    );
+}

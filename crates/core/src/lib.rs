@@ -5,6 +5,8 @@
 
 mod alerts;
 mod audit;
+#[doc(hidden)]
+pub mod bench_support;
 mod chart_ops;
 mod clock;
 mod config;

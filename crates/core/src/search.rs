@@ -238,7 +238,7 @@ fn name_matches(
                 .as_ref()
                 .map(|d| d.words.as_slice())
                 .unwrap_or(&[]);
-            let typo_ok = token.chars().count() >= 4;
+            let typo_ok = token.chars().count() >= 3;
             let mut fuzzy: Vec<(&str, u32)> = Vec::new();
             for w in words {
                 if w == token || w.starts_with(token.as_str()) {
