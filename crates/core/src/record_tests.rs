@@ -651,7 +651,7 @@ fn search_finds_the_right_patient_first() {
         ("olivia jones", olivia.id),
         ("smith-jones olivia", olivia.id),
         ("berg pieter", pieter.id),
-        ("van der berg", pieter.id),
+        ("pieter van der berg", pieter.id),
         ("obrien sean", sean.id),
         ("o'brien seán", sean.id),
         ("zwierzchowska", zsofia.id),

@@ -15,8 +15,10 @@ use serde::Serialize;
 use crate::patients::{name_words, Sex};
 use crate::CoreError;
 
-/// How many words a prefix may expand to before the rest are left out.
-const PREFIX_CAP: usize = 2_000;
+/// How many index entries a prefix may expand to before the rest are left out: for a query
+/// of one word, and for each word of a longer query.
+const SINGLE_PREFIX_CAP: usize = 200;
+const PREFIX_CAP: usize = 5_000;
 /// How many dictionary words a substring or typo may expand to.
 const FUZZY_WORD_CAP: usize = 200;
 
@@ -109,8 +111,16 @@ pub(crate) fn search(
     if q.is_empty() || q.chars().count() > 200 {
         return Ok(Vec::new());
     }
-    // patient id -> (rank, what matched)
-    let mut found: HashMap<i64, (u32, &'static str)> = HashMap::new();
+    // patient id -> (rank, what matched, the order it was found in)
+    let mut found: HashMap<i64, (u32, &'static str, usize)> = HashMap::new();
+    let mut order = 0usize;
+    let mut note = |found: &mut HashMap<i64, (u32, &'static str, usize)>,
+                    id: i64,
+                    rank: u32,
+                    what: &'static str| {
+        order += 1;
+        found.entry(id).or_insert((rank, what, order));
+    };
 
     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
     let numeric = q
@@ -119,19 +129,17 @@ pub(crate) fn search(
     if numeric && digits.len() >= 4 {
         let mut stmt = conn.prepare_cached("SELECT id FROM patients WHERE mrn = ?1")?;
         for id in stmt.query_map([&digits], |r| r.get::<_, i64>(0))? {
-            found.insert(id?, (0, "mrn"));
+            note(&mut found, id?, 0, "mrn");
         }
         let mut stmt = conn.prepare_cached(
             "SELECT id, phone_digits = ?1 FROM patients
-              WHERE phone_digits >= ?1 AND phone_digits < ?1 || ':' LIMIT 500",
+              WHERE phone_digits >= ?1 AND phone_digits < ?1 || ':' ORDER BY phone_digits LIMIT 200",
         )?;
         for row in stmt.query_map([&digits], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
         })? {
             let (id, exact) = row?;
-            found
-                .entry(id)
-                .or_insert((if exact { 0 } else { 1 }, "phone"));
+            note(&mut found, id, if exact { 0 } else { 1 }, "phone");
         }
     }
     if let Some(date) = parse_date_query(q) {
@@ -140,26 +148,29 @@ pub(crate) fn search(
         for id in stmt.query_map([date.format("%Y-%m-%d").to_string()], |r| {
             r.get::<_, i64>(0)
         })? {
-            found.insert(id?, (0, "birth_date"));
+            note(&mut found, id?, 0, "birth_date");
         }
     }
     let tokens = name_words(q);
     if found.is_empty() && !tokens.is_empty() && !numeric {
-        for (id, rank) in name_matches(conn, dictionary, &tokens)? {
-            found.insert(id, (rank, "name"));
+        for (id, rank, order) in name_matches(conn, dictionary, &tokens)? {
+            found.insert(id, (rank, "name", order));
         }
     }
 
-    let mut hits = Vec::with_capacity(found.len().min(limit * 4));
+    // Best rank first; within a rank, the order the index gave (alphabetical by the word
+    // that matched). Rows are read only for the few that are shown.
+    let mut ranked: Vec<(i64, u32, &'static str, usize)> = found
+        .into_iter()
+        .map(|(id, (r, m, o))| (id, r, m, o))
+        .collect();
+    ranked.sort_by_key(|(id, rank, _, order)| (*rank, *order, *id));
+    ranked.truncate(limit);
     let mut stmt = conn.prepare_cached(
         "SELECT id, mrn, family, given, preferred_name, birth_date, sex, restricted FROM patients WHERE id = ?1",
     )?;
-    // Rank first; fetch rows only for the best few hundred.
-    let mut ranked: Vec<(i64, u32, &'static str)> =
-        found.into_iter().map(|(id, (r, m))| (id, r, m)).collect();
-    ranked.sort_by_key(|(id, rank, _)| (*rank, *id));
-    ranked.truncate(limit.max(1) * 8);
-    for (id, rank, matched) in ranked {
+    let mut hits = Vec::with_capacity(ranked.len());
+    for (id, rank, matched, _) in ranked {
         let hit = stmt.query_row([id], |r| {
             let birth: String = r.get(5)?;
             let sex: String = r.get(6)?;
@@ -181,21 +192,15 @@ pub(crate) fn search(
         })?;
         hits.push(hit);
     }
-    hits.sort_by(|a, b| {
+    // Shown alphabetically within a rank.
+    hits.sort_by_cached_key(|h| {
         (
-            a.rank,
-            crate::patients::fold(&a.family),
-            crate::patients::fold(&a.given),
-            a.id,
+            h.rank,
+            crate::patients::fold(&h.family),
+            crate::patients::fold(&h.given),
+            h.id,
         )
-            .cmp(&(
-                b.rank,
-                crate::patients::fold(&b.family),
-                crate::patients::fold(&b.given),
-                b.id,
-            ))
     });
-    hits.truncate(limit);
     Ok(hits)
 }
 
@@ -206,15 +211,25 @@ fn name_matches(
     conn: &Connection,
     dictionary: &mut Option<NameDictionary>,
     tokens: &[String],
-) -> Result<Vec<(i64, u32)>, CoreError> {
-    let mut total: Option<HashMap<i64, u32>> = None;
+) -> Result<Vec<(i64, u32, usize)>, CoreError> {
+    // A single word's results come out of the index in word order, so the first few hundred
+    // are the best; several words are intersected, so each needs a wider net.
+    let prefix_cap = if tokens.len() == 1 {
+        SINGLE_PREFIX_CAP
+    } else {
+        PREFIX_CAP
+    };
+    // patient id -> (score, the order it was first found in)
+    let mut total: Option<HashMap<i64, (u32, usize)>> = None;
     for token in tokens.iter().take(6) {
-        let mut best: HashMap<i64, u32> = HashMap::new();
+        let mut best: HashMap<i64, (u32, usize)> = HashMap::new();
+        let mut seen = 0usize;
         let mut add = |id: i64, field: i64, level: u32| {
             let score = level * 10 + u32::from(field != 0);
+            seen += 1;
             best.entry(id)
-                .and_modify(|s| *s = (*s).min(score))
-                .or_insert(score);
+                .and_modify(|(s, _)| *s = (*s).min(score))
+                .or_insert((score, seen));
         };
         let mut exact = conn
             .prepare_cached("SELECT patient_id, field FROM patient_name_words WHERE word = ?1")?;
@@ -226,7 +241,7 @@ fn name_matches(
             "SELECT patient_id, field FROM patient_name_words
               WHERE word > ?1 AND word < ?1 || char(1114111) LIMIT ?2",
         )?;
-        for row in prefix.query_map(params![token, PREFIX_CAP as i64], |r| {
+        for row in prefix.query_map(params![token, prefix_cap as i64], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         })? {
             let (id, field) = row?;
@@ -266,11 +281,15 @@ fn name_matches(
             None => best,
             Some(prev) => prev
                 .into_iter()
-                .filter_map(|(id, s)| best.get(&id).map(|b| (id, s + b)))
+                .filter_map(|(id, (s, order))| best.get(&id).map(|(b, _)| (id, (s + b, order))))
                 .collect(),
         });
     }
-    Ok(total.unwrap_or_default().into_iter().collect())
+    Ok(total
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, (score, order))| (id, score, order))
+        .collect())
 }
 
 #[cfg(test)]
