@@ -476,7 +476,10 @@ fn chart_text(c: &Chart) -> String {
         d.birth_date.format("%d %b %Y"),
         if p.restricted { "   [restricted]" } else { "" },
     );
-    t.push_str(&allergy_banner(&p.allergy_status, c.allergies.as_deref()));
+    t.push_str(&allergy_banner(
+        p.allergy_status.as_deref().unwrap_or("unknown"),
+        c.allergies.as_deref(),
+    ));
     if let Some(phone) = &d.phone {
         t.push_str(&format!("Phone: {phone}\n"));
     }

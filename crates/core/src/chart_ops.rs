@@ -202,6 +202,7 @@ impl Session {
     /// Registers a patient. The registering user joins the care team.
     pub fn register_patient(&mut self, new: &NewPatient) -> Result<Patient, CoreError> {
         let user_id = self.actor_user_id();
+        let clinical = self.can(Permission::ReadClinical);
         self.run(
             Permission::RegisterPatient,
             Op::create("patient.create"),
@@ -219,7 +220,7 @@ impl Session {
                 if p.restricted {
                     op.detail = Some("restricted".into());
                 }
-                Ok(p)
+                Ok(hide_clinical(p, clinical))
             },
         )
     }
@@ -230,6 +231,7 @@ impl Session {
         patient_id: i64,
         changes: &PatientChanges,
     ) -> Result<Patient, CoreError> {
+        let clinical = self.can(Permission::ReadClinical);
         if changes.restricted.is_some() && !self.can(Permission::ManageCareTeam) {
             let role = self.role();
             self.touch()?;
@@ -269,9 +271,11 @@ impl Session {
                 } else {
                     format!("changed {}", changed.join(", "))
                 });
-                patients::find(tx, patient_id)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no patient with id {patient_id}."))
-                })
+                patients::find(tx, patient_id)?
+                    .map(|p| hide_clinical(p, clinical))
+                    .ok_or_else(|| {
+                        CoreError::NotFound(format!("There is no patient with id {patient_id}."))
+                    })
             },
         )
     }
@@ -723,7 +727,7 @@ impl Session {
             true,
             |tx, _, _| {
                 let status = patients::find(tx, patient_id)?
-                    .map(|p| p.allergy_status)
+                    .and_then(|p| p.allergy_status)
                     .unwrap_or_else(|| "unknown".into());
                 Ok(AllergyList {
                     allergy_status: status,
@@ -894,6 +898,10 @@ fn load_chart(
     today: NaiveDate,
 ) -> Result<Chart, CoreError> {
     let id = patient.id;
+    let mut patient = patient;
+    if !clinical {
+        patient.allergy_status = None;
+    }
     let some = |on: bool| on.then_some(());
     Ok(Chart {
         age: patient.age_on(today),
@@ -937,6 +945,14 @@ pub fn read_chart_for_benchmarks(conn: &Connection, patient_id: i64) -> Result<C
         true,
         Utc::now().date_naive(),
     )
+}
+
+/// Leaves out what only clinical roles may see.
+fn hide_clinical(mut p: Patient, clinical: bool) -> Patient {
+    if !clinical {
+        p.allergy_status = None;
+    }
+    p
 }
 
 fn signed_is_final(note_id: i64) -> CoreError {

@@ -339,8 +339,10 @@ pub struct Patient {
     #[serde(flatten)]
     pub demographics: Demographics,
     pub restricted: bool,
-    /// How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`.
-    pub allergy_status: String,
+    /// How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`. Clinical
+    /// information: absent for roles that may not read the clinical record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allergy_status: Option<String>,
     /// Increases with every change of demographics.
     pub version: i64,
     pub created_at: String,
@@ -467,7 +469,7 @@ pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient>
             },
         },
         restricted: r.get(14)?,
-        allergy_status: r.get(15)?,
+        allergy_status: Some(r.get(15)?),
         version: r.get(16)?,
         updated_at: r
             .get::<_, Option<String>>(19)?
