@@ -374,14 +374,22 @@ pub enum ImmunizationCommand {
 }
 
 fn hit_line(p: &SearchHit) -> String {
+    if p.masked {
+        return format!(
+            "{:>6}  {:<9} Restricted patient (only the care team may see who; break the glass to open)",
+            p.id, p.mrn
+        );
+    }
     format!(
         "{:>6}  {:<9} {:<32} {}  {:>3} y  {}{}",
         p.id,
         p.mrn,
         format!("{}, {}", p.family, p.given),
-        p.birth_date.format("%d %b %Y"),
-        p.age,
-        p.sex.as_str(),
+        p.birth_date
+            .map(|d| d.format("%d %b %Y").to_string())
+            .unwrap_or_default(),
+        p.age.unwrap_or(0),
+        p.sex.map(|s| s.as_str()).unwrap_or(""),
         if p.restricted { "  [restricted]" } else { "" }
     )
 }

@@ -304,8 +304,21 @@ impl Session {
             Permission::SearchPatients,
             Op::execute("patient.search"),
             false,
-            |tx, op, _| {
-                let hits = search::search(tx, &mut dictionary, query, today, 50)?;
+            |tx, op, ctx| {
+                let mut hits = search::search(tx, &mut dictionary, query, today, 50)?;
+                // Restricted patients the searcher may not open are shown only as restricted.
+                for hit in hits.iter_mut().filter(|h| h.restricted) {
+                    let allowed = match ctx.actor.id {
+                        Some(uid) => {
+                            patients::on_care_team(tx, hit.id, uid)?
+                                || patients::active_grant(tx, hit.id, uid, ctx.now)?.is_some()
+                        }
+                        None => false,
+                    };
+                    if !allowed {
+                        hit.mask();
+                    }
+                }
                 op.detail = Some(format!("{} results", hits.len()));
                 Ok(hits)
             },

@@ -799,3 +799,41 @@ fn demo_refuses_other_roles_and_bad_sizes() {
     );
     let _ = pw("unused");
 }
+
+#[test]
+fn restricted_patients_are_shown_to_outsiders_only_as_restricted() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    let hit = doctor
+        .search_patients("castellanos")
+        .expect("searches")
+        .remove(0);
+    assert!(
+        hit.restricted && !hit.masked,
+        "the care team sees who it is"
+    );
+    assert_eq!(hit.family, "Castellanos");
+    drop(doctor);
+
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let hit = nurse
+        .search_patients("castellanos")
+        .expect("searches")
+        .remove(0);
+    assert!(hit.restricted && hit.masked);
+    assert_eq!(
+        (hit.id, hit.family.as_str(), hit.given.as_str()),
+        (2, "Restricted patient", "")
+    );
+    assert_eq!((hit.birth_date, hit.age, hit.sex), (None, None, None));
+    let json = serde_json::to_string(&hit).expect("json");
+    assert!(!json.contains("Mateo") && !json.contains("1979"), "{json}");
+    nurse
+        .break_glass(2, "Collapsed in the waiting room")
+        .expect("breaks the glass");
+    let hit = nurse
+        .search_patients("castellanos")
+        .expect("searches")
+        .remove(0);
+    assert!(!hit.masked, "during the grant the nurse sees who it is");
+}

@@ -30,15 +30,32 @@ pub struct SearchHit {
     pub family: String,
     pub given: String,
     pub preferred: Option<String>,
-    pub birth_date: NaiveDate,
-    pub age: u32,
-    pub sex: Sex,
+    /// Absent when `masked`.
+    pub birth_date: Option<NaiveDate>,
+    pub age: Option<u32>,
+    pub sex: Option<Sex>,
     /// The chart opens only for the care team (or through break-the-glass).
     pub restricted: bool,
+    /// A restricted patient the searcher may not open: shown only as "Restricted patient"
+    /// with its id and MRN (to break the glass by), no name, birth date or sex.
+    pub masked: bool,
     /// What matched: `mrn`, `phone`, `birth_date` or `name`.
     pub matched: &'static str,
     /// How well: 0 is exact; larger is looser (prefix, substring, typo).
     pub rank: u32,
+}
+
+impl SearchHit {
+    /// Hides who this is: for a restricted patient the searcher may not open.
+    pub(crate) fn mask(&mut self) {
+        self.family = "Restricted patient".into();
+        self.given = String::new();
+        self.preferred = None;
+        self.birth_date = None;
+        self.age = None;
+        self.sex = None;
+        self.masked = true;
+    }
 }
 
 /// The distinct indexed name words, for substring and typo matching.
@@ -182,10 +199,11 @@ pub(crate) fn search(
                 family: r.get(2)?,
                 given: r.get(3)?,
                 preferred: r.get(4)?,
-                birth_date,
-                age: today.years_since(birth_date).unwrap_or(0),
-                sex: Sex::parse(&sex).unwrap_or(Sex::Unknown),
+                birth_date: Some(birth_date),
+                age: Some(today.years_since(birth_date).unwrap_or(0)),
+                sex: Some(Sex::parse(&sex).unwrap_or(Sex::Unknown)),
                 restricted: r.get(7)?,
+                masked: false,
                 matched,
                 rank,
             })
