@@ -147,3 +147,14 @@ def test_the_fhir_export_validates_as_r4_audit_events(clinic, tmp_path):
                              for ent in e.entity) for e in reads)
     # The export is itself in the trail.
     assert entries(clinic, "--event", "audit.export")
+
+
+def test_removed_checkpoints_are_noticed(clinic, tmp_path):
+    first_lock = entries(clinic, "--event", "session.lock")[0]["seq"]
+    code, doc = tampered_copy(clinic, tmp_path, "checkpoints", lambda c: [
+        ("DROP TRIGGER audit_checkpoints_no_delete", ()),
+        ("DELETE FROM audit_checkpoints", ()),
+    ])
+    assert code == 65
+    assert doc["ok"] is False and doc["first_bad_seq"] == first_lock, doc
+    assert "checkpoint" in doc["reason"]

@@ -19,7 +19,7 @@ pub use checkpoint::{Checkpoint, CHECKPOINT_DOMAIN};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use entry::{Action, Entry, Hash, Outcome, Record, ENTRY_DOMAIN, GENESIS};
 pub use fhir::to_fhir_audit_event;
-pub use verify::{verify, Failure, Report, Verifier};
+pub use verify::{requires_checkpoint, verify, Failure, Report, Verifier, CHECKPOINT_EVERY};
 
 /// Times in the trail are kept to the microsecond, so the stored text and the hashed value
 /// are the same instant.

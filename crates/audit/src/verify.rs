@@ -37,6 +37,16 @@ pub struct Report {
     pub failure: Option<Failure>,
 }
 
+/// A checkpoint is signed every this many entries, and at every lock and idle logoff.
+pub const CHECKPOINT_EVERY: u64 = 256;
+
+/// Whether the writer always signs a checkpoint at this entry, so its absence means one was
+/// removed.
+pub fn requires_checkpoint(entry: &crate::Entry) -> bool {
+    entry.seq % CHECKPOINT_EVERY == 0
+        || matches!(entry.event.as_str(), "session.lock" | "session.idle_logoff")
+}
+
 /// Verifies one device's chain entry by entry.
 #[derive(Debug)]
 pub struct Verifier<'k> {
@@ -139,6 +149,7 @@ impl<'k> Verifier<'k> {
         }
 
         self.prev_proven = false;
+        let mut checkpointed = false;
         while let Some(cp) = self.checkpoints.get(self.next_checkpoint) {
             if cp.seq > seq {
                 break;
@@ -166,6 +177,15 @@ impl<'k> Verifier<'k> {
             self.checked_checkpoints += 1;
             self.last_good_checkpoint = Some(seq);
             self.prev_proven = true;
+            checkpointed = true;
+        }
+        if !checkpointed && requires_checkpoint(&rec.entry) {
+            return self.fail(
+                seq,
+                format!(
+                    "the signed checkpoint of entry {seq} is missing: checkpoints were removed"
+                ),
+            );
         }
 
         self.prev_hash = rec.hash;

@@ -177,3 +177,33 @@ fn fhir_audit_events_carry_the_chain_and_the_break_glass_codes() {
         rec.hash.to_hex()
     );
 }
+
+#[test]
+fn a_removed_checkpoint_is_missed_where_the_writer_always_signs_one() {
+    let key = key();
+    let mut prev = GENESIS;
+    let mut records = Vec::new();
+    let mut cps = Vec::new();
+    for seq in 1..=20 {
+        let mut e = common::entry(seq, DEVICE);
+        if seq == 7 || seq == 15 {
+            e.event = "session.lock".into();
+        }
+        let rec = e.seal(prev);
+        prev = rec.hash;
+        if seq == 7 || seq == 15 {
+            cps.push(Checkpoint::sign(
+                &key,
+                DEVICE,
+                seq,
+                rec.hash,
+                rec.entry.time,
+            ));
+        }
+        records.push(rec);
+    }
+    assert!(check(records.clone(), cps.clone()).ok);
+    cps.remove(0);
+    let report = check(records, cps);
+    assert_eq!(first_bad(&report), 7, "{report:?}");
+}

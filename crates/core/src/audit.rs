@@ -14,8 +14,7 @@ use zeroize::Zeroizing;
 use crate::roles::Role;
 use crate::CoreError;
 
-/// A checkpoint is signed at least this often (and at every lock and sync).
-pub const CHECKPOINT_EVERY: u64 = 256;
+pub use chartroom_audit::CHECKPOINT_EVERY;
 
 /// This vault's device identity: an id and the Ed25519 key that signs checkpoints.
 pub(crate) struct Device {
@@ -235,7 +234,7 @@ pub(crate) fn append(
         rec.prev_hash.0.as_slice(),
         rec.hash.0.as_slice(),
     ])?;
-    if e.seq % CHECKPOINT_EVERY == 0 {
+    if chartroom_audit::requires_checkpoint(e) {
         sign_checkpoint(conn, device, e.seq, rec.hash, now)?;
     }
     Ok(rec)

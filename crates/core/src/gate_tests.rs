@@ -660,7 +660,7 @@ fn triggers_refuse_changes_and_removed_triggers_come_back_with_an_alert() {
 
 #[test]
 fn verify_names_the_first_bad_sequence_after_raw_tampering() {
-    for tamper in ["update", "delete", "insert"] {
+    for tamper in ["update", "delete", "insert", "checkpoints"] {
         let clinic = Clinic::new();
         let conn = clinic.raw();
         conn.execute_batch("DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;")
@@ -675,6 +675,20 @@ fn verify_names_the_first_bad_sequence_after_raw_tampering() {
                 conn.execute_batch("DELETE FROM audit_log WHERE seq = 5")
                     .expect("deletes");
                 5
+            }
+            "checkpoints" => {
+                // Removing the signed checkpoints is noticed at the first entry that always
+                // gets one (the first lock).
+                conn.execute_batch(
+                    "DROP TRIGGER audit_checkpoints_no_delete; DELETE FROM audit_checkpoints;",
+                )
+                .expect("deletes");
+                conn.query_row(
+                    "SELECT min(seq) FROM audit_log WHERE event = 'session.lock'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .expect("a lock") as u64
             }
             _ => {
                 // Make room at 6 and forge an entry there, copying its neighbour.
