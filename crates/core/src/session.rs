@@ -692,7 +692,8 @@ impl Session {
         name: &str,
         new_password: &SecretString,
     ) -> Result<(), CoreError> {
-        if matches!(&self.actor, Actor::User { name: me, .. } if me.as_str() == name) {
+        if matches!(&self.actor, Actor::User { name: me, .. } if me.as_str().eq_ignore_ascii_case(name))
+        {
             return self.change_own_password(new_password);
         }
         let owner = name.to_owned();

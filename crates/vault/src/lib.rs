@@ -246,9 +246,11 @@ impl Vault {
             return Err(VaultError::DatabaseMissing);
         }
         let (kind, owner, account) = match &credential {
-            Credential::Password { user, .. } => {
-                (SlotKind::User, (*user).to_owned(), format!("user:{user}"))
-            }
+            Credential::Password { user, .. } => (
+                SlotKind::User,
+                (*user).to_owned(),
+                format!("user:{}", user.to_ascii_lowercase()),
+            ),
             Credential::Recovery(_) => (
                 SlotKind::Recovery,
                 RECOVERY_OWNER.to_owned(),
@@ -395,6 +397,7 @@ impl Vault {
         password: &SecretString,
     ) -> Result<(), VaultError> {
         validate_owner(owner)?;
+        self.reload_slots()?;
         if self.slots.find(SlotKind::User, owner).is_some() {
             return Err(VaultError::SlotExists(owner.to_owned()));
         }
@@ -412,6 +415,7 @@ impl Vault {
         owner: &str,
         password: &SecretString,
     ) -> Result<(), VaultError> {
+        self.reload_slots()?;
         let index = self.slot_index(SlotKind::User, owner)?;
         let slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
         let mut next = self.slots.clone();
@@ -422,6 +426,7 @@ impl Vault {
     /// Removes `owner`'s slot, so their password no longer opens the vault. Pair with
     /// [`Vault::rekey`] when they may have kept a copy of the files.
     pub fn remove_user_slot(&mut self, owner: &str) -> Result<(), VaultError> {
+        self.reload_slots()?;
         let index = self.slot_index(SlotKind::User, owner)?;
         if self
             .slots
@@ -440,6 +445,7 @@ impl Vault {
 
     /// Replaces the recovery key; the old one stops working. Returns the new key, to be shown once.
     pub fn replace_recovery_key(&mut self) -> Result<RecoveryKey, VaultError> {
+        self.reload_slots()?;
         let index = self.slot_index(SlotKind::Recovery, RECOVERY_OWNER)?;
         let recovery = RecoveryKey::generate();
         let slot = self.new_slot(SlotKind::Recovery, RECOVERY_OWNER, recovery.kdf_input())?;
@@ -539,8 +545,27 @@ impl Vault {
         self.slots
             .slots
             .iter()
-            .position(|s| s.kind == kind && s.owner == owner)
+            .position(|s| s.kind == kind && s.owner.eq_ignore_ascii_case(owner))
             .ok_or_else(|| VaultError::NoSuchSlot(owner.to_owned()))
+    }
+
+    /// Re-reads the slot file before a change, so a change made meanwhile by another window
+    /// or process (a user added from the command line) is kept rather than overwritten.
+    /// Callers serialise slot changes across processes by holding the database's write lock.
+    fn reload_slots(&mut self) -> Result<(), VaultError> {
+        let fresh = SlotFile::read(&self.config.dir)?;
+        if fresh.vault_id != self.slots.vault_id {
+            return Err(VaultError::SlotsDoNotMatchDatabase);
+        }
+        if fresh.key_epoch != self.slots.key_epoch
+            || fresh.slots.iter().any(|s| s.pending.is_some())
+        {
+            // Another process rekeyed (or is rekeying): the key this session holds is no
+            // longer the one to seal into a new slot.
+            return Err(VaultError::Busy);
+        }
+        self.slots = fresh;
+        Ok(())
     }
 
     fn commit_slots(&mut self, next: SlotFile) -> Result<(), VaultError> {

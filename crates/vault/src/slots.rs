@@ -416,10 +416,12 @@ impl SlotFile {
         atomic_write(dir, SLOT_FILE_NAME, &json)
     }
 
+    /// The slot of `owner`. Owner names are ASCII and compared without regard to case, as
+    /// user names are: "Alice" and "alice" are one user.
     pub fn find(&self, kind: SlotKind, owner: &str) -> Option<&Slot> {
         self.slots
             .iter()
-            .find(|s| s.kind == kind && s.owner == owner)
+            .find(|s| s.kind == kind && s.owner.eq_ignore_ascii_case(owner))
     }
 }
 

@@ -471,3 +471,74 @@ fn a_failing_migration_changes_nothing() {
         .expect("reads");
     assert_eq!(half, 0);
 }
+
+#[test]
+fn a_slot_change_keeps_what_another_open_vault_changed_meanwhile() {
+    let f = Fixture::new();
+    f.create();
+    // Two windows open at once (the desktop and the command line).
+    let mut first = f.unlock("alice", "alice-password").expect("unlocks");
+    let mut second = f.unlock("alice", "alice-password").expect("unlocks");
+    first
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds bob");
+    second
+        .change_password("alice", &pw("alice-password-2"))
+        .expect("changes alice's password");
+    second
+        .add_user_slot("carol", &pw("carol-password"))
+        .expect("adds carol");
+    drop((first, second));
+    let owners: Vec<String> = Vault::info(f.dir())
+        .expect("info")
+        .slots
+        .into_iter()
+        .map(|s| s.owner)
+        .collect();
+    for who in ["alice", "bob", "carol", "recovery"] {
+        assert!(owners.iter().any(|o| o == who), "{who} kept: {owners:?}");
+    }
+    f.unlock("bob", "bob-password").expect("bob still opens it");
+    f.unlock("alice", "alice-password-2")
+        .expect("alice's new password works");
+}
+
+#[test]
+fn a_slot_change_after_another_process_rekeyed_is_refused() {
+    let f = Fixture::new();
+    f.create();
+    let mut stale = f.unlock("alice", "alice-password").expect("unlocks");
+    // Another process finished a rekey meanwhile: the slot file moved to the next key epoch.
+    let path = f.dir().join(SLOT_FILE_NAME);
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("reads")).expect("json");
+    let epoch = doc["key_epoch"].as_u64().expect("an epoch");
+    doc["key_epoch"] = serde_json::json!(epoch + 1);
+    fs::write(&path, serde_json::to_vec(&doc).expect("json")).expect("writes");
+    let before = fs::read(&path).expect("reads");
+    assert!(matches!(
+        stale.add_user_slot("mallory", &pw("mallory-password")),
+        Err(VaultError::Busy)
+    ));
+    assert_eq!(fs::read(&path).expect("reads"), before, "nothing written");
+}
+
+#[test]
+fn user_names_are_not_case_sensitive() {
+    let f = Fixture::new();
+    f.create();
+    f.unlock("ALICE", "alice-password").expect("any case opens");
+    let mut v = f.unlock("alice", "alice-password").expect("unlocks");
+    assert!(matches!(
+        v.add_user_slot("Alice", &pw("another-password")),
+        Err(VaultError::SlotExists(_))
+    ));
+    // Failures count against one account whatever the case.
+    for _ in 0..5 {
+        let _ = f.unlock("Alice", "wrong-password");
+    }
+    assert!(matches!(
+        f.unlock("alice", "alice-password"),
+        Err(VaultError::LockedOut { .. })
+    ));
+}
