@@ -51,10 +51,10 @@ pub struct FilterArgs {
     #[arg(long, value_name = "OUTCOME")]
     outcome: Option<String>,
     /// From this time on (RFC 3339, or a date: YYYY-MM-DD).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, alias = "from", value_name = "TIME")]
     since: Option<String>,
     /// Before this time (RFC 3339, or a date: YYYY-MM-DD, meaning its start).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, alias = "to", value_name = "TIME")]
     until: Option<String>,
     /// At most this many, the newest.
     #[arg(long, value_name = "N")]
