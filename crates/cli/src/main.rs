@@ -128,6 +128,15 @@ enum VaultCommand {
     Rekey(RecoveryArg),
     /// Replace the recovery key; the old one stops working. Prints the new key once.
     NewRecoveryKey(RecoveryArg),
+    /// Copy the whole vault, consistently, into a new folder while it stays in use. The copy
+    /// is encrypted and opens with the same passwords and recovery key.
+    Backup {
+        /// The new folder to write (it must not exist yet).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        recovery: RecoveryArg,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -373,6 +382,19 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
                        previously exported keys no longer do."
                     .into(),
             })
+        }
+        Command::Vault(VaultCommand::Backup { out, recovery }) => {
+            let mut session = unlock(cli, &config, &mut inputs, recovery)?;
+            let bytes = session.backup(out)?;
+            session.lock()?;
+            Ok(Output::new(
+                json!({"backup": out, "bytes": bytes}),
+                format!(
+                    "Backed up the vault to {} ({:.1} MiB). It opens with the same passwords and recovery key.",
+                    out.display(),
+                    bytes as f64 / 1_048_576.0
+                ),
+            ))
         }
         Command::Vault(VaultCommand::NewRecoveryKey(rec)) => {
             let mut session = unlock(cli, &config, &mut inputs, rec)?;

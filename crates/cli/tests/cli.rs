@@ -945,3 +945,63 @@ fn demo_makes_a_clinic_and_a_vault_when_there_is_none() {
         65
     );
 }
+
+#[test]
+fn a_backup_opens_like_the_vault() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("nurse1", "nurse", "nurse-password");
+    let target = c.tmp.path().join("backup-2026-11-24");
+    let target_s = target.to_string_lossy().into_owned();
+    let run = c.as_user(
+        "admin",
+        "admin-password",
+        &["vault", "backup", "--out", &target_s],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.json()["bytes"].as_u64().is_some_and(|b| b > 0));
+    assert_eq!(
+        c.as_user(
+            "admin",
+            "admin-password",
+            &["vault", "backup", "--out", &target_s]
+        )
+        .code,
+        65,
+        "never over an existing folder"
+    );
+    assert_eq!(
+        c.as_user(
+            "nurse1",
+            "nurse-password",
+            &["vault", "backup", "--out", &format!("{target_s}-2")]
+        )
+        .code,
+        77
+    );
+    let on_copy = |user: &str, password: &str| -> Run {
+        Command::new(BIN)
+            .args([
+                "--vault", &target_s, "--user", user, "--json", "user", "list",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", c.tmp.path())
+            .env("CHARTROOM_STATE_DIR", c.tmp.path().join("state-copy"))
+            .env("CHARTROOM_PASSWORD", password)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs")
+            .into()
+    };
+    let copy = on_copy("nurse1", "nurse-password");
+    assert_eq!(
+        copy.code, 77,
+        "the copy opens for the nurse, who may not list users: {}",
+        copy.stderr
+    );
+    assert_eq!(copy.error()["code"], "forbidden");
+    let listed = on_copy("admin", "admin-password");
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(listed.json()["users"].as_array().map(Vec::len), Some(2));
+}

@@ -151,6 +151,7 @@ fn expected(role: Role, p: Permission) -> bool {
         ExportRecords,
         ImportRecords,
         ManageSync,
+        Backup,
     ];
     let physician = [
         SearchPatients,
@@ -266,6 +267,11 @@ fn every_cell_of_the_matrix_through_the_session() {
             "replace_recovery_key",
         );
         check(Permission::ExportKey, gate(s.export_key()), "export_key");
+        let backup_dir = clinic
+            .config
+            .dir
+            .with_file_name(format!("backup-{}", role.as_str()));
+        check(Permission::Backup, gate(s.backup(&backup_dir)), "backup");
         check(
             Permission::ManageSettings,
             gate(s.set_setting("idle_timeout_minutes", "15")),
@@ -404,6 +410,7 @@ fn every_cell_of_the_matrix_through_the_session() {
                 Permission::ViewUsers,
                 Permission::ManageKeys,
                 Permission::ExportKey,
+                Permission::Backup,
                 Permission::ManageSettings,
                 Permission::SearchPatients,
                 Permission::RegisterPatient,

@@ -837,3 +837,58 @@ fn restricted_patients_are_shown_to_outsiders_only_as_restricted() {
         .remove(0);
     assert!(!hit.masked, "during the grant the nurse sees who it is");
 }
+
+#[test]
+fn a_backup_taken_while_in_use_opens_with_the_same_passwords_and_holds_the_same_charts() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor
+        .record_vitals(
+            1,
+            &VitalsInput {
+                heart_rate: Some(64.0),
+                ..VitalsInput::default()
+            },
+            None,
+            None,
+        )
+        .expect("records");
+    let before = serde_json::to_string(&doctor.open_chart(1).expect("opens")).expect("json");
+    // The doctor keeps the vault open while the admin backs it up.
+    let mut admin = clinic.as_role(Role::Admin);
+    let target = clinic.config.dir.with_file_name("backup-1");
+    let size = admin.backup(&target).expect("backs up");
+    assert!(size > 0);
+    assert_eq!(
+        admin
+            .backup(&target)
+            .expect_err("never over an existing folder")
+            .code(),
+        "invalid_input"
+    );
+    drop(admin);
+    drop(doctor);
+    let copy = VaultConfig {
+        dir: target,
+        state_dir: clinic.config.state_dir.join("copy"),
+        kdf: KdfPolicy::insecure_fast_for_tests(),
+    };
+    let mut restored = Session::unlock_with_clock(
+        copy,
+        "dr.okafor",
+        &pw("physician-password"),
+        std::sync::Arc::new(clinic.clock.clone()),
+    )
+    .expect("the copy opens");
+    let after = serde_json::to_string(&restored.open_chart(1).expect("opens")).expect("json");
+    assert_eq!(before, after);
+    drop(restored);
+    let backups = clinic.entries(AuditFilter {
+        event: Some("vault.backup".into()),
+        ..AuditFilter::default()
+    });
+    assert_eq!(
+        backups.iter().map(|r| r.entry.outcome).collect::<Vec<_>>(),
+        [Outcome::Success, Outcome::Failed]
+    );
+}

@@ -70,10 +70,12 @@ pub enum Permission {
     ImportRecords,
     /// Configure and run the upstream audit sync.
     ManageSync,
+    /// Make a backup copy of the vault.
+    Backup,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 25] = [
+    pub const ALL: [Permission; 26] = [
         Permission::ManageUsers,
         Permission::ViewUsers,
         Permission::ManageKeys,
@@ -99,6 +101,7 @@ impl Permission {
         Permission::ExportRecords,
         Permission::ImportRecords,
         Permission::ManageSync,
+        Permission::Backup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +131,7 @@ impl Permission {
             Permission::ExportRecords => "export_records",
             Permission::ImportRecords => "import_records",
             Permission::ManageSync => "manage_sync",
+            Permission::Backup => "backup",
         }
     }
 
@@ -159,6 +163,7 @@ impl Permission {
             Permission::ExportRecords => "export records",
             Permission::ImportRecords => "import records",
             Permission::ManageSync => "manage audit sync",
+            Permission::Backup => "make backups",
         }
     }
 }
@@ -191,6 +196,7 @@ impl Role {
                 ExportRecords,
                 ImportRecords,
                 ManageSync,
+                Backup,
             ],
             Role::Physician => &[
                 SearchPatients,

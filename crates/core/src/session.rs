@@ -754,6 +754,37 @@ impl Session {
         }
     }
 
+    /// Writes a backup copy of the whole vault into the new folder `target` while it stays
+    /// open; it opens with the same passwords and recovery key. Returns the database size.
+    pub fn backup(&mut self, target: &std::path::Path) -> Result<u64, CoreError> {
+        self.touch()?;
+        let role = self.role();
+        if !role.allows(Permission::Backup) {
+            return Err(self.deny(
+                Op::execute("vault.backup"),
+                Denial::Role {
+                    role,
+                    permission: Permission::Backup,
+                },
+            ));
+        }
+        let result = self.vault()?.backup_to(target);
+        match result {
+            Ok(size) => {
+                self.record(&Op::execute("vault.backup").detail(format!("{size} bytes")))?;
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = self.record(
+                    &Op::execute("vault.backup")
+                        .outcome(Outcome::Failed)
+                        .detail("the backup did not complete"),
+                );
+                Err(e.into())
+            }
+        }
+    }
+
     /// The raw SQLCipher key, for opening the data with standard tools.
     pub fn export_key(&mut self) -> Result<SecretString, CoreError> {
         self.run(

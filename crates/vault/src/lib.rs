@@ -462,6 +462,63 @@ impl Vault {
         self.key.to_hex()
     }
 
+    /// Writes a complete, consistent copy of the vault into `target` (a new folder) while it
+    /// stays open: SQLite's online backup of the encrypted database (the copy is encrypted
+    /// with the same key, page by page, never decrypted to disk) and the current key slots.
+    /// The copy is built in a temporary folder beside `target` and renamed into place, so an
+    /// interrupted backup leaves no half-written vault under that name. The copy opens with
+    /// the same passwords and recovery key as the vault at the time of the backup.
+    pub fn backup_to(&self, target: &Path) -> Result<u64, VaultError> {
+        if target.exists() {
+            return Err(VaultError::InvalidInput(
+                "The backup folder already exists; name a new folder.",
+            ));
+        }
+        let parent = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(VaultError::InvalidInput(
+                "The folder to put the backup in does not exist.",
+            ));
+        }
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "vault".into());
+        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir(&staging)?;
+        let result = (|| {
+            let dest_path = staging.join(DB_FILE_NAME);
+            let mut dest = db::open(&dest_path, &self.key, true)?;
+            // The copy is a single file: no WAL beside it.
+            dest.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
+            {
+                let backup = rusqlite::backup::Backup::new(&self.conn, &mut dest)?;
+                backup.run_to_completion(256, std::time::Duration::from_millis(5), None)?;
+            }
+            db::check_key(&dest)?;
+            let ok: String = dest.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+            if ok != "ok" {
+                return Err(VaultError::DatabaseDamaged);
+            }
+            dest.close().map_err(|(_, e)| VaultError::from(e))?;
+            self.slots.write(&staging)?;
+            let size = fs::metadata(&dest_path)?.len();
+            fs::rename(&staging, target)?;
+            if let Ok(dir) = fs::File::open(parent) {
+                let _ = dir.sync_all();
+            }
+            Ok(size)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        result
+    }
+
     /// Rotates the data key: the database is re-encrypted under a new random key with
     /// `PRAGMA rekey` and the new key is sealed to every slot. A crash at any point leaves a
     /// vault that opens (with the old key or the new), and the next unlock tidies up.
