@@ -258,6 +258,16 @@ impl Session {
                 if restricted != current.restricted {
                     changed.push("restricted");
                 }
+                if restricted && !current.restricted {
+                    // Whoever restricts a chart joins its care team, so it never ends up
+                    // closed to everyone, the person who closed it included.
+                    if let Some(uid) = ctx.actor.id {
+                        tx.execute(
+                            "INSERT OR IGNORE INTO care_team (patient_id, user_id, added_at, added_by) VALUES (?1, ?2, ?3, ?4)",
+                            params![patient_id, uid, format_time(ctx.now), ctx.actor.name],
+                        )?;
+                    }
+                }
                 patients::update(
                     tx,
                     &current,

@@ -892,3 +892,54 @@ fn a_backup_taken_while_in_use_opens_with_the_same_passwords_and_holds_the_same_
         [Outcome::Success, Outcome::Failed]
     );
 }
+
+#[test]
+fn whoever_restricts_a_chart_joins_its_care_team() {
+    let clinic = Clinic::new();
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let p = desk
+        .register_patient(
+            &NewPatient::new("Sato", "Hiro", "1970-01-01", "male", false, today()).expect("valid"),
+        )
+        .expect("registers");
+    drop(desk);
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .update_patient(
+            p.id,
+            &PatientChanges {
+                restricted: Some(true),
+                ..PatientChanges::default()
+            },
+        )
+        .expect_err("admin may not edit demographics");
+    drop(admin);
+    let mut nurse = clinic.as_role(Role::Nurse);
+    denied_by_role(
+        nurse.update_patient(
+            p.id,
+            &PatientChanges {
+                restricted: Some(true),
+                ..PatientChanges::default()
+            },
+        ),
+        Permission::ManageCareTeam,
+    );
+    drop(nurse);
+    let mut doctor = clinic.as_role(Role::Physician);
+    let updated = doctor
+        .update_patient(
+            p.id,
+            &PatientChanges {
+                restricted: Some(true),
+                ..PatientChanges::default()
+            },
+        )
+        .expect("restricts");
+    assert!(updated.restricted);
+    let chart = doctor
+        .open_chart(p.id)
+        .expect("the physician who restricted it still opens it");
+    assert_eq!(chart.care_team, ["desk.ruiz", "dr.okafor"]);
+    assert_eq!(chart.access, ChartAccess::CareTeam);
+}
