@@ -66,34 +66,34 @@ enum Command {
     #[command(subcommand)]
     Audit(trail::AuditCommand),
     /// Alerts about suspicious access: list and acknowledge.
-    #[command(subcommand)]
+    #[command(subcommand, alias = "alert")]
     Alerts(trail::AlertsCommand),
     /// Clinic settings: idle timeout, break-the-glass time box, alert thresholds, hours.
     #[command(subcommand)]
     Settings(trail::SettingsCommand),
     /// Register, find and open patients; care teams; break the glass.
-    #[command(subcommand)]
+    #[command(subcommand, alias = "patients")]
     Patient(records::PatientCommand),
     /// Draft, sign, amend and list clinical notes.
-    #[command(subcommand)]
+    #[command(subcommand, alias = "notes")]
     Note(records::NoteCommand),
     /// Open and list encounters (visits, calls).
-    #[command(subcommand)]
+    #[command(subcommand, alias = "encounters")]
     Encounter(records::EncounterCommand),
     /// Record and list vital signs.
-    #[command(subcommand)]
+    #[command(subcommand, alias = "vital")]
     Vitals(records::VitalsCommand),
     /// The problem list: add, list, resolve.
-    #[command(subcommand)]
+    #[command(subcommand, alias = "problems")]
     Problem(records::ProblemCommand),
     /// Allergies and intolerances: add, "none known", list, resolve.
-    #[command(subcommand)]
+    #[command(subcommand, alias = "allergies")]
     Allergy(records::AllergyCommand),
     /// Medications: add, list, stop.
-    #[command(subcommand)]
+    #[command(subcommand, aliases = ["medications", "meds"])]
     Medication(records::MedicationCommand),
     /// Immunizations: add, list, mark entered in error.
-    #[command(subcommand)]
+    #[command(subcommand, aliases = ["immunizations", "vaccination", "vaccinations"])]
     Immunization(records::ImmunizationCommand),
     /// Fill the vault with a synthetic, obviously fictional clinic for demos and benchmarks
     /// (creating the vault, with --user as its administrator, if there is none).

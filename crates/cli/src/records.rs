@@ -207,7 +207,7 @@ pub enum EncounterCommand {
         #[arg(long)]
         reason: String,
         /// When it started (default now): 2026-03-02T14:30:00Z or "2026-03-02 14:30" (UTC).
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, aliases = ["time", "date", "start"], value_name = "TIME")]
         at: Option<String>,
     },
     /// List a patient's encounters, newest first.
@@ -227,20 +227,23 @@ pub enum VitalsCommand {
         systolic: Option<f64>,
         #[arg(long, value_name = "MMHG")]
         diastolic: Option<f64>,
-        #[arg(long, value_name = "PER_MIN")]
+        #[arg(long, visible_alias = "pulse", alias = "hr", value_name = "PER_MIN")]
         heart_rate: Option<f64>,
-        #[arg(long, value_name = "PER_MIN")]
+        #[arg(long, aliases = ["resp-rate", "rr"], value_name = "PER_MIN")]
         respiratory_rate: Option<f64>,
-        #[arg(long, value_name = "CELSIUS")]
+        #[arg(long, alias = "temp", value_name = "CELSIUS")]
         temperature: Option<f64>,
-        #[arg(long, value_name = "PERCENT")]
+        #[arg(long, aliases = ["sp-o2", "oxygen-saturation"], value_name = "PERCENT")]
         spo2: Option<f64>,
+        /// Blood pressure as SYSTOLIC/DIASTOLIC, e.g. 128/82 (instead of the two flags).
+        #[arg(long, value_name = "SYS/DIA", conflicts_with_all = ["systolic", "diastolic"])]
+        bp: Option<String>,
         #[arg(long, value_name = "KG")]
         weight: Option<f64>,
         #[arg(long, value_name = "CM")]
         height: Option<f64>,
         /// When they were taken (default now).
-        #[arg(long, value_name = "TIME")]
+        #[arg(long, aliases = ["time", "date"], value_name = "TIME")]
         at: Option<String>,
         #[arg(long, value_name = "ID")]
         encounter: Option<i64>,
@@ -258,7 +261,7 @@ pub enum ProblemCommand {
     Add {
         #[arg(long, value_name = "ID")]
         patient: i64,
-        #[arg(long)]
+        #[arg(long, aliases = ["description", "name"])]
         text: String,
         /// icd10 or snomed.
         #[arg(long)]
@@ -354,7 +357,7 @@ pub enum ImmunizationCommand {
         #[arg(long)]
         vaccine: String,
         /// CDC CVX code, e.g. 141 (influenza).
-        #[arg(long)]
+        #[arg(long, alias = "code")]
         cvx: String,
         #[arg(long, value_name = "DATE")]
         date: String,
@@ -855,10 +858,27 @@ pub fn vitals(session: &mut Session, cmd: &VitalsCommand) -> Result<Output, Fail
             height,
             at,
             encounter,
+            bp,
         } => {
+            let (systolic, diastolic) = match bp {
+                Some(text) => {
+                    let parsed = text.split_once('/').and_then(|(s, d)| {
+                        Some((s.trim().parse::<f64>().ok()?, d.trim().parse::<f64>().ok()?))
+                    });
+                    match parsed {
+                        Some((s, d)) => (Some(s), Some(d)),
+                        None => {
+                            return Err(Failure::from(chartroom_core::CoreError::InvalidInput(
+                                "--bp takes SYSTOLIC/DIASTOLIC, e.g. 128/82.".into(),
+                            )))
+                        }
+                    }
+                }
+                None => (*systolic, *diastolic),
+            };
             let input = VitalsInput {
-                systolic: *systolic,
-                diastolic: *diastolic,
+                systolic,
+                diastolic,
                 heart_rate: *heart_rate,
                 respiratory_rate: *respiratory_rate,
                 temperature: *temperature,
