@@ -89,7 +89,12 @@ pub enum PatientCommand {
     /// Find patients by name (prefix, part, one typo, accents ignored), birth date, MRN or phone.
     Search { query: String },
     /// Open a chart (audited): demographics, and each section your role may read.
-    Show { id: i64 },
+    Show {
+        id: i64,
+        /// Break the glass first, with this reason (for a restricted chart in an emergency).
+        #[arg(long, value_name = "REASON")]
+        break_glass: Option<String>,
+    },
     /// Change demographics; the previous version is kept. An empty value clears a field.
     Update {
         id: i64,
@@ -651,7 +656,10 @@ pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Fa
             };
             Ok(Output::new(json!({"patients": hits}), text))
         }
-        PatientCommand::Show { id } => {
+        PatientCommand::Show { id, break_glass } => {
+            if let Some(reason) = break_glass {
+                session.break_glass(*id, reason)?;
+            }
             let chart = session.open_chart(*id)?;
             Ok(Output::new(to_json(&chart), chart_text(&chart)))
         }
