@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use chartroom_core::{AuditFilter, CoreError, Outcome, Record, Session, SETTING_KEYS};
+use chartroom_core::{format_time, AuditFilter, CoreError, Outcome, Record, Session, SETTING_KEYS};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -109,7 +109,7 @@ fn record_json(r: &Record) -> Value {
     let e = &r.entry;
     json!({
         "seq": e.seq,
-        "time": chartroom_audit_time(e.time),
+        "time": format_time(e.time),
         "actor": e.actor,
         "actor_id": e.actor_id,
         "role": e.role,
@@ -126,10 +126,6 @@ fn record_json(r: &Record) -> Value {
         "prev_hash": r.prev_hash.to_hex(),
         "hash": r.hash.to_hex(),
     })
-}
-
-fn chartroom_audit_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 pub fn audit(session: &mut Session, cmd: &AuditCommand, json: bool) -> Result<Output, Failure> {
@@ -204,7 +200,7 @@ pub fn audit(session: &mut Session, cmd: &AuditCommand, json: bool) -> Result<Ou
                         out,
                         "{:>7}  {:<27} {:<16} {:<11} {:<26} {:<8} {:<8} {}{}",
                         e.seq,
-                        chartroom_audit_time(e.time),
+                        format_time(e.time),
                         e.actor,
                         e.role.as_deref().unwrap_or("-"),
                         e.event,

@@ -169,19 +169,15 @@ pub(crate) fn evaluate(
                 )?;
             }
             if let (Some(actor_id), Some(patient)) = (e.actor_id, e.patient_id.as_deref()) {
-                let same: Option<String> = conn
+                // One lookup on every chart read: both family names, when the user has one.
+                let names: Option<(String, String)> = conn
                     .prepare_cached(
-                        "SELECT p.family FROM patients p, users u
-                          WHERE p.id = ?1 AND u.id = ?2 AND u.family_name IS NOT NULL",
+                        "SELECT p.family, u.family_name FROM patients p JOIN users u ON u.id = ?2
+                          WHERE p.id = ?1 AND u.family_name IS NOT NULL",
                     )?
-                    .query_row(params![patient, actor_id], |r| r.get(0))
+                    .query_row(params![patient, actor_id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
-                let user_family: Option<String> = conn
-                    .prepare_cached("SELECT family_name FROM users WHERE id = ?1")?
-                    .query_row([actor_id], |r| r.get(0))
-                    .optional()?
-                    .flatten();
-                if let (Some(pf), Some(uf)) = (same, user_family) {
+                if let Some((pf, uf)) = names {
                     if crate::patients::fold(&pf) == crate::patients::fold(&uf)
                         && !fired_since(
                             conn,

@@ -188,9 +188,7 @@ impl Session {
             .vault
             .as_ref()
             .map(chartroom_vault::Vault::connection)
-            .ok_or(CoreError::SessionExpired {
-                minutes: self.settings.idle_timeout_minutes,
-            })?;
+            .ok_or(self.expired())?;
         conn.prepare_cached(item.sql())?
             .query_row([id], |r| r.get(0))
             .optional()?
@@ -248,9 +246,7 @@ impl Session {
             Op::update("patient.update").patient(patient_id),
             true,
             |tx, op, ctx| {
-                let current = patients::find(tx, patient_id)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no patient with id {patient_id}."))
-                })?;
+                let current = ctx.patient()?;
                 let mut form = current.demographics.to_form();
                 let mut changed = changes.apply(&mut form);
                 let demographics = form.validate(today_of(ctx.now))?;
@@ -270,7 +266,7 @@ impl Session {
                 }
                 patients::update(
                     tx,
-                    &current,
+                    current,
                     &demographics,
                     restricted,
                     &format_time(ctx.now),
@@ -281,11 +277,7 @@ impl Session {
                 } else {
                     format!("changed {}", changed.join(", "))
                 });
-                patients::find(tx, patient_id)?
-                    .map(|p| hide_clinical(p, clinical))
-                    .ok_or_else(|| {
-                        CoreError::NotFound(format!("There is no patient with id {patient_id}."))
-                    })
+                patients::get(tx, patient_id).map(|p| hide_clinical(p, clinical))
             },
         )
     }
@@ -346,9 +338,7 @@ impl Session {
             Op::read("chart.read").patient(patient_id),
             true,
             |tx, op, ctx| {
-                let patient = patients::find(tx, patient_id)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no patient with id {patient_id}."))
-                })?;
+                let patient = ctx.patient()?.clone();
                 let access =
                     chart_access(tx, &patient, ctx.actor, ctx.now)?.unwrap_or(ChartAccess::Open);
                 op.detail = Some(
@@ -736,8 +726,7 @@ impl Session {
                     "UPDATE patients SET allergy_state = 'no_known_allergies', allergy_state_at = ?2, allergy_state_by = ?3 WHERE id = ?1",
                     params![patient_id, format_time(ctx.now), ctx.actor.name],
                 )?;
-                patients::find(tx, patient_id)?
-                    .ok_or_else(|| CoreError::NotFound(format!("There is no patient with id {patient_id}.")))
+                patients::get(tx, patient_id)
             },
         )
     }
@@ -748,9 +737,11 @@ impl Session {
             Permission::ReadClinical,
             Op::read("allergy.read").patient(patient_id),
             true,
-            |tx, _, _| {
-                let status = patients::find(tx, patient_id)?
-                    .and_then(|p| p.allergy_status)
+            |tx, _, ctx| {
+                let status = ctx
+                    .patient()?
+                    .allergy_status
+                    .clone()
                     .unwrap_or_else(|| "unknown".into());
                 Ok(AllergyList {
                     allergy_status: status,
@@ -958,8 +949,7 @@ fn load_chart(
 /// already holds the database key can open such a connection.
 #[doc(hidden)]
 pub fn read_chart_for_benchmarks(conn: &Connection, patient_id: i64) -> Result<Chart, CoreError> {
-    let patient = patients::find(conn, patient_id)?
-        .ok_or_else(|| CoreError::NotFound(format!("There is no patient with id {patient_id}.")))?;
+    let patient = patients::get(conn, patient_id)?;
     load_chart(
         conn,
         patient,

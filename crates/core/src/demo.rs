@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::audit::Op;
 use crate::patients::{self, Demographics, EmergencyContact, Sex};
+use crate::record::NoteKind;
 use crate::roles::Permission;
 use crate::vitals::{bmi, Vital};
 use crate::{CoreError, Session};
@@ -1057,7 +1058,8 @@ impl Generator<'_> {
                 plan: Some(plan.clone()),
             };
             let signed_at = format_time(when + Duration::minutes(20));
-            let digest = note_digest(id, Some(encounter_id), "note", None, &content);
+            let digest =
+                crate::record::digest_of(id, Some(encounter_id), NoteKind::Note, None, &content);
             w.note.execute(params![
                 id,
                 encounter_id,
@@ -1081,8 +1083,13 @@ impl Generator<'_> {
                     text: text.to_owned(),
                 };
                 let at = format_time(when + Duration::days(2));
-                let digest =
-                    note_digest(id, Some(encounter_id), "addendum", Some(note_id), &addendum);
+                let digest = crate::record::digest_of(
+                    id,
+                    Some(encounter_id),
+                    NoteKind::Addendum,
+                    Some(note_id),
+                    &addendum,
+                );
                 w.note.execute(params![
                     id,
                     encounter_id,
@@ -1174,24 +1181,6 @@ impl Generator<'_> {
         }
         Ok(())
     }
-}
-
-fn note_digest(
-    patient_id: i64,
-    encounter_id: Option<i64>,
-    kind: &str,
-    parent_id: Option<i64>,
-    content: &crate::record::NoteContent,
-) -> String {
-    use sha2::{Digest, Sha256};
-    let canonical = serde_json::json!({
-        "patient_id": patient_id,
-        "encounter_id": encounter_id,
-        "kind": kind,
-        "parent_id": parent_id,
-        "content": content,
-    });
-    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
 impl Session {

@@ -25,7 +25,7 @@ mod vitals;
 pub use alerts::{rule as alert_rule, Alert};
 pub use audit::{AuditFilter, CHECKPOINT_EVERY};
 pub use chart_ops::{read_chart_for_benchmarks, AllergyList, Chart, PatientChanges};
-pub use chartroom_audit::{Action, Entry, Outcome, Record};
+pub use chartroom_audit::{format_time, Action, Entry, Outcome, Record};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use demo::{DemoOptions, DemoSummary};
 pub use patients::{

@@ -482,6 +482,11 @@ pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient>
     })
 }
 
+/// The patient `id`, or a "not found" error that says so.
+pub(crate) fn get(conn: &Connection, id: i64) -> Result<Patient, CoreError> {
+    find(conn, id)?.ok_or_else(|| CoreError::NotFound(format!("There is no patient with id {id}.")))
+}
+
 pub(crate) fn find(conn: &Connection, id: i64) -> Result<Option<Patient>, CoreError> {
     Ok(conn
         .prepare_cached(&format!(
@@ -576,7 +581,7 @@ pub(crate) fn insert_with_mrn(
     let id = conn.last_insert_rowid();
     index_names(conn, id, d)?;
     write_version(conn, id, 1, d, p.restricted, now, by)?;
-    find(conn, id)?.ok_or_else(|| CoreError::NotFound("The new patient vanished.".into()))
+    get(conn, id)
 }
 
 /// Replaces a patient's demographics (and restriction), keeping the old version.

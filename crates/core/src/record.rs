@@ -403,12 +403,29 @@ pub(crate) fn row_to_note(r: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
 
 /// The hash a signature covers: the note's kind, what it points to and its content.
 pub fn note_digest(note: &Note) -> String {
+    digest_of(
+        note.patient_id,
+        note.encounter_id,
+        note.kind,
+        note.parent_id,
+        &note.content,
+    )
+}
+
+/// [`note_digest`] from a note's parts, for writers that have not read the note back.
+pub(crate) fn digest_of(
+    patient_id: i64,
+    encounter_id: Option<i64>,
+    kind: NoteKind,
+    parent_id: Option<i64>,
+    content: &NoteContent,
+) -> String {
     let canonical = serde_json::json!({
-        "patient_id": note.patient_id,
-        "encounter_id": note.encounter_id,
-        "kind": note.kind,
-        "parent_id": note.parent_id,
-        "content": note.content,
+        "patient_id": patient_id,
+        "encounter_id": encounter_id,
+        "kind": kind,
+        "parent_id": parent_id,
+        "content": content,
     });
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }

@@ -110,6 +110,16 @@ pub(crate) struct Ctx<'a> {
     pub now: DateTime<Utc>,
     pub actor: &'a ActorRef,
     pub settings: &'a Settings,
+    /// The patient the operation names, as the gate read it (inside the same transaction).
+    pub patient: Option<&'a Patient>,
+}
+
+impl Ctx<'_> {
+    /// The named patient; every operation that asks for it names one.
+    pub fn patient(&self) -> Result<&Patient, CoreError> {
+        self.patient
+            .ok_or_else(|| CoreError::NotFound("The operation names no patient.".into()))
+    }
 }
 
 fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, CoreError> {
@@ -321,8 +331,8 @@ impl Session {
         let actor = actor_ref(&self.actor);
         let written = (|| {
             let tx = immediate(vault.connection_mut())?;
+            // A lock or an idle logoff always carries a signed checkpoint (see append).
             audit::append(&tx, &self.device, &actor, now, &Op::execute(event))?;
-            audit::checkpoint_head(&tx, &self.device, now)?;
             tx.commit()?;
             Ok::<_, CoreError>(())
         })();
@@ -365,9 +375,7 @@ impl Session {
 
     /// Counts as activity; refuses once the idle timeout has passed (locking the session).
     pub(crate) fn touch(&mut self) -> Result<(), CoreError> {
-        let expired = CoreError::SessionExpired {
-            minutes: self.settings.idle_timeout_minutes,
-        };
+        let expired = self.expired();
         if self.expire_if_idle()? {
             return Err(expired);
         }
@@ -405,9 +413,14 @@ impl Session {
     }
 
     fn vault(&self) -> Result<&Vault, CoreError> {
-        self.vault.as_ref().ok_or(CoreError::SessionExpired {
+        self.vault.as_ref().ok_or(self.expired())
+    }
+
+    /// The error for a session that has locked itself.
+    pub(crate) fn expired(&self) -> CoreError {
+        CoreError::SessionExpired {
             minutes: self.settings.idle_timeout_minutes,
-        })
+        }
     }
 
     pub(crate) fn role(&self) -> Role {
@@ -437,9 +450,8 @@ impl Session {
     pub(crate) fn record(&mut self, op: &Op) -> Result<Record, CoreError> {
         let now = self.clock.now();
         let actor = actor_ref(&self.actor);
-        let vault = self.vault.as_mut().ok_or(CoreError::SessionExpired {
-            minutes: self.settings.idle_timeout_minutes,
-        })?;
+        let expired = self.expired();
+        let vault = self.vault.as_mut().ok_or(expired)?;
         let tx = immediate(vault.connection_mut())?;
         let rec = audit::append(&tx, &self.device, &actor, now, op)?;
         alerts::evaluate(&tx, &self.settings, &rec)?;
@@ -473,14 +485,12 @@ impl Session {
         }
         let now = self.clock.now();
         let actor = actor_ref(&self.actor);
-        let vault = self.vault.as_mut().ok_or(CoreError::SessionExpired {
-            minutes: self.settings.idle_timeout_minutes,
-        })?;
+        let expired = self.expired();
+        let vault = self.vault.as_mut().ok_or(expired)?;
         let tx = immediate(vault.connection_mut())?;
+        let mut named = None;
         if let Some(patient_id) = op.patient {
-            let patient = patients::find(&tx, patient_id)?.ok_or_else(|| {
-                CoreError::NotFound(format!("There is no patient with id {patient_id}."))
-            })?;
+            let patient = patients::get(&tx, patient_id)?;
             op.purpose = Some(role.purpose_of_use().to_owned());
             if restricted_check && patient.restricted {
                 match chart_access(&tx, &patient, &actor, now)? {
@@ -496,11 +506,13 @@ impl Session {
                     }
                 }
             }
+            named = Some(patient);
         }
         let ctx = Ctx {
             now,
             actor: &actor,
             settings: &self.settings,
+            patient: named.as_ref(),
         };
         let value = match body(&tx, &mut op, &ctx) {
             Ok(value) => value,
@@ -563,7 +575,7 @@ impl Session {
             .detail(format!("role {role}"));
         let slot_owner = parsed.clone();
         self.with_slot_change(
-            Permission::ManageUsers,
+            Some(Permission::ManageUsers),
             op,
             |tx, ctx| {
                 if find_user(tx, parsed.as_str())?.is_some() {
@@ -633,7 +645,7 @@ impl Session {
         let owner = name.to_owned();
         let op = Op::update("user.disable").object("User", name);
         self.with_slot_change(
-            Permission::ManageUsers,
+            Some(Permission::ManageUsers),
             op,
             |tx, ctx| {
                 let (id, user) = find_user(tx, name)?.ok_or_else(|| {
@@ -681,9 +693,14 @@ impl Session {
         check_new_password(&name, new_password)?;
         let op = Op::update("user.password_change").object("User", name.as_str());
         // Every role may change its own password: the gate's permission here is the session.
-        self.slot_change_unchecked(op, |vault| {
-            Ok(vault.change_password(name.as_str(), new_password)?)
-        })
+        self.with_slot_change(
+            None,
+            op,
+            |_, _| Ok(()),
+            |vault| Ok(vault.change_password(name.as_str(), new_password)?),
+            |_| {},
+        )
+        .map(|_| ())
     }
 
     /// Gives another user a new password (a new slot), e.g. when they forgot theirs.
@@ -699,7 +716,7 @@ impl Session {
         let owner = name.to_owned();
         let op = Op::update("user.password_reset").object("User", name);
         self.with_slot_change(
-            Permission::ManageUsers,
+            Some(Permission::ManageUsers),
             op,
             |tx, _| {
                 let (_, user) = find_user(tx, name)?.ok_or_else(|| {
@@ -748,9 +765,7 @@ impl Session {
                 );
                 Err(e.into())
             }
-            None => Err(CoreError::SessionExpired {
-                minutes: self.settings.idle_timeout_minutes,
-            }),
+            None => Err(self.expired()),
         }
     }
 
@@ -799,7 +814,7 @@ impl Session {
     /// Replaces the recovery key; returns the new one, to be shown once.
     pub fn replace_recovery_key(&mut self) -> Result<RecoveryKey, CoreError> {
         self.with_slot_change(
-            Permission::ManageKeys,
+            Some(Permission::ManageKeys),
             Op::execute("vault.recovery_key_replace"),
             |_, _| Ok(()),
             |vault| Ok(vault.replace_recovery_key()?),
@@ -817,10 +832,11 @@ impl Session {
 
     /// Runs a database change, its audit entry and a key-slot change as one: the transaction
     /// commits only after the slot file is on disk, and `undo` reverts the slot file if the
-    /// commit then fails.
+    /// commit then fails. `permission` None is a change every signed-in user may make for
+    /// themselves (their own password).
     fn with_slot_change<D, T>(
         &mut self,
-        permission: Permission,
+        permission: Option<Permission>,
         op: Op,
         db: impl FnOnce(&Connection, &Ctx<'_>) -> Result<D, CoreError>,
         slots: impl FnOnce(&mut Vault) -> Result<T, CoreError>,
@@ -828,20 +844,20 @@ impl Session {
     ) -> Result<(D, T), CoreError> {
         self.touch()?;
         let role = self.role();
-        if !role.allows(permission) {
+        if let Some(permission) = permission.filter(|p| !role.allows(*p)) {
             return Err(self.deny(op, Denial::Role { role, permission }));
         }
         let now = self.clock.now();
         let actor = actor_ref(&self.actor);
-        let vault = self.vault.as_mut().ok_or(CoreError::SessionExpired {
-            minutes: self.settings.idle_timeout_minutes,
-        })?;
+        let expired = self.expired();
+        let vault = self.vault.as_mut().ok_or(expired)?;
         // Not a rusqlite Transaction: the slot change needs `&mut Vault` while it is open.
         vault.connection().execute_batch("BEGIN IMMEDIATE")?;
         let ctx = Ctx {
             now,
             actor: &actor,
             settings: &self.settings,
+            patient: None,
         };
         let result = (|| {
             let tx_conn = vault.connection();
@@ -851,26 +867,6 @@ impl Session {
             Ok((d, slots(vault)?))
         })();
         finish_manual_tx(vault, result, undo)
-    }
-
-    /// A slot change that every signed-in user may make for themselves, with its entry.
-    fn slot_change_unchecked(
-        &mut self,
-        op: Op,
-        slots: impl FnOnce(&mut Vault) -> Result<(), CoreError>,
-    ) -> Result<(), CoreError> {
-        let now = self.clock.now();
-        let actor = actor_ref(&self.actor);
-        let vault = self.vault.as_mut().ok_or(CoreError::SessionExpired {
-            minutes: self.settings.idle_timeout_minutes,
-        })?;
-        vault.connection().execute_batch("BEGIN IMMEDIATE")?;
-        let result = (|| {
-            let rec = audit::append(vault.connection(), &self.device, &actor, now, &op)?;
-            alerts::evaluate(vault.connection(), &self.settings, &rec)?;
-            slots(vault)
-        })();
-        finish_manual_tx(vault, result, |_| {})
     }
 
     // ----- settings ----------------------------------------------------------------------
@@ -966,8 +962,7 @@ impl Session {
         }
         op.reason = Some(reason.clone());
         self.run(Permission::BreakGlass, op, false, |tx, op, ctx| {
-            let patient = patients::find(tx, patient_id)?
-                .ok_or_else(|| CoreError::NotFound(format!("There is no patient with id {patient_id}.")))?;
+            let patient = ctx.patient()?;
             op.purpose = Some("ETREAT".into());
             if !patient.restricted {
                 return Err(CoreError::Conflict(
