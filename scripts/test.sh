@@ -13,8 +13,8 @@ scripts/setup.sh test
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "ui: typecheck and build (the desktop binary embeds ui/dist)"
-(cd ui && npm run build --silent)
+step "ui: svelte-check, Vitest, build (the desktop binary embeds ui/dist)"
+(cd ui && npm test --silent && npm run build --silent)
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -3,10 +3,14 @@
 //! Only messages written for users cross over; anything else (SQL text, file errors) becomes
 //! "Something went wrong", so no query, path, key or record detail reaches the webview.
 
-use chartroom_core::CoreError;
+use chartroom_core::{CoreError, Denial};
 use serde::Serialize;
+use ts_rs::TS;
 
-#[derive(Debug, Serialize, PartialEq, Eq)]
+/// `code` is stable (the window branches on it): `forbidden` (the role may not),
+/// `restricted` (the chart is restricted; break the glass if your role may),
+/// `session_expired`, `auth_failed`, `locked_out`, `invalid_input`, `not_found`, …
+#[derive(Debug, Serialize, PartialEq, Eq, TS)]
 pub struct AppError {
     pub code: &'static str,
     pub message: String,
@@ -23,7 +27,10 @@ impl AppError {
 
 impl From<CoreError> for AppError {
     fn from(e: CoreError) -> Self {
-        let code = e.code();
+        let code = match &e {
+            CoreError::Forbidden(Denial::Restricted { .. }) => "restricted",
+            _ => e.code(),
+        };
         match code {
             // These carry internal detail (SQLite or OS wording) not meant for the screen.
             "internal" | "io" => AppError::new(

@@ -1,13 +1,23 @@
 //! chartroom-desktop: the Tauri shell. Commands parse input, call chartroom-core and map
 //! errors; nothing here touches SQL, permissions or keys directly.
+//!
+//! `chartroom-desktop --demo` opens a synthetic demo clinic instead of the clinic's vault.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod admin;
+mod demo;
 mod error;
+mod records;
+mod trail;
 mod vault;
 
-use std::time::Duration;
+#[cfg(test)]
+mod bindings;
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use tauri::Manager;
 
@@ -15,8 +25,53 @@ use tauri::Manager;
 /// also audits it; this only makes sure it happens when nobody calls a command.
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
+static STARTED: OnceLock<Instant> = OnceLock::new();
+
+/// The window calls this once its first screen is painted. With `CHARTROOM_TIMINGS=1` the
+/// time from process start is printed (the start-up benchmark reads it); nothing else.
+#[tauri::command]
+fn ui_ready() {
+    if std::env::var_os("CHARTROOM_TIMINGS").is_some() {
+        if let Some(start) = STARTED.get() {
+            eprintln!(
+                "chartroom-desktop: first screen painted {:.1} ms after start",
+                start.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    }
+}
+
+/// WebKitGTK turns a C or POSIX locale into the language tag "C", which JavaScript's Intl
+/// refuses (RangeError), and the chart library formats numbers through Intl. Under such a
+/// locale (common on servers and in CI) the window is given English; any real locale stays.
+fn give_webview_a_language() {
+    let effective = ["LC_ALL", "LC_MESSAGES", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    let is_c = match effective.as_deref() {
+        None => true,
+        Some(v) => v == "C" || v == "POSIX" || v.starts_with("C.") || v.starts_with("POSIX."),
+    };
+    if is_c {
+        // Runs first in main, before any thread exists.
+        std::env::remove_var("LC_ALL");
+        std::env::remove_var("LC_MESSAGES");
+        std::env::set_var("LANG", "en_US.UTF-8");
+    }
+}
+
 fn main() {
-    let state = vault::AppState::new(chartroom_core::vault_config(None));
+    STARTED.get_or_init(Instant::now);
+    give_webview_a_language();
+    let demo = std::env::args().skip(1).any(|a| a == "--demo");
+    let state = if demo {
+        vault::AppState::new(
+            chartroom_core::vault_config(Some(demo::demo_dir())),
+            Some(demo::DemoInfo::new()),
+        )
+    } else {
+        vault::AppState::new(chartroom_core::vault_config(None), None)
+    };
     tauri::Builder::default()
         .manage(state)
         .setup(|app| {
@@ -29,12 +84,45 @@ fn main() {
                 })?;
             Ok(())
         })
+        // Keep in step with build.rs and capabilities/main.json (a test checks the two).
         .invoke_handler(tauri::generate_handler![
+            ui_ready,
             vault::vault_status,
             vault::create_vault,
             vault::unlock,
             vault::lock,
-            vault::keep_alive
+            vault::keep_alive,
+            demo::create_demo,
+            records::search_patients,
+            records::open_chart,
+            records::register_patient,
+            records::break_glass,
+            records::add_encounter,
+            records::draft_note,
+            records::edit_draft,
+            records::sign_note,
+            records::add_addendum,
+            records::record_vitals,
+            records::add_problem,
+            records::resolve_problem,
+            records::add_allergy,
+            records::record_no_known_allergies,
+            records::resolve_allergy,
+            records::add_medication,
+            records::stop_medication,
+            records::add_immunization,
+            records::resolve_immunization,
+            admin::list_users,
+            admin::add_user,
+            admin::disable_user,
+            admin::change_role,
+            admin::reset_password,
+            admin::get_settings,
+            admin::set_setting,
+            trail::audit_entries,
+            trail::verify_audit,
+            trail::list_alerts,
+            trail::acknowledge_alert,
         ])
         .run(tauri::generate_context!())
         .expect("the Chartroom window could not start");

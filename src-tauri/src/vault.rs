@@ -2,25 +2,30 @@
 
 use std::sync::Mutex;
 
-use chartroom_core::{Session, SignedIn, Vault, VaultConfig};
+use chartroom_core::{CoreError, Permission, Role, Session, Vault, VaultConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tauri::State;
+use ts_rs::TS;
 
+use crate::demo::DemoInfo;
 use crate::error::AppError;
 
 /// The app's state: where the vault is, and the session while it is unlocked.
 pub struct AppState {
-    config: VaultConfig,
+    pub(crate) config: VaultConfig,
+    /// Set when the app was started with `--demo`: the synthetic clinic and how to sign in.
+    pub(crate) demo: Option<DemoInfo>,
     session: Mutex<Option<Session>>,
     /// Why the window was locked without being asked to, shown once on the unlock screen.
     notice: Mutex<Option<String>>,
 }
 
 impl AppState {
-    pub fn new(config: VaultConfig) -> Self {
+    pub fn new(config: VaultConfig, demo: Option<DemoInfo>) -> Self {
         AppState {
             config,
+            demo,
             session: Mutex::new(None),
             notice: Mutex::new(None),
         }
@@ -57,6 +62,31 @@ impl AppState {
             .take()
     }
 
+    /// Runs `f` on the signed-in session. Every command that touches the clinic's data goes
+    /// through here and then through core's gate; a session that core locked on the way
+    /// (the idle timeout) is dropped, and the window is told with `session_expired`.
+    pub fn with_session<T>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<T, CoreError>,
+    ) -> Result<T, AppError> {
+        self.expire_if_idle();
+        let mut guard = self.session();
+        let Some(session) = guard.as_mut() else {
+            return Err(locked());
+        };
+        let out = f(session);
+        if !session.is_open() {
+            guard.take();
+        }
+        out.map_err(AppError::from)
+    }
+
+    pub(crate) fn install(&self, session: Session) {
+        if let Some(previous) = self.session().replace(session) {
+            let _ = previous.lock();
+        }
+    }
+
     fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
         // A panic while holding the lock leaves the session as it was; keep going.
         self.session
@@ -65,26 +95,69 @@ impl AppState {
     }
 }
 
-#[derive(Debug, Serialize)]
+fn locked() -> AppError {
+    AppError::new(
+        "session_expired",
+        "The vault is locked. Unlock it to continue.",
+    )
+}
+
+#[derive(Debug, Serialize, TS)]
 pub struct VaultStatus {
     /// Whether a vault exists at `location`.
     exists: bool,
     /// The vault folder, so staff can tell which clinic's vault this window opens.
     location: String,
-    signed_in: Option<SignedIn>,
+    signed_in: Option<SessionInfo>,
     /// Why the vault was locked without being asked to (once), e.g. the idle timeout.
     notice: Option<String>,
+    /// Present in demo mode: a synthetic clinic, with the demo accounts to sign in with.
+    demo: Option<DemoInfo>,
 }
 
-#[derive(Debug, Serialize)]
+/// Who is signed in and what their role may do. The window uses `permissions` to decide
+/// which screens to offer; the gate in core decides what actually happens.
+#[derive(Debug, Clone, Serialize, TS)]
+pub struct SessionInfo {
+    user: String,
+    role: Role,
+    recovery: bool,
+    permissions: Vec<Permission>,
+    idle_timeout_minutes: u32,
+}
+
+impl SessionInfo {
+    pub(crate) fn of(session: &Session) -> Self {
+        let who = session.signed_in();
+        SessionInfo {
+            user: who.user,
+            role: who.role,
+            recovery: who.recovery,
+            permissions: session.permissions().to_vec(),
+            idle_timeout_minutes: session.settings().idle_timeout_minutes,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, TS)]
 pub struct Created {
     /// Shown once on the first-run screen, then dropped; it is stored nowhere.
     recovery_key: String,
-    signed_in: SignedIn,
+    signed_in: SessionInfo,
+}
+
+/// Runs slow work (a key derivation for a new slot) off the window's thread and off the
+/// async runtime's few workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, AppError> + Send + 'static,
+) -> Result<T, AppError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))?
 }
 
 /// Runs a slow core call (Argon2id takes about half a second) off the window's thread.
-async fn off_main_thread<T: Send + 'static>(
+pub(crate) async fn off_main_thread<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, chartroom_core::CoreError> + Send + 'static,
 ) -> Result<T, AppError> {
     tauri::async_runtime::spawn_blocking(work)
@@ -99,8 +172,9 @@ pub fn vault_status(state: State<'_, AppState>) -> VaultStatus {
     VaultStatus {
         exists: Vault::exists(&state.config.dir),
         location: state.config.dir.display().to_string(),
-        signed_in: state.session().as_ref().map(Session::signed_in),
+        signed_in: state.session().as_ref().map(SessionInfo::of),
         notice: state.take_notice(),
+        demo: state.demo.clone(),
     }
 }
 
@@ -111,10 +185,7 @@ pub fn keep_alive(state: State<'_, AppState>) -> Result<(), AppError> {
     state.expire_if_idle();
     match state.session().as_mut() {
         Some(session) => Ok(session.keep_alive()?),
-        None => Err(AppError::new(
-            "session_expired",
-            "The vault is locked. Unlock it to continue.",
-        )),
+        None => Err(locked()),
     }
 }
 
@@ -128,8 +199,8 @@ pub async fn create_vault(
     let config = state.config.clone();
     let (session, recovery) =
         off_main_thread(move || Session::create(config, &admin, &password)).await?;
-    let signed_in = session.signed_in();
-    *state.session() = Some(session);
+    let signed_in = SessionInfo::of(&session);
+    state.install(session);
     Ok(Created {
         recovery_key: recovery.display_grouped().expose_secret().to_owned(),
         signed_in,
@@ -141,7 +212,7 @@ pub async fn unlock(
     state: State<'_, AppState>,
     user: String,
     password: String,
-) -> Result<SignedIn, AppError> {
+) -> Result<SessionInfo, AppError> {
     let password = SecretString::from(password);
     let config = state.config.clone();
     let session = tauri::async_runtime::spawn_blocking(move || {
@@ -149,10 +220,8 @@ pub async fn unlock(
     })
     .await
     .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
-    let signed_in = session.signed_in();
-    if let Some(previous) = state.session().replace(session) {
-        let _ = previous.lock();
-    }
+    let signed_in = SessionInfo::of(&session);
+    state.install(session);
     Ok(signed_in)
 }
 

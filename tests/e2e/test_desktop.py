@@ -1,5 +1,7 @@
 """The real desktop app under Xvfb, driven over WebDriver (tauri-driver + WebKitWebDriver):
-create a vault, lock, fail a wrong password, unlock. Screenshots of each step go to
+first run, unlock, a clinician's day in a chart, what the front desk may not do even from
+the webview's console, break-the-glass, the idle lock, and hostile text in a patient's name.
+Vaults are prepared with the real `chartroom` CLI. Screenshots of each step go to
 tests/artifacts/e2e/."""
 
 import os
@@ -85,11 +87,49 @@ def shot(driver, name: str) -> None:
 
 
 def click(driver, el) -> None:
+    # The window scrolls inside its content pane; bring the element into view as a person would.
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
     el.click()
 
 
 def visible(driver, css: str, timeout: float = 30):
     return WebDriverWait(driver, timeout).until(EC.visibility_of_element_located((By.CSS_SELECTOR, css)))
+
+
+def sign_in(d, user: str, password: str) -> None:
+    visible(d, "#unlock-user").send_keys(user)
+    d.find_element(By.ID, "unlock-password").send_keys(password)
+    click(d, d.find_element(By.ID, "unlock-submit"))
+    assert visible(d, "#signed-in-user").text == user
+
+
+def lock(d) -> None:
+    click(d, d.find_element(By.ID, "lock-button"))
+    visible(d, "#unlock-user")
+
+
+def search(d, text: str):
+    box = visible(d, "#search-input")
+    box.clear()
+    box.send_keys(text)
+    WebDriverWait(d, 20).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#search-results .hit"))
+    return d.find_elements(By.CSS_SELECTOR, "#search-results .hit")
+
+
+def invoke(d, command: str, args: dict | None = None) -> dict:
+    """Calls a Tauri command the way code in the webview's console could."""
+    return d.execute_async_script(
+        """const [cmd, args, done] = arguments;
+        window.__TAURI_INTERNALS__.invoke(cmd, args)
+          .then(value => done({ok: true, value}))
+          .catch(error => done({ok: false, error}));""",
+        command,
+        args or {},
+    )
+
+
+def page_text(d) -> str:
+    return d.find_element(By.TAG_NAME, "body").text
 
 
 def test_create_lock_wrong_password_unlock(app):
@@ -114,8 +154,7 @@ def test_create_lock_wrong_password_unlock(app):
     assert key not in d.page_source, "the recovery key is gone once acknowledged"
     shot(d, "03-signed-in")
 
-    click(d, d.find_element(By.ID, "lock-button"))
-    visible(d, "#unlock-user")
+    lock(d)
     assert "Signed in as" not in d.page_source
     shot(d, "04-locked")
 
@@ -137,27 +176,218 @@ def test_create_lock_wrong_password_unlock(app):
     visible(d, "#unlock-user")
 
 
+DOC, DOC_PW = "dr.lee", "physician-password"
+DESK, DESK_PW = "desk.ana", "front-desk-password"
+NURSE, NURSE_PW = "nurse.kim", "nurse-password-1"
+AUDITOR, AUDITOR_PW = "audit.kim", "auditor-password"
+
+
 @pytest.fixture
-def idle_vault(cli):
-    """A vault made with the CLI whose idle timeout is one minute, with an auditor."""
+def clinic(cli):
+    """A vault made with the CLI: an admin, a physician, a nurse, front desk and an auditor,
+    one ordinary patient and one restricted patient on the physician's care team."""
     cli.run("vault", "init", "--admin", ADMIN, password=ADMIN_PW)
-    cli.run("--user", ADMIN, "settings", "set", "idle_timeout_minutes", "1", password=ADMIN_PW)
-    cli.run("--user", ADMIN, "user", "add", "audit.kim", "--role", "auditor",
-            password=ADMIN_PW, new_password="auditor-password")
+    for name, role, pw in [(DOC, "physician", DOC_PW), (DESK, "front_desk", DESK_PW),
+                           (NURSE, "nurse", NURSE_PW), (AUDITOR, "auditor", AUDITOR_PW)]:
+        cli.run("--user", ADMIN, "user", "add", name, "--role", role, password=ADMIN_PW, new_password=pw)
+    okafor = cli.json("--user", DOC, "patient", "add", "--family", "Okafor", "--given", "Chidi",
+                      "--birth-date", "1961-04-23", "--sex", "male", password=DOC_PW)
+    vip = cli.json("--user", DOC, "patient", "add", "--family", "Vanderbilt", "--given", "Cora",
+                   "--birth-date", "1975-09-02", "--sex", "female", "--restricted", password=DOC_PW)
+    cli.patients = {"okafor": okafor, "vip": vip}
     return cli
 
 
-def test_an_idle_window_locks_itself_and_the_trail_says_so(idle_vault, app):
+def test_a_physicians_day_search_chart_vitals_note_sign_addendum(clinic, app):
     d = app
-    visible(d, "#unlock-user").send_keys(ADMIN)
-    d.find_element(By.ID, "unlock-password").send_keys(ADMIN_PW)
-    click(d, d.find_element(By.ID, "unlock-submit"))
-    assert visible(d, "#signed-in-user").text == ADMIN
+    sign_in(d, DOC, DOC_PW)
+    hits = search(d, "okaf")
+    assert "Okafor, Chidi" in hits[0].text
+    assert "23 Apr 1961" in hits[0].text, "birth dates read 23 Apr 1961, never 04/23/1961"
+    assert "MRN" in hits[0].text
+    shot(d, "10-search")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)  # keyboard only
+
+    assert visible(d, "#chart-name").text == "Okafor, Chidi"
+    assert "Male" in d.find_element(By.ID, "chart-sex").text
+    banner = d.find_element(By.ID, "allergy-banner")
+    assert "Allergies unknown" in banner.text, "an allergy list never asked about says unknown"
+    shot(d, "11-chart")
+
+    # Vitals: a normal set and a high one; both land in the table and the plot.
+    click(d, d.find_element(By.ID, "tab-vitals"))
+    assert visible(d, "#vitals-empty")
+    for values in [{"v-systolic": "122", "v-diastolic": "78", "v-heart-rate": "64", "v-weight": "81.5"},
+                   {"v-systolic": "168", "v-diastolic": "96", "v-heart-rate": "88", "v-temperature": "37,1"}]:
+        click(d, visible(d, "#record-vitals"))
+        for field, value in values.items():
+            visible(d, f"#{field}").send_keys(value)
+        click(d, d.find_element(By.ID, "vitals-save"))
+        visible(d, "#vitals-saved")
+        time.sleep(1.1)  # a second set, a second apart, is a second point in time
+    table = visible(d, "#vitals-table")
+    rows = table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert len(rows) == 2, table.text
+    assert "168" in rows[0].text and "H" in rows[0].text, rows[0].text
+    assert rows[0].find_elements(By.CSS_SELECTOR, "td.abnormal"), "the high pressure is marked"
+    assert "37.1" in rows[0].text
+    plots = d.find_elements(By.CSS_SELECTOR, "#vitals-plots .uplot canvas")
+    assert len(plots) >= 2, "blood pressure and heart rate are plotted"
+    legend = d.find_element(By.ID, "vitals-plots").text
+    assert "Systolic (mmHg)" in legend and "abnormal" in legend
+    shot(d, "12-vitals-plot")
+
+    # A note: draft, sign, then an addendum, itself signed.
+    click(d, d.find_element(By.ID, "tab-notes"))
+    click(d, visible(d, "#new-note"))
+    visible(d, "#note-text").send_keys("Reviewed home blood pressure readings; raised today.")
+    click(d, d.find_element(By.ID, "note-submit"))
+    draft = visible(d, ".note[data-status='draft']")
+    note_id = draft.get_attribute("id").split("-")[1]
+    shot(d, "13-note-draft")
+    click(d, d.find_element(By.ID, f"sign-{note_id}"))
+    signed = visible(d, f"#note-{note_id}[data-status='signed']")
+    assert f"Signed by {DOC}" in signed.text
+    assert not d.find_elements(By.ID, f"edit-{note_id}"), "a signed note cannot be edited"
+    click(d, d.find_element(By.ID, f"addendum-{note_id}"))
+    visible(d, f"#add-{note_id}-text").send_keys("Addendum: amlodipine started after discussion.")
+    click(d, d.find_element(By.ID, f"add-{note_id}-submit"))
+    addendum = visible(d, f"#note-{note_id} .addendum")
+    assert "Addendum" in addendum.text and "amlodipine" in addendum.text
+    add_id = addendum.get_attribute("id").split("-")[1]
+    click(d, d.find_element(By.ID, f"sign-{add_id}"))
+    WebDriverWait(d, 10).until(lambda _: d.find_element(By.ID, f"note-{add_id}").get_attribute("data-status") == "signed")
+    assert "Reviewed home blood pressure" in d.find_element(By.ID, f"note-{note_id}").text, "the signed note is unchanged"
+    shot(d, "14-note-signed-addendum")
+
+    # The CLI (another door into the same vault) sees the same record.
+    notes = clinic.json("--user", DOC, "note", "list", "--patient", str(clinic.patients["okafor"]["id"]),
+                        password=DOC_PW)
+    statuses = sorted((n["kind"], n["status"]) for n in notes["notes"])
+    assert statuses == [("addendum", "signed"), ("note", "signed")], statuses
+
+
+def test_front_desk_sees_no_clinical_data_and_the_console_is_refused(clinic, app):
+    d = app
+    okafor = clinic.patients["okafor"]["id"]
+    clinic.run("--user", DOC, "vitals", "add", "--patient", str(okafor), "--bp", "150/95", password=DOC_PW)
+    sign_in(d, DESK, DESK_PW)
+    search(d, "okafor")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    assert visible(d, "#chart-name").text == "Okafor, Chidi"
+    tabs = [t.text for t in d.find_elements(By.CSS_SELECTOR, "[role=tab]")]
+    assert tabs == ["Demographics"], tabs
+    assert not d.find_elements(By.ID, "allergy-banner")
+    assert "150" not in page_text(d)
+    shot(d, "20-front-desk-chart")
+
+    # What the webview is sent for this role holds no clinical section at all.
+    chart = invoke(d, "open_chart", {"patient_id": okafor})
+    assert chart["ok"], chart
+    for section in ["vitals", "notes", "problems", "allergies", "medications", "immunizations", "encounters",
+                    "allergy_status"]:
+        assert section not in chart["value"], section
+
+    # Calling clinical commands from the console: Rust refuses, and the refusal is audited.
+    for command, args in [
+        ("record_vitals", {"patient_id": okafor, "vitals": {"systolic": 120, "diastolic": 80, "heart_rate": None,
+                           "respiratory_rate": None, "temperature": None, "spo2": None, "weight": None,
+                           "height": None, "effective": None, "encounter_id": None}}),
+        ("draft_note", {"patient_id": okafor, "encounter_id": None, "note": {"format": "free", "text": "x"}}),
+        ("audit_entries", {"query": {}}),
+        ("list_users", {}),
+    ]:
+        result = invoke(d, command, args)
+        assert not result["ok"], (command, result)
+        assert result["error"]["code"] == "forbidden", (command, result)
+        assert "Front desk" in result["error"]["message"], result
+    # Commands the app does not have do not exist for the webview either.
+    result = invoke(d, "plugin:fs|read_text_file", {"path": "/etc/passwd"})
+    assert not result["ok"], result
+    shot(d, "21-front-desk-refused")
+
+    denied = clinic.json("--user", AUDITOR, "audit", "list", "--by", DESK, "--outcome", "denied",
+                         password=AUDITOR_PW)["entries"]
+    assert len(denied) >= 4, denied
+    assert {e["event"] for e in denied} >= {"vitals.create", "note.create"}, [e["event"] for e in denied]
+    vitals_after = clinic.json("--user", DOC, "vitals", "list", "--patient", str(okafor),
+                               password=DOC_PW)["observations"]
+    assert sorted(o["value"] for o in vitals_after) == [95.0, 150.0], "the refused vitals were not written"
+    notes_after = clinic.json("--user", DOC, "note", "list", "--patient", str(okafor), password=DOC_PW)["notes"]
+    assert notes_after == []
+
+
+def test_restricted_chart_break_the_glass_and_the_auditor_sees_it(clinic, app):
+    d = app
+    sign_in(d, NURSE, NURSE_PW)
+    hits = search(d, "vanderbilt")
+    assert hits[0].text.startswith("Restricted patient"), hits[0].text
+    assert "Vanderbilt" not in hits[0].text, "a restricted name is not shown to others"
+    click(d, hits[0])
+    dialog = visible(d, "#break-glass-dialog")
+    assert "recorded" in dialog.text and "reported" in dialog.text
+    click(d, d.find_element(By.ID, "break-glass-confirm"))
+    assert "reason" in visible(d, "#break-glass-error").text.lower()
+    shot(d, "30-break-glass-dialog")
+    d.find_element(By.ID, "break-glass-reason").send_keys("Unconscious in the waiting room; need allergies now")
+    click(d, d.find_element(By.ID, "break-glass-confirm"))
+    assert visible(d, "#chart-name").text == "Vanderbilt, Cora"
+    banner = d.find_element(By.ID, "break-glass-banner").text
+    assert "Unconscious in the waiting room" in banner
+    assert re.search(r"\d+ minutes left", banner), banner
+    shot(d, "31-break-glass-chart")
+    lock(d)
+
+    sign_in(d, AUDITOR, AUDITOR_PW)
+    click(d, visible(d, "#nav-alerts"))
+    alert = visible(d, "#alert-list [data-rule='break_glass']")
+    assert NURSE in alert.text
+    shot(d, "32-auditor-alert")
+    click(d, d.find_element(By.ID, "nav-audit"))
+    WebDriverWait(d, 20).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#audit-table tr[data-event='break_glass']"))
+    row = d.find_element(By.CSS_SELECTOR, "#audit-table tr[data-event='break_glass']")
+    assert "ETREAT" in row.text and NURSE in row.text
+    click(d, d.find_element(By.ID, "verify-audit"))
+    result = visible(d, "#verify-result")
+    assert result.text.startswith("Intact"), result.text
+    shot(d, "33-audit-view")
+
+
+def test_hostile_text_in_a_name_is_shown_as_text_and_runs_nothing(clinic, app):
+    d = app
+    hostile = "<img src=x onerror=alert(1)>"
+    clinic.run("--user", DOC, "patient", "add", "--family", hostile, "--given", "Script",
+               "--birth-date", "1990-01-01", password=DOC_PW)
+    sign_in(d, DOC, DOC_PW)
+    d.execute_script("window.__pwned = false; window.alert = () => { window.__pwned = true; };")
+    hits = search(d, "script")
+    assert hostile in hits[0].text, hits[0].text
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    name = visible(d, "#chart-name")
+    assert name.text == f"{hostile}, Script"
+    assert name.get_property("textContent") == f"{hostile}, Script"
+    assert not d.find_elements(By.CSS_SELECTOR, "#content img"), "the name did not become an element"
+    time.sleep(0.5)
+    assert d.execute_script("return window.__pwned") is False
+    shot(d, "40-hostile-name")
+
+
+def test_an_idle_window_locks_itself_and_leaves_no_patient_behind(clinic, app):
+    d = app
+    clinic.run("--user", ADMIN, "settings", "set", "idle_timeout_minutes", "1", password=ADMIN_PW)
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okafor")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    assert visible(d, "#chart-name").text == "Okafor, Chidi"
     # Hands off the keyboard: the backend locks after one minute, the window follows.
     notice = visible(d, "#unlock-notice", timeout=100)
     assert "locked itself after 1 minute" in notice.text, notice.text
-    assert "Signed in as" not in d.page_source
+    source = d.page_source
+    assert "Okafor" not in source and "OKAFOR" not in source, "no patient name is left in the DOM"
+    assert "Signed in as" not in source
     shot(d, "07-idle-locked")
-    logoffs = idle_vault.json("--user", "audit.kim", "audit", "list", "--event", "session.idle_logoff",
-                              password="auditor-password")["entries"]
-    assert [e["actor"] for e in logoffs] == [ADMIN]
+    # Nothing of the chart was kept in web storage.
+    assert d.execute_script("return [localStorage.length, sessionStorage.length]") == [0, 0]
+    logoffs = clinic.json("--user", AUDITOR, "audit", "list", "--event", "session.idle_logoff",
+                          password=AUDITOR_PW)["entries"]
+    assert [e["actor"] for e in logoffs] == [DOC]

@@ -26,7 +26,7 @@ pub mod rule {
 }
 
 /// A stored alert.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct Alert {
     pub id: i64,
     pub rule: String,

@@ -22,7 +22,7 @@ use crate::{CoreError, Session};
 
 /// A patient's chart as this session may see it: demographics always, clinical sections
 /// only for roles that may read them (absent, not empty, otherwise).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ts_rs::TS)]
 pub struct Chart {
     #[serde(flatten)]
     pub patient: Patient,
@@ -31,23 +31,30 @@ pub struct Chart {
     /// How this session got in.
     pub access: ChartAccess,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub allergies: Option<Vec<Allergy>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub problems: Option<Vec<Problem>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub medications: Option<Vec<Medication>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub immunizations: Option<Vec<Immunization>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub encounters: Option<Vec<Encounter>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub vitals: Option<Vec<Observation>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub notes: Option<Vec<Note>>,
 }
 
 /// A patient's allergies with the status that says what an empty list means.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct AllergyList {
     /// `unknown` (never asked), `no_known_allergies` (asked: none) or `recorded`.
     pub allergy_status: String,

@@ -22,7 +22,7 @@ use crate::{CoreError, Session};
 const BATCH: u32 = 250;
 
 /// What a generated clinic holds.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct DemoSummary {
     pub patients: u64,
     pub encounters: u64,

@@ -11,7 +11,7 @@ const MAX_NAME_CHARS: usize = 100;
 const MAX_TEXT_CHARS: usize = 300;
 
 /// Administrative sex, as FHIR's AdministrativeGender codes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     Female,
@@ -173,7 +173,7 @@ pub fn parse_birth_date(text: &str, today: NaiveDate) -> Result<NaiveDate, CoreE
 }
 
 /// Someone to call in an emergency.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct EmergencyContact {
     pub name: String,
     pub phone: String,
@@ -181,7 +181,7 @@ pub struct EmergencyContact {
 }
 
 /// A patient's demographics, validated. Every version of these is kept.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Demographics {
     pub family: String,
     pub given: String,
@@ -332,7 +332,7 @@ impl NewPatient {
 }
 
 /// A registered patient.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Patient {
     pub id: i64,
     pub mrn: String,
@@ -342,6 +342,7 @@ pub struct Patient {
     /// How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`. Clinical
     /// information: absent for roles that may not read the clinical record.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub allergy_status: Option<String>,
     /// Increases with every change of demographics.
     pub version: i64,
@@ -633,7 +634,7 @@ pub(crate) fn update(
 }
 
 /// One version of a patient's demographics: who made it and when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct PatientVersion {
     pub version: i64,
     pub changed_at: String,
@@ -677,7 +678,7 @@ pub(crate) fn history(conn: &Connection, id: i64) -> Result<Vec<PatientVersion>,
 }
 
 /// How a session may open a patient's chart.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(tag = "via", rename_all = "snake_case")]
 pub enum ChartAccess {
     /// The patient is not restricted.

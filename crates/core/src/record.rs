@@ -81,7 +81,7 @@ pub fn parse_time_input(
 // ----- encounters ------------------------------------------------------------------------
 
 /// What kind of contact an encounter was.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum EncounterKind {
     Office,
@@ -150,7 +150,7 @@ impl NewEncounter {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Encounter {
     pub id: i64,
     pub patient_id: i64,
@@ -223,7 +223,7 @@ pub(crate) fn encounters(conn: &Connection, patient_id: i64) -> Result<Vec<Encou
 // ----- notes -----------------------------------------------------------------------------
 
 /// A note's content: free text, or SOAP sections.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(tag = "format", rename_all = "snake_case")]
 pub enum NoteContent {
     Free {
@@ -321,7 +321,7 @@ impl NoteContent {
 }
 
 /// A note, an addendum to a signed note, or an amendment that corrects one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteKind {
     Note,
@@ -347,7 +347,7 @@ impl NoteKind {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Note {
     pub id: i64,
     pub patient_id: i64,
@@ -534,7 +534,7 @@ pub(crate) fn sign(
 
 // ----- vital signs -----------------------------------------------------------------------
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ts_rs::TS)]
 pub struct Observation {
     pub id: i64,
     pub patient_id: i64,
@@ -644,7 +644,7 @@ pub(crate) fn latest_value(
 // ----- problems --------------------------------------------------------------------------
 
 /// Where a problem's code comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeSystem {
     Icd10,
@@ -766,7 +766,7 @@ impl NewProblem {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Problem {
     pub id: i64,
     pub patient_id: i64,
@@ -845,7 +845,7 @@ pub(crate) fn problems(conn: &Connection, patient_id: i64) -> Result<Vec<Problem
 
 // ----- allergies -------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Mild,
@@ -853,7 +853,7 @@ pub enum Severity {
     Severe,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum AllergyCategory {
     Food,
@@ -942,7 +942,7 @@ impl NewAllergy {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Allergy {
     pub id: i64,
     pub patient_id: i64,
@@ -1026,7 +1026,7 @@ pub(crate) fn allergies(conn: &Connection, patient_id: i64) -> Result<Vec<Allerg
 
 // ----- medications -----------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Route {
     Oral,
@@ -1113,7 +1113,7 @@ impl NewMedication {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Medication {
     pub id: i64,
     pub patient_id: i64,
@@ -1198,7 +1198,7 @@ pub(crate) fn medications(
 
 // ----- immunizations ---------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Site {
     LeftArm,
@@ -1287,7 +1287,7 @@ impl NewImmunization {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Immunization {
     pub id: i64,
     pub patient_id: i64,

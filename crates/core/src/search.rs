@@ -23,7 +23,7 @@ const PREFIX_CAP: usize = 5_000;
 const FUZZY_WORD_CAP: usize = 200;
 
 /// One patient found, with enough to pick the right person and nothing clinical.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct SearchHit {
     pub id: i64,
     pub mrn: String,

@@ -40,7 +40,7 @@ enum Actor {
 }
 
 /// Who is signed in, as the UI and the CLI show it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct SignedIn {
     pub user: String,
     pub role: Role,
@@ -48,7 +48,7 @@ pub struct SignedIn {
 }
 
 /// A break-the-glass grant.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct Grant {
     pub patient_id: i64,
     pub reason: String,
@@ -58,7 +58,7 @@ pub struct Grant {
 }
 
 /// What verifying the audit trail found.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
 pub struct Verification {
     pub ok: bool,
     pub entries: u64,

@@ -16,7 +16,7 @@ pub struct ClinicHours {
 }
 
 /// The clinic's settings, with their defaults.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct Settings {
     /// A session locks after this long without use.
     pub idle_timeout_minutes: u32,
@@ -30,9 +30,11 @@ pub struct Settings {
     pub alert_failed_unlocks: u32,
     /// Alert on patient-data access outside these hours (none: the rule is off).
     #[serde(serialize_with = "ser_hours")]
+    #[ts(type = "string")]
     pub clinic_hours: Option<ClinicHours>,
     /// The days the clinic is open (Monday first).
     #[serde(serialize_with = "ser_days")]
+    #[ts(type = "string")]
     pub clinic_days: [bool; 7],
     /// The clinic's UTC offset in minutes; none means this computer's local time.
     pub clinic_utc_offset_minutes: Option<i32>,

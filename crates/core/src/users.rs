@@ -17,7 +17,7 @@ const MAX_NAME_CHARS: usize = 64;
 /// A user's sign-in name: 1–64 letters, digits, `.`, `_` or `-`, starting with a letter or
 /// digit. Names never become paths or markup, but keeping them plain makes them safe to show
 /// and to type.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, ts_rs::TS)]
 #[serde(transparent)]
 pub struct UserName(String);
 
@@ -81,7 +81,7 @@ pub fn check_new_password(user: &UserName, password: &SecretString) -> Result<()
 }
 
 /// A user as stored in the clinic database.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub struct User {
     pub name: UserName,
     pub role: Role,

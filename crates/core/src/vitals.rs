@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::CoreError;
 
 /// A vital sign Chartroom records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Vital {
     Systolic,
@@ -21,7 +21,7 @@ pub enum Vital {
 }
 
 /// How a value compares with the adult reference range (HL7 v3 ObservationInterpretation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
 pub enum Flag {
     /// Within the reference range.
     N,

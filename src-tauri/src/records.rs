@@ -1,0 +1,392 @@
+//! Commands for patients and their charts. Each parses what the window typed into core's
+//! validated types and calls one Session method; the gate in core checks the role, the
+//! restriction and writes the audit entry. Nothing here decides who may see what.
+
+use chartroom_core::{parse_time_input, Allergy, Encounter};
+use chartroom_core::{
+    AllergyList, Chart, Grant, Immunization, Medication, NewAllergy, NewEncounter, NewImmunization,
+    NewMedication, NewPatient, NewProblem, Note, NoteContent, Observation, Patient, PatientForm,
+    Problem, SearchHit, VitalsInput,
+};
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+use tauri::State;
+use ts_rs::TS;
+
+use crate::error::AppError;
+use crate::vault::AppState;
+
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+/// Empty fields in a form mean "not given".
+fn given(text: &Option<String>) -> Option<&str> {
+    text.as_deref().map(str::trim).filter(|t| !t.is_empty())
+}
+
+fn optional(text: &Option<String>) -> Option<String> {
+    given(text).map(str::to_owned)
+}
+
+fn parse_date(label: &str, text: &Option<String>) -> Result<Option<NaiveDate>, AppError> {
+    match given(text) {
+        None => Ok(None),
+        Some(t) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| {
+                AppError::new(
+                    "invalid_input",
+                    format!("The {label} is not a date like 2024-03-02."),
+                )
+            }),
+    }
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn search_patients(
+    state: State<'_, AppState>,
+    query: String,
+) -> Result<Vec<SearchHit>, AppError> {
+    state.with_session(|s| s.search_patients(&query))
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn open_chart(state: State<'_, AppState>, patient_id: i64) -> Result<Chart, AppError> {
+    state.with_session(|s| s.open_chart(patient_id))
+}
+
+/// The registration form.
+#[derive(Debug, Deserialize, TS)]
+pub struct PatientInput {
+    family: String,
+    given: String,
+    preferred: Option<String>,
+    /// YYYY-MM-DD.
+    birth_date: String,
+    /// `female`, `male`, `other` or `unknown`.
+    sex: String,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    emergency_name: Option<String>,
+    emergency_phone: Option<String>,
+    emergency_relationship: Option<String>,
+    restricted: bool,
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn register_patient(
+    state: State<'_, AppState>,
+    patient: PatientInput,
+) -> Result<Patient, AppError> {
+    let form = PatientForm {
+        family: patient.family,
+        given: patient.given,
+        preferred: optional(&patient.preferred),
+        birth_date: patient.birth_date,
+        sex: patient.sex,
+        gender_identity: None,
+        phone: optional(&patient.phone),
+        email: optional(&patient.email),
+        address: optional(&patient.address),
+        emergency_name: optional(&patient.emergency_name),
+        emergency_phone: optional(&patient.emergency_phone),
+        emergency_relationship: optional(&patient.emergency_relationship),
+    };
+    let new = NewPatient::from_form(&form, patient.restricted, today())?;
+    state.with_session(|s| s.register_patient(&new))
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn break_glass(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    reason: String,
+) -> Result<Grant, AppError> {
+    state.with_session(|s| s.break_glass(patient_id, &reason))
+}
+
+/// A new encounter: `kind` is office, telephone, telehealth or home.
+#[derive(Debug, Deserialize, TS)]
+pub struct EncounterInput {
+    kind: String,
+    /// When it started; now if empty.
+    start: Option<String>,
+    reason: String,
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_encounter(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    encounter: EncounterInput,
+) -> Result<Encounter, AppError> {
+    let e = NewEncounter::new(
+        &encounter.kind,
+        given(&encounter.start),
+        &encounter.reason,
+        Utc::now(),
+    )?;
+    state.with_session(|s| s.add_encounter(patient_id, &e))
+}
+
+/// A note as typed: free text, or the four SOAP sections (empty ones left out).
+#[derive(Debug, Deserialize, TS)]
+#[serde(tag = "format", rename_all = "snake_case")]
+pub enum NoteInput {
+    Free {
+        text: String,
+    },
+    Soap {
+        subjective: Option<String>,
+        objective: Option<String>,
+        assessment: Option<String>,
+        plan: Option<String>,
+    },
+}
+
+impl NoteInput {
+    fn validate(&self) -> Result<NoteContent, AppError> {
+        Ok(match self {
+            NoteInput::Free { text } => NoteContent::free(text)?,
+            NoteInput::Soap {
+                subjective,
+                objective,
+                assessment,
+                plan,
+            } => NoteContent::soap(
+                subjective.as_deref(),
+                objective.as_deref(),
+                assessment.as_deref(),
+                plan.as_deref(),
+            )?,
+        })
+    }
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn draft_note(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    encounter_id: Option<i64>,
+    note: NoteInput,
+) -> Result<Note, AppError> {
+    let content = note.validate()?;
+    state.with_session(|s| s.draft_note(patient_id, encounter_id, &content))
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn edit_draft(
+    state: State<'_, AppState>,
+    note_id: i64,
+    note: NoteInput,
+) -> Result<Note, AppError> {
+    let content = note.validate()?;
+    state.with_session(|s| s.edit_draft(note_id, &content))
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn sign_note(state: State<'_, AppState>, note_id: i64) -> Result<Note, AppError> {
+    state.with_session(|s| s.sign_note(note_id))
+}
+
+/// An addendum adds to a signed note; an amendment corrects it. The signed note itself
+/// never changes.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_addendum(
+    state: State<'_, AppState>,
+    note_id: i64,
+    note: NoteInput,
+    amendment: bool,
+) -> Result<Note, AppError> {
+    let content = note.validate()?;
+    state.with_session(|s| s.add_addendum(note_id, &content, amendment))
+}
+
+/// One set of vitals, metric units; empty fields are not measured.
+#[derive(Debug, Deserialize, TS)]
+pub struct VitalsForm {
+    systolic: Option<f64>,
+    diastolic: Option<f64>,
+    heart_rate: Option<f64>,
+    respiratory_rate: Option<f64>,
+    temperature: Option<f64>,
+    spo2: Option<f64>,
+    weight: Option<f64>,
+    height: Option<f64>,
+    /// When they were taken; now if empty.
+    effective: Option<String>,
+    encounter_id: Option<i64>,
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn record_vitals(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    vitals: VitalsForm,
+) -> Result<Vec<Observation>, AppError> {
+    let input = VitalsInput {
+        systolic: vitals.systolic,
+        diastolic: vitals.diastolic,
+        heart_rate: vitals.heart_rate,
+        respiratory_rate: vitals.respiratory_rate,
+        temperature: vitals.temperature,
+        spo2: vitals.spo2,
+        weight: vitals.weight,
+        height: vitals.height,
+    };
+    let effective = given(&vitals.effective)
+        .map(|t| parse_time_input("time of the vitals", t, Utc::now()))
+        .transpose()?;
+    state.with_session(|s| s.record_vitals(patient_id, &input, effective, vitals.encounter_id))
+}
+
+#[derive(Debug, Deserialize, TS)]
+pub struct ProblemInput {
+    text: String,
+    /// `snomed` or `icd10`, with `code`; both empty for an uncoded problem.
+    system: Option<String>,
+    code: Option<String>,
+    onset: Option<String>,
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_problem(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    problem: ProblemInput,
+) -> Result<Problem, AppError> {
+    let p = NewProblem::new(
+        &problem.text,
+        given(&problem.system),
+        given(&problem.code),
+        given(&problem.onset),
+        today(),
+    )?;
+    state.with_session(|s| s.add_problem(patient_id, &p))
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn resolve_problem(
+    state: State<'_, AppState>,
+    problem_id: i64,
+    date: Option<String>,
+) -> Result<Problem, AppError> {
+    let date = parse_date("resolution date", &date)?;
+    state.with_session(|s| s.resolve_problem(problem_id, date))
+}
+
+#[derive(Debug, Deserialize, TS)]
+pub struct AllergyInput {
+    substance: String,
+    reaction: Option<String>,
+    /// `mild`, `moderate` or `severe`.
+    severity: Option<String>,
+    /// `medication`, `food`, `environment` or `biologic`.
+    category: Option<String>,
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_allergy(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    allergy: AllergyInput,
+) -> Result<Allergy, AppError> {
+    let a = NewAllergy::new(
+        &allergy.substance,
+        given(&allergy.reaction),
+        given(&allergy.severity),
+        given(&allergy.category),
+    )?;
+    state.with_session(|s| s.add_allergy(patient_id, &a))
+}
+
+/// Records that the patient was asked and has no known allergies.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn record_no_known_allergies(
+    state: State<'_, AppState>,
+    patient_id: i64,
+) -> Result<AllergyList, AppError> {
+    state.with_session(|s| {
+        s.record_no_known_allergies(patient_id)?;
+        s.allergies(patient_id)
+    })
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn resolve_allergy(state: State<'_, AppState>, allergy_id: i64) -> Result<Allergy, AppError> {
+    state.with_session(|s| s.resolve_allergy(allergy_id))
+}
+
+#[derive(Debug, Deserialize, TS)]
+pub struct MedicationInput {
+    name: String,
+    dose: Option<String>,
+    route: Option<String>,
+    frequency: Option<String>,
+    start: Option<String>,
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_medication(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    medication: MedicationInput,
+) -> Result<Medication, AppError> {
+    let m = NewMedication::new(
+        &medication.name,
+        given(&medication.dose),
+        given(&medication.route),
+        given(&medication.frequency),
+        given(&medication.start),
+        today(),
+    )?;
+    state.with_session(|s| s.add_medication(patient_id, &m))
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn stop_medication(
+    state: State<'_, AppState>,
+    medication_id: i64,
+    date: Option<String>,
+) -> Result<Medication, AppError> {
+    let date = parse_date("stop date", &date)?;
+    state.with_session(|s| s.stop_medication(medication_id, date))
+}
+
+#[derive(Debug, Deserialize, TS)]
+pub struct ImmunizationInput {
+    vaccine: String,
+    /// The CDC CVX code, e.g. 141 for influenza.
+    cvx: String,
+    date: String,
+    lot: Option<String>,
+    site: Option<String>,
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_immunization(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    immunization: ImmunizationInput,
+) -> Result<Immunization, AppError> {
+    let i = NewImmunization::new(
+        &immunization.vaccine,
+        &immunization.cvx,
+        &immunization.date,
+        given(&immunization.lot),
+        given(&immunization.site),
+        today(),
+    )?;
+    state.with_session(|s| s.add_immunization(patient_id, &i))
+}
+
+/// Marks an immunization entered in error (it stays in the record, struck through).
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn resolve_immunization(
+    state: State<'_, AppState>,
+    immunization_id: i64,
+) -> Result<Immunization, AppError> {
+    state.with_session(|s| s.resolve_immunization(immunization_id))
+}

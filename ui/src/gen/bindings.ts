@@ -1,0 +1,295 @@
+// Generated from the Rust types by src-tauri/src/bindings.rs (ts-rs). Do not edit:
+// run `UPDATE_BINDINGS=1 cargo test -p chartroom-desktop bindings` after changing them.
+
+export type VaultStatus = { 
+/**
+ * Whether a vault exists at `location`.
+ */
+exists: boolean, 
+/**
+ * The vault folder, so staff can tell which clinic's vault this window opens.
+ */
+location: string, signed_in: SessionInfo | null, 
+/**
+ * Why the vault was locked without being asked to (once), e.g. the idle timeout.
+ */
+notice: string | null, 
+/**
+ * Present in demo mode: a synthetic clinic, with the demo accounts to sign in with.
+ */
+demo: DemoInfo | null, };
+
+export type SessionInfo = { user: string, role: Role, recovery: boolean, permissions: Array<Permission>, idle_timeout_minutes: number, };
+
+export type Created = { 
+/**
+ * Shown once on the first-run screen, then dropped; it is stored nowhere.
+ */
+recovery_key: string, signed_in: SessionInfo, };
+
+export type DemoInfo = { users: Array<DemoUser>, password: string, patients: number, };
+
+export type DemoUser = { name: string, role: Role, };
+
+export type AppError = { code: string, message: string, };
+
+export type Role = "admin" | "physician" | "nurse" | "front_desk" | "auditor";
+
+export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "manage_sync" | "backup";
+
+export type SearchHit = { id: number, mrn: string, family: string, given: string, preferred: string | null, 
+/**
+ * Absent when `masked`.
+ */
+birth_date: string | null, age: number | null, sex: Sex | null, 
+/**
+ * The chart opens only for the care team (or through break-the-glass).
+ */
+restricted: boolean, 
+/**
+ * A restricted patient the searcher may not open: shown only as "Restricted patient"
+ * with its id and MRN (to break the glass by), no name, birth date or sex.
+ */
+masked: boolean, 
+/**
+ * What matched: `mrn`, `phone`, `birth_date` or `name`.
+ */
+matched: string, 
+/**
+ * How well: 0 is exact; larger is looser (prefix, substring, typo).
+ */
+rank: number, };
+
+export type Sex = "female" | "male" | "other" | "unknown";
+
+export type Chart = { age: number, care_team: Array<string>, 
+/**
+ * How this session got in.
+ */
+access: ChartAccess, allergies?: Array<Allergy>, problems?: Array<Problem>, medications?: Array<Medication>, immunizations?: Array<Immunization>, encounters?: Array<Encounter>, vitals?: Array<Observation>, notes?: Array<Note>, id: number, mrn: string, restricted: boolean, 
+/**
+ * How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`. Clinical
+ * information: absent for roles that may not read the clinical record.
+ */
+allergy_status?: string, 
+/**
+ * Increases with every change of demographics.
+ */
+version: number, created_at: string, created_by: string, updated_at: string, updated_by: string, family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
+
+export type ChartAccess = { "via": "open" } | { "via": "care_team" } | { "via": "break_glass", reason: string, expires_at: string, };
+
+export type Patient = { id: number, mrn: string, restricted: boolean, 
+/**
+ * How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`. Clinical
+ * information: absent for roles that may not read the clinical record.
+ */
+allergy_status?: string, 
+/**
+ * Increases with every change of demographics.
+ */
+version: number, created_at: string, created_by: string, updated_at: string, updated_by: string, family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
+
+export type Demographics = { family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
+
+export type EmergencyContact = { name: string, phone: string, relationship: string | null, };
+
+export type Grant = { patient_id: number, reason: string, granted_at: string, expires_at: string, minutes: number, };
+
+export type Encounter = { id: number, patient_id: number, start: string, kind: EncounterKind, clinician: string, reason: string, created_at: string, created_by: string, };
+
+export type EncounterKind = "office" | "telephone" | "telehealth" | "home";
+
+export type Note = { id: number, patient_id: number, encounter_id: number | null, kind: NoteKind, 
+/**
+ * The signed note this addendum or amendment points to.
+ */
+parent_id: number | null, author: string, 
+/**
+ * `draft` or `signed`.
+ */
+status: string, created_at: string, updated_at: string, signed_by: string | null, signed_at: string | null, 
+/**
+ * SHA-256 of the content as signed.
+ */
+content_sha256: string | null, } & ({ "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, });
+
+export type NoteKind = "note" | "addendum" | "amendment";
+
+export type NoteContent = { "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, };
+
+export type Observation = { id: number, patient_id: number, encounter_id: number | null, vital: Vital, 
+/**
+ * LOINC code.
+ */
+code: string, display: string, value: number, 
+/**
+ * UCUM unit.
+ */
+unit: string, effective: string, 
+/**
+ * N, L, H, LL or HH against the adult reference range.
+ */
+flag: Flag, recorded_by: string, recorded_at: string, };
+
+export type Vital = "systolic" | "diastolic" | "heart_rate" | "respiratory_rate" | "temperature" | "spo2" | "weight" | "height" | "bmi";
+
+export type Flag = "N" | "L" | "H" | "LL" | "HH";
+
+export type Problem = { id: number, patient_id: number, text: string, system: CodeSystem | null, code: string | null, 
+/**
+ * `active`, `resolved` or `inactive`.
+ */
+status: string, onset: string | null, resolved_on: string | null, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, };
+
+export type CodeSystem = "icd10" | "snomed";
+
+export type Allergy = { id: number, patient_id: number, substance: string, reaction: string | null, severity: Severity | null, category: AllergyCategory | null, 
+/**
+ * `active` or `resolved`.
+ */
+status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, };
+
+export type AllergyList = { 
+/**
+ * `unknown` (never asked), `no_known_allergies` (asked: none) or `recorded`.
+ */
+allergy_status: string, allergies: Array<Allergy>, };
+
+export type Severity = "mild" | "moderate" | "severe";
+
+export type AllergyCategory = "food" | "medication" | "environment" | "biologic";
+
+export type Medication = { id: number, patient_id: number, name: string, dose: string | null, route: Route | null, frequency: string | null, start: string | null, stop: string | null, 
+/**
+ * `active` or `stopped`.
+ */
+status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, };
+
+export type Route = "oral" | "sublingual" | "inhaled" | "nasal" | "topical" | "transdermal" | "ophthalmic" | "otic" | "rectal" | "vaginal" | "subcutaneous" | "intramuscular" | "intravenous";
+
+export type Immunization = { id: number, patient_id: number, vaccine: string, cvx: string, date: string, lot: string | null, site: Site | null, 
+/**
+ * `completed`, or `entered_in_error` once resolved as a mistake.
+ */
+status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, };
+
+export type Site = "left_arm" | "right_arm" | "left_thigh" | "right_thigh" | "oral" | "nasal";
+
+export type User = { name: UserName, role: Role, disabled: boolean, created_at: string, created_by: string | null, };
+
+export type UserName = string;
+
+export type Settings = { 
+/**
+ * A session locks after this long without use.
+ */
+idle_timeout_minutes: number, 
+/**
+ * How long a break-the-glass grant lasts.
+ */
+break_glass_minutes: number, 
+/**
+ * Alert when one user opens this many distinct charts …
+ */
+alert_chart_burst_count: number, 
+/**
+ * … within this many minutes.
+ */
+alert_chart_burst_minutes: number, 
+/**
+ * Alert at this many failed unlocks of one account in a row.
+ */
+alert_failed_unlocks: number, 
+/**
+ * Alert on patient-data access outside these hours (none: the rule is off).
+ */
+clinic_hours: string, 
+/**
+ * The days the clinic is open (Monday first).
+ */
+clinic_days: string, 
+/**
+ * The clinic's UTC offset in minutes; none means this computer's local time.
+ */
+clinic_utc_offset_minutes: number | null, };
+
+export type Alert = { id: number, rule: string, time: string, 
+/**
+ * The user whose action raised it, if any.
+ */
+user: string | null, patient_id: string | null, summary: string, 
+/**
+ * The audit entry that raised it.
+ */
+audit_seq: number, acknowledged_at: string | null, acknowledged_by: string | null, note: string | null, };
+
+export type Verification = { ok: boolean, entries: number, head_seq: number, checkpoints: number, unsigned_tail: number, first_bad_seq: number | null, reason: string | null, };
+
+export type PatientInput = { family: string, given: string, preferred: string | null, 
+/**
+ * YYYY-MM-DD.
+ */
+birth_date: string, 
+/**
+ * `female`, `male`, `other` or `unknown`.
+ */
+sex: string, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, restricted: boolean, };
+
+export type EncounterInput = { kind: string, 
+/**
+ * When it started; now if empty.
+ */
+start: string | null, reason: string, };
+
+export type NoteInput = { "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, };
+
+export type VitalsForm = { systolic: number | null, diastolic: number | null, heart_rate: number | null, respiratory_rate: number | null, temperature: number | null, spo2: number | null, weight: number | null, height: number | null, 
+/**
+ * When they were taken; now if empty.
+ */
+effective: string | null, encounter_id: number | null, };
+
+export type ProblemInput = { text: string, 
+/**
+ * `snomed` or `icd10`, with `code`; both empty for an uncoded problem.
+ */
+system: string | null, code: string | null, onset: string | null, };
+
+export type AllergyInput = { substance: string, reaction: string | null, 
+/**
+ * `mild`, `moderate` or `severe`.
+ */
+severity: string | null, 
+/**
+ * `medication`, `food`, `environment` or `biologic`.
+ */
+category: string | null, };
+
+export type MedicationInput = { name: string, dose: string | null, route: string | null, frequency: string | null, start: string | null, };
+
+export type ImmunizationInput = { vaccine: string, 
+/**
+ * The CDC CVX code, e.g. 141 for influenza.
+ */
+cvx: string, date: string, lot: string | null, site: string | null, };
+
+export type AuditQuery = { patient: string | null, user: string | null, event: string | null, 
+/**
+ * `success`, `denied` or `failed`.
+ */
+outcome: string | null, 
+/**
+ * From this day (YYYY-MM-DD, UTC), inclusive.
+ */
+since: string | null, 
+/**
+ * Up to this day (YYYY-MM-DD, UTC), inclusive.
+ */
+until: string | null, 
+/**
+ * The newest this many.
+ */
+limit: number | null, };
+
+export type AuditRow = { seq: number, time: string, actor: string, role: string | null, action: string, event: string, outcome: string, patient_id: string | null, object: string | null, purpose: string | null, reason: string | null, detail: string | null, };

@@ -1,0 +1,101 @@
+// The Tauri commands this window calls, typed with the declarations generated from the Rust
+// types (src/gen/bindings.ts). Every call goes through the Rust gate; what the webview is
+// sent is already filtered to what the signed-in role may see.
+import { invoke } from "@tauri-apps/api/core";
+import type {
+  Alert,
+  Allergy,
+  AllergyInput,
+  AllergyList,
+  AppError,
+  AuditQuery,
+  AuditRow,
+  Chart,
+  Created,
+  Encounter,
+  EncounterInput,
+  Grant,
+  Immunization,
+  ImmunizationInput,
+  Medication,
+  MedicationInput,
+  Note,
+  NoteInput,
+  Observation,
+  Patient,
+  PatientInput,
+  Problem,
+  ProblemInput,
+  SearchHit,
+  SessionInfo,
+  Settings,
+  User,
+  VaultStatus,
+  Verification,
+  VitalsForm,
+} from "../gen/bindings";
+
+export type * from "../gen/bindings";
+
+/** Every command fails with an AppError; anything else becomes a generic message. */
+export function asAppError(e: unknown): AppError {
+  if (e && typeof e === "object" && "message" in e && "code" in e) {
+    const { code, message } = e as AppError;
+    if (typeof code === "string" && typeof message === "string") return { code, message };
+  }
+  return { code: "internal", message: "Something went wrong. Please try again." };
+}
+
+export const api = {
+  uiReady: () => invoke<void>("ui_ready"),
+  vaultStatus: () => invoke<VaultStatus>("vault_status"),
+  createVault: (admin: string, password: string) => invoke<Created>("create_vault", { admin, password }),
+  createDemo: () => invoke<SessionInfo>("create_demo"),
+  unlock: (user: string, password: string) => invoke<SessionInfo>("unlock", { user, password }),
+  lock: () => invoke<void>("lock"),
+  keepAlive: () => invoke<void>("keep_alive"),
+
+  searchPatients: (query: string) => invoke<SearchHit[]>("search_patients", { query }),
+  openChart: (patient_id: number) => invoke<Chart>("open_chart", { patient_id }),
+  registerPatient: (patient: PatientInput) => invoke<Patient>("register_patient", { patient }),
+  breakGlass: (patient_id: number, reason: string) => invoke<Grant>("break_glass", { patient_id, reason }),
+  addEncounter: (patient_id: number, encounter: EncounterInput) =>
+    invoke<Encounter>("add_encounter", { patient_id, encounter }),
+  draftNote: (patient_id: number, encounter_id: number | null, note: NoteInput) =>
+    invoke<Note>("draft_note", { patient_id, encounter_id, note }),
+  editDraft: (note_id: number, note: NoteInput) => invoke<Note>("edit_draft", { note_id, note }),
+  signNote: (note_id: number) => invoke<Note>("sign_note", { note_id }),
+  addAddendum: (note_id: number, note: NoteInput, amendment: boolean) =>
+    invoke<Note>("add_addendum", { note_id, note, amendment }),
+  recordVitals: (patient_id: number, vitals: VitalsForm) =>
+    invoke<Observation[]>("record_vitals", { patient_id, vitals }),
+  addProblem: (patient_id: number, problem: ProblemInput) => invoke<Problem>("add_problem", { patient_id, problem }),
+  resolveProblem: (problem_id: number, date: string | null) =>
+    invoke<Problem>("resolve_problem", { problem_id, date }),
+  addAllergy: (patient_id: number, allergy: AllergyInput) => invoke<Allergy>("add_allergy", { patient_id, allergy }),
+  recordNoKnownAllergies: (patient_id: number) =>
+    invoke<AllergyList>("record_no_known_allergies", { patient_id }),
+  resolveAllergy: (allergy_id: number) => invoke<Allergy>("resolve_allergy", { allergy_id }),
+  addMedication: (patient_id: number, medication: MedicationInput) =>
+    invoke<Medication>("add_medication", { patient_id, medication }),
+  stopMedication: (medication_id: number, date: string | null) =>
+    invoke<Medication>("stop_medication", { medication_id, date }),
+  addImmunization: (patient_id: number, immunization: ImmunizationInput) =>
+    invoke<Immunization>("add_immunization", { patient_id, immunization }),
+  resolveImmunization: (immunization_id: number) =>
+    invoke<Immunization>("resolve_immunization", { immunization_id }),
+
+  listUsers: () => invoke<User[]>("list_users"),
+  addUser: (name: string, role: string, family_name: string | null, password: string) =>
+    invoke<User>("add_user", { name, role, family_name, password }),
+  disableUser: (name: string) => invoke<User[]>("disable_user", { name }),
+  changeRole: (name: string, role: string) => invoke<User[]>("change_role", { name, role }),
+  resetPassword: (name: string, password: string) => invoke<void>("reset_password", { name, password }),
+  getSettings: () => invoke<Settings>("get_settings"),
+  setSetting: (key: string, value: string) => invoke<Settings>("set_setting", { key, value }),
+
+  auditEntries: (query: AuditQuery) => invoke<AuditRow[]>("audit_entries", { query }),
+  verifyAudit: () => invoke<Verification>("verify_audit"),
+  listAlerts: (all: boolean) => invoke<Alert[]>("list_alerts", { all }),
+  acknowledgeAlert: (id: number, note: string) => invoke<Alert[]>("acknowledge_alert", { id, note }),
+};

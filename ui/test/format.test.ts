@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { ageOn, axisDate, displayName, formatDate, formatDateTime, timeLeft, withUnit } from "../src/lib/format";
+
+describe("dates", () => {
+  it("writes calendar dates unambiguously, without a zone shift", () => {
+    expect(formatDate("2024-03-02")).toBe("02 Mar 2024");
+    expect(formatDate("1999-12-31")).toBe("31 Dec 1999");
+    expect(formatDate(null)).toBe("—");
+    expect(formatDate("not a date")).toBe("not a date");
+    expect(formatDate("2024-13-01")).toBe("2024-13-01");
+  });
+
+  it("writes moments in UTC when asked", () => {
+    expect(formatDateTime("2026-03-02T14:05:09.123456Z", "UTC")).toBe("02 Mar 2026 14:05 UTC");
+    expect(formatDateTime(undefined)).toBe("—");
+  });
+
+  it("counts age in whole years, the day before and on the birthday", () => {
+    expect(ageOn("2000-03-02", new Date(2024, 2, 1))).toBe(23);
+    expect(ageOn("2000-03-02", new Date(2024, 2, 2))).toBe(24);
+    expect(ageOn("2024-01-01", new Date(2024, 5, 1))).toBe(0);
+  });
+
+  it("says how long a break-the-glass grant has left", () => {
+    const now = new Date("2026-01-01T10:00:00Z");
+    expect(timeLeft("2026-01-01T11:00:00Z", now)).toBe("60 minutes left");
+    expect(timeLeft("2026-01-01T10:00:30Z", now)).toBe("1 minute left");
+    expect(timeLeft("2026-01-01T09:59:00Z", now)).toBe("expired");
+    expect(timeLeft("2026-01-01T13:30:00Z", now)).toBe("3 h 30 min left");
+  });
+});
+
+describe("names and units", () => {
+  it("puts the family name first, as registered, with a preferred name", () => {
+    expect(displayName({ family: "García", given: "Ana", preferred: "Annie" })).toBe("García, Ana (Annie)");
+    expect(displayName({ family: "Lee", given: "Jo", preferred: null })).toBe("Lee, Jo");
+    expect(displayName({ family: "<b>x</b>", given: "Jo", preferred: "Jo" })).toBe("<b>x</b>, Jo");
+  });
+
+  it("gives every number its unit", () => {
+    expect(withUnit("systolic", 120)).toBe("120 mmHg");
+    expect(withUnit("temperature", 37.25)).toBe("37.3 °C");
+    expect(withUnit("bmi", 22.04)).toBe("22.0 kg/m²");
+  });
+});
+
+describe("plot axis", () => {
+  it("labels days unambiguously, with the time only on short spans", () => {
+    const t = new Date(2024, 2, 2, 14, 5).getTime() / 1000;
+    expect(axisDate(t, 400 * 86_400)).toBe("02 Mar 2024");
+    expect(axisDate(t, 3600)).toBe("02 Mar 14:05");
+  });
+});
