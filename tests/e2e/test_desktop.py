@@ -18,7 +18,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.common.options import ArgOptions
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import ARTIFACTS, binary
 
@@ -391,3 +391,84 @@ def test_an_idle_window_locks_itself_and_leaves_no_patient_behind(clinic, app):
     logoffs = clinic.json("--user", AUDITOR, "audit", "list", "--event", "session.idle_logoff",
                           password=AUDITOR_PW)["entries"]
     assert [e["actor"] for e in logoffs] == [DOC]
+
+
+def test_the_admin_adds_resets_and_disables_a_user_and_changes_settings(clinic, app):
+    d = app
+    sign_in(d, ADMIN, ADMIN_PW)
+    nav = [b.text for b in d.find_elements(By.CSS_SELECTOR, "nav .navlink")]
+    assert "Users" in nav and "Settings" in nav and "Register patient" not in nav, nav
+    click(d, d.find_element(By.ID, "nav-users"))
+    visible(d, "#users-table")
+    d.find_element(By.ID, "new-user-name").send_keys("nurse.ola")
+    Select(d.find_element(By.ID, "new-user-role")).select_by_visible_text("Nurse")
+    d.find_element(By.ID, "new-user-password").send_keys("first-password-1")
+    click(d, d.find_element(By.ID, "add-user-submit"))
+    assert "Added nurse.ola" in visible(d, "#users-done").text
+    click(d, visible(d, "#reset-nurse\\.ola"))
+    visible(d, "#reset-password").send_keys("second-password-2")
+    click(d, d.find_element(By.ID, "reset-submit"))
+    assert "new password" in visible(d, "#users-done").text
+    shot(d, "50-admin-users")
+    clinic.run("--user", "nurse.ola", "patient", "search", "okafor", password="second-password-2")
+    assert clinic.run("--user", "nurse.ola", "patient", "search", "okafor", password="first-password-1",
+                      check=False).returncode != 0, "the old password no longer opens the vault"
+    click(d, d.find_element(By.ID, "disable-nurse\\.ola"))
+    WebDriverWait(d, 10).until(lambda _: "nurse.ola is disabled" in d.find_element(By.ID, "users-done").text)
+    users = {u["name"]: u for u in clinic.json("--user", ADMIN, "user", "list", password=ADMIN_PW)["users"]}
+    assert users["nurse.ola"]["disabled"] is True and users["nurse.ola"]["role"] == "nurse"
+
+    click(d, d.find_element(By.ID, "nav-settings"))
+    idle = visible(d, "#set-idle_timeout_minutes")
+    assert idle.get_attribute("value") == "10"
+    idle.clear()
+    idle.send_keys("15")
+    hours = d.find_element(By.ID, "set-clinic_hours")
+    hours.clear()
+    hours.send_keys("8 till late")
+    click(d, d.find_element(By.ID, "settings-save"))
+    err = visible(d, "#set-clinic_hours-error")
+    assert err.text, "a bad value is explained next to its field"
+    hours.clear()
+    hours.send_keys("08:00-18:00")
+    click(d, d.find_element(By.ID, "settings-save"))
+    assert "Saved" in visible(d, "#settings-saved").text
+    shot(d, "51-admin-settings")
+    settings = clinic.json("--user", ADMIN, "settings", "show", password=ADMIN_PW)["settings"]
+    assert settings["idle_timeout_minutes"] == 15 and settings["clinic_hours"] == "08:00-18:00", settings
+
+
+def test_front_desk_registers_a_patient(clinic, app):
+    d = app
+    sign_in(d, DESK, DESK_PW)
+    click(d, d.find_element(By.ID, "nav-register"))
+    visible(d, "#reg-family").send_keys("Nakamura")
+    d.find_element(By.ID, "reg-given").send_keys("Emi")
+    d.find_element(By.ID, "reg-birth").send_keys("02/03/2001")
+    Select(d.find_element(By.ID, "reg-sex")).select_by_visible_text("Female")
+    click(d, d.find_element(By.ID, "register-submit"))
+    err = visible(d, "#register-error")
+    assert "birth date" in err.text.lower(), err.text
+    birth = d.find_element(By.ID, "reg-birth")
+    birth.clear()
+    birth.send_keys("2001-03-02")
+    click(d, d.find_element(By.ID, "register-submit"))
+    assert visible(d, "#chart-name").text == "Nakamura, Emi"
+    assert "born 02 Mar 2001" in d.find_element(By.CSS_SELECTOR, ".demo-line").text
+    found = clinic.json("--user", DOC, "patient", "search", "nakamura", password=DOC_PW)
+    assert len(found["patients"]) == 1, found
+
+
+def test_repeated_wrong_passwords_pause_sign_in_with_a_clear_message(clinic, app):
+    d = app
+    visible(d, "#unlock-user").send_keys(DESK)
+    messages = []
+    for _ in range(6):
+        d.find_element(By.ID, "unlock-password").send_keys("wrong password")
+        click(d, d.find_element(By.ID, "unlock-submit"))
+        WebDriverWait(d, 20).until(
+            lambda _: d.find_elements(By.ID, "unlock-error") and d.find_element(By.ID, "unlock-submit").is_enabled())
+        messages.append(d.find_element(By.ID, "unlock-error").text)
+    assert "password is wrong" in messages[0], messages
+    assert "paused" in messages[-1] and "try again in" in messages[-1], messages
+    shot(d, "08-sign-in-paused")
