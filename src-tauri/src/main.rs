@@ -29,9 +29,13 @@ static STARTED: OnceLock<Instant> = OnceLock::new();
 
 /// The window calls this once its first screen is painted. With `CHARTROOM_TIMINGS=1` the
 /// time from process start is printed (the start-up benchmark reads it); nothing else.
+pub(crate) fn timings_wanted() -> bool {
+    std::env::var_os("CHARTROOM_TIMINGS").is_some()
+}
+
 #[tauri::command]
 fn ui_ready() {
-    if std::env::var_os("CHARTROOM_TIMINGS").is_some() {
+    if timings_wanted() {
         if let Some(start) = STARTED.get() {
             eprintln!(
                 "chartroom-desktop: first screen painted {:.1} ms after start",

@@ -44,7 +44,10 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def app(tmp_path: Path):
+def app(tmp_path: Path, request):
+    """The app on this test's vault folder; `@pytest.mark.app_args("--demo")` passes arguments."""
+    marker = request.node.get_closest_marker("app_args")
+    args = list(marker.args) if marker else []
     if not os.environ.get("DISPLAY"):
         pytest.fail("no DISPLAY: run under xvfb-run (the test script does)")
     driver_bin = shutil.which("tauri-driver") or str(Path.home() / ".cargo" / "bin" / "tauri-driver")
@@ -55,6 +58,7 @@ def app(tmp_path: Path):
         CHARTROOM_STATE_DIR=str(tmp_path / "state"),
         CHARTROOM_KDF_TARGET_MS="1",
         WEBKIT_DISABLE_COMPOSITING_MODE="1",
+        CHARTROOM_DEMO_PATIENTS="300",
     )
     server = subprocess.Popen(
         [driver_bin, "--port", str(port), "--native-port", str(native_port)],
@@ -66,7 +70,7 @@ def app(tmp_path: Path):
         wait_for_port(port)
         options = ArgOptions()
         options.set_capability("browserName", "wry")
-        options.set_capability("tauri:options", {"application": str(binary("chartroom-desktop"))})
+        options.set_capability("tauri:options", {"application": str(binary("chartroom-desktop")), "args": args})
         driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=options)
         driver.set_script_timeout(30)
         try:
@@ -472,3 +476,44 @@ def test_repeated_wrong_passwords_pause_sign_in_with_a_clear_message(clinic, app
     assert "password is wrong" in messages[0], messages
     assert "paused" in messages[-1] and "try again in" in messages[-1], messages
     shot(d, "08-sign-in-paused")
+
+
+@pytest.mark.app_args("--demo")
+def test_demo_mode_opens_a_synthetic_clinic_with_full_charts(app, cli):
+    """A newcomer's first look: --demo builds a synthetic clinic and signs in as its physician.
+    These screenshots are the README's (docs/screenshots, cropped to the window)."""
+    d = app
+    card = visible(d, "#demo-title")
+    assert "Demo clinic" in card.text
+    click(d, d.find_element(By.ID, "open-demo"))
+    assert visible(d, "#signed-in-user", timeout=120).text == "dr.demo"
+    hits = search(d, "an")
+    assert len(hits) >= 5
+    time.sleep(0.3)
+    shot(d, "60-demo-search")
+
+    # Patient 1 of a demo clinic has a long history (200 encounters, ~2,000 observations).
+    search(d, "0000018")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    assert "allerg" in d.find_element(By.ID, "allergy-banner").text.lower()
+    click(d, d.find_element(By.ID, "tab-vitals"))
+    WebDriverWait(d, 20).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, "#vitals-plots canvas")) >= 3)
+    rows = d.find_elements(By.CSS_SELECTOR, "#vitals-table tbody tr")
+    assert len(rows) == 200, "the table shows the newest 200 sets; the plots all of them"
+    d.execute_script("document.getElementById('content').scrollTop = 0")
+    time.sleep(0.3)
+    shot(d, "61-demo-chart-vitals")
+    click(d, d.find_element(By.ID, "tab-notes"))
+    visible(d, "#notes-timeline .note")
+    shot(d, "62-demo-chart-notes")
+    lock(d)
+
+    demo = visible(d, "#demo-accounts").text
+    assert "audit.demo" in demo and "chartroom-demo" in demo, demo
+    sign_in(d, "audit.demo", "chartroom-demo")
+    WebDriverWait(d, 20).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr"))
+    click(d, d.find_element(By.ID, "verify-audit"))
+    assert visible(d, "#verify-result").text.startswith("Intact")
+    time.sleep(0.3)
+    shot(d, "63-demo-audit")
