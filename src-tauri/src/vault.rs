@@ -124,6 +124,8 @@ pub struct SessionInfo {
     recovery: bool,
     permissions: Vec<Permission>,
     idle_timeout_minutes: u32,
+    /// How long a break-the-glass grant lasts, for the dialog to say.
+    break_glass_minutes: u32,
 }
 
 impl SessionInfo {
@@ -135,6 +137,7 @@ impl SessionInfo {
             recovery: who.recovery,
             permissions: session.permissions().to_vec(),
             idle_timeout_minutes: session.settings().idle_timeout_minutes,
+            break_glass_minutes: session.settings().break_glass_minutes,
         }
     }
 }

@@ -330,6 +330,7 @@ def test_restricted_chart_break_the_glass_and_the_auditor_sees_it(clinic, app):
     click(d, hits[0])
     dialog = visible(d, "#break-glass-dialog")
     assert "recorded" in dialog.text and "reported" in dialog.text
+    assert "lasts 60 minutes" in dialog.text, dialog.text
     click(d, d.find_element(By.ID, "break-glass-confirm"))
     assert "reason" in visible(d, "#break-glass-error").text.lower()
     shot(d, "30-break-glass-dialog")
@@ -347,6 +348,12 @@ def test_restricted_chart_break_the_glass_and_the_auditor_sees_it(clinic, app):
     alert = visible(d, "#alert-list [data-rule='break_glass']")
     assert NURSE in alert.text
     shot(d, "32-auditor-alert")
+    click(d, alert.find_element(By.CSS_SELECTOR, "button"))
+    visible(d, "#ack-note").send_keys("Checked with the ward: genuine emergency.")
+    click(d, d.find_element(By.ID, "ack-submit"))
+    visible(d, "#alerts-empty")
+    acked = clinic.json("--user", AUDITOR, "alerts", "list", "--all", password=AUDITOR_PW)["alerts"]
+    assert [a["note"] for a in acked if a["rule"] == "break_glass"] == ["Checked with the ward: genuine emergency."]
     click(d, d.find_element(By.ID, "nav-audit"))
     WebDriverWait(d, 20).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#audit-table tr[data-event='break_glass']"))
     row = d.find_element(By.CSS_SELECTOR, "#audit-table tr[data-event='break_glass']")

@@ -19,7 +19,11 @@ notice: string | null,
  */
 demo: DemoInfo | null, };
 
-export type SessionInfo = { user: string, role: Role, recovery: boolean, permissions: Array<Permission>, idle_timeout_minutes: number, };
+export type SessionInfo = { user: string, role: Role, recovery: boolean, permissions: Array<Permission>, idle_timeout_minutes: number, 
+/**
+ * How long a break-the-glass grant lasts, for the dialog to say.
+ */
+break_glass_minutes: number, };
 
 export type Created = { 
 /**
