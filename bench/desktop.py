@@ -72,21 +72,29 @@ def cli(env: dict, *args: str, password: str, new_password: str | None = None) -
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants (the WebKit web process)."""
-    total = 0
-    todo = [pid]
+def rss_kib(pid: int) -> tuple[int, int]:
+    """Resident memory (KiB) of the app process, and of its descendants (WebKit's web and
+    network processes)."""
+    def one(p: int) -> int:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    own, children = one(pid), 0
+    todo = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     while todo:
         p = todo.pop()
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-            todo.extend(int(c) for c in children)
+            children += one(p)
+            todo.extend(int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split())
         except FileNotFoundError:
             pass
-    return total
+    return own, children
+
+
+def mib(kib: tuple[int, int]) -> str:
+    return f"app {kib[0] / 1024:6.1f} MiB + web {kib[1] / 1024:6.1f} MiB = {sum(kib) / 1024:6.1f} MiB"
 
 
 def cold_start(env: dict, runs: int = 7) -> None:
@@ -199,14 +207,15 @@ def main() -> None:
 
             rng = random.Random(7)
             t = time.perf_counter()
-            for i in range(ROUNDS):
+            print(f"\nmemory: an hour-like session of {ROUNDS} chart visits (search, open, a section, back)")
+            print(f"  after unlock        {mib(rss_start)}")
+            for i in range(1, ROUNDS + 1):
                 open_by(rng.choice(names))
                 tab(rng.choice(["vitals", "notes", "problems", "summary"]))
                 back()
-            elapsed = time.perf_counter() - t
-            rss_end = rss_kib(app_pid)
-            print(f"\nmemory: an hour-like session of {ROUNDS} chart visits (search, open, a section, back) in {elapsed:.0f} s")
-            print(f"  app + web process RSS  after unlock {rss_start / 1024:6.1f} MiB   after the session {rss_end / 1024:6.1f} MiB")
+                if i % (ROUNDS // 3 or 1) == 0 or i == ROUNDS:
+                    print(f"  after {i:4d} visits  {mib(rss_kib(app_pid))}", flush=True)
+            print(f"  ({time.perf_counter() - t:.0f} s of scripted use)")
         finally:
             d.quit()
             server.terminate()

@@ -67,7 +67,6 @@ fn generate() -> String {
         c::Verification,
         crate::records::PatientInput,
         crate::records::EncounterInput,
-        crate::records::NoteInput,
         crate::records::VitalsForm,
         crate::records::ProblemInput,
         crate::records::AllergyInput,

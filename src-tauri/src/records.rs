@@ -131,48 +131,14 @@ pub fn add_encounter(
     state.with_session(|s| s.add_encounter(patient_id, &e))
 }
 
-/// A note as typed: free text, or the four SOAP sections (empty ones left out).
-#[derive(Debug, Deserialize, TS)]
-#[serde(tag = "format", rename_all = "snake_case")]
-pub enum NoteInput {
-    Free {
-        text: String,
-    },
-    Soap {
-        subjective: Option<String>,
-        objective: Option<String>,
-        assessment: Option<String>,
-        plan: Option<String>,
-    },
-}
-
-impl NoteInput {
-    fn validate(&self) -> Result<NoteContent, AppError> {
-        Ok(match self {
-            NoteInput::Free { text } => NoteContent::free(text)?,
-            NoteInput::Soap {
-                subjective,
-                objective,
-                assessment,
-                plan,
-            } => NoteContent::soap(
-                subjective.as_deref(),
-                objective.as_deref(),
-                assessment.as_deref(),
-                plan.as_deref(),
-            )?,
-        })
-    }
-}
-
 #[tauri::command(async, rename_all = "snake_case")]
 pub fn draft_note(
     state: State<'_, AppState>,
     patient_id: i64,
     encounter_id: Option<i64>,
-    note: NoteInput,
+    note: NoteContent,
 ) -> Result<Note, AppError> {
-    let content = note.validate()?;
+    let content = note.validated()?;
     state.with_session(|s| s.draft_note(patient_id, encounter_id, &content))
 }
 
@@ -180,9 +146,9 @@ pub fn draft_note(
 pub fn edit_draft(
     state: State<'_, AppState>,
     note_id: i64,
-    note: NoteInput,
+    note: NoteContent,
 ) -> Result<Note, AppError> {
-    let content = note.validate()?;
+    let content = note.validated()?;
     state.with_session(|s| s.edit_draft(note_id, &content))
 }
 
@@ -197,10 +163,10 @@ pub fn sign_note(state: State<'_, AppState>, note_id: i64) -> Result<Note, AppEr
 pub fn add_addendum(
     state: State<'_, AppState>,
     note_id: i64,
-    note: NoteInput,
+    note: NoteContent,
     amendment: bool,
 ) -> Result<Note, AppError> {
-    let content = note.validate()?;
+    let content = note.validated()?;
     state.with_session(|s| s.add_addendum(note_id, &content, amendment))
 }
 

@@ -55,6 +55,10 @@ pub fn record_vitals(
 
 /// How long one key derivation takes with `config`'s policy on this machine, so a benchmark
 /// of unlocking can report the time that is not the KDF.
-pub fn key_derivation_time(config: &chartroom_vault::VaultConfig) -> Result<std::time::Duration, CoreError> {
-    Ok(chartroom_vault::kdf::time_derivation(&config.kdf.params()?)?)
+pub fn key_derivation_time(
+    config: &chartroom_vault::VaultConfig,
+) -> Result<std::time::Duration, CoreError> {
+    Ok(chartroom_vault::kdf::time_derivation(
+        &config.kdf.params()?,
+    )?)
 }

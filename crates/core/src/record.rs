@@ -258,6 +258,25 @@ fn note_text(label: &str, text: &str) -> Result<String, CoreError> {
 }
 
 impl NoteContent {
+    /// The same checks as [`NoteContent::free`] and [`NoteContent::soap`], for content that
+    /// arrives already shaped (the desktop window sends it as JSON).
+    pub fn validated(&self) -> Result<NoteContent, CoreError> {
+        match self {
+            NoteContent::Free { text } => NoteContent::free(text),
+            NoteContent::Soap {
+                subjective,
+                objective,
+                assessment,
+                plan,
+            } => NoteContent::soap(
+                subjective.as_deref(),
+                objective.as_deref(),
+                assessment.as_deref(),
+                plan.as_deref(),
+            ),
+        }
+    }
+
     pub fn free(text: &str) -> Result<NoteContent, CoreError> {
         Ok(NoteContent::Free {
             text: note_text("note", text)?,
@@ -1477,5 +1496,23 @@ mod tests {
             NewImmunization::new("Influenza", "141", "2025-10-01", None, Some("ear"), today())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn content_that_arrives_shaped_is_checked_like_typed_content() {
+        let shaped = |text: &str| NoteContent::Free { text: text.into() };
+        assert_eq!(
+            shaped("  seen today \r\n ok ").validated().expect("valid"),
+            NoteContent::free("seen today \r\n ok").expect("valid")
+        );
+        assert!(shaped("   ").validated().is_err());
+        assert!(shaped("bell \u{7}").validated().is_err());
+        let empty_soap = NoteContent::Soap {
+            subjective: Some(" ".into()),
+            objective: None,
+            assessment: None,
+            plan: None,
+        };
+        assert!(empty_soap.validated().is_err());
     }
 }

@@ -246,8 +246,6 @@ export type EncounterInput = { kind: string,
  */
 start: string | null, reason: string, };
 
-export type NoteInput = { "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, };
-
 export type VitalsForm = { systolic: number | null, diastolic: number | null, heart_rate: number | null, respiratory_rate: number | null, temperature: number | null, spo2: number | null, weight: number | null, height: number | null, 
 /**
  * When they were taken; now if empty.

@@ -20,7 +20,7 @@ import type {
   Medication,
   MedicationInput,
   Note,
-  NoteInput,
+  NoteContent,
   Observation,
   Patient,
   PatientInput,
@@ -61,11 +61,11 @@ export const api = {
   breakGlass: (patient_id: number, reason: string) => invoke<Grant>("break_glass", { patient_id, reason }),
   addEncounter: (patient_id: number, encounter: EncounterInput) =>
     invoke<Encounter>("add_encounter", { patient_id, encounter }),
-  draftNote: (patient_id: number, encounter_id: number | null, note: NoteInput) =>
+  draftNote: (patient_id: number, encounter_id: number | null, note: NoteContent) =>
     invoke<Note>("draft_note", { patient_id, encounter_id, note }),
-  editDraft: (note_id: number, note: NoteInput) => invoke<Note>("edit_draft", { note_id, note }),
+  editDraft: (note_id: number, note: NoteContent) => invoke<Note>("edit_draft", { note_id, note }),
   signNote: (note_id: number) => invoke<Note>("sign_note", { note_id }),
-  addAddendum: (note_id: number, note: NoteInput, amendment: boolean) =>
+  addAddendum: (note_id: number, note: NoteContent, amendment: boolean) =>
     invoke<Note>("add_addendum", { note_id, note, amendment }),
   recordVitals: (patient_id: number, vitals: VitalsForm) =>
     invoke<Observation[]>("record_vitals", { patient_id, vitals }),
