@@ -42,6 +42,8 @@ fn type_and_subtype(event: &str, action: Action) -> (Value, Vec<Value>) {
             (coding(DCM, "110113", "Security Alert"), vec![own])
         }
         e if e.starts_with("audit.") => (coding(DCM, "110101", "Audit Log Used"), vec![own]),
+        e if e.ends_with(".export") => (coding(DCM, "110106", "Export"), vec![own]),
+        e if e.ends_with(".import") => (coding(DCM, "110107", "Import"), vec![own]),
         e if e.ends_with(".search") => (
             coding(AUDIT_EVENT_TYPE, "rest", "RESTful Operation"),
             vec![

@@ -951,6 +951,15 @@ fn load_chart(
     })
 }
 
+/// Every section of a chart, for an export (whose own permission covers the whole record).
+pub(crate) fn load_full_chart(
+    conn: &Connection,
+    patient: Patient,
+    today: NaiveDate,
+) -> Result<Chart, CoreError> {
+    load_chart(conn, patient, ChartAccess::Open, true, true, today)
+}
+
 /// The whole chart read of [`Session::open_chart`], on a raw connection and without the
 /// gate or the audit entry: for the benchmark that prices the audit write. Only someone who
 /// already holds the database key can open such a connection.

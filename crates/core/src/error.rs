@@ -54,6 +54,12 @@ pub enum CoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// An export's key (identity file or passphrase) does not open it.
+    #[error("{0}")]
+    WrongKey(String),
+    /// A file to import is not what it should be: not an export, not FHIR, or inconsistent.
+    #[error("{0}")]
+    InvalidFile(String),
 }
 
 /// What kind of failure an error is, as scripts see it.
@@ -109,17 +115,32 @@ impl CoreError {
             CoreError::InvalidInput(_) => "invalid_input",
             CoreError::NotFound(_) => "not_found",
             CoreError::Conflict(_) => "conflict",
+            CoreError::WrongKey(_) => "wrong_key",
+            CoreError::InvalidFile(_) => "invalid_file",
         }
     }
 
     pub fn kind(&self) -> ErrorKind {
         match self.code() {
             "no_vault" | "database_missing" => ErrorKind::NoVault,
-            "auth_failed" | "invalid_recovery_key" | "session_expired" => ErrorKind::AuthFailed,
+            "auth_failed" | "invalid_recovery_key" | "session_expired" | "wrong_key" => {
+                ErrorKind::AuthFailed
+            }
             "forbidden" => ErrorKind::Forbidden,
             "locked_out" | "busy" => ErrorKind::Temporary,
             "io" | "disk_full" => ErrorKind::Io,
             _ => ErrorKind::BadData,
+        }
+    }
+}
+
+impl From<std::io::Error> for CoreError {
+    /// A failed read or write of a file: a full disk is told apart.
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+            CoreError::Vault(VaultError::DiskFull)
+        } else {
+            CoreError::Vault(VaultError::Io(e))
         }
     }
 }

@@ -150,6 +150,7 @@ fn expected(role: Role, p: Permission) -> bool {
         ManageAlerts,
         ExportRecords,
         ImportRecords,
+        ReadDisclosures,
         ManageSync,
         Backup,
     ];
@@ -169,6 +170,7 @@ fn expected(role: Role, p: Permission) -> bool {
         SignNote,
         BreakGlass,
         ExportRecords,
+        ReadDisclosures,
     ];
     let nurse = [
         SearchPatients,
@@ -187,7 +189,13 @@ fn expected(role: Role, p: Permission) -> bool {
         ReadDemographics,
         EditDemographics,
     ];
-    let auditor = [ViewUsers, ReadAudit, VerifyAudit, ManageAlerts];
+    let auditor = [
+        ViewUsers,
+        ReadAudit,
+        VerifyAudit,
+        ManageAlerts,
+        ReadDisclosures,
+    ];
     match role {
         Role::Admin => admin.contains(&p),
         Role::Physician => physician.contains(&p),

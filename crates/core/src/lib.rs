@@ -12,6 +12,7 @@ mod clock;
 mod config;
 mod demo;
 mod error;
+mod export;
 mod patients;
 mod record;
 mod roles;
@@ -47,6 +48,10 @@ pub use chartroom_vault::{
 };
 pub use config::{default_vault_dir, vault_config, ENV_KDF_TARGET_MS, ENV_STATE_DIR, ENV_VAULT};
 pub use error::{CoreError, Denial, ErrorKind};
+pub use export::{
+    Counts, Destination, Disclosure, ExportReport, ExportRequest, ImportKey, ImportReport,
+    ImportedPatient, KeyInfo, LeftOut, Selection, RESOURCE_TYPES,
+};
 pub use roles::{matrix_markdown, Permission, Role};
 pub use session::{Session, SignedIn};
 pub use users::{check_new_password, User, UserName, MIN_PASSWORD_CHARS};

@@ -464,7 +464,7 @@ pub(crate) fn notes(conn: &Connection, patient_id: i64) -> Result<Vec<Note>, Cor
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn content_columns(c: &NoteContent) -> (&'static str, String, [Option<&str>; 4]) {
+pub(crate) fn content_columns(c: &NoteContent) -> (&'static str, String, [Option<&str>; 4]) {
     match c {
         NoteContent::Free { text } => ("free", text.clone(), [None, None, None, None]),
         NoteContent::Soap {

@@ -70,6 +70,8 @@ pub enum Permission {
     ExportRecords,
     /// Import records from another clinic.
     ImportRecords,
+    /// See a patient's accounting of disclosures (which exports held their record).
+    ReadDisclosures,
     /// Configure and run the upstream audit sync.
     ManageSync,
     /// Make a backup copy of the vault.
@@ -77,7 +79,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 26] = [
+    pub const ALL: [Permission; 27] = [
         Permission::ManageUsers,
         Permission::ViewUsers,
         Permission::ManageKeys,
@@ -102,6 +104,7 @@ impl Permission {
         Permission::ManageAlerts,
         Permission::ExportRecords,
         Permission::ImportRecords,
+        Permission::ReadDisclosures,
         Permission::ManageSync,
         Permission::Backup,
     ];
@@ -132,6 +135,7 @@ impl Permission {
             Permission::ManageAlerts => "manage_alerts",
             Permission::ExportRecords => "export_records",
             Permission::ImportRecords => "import_records",
+            Permission::ReadDisclosures => "read_disclosures",
             Permission::ManageSync => "manage_sync",
             Permission::Backup => "backup",
         }
@@ -164,6 +168,7 @@ impl Permission {
             Permission::ManageAlerts => "see or acknowledge access alerts",
             Permission::ExportRecords => "export records",
             Permission::ImportRecords => "import records",
+            Permission::ReadDisclosures => "see the accounting of disclosures",
             Permission::ManageSync => "manage audit sync",
             Permission::Backup => "make backups",
         }
@@ -197,6 +202,7 @@ impl Role {
                 ManageAlerts,
                 ExportRecords,
                 ImportRecords,
+                ReadDisclosures,
                 ManageSync,
                 Backup,
             ],
@@ -216,6 +222,7 @@ impl Role {
                 SignNote,
                 BreakGlass,
                 ExportRecords,
+                ReadDisclosures,
             ],
             Role::Nurse => &[
                 SearchPatients,
@@ -234,7 +241,13 @@ impl Role {
                 ReadDemographics,
                 EditDemographics,
             ],
-            Role::Auditor => &[ViewUsers, ReadAudit, VerifyAudit, ManageAlerts],
+            Role::Auditor => &[
+                ViewUsers,
+                ReadAudit,
+                VerifyAudit,
+                ManageAlerts,
+                ReadDisclosures,
+            ],
         }
     }
 

@@ -328,4 +328,51 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX immunizations_patient ON immunizations (patient_id);
     ",
     },
+    Migration {
+        version: 4,
+        name: "exports as disclosures, and what imports brought in",
+        sql: "
+        -- Each export: who made it, for whom (name and key fingerprints), why, and what.
+        CREATE TABLE disclosures (
+            id          INTEGER PRIMARY KEY,
+            time        TEXT NOT NULL,
+            actor       TEXT NOT NULL,
+            role        TEXT,
+            recipient   TEXT NOT NULL,
+            keys        TEXT NOT NULL,      -- JSON: [{type, fingerprint}]
+            purpose     TEXT NOT NULL CHECK (length(trim(purpose)) > 0),
+            format      TEXT NOT NULL,
+            patients    INTEGER NOT NULL,
+            resources   TEXT NOT NULL,      -- JSON: {resource type: count}
+            left_out    INTEGER NOT NULL,
+            bytes       INTEGER NOT NULL,
+            sha256      TEXT NOT NULL       -- of the encrypted file as written
+        ) STRICT;
+        CREATE TABLE disclosure_patients (
+            disclosure_id INTEGER NOT NULL REFERENCES disclosures (id),
+            patient_id    INTEGER NOT NULL REFERENCES patients (id),
+            resources     TEXT NOT NULL,    -- JSON: {resource type: count}
+            PRIMARY KEY (disclosure_id, patient_id)
+        ) STRICT, WITHOUT ROWID;
+        CREATE INDEX disclosure_patients_patient ON disclosure_patients (patient_id);
+        CREATE TRIGGER disclosures_no_update BEFORE UPDATE ON disclosures
+        BEGIN SELECT RAISE(ABORT, 'the accounting of disclosures is append-only'); END;
+        CREATE TRIGGER disclosures_no_delete BEFORE DELETE ON disclosures
+        BEGIN SELECT RAISE(ABORT, 'the accounting of disclosures is append-only'); END;
+        CREATE TRIGGER disclosure_patients_no_update BEFORE UPDATE ON disclosure_patients
+        BEGIN SELECT RAISE(ABORT, 'the accounting of disclosures is append-only'); END;
+        CREATE TRIGGER disclosure_patients_no_delete BEFORE DELETE ON disclosure_patients
+        BEGIN SELECT RAISE(ABORT, 'the accounting of disclosures is append-only'); END;
+
+        -- Every imported resource by its origin, so importing a file again adds nothing.
+        CREATE TABLE imported_records (
+            source        TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            source_id     TEXT NOT NULL,
+            local_id      INTEGER NOT NULL,
+            imported_at   TEXT NOT NULL,
+            PRIMARY KEY (source, resource_type, source_id)
+        ) STRICT, WITHOUT ROWID;
+    ",
+    },
 ];

@@ -112,6 +112,9 @@ pub(crate) struct Ctx<'a> {
     pub settings: &'a Settings,
     /// The patient the operation names, as the gate read it (inside the same transaction).
     pub patient: Option<&'a Patient>,
+    /// Further audit entries the operation owes (one per patient of an export or import),
+    /// appended after its own entry in the same transaction.
+    pub also: std::cell::RefCell<Vec<Op>>,
 }
 
 impl Ctx<'_> {
@@ -119,6 +122,11 @@ impl Ctx<'_> {
     pub fn patient(&self) -> Result<&Patient, CoreError> {
         self.patient
             .ok_or_else(|| CoreError::NotFound("The operation names no patient.".into()))
+    }
+
+    /// Owes one more audit entry, written if the operation succeeds.
+    pub fn also(&self, op: Op) {
+        self.also.borrow_mut().push(op);
     }
 }
 
@@ -513,6 +521,7 @@ impl Session {
             actor: &actor,
             settings: &self.settings,
             patient: named.as_ref(),
+            also: Default::default(),
         };
         let value = match body(&tx, &mut op, &ctx) {
             Ok(value) => value,
@@ -529,6 +538,10 @@ impl Session {
         };
         let rec = audit::append(&tx, &self.device, &actor, now, &op)?;
         alerts::evaluate(&tx, &self.settings, &rec)?;
+        for extra in ctx.also.take() {
+            let rec = audit::append(&tx, &self.device, &actor, now, &extra)?;
+            alerts::evaluate(&tx, &self.settings, &rec)?;
+        }
         tx.commit()?;
         Ok(value)
     }
@@ -858,6 +871,7 @@ impl Session {
             actor: &actor,
             settings: &self.settings,
             patient: None,
+            also: Default::default(),
         };
         let result = (|| {
             let tx_conn = vault.connection();

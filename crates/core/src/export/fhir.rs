@@ -1,0 +1,1014 @@
+//! The clinical record as FHIR R4 resources, and back.
+//!
+//! Export maps a chart to standard resources (Patient, Encounter, Observation with LOINC
+//! and UCUM, Condition, AllergyIntolerance, MedicationStatement, Immunization with CVX,
+//! DocumentReference for signed notes, Provenance for their signatures). What FHIR has no
+//! field for, but a receiving Chartroom needs to rebuild the chart exactly (who recorded an
+//! item and when, who last changed it), travels in extensions a foreign reader may ignore.
+//!
+//! Import is the reverse, for exports made by Chartroom: every field is read strictly and
+//! checked by the same rules as typing it in, so a file never stores what the forms refuse.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use crate::chart_ops::Chart;
+use crate::patients::{Demographics, PatientForm};
+use crate::record::{
+    Allergy, AllergyCategory, CodeSystem, Encounter, EncounterKind, Immunization, Medication,
+    NoteContent, NoteKind, Observation, Problem, Route, Severity, Site,
+};
+use crate::vitals::Vital;
+use crate::CoreError;
+
+pub(crate) const EXT: &str = "https://chartroom.example/fhir/StructureDefinition/";
+pub(crate) const CS: &str = "https://chartroom.example/fhir/CodeSystem/";
+const LOINC: &str = "http://loinc.org";
+const UCUM: &str = "http://unitsofmeasure.org";
+const SNOMED: &str = "http://snomed.info/sct";
+const CVX: &str = "http://hl7.org/fhir/sid/cvx";
+const NKA_CODE: &str = "716186003";
+const PROGRESS_NOTE: &str = "11506-3";
+
+/// The resource types an export holds, in the order a reader needs them.
+pub const RESOURCE_TYPES: [&str; 9] = [
+    "Patient",
+    "Encounter",
+    "Observation",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationStatement",
+    "Immunization",
+    "DocumentReference",
+    "Provenance",
+];
+
+/// The `meta.source` of everything one vault exports: the vault's id as a URN.
+pub(crate) fn source_uri(vault_id: &str) -> String {
+    format!("urn:chartroom:vault:{vault_id}")
+}
+
+fn coding(system: &str, code: &str, display: &str) -> Value {
+    json!({"system": system, "code": code, "display": display})
+}
+
+fn concept(system: &str, code: &str, display: &str) -> Value {
+    json!({"coding": [coding(system, code, display)]})
+}
+
+fn ext_string(name: &str, value: &str) -> Value {
+    json!({"url": format!("{EXT}{name}"), "valueString": value})
+}
+
+fn ext_time(name: &str, value: &str) -> Value {
+    json!({"url": format!("{EXT}{name}"), "valueDateTime": value})
+}
+
+/// Who recorded an item and when, and who changed it last.
+fn history(recorded_by: &str, recorded_at: &str, updated: Option<(&str, &str)>) -> Value {
+    let mut ext = vec![
+        ext_string("recorded-by", recorded_by),
+        ext_time("recorded-at", recorded_at),
+    ];
+    if let Some((by, at)) = updated {
+        ext.push(ext_string("updated-by", by));
+        ext.push(ext_time("updated-at", at));
+    }
+    Value::Array(ext)
+}
+
+fn meta(source: &str) -> Value {
+    json!({"source": source})
+}
+
+fn patient_ref(id: i64) -> Value {
+    json!({"reference": format!("Patient/p{id}")})
+}
+
+/// What the export of one chart adds besides the chart: the allergy state's provenance.
+pub(crate) struct ChartExtras {
+    pub allergy_state_at: Option<String>,
+    pub allergy_state_by: Option<String>,
+}
+
+/// Every resource of one chart. Draft notes are not part of the legal record and stay home.
+pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str) -> Vec<Value> {
+    let p = &chart.patient;
+    let mut out = vec![patient_resource(chart, source)];
+    for e in chart.encounters.iter().flatten() {
+        out.push(encounter_resource(e, source));
+    }
+    for o in chart.vitals.iter().flatten() {
+        out.push(observation_resource(o, source));
+    }
+    for c in chart.problems.iter().flatten() {
+        out.push(condition_resource(c, source));
+    }
+    if p.allergy_status.as_deref() == Some("no_known_allergies") {
+        out.push(json!({
+            "resourceType": "AllergyIntolerance",
+            "id": format!("nka{}", p.id),
+            "meta": meta(source),
+            "clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "active", "Active"),
+            "verificationStatus": concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "confirmed", "Confirmed"),
+            "code": {"coding": [coding(SNOMED, NKA_CODE, "No known allergy")], "text": "No known allergies"},
+            "patient": patient_ref(p.id),
+            "recordedDate": extras.allergy_state_at,
+            "recorder": {"display": extras.allergy_state_by},
+        }));
+    }
+    for a in chart.allergies.iter().flatten() {
+        out.push(allergy_resource(a, source));
+    }
+    for m in chart.medications.iter().flatten() {
+        out.push(medication_resource(m, source));
+    }
+    for i in chart.immunizations.iter().flatten() {
+        out.push(immunization_resource(i, source));
+    }
+    // Oldest first, so an addendum follows what it appends to.
+    let mut notes: Vec<_> = chart
+        .notes
+        .iter()
+        .flatten()
+        .filter(|n| n.status == "signed")
+        .collect();
+    notes.sort_by_key(|n| n.id);
+    for n in notes {
+        let signed_at = n.signed_at.clone().unwrap_or_default();
+        let signed_by = n.signed_by.clone().unwrap_or_default();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let text = n.content.as_text();
+        let structured = serde_json::to_string(&n.content).unwrap_or_default();
+        let mut doc = json!({
+            "resourceType": "DocumentReference",
+            "id": format!("n{}", n.id),
+            "meta": meta(source),
+            "status": "current",
+            "docStatus": "final",
+            "type": {"coding": [coding(LOINC, PROGRESS_NOTE, "Progress note")]},
+            "category": [concept(&format!("{CS}note-kind"), n.kind.as_str(), n.kind.as_str())],
+            "subject": patient_ref(n.patient_id),
+            "date": signed_at,
+            "author": [{"display": n.author}],
+            "authenticator": {"display": signed_by},
+            "content": [
+                {"attachment": {"contentType": "text/plain; charset=utf-8", "data": b64.encode(text.as_bytes())}},
+                {"attachment": {"contentType": "application/json", "data": b64.encode(structured.as_bytes())}},
+            ],
+            "extension": [ext_time("created-at", &n.created_at)],
+        });
+        if let Some(parent) = n.parent_id {
+            doc["relatesTo"] = json!([{"code": "appends", "target": {"reference": format!("DocumentReference/n{parent}")}}]);
+        }
+        if let Some(enc) = n.encounter_id {
+            doc["context"] = json!({"encounter": [{"reference": format!("Encounter/e{enc}")}]});
+        }
+        out.push(doc);
+        out.push(json!({
+            "resourceType": "Provenance",
+            "id": format!("s{}", n.id),
+            "meta": meta(source),
+            "target": [{"reference": format!("DocumentReference/n{}", n.id)}],
+            "recorded": signed_at,
+            "activity": concept("http://terminology.hl7.org/CodeSystem/v3-DocumentCompletion", "LA", "legally authenticated"),
+            "agent": [{
+                "type": concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
+                "who": {"display": signed_by},
+            }],
+            "signature": [{
+                "type": [coding("urn:iso-astm:E1762-95:2013", "1.2.840.10065.1.12.1.1", "Author's Signature")],
+                "when": signed_at,
+                "who": {"display": signed_by},
+                "sigFormat": "text/plain",
+                "data": b64.encode(format!("sha256:{}", n.content_sha256.clone().unwrap_or_default())),
+            }],
+        }));
+    }
+    out
+}
+
+fn patient_resource(chart: &Chart, source: &str) -> Value {
+    let p = &chart.patient;
+    let d = &p.demographics;
+    let mut r = json!({
+        "resourceType": "Patient",
+        "id": format!("p{}", p.id),
+        "meta": meta(source),
+        "identifier": [{
+            "use": "usual",
+            "type": concept("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "Medical record number"),
+            "system": format!("{source}:mrn"),
+            "value": p.mrn,
+        }],
+        "name": [{"use": "official", "family": d.family, "given": [d.given]}],
+        "gender": d.sex.as_str(),
+        "birthDate": d.birth_date.format("%Y-%m-%d").to_string(),
+    });
+    if p.restricted {
+        r["meta"]["security"] = json!([coding(
+            "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+            "R",
+            "restricted"
+        )]);
+    }
+    if let Some(preferred) = &d.preferred {
+        r["name"]
+            .as_array_mut()
+            .expect("an array")
+            .push(json!({"use": "usual", "given": [preferred]}));
+    }
+    let mut telecom = vec![];
+    if let Some(phone) = &d.phone {
+        telecom.push(json!({"system": "phone", "value": phone}));
+    }
+    if let Some(email) = &d.email {
+        telecom.push(json!({"system": "email", "value": email}));
+    }
+    if !telecom.is_empty() {
+        r["telecom"] = Value::Array(telecom);
+    }
+    if let Some(address) = &d.address {
+        r["address"] = json!([{"text": address}]);
+    }
+    if let Some(c) = &d.emergency_contact {
+        let mut contact = json!({
+            "name": {"text": c.name},
+            "telecom": [{"system": "phone", "value": c.phone}],
+        });
+        if let Some(rel) = &c.relationship {
+            contact["relationship"] = json!([{"text": rel}]);
+        }
+        r["contact"] = json!([contact]);
+    }
+    if let Some(gi) = &d.gender_identity {
+        r["extension"] = json!([ext_string("gender-identity", gi)]);
+    }
+    r
+}
+
+fn encounter_resource(e: &Encounter, source: &str) -> Value {
+    let (class, class_display) = match e.kind {
+        EncounterKind::Office => ("AMB", "ambulatory"),
+        EncounterKind::Telephone | EncounterKind::Telehealth => ("VR", "virtual"),
+        EncounterKind::Home => ("HH", "home health"),
+    };
+    json!({
+        "resourceType": "Encounter",
+        "id": format!("e{}", e.id),
+        "meta": meta(source),
+        "status": "finished",
+        "class": coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", class, class_display),
+        "type": [{"coding": [coding(&format!("{CS}encounter-kind"), e.kind.as_str(), e.kind.label())], "text": e.kind.label()}],
+        "subject": patient_ref(e.patient_id),
+        "participant": [{"individual": {"display": e.clinician}}],
+        "period": {"start": e.start},
+        "reasonCode": [{"text": e.reason}],
+        "extension": history(&e.created_by, &e.created_at, None),
+    })
+}
+
+fn observation_resource(o: &Observation, source: &str) -> Value {
+    let mut r = json!({
+        "resourceType": "Observation",
+        "id": format!("o{}", o.id),
+        "meta": meta(source),
+        "status": "final",
+        "category": [concept("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")],
+        "code": {"coding": [coding(LOINC, &o.code, &o.display)], "text": o.display},
+        "subject": patient_ref(o.patient_id),
+        "effectiveDateTime": o.effective,
+        "issued": o.recorded_at,
+        "performer": [{"display": o.recorded_by}],
+        "valueQuantity": {"value": o.value, "unit": o.unit, "system": UCUM, "code": o.unit},
+        "interpretation": [concept("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", o.flag.as_str(), o.flag.as_str())],
+    });
+    if let Some(enc) = o.encounter_id {
+        r["encounter"] = json!({"reference": format!("Encounter/e{enc}")});
+    }
+    r
+}
+
+fn condition_resource(c: &Problem, source: &str) -> Value {
+    let mut code = json!({"text": c.text});
+    if let (Some(system), Some(value)) = (c.system, &c.code) {
+        code["coding"] = json!([{"system": system.uri(), "code": value}]);
+    }
+    let mut r = json!({
+        "resourceType": "Condition",
+        "id": format!("c{}", c.id),
+        "meta": meta(source),
+        "clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/condition-clinical", &c.status, &c.status),
+        "verificationStatus": concept("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed"),
+        "category": [concept("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item", "Problem List Item")],
+        "code": code,
+        "subject": patient_ref(c.patient_id),
+        "recordedDate": c.recorded_at,
+        "recorder": {"display": c.recorded_by},
+        "extension": history(&c.recorded_by, &c.recorded_at, Some((&c.updated_by, &c.updated_at))),
+    });
+    if let Some(onset) = &c.onset {
+        r["onsetDateTime"] = json!(onset);
+    }
+    if let Some(resolved) = &c.resolved_on {
+        r["abatementDateTime"] = json!(resolved);
+    }
+    r
+}
+
+fn allergy_resource(a: &Allergy, source: &str) -> Value {
+    let mut r = json!({
+        "resourceType": "AllergyIntolerance",
+        "id": format!("a{}", a.id),
+        "meta": meta(source),
+        "clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", &a.status, &a.status),
+        "verificationStatus": concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "confirmed", "Confirmed"),
+        "code": {"text": a.substance},
+        "patient": patient_ref(a.patient_id),
+        "recordedDate": a.recorded_at,
+        "recorder": {"display": a.recorded_by},
+    });
+    let mut ext = history(
+        &a.recorded_by,
+        &a.recorded_at,
+        Some((&a.updated_by, &a.updated_at)),
+    );
+    if let Some(cat) = a.category {
+        r["category"] = json!([cat.as_str()]);
+    }
+    match (&a.reaction, a.severity) {
+        (Some(reaction), severity) => {
+            let mut reaction = json!({"manifestation": [{"text": reaction}]});
+            if let Some(s) = severity {
+                reaction["severity"] = json!(s.as_str());
+            }
+            r["reaction"] = json!([reaction]);
+        }
+        (None, Some(s)) => {
+            // FHIR puts severity on a reaction; with none recorded, it travels alone.
+            if let Value::Array(list) = &mut ext {
+                list.push(json!({"url": format!("{EXT}severity"), "valueCode": s.as_str()}));
+            }
+        }
+        (None, None) => {}
+    }
+    r["extension"] = ext;
+    r
+}
+
+fn medication_resource(m: &Medication, source: &str) -> Value {
+    let mut r = json!({
+        "resourceType": "MedicationStatement",
+        "id": format!("m{}", m.id),
+        "meta": meta(source),
+        "status": m.status,
+        "medicationCodeableConcept": {"text": m.name},
+        "subject": patient_ref(m.patient_id),
+        "dateAsserted": m.recorded_at,
+        "informationSource": {"display": m.recorded_by},
+        "extension": history(&m.recorded_by, &m.recorded_at, Some((&m.updated_by, &m.updated_at))),
+    });
+    if m.start.is_some() || m.stop.is_some() {
+        let mut period = Map::new();
+        if let Some(s) = &m.start {
+            period.insert("start".into(), json!(s));
+        }
+        if let Some(s) = &m.stop {
+            period.insert("end".into(), json!(s));
+        }
+        r["effectivePeriod"] = Value::Object(period);
+    }
+    let mut dosage = Map::new();
+    if let Some(d) = &m.dose {
+        dosage.insert("text".into(), json!(d));
+    }
+    if let Some(route) = m.route {
+        dosage.insert("route".into(), json!({"text": route.as_str()}));
+    }
+    if let Some(f) = &m.frequency {
+        dosage.insert("timing".into(), json!({"code": {"text": f}}));
+    }
+    if !dosage.is_empty() {
+        r["dosage"] = json!([dosage]);
+    }
+    r
+}
+
+fn immunization_resource(i: &Immunization, source: &str) -> Value {
+    let mut r = json!({
+        "resourceType": "Immunization",
+        "id": format!("i{}", i.id),
+        "meta": meta(source),
+        "status": if i.status == "entered_in_error" { "entered-in-error" } else { "completed" },
+        "vaccineCode": {"coding": [{"system": CVX, "code": i.cvx}], "text": i.vaccine},
+        "patient": patient_ref(i.patient_id),
+        "occurrenceDateTime": i.date,
+        "recorded": i.recorded_at,
+        "primarySource": true,
+        "extension": history(&i.recorded_by, &i.recorded_at, Some((&i.updated_by, &i.updated_at))),
+    });
+    if let Some(lot) = &i.lot {
+        r["lotNumber"] = json!(lot);
+    }
+    if let Some(site) = i.site {
+        let (code, display) = site.act_site();
+        r["site"] = json!({"coding": [coding("http://terminology.hl7.org/CodeSystem/v3-ActSite", code, display)], "text": site.as_str()});
+    }
+    r
+}
+
+// ----- reading back ------------------------------------------------------------------------
+
+/// A problem found in a file: which resource, and what is wrong with it.
+pub(crate) fn invalid(resource: &str, what: impl std::fmt::Display) -> CoreError {
+    CoreError::InvalidFile(format!("{resource}: {what}"))
+}
+
+/// One resource, read strictly: missing or mistyped fields are errors that name the field.
+pub(crate) struct Res<'a> {
+    pub value: &'a Map<String, Value>,
+    pub label: String,
+}
+
+impl<'a> Res<'a> {
+    pub fn new(value: &'a Value) -> Result<Res<'a>, CoreError> {
+        let map = value
+            .as_object()
+            .ok_or_else(|| invalid("the file", "a resource is not a JSON object"))?;
+        let kind = map
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the file", "a resource has no resourceType"))?;
+        let id = map
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(kind, "a resource has no id"))?;
+        let label: String = format!("{kind}/{id}").chars().take(80).collect();
+        Ok(Res { value: map, label })
+    }
+
+    pub fn kind(&self) -> &str {
+        self.value["resourceType"].as_str().unwrap_or_default()
+    }
+
+    pub fn id(&self) -> &str {
+        self.value["id"].as_str().unwrap_or_default()
+    }
+
+    pub fn err(&self, what: impl std::fmt::Display) -> CoreError {
+        invalid(&self.label, what)
+    }
+
+    fn at(&self, path: &str) -> Option<&'a Value> {
+        let mut v: &Value = self.value.get(path.split('.').next()?)?;
+        for part in path.split('.').skip(1) {
+            v = match part.parse::<usize>() {
+                Ok(i) => v.get(i)?,
+                Err(_) => v.get(part)?,
+            };
+        }
+        (!v.is_null()).then_some(v)
+    }
+
+    pub fn opt_str(&self, path: &str) -> Result<Option<&'a str>, CoreError> {
+        match self.at(path) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.err(format!("{path} is not text"))),
+        }
+    }
+
+    pub fn str(&self, path: &str) -> Result<&'a str, CoreError> {
+        self.opt_str(path)?
+            .ok_or_else(|| self.err(format!("{path} is missing")))
+    }
+
+    pub fn f64(&self, path: &str) -> Result<f64, CoreError> {
+        self.at(path)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| self.err(format!("{path} is missing or not a number")))
+    }
+
+    /// The value of a Chartroom extension.
+    pub fn ext(&self, name: &str) -> Result<Option<&'a str>, CoreError> {
+        let url = format!("{EXT}{name}");
+        let Some(list) = self.value.get("extension") else {
+            return Ok(None);
+        };
+        let list = list
+            .as_array()
+            .ok_or_else(|| self.err("extension is not a list"))?;
+        for e in list {
+            if e.get("url").and_then(Value::as_str) == Some(url.as_str()) {
+                for key in ["valueString", "valueDateTime", "valueCode"] {
+                    if let Some(v) = e.get(key) {
+                        return v
+                            .as_str()
+                            .map(Some)
+                            .ok_or_else(|| self.err(format!("extension {name} is not text")));
+                    }
+                }
+                return Err(self.err(format!("extension {name} has no value")));
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn req_ext(&self, name: &str) -> Result<&'a str, CoreError> {
+        self.ext(name)?
+            .ok_or_else(|| self.err(format!("the {name} extension is missing")))
+    }
+
+    /// The local id behind a reference like `Patient/p12`, checked against its type.
+    pub fn reference(&self, path: &str, kind: &str) -> Result<Option<String>, CoreError> {
+        let Some(text) = self.opt_str(path)? else {
+            return Ok(None);
+        };
+        match text.split_once('/') {
+            Some((k, id)) if k == kind && valid_id(id) => Ok(Some(id.to_owned())),
+            _ => Err(self.err(format!("{path} should refer to a {kind}"))),
+        }
+    }
+
+    /// The `code` of the first coding in a CodeableConcept with the given system.
+    pub fn code_in(&self, path: &str, system: &str) -> Result<Option<&'a str>, CoreError> {
+        let Some(list) = self.at(&format!("{path}.coding")) else {
+            return Ok(None);
+        };
+        let list = list
+            .as_array()
+            .ok_or_else(|| self.err(format!("{path}.coding is not a list")))?;
+        Ok(list
+            .iter()
+            .find(|c| c.get("system").and_then(Value::as_str) == Some(system))
+            .and_then(|c| c.get("code"))
+            .and_then(Value::as_str))
+    }
+}
+
+/// A FHIR id: 1 to 64 of letters, digits, `-` and `.`.
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// The number in one of our own ids (`p12` → 12), which the note signatures cover.
+pub(crate) fn number_of(id: &str, prefix: &str) -> Option<i64> {
+    id.strip_prefix(prefix)?.parse().ok().filter(|n| *n > 0)
+}
+
+/// A patient's demographics from their Patient resource, checked like the registration form.
+pub(crate) fn read_patient(
+    r: &Res<'_>,
+    today: chrono::NaiveDate,
+) -> Result<(Demographics, bool), CoreError> {
+    let names = r
+        .value
+        .get("name")
+        .and_then(Value::as_array)
+        .ok_or_else(|| r.err("name is missing"))?;
+    let official = names
+        .iter()
+        .find(|n| n.get("use").and_then(Value::as_str) == Some("official"))
+        .or_else(|| names.first())
+        .ok_or_else(|| r.err("name is empty"))?;
+    let family = official
+        .get("family")
+        .and_then(Value::as_str)
+        .ok_or_else(|| r.err("name.family is missing"))?;
+    let given = official
+        .get("given")
+        .and_then(|g| g.get(0))
+        .and_then(Value::as_str)
+        .ok_or_else(|| r.err("name.given is missing"))?;
+    let preferred = names
+        .iter()
+        .find(|n| n.get("use").and_then(Value::as_str) == Some("usual"))
+        .and_then(|n| n.get("given")?.get(0)?.as_str());
+    let telecom = |system: &str| -> Option<String> {
+        r.value
+            .get("telecom")?
+            .as_array()?
+            .iter()
+            .find(|t| t.get("system").and_then(Value::as_str) == Some(system))?
+            .get("value")?
+            .as_str()
+            .map(str::to_owned)
+    };
+    let contact = r.value.get("contact").and_then(|c| c.get(0));
+    let contact_str = |path: &[&str]| -> Option<String> {
+        let mut v = contact?;
+        for p in path {
+            v = match p.parse::<usize>() {
+                Ok(i) => v.get(i)?,
+                Err(_) => v.get(*p)?,
+            };
+        }
+        v.as_str().map(str::to_owned)
+    };
+    let form = PatientForm {
+        family: family.to_owned(),
+        given: given.to_owned(),
+        preferred: preferred.map(str::to_owned),
+        birth_date: r.str("birthDate")?.to_owned(),
+        sex: r.str("gender")?.to_owned(),
+        gender_identity: r.ext("gender-identity")?.map(str::to_owned),
+        phone: telecom("phone"),
+        email: telecom("email"),
+        address: r.opt_str("address.0.text")?.map(str::to_owned),
+        emergency_name: contact_str(&["name", "text"]),
+        emergency_phone: contact_str(&["telecom", "0", "value"]),
+        emergency_relationship: contact_str(&["relationship", "0", "text"]),
+    };
+    let demographics = form.validate(today).map_err(|e| r.err(e))?;
+    let restricted = r
+        .value
+        .get("meta")
+        .and_then(|m| m.get("security"))
+        .and_then(Value::as_array)
+        .is_some_and(|list| {
+            list.iter()
+                .any(|c| c.get("code").and_then(Value::as_str) == Some("R"))
+        });
+    Ok((demographics, restricted))
+}
+
+/// An item's history: who recorded it and when, who changed it last and when.
+pub(crate) struct Stamp {
+    pub recorded_by: String,
+    pub recorded_at: String,
+    pub updated_by: String,
+    pub updated_at: String,
+}
+
+fn time(r: &Res<'_>, label: &str, text: &str) -> Result<String, CoreError> {
+    chartroom_audit::parse_time(text)
+        .map(chartroom_audit::format_time)
+        .ok_or_else(|| r.err(format!("{label} is not a date and time: {}", clip(text))))
+}
+
+pub(crate) fn clip(text: &str) -> String {
+    text.chars().take(40).collect()
+}
+
+fn who(r: &Res<'_>, label: &str, text: &str) -> Result<String, CoreError> {
+    crate::patients::bounded_text(label, text, 200).map_err(|e| r.err(e))
+}
+
+pub(crate) fn read_stamp(r: &Res<'_>, updates: bool) -> Result<Stamp, CoreError> {
+    let recorded_by = who(r, "recorded-by", r.req_ext("recorded-by")?)?;
+    let recorded_at = time(r, "recorded-at", r.req_ext("recorded-at")?)?;
+    let (updated_by, updated_at) = if updates {
+        (
+            who(r, "updated-by", r.req_ext("updated-by")?)?,
+            time(r, "updated-at", r.req_ext("updated-at")?)?,
+        )
+    } else {
+        (recorded_by.clone(), recorded_at.clone())
+    };
+    Ok(Stamp {
+        recorded_by,
+        recorded_at,
+        updated_by,
+        updated_at,
+    })
+}
+
+/// A date (`YYYY-MM-DD`) field, checked.
+fn date(r: &Res<'_>, label: &str, text: Option<&str>) -> Result<Option<String>, CoreError> {
+    text.map(|t| {
+        chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .map_err(|_| r.err(format!("{label} is not a date: {}", clip(t))))
+    })
+    .transpose()
+}
+
+pub(crate) struct InEncounter {
+    pub kind: EncounterKind,
+    pub start: String,
+    pub clinician: String,
+    pub reason: String,
+    pub stamp: Stamp,
+}
+
+pub(crate) fn read_encounter(r: &Res<'_>) -> Result<InEncounter, CoreError> {
+    let kind = r
+        .code_in("type.0", &format!("{CS}encounter-kind"))?
+        .ok_or_else(|| r.err("type has no Chartroom encounter kind"))?;
+    let kind = EncounterKind::parse(kind).map_err(|e| r.err(e))?;
+    let reason = crate::patients::bounded_text("reason", r.str("reasonCode.0.text")?, 500)
+        .map_err(|e| r.err(e))?;
+    Ok(InEncounter {
+        kind,
+        start: time(r, "period.start", r.str("period.start")?)?,
+        clinician: who(r, "clinician", r.str("participant.0.individual.display")?)?,
+        reason,
+        stamp: read_stamp(r, false)?,
+    })
+}
+
+pub(crate) struct InObservation {
+    pub vital: Vital,
+    pub value: f64,
+    pub effective: String,
+    pub recorded_by: String,
+    pub recorded_at: String,
+}
+
+pub(crate) fn read_observation(r: &Res<'_>) -> Result<InObservation, CoreError> {
+    let code = r
+        .code_in("code", LOINC)?
+        .ok_or_else(|| r.err("code has no LOINC coding"))?;
+    let vital = Vital::from_loinc(code).ok_or_else(|| {
+        r.err(format!(
+            "LOINC {} is not a vital sign Chartroom records",
+            clip(code)
+        ))
+    })?;
+    let unit = r.str("valueQuantity.code")?;
+    if unit != vital.unit() {
+        return Err(r.err(format!(
+            "the unit {} is not {} for {}",
+            clip(unit),
+            vital.unit(),
+            vital.display()
+        )));
+    }
+    let value = vital
+        .validate(r.f64("valueQuantity.value")?)
+        .map_err(|e| r.err(e))?;
+    Ok(InObservation {
+        vital,
+        value,
+        effective: time(r, "effectiveDateTime", r.str("effectiveDateTime")?)?,
+        recorded_by: who(r, "performer", r.str("performer.0.display")?)?,
+        recorded_at: time(r, "issued", r.str("issued")?)?,
+    })
+}
+
+pub(crate) struct InProblem {
+    pub text: String,
+    pub coding: Option<(CodeSystem, String)>,
+    pub status: String,
+    pub onset: Option<String>,
+    pub resolved_on: Option<String>,
+    pub stamp: Stamp,
+}
+
+pub(crate) fn read_condition(r: &Res<'_>) -> Result<InProblem, CoreError> {
+    let text =
+        crate::patients::bounded_text("problem", r.str("code.text")?, 200).map_err(|e| r.err(e))?;
+    let mut coding = None;
+    for system in [CodeSystem::Icd10, CodeSystem::Snomed] {
+        if let Some(code) = r.code_in("code", system.uri())? {
+            coding = Some((system, system.check(code).map_err(|e| r.err(e))?));
+        }
+    }
+    let status = r
+        .code_in(
+            "clinicalStatus",
+            "http://terminology.hl7.org/CodeSystem/condition-clinical",
+        )?
+        .ok_or_else(|| r.err("clinicalStatus is missing"))?;
+    if !matches!(status, "active" | "resolved" | "inactive") {
+        return Err(r.err(format!(
+            "clinicalStatus {} is not active, resolved or inactive",
+            clip(status)
+        )));
+    }
+    Ok(InProblem {
+        text,
+        coding,
+        status: status.to_owned(),
+        onset: date(r, "onsetDateTime", r.opt_str("onsetDateTime")?)?,
+        resolved_on: date(r, "abatementDateTime", r.opt_str("abatementDateTime")?)?,
+        stamp: read_stamp(r, true)?,
+    })
+}
+
+pub(crate) enum InAllergy {
+    /// The "no known allergies" statement: when and by whom.
+    NoneKnown { at: String, by: String },
+    Allergy {
+        substance: String,
+        reaction: Option<String>,
+        severity: Option<Severity>,
+        category: Option<AllergyCategory>,
+        status: String,
+        stamp: Stamp,
+    },
+}
+
+pub(crate) fn read_allergy(r: &Res<'_>) -> Result<InAllergy, CoreError> {
+    if r.code_in("code", SNOMED)? == Some(NKA_CODE) {
+        return Ok(InAllergy::NoneKnown {
+            at: time(r, "recordedDate", r.str("recordedDate")?)?,
+            by: who(r, "recorder", r.str("recorder.display")?)?,
+        });
+    }
+    let reaction = r.opt_str("reaction.0.manifestation.0.text")?;
+    let severity = r.opt_str("reaction.0.severity")?.or(r.ext("severity")?);
+    let category = r.opt_str("category.0")?;
+    let checked = crate::record::NewAllergy::new(r.str("code.text")?, reaction, severity, category)
+        .map_err(|e| r.err(e))?;
+    let status = r
+        .code_in(
+            "clinicalStatus",
+            "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+        )?
+        .ok_or_else(|| r.err("clinicalStatus is missing"))?;
+    if !matches!(status, "active" | "resolved") {
+        return Err(r.err(format!(
+            "clinicalStatus {} is not active or resolved",
+            clip(status)
+        )));
+    }
+    Ok(InAllergy::Allergy {
+        substance: checked.substance,
+        reaction: checked.reaction,
+        severity: checked.severity,
+        category: checked.category,
+        status: status.to_owned(),
+        stamp: read_stamp(r, true)?,
+    })
+}
+
+pub(crate) struct InMedication {
+    pub name: String,
+    pub dose: Option<String>,
+    pub route: Option<Route>,
+    pub frequency: Option<String>,
+    pub start: Option<String>,
+    pub stop: Option<String>,
+    pub status: String,
+    pub stamp: Stamp,
+}
+
+pub(crate) fn read_medication(r: &Res<'_>) -> Result<InMedication, CoreError> {
+    let status = r.str("status")?;
+    if !matches!(status, "active" | "stopped") {
+        return Err(r.err(format!("status {} is not active or stopped", clip(status))));
+    }
+    let name =
+        crate::patients::bounded_text("medication", r.str("medicationCodeableConcept.text")?, 200)
+            .map_err(|e| r.err(e))?;
+    let dose = crate::patients::optional_text("dose", r.opt_str("dosage.0.text")?, 100)
+        .map_err(|e| r.err(e))?;
+    let frequency =
+        crate::patients::optional_text("frequency", r.opt_str("dosage.0.timing.code.text")?, 100)
+            .map_err(|e| r.err(e))?;
+    let route = r
+        .opt_str("dosage.0.route.text")?
+        .map(Route::parse)
+        .transpose()
+        .map_err(|e| r.err(e))?;
+    Ok(InMedication {
+        name,
+        dose,
+        route,
+        frequency,
+        start: date(
+            r,
+            "effectivePeriod.start",
+            r.opt_str("effectivePeriod.start")?,
+        )?,
+        stop: date(r, "effectivePeriod.end", r.opt_str("effectivePeriod.end")?)?,
+        status: status.to_owned(),
+        stamp: read_stamp(r, true)?,
+    })
+}
+
+pub(crate) struct InImmunization {
+    pub vaccine: String,
+    pub cvx: String,
+    pub date: String,
+    pub lot: Option<String>,
+    pub site: Option<Site>,
+    pub status: String,
+    pub stamp: Stamp,
+}
+
+pub(crate) fn read_immunization(
+    r: &Res<'_>,
+    today: chrono::NaiveDate,
+) -> Result<InImmunization, CoreError> {
+    let status = match r.str("status")? {
+        "completed" => "completed",
+        "entered-in-error" => "entered_in_error",
+        other => {
+            return Err(r.err(format!(
+                "status {} is not completed or entered-in-error",
+                clip(other)
+            )))
+        }
+    };
+    let cvx = r
+        .code_in("vaccineCode", CVX)?
+        .ok_or_else(|| r.err("vaccineCode has no CVX coding"))?;
+    let checked = crate::record::NewImmunization::new(
+        r.str("vaccineCode.text")?,
+        cvx,
+        r.str("occurrenceDateTime")?,
+        r.opt_str("lotNumber")?,
+        r.opt_str("site.text")?,
+        today,
+    )
+    .map_err(|e| r.err(e))?;
+    Ok(InImmunization {
+        vaccine: checked.vaccine,
+        cvx: checked.cvx,
+        date: checked.date.format("%Y-%m-%d").to_string(),
+        lot: checked.lot,
+        site: checked.site,
+        status: status.to_owned(),
+        stamp: read_stamp(r, true)?,
+    })
+}
+
+pub(crate) struct InNote {
+    pub kind: NoteKind,
+    pub author: String,
+    pub content: NoteContent,
+    pub created_at: String,
+    pub signed_by: String,
+    pub signed_at: String,
+    pub parent: Option<String>,
+    pub encounter: Option<String>,
+}
+
+pub(crate) fn read_note(r: &Res<'_>) -> Result<InNote, CoreError> {
+    let kind = match r.code_in("category.0", &format!("{CS}note-kind"))? {
+        Some("note") => NoteKind::Note,
+        Some("addendum") => NoteKind::Addendum,
+        Some("amendment") => NoteKind::Amendment,
+        _ => return Err(r.err("category has no Chartroom note kind")),
+    };
+    let contents = r
+        .value
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or_else(|| r.err("content is missing"))?;
+    let structured = contents
+        .iter()
+        .find(|c| {
+            c.pointer("/attachment/contentType").and_then(Value::as_str) == Some("application/json")
+        })
+        .and_then(|c| c.pointer("/attachment/data"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| r.err("the note's structured content is missing"))?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(structured)
+        .map_err(|_| r.err("the note's content is not base64"))?;
+    let content: NoteContent = serde_json::from_slice(&bytes)
+        .map_err(|_| r.err("the note's structured content is not a Chartroom note"))?;
+    let content = content.validated().map_err(|e| r.err(e))?;
+    let parent = r
+        .value
+        .get("relatesTo")
+        .map(|_| r.reference("relatesTo.0.target.reference", "DocumentReference"))
+        .transpose()?
+        .flatten();
+    if (kind == NoteKind::Note) != parent.is_none() {
+        return Err(r.err("an addendum or amendment must append to a note, and a note to nothing"));
+    }
+    Ok(InNote {
+        kind,
+        author: who(r, "author", r.str("author.0.display")?)?,
+        content,
+        created_at: time(r, "created-at", r.req_ext("created-at")?)?,
+        signed_by: who(r, "authenticator", r.str("authenticator.display")?)?,
+        signed_at: time(r, "date", r.str("date")?)?,
+        parent,
+        encounter: r.reference("context.encounter.0.reference", "Encounter")?,
+    })
+}
+
+/// The signature's digest from a Provenance, and the note it signs.
+pub(crate) fn read_provenance(r: &Res<'_>) -> Result<(String, String), CoreError> {
+    let target = r
+        .reference("target.0.reference", "DocumentReference")?
+        .ok_or_else(|| r.err("target is missing"))?;
+    let data = r.str("signature.0.data")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| r.err("signature.data is not base64"))?;
+    let text = String::from_utf8(bytes).map_err(|_| r.err("signature.data is not a digest"))?;
+    let digest = text
+        .strip_prefix("sha256:")
+        .filter(|d| d.len() == 64 && d.chars().all(|c| c.is_ascii_hexdigit()))
+        .ok_or_else(|| r.err("signature.data is not a SHA-256 digest"))?;
+    Ok((target, digest.to_owned()))
+}
+
+/// How many resources of each type, for reports and the accounting of disclosures.
+pub type Counts = BTreeMap<String, u64>;
+
+pub(crate) fn count(counts: &mut Counts, kind: &str) {
+    *counts.entry(kind.to_owned()).or_default() += 1;
+}

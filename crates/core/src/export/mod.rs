@@ -1,0 +1,489 @@
+//! Exports and imports of records: FHIR R4 in the age format, each export accounted for as
+//! a disclosure (HIPAA 164.528), each import validated whole and written in one transaction.
+
+mod archive;
+pub(crate) mod fhir;
+mod import;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chartroom_audit::format_time;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::audit::Op;
+use crate::chart_ops::load_full_chart;
+use crate::patients;
+use crate::roles::Permission;
+use crate::session::chart_access;
+use crate::{CoreError, Session};
+
+pub use archive::{Destination, ImportKey, KeyInfo};
+pub use fhir::{Counts, RESOURCE_TYPES};
+pub use import::{ImportReport, ImportedPatient};
+
+/// Which patients an export holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Every patient of the clinic the exporter may see.
+    All,
+    /// These patients (one patient gives a FHIR Bundle, more a Bulk Data archive).
+    Patients(Vec<i64>),
+}
+
+/// What to export, to whom and why.
+#[derive(Debug)]
+pub struct ExportRequest {
+    pub selection: Selection,
+    pub destination: Destination,
+    /// Who receives it, in words ("Dr. Okafor, Riverside Cardiology").
+    pub recipient_name: Option<String>,
+    /// Why the records leave the clinic (required: it is part of the accounting).
+    pub purpose: String,
+}
+
+/// A patient the export left out, and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+pub struct LeftOut {
+    pub patient_id: i64,
+    pub reason: String,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+pub struct ExportReport {
+    /// Its number in the accounting of disclosures.
+    pub disclosure_id: i64,
+    /// `bundle` (one patient, a FHIR Bundle) or `bulk-ndjson` (a tar of NDJSON files).
+    pub format: String,
+    pub patients: u64,
+    #[ts(type = "Record<string, number>")]
+    pub resources: Counts,
+    /// Restricted patients the exporter may not see.
+    pub left_out: Vec<LeftOut>,
+    /// Unsigned drafts are not part of the record and are not exported.
+    pub drafts_left_out: u64,
+    pub recipient: String,
+    pub keys: Vec<KeyInfo>,
+    /// Size and SHA-256 of the encrypted file.
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// One export as the accounting of disclosures lists it for a patient.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+pub struct Disclosure {
+    pub id: i64,
+    pub time: String,
+    pub by: String,
+    pub role: Option<String>,
+    pub recipient: String,
+    pub keys: Vec<KeyInfo>,
+    pub purpose: String,
+    pub format: String,
+    /// How many patients the same export held in all.
+    pub patients_in_export: u64,
+    /// This patient's resources in it, by type.
+    #[ts(type = "Record<string, number>")]
+    pub resources: Counts,
+    pub sha256: String,
+}
+
+/// Progress of a long export: patients written so far, of how many.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+const NOT_NAMED: &str = "(recipient not named)";
+
+impl Session {
+    /// Exports records, encrypted, to `out`, and records the disclosure. The accounting and
+    /// the audit entries (one for the export, one per patient) commit only once the whole
+    /// file has been written; a failure leaves no disclosure behind.
+    pub fn export_records(
+        &mut self,
+        request: &ExportRequest,
+        out: &mut dyn Write,
+        progress: Progress<'_>,
+    ) -> Result<ExportReport, CoreError> {
+        let purpose = crate::patients::bounded_text("purpose of the export", &request.purpose, 500)
+            .map_err(|_| {
+                CoreError::InvalidInput(
+                    "Say why the records are exported (for example \"continuing care at Riverside Cardiology\"): the purpose is part of the accounting of disclosures."
+                        .into(),
+                )
+            })?;
+        let recipient = match request.recipient_name.as_deref().map(str::trim) {
+            Some(name) if !name.is_empty() => {
+                crate::patients::bounded_text("recipient", name, 200)?
+            }
+            _ => NOT_NAMED.to_owned(),
+        };
+        let source = fhir::source_uri(&self.vault_id()?);
+        let (encryptor, keys) = archive::encryptor(&request.destination)?;
+        let role = self.role();
+        let mut op = Op::execute("records.export");
+        op.reason = Some(purpose.clone());
+        self.run(Permission::ExportRecords, op, false, |tx, op, ctx| {
+            let wanted: Vec<i64> = match &request.selection {
+                Selection::All => tx
+                    .prepare("SELECT id FROM patients ORDER BY id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?,
+                Selection::Patients(ids) => {
+                    let mut ids = ids.clone();
+                    ids.dedup();
+                    ids
+                }
+            };
+            if wanted.is_empty() {
+                return Err(CoreError::InvalidInput(
+                    "There are no patients to export.".into(),
+                ));
+            }
+            let mut included = Vec::new();
+            let mut left_out = Vec::new();
+            for id in wanted {
+                let patient = patients::get(tx, id)?;
+                if chart_access(tx, &patient, ctx.actor, ctx.now)?.is_some() {
+                    included.push(patient);
+                } else {
+                    left_out.push(LeftOut {
+                        patient_id: id,
+                        reason: "restricted to their care team".into(),
+                    });
+                }
+            }
+            if included.is_empty() {
+                return Err(CoreError::Forbidden(crate::error::Denial::Restricted {
+                    can_break_glass: role.allows(Permission::BreakGlass),
+                }));
+            }
+            let single = matches!(request.selection, Selection::Patients(_)) && included.len() == 1;
+            let total = included.len() as u64;
+            let mut tally = archive::Tally::new(&mut *out);
+            let mut stream = encryptor.wrap_output(&mut tally)?;
+            let mut counts = Counts::new();
+            let mut per_patient = Vec::new();
+            let mut drafts = 0u64;
+            if single {
+                let patient = included.remove(0);
+                let (resources, d) = chart_export(tx, patient, &source, ctx.now)?;
+                drafts += d;
+                let mut mine = Counts::new();
+                for r in &resources {
+                    fhir::count(&mut mine, r["resourceType"].as_str().unwrap_or_default());
+                }
+                let bundle = json!({
+                    "resourceType": "Bundle",
+                    "meta": {"source": source},
+                    "type": "collection",
+                    "timestamp": format_time(ctx.now),
+                    "entry": resources.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>(),
+                });
+                serde_json::to_writer(&mut stream, &bundle)
+                    .map_err(|e| CoreError::from(std::io::Error::other(e)))?;
+                progress(1, 1);
+                merge(&mut counts, &mine);
+                per_patient.push((bundle_patient_id(&bundle), mine));
+            } else {
+                let mut bulk = archive::Bulk::new(&mut stream, ctx.now.timestamp().max(0) as u64);
+                for (done, patient) in included.into_iter().enumerate() {
+                    let id = patient.id;
+                    let (resources, d) = chart_export(tx, patient, &source, ctx.now)?;
+                    drafts += d;
+                    let mut mine = Counts::new();
+                    for r in &resources {
+                        fhir::count(&mut mine, r["resourceType"].as_str().unwrap_or_default());
+                        bulk.push(r)?;
+                    }
+                    merge(&mut counts, &mine);
+                    per_patient.push((id, mine));
+                    progress(done as u64 + 1, total);
+                }
+                bulk.finish(json!({
+                    "transactionTime": format_time(ctx.now),
+                    "request": format!("{source}:export"),
+                    "requiresAccessToken": false,
+                    "error": [],
+                    "extension": {"chartroom": {"source": source, "purpose": purpose}},
+                }))?;
+            }
+            stream.finish()?;
+            let (_, bytes, sha256) = tally.finish();
+            out.flush()?;
+
+            let format = if single { "bundle" } else { "bulk-ndjson" };
+            tx.execute(
+                "INSERT INTO disclosures (time, actor, role, recipient, keys, purpose, format, patients,
+                    resources, left_out, bytes, sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    format_time(ctx.now),
+                    ctx.actor.name,
+                    ctx.actor.role.map(|r| r.as_str()),
+                    recipient,
+                    serde_json::to_string(&keys).unwrap_or_default(),
+                    purpose,
+                    format,
+                    per_patient.len() as i64,
+                    serde_json::to_string(&counts).unwrap_or_default(),
+                    left_out.len() as i64,
+                    bytes as i64,
+                    sha256,
+                ],
+            )?;
+            let disclosure_id = tx.last_insert_rowid();
+            let key_words = key_words(&keys);
+            for (patient_id, mine) in &per_patient {
+                tx.execute(
+                    "INSERT INTO disclosure_patients (disclosure_id, patient_id, resources) VALUES (?1, ?2, ?3)",
+                    params![disclosure_id, patient_id, serde_json::to_string(mine).unwrap_or_default()],
+                )?;
+                let mut each = Op::read("patient.export")
+                    .patient(*patient_id)
+                    .detail(format!(
+                        "disclosure {disclosure_id} to {recipient} ({key_words}): {}",
+                        counts_words(mine)
+                    ));
+                each.purpose = ctx.actor.role.map(|r| r.purpose_of_use().to_owned());
+                each.reason = Some(purpose.clone());
+                ctx.also(each);
+            }
+            *op = op.clone().object("Disclosure", disclosure_id);
+            op.detail = Some(format!(
+                "{format} to {recipient} ({key_words}): {} patients, {} left out (restricted); {}",
+                per_patient.len(),
+                left_out.len(),
+                counts_words(&counts)
+            ));
+            Ok(ExportReport {
+                disclosure_id,
+                format: format.into(),
+                patients: per_patient.len() as u64,
+                resources: counts,
+                left_out,
+                drafts_left_out: drafts,
+                recipient: recipient.clone(),
+                keys: keys.clone(),
+                bytes,
+                sha256,
+            })
+        })
+    }
+
+    /// [`Session::export_records`] into a new file at `path`. The file appears under its
+    /// name only once it is complete and accounted for; until then it is written, already
+    /// encrypted, under a hidden temporary name in the same folder and removed on failure.
+    pub fn export_to_file(
+        &mut self,
+        request: &ExportRequest,
+        path: &Path,
+        progress: Progress<'_>,
+    ) -> Result<ExportReport, CoreError> {
+        if path.exists() {
+            return Err(CoreError::Conflict(format!(
+                "{} already exists; choose another file name.",
+                path.display()
+            )));
+        }
+        let partial = partial_path(path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&partial)?;
+        let mut writer = std::io::BufWriter::new(file);
+        let result = self
+            .export_records(request, &mut writer, progress)
+            .and_then(|report| {
+                let file = writer
+                    .into_inner()
+                    .map_err(|e| CoreError::from(e.into_error()))?;
+                file.sync_all()?;
+                Ok(report)
+            });
+        match result {
+            Ok(report) => {
+                // Accounted for already: a failed rename leaves the file under its
+                // temporary name, and the error says where.
+                std::fs::rename(&partial, path).map_err(|e| {
+                    CoreError::InvalidInput(format!(
+                        "The export was made and recorded, but could not be renamed to {} ({e}); it is at {}.",
+                        path.display(),
+                        partial.display()
+                    ))
+                })?;
+                Ok(report)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+
+    /// Imports an export from another Chartroom vault. The whole file is decrypted and
+    /// checked before anything is written; then everything is written in one transaction.
+    /// Resources already imported from the same source are skipped, so a second import of
+    /// the same file adds nothing.
+    pub fn import_records(
+        &mut self,
+        input: impl std::io::Read,
+        key: &ImportKey,
+    ) -> Result<ImportReport, CoreError> {
+        // The role is checked before the file is even opened.
+        let role = self.role();
+        if !role.allows(Permission::ImportRecords) {
+            let denial = crate::error::Denial::Role {
+                role,
+                permission: Permission::ImportRecords,
+            };
+            return Err(self.deny(Op::create("records.import"), denial));
+        }
+        self.touch()?;
+        let own = fhir::source_uri(&self.vault_id()?);
+        let today = self.clock.now().date_naive();
+        let checked = archive::decrypt(input, key)
+            .map(zeroize::Zeroizing::new)
+            .and_then(|plain| import::parse(&plain, today))
+            .and_then(|parsed| {
+                if parsed.source == own {
+                    Err(CoreError::InvalidFile(
+                        "This export was made by this same vault; importing it here would copy its charts. Nothing was imported."
+                            .into(),
+                    ))
+                } else {
+                    Ok(parsed)
+                }
+            });
+        let parsed = match checked {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                // Refused before anything was written; the attempt is still on record.
+                let failed = Op::create("records.import")
+                    .outcome(chartroom_audit::Outcome::Failed)
+                    .detail(format!("refused: {}", e.code()));
+                let _ = self.record(&failed);
+                return Err(e);
+            }
+        };
+        import::write(self, parsed)
+    }
+
+    /// The accounting of disclosures for one patient: every export that held their record.
+    pub fn disclosures(&mut self, patient_id: i64) -> Result<Vec<Disclosure>, CoreError> {
+        self.run(
+            Permission::ReadDisclosures,
+            Op::read("disclosures.read").patient(patient_id),
+            false,
+            |tx, op, _| {
+                let list = disclosures_of(tx, patient_id)?;
+                op.detail = Some(format!("{} disclosures", list.len()));
+                Ok(list)
+            },
+        )
+    }
+}
+
+fn bundle_patient_id(bundle: &Value) -> i64 {
+    bundle["entry"][0]["resource"]["id"]
+        .as_str()
+        .and_then(|id| fhir::number_of(id, "p"))
+        .unwrap_or_default()
+}
+
+fn merge(total: &mut Counts, part: &Counts) {
+    for (k, v) in part {
+        *total.entry(k.clone()).or_default() += v;
+    }
+}
+
+pub(crate) fn counts_words(counts: &Counts) -> String {
+    if counts.is_empty() {
+        return "no resources".into();
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn key_words(keys: &[KeyInfo]) -> String {
+    keys.iter()
+        .map(|k| match &k.fingerprint {
+            Some(f) => format!("age key {f}"),
+            None => "passphrase".into(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One chart's resources and how many drafts were left out.
+fn chart_export(
+    conn: &Connection,
+    patient: crate::Patient,
+    source: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Vec<Value>, u64), CoreError> {
+    let (at, by): (Option<String>, Option<String>) = conn
+        .prepare_cached("SELECT allergy_state_at, allergy_state_by FROM patients WHERE id = ?1")?
+        .query_row([patient.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let chart = load_full_chart(conn, patient, now.date_naive())?;
+    let drafts = chart
+        .notes
+        .iter()
+        .flatten()
+        .filter(|n| n.status != "signed")
+        .count() as u64;
+    let extras = fhir::ChartExtras {
+        allergy_state_at: at,
+        allergy_state_by: by,
+    };
+    Ok((fhir::chart_resources(&chart, &extras, source), drafts))
+}
+
+fn disclosures_of(conn: &Connection, patient_id: i64) -> Result<Vec<Disclosure>, CoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.time, d.actor, d.role, d.recipient, d.keys, d.purpose, d.format, d.patients,
+                p.resources, d.sha256
+         FROM disclosure_patients p JOIN disclosures d ON d.id = p.disclosure_id
+         WHERE p.patient_id = ?1 ORDER BY d.id",
+    )?;
+    let rows = stmt.query_map([patient_id], |r| {
+        let keys: String = r.get(5)?;
+        let resources: String = r.get(9)?;
+        Ok(Disclosure {
+            id: r.get(0)?,
+            time: r.get(1)?,
+            by: r.get(2)?,
+            role: r.get(3)?,
+            recipient: r.get(4)?,
+            keys: serde_json::from_str(&keys).unwrap_or_default(),
+            purpose: r.get(6)?,
+            format: r.get(7)?,
+            patients_in_export: r.get::<_, i64>(8)?.max(0) as u64,
+            resources: serde_json::from_str(&resources).unwrap_or_default(),
+            sha256: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Where an export is written until it is complete: hidden, next to the target.
+fn partial_path(path: &Path) -> Result<PathBuf, CoreError> {
+    let name = path.file_name().ok_or_else(|| {
+        CoreError::InvalidInput(format!("{} is not a file name.", path.display()))
+    })?;
+    let mut hidden = std::ffi::OsString::from(".");
+    hidden.push(name);
+    hidden.push(".partial");
+    Ok(path.with_file_name(hidden))
+}
+
+#[cfg(test)]
+mod tests;

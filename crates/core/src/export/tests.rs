@@ -1,0 +1,766 @@
+//! Exports and imports on real vaults: the round trip, idempotence, every bad input leaving
+//! the target unchanged, the accounting of disclosures, restricted patients and roles.
+
+use std::io::Read;
+
+use chrono::NaiveDate;
+use secrecy::SecretString;
+use serde_json::Value;
+
+use super::*;
+use crate::gate_tests::{denied_by_role, Clinic};
+use crate::{AuditFilter, Chart, DemoOptions, NoteContent, Role};
+
+fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+/// An X25519 identity file as `age-keygen` writes it, and its recipient.
+fn keypair() -> (String, String) {
+    use age::secrecy::ExposeSecret;
+    let id = age::x25519::Identity::generate();
+    let file = format!(
+        "# created: 2026-03-03T10:00:00Z\n# public key: {}\n{}\n",
+        id.to_public(),
+        id.to_string().expose_secret()
+    );
+    (file, id.to_public().to_string())
+}
+
+/// A clinic with a small demo practice (long charts, notes with addenda, every list) besides
+/// the fixture's patients 1 and 2 (restricted, on dr.okafor's care team).
+fn busy_clinic() -> Clinic {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .generate_demo(
+            &DemoOptions {
+                patients: 12,
+                seed: 7,
+                as_of: NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"),
+                long_chart_every: 6,
+            },
+            |_| {},
+        )
+        .expect("demo");
+    admin.lock().expect("locks");
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor.record_no_known_allergies(1).expect("nka");
+    let draft = doctor
+        .draft_note(
+            1,
+            None,
+            &NoteContent::free("Unfinished thought").expect("valid"),
+        )
+        .expect("drafts");
+    let _ = draft;
+    doctor.lock().expect("locks");
+    clinic
+}
+
+fn request(selection: Selection, dest: Destination) -> ExportRequest {
+    ExportRequest {
+        selection,
+        destination: dest,
+        recipient_name: Some("Riverside Cardiology".into()),
+        purpose: "Continuing care after a move".into(),
+    }
+}
+
+fn export(session: &mut Session, req: &ExportRequest) -> (Vec<u8>, ExportReport) {
+    let mut out = Vec::new();
+    let report = session
+        .export_records(req, &mut out, &mut |_, _| {})
+        .expect("exports");
+    (out, report)
+}
+
+fn decrypt_with(file: &[u8], identity: &str) -> Vec<u8> {
+    let key = ImportKey::Identities(secret(identity));
+    archive::decrypt(file, &key).expect("decrypts")
+}
+
+/// Everything a chart holds that must survive a move, without the ids and registration
+/// details that belong to the vault holding it.
+fn portable(chart: &Chart) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for key in [
+                    "id",
+                    "patient_id",
+                    "encounter_id",
+                    "parent_id",
+                    "content_sha256",
+                ] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(list) => {
+                list.iter_mut().for_each(strip);
+                list.sort_by_key(|v| v.to_string());
+            }
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(chart).expect("json");
+    let map = v.as_object_mut().expect("object");
+    // Drafts are not part of the legal record and are not exported.
+    if let Some(Value::Array(notes)) = map.get_mut("notes") {
+        notes.retain(|n| n["status"] == "signed");
+    }
+    for key in [
+        "mrn",
+        "version",
+        "created_at",
+        "created_by",
+        "updated_at",
+        "updated_by",
+        "care_team",
+        "access",
+    ] {
+        map.remove(key);
+    }
+    strip(&mut v);
+    v
+}
+
+/// FHIR resources without what names the vault they came from (ids, references, sources).
+fn portable_fhir(resources: &[Value]) -> Vec<String> {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                for key in ["id", "reference", "source", "identifier", "data"] {
+                    map.remove(key);
+                }
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(list) => {
+                list.iter_mut().for_each(strip);
+                list.sort_by_key(|v| v.to_string());
+            }
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = resources
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            strip(&mut r);
+            r.to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A dump of every record table, to prove a refused import changed nothing.
+fn contents(clinic: &Clinic) -> Vec<String> {
+    let conn = clinic.raw();
+    let mut out = Vec::new();
+    for table in [
+        "patients",
+        "patient_versions",
+        "patient_name_words",
+        "care_team",
+        "encounters",
+        "notes",
+        "observations",
+        "problems",
+        "allergies",
+        "medications",
+        "immunizations",
+        "imported_records",
+        "disclosures",
+    ] {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .expect("prepares");
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                let mut row = Vec::new();
+                for i in 0..n {
+                    row.push(format!("{:?}", r.get_ref(i)?));
+                }
+                Ok(format!("{table}: {}", row.join(" | ")))
+            })
+            .expect("queries");
+        out.extend(rows.map(|r| r.expect("row")));
+    }
+    out
+}
+
+#[test]
+fn a_clinic_moves_whole_and_comes_back_the_same() {
+    let source = busy_clinic();
+    let (identity, recipient) = keypair();
+    let mut admin = source.as_role(Role::Admin);
+    let (file, report) = export(
+        &mut admin,
+        &request(
+            Selection::All,
+            Destination::Recipients(vec![recipient.clone()]),
+        ),
+    );
+    assert_eq!(report.format, "bulk-ndjson");
+    // The admin is on no care team: the restricted patient 2 stays home.
+    assert_eq!(
+        report.left_out,
+        vec![LeftOut {
+            patient_id: 2,
+            reason: "restricted to their care team".into()
+        }]
+    );
+    assert_eq!(report.drafts_left_out, 1);
+    assert!(report.resources["Observation"] > 2000, "{report:?}");
+    assert!(report.resources["DocumentReference"] > 10, "{report:?}");
+    assert_eq!(
+        report.resources["DocumentReference"],
+        report.resources["Provenance"]
+    );
+    let plain = decrypt_with(&file, &identity);
+    let first = archive::resources(&plain).expect("reads");
+    admin.lock().expect("locks");
+
+    let target = Clinic::new();
+    let before_ids: i64 = target
+        .raw()
+        .query_row("SELECT max(id) FROM patients", [], |r| r.get(0))
+        .expect("max");
+    let mut importer = target.as_role(Role::Admin);
+    let imported = importer
+        .import_records(&file[..], &ImportKey::Identities(secret(&identity)))
+        .expect("imports");
+    assert_eq!(imported.patients_added, report.patients);
+    assert_eq!(imported.added, report.resources);
+    assert!(imported.already_here.is_empty());
+
+    // Field by field: every chart that left arrives the same.
+    let mut doctor_a = source.as_role(Role::Physician);
+    let mut doctor_b = target.as_role(Role::Physician);
+    for p in &imported.patients {
+        let source_id = fhir::number_of(&p.source_id, "p").expect("ours");
+        let a = doctor_a.open_chart(source_id).expect("opens in A");
+        let b = doctor_b.open_chart(p.id).expect("opens in B");
+        assert!(p.id > before_ids);
+        assert_eq!(portable(&a), portable(&b), "patient {source_id}");
+    }
+    // NKA and the allergy states came across as such.
+    let moved = imported
+        .patients
+        .iter()
+        .find(|p| p.source_id == "p1")
+        .expect("patient 1 moved");
+    assert_eq!(
+        doctor_b.allergies(moved.id).expect("reads").allergy_status,
+        "no_known_allergies"
+    );
+    doctor_a.lock().expect("locks");
+    doctor_b.lock().expect("locks");
+
+    // And the FHIR made again from B is the FHIR that left A.
+    let mut admin_b = target.as_role(Role::Admin);
+    let (again, _) = export(
+        &mut admin_b,
+        &request(Selection::All, Destination::Recipients(vec![recipient])),
+    );
+    let second = archive::resources(&decrypt_with(&again, &identity)).expect("reads");
+    // B's own fixture patients (not imported) are in its export too; compare the rest.
+    let imported_ids: std::collections::HashSet<String> = imported
+        .patients
+        .iter()
+        .map(|p| format!("Patient/p{}", p.id))
+        .collect();
+    let second: Vec<Value> = second
+        .into_iter()
+        .filter(|r| {
+            let subject = ["subject", "patient"]
+                .iter()
+                .find_map(|k| r.get(*k).and_then(|s| s["reference"].as_str()))
+                .map(str::to_owned)
+                .or_else(|| {
+                    (r["resourceType"] == "Patient")
+                        .then(|| format!("Patient/{}", r["id"].as_str().unwrap_or_default()))
+                });
+            match subject {
+                Some(s) => imported_ids.contains(&s),
+                // Provenance: kept when its note is.
+                None => true,
+            }
+        })
+        .collect();
+    let kept_notes: std::collections::HashSet<String> = second
+        .iter()
+        .filter(|r| r["resourceType"] == "DocumentReference")
+        .map(|r| format!("DocumentReference/{}", r["id"].as_str().unwrap_or_default()))
+        .collect();
+    let second: Vec<Value> = second
+        .into_iter()
+        .filter(|r| {
+            r["resourceType"] != "Provenance"
+                || kept_notes.contains(r["target"][0]["reference"].as_str().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(portable_fhir(&first), portable_fhir(&second));
+}
+
+#[test]
+fn importing_the_same_file_twice_adds_nothing_the_second_time() {
+    let source = busy_clinic();
+    let mut doctor = source.as_role(Role::Physician);
+    let passphrase = secret("correct horse battery staple");
+    let (file, report) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Passphrase(passphrase.clone()),
+        ),
+    );
+    assert_eq!(report.format, "bundle");
+    assert_eq!(report.patients, 1);
+    doctor.lock().expect("locks");
+
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let key = ImportKey::Passphrase(passphrase);
+    let first = admin.import_records(&file[..], &key).expect("imports");
+    assert_eq!(first.patients_added, 1);
+    let after_first = contents(&target);
+    let second = admin
+        .import_records(&file[..], &key)
+        .expect("imports again");
+    assert_eq!(second.patients_added, 0);
+    assert_eq!(second.patients_already_here, 1);
+    assert!(second.added.is_empty(), "{second:?}");
+    assert_eq!(second.already_here, first.added);
+    assert_eq!(contents(&target), after_first);
+}
+
+#[test]
+fn a_later_export_of_the_same_patient_adds_only_what_is_new() {
+    let source = busy_clinic();
+    let (identity, recipient) = keypair();
+    let to = || Destination::Recipients(vec![recipient.clone()]);
+    let mut doctor = source.as_role(Role::Physician);
+    let (first_file, _) = export(&mut doctor, &request(Selection::Patients(vec![1]), to()));
+    doctor
+        .add_problem(
+            1,
+            &crate::NewProblem::new(
+                "Asthma",
+                Some("icd10"),
+                Some("J45.909"),
+                None,
+                NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
+            )
+            .expect("valid"),
+        )
+        .expect("adds");
+    let (second_file, _) = export(&mut doctor, &request(Selection::Patients(vec![1]), to()));
+    doctor.lock().expect("locks");
+
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let key = ImportKey::Identities(secret(&identity));
+    admin
+        .import_records(&first_file[..], &key)
+        .expect("imports");
+    let update = admin
+        .import_records(&second_file[..], &key)
+        .expect("imports");
+    assert_eq!(update.patients_added, 0);
+    assert_eq!(update.added.get("Condition"), Some(&1), "{update:?}");
+    assert_eq!(update.added.values().sum::<u64>(), 1);
+}
+
+#[test]
+fn every_bad_file_is_refused_clearly_and_changes_nothing() {
+    let source = busy_clinic();
+    let (identity, recipient) = keypair();
+    let (stranger, _) = keypair();
+    let mut doctor = source.as_role(Role::Physician);
+    let (bulk, _) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1, 3, 4]),
+            Destination::Recipients(vec![recipient.clone()]),
+        ),
+    );
+    let (single, _) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![3]),
+            Destination::Recipients(vec![recipient.clone()]),
+        ),
+    );
+    doctor.lock().expect("locks");
+
+    let target = Clinic::new();
+    let before = contents(&target);
+    let mut admin = target.as_role(Role::Admin);
+    let key = ImportKey::Identities(secret(&identity));
+
+    let reencrypt = |plain: &[u8]| -> Vec<u8> {
+        let r: age::x25519::Recipient = recipient.parse().expect("recipient");
+        let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+            .expect("encryptor");
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out).expect("wraps");
+        std::io::Write::write_all(&mut w, plain).expect("writes");
+        w.finish().expect("finishes");
+        out
+    };
+    let bundle: Value = serde_json::from_slice(&decrypt_with(&single, &identity)).expect("json");
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut b = bundle.clone();
+        f(&mut b);
+        reencrypt(b.to_string().as_bytes())
+    };
+    let entry_of = |b: &Value, kind: &str| {
+        b["entry"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .position(|e| e["resource"]["resourceType"] == kind)
+            .expect("has one")
+    };
+    let mut truncated = bulk.clone();
+    truncated.truncate(bulk.len() - 100);
+    let mut altered = bulk.clone();
+    let middle = altered.len() / 2;
+    altered[middle] ^= 0x01;
+
+    let cases: Vec<(&str, Vec<u8>, ImportKey, &str)> = vec![
+        (
+            "wrong key",
+            bulk.clone(),
+            ImportKey::Identities(secret(&stranger)),
+            "wrong_key",
+        ),
+        (
+            "passphrase for a keyed file",
+            bulk.clone(),
+            ImportKey::Passphrase(secret("not the right one at all")),
+            "wrong_key",
+        ),
+        (
+            "not an identity file",
+            bulk.clone(),
+            ImportKey::Identities(secret("hello")),
+            "invalid_input",
+        ),
+        (
+            "truncated",
+            truncated,
+            ImportKey::Identities(secret(&identity)),
+            "integrity",
+        ),
+        (
+            "altered",
+            altered,
+            ImportKey::Identities(secret(&identity)),
+            "integrity",
+        ),
+        (
+            "not age at all",
+            b"{\"resourceType\": \"Bundle\"}".to_vec(),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "empty",
+            Vec::new(),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "not JSON inside",
+            reencrypt(b"{ this is not json"),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "a tar without a manifest",
+            reencrypt(&[0u8; 1024]),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "invalid FHIR: a birth date that is no date",
+            with(&|b| b["entry"][0]["resource"]["birthDate"] = "1990-13-45".into()),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "invalid FHIR: a value of the wrong type",
+            with(&|b| {
+                let i = entry_of(b, "Observation");
+                b["entry"][i]["resource"]["valueQuantity"]["value"] = "high".into();
+            }),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "a reference to a resource not in the file",
+            with(&|b| {
+                let i = entry_of(b, "Observation");
+                b["entry"][i]["resource"]["encounter"]["reference"] = "Encounter/e999999".into();
+            }),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "a patient that is not in the file",
+            with(&|b| {
+                b["entry"].as_array_mut().expect("entries").remove(0);
+            }),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "a signed note whose text was changed",
+            with(&|b| {
+                use base64::Engine as _;
+                let i = entry_of(b, "DocumentReference");
+                let changed =
+                    serde_json::json!({"format": "free", "text": "Something else entirely"})
+                        .to_string();
+                b["entry"][i]["resource"]["content"][1]["attachment"]["data"] =
+                    base64::engine::general_purpose::STANDARD
+                        .encode(changed)
+                        .into();
+            }),
+            ImportKey::Identities(secret(&identity)),
+            "integrity",
+        ),
+        (
+            "an unknown resource type",
+            with(&|b| {
+                let source = b["meta"]["source"].clone();
+                b["entry"].as_array_mut().expect("entries").push(serde_json::json!({"resource": {"resourceType": "Claim", "id": "x1", "meta": {"source": source}}}));
+            }),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+    ];
+    for (what, file, key, code) in cases {
+        let err = admin.import_records(&file[..], &key).expect_err(what);
+        assert_eq!(err.code(), code, "{what}: {err}");
+        let message = err.to_string();
+        assert!(
+            !message.is_empty() && message.len() < 400,
+            "{what}: {message}"
+        );
+        let secret_line = identity.lines().last().expect("key line");
+        assert!(!message.contains(secret_line), "{what}: {message}");
+    }
+    // A file of this same vault is refused too.
+    let mut doctor_b = target.as_role(Role::Physician);
+    let (own, _) = export(
+        &mut doctor_b,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Recipients(vec![recipient]),
+        ),
+    );
+    doctor_b.lock().expect("locks");
+    let err = admin.import_records(&own[..], &key).expect_err("own file");
+    assert_eq!(err.code(), "invalid_file");
+    admin.lock().expect("locks");
+    // The disclosure of that last export is the only change.
+    let after: Vec<String> = contents(&target)
+        .into_iter()
+        .filter(|row| !row.starts_with("disclosures:"))
+        .collect();
+    assert_eq!(after, before);
+    // And the refused attempts are on record.
+    let failed = target
+        .entries(AuditFilter {
+            event: Some("records.import".into()),
+            ..Default::default()
+        })
+        .len();
+    assert_eq!(failed, 16);
+}
+
+#[test]
+fn exports_are_accounted_for_per_patient_and_need_their_permission() {
+    let clinic = Clinic::new();
+    let (identity, recipient) = keypair();
+    let mut doctor = clinic.as_role(Role::Physician);
+    let (file, report) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1, 2]),
+            Destination::Recipients(vec![recipient.clone()]),
+        ),
+    );
+    // dr.okafor is on patient 2's care team: both go.
+    assert_eq!(report.patients, 2);
+    assert!(report.left_out.is_empty());
+    assert!(!decrypt_with(&file, &identity).is_empty());
+    let list = doctor.disclosures(2).expect("lists");
+    assert_eq!(list.len(), 1);
+    let d = &list[0];
+    assert_eq!(d.recipient, "Riverside Cardiology");
+    assert_eq!(d.purpose, "Continuing care after a move");
+    assert_eq!(d.by, "dr.okafor");
+    assert_eq!(d.patients_in_export, 2);
+    assert_eq!(d.resources.get("Patient"), Some(&1));
+    assert_eq!(d.keys[0].recipient.as_deref(), Some(recipient.as_str()));
+    assert!(d.keys[0]
+        .fingerprint
+        .as_deref()
+        .is_some_and(|f| f.starts_with("SHA256:")));
+    doctor.lock().expect("locks");
+
+    // One audit entry for the export and one per patient, each with the purpose.
+    let per_patient = clinic.entries(AuditFilter {
+        event: Some("patient.export".into()),
+        ..Default::default()
+    });
+    assert_eq!(per_patient.len(), 2);
+    assert!(per_patient
+        .iter()
+        .all(|r| r.entry.reason.as_deref() == Some("Continuing care after a move")));
+    let whole = clinic.entries(AuditFilter {
+        event: Some("records.export".into()),
+        ..Default::default()
+    });
+    assert_eq!(whole.len(), 1);
+    assert!(whole[0]
+        .entry
+        .detail
+        .as_deref()
+        .unwrap_or_default()
+        .contains("Riverside Cardiology"));
+
+    // The auditor reads the accounting; a nurse and the front desk may not export.
+    let mut auditor = clinic.as_role(Role::Auditor);
+    assert_eq!(auditor.disclosures(1).expect("reads").len(), 1);
+    auditor.lock().expect("locks");
+    for role in [Role::Nurse, Role::FrontDesk, Role::Auditor] {
+        let mut s = clinic.as_role(role);
+        let mut out = Vec::new();
+        denied_by_role(
+            s.export_records(
+                &request(
+                    Selection::All,
+                    Destination::Recipients(vec![recipient.clone()]),
+                ),
+                &mut out,
+                &mut |_, _| {},
+            ),
+            Permission::ExportRecords,
+        );
+        assert!(out.is_empty(), "nothing written for {role}");
+        denied_by_role(
+            s.import_records(&file[..], &ImportKey::Identities(secret(&identity))),
+            Permission::ImportRecords,
+        );
+    }
+
+    // The admin is not on patient 2's care team: asked for patient 2 alone, nothing goes.
+    let mut admin = clinic.as_role(Role::Admin);
+    let mut out = Vec::new();
+    let err = admin
+        .export_records(
+            &request(
+                Selection::Patients(vec![2]),
+                Destination::Recipients(vec![recipient.clone()]),
+            ),
+            &mut out,
+            &mut |_, _| {},
+        )
+        .expect_err("restricted");
+    assert_eq!(err.code(), "forbidden");
+    // A purpose is required, and a recipient must be a real age key.
+    let mut bad = request(
+        Selection::Patients(vec![1]),
+        Destination::Recipients(vec![recipient]),
+    );
+    bad.purpose = "   ".into();
+    assert_eq!(
+        admin
+            .export_records(&bad, &mut out, &mut |_, _| {})
+            .expect_err("purpose")
+            .code(),
+        "invalid_input"
+    );
+    let bad = request(
+        Selection::Patients(vec![1]),
+        Destination::Recipients(vec!["age1notakey".into()]),
+    );
+    assert_eq!(
+        admin
+            .export_records(&bad, &mut out, &mut |_, _| {})
+            .expect_err("recipient")
+            .code(),
+        "invalid_input"
+    );
+    let bad = request(
+        Selection::Patients(vec![1]),
+        Destination::Passphrase(secret("short")),
+    );
+    assert_eq!(
+        admin
+            .export_records(&bad, &mut out, &mut |_, _| {})
+            .expect_err("passphrase")
+            .code(),
+        "invalid_input"
+    );
+    let bad = request(
+        Selection::Patients(vec![404]),
+        Destination::Passphrase(secret("a long enough passphrase")),
+    );
+    assert_eq!(
+        admin
+            .export_records(&bad, &mut out, &mut |_, _| {})
+            .expect_err("no such patient")
+            .code(),
+        "not_found"
+    );
+    assert!(out.is_empty());
+    assert!(
+        admin.disclosures(1).expect("reads").len() == 1,
+        "no disclosure for a refused export"
+    );
+}
+
+#[test]
+fn an_export_file_appears_only_when_complete() {
+    let clinic = Clinic::new();
+    let (identity, recipient) = keypair();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("records.age");
+    let mut doctor = clinic.as_role(Role::Physician);
+    let req = request(
+        Selection::Patients(vec![1]),
+        Destination::Recipients(vec![recipient]),
+    );
+    let mut seen = Vec::new();
+    doctor
+        .export_to_file(&req, &path, &mut |done, total| seen.push((done, total)))
+        .expect("exports");
+    assert_eq!(seen, vec![(1, 1)]);
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .expect("exists")
+        .read_to_end(&mut bytes)
+        .expect("reads");
+    assert!(bytes.starts_with(b"age-encryption.org/v1\n"));
+    assert!(!decrypt_with(&bytes, &identity).is_empty());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("records.age")]);
+    // An existing file is never overwritten.
+    let err = doctor
+        .export_to_file(&req, &path, &mut |_, _| {})
+        .expect_err("exists");
+    assert_eq!(err.code(), "conflict");
+    assert_eq!(doctor.disclosures(1).expect("reads").len(), 1);
+}
