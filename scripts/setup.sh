@@ -9,7 +9,7 @@ want=${1:-test}
 
 APP_PACKAGES=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev
   libayatana-appindicator3-dev librsvg2-dev)
-TEST_PACKAGES=(xvfb xauth webkit2gtk-driver imagemagick python3-venv)
+TEST_PACKAGES=(xvfb xauth webkit2gtk-driver imagemagick python3-venv age)
 
 packages=("${APP_PACKAGES[@]}")
 [ "$want" = test ] && packages+=("${TEST_PACKAGES[@]}")

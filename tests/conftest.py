@@ -33,8 +33,10 @@ class Cli:
         }
         self.bin = binary("chartroom")
 
-    def run(self, *args: str, password: str | None = None, new_password: str | None = None, check: bool = True):
+    def run(self, *args: str, password: str | None = None, new_password: str | None = None, check: bool = True,
+            extra_env: dict | None = None):
         env = dict(self.env)
+        env.update(extra_env or {})
         if password is not None:
             env["CHARTROOM_PASSWORD"] = password
         if new_password is not None:

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod exchange;
 mod records;
 mod secrets;
 mod trail;
@@ -95,6 +96,15 @@ enum Command {
     /// Immunizations: add, list, mark entered in error.
     #[command(subcommand, aliases = ["immunizations", "vaccination", "vaccinations"])]
     Immunization(records::ImmunizationCommand),
+    /// Export records, encrypted (age) as FHIR R4, for another clinic; recorded as a disclosure.
+    Export(exchange::ExportArgs),
+    /// Import an export from another Chartroom vault (checked whole first; never twice).
+    Import(exchange::ImportArgs),
+    /// A patient's accounting of disclosures: every export that held their record.
+    Disclosures {
+        /// The patient's id.
+        patient: i64,
+    },
     /// Fill the vault with a synthetic, obviously fictional clinic for demos and benchmarks
     /// (creating the vault, with --user as its administrator, if there is none).
     Demo {
@@ -479,6 +489,21 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
         Command::Immunization(cmd) => {
             with_session(cli, &config, &mut inputs, |s| records::immunization(s, cmd))
         }
+        Command::Export(args) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let out = exchange::export(&mut session, args, &mut inputs, cli.json)?;
+            session.lock()?;
+            Ok(out)
+        }
+        Command::Import(args) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let out = exchange::import(&mut session, args, &mut inputs)?;
+            session.lock()?;
+            Ok(out)
+        }
+        Command::Disclosures { patient } => with_session(cli, &config, &mut inputs, |s| {
+            exchange::disclosures(s, *patient)
+        }),
         Command::Demo {
             patients,
             seed,

@@ -12,6 +12,8 @@ pub const ENV_PASSWORD: &str = "CHARTROOM_PASSWORD";
 pub const ENV_NEW_PASSWORD: &str = "CHARTROOM_NEW_PASSWORD";
 /// The recovery key, for `--recovery-key` given without a value.
 pub const ENV_RECOVERY_KEY: &str = "CHARTROOM_RECOVERY_KEY";
+/// An export's passphrase, for `export --passphrase` and `import --passphrase`.
+pub const ENV_EXPORT_PASSPHRASE: &str = "CHARTROOM_EXPORT_PASSPHRASE";
 
 pub enum SecretSource {
     Given(String),
@@ -103,6 +105,33 @@ impl Inputs {
             ));
         }
         Ok(first)
+    }
+
+    /// An export's passphrase: CHARTROOM_EXPORT_PASSPHRASE, else standard input, else a
+    /// prompt (twice when making an export).
+    pub fn export_passphrase(&mut self, confirm: bool) -> Result<SecretString, Failure> {
+        if let Some(p) = Self::env(ENV_EXPORT_PASSPHRASE) {
+            return Ok(p);
+        }
+        if self.stdin {
+            return self.stdin_line("export passphrase");
+        }
+        let label = "Export passphrase";
+        let first = rpassword::prompt_password(format!("{label}: ")).map_err(|_| {
+            Failure::usage(format!(
+                "No passphrase given: pass it to --passphrase, set {ENV_EXPORT_PASSPHRASE}, or run in a terminal."
+            ))
+        })?;
+        if confirm {
+            let second = rpassword::prompt_password(format!("{label} (again): "))
+                .map_err(|_| Failure::usage("The passphrase could not be read twice."))?;
+            if first != second {
+                return Err(Failure::usage(
+                    "The two passphrases do not match; nothing was exported.",
+                ));
+            }
+        }
+        Ok(SecretString::from(first))
     }
 
     /// The recovery key: as given, else CHARTROOM_RECOVERY_KEY, else standard input, else a prompt.

@@ -1,0 +1,250 @@
+//! Records leaving and arriving: `export`, `import` and `disclosures`. Parsing and printing
+//! only; core gates, encrypts, checks and accounts.
+
+use std::path::PathBuf;
+
+use chartroom_core::{Counts, Destination, ExportRequest, ImportKey, Selection, Session};
+use clap::Args;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use crate::secrets::Inputs;
+use crate::{exit, Failure, Output};
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// A patient to export (repeat for several; one patient gives a FHIR Bundle).
+    #[arg(
+        long = "patient",
+        value_name = "ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    patients: Vec<i64>,
+    /// Every patient you may see, as FHIR Bulk Data NDJSON in one archive.
+    #[arg(long)]
+    all: bool,
+    /// Encrypt to this age public key (age1…, from `age-keygen`); repeat for several.
+    #[arg(
+        long = "recipient",
+        value_name = "AGE1…",
+        required_unless_present = "passphrase",
+        conflicts_with = "passphrase"
+    )]
+    recipients: Vec<String>,
+    /// Encrypt to a passphrase instead: given here, or from CHARTROOM_EXPORT_PASSPHRASE,
+    /// standard input (with --password-stdin, the line after the password) or a prompt.
+    #[arg(long, value_name = "PASSPHRASE", num_args = 0..=1, default_missing_value = "")]
+    passphrase: Option<String>,
+    /// Why the records leave the clinic (recorded in the accounting of disclosures).
+    #[arg(long)]
+    purpose: String,
+    /// Who receives them, in words ("Dr. Okafor, Riverside Cardiology").
+    #[arg(long, value_name = "NAME")]
+    to: Option<String>,
+    /// The file to write (it must not exist yet).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The export to import (an .age file).
+    file: PathBuf,
+    /// The age identity file whose key the export was encrypted to (from `age-keygen`).
+    #[arg(
+        long,
+        value_name = "KEYFILE",
+        required_unless_present = "passphrase",
+        conflicts_with = "passphrase"
+    )]
+    identity: Option<PathBuf>,
+    /// The export's passphrase: given here, or from CHARTROOM_EXPORT_PASSPHRASE, standard
+    /// input (with --password-stdin) or a prompt.
+    #[arg(long, value_name = "PASSPHRASE", num_args = 0..=1, default_missing_value = "")]
+    passphrase: Option<String>,
+}
+
+fn passphrase(inputs: &mut Inputs, given: &str, confirm: bool) -> Result<SecretString, Failure> {
+    if !given.is_empty() {
+        return Ok(SecretString::from(given.to_owned()));
+    }
+    inputs.export_passphrase(confirm)
+}
+
+fn total(counts: &Counts) -> u64 {
+    counts.values().sum()
+}
+
+fn counts_text(counts: &Counts) -> String {
+    counts
+        .iter()
+        .map(|(k, v)| format!("  {k:<22} {v:>8}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn export(
+    session: &mut Session,
+    args: &ExportArgs,
+    inputs: &mut Inputs,
+    quiet: bool,
+) -> Result<Output, Failure> {
+    let destination = match &args.passphrase {
+        Some(given) => Destination::Passphrase(passphrase(inputs, given, true)?),
+        None => Destination::Recipients(args.recipients.clone()),
+    };
+    let request = ExportRequest {
+        selection: if args.all {
+            Selection::All
+        } else {
+            Selection::Patients(args.patients.clone())
+        },
+        destination,
+        recipient_name: args.to.clone(),
+        purpose: args.purpose.clone(),
+    };
+    let mut shown = false;
+    let report = session.export_to_file(&request, &args.out, &mut |done, all| {
+        if !quiet && all > 1 {
+            eprint!("\rExporting: {done} of {all} patients");
+            shown = true;
+        }
+    })?;
+    if shown {
+        eprintln!();
+    }
+    let mut doc = serde_json::to_value(&report).unwrap_or(Value::Null);
+    doc["out"] = json!(args.out);
+    let keys = report
+        .keys
+        .iter()
+        .map(|k| match &k.fingerprint {
+            Some(f) => format!("age key {f}"),
+            None => "a passphrase".into(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut text = format!(
+        "Exported {} patient{} ({} resources, {}) to {}.\nEncrypted to {keys}.\nRecorded as disclosure {} to {}.\n\n{}",
+        report.patients,
+        if report.patients == 1 { "" } else { "s" },
+        total(&report.resources),
+        if report.format == "bundle" { "a FHIR R4 Bundle" } else { "FHIR Bulk Data NDJSON in a tar" },
+        args.out.display(),
+        report.disclosure_id,
+        report.recipient,
+        counts_text(&report.resources),
+    );
+    if !report.left_out.is_empty() {
+        let ids: Vec<String> = report
+            .left_out
+            .iter()
+            .map(|l| l.patient_id.to_string())
+            .collect();
+        text.push_str(&format!(
+            "\n\nLeft out: {} restricted patient{} you are not allowed to see (id {}).",
+            ids.len(),
+            if ids.len() == 1 { "" } else { "s" },
+            ids.join(", ")
+        ));
+    }
+    if report.drafts_left_out > 0 {
+        text.push_str(&format!(
+            "\nUnsigned drafts are not part of the record and were not exported ({}).",
+            report.drafts_left_out
+        ));
+    }
+    Ok(Output::new(doc, text))
+}
+
+pub fn import(
+    session: &mut Session,
+    args: &ImportArgs,
+    inputs: &mut Inputs,
+) -> Result<Output, Failure> {
+    let key = match (&args.identity, &args.passphrase) {
+        (_, Some(given)) => ImportKey::Passphrase(passphrase(inputs, given, false)?),
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path).map_err(|e| Failure {
+                code: "no_input",
+                message: format!("Cannot read the identity file {}: {e}.", path.display()),
+                exit: exit::NO_INPUT,
+            })?;
+            ImportKey::Identities(SecretString::from(text))
+        }
+        (None, None) => {
+            return Err(Failure::usage(
+                "Give the key: --identity KEYFILE or --passphrase.",
+            ))
+        }
+    };
+    let file = std::fs::File::open(&args.file).map_err(|e| Failure {
+        code: "no_input",
+        message: format!("Cannot open {}: {e}.", args.file.display()),
+        exit: exit::NO_INPUT,
+    })?;
+    let report = session.import_records(file, &key)?;
+    let doc = serde_json::to_value(&report).unwrap_or(Value::Null);
+    let mut text = format!(
+        "Imported from {}: {} new patient{}, {} already here.\n",
+        report.source,
+        report.patients_added,
+        if report.patients_added == 1 { "" } else { "s" },
+        report.patients_already_here,
+    );
+    if report.added.is_empty() {
+        text.push_str("Nothing new: everything in this file was imported before.\n");
+    } else {
+        text.push_str(&format!("Added:\n{}\n", counts_text(&report.added)));
+    }
+    if !report.already_here.is_empty() {
+        text.push_str(&format!(
+            "Already here (skipped): {} resources.\n",
+            total(&report.already_here)
+        ));
+    }
+    for p in &report.patients {
+        text.push_str(&format!(
+            "  patient {} (MRN {}) from {}: {}{} resources added\n",
+            p.id,
+            p.mrn,
+            p.source_id,
+            if p.new { "new, " } else { "" },
+            p.added
+        ));
+    }
+    Ok(Output::new(doc, text))
+}
+
+pub fn disclosures(session: &mut Session, patient: i64) -> Result<Output, Failure> {
+    let list = session.disclosures(patient)?;
+    let doc = json!({"patient": patient, "disclosures": list});
+    let mut text = if list.is_empty() {
+        format!("No disclosures: patient {patient}'s record has not been exported.")
+    } else {
+        format!("Accounting of disclosures for patient {patient}:\n")
+    };
+    for d in &list {
+        let keys = d
+            .keys
+            .iter()
+            .map(|k| k.fingerprint.clone().unwrap_or_else(|| "passphrase".into()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        text.push_str(&format!(
+            "\n#{}  {}  by {}\n  to:      {} ({keys})\n  purpose: {}\n  records: {}\n",
+            d.id,
+            d.time,
+            d.by,
+            d.recipient,
+            d.purpose,
+            d.resources
+                .iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    Ok(Output::new(doc, text))
+}

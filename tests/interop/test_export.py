@@ -1,0 +1,344 @@
+"""Exports against the standard tools, not our own code.
+
+Debian's `age` decrypts what `chartroom export` writes (to an `age-keygen` identity, and to
+a passphrase typed at its terminal prompt); every resource inside validates with the PyPI
+fhir.resources R4B models. Imports round-trip through a second vault, refuse bad files with
+the documented exit codes and leave the target unchanged, and no plaintext ever reaches
+the disk while a large export runs.
+"""
+
+import importlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+import time
+
+import pexpect
+import pytest
+import sqlcipher3
+
+from conftest import Cli
+
+ADMIN_PW = "admin-password-1"
+DOCTOR_PW = "doctor-password-1"
+MARKER = "Quokkamarker"
+NOTE_MARKER = "MARKER-7d1e-note-text"
+
+MODULES = {
+    "Bundle": "bundle",
+    "Patient": "patient",
+    "Encounter": "encounter",
+    "Observation": "observation",
+    "Condition": "condition",
+    "AllergyIntolerance": "allergyintolerance",
+    "MedicationStatement": "medicationstatement",
+    "Immunization": "immunization",
+    "DocumentReference": "documentreference",
+    "Provenance": "provenance",
+}
+
+
+def validate(resource: dict):
+    kind = resource["resourceType"]
+    model = getattr(importlib.import_module(f"fhir.resources.R4B.{MODULES[kind]}"), kind)
+    model.model_validate(resource)
+
+
+def keypair(tmp_path, name="key.txt"):
+    path = tmp_path / name
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(path)], check=True, capture_output=True, text=True)
+    return path, recipient.stdout.strip()
+
+
+def age_decrypt(path, identity) -> bytes:
+    proc = subprocess.run(["age", "-d", "-i", str(identity), str(path)], capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def ndjson_resources(plain: bytes) -> dict:
+    """{file name: [resources]} from a decrypted Bulk Data archive."""
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        for member in tar.getmembers():
+            data = tar.extractfile(member).read().decode()
+            if member.name == "manifest.json":
+                out[member.name] = json.loads(data)
+            else:
+                out[member.name] = [json.loads(line) for line in data.splitlines() if line.strip()]
+    return out
+
+
+def make_clinic(cli, patients=40):
+    cli.run("vault", "init", "--admin", "admin", password=ADMIN_PW)
+    cli.run("--user", "admin", "user", "add", "dr.adeyemi", "--role", "physician",
+            password=ADMIN_PW, new_password=DOCTOR_PW)
+    cli.run("--user", "admin", "demo", "--patients", str(patients), "--long-chart-every", "20",
+            password=ADMIN_PW)
+    doctor = ("--user", "dr.adeyemi")
+    made = cli.json(*doctor, "patient", "add", "--family", MARKER, "--given", "Ada",
+                    "--birth-date", "1980-01-02", "--sex", "female", password=DOCTOR_PW)
+    pid = str(made["id"])
+    cli.run(*doctor, "vitals", "add", "--patient", pid, "--bp", "150/95", "--pulse", "88", password=DOCTOR_PW)
+    note = cli.json(*doctor, "note", "draft", "--patient", pid, "--text", f"{NOTE_MARKER} <script>alert(1)</script>",
+                    password=DOCTOR_PW)
+    cli.run(*doctor, "note", "sign", str(note["id"]), password=DOCTOR_PW)
+    cli.run(*doctor, "allergy", "none", "--patient", pid, password=DOCTOR_PW)
+    return pid
+
+
+@pytest.fixture
+def clinic(cli):
+    cli.marker_patient = make_clinic(cli)
+    return cli
+
+
+@pytest.fixture
+def other(tmp_path):
+    """A second, empty clinic: the receiving vault."""
+    cli = Cli(tmp_path / "receiving")
+    (tmp_path / "receiving").mkdir()
+    cli.run("vault", "init", "--admin", "admin", password=ADMIN_PW)
+    return cli
+
+
+def test_age_decrypts_the_clinic_export_and_every_resource_is_valid_fhir(clinic, tmp_path):
+    identity, recipient = keypair(tmp_path)
+    out = tmp_path / "clinic.age"
+    report = clinic.json("--user", "admin", "export", "--all", "--recipient", recipient,
+                         "--purpose", "Practice closing: records to the new clinic", "--to", "Harbour Clinic",
+                         "--out", str(out), password=ADMIN_PW)
+    assert report["format"] == "bulk-ndjson"
+    # The admin is on no care team: the demo's restricted patients stay home, and say so.
+    assert report["left_out"], "the demo clinic has restricted patients"
+    assert report["patients"] + len(report["left_out"]) == 41
+    assert out.read_bytes().startswith(b"age-encryption.org/v1\n")
+
+    files = ndjson_resources(age_decrypt(out, identity))
+    manifest = files.pop("manifest.json")
+    assert {o["url"] for o in manifest["output"]} == set(files)
+    total = 0
+    for name, resources in files.items():
+        listed = next(o for o in manifest["output"] if o["url"] == name)
+        assert listed["count"] == len(resources)
+        for r in resources:
+            assert r["resourceType"] == listed["type"]
+            validate(r)
+            total += 1
+    assert total == sum(report["resources"].values())
+
+    # Vitals carry LOINC and UCUM; the "no known allergies" statement is SNOMED 716186003.
+    obs = files["Observation.ndjson"]
+    systolic = next(o for o in obs if o["code"]["coding"][0]["code"] == "8480-6")
+    assert systolic["code"]["coding"][0]["system"] == "http://loinc.org"
+    assert systolic["valueQuantity"]["system"] == "http://unitsofmeasure.org"
+    assert systolic["valueQuantity"]["code"] == "mm[Hg]"
+    nka = [a for a in files["AllergyIntolerance.ndjson"]
+           if a["code"].get("coding", [{}])[0].get("code") == "716186003"]
+    assert nka, "the no-known-allergies statement is exported"
+    # Addenda point at what they append to, and every signed note has its Provenance.
+    docs = files["DocumentReference.ndjson"]
+    ids = {d["id"] for d in docs}
+    addenda = [d for d in docs if "relatesTo" in d]
+    assert addenda and all(d["relatesTo"][0]["code"] == "appends" for d in addenda)
+    assert all(d["relatesTo"][0]["target"]["reference"].split("/")[1] in ids for d in addenda)
+    signed = {p["target"][0]["reference"] for p in files["Provenance.ndjson"]}
+    assert signed == {f"DocumentReference/{i}" for i in ids}
+
+
+def test_one_patient_is_a_bundle_and_a_passphrase_export_opens_at_ages_prompt(clinic, tmp_path):
+    out = tmp_path / "referral.age"
+    passphrase = "tulip anchor velvet ninety"
+    proc = clinic.run("--user", "dr.adeyemi", "export", "--patient", clinic.marker_patient, "--passphrase",
+                      "--purpose", "Referral to cardiology", "--out", str(out), password=DOCTOR_PW,
+                      extra_env={"CHARTROOM_EXPORT_PASSPHRASE": passphrase})
+    report = json.loads(proc.stdout)
+    assert report["format"] == "bundle"
+    assert report["keys"] == [{"type": "passphrase"}]
+
+    plain = tmp_path / "plain.json"
+    child = pexpect.spawn("age", ["-d", "-o", str(plain), str(out)], timeout=60)
+    child.expect("passphrase")
+    child.sendline(passphrase)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    bundle = json.loads(plain.read_text())
+    validate(bundle)
+    for entry in bundle["entry"]:
+        validate(entry["resource"])
+    patient = bundle["entry"][0]["resource"]
+    assert patient["name"][0]["family"] == MARKER
+    note = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference")
+    assert note["content"][0]["attachment"]["contentType"].startswith("text/plain")
+
+
+def test_import_round_trips_and_a_second_import_adds_nothing(clinic, other, tmp_path):
+    identity, recipient = keypair(tmp_path)
+    out = tmp_path / "move.age"
+    report = clinic.json("--user", "admin", "export", "--all", "--recipient", recipient, "--purpose", "Patient moved",
+                         "--out", str(out), password=ADMIN_PW)
+    first = other.json("--user", "admin", "import", str(out), "--identity", str(identity), password=ADMIN_PW)
+    assert first["patients_added"] == report["patients"]
+    assert first["added"] == report["resources"]
+    again = other.json("--user", "admin", "import", str(out), "--identity", str(identity), password=ADMIN_PW)
+    assert again["patients_added"] == 0
+    assert again["added"] == {}
+    assert again["already_here"] == first["added"]
+
+    moved = next(p for p in first["patients"] if p["source_id"] == f"p{clinic.marker_patient}")
+    other.run("--user", "admin", "user", "add", "dr.lin", "--role", "physician",
+              password=ADMIN_PW, new_password=DOCTOR_PW)
+    chart = other.json("--user", "dr.lin", "patient", "show", str(moved["id"]), password=DOCTOR_PW)
+    original = clinic.json("--user", "dr.adeyemi", "patient", "show", clinic.marker_patient, password=DOCTOR_PW)
+    assert chart["family"] == MARKER
+    assert chart["allergy_status"] == "no_known_allergies"
+    assert [n["text"] for n in chart["notes"]] == [n["text"] for n in original["notes"]]
+    assert NOTE_MARKER in chart["notes"][0]["text"]
+    assert [n["signed_by"] for n in chart["notes"]] == ["dr.adeyemi"]
+    assert sorted((v["code"], v["value"]) for v in chart["vitals"]) == \
+        sorted((v["code"], v["value"]) for v in original["vitals"])
+
+
+def dump(cli) -> list:
+    key = cli.json("--user", "admin", "vault", "export-key", password=ADMIN_PW)["key"]
+    conn = sqlcipher3.connect(str(cli.vault / "chartroom.db"), isolation_level=None)
+    conn.execute(f"PRAGMA key = \"x'{key}'\"")
+    rows = []
+    for table in ("patients", "encounters", "notes", "observations", "problems", "allergies",
+                  "medications", "immunizations", "imported_records", "care_team"):
+        rows += [(table, *r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")]
+    conn.close()
+    return rows
+
+
+def test_bad_files_are_refused_with_clear_errors_and_change_nothing(clinic, other, tmp_path):
+    identity, recipient = keypair(tmp_path)
+    stranger, _ = keypair(tmp_path, "stranger.txt")
+    good = tmp_path / "good.age"
+    clinic.run("--user", "admin", "export", "--all", "--recipient", recipient, "--purpose", "Patient moved",
+               "--out", str(good), password=ADMIN_PW)
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.age"
+    truncated.write_bytes(data[: len(data) // 2])
+    altered = tmp_path / "altered.age"
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x40
+    altered.write_bytes(bytes(flipped))
+    # Valid age, but the FHIR inside is broken: an Observation whose encounter is not there.
+    plain = age_decrypt(good, identity)
+    files = ndjson_resources(plain)
+    files["Observation.ndjson"][0]["encounter"] = {"reference": "Encounter/e99999999"}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, content in files.items():
+            body = (json.dumps(content) if name == "manifest.json"
+                    else "".join(json.dumps(r) + "\n" for r in content)).encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    dangling = tmp_path / "dangling.age"
+    subprocess.run(["age", "-r", recipient, "-o", str(dangling)], input=buf.getvalue(), check=True)
+    not_fhir = tmp_path / "not-fhir.age"
+    subprocess.run(["age", "-r", recipient, "-o", str(not_fhir)], input=b'{"hello": "world"}', check=True)
+
+    before = dump(other)
+    cases = [
+        ("someone else's key", good, ["--identity", str(stranger)], 77, "wrong_key"),
+        ("truncated", truncated, ["--identity", str(identity)], 65, "integrity"),
+        ("altered", altered, ["--identity", str(identity)], 65, "integrity"),
+        ("a dangling reference", dangling, ["--identity", str(identity)], 65, "invalid_file"),
+        ("not FHIR", not_fhir, ["--identity", str(identity)], 65, "invalid_file"),
+        ("not an export", identity, ["--identity", str(identity)], 65, "invalid_file"),
+        ("no such file", tmp_path / "missing.age", ["--identity", str(identity)], 66, "no_input"),
+    ]
+    for what, path, key, code, error in cases:
+        proc = other.run("--user", "admin", "import", str(path), *key, password=ADMIN_PW, check=False)
+        assert proc.returncode == code, (what, proc.returncode, proc.stderr)
+        err = json.loads(proc.stderr)["error"]
+        assert err["code"] == error, (what, err)
+        assert "AGE-SECRET-KEY-1" not in proc.stderr
+        assert MARKER not in proc.stderr
+    assert dump(other) == before
+
+
+def test_no_plaintext_reaches_the_disk_during_a_large_export(cli, tmp_path):
+    make_clinic(cli, patients=600)
+    _, recipient = keypair(tmp_path)
+    watched = tmp_path / "watched"
+    tmp = watched / "tmp"
+    outdir = watched / "out"
+    tmp.mkdir(parents=True)
+    outdir.mkdir()
+    found = []
+    seen_files = set()
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for root, _, names in os.walk(watched):
+                for name in names:
+                    path = os.path.join(root, name)
+                    seen_files.add(name)
+                    try:
+                        with open(path, "rb") as f:
+                            data = f.read()
+                    except OSError:
+                        continue
+                    for marker in (MARKER.encode(), NOTE_MARKER.encode(), b"resourceType"):
+                        if marker in data:
+                            found.append((path, marker))
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        cli.run("--user", "admin", "export", "--all", "--recipient", recipient, "--purpose", "Backup for the new system",
+                "--out", str(outdir / "all.age"), password=ADMIN_PW, extra_env={"TMPDIR": str(tmp)})
+    finally:
+        done.set()
+        watcher.join()
+    assert found == []
+    # The watcher saw the file while it was written (under its temporary name or its own).
+    assert seen_files & {".all.age.partial", "all.age"}
+    assert os.listdir(outdir) == ["all.age"]
+    assert os.listdir(tmp) == []
+
+
+def test_disclosures_list_every_export_of_a_patient(clinic, tmp_path):
+    _, recipient = keypair(tmp_path)
+    pid = clinic.marker_patient
+    clinic.run("--user", "dr.adeyemi", "export", "--patient", pid, "--recipient", recipient,
+               "--purpose", "Referral to cardiology", "--to", "Dr. Osei, Harbour Cardiology",
+               "--out", str(tmp_path / "a.age"), password=DOCTOR_PW)
+    clinic.run("--user", "admin", "export", "--all", "--recipient", recipient, "--purpose", "Practice move",
+               "--out", str(tmp_path / "b.age"), password=ADMIN_PW)
+    doc = clinic.json("--user", "dr.adeyemi", "disclosures", pid, password=DOCTOR_PW)
+    assert [d["purpose"] for d in doc["disclosures"]] == ["Referral to cardiology", "Practice move"]
+    first = doc["disclosures"][0]
+    assert first["recipient"] == "Dr. Osei, Harbour Cardiology"
+    assert first["by"] == "dr.adeyemi"
+    assert first["keys"][0]["recipient"] == recipient
+    assert first["resources"]["Patient"] == 1
+    # Export needs its own permission: a nurse is refused, with nothing written.
+    clinic.run("--user", "admin", "user", "add", "nurse.ho", "--role", "nurse",
+               password=ADMIN_PW, new_password="nurse-password-1")
+    proc = clinic.run("--user", "nurse.ho", "export", "--patient", pid, "--recipient", recipient,
+                      "--purpose", "x", "--out", str(tmp_path / "c.age"), password="nurse-password-1", check=False)
+    assert proc.returncode == 77
+    assert json.loads(proc.stderr)["error"]["code"] == "forbidden"
+    assert not (tmp_path / "c.age").exists()
+    # And the trail holds one entry per exported patient.
+    audit = clinic.json("--user", "admin", "user", "add", "audit.kim", "--role", "auditor",
+                        password=ADMIN_PW, new_password="auditor-password-1")
+    assert audit
+    entries = clinic.json("--user", "audit.kim", "audit", "list", "--patient", pid,
+                          password="auditor-password-1")["entries"]
+    exports = [e for e in entries if e["event"] == "patient.export"]
+    assert len(exports) == 2
+    assert shutil.which("age")
