@@ -40,6 +40,9 @@ fn main() {
         "verify_audit",
         "list_alerts",
         "acknowledge_alert",
+        "export_records",
+        "export_progress",
+        "patient_disclosures",
     ];
     tauri_build::try_build(
         tauri_build::Attributes::new()

@@ -74,6 +74,13 @@ fn generate() -> String {
         crate::records::ImmunizationInput,
         crate::trail::AuditQuery,
         crate::trail::AuditRow,
+        crate::exchange::ExportForm,
+        crate::exchange::ExportDone,
+        crate::exchange::ExportProgress,
+        c::ExportReport,
+        c::LeftOut,
+        c::KeyInfo,
+        c::Disclosure,
     );
     out.trim_end().to_owned() + "\n"
 }

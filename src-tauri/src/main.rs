@@ -9,6 +9,7 @@
 mod admin;
 mod demo;
 mod error;
+mod exchange;
 mod records;
 mod trail;
 mod vault;
@@ -78,6 +79,7 @@ fn main() {
     };
     tauri::Builder::default()
         .manage(state)
+        .manage(exchange::ExportState::default())
         .setup(|app| {
             let handle = app.handle().clone();
             std::thread::Builder::new()
@@ -127,6 +129,9 @@ fn main() {
             trail::verify_audit,
             trail::list_alerts,
             trail::acknowledge_alert,
+            exchange::export_records,
+            exchange::export_progress,
+            exchange::patient_disclosures,
         ])
         .run(tauri::generate_context!())
         .expect("the Chartroom window could not start");

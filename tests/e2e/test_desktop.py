@@ -4,6 +4,7 @@ the webview's console, break-the-glass, the idle lock, and hostile text in a pat
 Vaults are prepared with the real `chartroom` CLI. Screenshots of each step go to
 tests/artifacts/e2e/."""
 
+import json
 import os
 import re
 import shutil
@@ -59,6 +60,7 @@ def app(tmp_path: Path, request):
         CHARTROOM_KDF_TARGET_MS="1",
         WEBKIT_DISABLE_COMPOSITING_MODE="1",
         CHARTROOM_DEMO_PATIENTS="300",
+        CHARTROOM_EXPORT_DIR=str(tmp_path / "exports"),
     )
     server = subprocess.Popen(
         [driver_bin, "--port", str(port), "--native-port", str(native_port)],
@@ -524,3 +526,65 @@ def test_demo_mode_opens_a_synthetic_clinic_with_full_charts(app, cli):
     assert visible(d, "#verify-result").text.startswith("Intact")
     time.sleep(0.3)
     shot(d, "63-demo-audit")
+
+
+def test_a_physician_exports_a_chart_and_the_admin_the_whole_clinic(clinic, app, tmp_path):
+    d = app
+    key = tmp_path / "receiver.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True).stdout.strip()
+
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    click(d, d.find_element(By.ID, "export-chart"))
+    visible(d, "#export-dialog")
+    # Nothing leaves without a purpose: the message sits next to the field.
+    click(d, d.find_element(By.ID, "export-confirm"))
+    assert "accounting of disclosures" in visible(d, "#export-purpose-error").text
+    d.find_element(By.ID, "export-recipient").send_keys("Dr. Osei, Harbour Cardiology")
+    d.find_element(By.ID, "export-purpose").send_keys("Referral for a cardiology opinion")
+    d.find_element(By.ID, "export-keys").send_keys(recipient)
+    shot(d, "30-export-dialog")
+    click(d, d.find_element(By.ID, "export-confirm"))
+    done = visible(d, "#export-done")
+    assert "1 patient" in done.text and "disclosure" in done.text
+    shot(d, "31-export-done")
+    path = Path(d.find_element(By.ID, "export-path").text)
+    assert path.parent == tmp_path / "exports"
+    assert "Okafor" not in path.name, "file names never carry patient details"
+    plain = subprocess.run(["age", "-d", "-i", str(key), str(path)], check=True, capture_output=True).stdout
+    bundle = json.loads(plain)
+    assert bundle["resourceType"] == "Bundle"
+    assert bundle["entry"][0]["resource"]["name"][0]["family"] == "Okafor"
+    click(d, d.find_element(By.ID, "export-close"))
+
+    # The chart's accounting of disclosures lists it.
+    click(d, visible(d, "#tab-disclosures"))
+    table = visible(d, "#disclosures-table")
+    assert "Referral for a cardiology opinion" in table.text
+    assert "Dr. Osei, Harbour Cardiology" in table.text
+    shot(d, "32-disclosures")
+    lock(d)
+
+    # The admin exports the whole clinic with a passphrase; the restricted chart stays home.
+    sign_in(d, ADMIN, ADMIN_PW)
+    click(d, visible(d, "#nav-export"))
+    click(d, visible(d, "#export-clinic-start"))
+    visible(d, "#export-dialog")
+    d.find_element(By.ID, "export-purpose").send_keys("Moving to the new practice system")
+    click(d, d.find_element(By.ID, "export-method-passphrase"))
+    visible(d, "#export-passphrase").send_keys("tulip anchor velvet ninety")
+    d.find_element(By.ID, "export-again").send_keys("tulip anchor velvet ninetY")
+    click(d, d.find_element(By.ID, "export-confirm"))
+    assert "do not match" in visible(d, "#export-again-error").text
+    d.find_element(By.ID, "export-again").send_keys(Keys.BACKSPACE + "y")
+    click(d, d.find_element(By.ID, "export-confirm"))
+    done = visible(d, "#export-done")
+    assert "1 patient" in done.text
+    assert "1 restricted patient you may not see was left out" in done.text
+    shot(d, "33-export-clinic")
+    assert len(list((tmp_path / "exports").glob("*.age"))) == 2
+    # The passphrase does not stay in the window.
+    assert "tulip" not in d.page_source

@@ -1,1 +1,130 @@
-fn main() {}
+//! Export and import at the size of a practice moving: 1,000 charts from the synthetic demo
+//! clinic (CHARTROOM_BENCH_PATIENTS changes it) to one age-encrypted FHIR Bulk Data archive
+//! on disk, then imported into empty vaults. Each through the Session: gated, audited and
+//! accounted for as a real export is.
+//!
+//! `cargo bench -p chartroom-core --bench export`. Prints figures; asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use chartroom_core::{
+    DemoOptions, Destination, ExportRequest, ImportKey, KdfPolicy, Selection, Session, VaultConfig,
+};
+use secrecy::SecretString;
+
+fn pw(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
+
+fn vault(dir: &std::path::Path) -> VaultConfig {
+    VaultConfig {
+        dir: dir.join("vault"),
+        state_dir: dir.join("state"),
+        kdf: KdfPolicy::insecure_fast_for_tests(),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let patients: u32 = std::env::var("CHARTROOM_BENCH_PATIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (mut admin, _) =
+        Session::create(vault(&tmp.path().join("a")), "admin", &pw("admin-password"))
+            .expect("creates");
+    let t = Instant::now();
+    let summary = admin
+        .generate_demo(
+            &DemoOptions {
+                patients,
+                seed: 1,
+                as_of: chrono::Utc::now().date_naive(),
+                long_chart_every: 250,
+            },
+            |_| {},
+        )
+        .expect("demo");
+    println!(
+        "demo clinic: {} patients, {} encounters, {} notes, {} observations (made in {:.1} s)",
+        summary.patients,
+        summary.encounters,
+        summary.notes,
+        summary.observations,
+        t.elapsed().as_secs_f64()
+    );
+
+    let identity = age::x25519::Identity::generate();
+    let identity_file = {
+        use age::secrecy::ExposeSecret;
+        identity.to_string().expose_secret().to_owned()
+    };
+    let recipient = identity.to_public().to_string();
+    let mut runs = Vec::new();
+    let mut last = None;
+    for i in 0..3 {
+        let path = tmp.path().join(format!("clinic-{i}.age"));
+        let request = ExportRequest {
+            selection: Selection::All,
+            destination: Destination::Recipients(vec![recipient.clone()]),
+            recipient_name: Some("Benchmark Clinic".into()),
+            purpose: "Benchmark".into(),
+        };
+        let t = Instant::now();
+        let report = admin
+            .export_to_file(&request, &path, &mut |_, _| {})
+            .expect("exports");
+        runs.push(t.elapsed());
+        last = Some((path, report));
+    }
+    let (path, report) = last.expect("ran");
+    let export = median(runs.clone());
+    let resources: u64 = report.resources.values().sum();
+    println!(
+        "export --all: {} patients ({} left out), {} resources, {:.1} MiB encrypted",
+        report.patients,
+        report.left_out.len(),
+        resources,
+        report.bytes as f64 / 1_048_576.0
+    );
+    println!(
+        "  median {:.0} ms of 3 (min {:.0}, max {:.0}) = {:.0} resources/s, {:.1} MiB/s",
+        export.as_secs_f64() * 1e3,
+        runs.iter().min().expect("runs").as_secs_f64() * 1e3,
+        runs.iter().max().expect("runs").as_secs_f64() * 1e3,
+        resources as f64 / export.as_secs_f64(),
+        report.bytes as f64 / 1_048_576.0 / export.as_secs_f64()
+    );
+    admin.lock().expect("locks");
+
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        let dir = tmp.path().join(format!("b{i}"));
+        let (mut importer, _) =
+            Session::create(vault(&dir), "admin", &pw("admin-password")).expect("creates");
+        let file = std::fs::File::open(&path).expect("opens");
+        let t = Instant::now();
+        let imported = importer
+            .import_records(
+                std::io::BufReader::new(file),
+                &ImportKey::Identities(SecretString::from(identity_file.clone())),
+            )
+            .expect("imports");
+        runs.push(t.elapsed());
+        assert_eq!(imported.patients_added, report.patients);
+        importer.lock().expect("locks");
+    }
+    let import = median(runs.clone());
+    println!(
+        "import into an empty vault: median {:.0} ms of 3 (min {:.0}, max {:.0}) = {:.0} resources/s",
+        import.as_secs_f64() * 1e3,
+        runs.iter().min().expect("runs").as_secs_f64() * 1e3,
+        runs.iter().max().expect("runs").as_secs_f64() * 1e3,
+        resources as f64 / import.as_secs_f64()
+    );
+}

@@ -13,6 +13,8 @@ mod config;
 mod demo;
 mod error;
 mod export;
+#[doc(hidden)]
+pub mod fuzz_support;
 mod patients;
 mod record;
 mod roles;

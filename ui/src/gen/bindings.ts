@@ -39,7 +39,7 @@ export type AppError = { code: string, message: string, };
 
 export type Role = "admin" | "physician" | "nurse" | "front_desk" | "auditor";
 
-export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "manage_sync" | "backup";
+export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "read_disclosures" | "manage_sync" | "backup";
 
 export type SearchHit = { id: number, mrn: string, family: string, given: string, preferred: string | null, 
 /**
@@ -295,3 +295,69 @@ until: string | null,
 limit: number | null, };
 
 export type AuditRow = { seq: number, time: string, actor: string, role: string | null, action: string, event: string, outcome: string, patient_id: string | null, object: string | null, purpose: string | null, reason: string | null, detail: string | null, };
+
+export type ExportForm = { patient_ids?: Array<number>, 
+/**
+ * age public keys (age1…); empty when a passphrase is used.
+ */
+recipients: Array<string>, 
+/**
+ * Dropped into a secret at once; never sent back.
+ */
+passphrase?: string, recipient_name?: string, purpose: string, };
+
+export type ExportDone = { report: ExportReport, 
+/**
+ * The file written (in the exports folder).
+ */
+path: string, folder: string, };
+
+export type ExportProgress = { done: number, total: number, };
+
+export type ExportReport = { 
+/**
+ * Its number in the accounting of disclosures.
+ */
+disclosure_id: number, 
+/**
+ * `bundle` (one patient, a FHIR Bundle) or `bulk-ndjson` (a tar of NDJSON files).
+ */
+format: string, patients: number, resources: Record<string, number>, 
+/**
+ * Restricted patients the exporter may not see.
+ */
+left_out: Array<LeftOut>, 
+/**
+ * Unsigned drafts are not part of the record and are not exported.
+ */
+drafts_left_out: number, recipient: string, keys: Array<KeyInfo>, 
+/**
+ * Size and SHA-256 of the encrypted file.
+ */
+bytes: number, sha256: string, };
+
+export type LeftOut = { patient_id: number, reason: string, };
+
+export type KeyInfo = { 
+/**
+ * `age-x25519` or `passphrase`.
+ */
+type: string, 
+/**
+ * For a recipient, the recipient itself (public, as the receiver gave it).
+ */
+recipient?: string, 
+/**
+ * SHA-256 of the recipient, first 16 bytes in hex.
+ */
+fingerprint?: string, };
+
+export type Disclosure = { id: number, time: string, by: string, role: string | null, recipient: string, keys: Array<KeyInfo>, purpose: string, format: string, 
+/**
+ * How many patients the same export held in all.
+ */
+patients_in_export: number, 
+/**
+ * This patient's resources in it, by type.
+ */
+resources: Record<string, number>, sha256: string, };

@@ -12,8 +12,12 @@ import type {
   AuditRow,
   Chart,
   Created,
+  Disclosure,
   Encounter,
   EncounterInput,
+  ExportDone,
+  ExportForm,
+  ExportProgress,
   Grant,
   Immunization,
   ImmunizationInput,
@@ -98,4 +102,8 @@ export const api = {
   verifyAudit: () => invoke<Verification>("verify_audit"),
   listAlerts: (all: boolean) => invoke<Alert[]>("list_alerts", { all }),
   acknowledgeAlert: (id: number, note: string) => invoke<Alert[]>("acknowledge_alert", { id, note }),
+
+  exportRecords: (form: ExportForm) => invoke<ExportDone>("export_records", { form }),
+  exportProgress: () => invoke<ExportProgress | null>("export_progress"),
+  patientDisclosures: (patient_id: number) => invoke<Disclosure[]>("patient_disclosures", { patient_id }),
 };

@@ -66,6 +66,12 @@ pub(crate) struct Parsed {
     patients: Vec<InPatient>,
 }
 
+impl Parsed {
+    pub fn patient_count(&self) -> usize {
+        self.patients.len()
+    }
+}
+
 /// Reads and checks a decrypted export. Nothing here touches the vault.
 pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, CoreError> {
     let values = super::archive::resources(plain)?;

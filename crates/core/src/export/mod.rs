@@ -389,6 +389,14 @@ impl Session {
     }
 }
 
+/// The checks an import makes before writing, for the fuzz targets.
+pub(crate) fn parse_for_fuzzing(
+    plain: &[u8],
+    today: chrono::NaiveDate,
+) -> Result<usize, CoreError> {
+    import::parse(plain, today).map(|p| p.patient_count())
+}
+
 fn bundle_patient_id(bundle: &Value) -> i64 {
     bundle["entry"][0]["resource"]["id"]
         .as_str()
