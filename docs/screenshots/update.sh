@@ -15,5 +15,7 @@ done <<'LIST'
 60-demo-search.png search.png
 61-demo-chart-vitals.png chart-vitals.png
 63-demo-audit.png audit.png
+80-export-dialog.png export.png
+82-disclosures.png disclosures.png
 LIST
 echo "docs/screenshots updated"

@@ -546,11 +546,11 @@ def test_a_physician_exports_a_chart_and_the_admin_the_whole_clinic(clinic, app,
     d.find_element(By.ID, "export-recipient").send_keys("Dr. Osei, Harbour Cardiology")
     d.find_element(By.ID, "export-purpose").send_keys("Referral for a cardiology opinion")
     d.find_element(By.ID, "export-keys").send_keys(recipient)
-    shot(d, "30-export-dialog")
+    shot(d, "80-export-dialog")
     click(d, d.find_element(By.ID, "export-confirm"))
     done = visible(d, "#export-done")
     assert "1 patient" in done.text and "disclosure" in done.text
-    shot(d, "31-export-done")
+    shot(d, "81-export-done")
     path = Path(d.find_element(By.ID, "export-path").text)
     assert path.parent == tmp_path / "exports"
     assert "Okafor" not in path.name, "file names never carry patient details"
@@ -565,7 +565,7 @@ def test_a_physician_exports_a_chart_and_the_admin_the_whole_clinic(clinic, app,
     table = visible(d, "#disclosures-table")
     assert "Referral for a cardiology opinion" in table.text
     assert "Dr. Osei, Harbour Cardiology" in table.text
-    shot(d, "32-disclosures")
+    shot(d, "82-disclosures")
     lock(d)
 
     # The admin exports the whole clinic with a passphrase; the restricted chart stays home.
@@ -584,7 +584,7 @@ def test_a_physician_exports_a_chart_and_the_admin_the_whole_clinic(clinic, app,
     done = visible(d, "#export-done")
     assert "1 patient" in done.text
     assert "1 restricted patient you may not see was left out" in done.text
-    shot(d, "33-export-clinic")
+    shot(d, "83-export-clinic")
     assert len(list((tmp_path / "exports").glob("*.age"))) == 2
     # The passphrase does not stay in the window.
     assert "tulip" not in d.page_source
