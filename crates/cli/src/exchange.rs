@@ -105,6 +105,8 @@ pub fn export(
         purpose: args.purpose.clone(),
     };
     let mut shown = false;
+    // Progress only for a person at a terminal, never into a script's log.
+    let quiet = quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = session.export_to_file(&request, &args.out, &mut |done, all| {
         if !quiet && all > 1 {
             eprint!("\rExporting: {done} of {all} patients");
