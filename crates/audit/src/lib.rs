@@ -13,6 +13,7 @@
 mod checkpoint;
 mod entry;
 mod fhir;
+pub mod sync;
 mod verify;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_DOMAIN};

@@ -1,0 +1,283 @@
+//! The sync protocol between a desktop and the clinic's collector, and the collector's check
+//! of a pushed batch. Pure: the collector stores, the desktop sends, both agree here on what
+//! a valid batch is.
+//!
+//! A batch is a run of consecutive records from one device's chain and a checkpoint the
+//! device signed over the batch's last record. The chain links every record to that head,
+//! so one signature authenticates the whole batch.
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use crate::{Checkpoint, Hash, Record, GENESIS};
+
+/// The most records one push may carry; the desktop sends at most this many.
+pub const MAX_BATCH: usize = 1000;
+
+/// `POST /v1/enroll`: a device registers its public key with a one-time token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub token: String,
+    pub device_id: String,
+    /// The device's Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+    /// What the clinic calls this computer ("front desk PC").
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// `POST /v1/push`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushBatch {
+    pub device_id: String,
+    pub records: Vec<Record>,
+    /// The device's signed checkpoints within the batch, in order; the last one covers the
+    /// batch's last record (the desktop signs one for the push when it has none there).
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// What the collector holds for a device after a push (or on `GET /v1/devices/{id}/head`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub device_id: String,
+    /// The highest sequence stored; 0 for none.
+    pub seq: u64,
+    pub hash: Hash,
+}
+
+/// The collector's answer to a push.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushAck {
+    pub head: Head,
+    /// Records newly stored by this push.
+    pub stored: u64,
+    /// Records the collector already held, identical (a replay or a retry).
+    pub duplicates: u64,
+}
+
+/// Why a batch is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchError {
+    #[error("the batch is empty")]
+    Empty,
+    #[error("the batch holds {0} records; at most {MAX_BATCH} are accepted")]
+    TooLarge(usize),
+    #[error("a checkpoint is not signed by this device's key")]
+    BadSignature,
+    #[error(
+        "the checkpoints do not match the batch's records (the last must cover its last record)"
+    )]
+    CheckpointMismatch,
+    #[error("record {0} is not self-consistent (its hash does not match its content)")]
+    BadRecord(u64),
+    #[error("record {0} does not follow the one before it")]
+    BrokenChain(u64),
+    #[error("record {0} is for another device")]
+    WrongDevice(u64),
+    #[error("the batch starts at {first}, but the collector holds only up to {head}: records are missing")]
+    Gap { first: u64, head: u64 },
+    #[error("record {seq} differs from the one the collector already holds: the device's history was rewritten")]
+    Fork { seq: u64 },
+}
+
+/// Checks that a batch is well formed and signed, before it is compared with what is stored.
+pub fn check_batch(batch: &PushBatch, key: &VerifyingKey) -> Result<(), BatchError> {
+    let (first, last) = match (batch.records.first(), batch.records.last()) {
+        (Some(f), Some(l)) => (f, l),
+        _ => return Err(BatchError::Empty),
+    };
+    if batch.records.len() > MAX_BATCH {
+        return Err(BatchError::TooLarge(batch.records.len()));
+    }
+    let mut prev: Option<&Record> = None;
+    for rec in &batch.records {
+        if rec.entry.device_id != batch.device_id {
+            return Err(BatchError::WrongDevice(rec.entry.seq));
+        }
+        if !rec.is_self_consistent() {
+            return Err(BatchError::BadRecord(rec.entry.seq));
+        }
+        if let Some(p) = prev {
+            if rec.entry.seq != p.entry.seq + 1 || rec.prev_hash != p.hash {
+                return Err(BatchError::BrokenChain(rec.entry.seq));
+            }
+        }
+        prev = Some(rec);
+    }
+    let Some(final_checkpoint) = batch.checkpoints.last() else {
+        return Err(BatchError::CheckpointMismatch);
+    };
+    if final_checkpoint.seq != last.entry.seq || final_checkpoint.hash != last.hash {
+        return Err(BatchError::CheckpointMismatch);
+    }
+    let first_seq = first.entry.seq;
+    let mut previous = 0;
+    for cp in &batch.checkpoints {
+        if !cp.is_signed_by(key, &batch.device_id) {
+            return Err(BatchError::BadSignature);
+        }
+        let in_batch = cp
+            .seq
+            .checked_sub(first_seq)
+            .and_then(|i| batch.records.get(i as usize));
+        if cp.seq <= previous || in_batch.is_none_or(|r| r.entry.seq != cp.seq || r.hash != cp.hash)
+        {
+            return Err(BatchError::CheckpointMismatch);
+        }
+        previous = cp.seq;
+    }
+    if first.entry.seq == 1 && first.prev_hash != GENESIS {
+        return Err(BatchError::BrokenChain(1));
+    }
+    Ok(())
+}
+
+/// How a checked batch meets what the collector holds for the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Index in `records` of the first record to store (those before are already held).
+    pub store_from: usize,
+}
+
+/// Compares a checked batch with the stored chain. `stored_hash(seq)` gives the hash held
+/// for a sequence (None when not held); `head` is the highest held.
+pub fn plan_batch(
+    batch: &PushBatch,
+    head: u64,
+    stored_hash: impl Fn(u64) -> Option<Hash>,
+) -> Result<Plan, BatchError> {
+    let first = batch.records[0].entry.seq;
+    if first > head + 1 {
+        return Err(BatchError::Gap { first, head });
+    }
+    // What the batch holds that the collector has: it must be identical.
+    let mut store_from = batch.records.len();
+    for (i, rec) in batch.records.iter().enumerate() {
+        let seq = rec.entry.seq;
+        if seq > head {
+            store_from = i;
+            break;
+        }
+        if stored_hash(seq) != Some(rec.hash) {
+            return Err(BatchError::Fork { seq });
+        }
+    }
+    // The first new record must continue the stored head.
+    if let Some(rec) = batch.records.get(store_from) {
+        let expected = if rec.entry.seq == 1 {
+            Some(GENESIS)
+        } else {
+            stored_hash(rec.entry.seq - 1)
+        };
+        if expected != Some(rec.prev_hash) {
+            return Err(BatchError::Fork {
+                seq: rec.entry.seq - 1,
+            });
+        }
+    }
+    Ok(Plan { store_from })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Action, Entry, Outcome, SigningKey};
+    use chrono::{TimeZone, Utc};
+
+    const DEVICE: &str = "device-a";
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn chain(n: u64, detail: &str) -> Vec<Record> {
+        let mut prev = GENESIS;
+        (1..=n)
+            .map(|seq| {
+                let rec = Entry {
+                    seq,
+                    time: Utc
+                        .timestamp_opt(1_700_000_000 + seq as i64, 0)
+                        .single()
+                        .expect("time"),
+                    actor_id: Some(1),
+                    actor: "dr.okafor".into(),
+                    role: Some("physician".into()),
+                    device_id: DEVICE.into(),
+                    action: Action::Read,
+                    event: "chart.read".into(),
+                    outcome: Outcome::Success,
+                    patient_id: Some(seq.to_string()),
+                    object_type: None,
+                    object_id: None,
+                    purpose: Some("TREAT".into()),
+                    reason: None,
+                    detail: Some(detail.into()),
+                }
+                .seal(prev);
+                prev = rec.hash;
+                rec
+            })
+            .collect()
+    }
+
+    fn batch(records: &[Record], signer: &SigningKey) -> PushBatch {
+        let last = records.last().expect("records");
+        PushBatch {
+            device_id: DEVICE.into(),
+            records: records.to_vec(),
+            checkpoints: vec![Checkpoint::sign(
+                signer,
+                DEVICE,
+                last.entry.seq,
+                last.hash,
+                last.entry.time,
+            )],
+        }
+    }
+
+    #[test]
+    fn a_signed_run_continuing_the_head_is_stored_from_where_the_collector_stops() {
+        let k = key(1);
+        let all = chain(10, "x");
+        let b = batch(&all[3..10], &k);
+        check_batch(&b, &k.verifying_key()).expect("valid");
+        let held = |seq: u64| (seq <= 6).then(|| all[seq as usize - 1].hash);
+        assert_eq!(plan_batch(&b, 6, held), Ok(Plan { store_from: 3 }));
+        // A replay of what is all held stores nothing.
+        let replay = batch(&all[0..6], &k);
+        assert_eq!(plan_batch(&replay, 6, held), Ok(Plan { store_from: 6 }));
+    }
+
+    #[test]
+    fn forged_gapped_and_rewritten_batches_are_refused() {
+        let k = key(1);
+        let all = chain(10, "x");
+        let vk = k.verifying_key();
+        assert_eq!(
+            check_batch(&batch(&all, &key(2)), &vk),
+            Err(BatchError::BadSignature)
+        );
+        let mut broken = batch(&all, &k);
+        broken.records.remove(4);
+        assert_eq!(check_batch(&broken, &vk), Err(BatchError::BrokenChain(6)));
+        let mut altered = batch(&all, &k);
+        altered.records[2].entry.detail = Some("changed".into());
+        assert_eq!(check_batch(&altered, &vk), Err(BatchError::BadRecord(3)));
+        // A gap: the collector holds 3, the batch starts at 6.
+        let held = |seq: u64| (seq <= 3).then(|| all[seq as usize - 1].hash);
+        assert_eq!(
+            plan_batch(&batch(&all[5..], &k), 3, held),
+            Err(BatchError::Gap { first: 6, head: 3 })
+        );
+        // History rewritten, hashes recomputed and the checkpoint re-signed with the real key.
+        let rewritten = chain(10, "rewritten");
+        let b = batch(&rewritten[2..], &k);
+        check_batch(&b, &vk).expect("well formed on its own");
+        let held = |seq: u64| (seq <= 5).then(|| all[seq as usize - 1].hash);
+        assert_eq!(plan_batch(&b, 5, held), Err(BatchError::Fork { seq: 3 }));
+        // Rewritten past the head only: the new records do not continue the held head.
+        let b = batch(&rewritten[5..], &k);
+        assert_eq!(plan_batch(&b, 5, held), Err(BatchError::Fork { seq: 5 }));
+    }
+}

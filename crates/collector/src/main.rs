@@ -1,0 +1,208 @@
+//! chartroom-collector: the clinic's audit collector. Desktops push their audit trails here
+//! over HTTPS; the collector verifies each batch against the device's key and the chain it
+//! already holds, keeps it, and flags any device that rewrites its past.
+
+#![forbid(unsafe_code)]
+
+mod api;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chartroom-collector",
+    version,
+    about = "The clinic's audit collector."
+)]
+struct Cli {
+    /// Where the collector keeps what it receives: sqlite://PATH (default) or postgres://…
+    #[arg(
+        long,
+        global = true,
+        env = "CHARTROOM_COLLECTOR_DB",
+        default_value = "sqlite://collector.db"
+    )]
+    db: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve HTTPS until interrupted (Ctrl+C or SIGTERM finish the batches in flight first).
+    Serve {
+        /// Address to listen on.
+        #[arg(
+            long,
+            env = "CHARTROOM_COLLECTOR_LISTEN",
+            default_value = "127.0.0.1:8443"
+        )]
+        listen: SocketAddr,
+        /// The server certificate (PEM), e.g. from `chartroom-collector cert`.
+        #[arg(long, env = "CHARTROOM_COLLECTOR_CERT")]
+        cert: PathBuf,
+        /// Its private key (PEM).
+        #[arg(long, env = "CHARTROOM_COLLECTOR_KEY")]
+        key: PathBuf,
+    },
+    /// Issue a one-time enrollment token for a desktop (`chartroom sync enroll URL TOKEN`).
+    Token {
+        /// How long it stays valid.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
+    },
+    /// Re-verify every stored chain and its signed checkpoints; exits 1 on any break.
+    Verify,
+    /// Make a self-signed certificate for this collector (desktops pin it).
+    Cert {
+        /// Host names and addresses the certificate is for.
+        #[arg(long = "host", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+        hosts: Vec<String>,
+        /// Folder to write collector.crt and collector.key into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CHARTROOM_COLLECTOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chartroom-collector: cannot start: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("chartroom-collector: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Cert { hosts, out } => {
+            let cert = rcgen::generate_simple_self_signed(hosts)
+                .map_err(|e| format!("cannot make a certificate: {e}"))?;
+            std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+            std::fs::write(out.join("collector.crt"), cert.cert.pem())
+                .map_err(|e| e.to_string())?;
+            write_private(&out.join("collector.key"), &cert.key_pair.serialize_pem())?;
+            println!("{}", out.join("collector.crt").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { hours } => {
+            let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+            let token = store.issue_token(hours).await.map_err(|e| e.to_string())?;
+            println!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify => {
+            let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+            let mut broken = 0;
+            for (device, key) in store.devices().await.map_err(|e| e.to_string())? {
+                let records = store.records(&device).await.map_err(|e| e.to_string())?;
+                let checkpoints = store
+                    .checkpoints(&device)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let report = chartroom_audit::verify(&device, &key, records, checkpoints);
+                match &report.failure {
+                    None => println!("{device}: {} entries, intact", report.entries),
+                    Some(f) => {
+                        broken += 1;
+                        println!("{device}: BROKEN at entry {}: {}", f.seq, f.reason);
+                    }
+                }
+            }
+            Ok(if broken == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Serve { listen, cert, key } => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|e| format!("cannot read the certificate or key: {e}"))?;
+            let handle = axum_server::Handle::new();
+            let shutdown = handle.clone();
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down: finishing batches in flight");
+                shutdown.graceful_shutdown(Some(Duration::from_secs(30)));
+            });
+            tracing::info!(%listen, db = %redact(&cli.db), "collector listening");
+            axum_server::bind_rustls(listen, tls)
+                .handle(handle)
+                .serve(api::router(api::App::new(store)).into_make_service())
+                .await
+                .map_err(|e| format!("the server stopped: {e}"))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The database URL without a password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://…@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path).map_err(|e| e.to_string())?;
+    f.write_all(text.as_bytes()).map_err(|e| e.to_string())
+}

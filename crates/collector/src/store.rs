@@ -1,0 +1,415 @@
+//! Where the collector keeps what it receives: one trait, two backends chosen by URL
+//! (`sqlite://…`, the embedded default, and `postgres://…`), both through sqlx's Any driver
+//! and the same portable SQL, so one test suite covers both.
+
+use chartroom_audit::sync::{check_batch, plan_batch, BatchError, Head, PushAck, PushBatch};
+use chartroom_audit::{Checkpoint, Hash, Record, VerifyingKey, GENESIS};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+
+/// What went wrong in the store, as the API reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("this device is not enrolled")]
+    UnknownDevice,
+    #[error("the enrollment token is unknown, used or expired")]
+    BadToken,
+    #[error("this device is already enrolled with another key")]
+    KeyConflict,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("storage: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS devices (
+        device_id   TEXT PRIMARY KEY,
+        public_key  TEXT NOT NULL,
+        label       TEXT,
+        enrolled_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tokens (
+        token_hash  TEXT PRIMARY KEY,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL,
+        used_at     TEXT,
+        used_by     TEXT)",
+    "CREATE TABLE IF NOT EXISTS entries (
+        device_id   TEXT NOT NULL,
+        seq         BIGINT NOT NULL,
+        time        TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        patient_id  TEXT,
+        record      TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (device_id, seq))",
+    "CREATE INDEX IF NOT EXISTS entries_patient ON entries (patient_id)",
+    "CREATE INDEX IF NOT EXISTS entries_actor ON entries (actor)",
+    "CREATE INDEX IF NOT EXISTS entries_time ON entries (time)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (
+        device_id   TEXT NOT NULL,
+        seq         BIGINT NOT NULL,
+        checkpoint  TEXT NOT NULL,
+        PRIMARY KEY (device_id, seq))",
+    "CREATE TABLE IF NOT EXISTS evidence (
+        device_id   TEXT NOT NULL,
+        seq         BIGINT NOT NULL,
+        received_at TEXT NOT NULL,
+        held_hash   TEXT,
+        offered     TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alerts (
+        time        TEXT NOT NULL,
+        device_id   TEXT,
+        kind        TEXT NOT NULL,
+        summary     TEXT NOT NULL)",
+];
+
+fn now() -> String {
+    chartroom_audit::format_time(chrono::Utc::now())
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+/// The collector's storage.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `url`: `sqlite://PATH` or `postgres://…`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let url = if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.contains('?') {
+                url.to_owned()
+            } else {
+                format!("sqlite://{path}?mode=rwc")
+            }
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            url.to_owned()
+        } else {
+            return Err(StoreError::Invalid(
+                "The database URL must start with sqlite:// or postgres://.".into(),
+            ));
+        };
+        // SQLite takes one writer at a time; a single connection keeps pushes in order.
+        let max = if url.starts_with("sqlite:") { 1 } else { 8 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .connect(&url)
+            .await?;
+        if url.starts_with("sqlite:") {
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&pool)
+                .await?;
+        }
+        for statement in SCHEMA {
+            sqlx::query(statement).execute(&pool).await?;
+        }
+        Ok(Store { pool })
+    }
+
+    /// Issues a one-time enrollment token, valid for `hours`.
+    pub async fn issue_token(&self, hours: i64) -> Result<String, StoreError> {
+        let mut bytes = [0u8; 24];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+        let token = hex::encode(bytes);
+        let expires = chrono::Utc::now() + chrono::Duration::hours(hours.clamp(1, 24 * 30));
+        sqlx::query("INSERT INTO tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
+            .bind(token_hash(&token))
+            .bind(now())
+            .bind(chartroom_audit::format_time(expires))
+            .execute(&self.pool)
+            .await?;
+        Ok(token)
+    }
+
+    /// Enrolls a device with a token (used once) and its public key.
+    pub async fn enroll(
+        &self,
+        token: &str,
+        device_id: &str,
+        public_key: &VerifyingKey,
+        label: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query("SELECT expires_at, used_at FROM tokens WHERE token_hash = $1")
+            .bind(token_hash(token))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::BadToken);
+        };
+        let expires: String = row.try_get(0)?;
+        let used: Option<String> = row.try_get(1)?;
+        if used.is_some() || expires < now() {
+            return Err(StoreError::BadToken);
+        }
+        let key_hex = hex::encode(public_key.as_bytes());
+        let existing = sqlx::query("SELECT public_key FROM devices WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match existing {
+            Some(r) if r.try_get::<String, _>(0)? != key_hex => {
+                return Err(StoreError::KeyConflict)
+            }
+            Some(_) => {}
+            None => {
+                sqlx::query(
+                    "INSERT INTO devices (device_id, public_key, label, enrolled_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(device_id)
+                .bind(&key_hex)
+                .bind(label)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query("UPDATE tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3")
+            .bind(now())
+            .bind(device_id)
+            .bind(token_hash(token))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn device_key(&self, device_id: &str) -> Result<VerifyingKey, StoreError> {
+        let row = sqlx::query("SELECT public_key FROM devices WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::UnknownDevice)?;
+        let text: String = row.try_get(0)?;
+        let bytes: [u8; 32] = hex::decode(text)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| StoreError::Invalid("a stored device key is damaged".into()))?;
+        VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| StoreError::Invalid("a stored device key is damaged".into()))
+    }
+
+    /// The highest sequence held for a device (0 and the genesis hash for none).
+    pub async fn head(&self, device_id: &str) -> Result<Head, StoreError> {
+        self.device_key(device_id).await?;
+        let row = sqlx::query(
+            "SELECT seq, hash FROM entries WHERE device_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            None => Head {
+                device_id: device_id.to_owned(),
+                seq: 0,
+                hash: GENESIS,
+            },
+            Some(r) => Head {
+                device_id: device_id.to_owned(),
+                seq: r.try_get::<i64, _>(0)?.max(0) as u64,
+                hash: Hash::from_hex(&r.try_get::<String, _>(1)?).unwrap_or(GENESIS),
+            },
+        })
+    }
+
+    /// Verifies and stores a batch. Idempotent on (device, sequence); a record that differs
+    /// from the one held is refused, kept as evidence and raised as a tamper alert.
+    pub async fn push(&self, batch: &PushBatch) -> Result<PushAck, StoreError> {
+        let key = self.device_key(&batch.device_id).await?;
+        check_batch(batch, &key)?;
+        let mut tx = self.pool.begin().await?;
+        let first = batch.records[0].entry.seq;
+        let from = first.saturating_sub(1).max(1) as i64;
+        let to = batch.records.last().map_or(0, |r| r.entry.seq) as i64;
+        let rows = sqlx::query(
+            "SELECT seq, hash FROM entries WHERE device_id = $1 AND seq >= $2 AND seq <= $3",
+        )
+        .bind(&batch.device_id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut held = std::collections::HashMap::new();
+        for r in rows {
+            let seq: i64 = r.try_get(0)?;
+            let hash: String = r.try_get(1)?;
+            held.insert(seq as u64, Hash::from_hex(&hash).unwrap_or(GENESIS));
+        }
+        let head_row = sqlx::query("SELECT MAX(seq) FROM entries WHERE device_id = $1")
+            .bind(&batch.device_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let head = head_row.try_get::<Option<i64>, _>(0)?.unwrap_or(0).max(0) as u64;
+        let plan = match plan_batch(batch, head, |seq| held.get(&seq).copied()) {
+            Ok(plan) => plan,
+            Err(BatchError::Fork { seq }) => {
+                drop(tx);
+                self.keep_evidence(batch, seq, held.get(&seq).copied())
+                    .await?;
+                return Err(BatchError::Fork { seq }.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let received = now();
+        let new = &batch.records[plan.store_from..];
+        for rec in new {
+            insert_record(&mut tx, rec, &received).await?;
+        }
+        for cp in &batch.checkpoints {
+            sqlx::query(
+                "INSERT INTO checkpoints (device_id, seq, checkpoint) VALUES ($1, $2, $3)
+                 ON CONFLICT (device_id, seq) DO NOTHING",
+            )
+            .bind(&batch.device_id)
+            .bind(cp.seq as i64)
+            .bind(serde_json::to_string(cp).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let last = batch.records.last().expect("checked: not empty");
+        let head = if last.entry.seq >= head {
+            Head {
+                device_id: batch.device_id.clone(),
+                seq: last.entry.seq,
+                hash: last.hash,
+            }
+        } else {
+            self.head(&batch.device_id).await?
+        };
+        Ok(PushAck {
+            head,
+            stored: new.len() as u64,
+            duplicates: plan.store_from as u64,
+        })
+    }
+
+    async fn keep_evidence(
+        &self,
+        batch: &PushBatch,
+        seq: u64,
+        held: Option<Hash>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO evidence (device_id, seq, received_at, held_hash, offered) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&batch.device_id)
+        .bind(seq as i64)
+        .bind(now())
+        .bind(held.map(|h| h.to_hex()))
+        .bind(serde_json::to_string(batch).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO alerts (time, device_id, kind, summary) VALUES ($1, $2, $3, $4)")
+            .bind(now())
+            .bind(&batch.device_id)
+            .bind("tamper")
+            .bind(format!(
+                "Device {} sent a different record {seq} from the one already held: its audit history was rewritten.",
+                batch.device_id
+            ))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::warn!(device = %batch.device_id, seq, "fork: a device rewrote its audit history; evidence kept");
+        Ok(())
+    }
+
+    /// Tamper alerts raised so far: (time, device, summary).
+    pub async fn alerts(&self) -> Result<Vec<(String, Option<String>, String)>, StoreError> {
+        let rows = sqlx::query("SELECT time, device_id, summary FROM alerts ORDER BY time")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Every record held for a device, in sequence order.
+    pub async fn records(&self, device_id: &str) -> Result<Vec<Record>, StoreError> {
+        let rows = sqlx::query("SELECT record FROM entries WHERE device_id = $1 ORDER BY seq")
+            .bind(device_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| {
+                let text: String = r.try_get(0)?;
+                serde_json::from_str(&text).map_err(|_| {
+                    StoreError::Invalid(format!("a stored record of {device_id} is damaged"))
+                })
+            })
+            .collect()
+    }
+
+    /// Every enrolled device with its key.
+    pub async fn devices(&self) -> Result<Vec<(String, VerifyingKey)>, StoreError> {
+        let rows = sqlx::query("SELECT device_id FROM devices ORDER BY device_id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let key = self.device_key(&id).await?;
+            out.push((id, key));
+        }
+        Ok(out)
+    }
+
+    /// The checkpoints held for a device.
+    pub async fn checkpoints(&self, device_id: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows =
+            sqlx::query("SELECT checkpoint FROM checkpoints WHERE device_id = $1 ORDER BY seq")
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|r| {
+                let text: String = r.try_get(0)?;
+                serde_json::from_str(&text).map_err(|_| {
+                    StoreError::Invalid(format!("a stored checkpoint of {device_id} is damaged"))
+                })
+            })
+            .collect()
+    }
+}
+
+async fn insert_record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rec: &Record,
+    received: &str,
+) -> Result<(), StoreError> {
+    let e = &rec.entry;
+    sqlx::query(
+        "INSERT INTO entries (device_id, seq, time, actor, event, outcome, patient_id, record, hash, received_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&e.device_id)
+    .bind(e.seq as i64)
+    .bind(chartroom_audit::format_time(e.time))
+    .bind(&e.actor)
+    .bind(&e.event)
+    .bind(e.outcome.as_str())
+    .bind(e.patient_id.as_deref())
+    .bind(serde_json::to_string(rec).unwrap_or_default())
+    .bind(rec.hash.to_hex())
+    .bind(received)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,427 @@
+//! The real collector process on loopback over TLS: enrollment, pushes that verify and are
+//! idempotent, every refused batch, bad bodies, a kill in the middle of a push. Each test
+//! runs against SQLite, and against PostgreSQL when CHARTROOM_TEST_POSTGRES names a server
+//! (a URL like postgres://user:pw@127.0.0.1/db; each test uses a schema-free fresh database
+//! by dropping its tables first).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chartroom_audit::sync::{EnrollRequest, PushAck, PushBatch};
+use chartroom_audit::{Action, Checkpoint, Entry, Outcome, Record, SigningKey, GENESIS};
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Value};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chartroom-collector"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("binds")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+struct Collector {
+    dir: tempfile::TempDir,
+    db: String,
+    port: u16,
+    child: Option<Child>,
+    client: reqwest::blocking::Client,
+}
+
+impl Collector {
+    fn start(db: &str) -> Collector {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = db.replace("{dir}", &dir.path().display().to_string());
+        let ok = Command::new(bin())
+            .args(["cert", "--out"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("runs");
+        assert!(ok.success());
+        let pem = std::fs::read(dir.path().join("collector.crt")).expect("cert");
+        let client = reqwest::blocking::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"))
+            .tls_built_in_root_certs(false)
+            .timeout(Duration::from_secs(30))
+            // A refused oversized body closes its connection; never reuse one.
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        let mut c = Collector {
+            dir,
+            db,
+            port: free_port(),
+            child: None,
+            client,
+        };
+        c.serve();
+        c
+    }
+
+    fn serve(&mut self) {
+        let child = Command::new(bin())
+            .args([
+                "--db",
+                &self.db,
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+            ])
+            .arg("--cert")
+            .arg(self.dir.path().join("collector.crt"))
+            .arg("--key")
+            .arg(self.dir.path().join("collector.key"))
+            .env("CHARTROOM_COLLECTOR_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        while self.get("/health").is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "collector did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    fn get(&self, path: &str) -> reqwest::Result<reqwest::blocking::Response> {
+        self.client.get(self.url(path)).send()
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .expect("sends");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn raw_post(&self, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .expect("sends");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn token(&self) -> String {
+        let out = Command::new(bin())
+            .args(["--db", &self.db, "token"])
+            .env("CHARTROOM_COLLECTOR_LOG", "warn")
+            .output()
+            .expect("runs");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
+    }
+
+    fn verify(&self) -> (bool, String) {
+        let out = Command::new(bin())
+            .args(["--db", &self.db, "verify"])
+            .env("CHARTROOM_COLLECTOR_LOG", "warn")
+            .output()
+            .expect("runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A device: its key and its chain.
+struct Device {
+    id: String,
+    key: SigningKey,
+    records: Vec<Record>,
+}
+
+impl Device {
+    fn new(id: &str, seed: u8) -> Device {
+        Device {
+            id: id.to_owned(),
+            key: SigningKey::from_bytes(&[seed; 32]),
+            records: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, n: u64, detail: &str) {
+        let mut prev = self.records.last().map_or(GENESIS, |r| r.hash);
+        let start = self.records.len() as u64 + 1;
+        for seq in start..start + n {
+            let rec = Entry {
+                seq,
+                time: Utc
+                    .timestamp_opt(1_760_000_000 + seq as i64, 0)
+                    .single()
+                    .expect("time"),
+                actor_id: Some(2),
+                actor: "dr.okafor".into(),
+                role: Some("physician".into()),
+                device_id: self.id.clone(),
+                action: Action::Read,
+                event: "chart.read".into(),
+                outcome: Outcome::Success,
+                patient_id: Some((seq % 97).to_string()),
+                object_type: Some("Patient".into()),
+                object_id: Some((seq % 97).to_string()),
+                purpose: Some("TREAT".into()),
+                reason: None,
+                detail: Some(detail.into()),
+            }
+            .seal(prev);
+            prev = rec.hash;
+            self.records.push(rec);
+        }
+    }
+
+    fn batch(&self, from: u64, to: u64, signer: &SigningKey) -> Value {
+        let records = self.records[(from - 1) as usize..to as usize].to_vec();
+        // The device's own checkpoints (every 256 entries), and one over the batch's end.
+        let mut checkpoints: Vec<Checkpoint> = records
+            .iter()
+            .filter(|r| r.entry.seq % 256 == 0)
+            .map(|r| Checkpoint::sign(signer, &self.id, r.entry.seq, r.hash, r.entry.time))
+            .collect();
+        let last = records.last().expect("some");
+        if checkpoints.last().is_none_or(|c| c.seq != last.entry.seq) {
+            checkpoints.push(Checkpoint::sign(
+                signer,
+                &self.id,
+                last.entry.seq,
+                last.hash,
+                last.entry.time,
+            ));
+        }
+        serde_json::to_value(PushBatch {
+            device_id: self.id.clone(),
+            records,
+            checkpoints,
+        })
+        .expect("json")
+    }
+
+    fn enroll(&self, c: &Collector, token: &str) -> (u16, Value) {
+        let req = EnrollRequest {
+            token: token.to_owned(),
+            device_id: self.id.clone(),
+            public_key: hex::encode(self.key.verifying_key().as_bytes()),
+            label: Some("front desk PC".into()),
+        };
+        c.post("/v1/enroll", &serde_json::to_value(req).expect("json"))
+    }
+
+    /// Pushes everything from the collector's head on, in batches of 1,000.
+    fn sync(&self, c: &Collector) -> u64 {
+        let head: Value = c
+            .get(&format!("/v1/devices/{}/head", self.id))
+            .expect("head")
+            .json()
+            .expect("json");
+        let mut seq = head["seq"].as_u64().expect("seq");
+        while seq < self.records.len() as u64 {
+            let to = (seq + 1000).min(self.records.len() as u64);
+            let (status, ack) = c.post("/v1/push", &self.batch(seq + 1, to, &self.key));
+            assert_eq!(status, 200, "{ack}");
+            let ack: PushAck = serde_json::from_value(ack).expect("ack");
+            seq = ack.head.seq;
+        }
+        seq
+    }
+}
+
+fn backends() -> Vec<String> {
+    let mut list = vec!["sqlite://{dir}/collector.db".to_owned()];
+    if let Ok(url) = std::env::var("CHARTROOM_TEST_POSTGRES") {
+        list.push(url);
+    }
+    list
+}
+
+/// A fresh PostgreSQL database for each test: the tables are dropped first.
+fn fresh(db: &str) {
+    if !db.starts_with("postgres") {
+        return;
+    }
+    let status = Command::new("psql")
+        .arg(db)
+        .args([
+            "-q",
+            "-c",
+            "DROP TABLE IF EXISTS devices, tokens, entries, checkpoints, evidence, alerts",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("psql");
+    assert!(status.success());
+}
+
+fn each_backend(test: impl Fn(&str)) {
+    for db in backends() {
+        fresh(&db);
+        test(&db);
+    }
+}
+
+#[test]
+fn ten_thousand_entries_arrive_verified_and_equal_to_the_desktops() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        assert_eq!(d.enroll(&c, &c.token()).0, 201);
+        d.write(10_000, "ok");
+        assert_eq!(d.sync(&c), 10_000);
+        let (ok, out) = c.verify();
+        assert!(ok, "{out}");
+        assert!(out.contains("desk-1: 10000 entries, intact"), "{out}");
+        // A replay of the first batch is acknowledged and stores nothing.
+        let (status, ack) = c.post("/v1/push", &d.batch(1, 1000, &d.key));
+        assert_eq!(status, 200);
+        assert_eq!(ack["stored"], 0);
+        assert_eq!(ack["duplicates"], 1000);
+        assert_eq!(ack["head"]["seq"], 10_000);
+    });
+}
+
+#[test]
+fn enrollment_is_once_per_token_and_unknown_devices_and_forged_batches_are_refused() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        d.write(20, "ok");
+        let token = c.token();
+        // Not enrolled yet: 401.
+        let (status, body) = c.post("/v1/push", &d.batch(1, 10, &d.key));
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "unknown_device");
+        assert_eq!(d.enroll(&c, "not-a-token").0, 401);
+        assert_eq!(d.enroll(&c, &token).0, 201);
+        // The token is spent.
+        let other = Device::new("desk-2", 2);
+        assert_eq!(other.enroll(&c, &token).0, 401);
+        // Signed by another key: 403.
+        let (status, body) = c.post(
+            "/v1/push",
+            &d.batch(1, 10, &SigningKey::from_bytes(&[9; 32])),
+        );
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "bad_signature");
+        // A gap: the collector holds nothing, the batch starts at 11.
+        let (status, body) = c.post("/v1/push", &d.batch(11, 20, &d.key));
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["error"]["code"], "gap");
+        assert_eq!(d.sync(&c), 20);
+    });
+}
+
+#[test]
+fn a_device_that_rewrites_its_history_is_refused_and_the_evidence_kept() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        assert_eq!(d.enroll(&c, &c.token()).0, 201);
+        d.write(50, "ok");
+        d.sync(&c);
+        // The same key, the same sequences, other content: hashes recomputed, re-signed.
+        let mut liar = Device::new("desk-1", 1);
+        liar.write(60, "nothing to see here");
+        let (status, body) = c.post("/v1/push", &liar.batch(41, 60, &liar.key));
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["error"]["code"], "fork");
+        // Nothing changed: the collector still holds the original 50 and they verify.
+        let (ok, out) = c.verify();
+        assert!(ok && out.contains("50 entries, intact"), "{out}");
+    });
+}
+
+#[test]
+fn bad_bodies_get_a_clear_4xx_and_change_nothing() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        assert_eq!(d.enroll(&c, &c.token()).0, 201);
+        d.write(5, "ok");
+        let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+            ("malformed JSON", b"{\"device_id\": ".to_vec(), 400),
+            ("wrong types", br#"{"device_id": 5, "records": "no", "checkpoints": 1}"#.to_vec(), 422),
+            ("missing fields", br#"{"device_id": "desk-1"}"#.to_vec(), 422),
+            ("empty batch", serde_json::to_vec(&json!({"device_id": "desk-1", "records": [], "checkpoints": d.batch(1, 5, &d.key)["checkpoints"]})).expect("json"), 422),
+            ("oversized", vec![b' '; 5 << 20], 413),
+        ];
+        for (what, body, want) in cases {
+            let (status, reply) = c.raw_post("/v1/push", body);
+            assert_eq!(status, want, "{what}: {reply}");
+        }
+        let (status, _) = c.raw_post("/v1/enroll", b"[]".to_vec());
+        assert_eq!(status, 422);
+        let head: Value = c
+            .get("/v1/devices/desk-1/head")
+            .expect("head")
+            .json()
+            .expect("json");
+        assert_eq!(head["seq"], 0);
+    });
+}
+
+#[test]
+fn a_collector_killed_mid_push_converges_after_restart() {
+    each_backend(|db| {
+        let mut c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        assert_eq!(d.enroll(&c, &c.token()).0, 201);
+        d.write(5_000, "ok");
+        // Push in a thread and kill the collector while it runs.
+        let batches: Vec<Value> = (0..5)
+            .map(|i| d.batch(i * 1000 + 1, (i + 1) * 1000, &d.key))
+            .collect();
+        let url = c.url("/v1/push");
+        let client = c.client.clone();
+        let pusher = std::thread::spawn(move || {
+            for b in batches {
+                if client.post(&url).json(&b).send().is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(150));
+        c.kill();
+        let _ = pusher.join();
+        c.serve();
+        assert_eq!(d.sync(&c), 5_000);
+        let (ok, out) = c.verify();
+        assert!(ok && out.contains("5000 entries, intact"), "{out}");
+    });
+}
