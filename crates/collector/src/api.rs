@@ -15,7 +15,7 @@ use chartroom_audit::VerifyingKey;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Query, Store, StoreError};
 
 /// Bodies above this are refused before they are parsed (a full batch is ~1 MB).
 pub const MAX_BODY: usize = 4 << 20;
@@ -179,6 +179,84 @@ async fn push(
     }
 }
 
+/// Refuses a request without a valid auditor token.
+async fn auditor(app: &App, headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if token.is_empty() || !app.store.auditor_allowed(token).await? {
+        tracing::warn!("auditor request refused: no valid auditor token");
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "An auditor token is required (chartroom-collector token --auditor).".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn alerts(
+    State(app): State<App>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    auditor(&app, &headers).await?;
+    let list: Vec<serde_json::Value> = app
+        .store
+        .alerts()
+        .await?
+        .into_iter()
+        .map(|(time, device, summary)| json!({"time": time, "device_id": device, "summary": summary}))
+        .collect();
+    Ok(Json(json!({"alerts": list})).into_response())
+}
+
+async fn audit(
+    State(app): State<App>,
+    headers: axum::http::HeaderMap,
+    query: Result<axum::extract::Query<Query>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    auditor(&app, &headers).await?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+    for t in [&q.since, &q.until].into_iter().flatten() {
+        if chartroom_audit::parse_time(t).is_none() {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "since and until are RFC 3339 times, e.g. 2026-03-02T00:00:00Z".into(),
+            ));
+        }
+    }
+    let records = app.store.query(&q).await?;
+    let events = records.iter().map(chartroom_audit::to_fhir_audit_event);
+    if q.format.as_deref() == Some("ndjson") {
+        let mut body = String::new();
+        for e in events {
+            body.push_str(&e.to_string());
+            body.push('\n');
+        }
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/fhir+ndjson")],
+            body,
+        )
+            .into_response());
+    }
+    let entries: Vec<serde_json::Value> = events.map(|e| json!({"resource": e})).collect();
+    let bundle = json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": entries.len(),
+        "entry": entries,
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/fhir+json")],
+        bundle.to_string(),
+    )
+        .into_response())
+}
+
 async fn head(
     State(app): State<App>,
     Path(device): Path<String>,
@@ -192,6 +270,8 @@ pub fn router(app: App) -> Router {
         .route("/v1/enroll", post(enroll))
         .route("/v1/push", post(push))
         .route("/v1/devices/{device}/head", get(head))
+        .route("/v1/audit", get(audit))
+        .route("/v1/alerts", get(alerts))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }

@@ -6,6 +6,7 @@
 
 mod api;
 mod store;
+mod syslog;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,12 +53,27 @@ enum Command {
         /// Its private key (PEM).
         #[arg(long, env = "CHARTROOM_COLLECTOR_KEY")]
         key: PathBuf,
+        /// Also forward every stored entry as RFC 5424 syslog over TLS to HOST:PORT.
+        #[arg(long, env = "CHARTROOM_COLLECTOR_SYSLOG", value_name = "HOST:PORT")]
+        syslog: Option<String>,
+        /// The CA certificate (PEM) that signed the syslog receiver's certificate.
+        #[arg(
+            long,
+            env = "CHARTROOM_COLLECTOR_SYSLOG_CA",
+            value_name = "PEM",
+            requires = "syslog"
+        )]
+        syslog_ca: Option<PathBuf>,
     },
-    /// Issue a one-time enrollment token for a desktop (`chartroom sync enroll URL TOKEN`).
+    /// Issue a one-time enrollment token for a desktop (`chartroom sync enroll URL TOKEN`),
+    /// or with --auditor an access token for auditors' queries.
     Token {
-        /// How long it stays valid.
+        /// How long it stays valid, in hours (an auditor token: days).
         #[arg(long, default_value_t = 24)]
         hours: i64,
+        /// An auditor's token for GET /v1/audit, valid for 30 days.
+        #[arg(long)]
+        auditor: bool,
     },
     /// Re-verify every stored chain and its signed checkpoints; exits 1 on any break.
     Verify,
@@ -109,9 +125,14 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             println!("{}", out.join("collector.crt").display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token { hours } => {
+        Command::Token { hours, auditor } => {
             let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
-            let token = store.issue_token(hours).await.map_err(|e| e.to_string())?;
+            let token = if auditor {
+                store.issue_auditor_token(30).await
+            } else {
+                store.issue_token(hours).await
+            }
+            .map_err(|e| e.to_string())?;
             println!("{token}");
             Ok(ExitCode::SUCCESS)
         }
@@ -139,9 +160,20 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::from(1)
             })
         }
-        Command::Serve { listen, cert, key } => {
+        Command::Serve {
+            listen,
+            cert,
+            key,
+            syslog,
+            syslog_ca,
+        } => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+            if let Some(address) = syslog {
+                let ca = syslog_ca
+                    .ok_or("--syslog needs --syslog-ca (the receiver's CA certificate)")?;
+                tokio::spawn(syslog::run(store.clone(), syslog::Target { address, ca }));
+            }
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
                 .await
                 .map_err(|e| format!("cannot read the certificate or key: {e}"))?;

@@ -63,6 +63,13 @@ const SCHEMA: &[&str] = &[
         received_at TEXT NOT NULL,
         held_hash   TEXT,
         offered     TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS auditor_tokens (
+        token_hash  TEXT PRIMARY KEY,
+        created_at  TEXT NOT NULL,
+        expires_at  TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS forwarded (
+        device_id   TEXT PRIMARY KEY,
+        seq         BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alerts (
         time        TEXT NOT NULL,
         device_id   TEXT,
@@ -76,6 +83,25 @@ fn now() -> String {
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+/// An auditor's query: every field optional; times are RFC 3339.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+pub struct Query {
+    pub patient: Option<String>,
+    pub user: Option<String>,
+    pub device: Option<String>,
+    pub event: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+    /// `bundle` (default) or `ndjson`.
+    pub format: Option<String>,
+}
+
+fn default_limit() -> i64 {
+    10_000
 }
 
 /// The collector's storage.
@@ -134,6 +160,106 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(token)
+    }
+
+    /// Issues an access token for an auditor's queries, valid for `days`.
+    pub async fn issue_auditor_token(&self, days: i64) -> Result<String, StoreError> {
+        let mut bytes = [0u8; 24];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+        let token = hex::encode(bytes);
+        let expires = chrono::Utc::now() + chrono::Duration::days(days.clamp(1, 366));
+        sqlx::query(
+            "INSERT INTO auditor_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash(&token))
+        .bind(now())
+        .bind(chartroom_audit::format_time(expires))
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// Whether `token` is a valid auditor token.
+    pub async fn auditor_allowed(&self, token: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT expires_at FROM auditor_tokens WHERE token_hash = $1")
+            .bind(token_hash(token))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<String, _>(0)? > now(),
+            None => false,
+        })
+    }
+
+    /// Records matching an auditor's query, oldest first (at most `limit`).
+    pub async fn query(&self, q: &Query) -> Result<Vec<Record>, StoreError> {
+        let mut sql = String::from("SELECT record FROM entries WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        let mut add = |column: &str, op: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                args.push(v.clone());
+                sql.push_str(&format!(" AND {column} {op} ${}", args.len()));
+            }
+        };
+        add("patient_id", "=", &q.patient);
+        add("actor", "=", &q.user);
+        add("device_id", "=", &q.device);
+        add("event", "=", &q.event);
+        // Stored times are RFC 3339 UTC with six digits; compare like with like.
+        let norm = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(chartroom_audit::parse_time)
+                .map(chartroom_audit::format_time)
+        };
+        add("time", ">=", &norm(&q.since));
+        add("time", "<", &norm(&q.until));
+        sql.push_str(&format!(
+            " ORDER BY time, device_id, seq LIMIT {}",
+            q.limit.clamp(1, 1_000_000)
+        ));
+        let mut query = sqlx::query(&sql);
+        for a in &args {
+            query = query.bind(a);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                let text: String = r.try_get(0)?;
+                serde_json::from_str(&text)
+                    .map_err(|_| StoreError::Invalid("a stored record is damaged".into()))
+            })
+            .collect()
+    }
+
+    /// Records stored after what has been forwarded (for the syslog output), up to `limit`.
+    pub async fn unforwarded(&self, limit: i64) -> Result<Vec<Record>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.record FROM entries e LEFT JOIN forwarded f ON f.device_id = e.device_id
+             WHERE e.seq > COALESCE(f.seq, 0) ORDER BY e.device_id, e.seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|r| {
+                let text: String = r.try_get(0)?;
+                serde_json::from_str(&text)
+                    .map_err(|_| StoreError::Invalid("a stored record is damaged".into()))
+            })
+            .collect()
+    }
+
+    /// Notes that a device's records up to `seq` were forwarded.
+    pub async fn mark_forwarded(&self, device_id: &str, seq: u64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO forwarded (device_id, seq) VALUES ($1, $2)
+             ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(device_id)
+        .bind(seq as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Enrolls a device with a token (used once) and its public key.

@@ -143,6 +143,29 @@ impl Collector {
             .to_owned()
     }
 
+    fn auditor_token(&self) -> String {
+        let out = Command::new(bin())
+            .args(["--db", &self.db, "token", "--auditor"])
+            .env("CHARTROOM_COLLECTOR_LOG", "warn")
+            .output()
+            .expect("runs");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
+    }
+
+    fn audit(&self, token: &str, query: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(self.url(&format!("/v1/audit?{query}")))
+            .bearer_auth(token)
+            .send()
+            .expect("sends");
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    }
+
     fn verify(&self) -> (bool, String) {
         let out = Command::new(bin())
             .args(["--db", &self.db, "verify"])
@@ -364,6 +387,24 @@ fn a_device_that_rewrites_its_history_is_refused_and_the_evidence_kept() {
         // Nothing changed: the collector still holds the original 50 and they verify.
         let (ok, out) = c.verify();
         assert!(ok && out.contains("50 entries, intact"), "{out}");
+        // The auditor sees the tamper alert.
+        let token = c.auditor_token();
+        let r = c
+            .client
+            .get(c.url("/v1/alerts"))
+            .bearer_auth(&token)
+            .send()
+            .expect("sends");
+        let alerts: Value = r.json().expect("json");
+        assert_eq!(
+            alerts["alerts"].as_array().map(Vec::len),
+            Some(1),
+            "{alerts}"
+        );
+        assert!(alerts["alerts"][0]["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rewritten"));
     });
 }
 
@@ -424,4 +465,150 @@ fn a_collector_killed_mid_push_converges_after_restart() {
         let (ok, out) = c.verify();
         assert!(ok && out.contains("5000 entries, intact"), "{out}");
     });
+}
+
+#[test]
+fn auditors_query_by_patient_user_device_event_and_time_as_fhir() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        assert_eq!(d.enroll(&c, &c.token()).0, 201);
+        d.write(500, "ok");
+        d.sync(&c);
+        // Without a token: 401, and nothing is said about the records.
+        let (status, body) = c.audit("wrong", "patient=5");
+        assert_eq!(status, 401, "{body}");
+        let token = c.auditor_token();
+        let (status, body) = c.audit(&token, "patient=5");
+        assert_eq!(status, 200, "{body}");
+        let bundle: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(bundle["resourceType"], "Bundle");
+        let expected = d
+            .records
+            .iter()
+            .filter(|r| r.entry.patient_id.as_deref() == Some("5"))
+            .count();
+        assert_eq!(bundle["total"], expected);
+        assert!(bundle["entry"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .all(|e| e["resource"]["resourceType"] == "AuditEvent"));
+        // NDJSON, filtered by time: entries 101..=200 by their times.
+        let since = chartroom_audit::format_time(d.records[100].entry.time);
+        let until = chartroom_audit::format_time(d.records[200].entry.time);
+        let (status, body) = c.audit(&token, &format!("format=ndjson&user=dr.okafor&device=desk-1&event=chart.read&since={since}&until={until}"));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body.lines().count(), 100);
+        let (status, _) = c.audit(&token, "since=yesterday");
+        assert_eq!(status, 400);
+    });
+}
+
+/// Debian's rsyslog with rsyslog-gnutls, receiving RFC 5425 on loopback.
+#[test]
+fn every_stored_entry_is_forwarded_to_rsyslog_over_tls() {
+    let rsyslogd = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("rsyslog is installed (scripts/setup.sh installs rsyslog and rsyslog-gnutls)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = Command::new(bin())
+        .args(["cert", "--host", "localhost", "--out"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .status()
+        .expect("runs");
+    assert!(ok.success());
+    let port = free_port();
+    let out = dir.path().join("received.log");
+    let d = dir.path().display();
+    let conf = format!(
+        r#"global(workDirectory="{d}"
+  DefaultNetstreamDriver="gtls"
+  DefaultNetstreamDriverCAFile="{d}/collector.crt"
+  DefaultNetstreamDriverCertFile="{d}/collector.crt"
+  DefaultNetstreamDriverKeyFile="{d}/collector.key")
+module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+input(type="imtcp" port="{port}" address="127.0.0.1")
+template(name="raw" type="string" string="%rawmsg%\n")
+action(type="omfile" file="{out}" template="raw")
+"#,
+        out = out.display()
+    );
+    std::fs::write(dir.path().join("rsyslog.conf"), conf).expect("writes");
+    let mut receiver = Command::new(rsyslogd)
+        .args(["-n", "-f"])
+        .arg(dir.path().join("rsyslog.conf"))
+        .arg("-i")
+        .arg(dir.path().join("rsyslog.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rsyslogd starts");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "rsyslogd did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let mut c = Collector::start("sqlite://{dir}/collector.db");
+    // Restart the collector with forwarding on.
+    c.kill();
+    let child = Command::new(bin())
+        .args([
+            "--db",
+            &c.db,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", c.port),
+        ])
+        .arg("--cert")
+        .arg(c.dir.path().join("collector.crt"))
+        .arg("--key")
+        .arg(c.dir.path().join("collector.key"))
+        .args(["--syslog", &format!("localhost:{port}")])
+        .arg("--syslog-ca")
+        .arg(dir.path().join("collector.crt"))
+        .env("CHARTROOM_COLLECTOR_LOG", "warn")
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starts");
+    c.child = Some(child);
+    let started = Instant::now();
+    while c.get("/health").is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut dev = Device::new("desk-1", 1);
+    assert_eq!(dev.enroll(&c, &c.token()).0, 201);
+    dev.write(300, "ok");
+    dev.sync(&c);
+    let started = Instant::now();
+    let lines = loop {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= 300 || started.elapsed() > Duration::from_secs(30) {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    assert_eq!(lines.len(), 300, "{:?}", lines.first());
+    let first = &lines[0];
+    assert!(first.starts_with("<86>1 "), "{first}");
+    assert!(
+        first.contains("chartroom - chart.read [chartroom@32473 device=\"desk-1\" seq=\"1\""),
+        "{first}"
+    );
+    let json_start = first
+        .find("] {")
+        .expect("structured data, then the message")
+        + 2;
+    let event: Value = serde_json::from_str(&first[json_start..]).expect("json");
+    assert_eq!(event["resourceType"], "AuditEvent");
 }
