@@ -43,6 +43,7 @@ fn main() {
         "export_records",
         "export_progress",
         "patient_disclosures",
+        "sync_status",
     ];
     tauri_build::try_build(
         tauri_build::Attributes::new()

@@ -81,6 +81,7 @@ fn generate() -> String {
         c::LeftOut,
         c::KeyInfo,
         c::Disclosure,
+        c::SyncStatus,
     );
     out.trim_end().to_owned() + "\n"
 }

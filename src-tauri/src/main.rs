@@ -11,6 +11,7 @@ mod demo;
 mod error;
 mod exchange;
 mod records;
+mod sync;
 mod trail;
 mod vault;
 
@@ -88,6 +89,7 @@ fn main() {
                     std::thread::sleep(IDLE_CHECK);
                     handle.state::<vault::AppState>().expire_if_idle();
                 })?;
+            sync::start(app.handle());
             Ok(())
         })
         // Keep in step with build.rs and capabilities/main.json (a test checks the two).
@@ -132,6 +134,7 @@ fn main() {
             exchange::export_records,
             exchange::export_progress,
             exchange::patient_disclosures,
+            sync::sync_status,
         ])
         .run(tauri::generate_context!())
         .expect("the Chartroom window could not start");

@@ -87,7 +87,7 @@ impl AppState {
         }
     }
 
-    fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
+    pub(crate) fn session(&self) -> std::sync::MutexGuard<'_, Option<Session>> {
         // A panic while holding the lock leaves the session as it was; keep going.
         self.session
             .lock()

@@ -8,6 +8,7 @@
 mod exchange;
 mod records;
 mod secrets;
+mod sync;
 mod trail;
 
 use std::path::PathBuf;
@@ -100,6 +101,9 @@ enum Command {
     Export(exchange::ExportArgs),
     /// Import an export from another Chartroom vault (checked whole first; never twice).
     Import(exchange::ImportArgs),
+    /// Audit sync with the clinic's collector: enroll, status, push.
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
     /// A patient's accounting of disclosures: every export that held their record.
     Disclosures {
         /// The patient's id.
@@ -501,6 +505,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             session.lock()?;
             Ok(out)
         }
+        Command::Sync(cmd) => with_session(cli, &config, &mut inputs, |s| sync::run(s, cmd)),
         Command::Disclosures { patient } => with_session(cli, &config, &mut inputs, |s| {
             exchange::disclosures(s, *patient)
         }),

@@ -349,6 +349,58 @@ fn load_checkpoints(
     Ok(Ok(out))
 }
 
+/// The next run of records after `after` (at most `max`) with the device's checkpoints in
+/// it, and a fresh checkpoint over its last record when none is stored there: a batch for
+/// the collector. None when nothing is unsent.
+pub(crate) fn batch_after(
+    conn: &Connection,
+    device: &Device,
+    after: u64,
+    max: usize,
+) -> Result<Option<chartroom_audit::sync::PushBatch>, CoreError> {
+    let after_i = i64::try_from(after).unwrap_or(i64::MAX);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {RECORD_COLUMNS} FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
+    let mut rows = stmt.query(params![after_i, max as i64])?;
+    let mut records = Vec::new();
+    while let Some(row) = rows.next()? {
+        match row_to_record(row)? {
+            Ok(rec) => records.push(rec),
+            Err((seq, why)) => {
+                return Err(CoreError::Integrity(format!(
+                    "Audit entry {seq} cannot be read ({why}); run `chartroom audit verify`."
+                )))
+            }
+        }
+    }
+    let Some(last) = records.last() else {
+        return Ok(None);
+    };
+    let (first_seq, last_seq, last_hash) = (records[0].entry.seq, last.entry.seq, last.hash);
+    let mut checkpoints: Vec<Checkpoint> = match load_checkpoints(conn)? {
+        Ok(all) => all
+            .into_iter()
+            .filter(|c| c.seq >= first_seq && c.seq <= last_seq)
+            .collect(),
+        Err((_, why)) => return Err(CoreError::Integrity(why)),
+    };
+    if checkpoints.last().is_none_or(|c| c.seq != last_seq) {
+        checkpoints.push(Checkpoint::sign(
+            &device.key,
+            &device.id,
+            last_seq,
+            last_hash,
+            chrono::Utc::now(),
+        ));
+    }
+    Ok(Some(chartroom_audit::sync::PushBatch {
+        device_id: device.id.clone(),
+        records,
+        checkpoints,
+    }))
+}
+
 /// Verifies the stored chain with the stored device key, streaming the rows.
 pub(crate) fn verify_stored(conn: &Connection) -> Result<Report, CoreError> {
     let (device_id, key) = device_public(conn)?;

@@ -22,6 +22,7 @@ mod schema;
 mod search;
 mod session;
 mod settings;
+pub mod sync;
 mod users;
 mod vitals;
 
@@ -43,6 +44,7 @@ pub use record::{
 pub use search::{within_one_edit, SearchHit};
 pub use session::{Grant, Verification};
 pub use settings::{ClinicHours, Settings, SETTING_KEYS};
+pub use sync::{CollectorClient, SessionAccess, SyncError, SyncStatus, SyncTarget};
 pub use vitals::{bmi, Flag, Vital, VitalsInput};
 
 pub use chartroom_vault::{
@@ -67,5 +69,7 @@ pub fn vault_info(config: &VaultConfig) -> Result<VaultInfo, CoreError> {
 mod gate_tests;
 #[cfg(test)]
 mod record_tests;
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;

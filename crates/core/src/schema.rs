@@ -375,4 +375,20 @@ pub const MIGRATIONS: &[Migration] = &[
         ) STRICT, WITHOUT ROWID;
     ",
     },
+    Migration {
+        version: 5,
+        name: "audit sync: the collector and how far it has acknowledged",
+        sql: "
+        CREATE TABLE sync_state (
+            id           INTEGER PRIMARY KEY CHECK (id = 1),
+            url          TEXT NOT NULL,
+            certificate  TEXT NOT NULL,     -- the collector's pinned certificate (or CA), PEM
+            enrolled_at  TEXT NOT NULL,
+            acked_seq    INTEGER NOT NULL DEFAULT 0,
+            last_success TEXT,
+            last_attempt TEXT,
+            last_error   TEXT
+        ) STRICT;
+    ",
+    },
 ];

@@ -420,6 +420,11 @@ impl Session {
         Ok(self.vault()?.vault_id().to_owned())
     }
 
+    /// The open connection, for the few reads that are not patient data (sync state).
+    pub(crate) fn connection(&self) -> Result<&Connection, CoreError> {
+        Ok(self.vault()?.connection())
+    }
+
     fn vault(&self) -> Result<&Vault, CoreError> {
         self.vault.as_ref().ok_or(self.expired())
     }

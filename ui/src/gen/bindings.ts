@@ -361,3 +361,21 @@ patients_in_export: number,
  * This patient's resources in it, by type.
  */
 resources: Record<string, number>, sha256: string, };
+
+export type SyncStatus = { 
+/**
+ * False until an admin enrolls this computer with a collector.
+ */
+configured: boolean, url?: string, 
+/**
+ * The highest audit entry the collector has acknowledged.
+ */
+acknowledged: number, 
+/**
+ * Entries written here and not yet acknowledged.
+ */
+queued: number, last_success: string | null, last_attempt: string | null, 
+/**
+ * The last failure, in words; cleared by a success.
+ */
+last_error: string | null, };

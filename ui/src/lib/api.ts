@@ -32,6 +32,7 @@ import type {
   ProblemInput,
   SearchHit,
   SessionInfo,
+  SyncStatus,
   Settings,
   User,
   VaultStatus,
@@ -106,4 +107,5 @@ export const api = {
   exportRecords: (form: ExportForm) => invoke<ExportDone>("export_records", { form }),
   exportProgress: () => invoke<ExportProgress | null>("export_progress"),
   patientDisclosures: (patient_id: number) => invoke<Disclosure[]>("patient_disclosures", { patient_id }),
+  syncStatus: () => invoke<SyncStatus>("sync_status"),
 };

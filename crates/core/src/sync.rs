@@ -1,0 +1,375 @@
+//! The desktop side of audit sync: which collector (URL and pinned certificate), how far it
+//! has acknowledged, and the worker that pushes what is unsent, in order and in batches,
+//! backing off with jitter while the collector is unreachable.
+//!
+//! The database work is short, synchronous Session calls; the network work is async and
+//! holds no lock, so charting never waits for the network.
+
+use std::time::Duration;
+
+use chartroom_audit::format_time;
+use chartroom_audit::sync::{EnrollRequest, Head, PushAck, PushBatch, MAX_BATCH};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::audit::{self, Op};
+use crate::roles::Permission;
+use crate::{CoreError, Session};
+
+/// What the status bar and `chartroom sync status` show.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+pub struct SyncStatus {
+    /// False until an admin enrolls this computer with a collector.
+    pub configured: bool,
+    #[ts(optional)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The highest audit entry the collector has acknowledged.
+    pub acknowledged: u64,
+    /// Entries written here and not yet acknowledged.
+    pub queued: u64,
+    pub last_success: Option<String>,
+    pub last_attempt: Option<String>,
+    /// The last failure, in words; cleared by a success.
+    pub last_error: Option<String>,
+}
+
+/// Where to push: the collector's URL, its pinned certificate (PEM), and who we are.
+#[derive(Debug, Clone)]
+pub struct SyncTarget {
+    pub url: String,
+    pub certificate: String,
+    pub device_id: String,
+}
+
+/// A sync failure, in words a clinic's IT understands.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the collector cannot be reached ({0})")]
+    Unreachable(String),
+    #[error("the collector refused: {0}")]
+    Refused(String),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl Session {
+    /// The sync state: any signed-in user may see it (the status bar shows it to everyone).
+    pub fn sync_status(&mut self) -> Result<SyncStatus, CoreError> {
+        let conn = self.connection()?;
+        let (head, _) = audit::head(conn)?;
+        let row = conn
+            .query_row(
+                "SELECT url, acked_seq, last_success, last_attempt, last_error FROM sync_state WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(match row {
+            None => SyncStatus {
+                configured: false,
+                url: None,
+                acknowledged: 0,
+                queued: head,
+                last_success: None,
+                last_attempt: None,
+                last_error: None,
+            },
+            Some((url, acked, success, attempt, error)) => {
+                let acked = u64::try_from(acked).unwrap_or(0);
+                SyncStatus {
+                    configured: true,
+                    url: Some(url),
+                    acknowledged: acked,
+                    queued: head.saturating_sub(acked),
+                    last_success: success,
+                    last_attempt: attempt,
+                    last_error: error,
+                }
+            }
+        })
+    }
+
+    /// The collector this computer pushes to, when one is configured.
+    pub fn sync_target(&mut self) -> Result<Option<SyncTarget>, CoreError> {
+        let device_id = self.device_id().to_owned();
+        let conn = self.connection()?;
+        Ok(conn
+            .query_row(
+                "SELECT url, certificate FROM sync_state WHERE id = 1",
+                [],
+                |r| {
+                    Ok(SyncTarget {
+                        url: r.get(0)?,
+                        certificate: r.get(1)?,
+                        device_id: device_id.clone(),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records the collector (URL and pinned certificate, or "" for the usual public CAs)
+    /// after a successful enrollment.
+    /// Admin only (`manage_sync`), audited.
+    pub fn sync_configure(&mut self, url: &str, certificate: &str) -> Result<(), CoreError> {
+        let url = check_url(url)?;
+        if !certificate.is_empty() && !certificate.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(CoreError::InvalidInput(
+                "The collector's certificate must be a PEM file (-----BEGIN CERTIFICATE-----)."
+                    .into(),
+            ));
+        }
+        let detail = format!("collector {url}");
+        self.run(
+            Permission::ManageSync,
+            Op::update("sync.configure").detail(detail),
+            false,
+            |tx, _, ctx| {
+                tx.execute(
+                    "INSERT INTO sync_state (id, url, certificate, enrolled_at, acked_seq)
+                     VALUES (1, ?1, ?2, ?3, 0)
+                     ON CONFLICT (id) DO UPDATE SET url = excluded.url, certificate = excluded.certificate,
+                        enrolled_at = excluded.enrolled_at, acked_seq = 0, last_error = NULL",
+                    params![url, certificate, format_time(ctx.now)],
+                )?;
+                Ok(())
+            },
+        )
+    }
+
+    /// The next batch to push (at most `max` records), after what the collector holds.
+    pub fn sync_next_batch(&mut self, max: usize) -> Result<Option<PushBatch>, CoreError> {
+        let conn = self.connection()?;
+        let acked: i64 = conn
+            .query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
+        let device = &self.device;
+        let conn = self
+            .vault
+            .as_ref()
+            .ok_or_else(|| self.expired())?
+            .connection();
+        audit::batch_after(
+            conn,
+            device,
+            u64::try_from(acked).unwrap_or(0),
+            max.clamp(1, MAX_BATCH),
+        )
+    }
+
+    /// Notes what the collector holds (after a push, or its head at start).
+    pub fn sync_acknowledged(&mut self, head: &Head) -> Result<(), CoreError> {
+        let now = format_time(self.clock.now());
+        let conn = self.connection()?;
+        conn.execute(
+            "UPDATE sync_state SET acked_seq = ?1, last_success = ?2, last_attempt = ?2, last_error = NULL WHERE id = 1",
+            params![i64::try_from(head.seq).unwrap_or(i64::MAX), now],
+        )?;
+        Ok(())
+    }
+
+    /// Notes a failed attempt, in words.
+    pub fn sync_failed(&mut self, error: &str) -> Result<(), CoreError> {
+        let now = format_time(self.clock.now());
+        let conn = self.connection()?;
+        conn.execute(
+            "UPDATE sync_state SET last_attempt = ?1, last_error = ?2 WHERE id = 1",
+            params![now, error.chars().take(300).collect::<String>()],
+        )?;
+        Ok(())
+    }
+}
+
+fn check_url(url: &str) -> Result<String, CoreError> {
+    let url = url.trim().trim_end_matches('/');
+    if !url.starts_with("https://")
+        || url.len() < 10
+        || url.len() > 300
+        || url.contains(char::is_whitespace)
+    {
+        return Err(CoreError::InvalidInput(
+            "The collector's address must be an https:// URL, e.g. https://collector.clinic.lan:8443.".into(),
+        ));
+    }
+    Ok(url.to_owned())
+}
+
+/// An HTTPS client that trusts only the collector's pinned certificate (or CA).
+#[derive(Debug, Clone)]
+pub struct CollectorClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl CollectorClient {
+    /// `certificate_pem` pins the collector's certificate or CA; empty trusts the usual
+    /// public CAs (a collector with a certificate from one).
+    pub fn new(url: &str, certificate_pem: &str) -> Result<CollectorClient, CoreError> {
+        let url = check_url(url)?;
+        let mut builder = reqwest::Client::builder();
+        if !certificate_pem.trim().is_empty() {
+            let cert =
+                reqwest::Certificate::from_pem(certificate_pem.as_bytes()).map_err(|_| {
+                    CoreError::InvalidInput(
+                        "The collector's certificate is not a PEM certificate.".into(),
+                    )
+                })?;
+            builder = builder
+                .add_root_certificate(cert)
+                .tls_built_in_root_certs(false);
+        }
+        let http = builder
+            .https_only(true)
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| CoreError::InvalidInput(format!("The HTTPS client cannot start: {e}")))?;
+        Ok(CollectorClient { http, base: url })
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, SyncError> {
+        let response = request.send().await.map_err(|e| {
+            SyncError::Unreachable(if e.is_connect() {
+                "no connection".into()
+            } else if e.is_timeout() {
+                "timed out".into()
+            } else {
+                "the connection failed; check the certificate and address".into()
+            })
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return response
+                .json()
+                .await
+                .map_err(|_| SyncError::Refused("an unreadable answer".into()));
+        }
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let message = body["error"]["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("HTTP {status}"));
+        if status.is_server_error() {
+            Err(SyncError::Unreachable(message))
+        } else {
+            Err(SyncError::Refused(message))
+        }
+    }
+
+    /// Registers this device's public key with a one-time token.
+    pub async fn enroll(
+        &self,
+        token: &str,
+        device_id: &str,
+        public_key_hex: &str,
+        label: Option<String>,
+    ) -> Result<(), SyncError> {
+        let req = EnrollRequest {
+            token: token.trim().to_owned(),
+            device_id: device_id.to_owned(),
+            public_key: public_key_hex.to_owned(),
+            label,
+        };
+        let _: serde_json::Value = self
+            .send(
+                self.http
+                    .post(format!("{}/v1/enroll", self.base))
+                    .json(&req),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn head(&self, device_id: &str) -> Result<Head, SyncError> {
+        self.send(
+            self.http
+                .get(format!("{}/v1/devices/{device_id}/head", self.base)),
+        )
+        .await
+    }
+
+    pub async fn push(&self, batch: &PushBatch) -> Result<PushAck, SyncError> {
+        self.send(self.http.post(format!("{}/v1/push", self.base)).json(batch))
+            .await
+    }
+}
+
+/// How the worker reaches the session: briefly, once per step, never across the network.
+pub trait SessionAccess {
+    fn with<R>(&self, f: impl FnOnce(&mut Session) -> Result<R, CoreError>)
+        -> Result<R, CoreError>;
+}
+
+/// Pushes everything unsent, from the collector's own head: batches of up to `batch`
+/// records, one in memory at a time. Returns how many records were stored.
+pub async fn push_pending<A: SessionAccess>(
+    access: &A,
+    client: &CollectorClient,
+    batch: usize,
+) -> Result<u64, SyncError> {
+    let device = access.with(|s| Ok(s.device_id().to_owned()))?;
+    let outcome = async {
+        // Resume from what the collector holds (it may have restarted, or been restored).
+        let head = client.head(&device).await?;
+        access.with(|s| s.sync_acknowledged(&head))?;
+        let mut stored = 0;
+        while let Some(next) = access.with(|s| s.sync_next_batch(batch))? {
+            let ack = client.push(&next).await?;
+            stored += ack.stored;
+            access.with(|s| s.sync_acknowledged(&ack.head))?;
+        }
+        Ok::<u64, SyncError>(stored)
+    }
+    .await;
+    if let Err(e) = &outcome {
+        let words = e.to_string();
+        let _ = access.with(|s| s.sync_failed(&words));
+    }
+    outcome
+}
+
+/// The wait before the next attempt after `failures` failures in a row: exponential from
+/// 2 s to 5 minutes, with ±50 % jitter so a clinic's computers do not retry in step.
+pub fn backoff(failures: u32) -> Duration {
+    let base = 2u64.saturating_pow(failures.min(8)).min(300);
+    let mut byte = [0u8; 1];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut byte);
+    let jitter = 0.5 + f64::from(byte[0]) / 255.0;
+    Duration::from_secs_f64(base as f64 * jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_five_minutes_with_jitter() {
+        for f in 0..20 {
+            let d = backoff(f).as_secs_f64();
+            let base = 2f64.powi(f.min(8) as i32).min(300.0);
+            assert!(d >= base * 0.5 - 1e-9 && d <= base * 1.5 + 1e-9, "{f}: {d}");
+        }
+    }
+
+    #[test]
+    fn only_https_urls_are_accepted() {
+        assert!(check_url("http://collector:8443").is_err());
+        assert!(check_url("https://collector.clinic.lan:8443/").is_ok());
+        assert!(check_url("https://a b").is_err());
+    }
+}

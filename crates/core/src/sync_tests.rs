@@ -1,0 +1,357 @@
+//! The sync worker's pushes against the real collector process on loopback over TLS (the
+//! `chartroom-collector` binary, built from crates/collector; CHARTROOM_COLLECTOR_BIN
+//! names it, else target/collector/debug/chartroom-collector).
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::gate_tests::Clinic;
+use crate::sync::push_pending;
+
+fn collector_bin() -> PathBuf {
+    let path = std::env::var_os("CHARTROOM_COLLECTOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/collector/debug/chartroom-collector")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cd crates/collector && CARGO_TARGET_DIR=../../target/collector cargo build` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+struct Collector {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Collector {
+    fn start() -> Collector {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok = Command::new(collector_bin())
+            .args(["cert", "--out"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("runs");
+        assert!(ok.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("binds")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut c = Collector {
+            dir,
+            port,
+            child: None,
+        };
+        c.serve();
+        c
+    }
+
+    fn db(&self) -> String {
+        format!("sqlite://{}/collector.db", self.dir.path().display())
+    }
+
+    fn serve(&mut self) {
+        let child = Command::new(collector_bin())
+            .args([
+                "--db",
+                &self.db(),
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+            ])
+            .arg("--cert")
+            .arg(self.dir.path().join("collector.crt"))
+            .arg("--key")
+            .arg(self.dir.path().join("collector.key"))
+            .env("CHARTROOM_COLLECTOR_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "collector did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    fn cert(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("collector.crt")).expect("cert")
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(collector_bin())
+            .args(["--db", &self.db()])
+            .args(args)
+            .env("CHARTROOM_COLLECTOR_LOG", "warn")
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cell<'a>(RefCell<&'a mut Session>);
+
+impl SessionAccess for Cell<'_> {
+    fn with<R>(
+        &self,
+        f: impl FnOnce(&mut Session) -> Result<R, CoreError>,
+    ) -> Result<R, CoreError> {
+        f(&mut self.0.borrow_mut())
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Enrolls the clinic's device with the collector as its admin.
+fn enroll(clinic: &Clinic, c: &Collector) {
+    let mut admin = clinic.as_role(Role::Admin);
+    let client = CollectorClient::new(&c.url(), &c.cert()).expect("client");
+    let token = c.run(&["token"]);
+    runtime()
+        .block_on(client.enroll(&token, admin.device_id(), &admin.device_public_key(), None))
+        .expect("enrolls");
+    admin
+        .sync_configure(&c.url(), &c.cert())
+        .expect("configures");
+    admin.lock().expect("locks");
+}
+
+fn push(session: &mut Session) -> Result<u64, SyncError> {
+    let target = session.sync_target().expect("reads").expect("configured");
+    let client = CollectorClient::new(&target.url, &target.certificate).expect("client");
+    runtime().block_on(push_pending(&Cell(RefCell::new(session)), &client, 1000))
+}
+
+/// The collector's copy of this device's trail, as FHIR AuditEvent NDJSON lines.
+fn collector_copy(c: &Collector, device: &str) -> Vec<serde_json::Value> {
+    let token = c.run(&["token", "--auditor"]);
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(c.cert().as_bytes()).expect("pem"))
+        .tls_built_in_root_certs(false)
+        .build()
+        .expect("client");
+    let body = client
+        .get(format!(
+            "{}/v1/audit?device={device}&format=ndjson&limit=1000000",
+            c.url()
+        ))
+        .bearer_auth(token)
+        .send()
+        .expect("sends")
+        .text()
+        .expect("text");
+    body.lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+#[test]
+fn ten_thousand_entries_arrive_and_the_collectors_copy_equals_the_desktops() {
+    let clinic = Clinic::new();
+    let c = Collector::start();
+    enroll(&clinic, &c);
+    let mut doctor = clinic.as_role(Role::Physician);
+    for i in 0..10_000 {
+        doctor
+            .search_patients(if i % 2 == 0 { "lee" } else { "mat" })
+            .expect("searches");
+    }
+    let pushed = push(&mut doctor).expect("pushes");
+    assert!(pushed >= 10_000, "{pushed}");
+    let status = doctor.sync_status().expect("status");
+    assert_eq!(status.queued, 0);
+    assert!(status.last_error.is_none());
+    let device = doctor.device_id().to_owned();
+    doctor.lock().expect("locks");
+
+    let verify = c.run(&["verify"]);
+    assert!(verify.contains("intact"), "{verify}");
+    // Entry by entry, the collector holds what the desktop wrote.
+    let mine = clinic.entries(AuditFilter::default());
+    let theirs = collector_copy(&c, &device);
+    let acked = mine
+        .iter()
+        .filter(|r| r.entry.seq <= status.acknowledged)
+        .map(chartroom_audit::to_fhir_audit_event)
+        .collect::<Vec<_>>();
+    assert_eq!(theirs.len(), acked.len());
+    assert_eq!(theirs, acked);
+}
+
+#[test]
+fn a_collector_killed_mid_push_converges_with_nothing_lost_or_doubled() {
+    let clinic = Clinic::new();
+    let mut c = Collector::start();
+    enroll(&clinic, &c);
+    let mut doctor = clinic.as_role(Role::Physician);
+    for _ in 0..6_000 {
+        doctor.search_patients("lee").expect("searches");
+    }
+    // Kill the collector while the push runs in this thread's runtime.
+    let port = c.port;
+    let killer = {
+        let child = c.child.take().expect("running");
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        })
+    };
+    let first = push(&mut doctor);
+    killer.join().expect("joins");
+    let _ = port;
+    if let Err(e) = &first {
+        let status = doctor.sync_status().expect("status");
+        assert!(
+            status.queued > 0 && status.last_error.is_some(),
+            "{e}: {status:?}"
+        );
+    }
+    c.serve();
+    push(&mut doctor).expect("pushes after the restart");
+    let status = doctor.sync_status().expect("status");
+    assert_eq!(status.queued, 0, "{status:?}");
+    let device = doctor.device_id().to_owned();
+    doctor.lock().expect("locks");
+    let verify = c.run(&["verify"]);
+    assert!(verify.contains("intact"), "{verify}");
+    let theirs = collector_copy(&c, &device);
+    let seqs: Vec<u64> = theirs
+        .iter()
+        .map(|e| {
+            e["id"]
+                .as_str()
+                .expect("id")
+                .rsplit('-')
+                .next()
+                .expect("seq")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seqs.len(), "no duplicates");
+    assert_eq!(
+        sorted,
+        (1..=status.acknowledged).collect::<Vec<_>>(),
+        "nothing lost"
+    );
+}
+
+#[test]
+fn with_the_collector_down_charting_goes_on_the_queue_grows_and_all_arrives_later() {
+    let clinic = Clinic::new();
+    let mut c = Collector::start();
+    enroll(&clinic, &c);
+    c.kill();
+    let mut doctor = clinic.as_role(Role::Physician);
+    let before = doctor.sync_status().expect("status").queued;
+    for i in 0..50 {
+        doctor
+            .register_patient(
+                &crate::NewPatient::new(
+                    "Offline",
+                    &format!("Patient{}", char::from(b'a' + (i % 26) as u8)),
+                    "1990-01-01",
+                    "female",
+                    false,
+                    chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
+                )
+                .expect("valid"),
+            )
+            .expect("charting works offline");
+    }
+    let err = push(&mut doctor).expect_err("the collector is down");
+    assert!(matches!(err, SyncError::Unreachable(_)), "{err}");
+    let status = doctor.sync_status().expect("status");
+    assert!(status.queued >= before + 50, "{status:?}");
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot be reached")),
+        "{status:?}"
+    );
+    c.serve();
+    push(&mut doctor).expect("pushes once it is back");
+    let status = doctor.sync_status().expect("status");
+    assert_eq!(status.queued, 0);
+    assert!(status.last_error.is_none());
+    doctor.lock().expect("locks");
+}
+
+#[test]
+fn only_an_admin_configures_sync_and_bad_settings_are_refused() {
+    let clinic = Clinic::new();
+    let mut nurse = clinic.as_role(Role::Nurse);
+    crate::gate_tests::denied_by_role(
+        nurse.sync_configure("https://collector:8443", ""),
+        Permission::ManageSync,
+    );
+    // Everyone sees the state; nobody configured it yet.
+    let status = nurse.sync_status().expect("status");
+    assert!(!status.configured);
+    nurse.lock().expect("locks");
+    let mut admin = clinic.as_role(Role::Admin);
+    assert_eq!(
+        admin
+            .sync_configure("http://collector:8443", "")
+            .expect_err("plain http")
+            .code(),
+        "invalid_input"
+    );
+    assert_eq!(
+        admin
+            .sync_configure("https://collector:8443", "not a certificate")
+            .expect_err("bad pem")
+            .code(),
+        "invalid_input"
+    );
+}
