@@ -9,7 +9,8 @@ want=${1:-test}
 
 APP_PACKAGES=(build-essential pkg-config libssl-dev libwebkit2gtk-4.1-dev libgtk-3-dev
   libayatana-appindicator3-dev librsvg2-dev)
-TEST_PACKAGES=(xvfb xauth webkit2gtk-driver imagemagick python3-venv age)
+TEST_PACKAGES=(xvfb xauth webkit2gtk-driver imagemagick python3-venv age postgresql rsyslog
+  rsyslog-gnutls)
 
 packages=("${APP_PACKAGES[@]}")
 [ "$want" = test ] && packages+=("${TEST_PACKAGES[@]}")
@@ -49,4 +50,22 @@ if [ "$want" = test ]; then
   fi
   echo "==> pip install -r tests/requirements.txt"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+fi
+
+if [ "$want" = test ]; then
+  # PostgreSQL on loopback for the collector's second storage backend: the Debian cluster,
+  # a role and a database for the tests (nothing else listens beyond 127.0.0.1).
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+  if ! pg_lsclusters -h 2>/dev/null | grep -q " online"; then
+    echo "==> start PostgreSQL $version"
+    $sudo pg_ctlcluster "$version" main start
+  fi
+  if ! $sudo runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'chartroom'" | grep -q 1; then
+    $sudo runuser -u postgres -- psql -q -c "CREATE ROLE chartroom LOGIN PASSWORD 'chartroom-test'"
+  fi
+  if ! $sudo runuser -u postgres -- psql -tAc "SELECT 1 FROM pg_database WHERE datname = 'chartroom_test'" | grep -q 1; then
+    $sudo runuser -u postgres -- createdb -O chartroom chartroom_test
+  fi
 fi

@@ -12,6 +12,7 @@ scripts/setup.sh test
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+(cd crates/collector && cargo fmt -- --check)
 
 step "ui: svelte-check, Vitest, build (the desktop binary embeds ui/dist)"
 (cd ui && npm test --silent && npm run build --silent)
@@ -19,8 +20,19 @@ step "ui: svelte-check, Vitest, build (the desktop binary embeds ui/dist)"
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo nextest (unit and integration tests)"
-cargo nextest run --workspace --locked --no-fail-fast
+step "the collector (its own workspace: it links no SQLCipher): clippy, build"
+# Its own target folder: its SQLite (sqlx) and the desktop's SQLCipher never share a build.
+export CARGO_TARGET_DIR_COLLECTOR="$PWD/target/collector"
+(cd crates/collector && CARGO_TARGET_DIR="$CARGO_TARGET_DIR_COLLECTOR" cargo clippy --locked --all-targets -- -D warnings \
+  && CARGO_TARGET_DIR="$CARGO_TARGET_DIR_COLLECTOR" cargo build --locked)
+
+step "the collector's tests, against SQLite and PostgreSQL (loopback, real processes, rsyslog)"
+(cd crates/collector && CHARTROOM_TEST_POSTGRES="postgres://chartroom:chartroom-test@127.0.0.1/chartroom_test" \
+  CARGO_TARGET_DIR="$CARGO_TARGET_DIR_COLLECTOR" cargo test --locked -- --test-threads=1)
+
+step "cargo nextest (unit and integration tests; sync tests run the real collector)"
+CHARTROOM_COLLECTOR_BIN="$CARGO_TARGET_DIR_COLLECTOR/debug/chartroom-collector" \
+  cargo nextest run --workspace --locked --no-fail-fast
 
 step "build the binaries the process-level suites drive"
 cargo build --locked -p chartroom-cli -p chartroom-desktop

@@ -588,3 +588,29 @@ def test_a_physician_exports_a_chart_and_the_admin_the_whole_clinic(clinic, app,
     assert len(list((tmp_path / "exports").glob("*.age"))) == 2
     # The passphrase does not stay in the window.
     assert "tulip" not in d.page_source
+
+
+@pytest.fixture
+def synced(clinic, collector):
+    """The clinic's computer enrolled with a running collector."""
+    clinic.run("--user", ADMIN, "sync", "enroll", collector.url, collector.run("token"), "--cert",
+               str(collector.cert), password=ADMIN_PW)
+    clinic.collector = collector
+    return clinic
+
+
+def test_the_status_bar_shows_the_audit_sync_state(synced, app):
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    state = visible(d, "#sync-state")
+    # The background worker pushes what the sign-in wrote; the status bar says so.
+    WebDriverWait(d, 40).until(lambda _: "up to date" in d.find_element(By.ID, "sync-state").text)
+    shot(d, "90-sync-up-to-date")
+    # The collector goes away: charting goes on, the bar says what waits and why.
+    synced.collector.stop()
+    search(d, "okaf")
+    WebDriverWait(d, 60).until(lambda _: "waiting" in d.find_element(By.ID, "sync-state").text)
+    assert "cannot be reached" in state.text
+    shot(d, "91-sync-waiting")
+    synced.collector.start()
+    WebDriverWait(d, 90).until(lambda _: "up to date" in d.find_element(By.ID, "sync-state").text)
