@@ -24,6 +24,15 @@ use crate::store::Store;
     about = "The clinic's audit collector."
 )]
 struct Cli {
+    /// A file of KEY=VALUE lines (the CHARTROOM_COLLECTOR_* settings); the environment and
+    /// flags win over it.
+    #[arg(
+        long,
+        global = true,
+        env = "CHARTROOM_COLLECTOR_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
     /// Where the collector keeps what it receives: sqlite://PATH (default) or postgres://…
     #[arg(
         long,
@@ -88,14 +97,61 @@ enum Command {
     },
 }
 
+/// Reads the configuration file named by --config (or CHARTROOM_COLLECTOR_CONFIG) into the
+/// environment, without overriding what is already set there.
+fn load_config() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().collect();
+    let from_flag = args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--config=").map(str::to_owned))
+        });
+    let Some(path) = from_flag.or_else(|| std::env::var("CHARTROOM_COLLECTOR_CONFIG").ok()) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("{path} line {}: expected KEY=VALUE", n + 1))?;
+        let key = key.trim();
+        if !key.starts_with("CHARTROOM_COLLECTOR_") {
+            return Err(format!("{path} line {}: unknown setting {key}", n + 1));
+        }
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, value.trim().trim_matches('"'));
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("CHARTROOM_COLLECTOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(message) = load_config() {
+        eprintln!("chartroom-collector: {message}");
+        return ExitCode::from(78);
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHARTROOM_COLLECTOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Structured logs: key=value for people, or one JSON object per line for a log system.
+    if std::env::var("CHARTROOM_COLLECTOR_LOG_FORMAT").as_deref() == Ok("json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

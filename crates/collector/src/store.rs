@@ -393,8 +393,9 @@ impl Store {
         };
         let received = now();
         let new = &batch.records[plan.store_from..];
-        for rec in new {
-            insert_record(&mut tx, rec, &received).await?;
+        // Many rows per statement: a batch is a handful of round trips to the database.
+        for chunk in new.chunks(100) {
+            insert_records(&mut tx, chunk, &received).await?;
         }
         for cp in &batch.checkpoints {
             sqlx::query(
@@ -515,27 +516,48 @@ impl Store {
     }
 }
 
-async fn insert_record(
+async fn insert_records(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    rec: &Record,
+    records: &[Record],
     received: &str,
 ) -> Result<(), StoreError> {
-    let e = &rec.entry;
-    sqlx::query(
-        "INSERT INTO entries (device_id, seq, time, actor, event, outcome, patient_id, record, hash, received_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&e.device_id)
-    .bind(e.seq as i64)
-    .bind(chartroom_audit::format_time(e.time))
-    .bind(&e.actor)
-    .bind(&e.event)
-    .bind(e.outcome.as_str())
-    .bind(e.patient_id.as_deref())
-    .bind(serde_json::to_string(rec).unwrap_or_default())
-    .bind(rec.hash.to_hex())
-    .bind(received)
-    .execute(&mut **tx)
-    .await?;
+    let mut sql = String::from(
+        "INSERT INTO entries (device_id, seq, time, actor, event, outcome, patient_id, record, hash, received_at) VALUES ",
+    );
+    for i in 0..records.len() {
+        let b = i * 10;
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10
+        ));
+    }
+    let mut query = sqlx::query(&sql);
+    for rec in records {
+        let e = &rec.entry;
+        query = query
+            .bind(e.device_id.clone())
+            .bind(e.seq as i64)
+            .bind(chartroom_audit::format_time(e.time))
+            .bind(e.actor.clone())
+            .bind(e.event.clone())
+            .bind(e.outcome.as_str())
+            .bind(e.patient_id.clone())
+            .bind(serde_json::to_string(rec).unwrap_or_default())
+            .bind(rec.hash.to_hex())
+            .bind(received.to_owned());
+    }
+    query.execute(&mut **tx).await?;
     Ok(())
 }

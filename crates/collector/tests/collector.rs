@@ -304,7 +304,7 @@ fn fresh(db: &str) {
         .args([
             "-q",
             "-c",
-            "DROP TABLE IF EXISTS devices, tokens, entries, checkpoints, evidence, alerts",
+            "DROP TABLE IF EXISTS devices, tokens, entries, checkpoints, evidence, alerts, auditor_tokens, forwarded",
         ])
         .stdout(Stdio::null())
         .status()
@@ -337,6 +337,67 @@ fn ten_thousand_entries_arrive_verified_and_equal_to_the_desktops() {
         assert_eq!(ack["duplicates"], 1000);
         assert_eq!(ack["head"]["seq"], 10_000);
     });
+}
+
+#[test]
+fn verify_names_the_first_stored_entry_that_was_altered() {
+    let c = Collector::start("sqlite://{dir}/collector.db");
+    let mut d = Device::new("desk-1", 1);
+    assert_eq!(d.enroll(&c, &c.token()).0, 201);
+    d.write(40, "ok");
+    d.sync(&c);
+    assert!(c.verify().0);
+    // Someone with the database file edits entry 7.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&c.db).await.expect("opens");
+        sqlx::query(
+            "UPDATE entries SET record = replace(record, 'chart.read', 'chart.none') WHERE seq = 7",
+        )
+        .execute(&pool)
+        .await
+        .expect("updates");
+        pool.close().await;
+    });
+    let (ok, out) = c.verify();
+    assert!(!ok, "{out}");
+    assert!(out.contains("desk-1: BROKEN at entry 7"), "{out}");
+}
+
+#[test]
+fn a_configuration_file_sets_what_the_environment_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}/from-file.db", dir.path().display());
+    let conf = dir.path().join("collector.env");
+    std::fs::write(
+        &conf,
+        format!("# the clinic's collector\nCHARTROOM_COLLECTOR_DB={db}\n"),
+    )
+    .expect("writes");
+    let out = Command::new(bin())
+        .arg("--config")
+        .arg(&conf)
+        .arg("token")
+        .env_remove("CHARTROOM_COLLECTOR_DB")
+        .env("CHARTROOM_COLLECTOR_LOG", "warn")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("from-file.db").exists());
+    std::fs::write(&conf, "NOT_OURS=1\n").expect("writes");
+    let out = Command::new(bin())
+        .arg("--config")
+        .arg(&conf)
+        .arg("token")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting NOT_OURS"));
 }
 
 #[test]
