@@ -17,5 +17,6 @@ done <<'LIST'
 63-demo-audit.png audit.png
 80-export-dialog.png export.png
 82-disclosures.png disclosures.png
+91-sync-waiting.png sync-waiting.png
 LIST
 echo "docs/screenshots updated"
