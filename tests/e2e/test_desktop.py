@@ -610,7 +610,8 @@ def test_the_status_bar_shows_the_audit_sync_state(synced, app):
     synced.collector.stop()
     search(d, "okaf")
     WebDriverWait(d, 60).until(lambda _: "waiting" in d.find_element(By.ID, "sync-state").text)
-    assert "cannot be reached" in state.text
+    assert "collector unreachable" in state.text
+    assert "cannot be reached" in state.get_attribute("title")
     shot(d, "91-sync-waiting")
     synced.collector.start()
     WebDriverWait(d, 90).until(lambda _: "up to date" in d.find_element(By.ID, "sync-state").text)

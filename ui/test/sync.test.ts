@@ -13,6 +13,7 @@ describe("the status bar's sync words", () => {
   it("says what waits and why when the collector is unreachable", () => {
     const s = syncWords({ ...base, queued: 1234, last_error: "the collector cannot be reached (no connection)" });
     expect(s.tone).toBe("warn");
-    expect(s.text).toBe("Audit sync: 1,234 waiting — the collector cannot be reached (no connection); retrying");
+    expect(s.text).toBe("Audit sync: 1,234 waiting, collector unreachable");
+    expect(s.detail).toBe("the collector cannot be reached (no connection)");
   });
 });

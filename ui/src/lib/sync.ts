@@ -2,12 +2,14 @@
 import type { SyncStatus } from "../gen/bindings";
 import { formatDateTime } from "./format";
 
-export function syncWords(s: SyncStatus | null): { text: string; tone: "ok" | "warn" | "off" } {
+/** Short words for the status bar; the full reason goes in its tooltip. */
+export function syncWords(s: SyncStatus | null): { text: string; tone: "ok" | "warn" | "off"; detail?: string } {
   if (!s) return { text: "Audit sync: …", tone: "off" };
   if (!s.configured) return { text: "Audit sync: not set up (working offline)", tone: "off" };
   const queued = s.queued.toLocaleString("en-GB");
   if (s.last_error) {
-    return { text: `Audit sync: ${queued} waiting — ${s.last_error}; retrying`, tone: "warn" };
+    const why = s.last_error.includes("cannot be reached") ? "collector unreachable" : "collector refused";
+    return { text: `Audit sync: ${queued} waiting, ${why}`, tone: "warn", detail: s.last_error };
   }
   if (s.queued > 0 && !s.last_success) return { text: `Audit sync: ${queued} waiting`, tone: "warn" };
   const when = s.last_success ? ` · last sent ${formatDateTime(s.last_success)}` : "";
