@@ -44,6 +44,7 @@ fn main() {
         "export_progress",
         "patient_disclosures",
         "sync_status",
+        "sync_enroll",
     ];
     tauri_build::try_build(
         tauri_build::Attributes::new()

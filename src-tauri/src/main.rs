@@ -135,6 +135,7 @@ fn main() {
             exchange::export_progress,
             exchange::patient_disclosures,
             sync::sync_status,
+            sync::sync_enroll,
         ])
         .run(tauri::generate_context!())
         .expect("the Chartroom window could not start");

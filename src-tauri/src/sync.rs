@@ -65,3 +65,29 @@ pub fn start(app: &tauri::AppHandle) {
 pub fn sync_status(state: State<'_, AppState>) -> Result<SyncStatus, AppError> {
     state.with_session(|s| s.sync_status())
 }
+
+/// Enrolls this computer with the clinic's collector (admin): the one-time token from
+/// `chartroom-collector token`, and the collector's certificate (or CA) to pin, or nothing
+/// for one with a public CA's certificate. The network call holds no lock.
+#[tauri::command(async, rename_all = "snake_case")]
+pub async fn sync_enroll(
+    state: State<'_, AppState>,
+    url: String,
+    token: String,
+    certificate: String,
+) -> Result<SyncStatus, AppError> {
+    let (device, key) = state.with_session(|s| {
+        s.require(chartroom_core::Permission::ManageSync, "sync.configure")?;
+        Ok((s.device_id().to_owned(), s.device_public_key()))
+    })?;
+    let client = CollectorClient::new(&url, &certificate).map_err(AppError::from)?;
+    client
+        .enroll(&token, &device, &key, None)
+        .await
+        .map_err(|e| AppError::new("sync", format!("Enrollment failed: {e}.")))?;
+    state.with_session(|s| s.sync_configure(&url, &certificate))?;
+    let access = Access(&state);
+    // The first push now; a failure shows in the status and the worker retries.
+    let _ = push_pending(&access, &client, 1000).await;
+    state.with_session(|s| s.sync_status())
+}

@@ -615,3 +615,28 @@ def test_the_status_bar_shows_the_audit_sync_state(synced, app):
     shot(d, "91-sync-waiting")
     synced.collector.start()
     WebDriverWait(d, 90).until(lambda _: "up to date" in d.find_element(By.ID, "sync-state").text)
+
+
+def test_the_admin_enrolls_this_computer_with_the_collector(clinic, collector, app):
+    d = app
+    sign_in(d, ADMIN, ADMIN_PW)
+    click(d, visible(d, "#nav-settings"))
+    assert "not set up" in visible(d, "#sync-settings-state").text
+    visible(d, "#sync-url").send_keys(collector.url)
+    d.find_element(By.ID, "sync-token").send_keys("not-a-real-token")
+    # Pasted, as an admin does (typing base64 through WebDriver is not what people do).
+    d.execute_script(
+        "const t = document.getElementById('sync-cert'); t.value = arguments[0];"
+        "t.dispatchEvent(new Event('input', {bubbles: true}));",
+        collector.cert.read_text())
+    click(d, d.find_element(By.ID, "sync-enroll"))
+    assert "Enrollment failed" in visible(d, "#sync-error").text
+    token = d.find_element(By.ID, "sync-token")
+    token.clear()
+    token.send_keys(collector.run("token"))
+    click(d, d.find_element(By.ID, "sync-enroll"))
+    assert "enrolled" in visible(d, "#sync-done").text
+    assert "up to date" in d.find_element(By.ID, "sync-settings-state").text
+    shot(d, "92-sync-enrolled")
+    assert "intact" in collector.run("verify")
+    WebDriverWait(d, 30).until(lambda _: "up to date" in d.find_element(By.ID, "sync-state").text)

@@ -106,10 +106,7 @@ pub fn run(session: &mut Session, cmd: &SyncCommand) -> Result<Output, Failure> 
             cert,
             label,
         } => {
-            if !session.can(chartroom_core::Permission::ManageSync) {
-                // The gate says no, and audits it.
-                session.sync_configure("https://refused.invalid", "")?;
-            }
+            session.require(chartroom_core::Permission::ManageSync, "sync.configure")?;
             let pem = match cert {
                 Some(path) => std::fs::read_to_string(path).map_err(|e| Failure {
                     code: "no_input",

@@ -450,6 +450,20 @@ impl Session {
     }
 
     /// The signed-in role's permissions.
+    /// Refuses (and audits the refusal of) `event` unless the role has `permission`: for an
+    /// operation that starts outside the vault (a network call) before it writes anything.
+    pub fn require(
+        &mut self,
+        permission: Permission,
+        event: &'static str,
+    ) -> Result<(), CoreError> {
+        let role = self.role();
+        if role.allows(permission) {
+            return Ok(());
+        }
+        Err(self.deny(Op::execute(event), Denial::Role { role, permission }))
+    }
+
     pub fn permissions(&self) -> &'static [Permission] {
         self.role().permissions()
     }

@@ -122,12 +122,18 @@ impl Session {
     /// Admin only (`manage_sync`), audited.
     pub fn sync_configure(&mut self, url: &str, certificate: &str) -> Result<(), CoreError> {
         let url = check_url(url)?;
-        if !certificate.is_empty() && !certificate.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(CoreError::InvalidInput(
-                "The collector's certificate must be a PEM file (-----BEGIN CERTIFICATE-----)."
-                    .into(),
-            ));
-        }
+        let certificate = if certificate.trim().is_empty() {
+            String::new()
+        } else {
+            let pem = normalize_pem(certificate);
+            if pem.is_empty() {
+                return Err(CoreError::InvalidInput(
+                    "The collector's certificate must be a PEM file (-----BEGIN CERTIFICATE-----)."
+                        .into(),
+                ));
+            }
+            pem
+        };
         let detail = format!("collector {url}");
         self.run(
             Permission::ManageSync,
@@ -192,6 +198,33 @@ impl Session {
     }
 }
 
+/// A pasted certificate made readable again: each PEM block's base64 re-wrapped at 64
+/// characters, whatever happened to its line breaks on the way (an email, a text field).
+pub fn normalize_pem(text: &str) -> String {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let after = &rest[start + BEGIN.len()..];
+        let Some(end) = after.find(END) else { break };
+        let body: String = after[..end]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        out.push_str(BEGIN);
+        out.push('\n');
+        for chunk in body.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(chunk));
+            out.push('\n');
+        }
+        out.push_str(END);
+        out.push('\n');
+        rest = &after[end + END.len()..];
+    }
+    out
+}
+
 fn check_url(url: &str) -> Result<String, CoreError> {
     let url = url.trim().trim_end_matches('/');
     if !url.starts_with("https://")
@@ -219,7 +252,8 @@ impl CollectorClient {
     pub fn new(url: &str, certificate_pem: &str) -> Result<CollectorClient, CoreError> {
         let url = check_url(url)?;
         let mut builder = reqwest::Client::builder();
-        if !certificate_pem.trim().is_empty() {
+        let pinned = !certificate_pem.trim().is_empty();
+        if pinned {
             let cert =
                 reqwest::Certificate::from_pem(certificate_pem.as_bytes()).map_err(|_| {
                     CoreError::InvalidInput(
@@ -235,7 +269,13 @@ impl CollectorClient {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| CoreError::InvalidInput(format!("The HTTPS client cannot start: {e}")))?;
+            .map_err(|_| {
+                CoreError::InvalidInput(if pinned {
+                    "The collector's certificate cannot be used: paste the whole PEM file, from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----.".into()
+                } else {
+                    "The HTTPS client cannot start.".into()
+                })
+            })?;
         Ok(CollectorClient { http, base: url })
     }
 
@@ -364,6 +404,16 @@ mod tests {
             let base = 2f64.powi(f.min(8) as i32).min(300.0);
             assert!(d >= base * 0.5 - 1e-9 && d <= base * 1.5 + 1e-9, "{f}: {d}");
         }
+    }
+
+    #[test]
+    fn a_pasted_certificate_gets_its_line_breaks_back() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAABBBB\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            normalize_pem("  -----BEGIN CERTIFICATE-----AAAA BB\r\nBB-----END CERTIFICATE-----"),
+            pem
+        );
+        assert_eq!(normalize_pem("no certificate here"), "");
     }
 
     #[test]

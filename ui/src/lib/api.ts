@@ -108,4 +108,6 @@ export const api = {
   exportProgress: () => invoke<ExportProgress | null>("export_progress"),
   patientDisclosures: (patient_id: number) => invoke<Disclosure[]>("patient_disclosures", { patient_id }),
   syncStatus: () => invoke<SyncStatus>("sync_status"),
+  syncEnroll: (url: string, token: string, certificate: string) =>
+    invoke<SyncStatus>("sync_enroll", { url, token, certificate }),
 };
