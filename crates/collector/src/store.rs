@@ -149,28 +149,28 @@ impl Store {
 
     /// Issues a one-time enrollment token, valid for `hours`.
     pub async fn issue_token(&self, hours: i64) -> Result<String, StoreError> {
-        let mut bytes = [0u8; 24];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
-        let token = hex::encode(bytes);
         let expires = chrono::Utc::now() + chrono::Duration::hours(hours.clamp(1, 24 * 30));
-        sqlx::query("INSERT INTO tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
-            .bind(token_hash(&token))
-            .bind(now())
-            .bind(chartroom_audit::format_time(expires))
-            .execute(&self.pool)
-            .await?;
-        Ok(token)
+        self.issue("tokens", expires).await
     }
 
     /// Issues an access token for an auditor's queries, valid for `days`.
     pub async fn issue_auditor_token(&self, days: i64) -> Result<String, StoreError> {
+        let expires = chrono::Utc::now() + chrono::Duration::days(days.clamp(1, 366));
+        self.issue("auditor_tokens", expires).await
+    }
+
+    /// A new random token, kept only as its hash in `table`.
+    async fn issue(
+        &self,
+        table: &'static str,
+        expires: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String, StoreError> {
         let mut bytes = [0u8; 24];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
         let token = hex::encode(bytes);
-        let expires = chrono::Utc::now() + chrono::Duration::days(days.clamp(1, 366));
-        sqlx::query(
-            "INSERT INTO auditor_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)",
-        )
+        sqlx::query(&format!(
+            "INSERT INTO {table} (token_hash, created_at, expires_at) VALUES ($1, $2, $3)"
+        ))
         .bind(token_hash(&token))
         .bind(now())
         .bind(chartroom_audit::format_time(expires))
@@ -222,13 +222,7 @@ impl Store {
             query = query.bind(a);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|r| {
-                let text: String = r.try_get(0)?;
-                serde_json::from_str(&text)
-                    .map_err(|_| StoreError::Invalid("a stored record is damaged".into()))
-            })
-            .collect()
+        from_json_column(rows, || "a stored record is damaged".into())
     }
 
     /// Records stored after what has been forwarded (for the syslog output), up to `limit`.
@@ -240,13 +234,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                let text: String = r.try_get(0)?;
-                serde_json::from_str(&text)
-                    .map_err(|_| StoreError::Invalid("a stored record is damaged".into()))
-            })
-            .collect()
+        from_json_column(rows, || "a stored record is damaged".into())
     }
 
     /// Notes that a device's records up to `seq` were forwarded.
@@ -321,13 +309,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::UnknownDevice)?;
-        let text: String = row.try_get(0)?;
-        let bytes: [u8; 32] = hex::decode(text)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| StoreError::Invalid("a stored device key is damaged".into()))?;
-        VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| StoreError::Invalid("a stored device key is damaged".into()))
+        parse_key(&row.try_get::<String, _>(0)?)
     }
 
     /// The highest sequence held for a device (0 and the genesis hash for none).
@@ -474,28 +456,19 @@ impl Store {
             .bind(device_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.into_iter()
-            .map(|r| {
-                let text: String = r.try_get(0)?;
-                serde_json::from_str(&text).map_err(|_| {
-                    StoreError::Invalid(format!("a stored record of {device_id} is damaged"))
-                })
-            })
-            .collect()
+        from_json_column(rows, || {
+            format!("a stored record of {device_id} is damaged")
+        })
     }
 
     /// Every enrolled device with its key.
     pub async fn devices(&self) -> Result<Vec<(String, VerifyingKey)>, StoreError> {
-        let rows = sqlx::query("SELECT device_id FROM devices ORDER BY device_id")
+        let rows = sqlx::query("SELECT device_id, public_key FROM devices ORDER BY device_id")
             .fetch_all(&self.pool)
             .await?;
-        let mut out = Vec::new();
-        for r in rows {
-            let id: String = r.try_get(0)?;
-            let key = self.device_key(&id).await?;
-            out.push((id, key));
-        }
-        Ok(out)
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, parse_key(&r.try_get::<String, _>(1)?)?)))
+            .collect()
     }
 
     /// The checkpoints held for a device.
@@ -505,15 +478,32 @@ impl Store {
                 .bind(device_id)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.into_iter()
-            .map(|r| {
-                let text: String = r.try_get(0)?;
-                serde_json::from_str(&text).map_err(|_| {
-                    StoreError::Invalid(format!("a stored checkpoint of {device_id} is damaged"))
-                })
-            })
-            .collect()
+        from_json_column(rows, || {
+            format!("a stored checkpoint of {device_id} is damaged")
+        })
     }
+}
+
+fn parse_key(hex_key: &str) -> Result<VerifyingKey, StoreError> {
+    let damaged = || StoreError::Invalid("a stored device key is damaged".into());
+    let bytes: [u8; 32] = hex::decode(hex_key)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(damaged)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| damaged())
+}
+
+/// Rows whose first column is JSON (a record or a checkpoint), read back.
+fn from_json_column<T: serde::de::DeserializeOwned>(
+    rows: Vec<sqlx::any::AnyRow>,
+    damaged: impl Fn() -> String,
+) -> Result<Vec<T>, StoreError> {
+    rows.into_iter()
+        .map(|r| {
+            let text: String = r.try_get(0)?;
+            serde_json::from_str(&text).map_err(|_| StoreError::Invalid(damaged()))
+        })
+        .collect()
 }
 
 async fn insert_records(

@@ -311,12 +311,17 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Record, (i64,
     Ok(parsed.map_err(|why| (seq, why)))
 }
 
+/// The stored checkpoints with a sequence in `from..=to`.
 fn load_checkpoints(
     conn: &Connection,
+    from: u64,
+    to: u64,
 ) -> Result<Result<Vec<Checkpoint>, (u64, String)>, CoreError> {
-    let mut stmt =
-        conn.prepare("SELECT seq, hash, time, signature FROM audit_checkpoints ORDER BY seq")?;
-    let rows = stmt.query_map([], |r| {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, hash, time, signature FROM audit_checkpoints WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq",
+    )?;
+    let bound = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![bound(from), bound(to)], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, Vec<u8>>(1)?,
@@ -378,11 +383,8 @@ pub(crate) fn batch_after(
         return Ok(None);
     };
     let (first_seq, last_seq, last_hash) = (records[0].entry.seq, last.entry.seq, last.hash);
-    let mut checkpoints: Vec<Checkpoint> = match load_checkpoints(conn)? {
-        Ok(all) => all
-            .into_iter()
-            .filter(|c| c.seq >= first_seq && c.seq <= last_seq)
-            .collect(),
+    let mut checkpoints = match load_checkpoints(conn, first_seq, last_seq)? {
+        Ok(in_batch) => in_batch,
         Err((_, why)) => return Err(CoreError::Integrity(why)),
     };
     if checkpoints.last().is_none_or(|c| c.seq != last_seq) {
@@ -404,7 +406,7 @@ pub(crate) fn batch_after(
 /// Verifies the stored chain with the stored device key, streaming the rows.
 pub(crate) fn verify_stored(conn: &Connection) -> Result<Report, CoreError> {
     let (device_id, key) = device_public(conn)?;
-    let checkpoints = match load_checkpoints(conn)? {
+    let checkpoints = match load_checkpoints(conn, 0, u64::MAX)? {
         Ok(cps) => cps,
         Err((seq, reason)) => return Ok(failed_report(seq, reason)),
     };

@@ -457,11 +457,16 @@ impl Session {
         permission: Permission,
         event: &'static str,
     ) -> Result<(), CoreError> {
+        self.require_for(permission, Op::execute(event))
+    }
+
+    /// [`Session::require`] for an operation described in full.
+    pub(crate) fn require_for(&mut self, permission: Permission, op: Op) -> Result<(), CoreError> {
         let role = self.role();
         if role.allows(permission) {
             return Ok(());
         }
-        Err(self.deny(Op::execute(event), Denial::Role { role, permission }))
+        Err(self.deny(op, Denial::Role { role, permission }))
     }
 
     pub fn permissions(&self) -> &'static [Permission] {

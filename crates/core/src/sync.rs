@@ -161,15 +161,9 @@ impl Session {
             })
             .optional()?
             .unwrap_or(0);
-        let device = &self.device;
-        let conn = self
-            .vault
-            .as_ref()
-            .ok_or_else(|| self.expired())?
-            .connection();
         audit::batch_after(
             conn,
-            device,
+            &self.device,
             u64::try_from(acked).unwrap_or(0),
             max.clamp(1, MAX_BATCH),
         )

@@ -301,6 +301,37 @@ fn remember(
     Ok(())
 }
 
+/// Whether `kind/id` came in with an earlier import from `source`; then it counts as
+/// already here.
+fn held(
+    tx: &Transaction<'_>,
+    source: &str,
+    kind: &str,
+    id: &str,
+    report: &mut ImportReport,
+) -> Result<bool, CoreError> {
+    let held = known(tx, source, kind, id)?.is_some();
+    if held {
+        count(&mut report.already_here, kind);
+    }
+    Ok(held)
+}
+
+/// Remembers a resource just written, and counts it as added.
+fn note_added(
+    tx: &Transaction<'_>,
+    source: &str,
+    kind: &str,
+    id: &str,
+    local: i64,
+    now: &str,
+    added: &mut Counts,
+) -> Result<(), CoreError> {
+    remember(tx, source, kind, id, local, now)?;
+    count(added, kind);
+    Ok(())
+}
+
 /// Writes a checked export in one transaction, skipping what earlier imports brought in.
 pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportReport, CoreError> {
     let user_id = session.actor_user_id();
@@ -322,10 +353,9 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
             };
             for p in &parsed.patients {
                 let mut added = Counts::new();
-                let skip = |kind: &str, report: &mut ImportReport| count(&mut report.already_here, kind);
                 let (local, new) = match known(tx, source, "Patient", &p.src)? {
                     Some(local) => {
-                        skip("Patient", &mut report);
+                        count(&mut report.already_here, "Patient");
                         (local, false)
                     }
                     None => {
@@ -354,7 +384,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                 for (id, e) in &p.encounters {
                     let local_e = match known(tx, source, "Encounter", id)? {
                         Some(l) => {
-                            skip("Encounter", &mut report);
+                            count(&mut report.already_here, "Encounter");
                             l
                         }
                         None => {
@@ -364,8 +394,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             )?
                             .execute(params![local, e.start, e.kind.as_str(), e.clinician, e.reason, e.stamp.recorded_at, e.stamp.recorded_by])?;
                             let l = tx.last_insert_rowid();
-                            remember(tx, source, "Encounter", id, l, &now)?;
-                            count(&mut added, "Encounter");
+                            note_added(tx, source, "Encounter", id, l, &now, &mut added)?;
                             l
                         }
                     };
@@ -382,8 +411,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                     }
                 };
                 for (id, o, enc) in &p.observations {
-                    if known(tx, source, "Observation", id)?.is_some() {
-                        skip("Observation", &mut report);
+                    if held(tx, source, "Observation", id, &mut report)? {
                         continue;
                     }
                     let l = record::insert_observation(
@@ -396,12 +424,10 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         &o.recorded_by,
                         &o.recorded_at,
                     )?;
-                    remember(tx, source, "Observation", id, l, &now)?;
-                    count(&mut added, "Observation");
+                    note_added(tx, source, "Observation", id, l, &now, &mut added)?;
                 }
                 for (id, c) in &p.problems {
-                    if known(tx, source, "Condition", id)?.is_some() {
-                        skip("Condition", &mut report);
+                    if held(tx, source, "Condition", id, &mut report)? {
                         continue;
                     }
                     tx.prepare_cached(
@@ -422,20 +448,16 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         c.stamp.updated_by,
                         c.stamp.updated_at
                     ])?;
-                    remember(tx, source, "Condition", id, tx.last_insert_rowid(), &now)?;
-                    count(&mut added, "Condition");
+                    note_added(tx, source, "Condition", id, tx.last_insert_rowid(), &now, &mut added)?;
                 }
                 if let Some((id, at, who)) = &p.none_known {
-                    if known(tx, source, "AllergyIntolerance", id)?.is_some() {
-                        skip("AllergyIntolerance", &mut report);
-                    } else {
+                    if !held(tx, source, "AllergyIntolerance", id, &mut report)? {
                         tx.execute(
                             "UPDATE patients SET allergy_state = 'no_known_allergies', allergy_state_at = ?2, allergy_state_by = ?3
                              WHERE id = ?1 AND allergy_state = 'unknown'",
                             params![local, at, who],
                         )?;
-                        remember(tx, source, "AllergyIntolerance", id, local, &now)?;
-                        count(&mut added, "AllergyIntolerance");
+                        note_added(tx, source, "AllergyIntolerance", id, local, &now, &mut added)?;
                     }
                 }
                 let mut latest_allergy: Option<(String, String)> = None;
@@ -443,8 +465,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                     let InAllergy::Allergy { substance, reaction, severity, category, status, stamp } = a else {
                         continue;
                     };
-                    if known(tx, source, "AllergyIntolerance", id)?.is_some() {
-                        skip("AllergyIntolerance", &mut report);
+                    if held(tx, source, "AllergyIntolerance", id, &mut report)? {
                         continue;
                     }
                     tx.prepare_cached(
@@ -464,8 +485,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         stamp.updated_by,
                         stamp.updated_at
                     ])?;
-                    remember(tx, source, "AllergyIntolerance", id, tx.last_insert_rowid(), &now)?;
-                    count(&mut added, "AllergyIntolerance");
+                    note_added(tx, source, "AllergyIntolerance", id, tx.last_insert_rowid(), &now, &mut added)?;
                     if latest_allergy.as_ref().is_none_or(|(at, _)| *at < stamp.recorded_at) {
                         latest_allergy = Some((stamp.recorded_at.clone(), stamp.recorded_by.clone()));
                     }
@@ -477,8 +497,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                     )?;
                 }
                 for (id, m) in &p.medications {
-                    if known(tx, source, "MedicationStatement", id)?.is_some() {
-                        skip("MedicationStatement", &mut report);
+                    if held(tx, source, "MedicationStatement", id, &mut report)? {
                         continue;
                     }
                     tx.prepare_cached(
@@ -500,12 +519,10 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         m.stamp.updated_by,
                         m.stamp.updated_at
                     ])?;
-                    remember(tx, source, "MedicationStatement", id, tx.last_insert_rowid(), &now)?;
-                    count(&mut added, "MedicationStatement");
+                    note_added(tx, source, "MedicationStatement", id, tx.last_insert_rowid(), &now, &mut added)?;
                 }
                 for (id, i) in &p.immunizations {
-                    if known(tx, source, "Immunization", id)?.is_some() {
-                        skip("Immunization", &mut report);
+                    if held(tx, source, "Immunization", id, &mut report)? {
                         continue;
                     }
                     tx.prepare_cached(
@@ -526,14 +543,13 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         i.stamp.updated_by,
                         i.stamp.updated_at
                     ])?;
-                    remember(tx, source, "Immunization", id, tx.last_insert_rowid(), &now)?;
-                    count(&mut added, "Immunization");
+                    note_added(tx, source, "Immunization", id, tx.last_insert_rowid(), &now, &mut added)?;
                 }
                 let mut notes: HashMap<&str, i64> = HashMap::new();
                 for (id, n) in &p.notes {
                     if let Some(l) = known(tx, source, "DocumentReference", id)? {
-                        skip("DocumentReference", &mut report);
-                        skip("Provenance", &mut report);
+                        count(&mut report.already_here, "DocumentReference");
+                        count(&mut report.already_here, "Provenance");
                         notes.insert(id.as_str(), l);
                         continue;
                     }
@@ -559,8 +575,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                     ])?;
                     let l = tx.last_insert_rowid();
                     notes.insert(id.as_str(), l);
-                    remember(tx, source, "DocumentReference", id, l, &now)?;
-                    count(&mut added, "DocumentReference");
+                    note_added(tx, source, "DocumentReference", id, l, &now, &mut added)?;
                     count(&mut added, "Provenance");
                     debug_assert!(n.kind != NoteKind::Note || parent.is_none());
                 }

@@ -336,14 +336,7 @@ impl Session {
         key: &ImportKey,
     ) -> Result<ImportReport, CoreError> {
         // The role is checked before the file is even opened.
-        let role = self.role();
-        if !role.allows(Permission::ImportRecords) {
-            let denial = crate::error::Denial::Role {
-                role,
-                permission: Permission::ImportRecords,
-            };
-            return Err(self.deny(Op::create("records.import"), denial));
-        }
+        self.require_for(Permission::ImportRecords, Op::create("records.import"))?;
         self.touch()?;
         let own = fhir::source_uri(&self.vault_id()?);
         let today = self.clock.now().date_naive();
