@@ -131,9 +131,9 @@ impl Session {
                     .query_map([], |r| r.get(0))?
                     .collect::<Result<_, _>>()?,
                 Selection::Patients(ids) => {
-                    let mut ids = ids.clone();
-                    ids.dedup();
-                    ids
+                    // Each patient once, in the order asked, however often named.
+                    let mut seen = std::collections::HashSet::new();
+                    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
                 }
             };
             if wanted.is_empty() {

@@ -599,6 +599,7 @@ fn exports_are_accounted_for_per_patient_and_need_their_permission() {
     );
     // dr.okafor is on patient 2's care team: both go.
     assert_eq!(report.patients, 2);
+
     assert!(report.left_out.is_empty());
     assert!(!decrypt_with(&file, &identity).is_empty());
     let list = doctor.disclosures(2).expect("lists");
@@ -826,4 +827,28 @@ fn the_import_parser_survives_mutated_files() {
             let _ = crate::fuzz_support::parse_export(&data);
         }
     }
+}
+
+#[test]
+fn a_patient_named_twice_is_exported_once_and_the_file_imports() {
+    let clinic = busy_clinic();
+    let (identity, recipient) = keypair();
+    let mut doctor = clinic.as_role(Role::Physician);
+    let (file, report) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![3, 1, 3]),
+            Destination::Recipients(vec![recipient]),
+        ),
+    );
+    assert_eq!(report.patients, 2);
+    assert_eq!(report.resources.get("Patient"), Some(&2));
+    assert_eq!(doctor.disclosures(3).expect("lists").len(), 1);
+    doctor.lock().expect("locks");
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let imported = admin
+        .import_records(&file[..], &ImportKey::Identities(secret(&identity)))
+        .expect("imports");
+    assert_eq!(imported.patients_added, 2);
 }
