@@ -58,6 +58,10 @@ if [ "$want" = test ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+  if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
+    echo "==> create the PostgreSQL $version cluster"
+    $sudo pg_createcluster "$version" main >/dev/null
+  fi
   if ! pg_lsclusters -h 2>/dev/null | grep -q " online"; then
     echo "==> start PostgreSQL $version"
     $sudo pg_ctlcluster "$version" main start
