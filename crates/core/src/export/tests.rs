@@ -852,3 +852,114 @@ fn a_patient_named_twice_is_exported_once_and_the_file_imports() {
         .expect("imports");
     assert_eq!(imported.patients_added, 2);
 }
+
+/// [`contents`] as one text, with what differs from run to run (the source vault's random
+/// id) replaced and the records' global ids (`uuid`, random by design) left out.
+fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
+    let conn = clinic.raw();
+    let mut out = String::new();
+    for table in [
+        "patients",
+        "patient_versions",
+        "patient_name_words",
+        "care_team",
+        "encounters",
+        "notes",
+        "observations",
+        "problems",
+        "allergies",
+        "medications",
+        "immunizations",
+        "imported_records",
+    ] {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT * FROM {table} ORDER BY {}",
+                if matches!(
+                    table,
+                    "patient_name_words" | "care_team" | "imported_records"
+                ) {
+                    "1, 2, 3"
+                } else {
+                    "rowid"
+                }
+            ))
+            .expect("prepares");
+        let keep: Vec<usize> = (0..stmt.column_count())
+            .filter(|i| stmt.column_name(*i).map_or(true, |n| n != "uuid"))
+            .collect();
+        let rows = stmt
+            .query_map([], |r| {
+                let mut row = Vec::new();
+                for i in &keep {
+                    row.push(match r.get_ref(*i)? {
+                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Real(v) => format!("{v:?}"),
+                        rusqlite::types::ValueRef::Text(t) => {
+                            format!("{:?}", String::from_utf8_lossy(t))
+                        }
+                        rusqlite::types::ValueRef::Blob(b) => format!("x'{}'", hex::encode(b)),
+                    });
+                }
+                Ok(format!("{table}: {}\n", row.join(" | ")))
+            })
+            .expect("queries");
+        for r in rows {
+            out.push_str(&r.expect("row"));
+        }
+    }
+    match source_vault {
+        Some(id) => out.replace(id, "SOURCE-VAULT"),
+        None => out,
+    }
+}
+
+/// Whether `dump` hashes to `expected_sha256`; if not, says so and leaves the dump in the
+/// temporary folder for a diff.
+fn dump_matches(name: &str, dump: &str, expected_sha256: &str) -> bool {
+    use sha2::Digest;
+    let got = hex::encode(sha2::Sha256::digest(dump.as_bytes()));
+    if got == expected_sha256 {
+        return true;
+    }
+    let path = std::env::temp_dir().join(format!("chartroom-dump-{name}.txt"));
+    std::fs::write(&path, dump).expect("writes the dump for a diff");
+    eprintln!(
+        "the {name} rows changed (sha256 {got}); the dump is in {}",
+        path.display()
+    );
+    false
+}
+
+/// The demo and import write the same rows, column for column, as before the chart's
+/// writers became one per table (the hashes were taken before that change).
+#[test]
+fn demo_and_import_write_the_rows_they_always_wrote() {
+    let source = busy_clinic();
+    let mut admin = source.as_role(Role::Admin);
+    let vault_id = admin.vault_id().expect("id");
+    let (identity, recipient) = keypair();
+    let (file, _) = export(
+        &mut admin,
+        &request(Selection::All, Destination::Recipients(vec![recipient])),
+    );
+    admin.lock().expect("locks");
+    let demo = dump_matches(
+        "demo",
+        &normalised_dump(&source, None),
+        "0511cffaac5c2f4fbf9797fa3128b62f32cfec15ce3e0dffc046620a71bf6c86",
+    );
+    let target = Clinic::new();
+    let mut importer = target.as_role(Role::Admin);
+    importer
+        .import_records(&file[..], &ImportKey::Identities(secret(&identity)))
+        .expect("imports");
+    importer.lock().expect("locks");
+    let import = dump_matches(
+        "import",
+        &normalised_dump(&target, Some(&vault_id)),
+        "40e5b72958e3743cea088cce375518b744e6465352d06be89ce6c0de39876235",
+    );
+    assert!(demo && import, "the rows written changed; see above");
+}
