@@ -46,6 +46,7 @@ fn generate() -> String {
         c::EncounterKind,
         c::Note,
         c::NoteKind,
+        c::NoteStatus,
         c::NoteContent,
         c::Observation,
         c::Vital,

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use chartroom_core::{CoreError, Permission, Role, Session, Vault, VaultConfig};
+use chartroom_core::{CoreError, Permission, Role, Session, VaultConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tauri::State;
@@ -173,7 +173,7 @@ pub(crate) async fn off_main_thread<T: Send + 'static>(
 pub fn vault_status(state: State<'_, AppState>) -> VaultStatus {
     state.expire_if_idle();
     VaultStatus {
-        exists: Vault::exists(&state.config.dir),
+        exists: chartroom_core::vault_exists(&state.config),
         location: state.config.dir.display().to_string(),
         signed_in: state.session().as_ref().map(SessionInfo::of),
         notice: state.take_notice(),
@@ -244,7 +244,7 @@ pub fn lock(state: State<'_, AppState>) -> Result<(), AppError> {
 /// With `CHARTROOM_TIMINGS=1`: the unlock's time, and how much of it a key derivation with the
 /// same parameters takes (timed again right after), for the desktop benchmark.
 fn report_unlock_time(config: &VaultConfig, total: std::time::Duration) {
-    if let Ok(kdf) = chartroom_core::bench_support::key_derivation_time(config) {
+    if let Ok(kdf) = chartroom_core::key_derivation_time(config) {
         eprintln!(
             "chartroom-desktop: unlock {:.1} ms, of which key derivation {:.1} ms, the rest {:.1} ms",
             total.as_secs_f64() * 1e3,

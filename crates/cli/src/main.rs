@@ -529,7 +529,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
                 )));
             }
             let mut created = None;
-            let mut session = if chartroom_core::Vault::exists(&config.dir) {
+            let mut session = if chartroom_core::vault_exists(&config) {
                 unlock(cli, &config, &mut inputs, &NO_RECOVERY)?
             } else {
                 let admin = cli.user.clone().unwrap_or_else(|| "admin".to_owned());

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+use crate::audit::Op;
+use crate::roles::Permission;
 use crate::settings::Settings;
 use crate::CoreError;
 
@@ -26,7 +28,8 @@ pub mod rule {
 }
 
 /// A stored alert.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Alert {
     pub id: i64,
     pub rule: String,
@@ -178,7 +181,7 @@ pub(crate) fn evaluate(
                     .query_row(params![patient, actor_id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 if let Some((pf, uf)) = names {
-                    if crate::patients::fold(&pf) == crate::patients::fold(&uf)
+                    if crate::chart::patient::fold(&pf) == crate::chart::patient::fold(&uf)
                         && !fired_since(
                             conn,
                             rule::SAME_FAMILY_NAME,
@@ -252,4 +255,52 @@ pub(crate) fn list(conn: &Connection, all: bool) -> Result<Vec<Alert>, CoreError
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+impl crate::Session {
+    /// Alerts, newest first: the open ones, or all with `all`.
+    pub fn alerts(&mut self, all: bool) -> Result<Vec<Alert>, CoreError> {
+        self.run(
+            Permission::ManageAlerts,
+            Op::read("alert.list"),
+            false,
+            |tx, op, _| {
+                let list = list(tx, all)?;
+                op.detail = Some(format!("{} alerts", list.len()));
+                Ok(list)
+            },
+        )
+    }
+
+    /// Acknowledges an alert with a note saying what was found.
+    pub fn acknowledge_alert(&mut self, id: i64, note: &str) -> Result<(), CoreError> {
+        let note = note.trim().to_owned();
+        if note.is_empty() || note.chars().count() > 2000 {
+            return Err(CoreError::InvalidInput(
+                "Acknowledging an alert needs a note (up to 2000 characters) saying what was found."
+                    .into(),
+            ));
+        }
+        self.run(
+            Permission::ManageAlerts,
+            Op::update("alert.acknowledge").object("Alert", id),
+            false,
+            |tx, _, ctx| {
+                let state: Option<Option<String>> = tx
+                    .query_row("SELECT acknowledged_at FROM alerts WHERE id = ?1", [id], |r| r.get(0))
+                    .optional()?;
+                match state {
+                    None => Err(CoreError::NotFound(format!("There is no alert {id}."))),
+                    Some(Some(_)) => Err(CoreError::Conflict(format!("Alert {id} is already acknowledged."))),
+                    Some(None) => {
+                        tx.execute(
+                            "UPDATE alerts SET acknowledged_at = ?1, acknowledged_by = ?2, ack_note = ?3 WHERE id = ?4",
+                            params![format_time(ctx.now), ctx.actor.name, note, id],
+                        )?;
+                        Ok(())
+                    }
+                }
+            },
+        )
+    }
 }

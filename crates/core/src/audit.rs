@@ -11,7 +11,11 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::roles::Role;
+use std::io::Write;
+
+use chartroom_vault::VaultError;
+
+use crate::roles::{Permission, Role};
 use crate::CoreError;
 
 pub use chartroom_audit::CHECKPOINT_EVERY;
@@ -512,4 +516,106 @@ pub(crate) fn list(
         count += 1;
     }
     Ok(count)
+}
+/// What verifying the audit trail found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Verification {
+    pub ok: bool,
+    pub entries: u64,
+    pub head_seq: u64,
+    pub checkpoints: u64,
+    pub unsigned_tail: u64,
+    pub first_bad_seq: Option<u64>,
+    pub reason: Option<String>,
+}
+
+impl From<Report> for Verification {
+    fn from(r: Report) -> Self {
+        Verification {
+            ok: r.ok,
+            entries: r.entries,
+            head_seq: r.head_seq,
+            checkpoints: r.checkpoints,
+            unsigned_tail: r.unsigned_tail,
+            first_bad_seq: r.failure.as_ref().map(|f| f.seq),
+            reason: r.failure.map(|f| f.reason),
+        }
+    }
+}
+
+impl crate::Session {
+    /// Verifies the whole trail: the hash chain and every signed checkpoint.
+    pub fn verify_audit(&mut self) -> Result<Verification, CoreError> {
+        self.run(
+            Permission::VerifyAudit,
+            Op::execute("audit.verify"),
+            false,
+            |tx, op, _| {
+                let v = Verification::from(verify_stored(tx)?);
+                if !v.ok {
+                    op.outcome = Outcome::Failed;
+                }
+                op.detail = Some(match v.first_bad_seq {
+                    Some(seq) => format!("chain broken at entry {seq}"),
+                    None => format!("{} entries intact", v.entries),
+                });
+                Ok(v)
+            },
+        )
+    }
+
+    /// Audit entries matching `filter`, oldest first.
+    pub fn audit_entries(&mut self, filter: &AuditFilter) -> Result<Vec<Record>, CoreError> {
+        let mut out = Vec::new();
+        self.audit_entries_each(filter, |r| {
+            out.push(r);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Hands each audit entry matching `filter` to `each`, oldest first, without holding
+    /// them all in memory. Returns how many there were.
+    pub fn audit_entries_each(
+        &mut self,
+        filter: &AuditFilter,
+        each: impl FnMut(Record) -> Result<(), CoreError>,
+    ) -> Result<u64, CoreError> {
+        self.run(
+            Permission::ReadAudit,
+            Op::read("audit.read"),
+            false,
+            |tx, op, _| {
+                let n = list(tx, filter, each)?;
+                op.detail = Some(format!("{n} entries"));
+                Ok(n)
+            },
+        )
+    }
+
+    /// Writes entries matching `filter` as FHIR R4 AuditEvent resources, one JSON per line.
+    /// Returns how many were written.
+    pub fn export_audit_fhir(
+        &mut self,
+        filter: &AuditFilter,
+        out: &mut dyn Write,
+    ) -> Result<u64, CoreError> {
+        self.run(
+            Permission::ReadAudit,
+            Op::execute("audit.export"),
+            false,
+            |tx, op, _| {
+                let n = list(tx, filter, |r| {
+                    let line = serde_json::to_string(&chartroom_audit::to_fhir_audit_event(&r))
+                        .map_err(|e| CoreError::Integrity(e.to_string()))?;
+                    writeln!(out, "{line}").map_err(|e| CoreError::Vault(VaultError::Io(e)))
+                })?;
+                out.flush()
+                    .map_err(|e| CoreError::Vault(VaultError::Io(e)))?;
+                op.detail = Some(format!("{n} entries as FHIR AuditEvent"));
+                Ok(n)
+            },
+        )
+    }
 }

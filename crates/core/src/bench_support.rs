@@ -3,12 +3,12 @@
 //! workload. Only someone who already holds the database key can open such a connection;
 //! the app and the CLI never do.
 
-use chartroom_audit::format_time;
 use chrono::Utc;
 use rusqlite::Connection;
 
+use crate::chart::change::{self, Change, Stamp, Table};
+use crate::chart::vitals::{VitalsInput, VitalsRecorded};
 use crate::search::{self, NameDictionary, SearchHit};
-use crate::vitals::VitalsInput;
 use crate::CoreError;
 
 /// The search's cached word dictionary, kept between benchmark queries as a session keeps it.
@@ -24,22 +24,25 @@ pub fn search(
     search::search(conn, &mut cache.0, query, Utc::now().date_naive(), 50)
 }
 
-/// The inserts of `Session::record_vitals`, in one durable transaction.
+/// The writes of `Session::record_vitals` (through the same change and writer), in one
+/// durable transaction.
 pub fn record_vitals(
     conn: &Connection,
     patient_id: i64,
     input: &VitalsInput,
 ) -> Result<usize, CoreError> {
     let values = input.validate()?;
-    let now = format_time(Utc::now());
+    let now = Utc::now();
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
-        for (vital, value) in &values {
-            crate::record::insert_observation(
-                conn, patient_id, None, *vital, *value, &now, "bench", &now,
-            )?;
-        }
-        Ok::<_, CoreError>(values.len())
+        let set = crate::chart::vitals::with_bmi(conn, patient_id, values)?;
+        let patient = change::id_of(conn, Table::Patients, patient_id)?;
+        let recorded = VitalsRecorded::new(patient, None, now, &set, Stamp::new(now, "bench"));
+        Ok::<_, CoreError>(
+            change::apply(conn, &Change::VitalsRecorded(recorded))?
+                .0
+                .len(),
+        )
     })();
     match result {
         Ok(n) => {
@@ -51,14 +54,4 @@ pub fn record_vitals(
             Err(e)
         }
     }
-}
-
-/// How long one key derivation takes with `config`'s policy on this machine, so a benchmark
-/// of unlocking can report the time that is not the KDF.
-pub fn key_derivation_time(
-    config: &chartroom_vault::VaultConfig,
-) -> Result<std::time::Duration, CoreError> {
-    Ok(chartroom_vault::kdf::time_derivation(
-        &config.kdf.params()?,
-    )?)
 }

@@ -48,3 +48,21 @@ pub fn vault_config(dir: Option<PathBuf>) -> VaultConfig {
         kdf: KdfPolicy::calibrated(target),
     }
 }
+
+/// Whether a vault exists in `config`'s folder (without opening it).
+pub fn vault_exists(config: &VaultConfig) -> bool {
+    chartroom_vault::Vault::exists(&config.dir)
+}
+
+/// What can be known about a vault without unlocking it.
+pub fn vault_info(config: &VaultConfig) -> Result<chartroom_vault::VaultInfo, crate::CoreError> {
+    Ok(chartroom_vault::Vault::info(&config.dir)?)
+}
+
+/// How long one key derivation takes with `config`'s policy on this machine, so the time
+/// an unlock spends outside the KDF can be reported.
+pub fn key_derivation_time(config: &VaultConfig) -> Result<Duration, crate::CoreError> {
+    Ok(chartroom_vault::kdf::time_derivation(
+        &config.kdf.params()?,
+    )?)
+}

@@ -8,5 +8,5 @@ use crate::CoreError;
 /// Returns how many patients the file holds.
 pub fn parse_export(plain: &[u8]) -> Result<usize, CoreError> {
     let today = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default();
-    crate::export::parse_for_fuzzing(plain, today)
+    crate::exchange::parse_for_fuzzing(plain, today)
 }

@@ -166,6 +166,7 @@ fn expected(role: Role, p: Permission) -> bool {
         RecordEncounter,
         RecordVitals,
         RecordAllergies,
+        RecordImmunizations,
         DraftNote,
         SignNote,
         BreakGlass,
@@ -180,6 +181,7 @@ fn expected(role: Role, p: Permission) -> bool {
         RecordEncounter,
         RecordVitals,
         RecordAllergies,
+        RecordImmunizations,
         DraftNote,
         BreakGlass,
     ];
@@ -353,7 +355,7 @@ fn every_cell_of_the_matrix_through_the_session() {
             "add_problem",
         );
         check(
-            Permission::RecordAllergies,
+            Permission::RecordImmunizations,
             gate(
                 s.add_immunization(
                     1,
@@ -362,6 +364,14 @@ fn every_cell_of_the_matrix_through_the_session() {
                 ),
             ),
             "add_immunization",
+        );
+        check(
+            Permission::RecordAllergies,
+            gate(s.add_allergy(
+                1,
+                &NewAllergy::new("Latex", Some("Hives"), None, None).expect("valid"),
+            )),
+            "add_allergy",
         );
         let drafted = s.draft_note(
             1,
@@ -431,6 +441,7 @@ fn every_cell_of_the_matrix_through_the_session() {
                 Permission::RecordVitals,
                 Permission::WriteClinical,
                 Permission::RecordAllergies,
+                Permission::RecordImmunizations,
                 Permission::DraftNote,
                 Permission::SignNote,
                 Permission::BreakGlass,

@@ -1,22 +1,37 @@
 //! chartroom-core: the clinic. Users and roles, the [`Session`] gate through which every
-//! operation on the clinic's data passes, and the audit trail and alerts it writes.
+//! operation on the clinic's data passes, the clinical record as typed changes
+//! ([`chart`]), and the audit trail and alerts the gate writes.
+//!
+//! A map for newcomers:
+//! - [`session`](Session): the gate only (unlock, the permission and restriction check, the
+//!   transaction with its audit entry, idle expiry);
+//! - `users`, `roles`: accounts, passwords, key slots, and the role matrix;
+//! - `access`: care teams, break-the-glass, and how a session may open a chart;
+//! - [`chart`]: one module per part of the record, each with its type, its checks, its
+//!   changes, the one writer of its table and its operations; [`chart::change`] holds the
+//!   change type and the one function that applies any change;
+//! - `search`, `audit`, `alerts`, `settings`, [`sync`];
+//! - `exchange`: FHIR export and import;
+//! - `demo` (feature `demo`): the synthetic clinic generator.
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod alerts;
 mod audit;
+#[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench_support;
-mod chart_ops;
+pub mod chart;
 mod clock;
 mod config;
+#[cfg(any(test, feature = "demo"))]
 mod demo;
 mod error;
-mod export;
+mod exchange;
+#[cfg(any(test, feature = "fuzz"))]
 #[doc(hidden)]
 pub mod fuzz_support;
-mod patients;
-mod record;
 mod roles;
 mod schema;
 mod search;
@@ -24,46 +39,51 @@ mod session;
 mod settings;
 pub mod sync;
 mod users;
-mod vitals;
 
+pub use access::{ChartAccess, Grant};
 pub use alerts::{rule as alert_rule, Alert};
-pub use audit::{AuditFilter, CHECKPOINT_EVERY};
-pub use chart_ops::{read_chart_for_benchmarks, AllergyList, Chart, PatientChanges};
+pub use audit::{AuditFilter, Verification, CHECKPOINT_EVERY};
+#[cfg(feature = "bench")]
+pub use chart::read_chart_for_benchmarks;
+pub use chart::{
+    allergy::{Allergy, AllergyCategory, AllergyList, NewAllergy, Severity},
+    change::{Change, RecordId, Stamp, CHANGE_FORMAT},
+    encounter::{Encounter, EncounterKind, NewEncounter},
+    immunization::{Immunization, NewImmunization, Site},
+    input::parse_time_input,
+    medication::{Medication, NewMedication, Route},
+    note::{note_digest, Note, NoteContent, NoteKind, NoteStatus},
+    patient::{
+        fold, mrn_for, name_words, Demographics, EmergencyContact, NewPatient, Patient,
+        PatientChanges, PatientForm, PatientVersion, Sex, GENDER_IDENTITIES,
+    },
+    problem::{CodeSystem, NewProblem, Problem},
+    vitals::{bmi, Flag, Observation, Vital, VitalsInput},
+    Chart,
+};
 pub use chartroom_audit::{format_time, Action, Entry, Outcome, Record};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use demo::{DemoOptions, DemoSummary};
-pub use patients::{
-    fold, mrn_for, name_words, ChartAccess, Demographics, EmergencyContact, NewPatient, Patient,
-    PatientForm, PatientVersion, Sex, GENDER_IDENTITIES,
-};
-pub use record::{
-    note_digest, parse_time_input, Allergy, AllergyCategory, CodeSystem, Encounter, EncounterKind,
-    Immunization, Medication, NewAllergy, NewEncounter, NewImmunization, NewMedication, NewProblem,
-    Note, NoteContent, NoteKind, Observation, Problem, Route, Severity, Site,
-};
+#[cfg(any(test, feature = "demo"))]
+pub use demo::{DemoOptions, DemoSummary, Rng as SeededRng};
 pub use search::{within_one_edit, SearchHit};
-pub use session::{Grant, Verification};
 pub use settings::{ClinicHours, Settings, SETTING_KEYS};
 pub use sync::{CollectorClient, SessionAccess, SyncError, SyncStatus, SyncTarget};
-pub use vitals::{bmi, Flag, Vital, VitalsInput};
 
-pub use chartroom_vault::{
-    KdfPolicy, RecoveryKey, SlotKind, Vault, VaultConfig, VaultError, VaultInfo,
+// The store's types a caller needs to name a vault and read its errors; never the store
+// itself, so the shell and the CLI reach data only through a Session.
+pub use chartroom_vault::{KdfPolicy, RecoveryKey, SlotKind, VaultConfig, VaultError, VaultInfo};
+pub use config::{
+    default_vault_dir, key_derivation_time, vault_config, vault_exists, vault_info,
+    ENV_KDF_TARGET_MS, ENV_STATE_DIR, ENV_VAULT,
 };
-pub use config::{default_vault_dir, vault_config, ENV_KDF_TARGET_MS, ENV_STATE_DIR, ENV_VAULT};
 pub use error::{CoreError, Denial, ErrorKind};
-pub use export::{
+pub use exchange::{
     Counts, Destination, Disclosure, ExportReport, ExportRequest, ImportKey, ImportReport,
     ImportedPatient, KeyInfo, LeftOut, Selection, RESOURCE_TYPES,
 };
 pub use roles::{matrix_markdown, Permission, Role};
 pub use session::{Session, SignedIn};
 pub use users::{check_new_password, User, UserName, MIN_PASSWORD_CHARS};
-
-/// What can be known about a vault without unlocking it.
-pub fn vault_info(config: &VaultConfig) -> Result<VaultInfo, CoreError> {
-    Ok(Vault::info(&config.dir)?)
-}
 
 #[cfg(test)]
 mod gate_tests;

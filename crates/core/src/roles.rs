@@ -6,7 +6,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 /// A staff member's role. Each user has exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -17,9 +18,8 @@ pub enum Role {
 }
 
 /// Something a session may be allowed to do. Every gated operation names exactly one.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, ts_rs::TS,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// Add users, change roles, disable users, reset other users' passwords.
@@ -52,8 +52,10 @@ pub enum Permission {
     RecordEncounter,
     /// Record vital signs.
     RecordVitals,
-    /// Record allergies and immunizations.
+    /// Record allergies (and "no known allergies").
     RecordAllergies,
+    /// Record immunizations given.
+    RecordImmunizations,
     /// Write draft notes.
     DraftNote,
     /// Sign notes and their addenda.
@@ -79,7 +81,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 27] = [
+    pub const ALL: [Permission; 28] = [
         Permission::ManageUsers,
         Permission::ViewUsers,
         Permission::ManageKeys,
@@ -96,6 +98,7 @@ impl Permission {
         Permission::RecordEncounter,
         Permission::RecordVitals,
         Permission::RecordAllergies,
+        Permission::RecordImmunizations,
         Permission::DraftNote,
         Permission::SignNote,
         Permission::BreakGlass,
@@ -127,6 +130,7 @@ impl Permission {
             Permission::RecordEncounter => "record_encounter",
             Permission::RecordVitals => "record_vitals",
             Permission::RecordAllergies => "record_allergies",
+            Permission::RecordImmunizations => "record_immunizations",
             Permission::DraftNote => "draft_note",
             Permission::SignNote => "sign_note",
             Permission::BreakGlass => "break_glass",
@@ -159,7 +163,8 @@ impl Permission {
             Permission::WriteClinical => "record problems and medications",
             Permission::RecordEncounter => "open encounters",
             Permission::RecordVitals => "record vital signs",
-            Permission::RecordAllergies => "record allergies and immunizations",
+            Permission::RecordAllergies => "record allergies",
+            Permission::RecordImmunizations => "record immunizations",
             Permission::DraftNote => "write notes",
             Permission::SignNote => "sign notes",
             Permission::BreakGlass => "break the glass into restricted charts",
@@ -218,6 +223,7 @@ impl Role {
                 RecordEncounter,
                 RecordVitals,
                 RecordAllergies,
+                RecordImmunizations,
                 DraftNote,
                 SignNote,
                 BreakGlass,
@@ -232,6 +238,7 @@ impl Role {
                 RecordEncounter,
                 RecordVitals,
                 RecordAllergies,
+                RecordImmunizations,
                 DraftNote,
                 BreakGlass,
             ],

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::patients::{name_words, Sex};
+use crate::chart::patient::{name_words, Sex};
 use crate::CoreError;
 
 /// How many index entries a prefix may expand to before the rest are left out: for a query
@@ -23,7 +23,8 @@ const PREFIX_CAP: usize = 5_000;
 const FUZZY_WORD_CAP: usize = 200;
 
 /// One patient found, with enough to pick the right person and nothing clinical.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SearchHit {
     pub id: i64,
     pub mrn: String,
@@ -214,8 +215,8 @@ pub(crate) fn search(
     hits.sort_by_cached_key(|h| {
         (
             h.rank,
-            crate::patients::fold(&h.family),
-            crate::patients::fold(&h.given),
+            crate::chart::patient::fold(&h.family),
+            crate::chart::patient::fold(&h.given),
             h.id,
         )
     });
@@ -308,6 +309,41 @@ fn name_matches(
         .into_iter()
         .map(|(id, (score, order))| (id, score, order))
         .collect())
+}
+
+impl crate::Session {
+    /// Finds patients by name (prefix, substring, one typo, accents ignored), birth date,
+    /// MRN or phone. The trail records that a search ran and how many it found, never what
+    /// was searched for.
+    pub fn search_patients(&mut self, query: &str) -> Result<Vec<SearchHit>, CoreError> {
+        let today = self.clock.now().date_naive();
+        let mut dictionary = self.search_dictionary.take();
+        let result = self.run(
+            crate::Permission::SearchPatients,
+            crate::audit::Op::execute("patient.search"),
+            false,
+            |tx, op, ctx| {
+                let mut hits = search(tx, &mut dictionary, query, today, 50)?;
+                // Restricted patients the searcher may not open are shown only as restricted.
+                for hit in hits.iter_mut().filter(|h| h.restricted) {
+                    let allowed = match ctx.actor.id {
+                        Some(uid) => {
+                            crate::access::on_care_team(tx, hit.id, uid)?
+                                || crate::access::active_grant(tx, hit.id, uid, ctx.now)?.is_some()
+                        }
+                        None => false,
+                    };
+                    if !allowed {
+                        hit.mask();
+                    }
+                }
+                op.detail = Some(format!("{} results", hits.len()));
+                Ok(hits)
+            },
+        );
+        self.search_dictionary = dictionary;
+        result
+    }
 }
 
 #[cfg(test)]

@@ -6,30 +6,31 @@
 //! [`CoreError::Forbidden`]. A permitted operation runs in one IMMEDIATE transaction that
 //! also appends its audit entry, so the change and its record commit together or not at all.
 
-use std::io::Write;
 use std::sync::Arc;
 
-use chartroom_audit::{format_time, Outcome, Record, Report};
+use chartroom_audit::{format_time, Outcome, Record};
 use chartroom_vault::{Credential, FailedUnlock, RecoveryKey, Vault, VaultConfig, VaultError};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::alerts::{self, Alert};
-use crate::audit::{self, ActorRef, AuditFilter, Device, Op};
+use crate::access::{chart_access, ChartAccess};
+use crate::alerts;
+use crate::audit::{self, ActorRef, Device, Op};
+use crate::chart::change::Stamp;
+use crate::chart::patient::{self, Patient};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Denial;
-use crate::patients::{self, ChartAccess, Patient};
 use crate::roles::{Permission, Role};
 use crate::schema::{AUDIT_TRIGGERS, MIGRATIONS};
 use crate::settings::Settings;
-use crate::users::{check_new_password, User, UserName};
+use crate::users::{check_new_password, find_user, UserName};
 use crate::CoreError;
 
 /// Who is acting in a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Actor {
+pub(crate) enum Actor {
     User {
         id: i64,
         name: UserName,
@@ -40,53 +41,18 @@ enum Actor {
 }
 
 /// Who is signed in, as the UI and the CLI show it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SignedIn {
     pub user: String,
     pub role: Role,
     pub recovery: bool,
 }
 
-/// A break-the-glass grant.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
-pub struct Grant {
-    pub patient_id: i64,
-    pub reason: String,
-    pub granted_at: String,
-    pub expires_at: String,
-    pub minutes: u32,
-}
-
-/// What verifying the audit trail found.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
-pub struct Verification {
-    pub ok: bool,
-    pub entries: u64,
-    pub head_seq: u64,
-    pub checkpoints: u64,
-    pub unsigned_tail: u64,
-    pub first_bad_seq: Option<u64>,
-    pub reason: Option<String>,
-}
-
-impl From<Report> for Verification {
-    fn from(r: Report) -> Self {
-        Verification {
-            ok: r.ok,
-            entries: r.entries,
-            head_seq: r.head_seq,
-            checkpoints: r.checkpoints,
-            unsigned_tail: r.unsigned_tail,
-            first_bad_seq: r.failure.as_ref().map(|f| f.seq),
-            reason: r.failure.map(|f| f.reason),
-        }
-    }
-}
-
 /// An unlocked vault and the person using it. Dropping it locks the vault (and audits that).
 pub struct Session {
     pub(crate) vault: Option<Vault>,
-    actor: Actor,
+    pub(crate) actor: Actor,
     pub(crate) device: Device,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) settings: Settings,
@@ -112,6 +78,9 @@ pub(crate) struct Ctx<'a> {
     pub settings: &'a Settings,
     /// The patient the operation names, as the gate read it (inside the same transaction).
     pub patient: Option<&'a Patient>,
+    /// How the session may open that patient's chart, when the gate had to work it out (a
+    /// restricted chart), so the operation need not ask again.
+    pub access: Option<ChartAccess>,
     /// Further audit entries the operation owes (one per patient of an export or import),
     /// appended after its own entry in the same transaction.
     pub also: std::cell::RefCell<Vec<Op>>,
@@ -122,6 +91,11 @@ impl Ctx<'_> {
     pub fn patient(&self) -> Result<&Patient, CoreError> {
         self.patient
             .ok_or_else(|| CoreError::NotFound("The operation names no patient.".into()))
+    }
+
+    /// Who makes the operation's change, and when.
+    pub fn stamp(&self) -> Stamp {
+        Stamp::new(self.now, &self.actor.name)
     }
 
     /// Owes one more audit entry, written if the operation succeeds.
@@ -425,7 +399,7 @@ impl Session {
         Ok(self.vault()?.connection())
     }
 
-    fn vault(&self) -> Result<&Vault, CoreError> {
+    pub(crate) fn vault(&self) -> Result<&Vault, CoreError> {
         self.vault.as_ref().ok_or(self.expired())
     }
 
@@ -510,27 +484,25 @@ impl Session {
         restricted_check: bool,
         body: impl FnOnce(&Transaction<'_>, &mut Op, &Ctx<'_>) -> Result<T, CoreError>,
     ) -> Result<T, CoreError> {
-        self.touch()?;
+        let (now, actor) = self.admit(Some(permission), &op)?;
         let role = self.role();
-        if !role.allows(permission) {
-            return Err(self.deny(op, Denial::Role { role, permission }));
-        }
-        let now = self.clock.now();
-        let actor = actor_ref(&self.actor);
         let expired = self.expired();
         let vault = self.vault.as_mut().ok_or(expired)?;
         let tx = immediate(vault.connection_mut())?;
         let mut named = None;
+        let mut access = None;
         if let Some(patient_id) = op.patient {
-            let patient = patients::get(&tx, patient_id)?;
+            let patient = patient::get(&tx, patient_id)?;
             op.purpose = Some(role.purpose_of_use().to_owned());
             if restricted_check && patient.restricted {
                 match chart_access(&tx, &patient, &actor, now)? {
-                    Some(ChartAccess::BreakGlass { reason, .. }) => {
-                        op.purpose = Some("ETREAT".into());
-                        op.reason = Some(reason);
+                    Some(granted) => {
+                        if let ChartAccess::BreakGlass { reason, .. } = &granted {
+                            op.purpose = Some("ETREAT".into());
+                            op.reason = Some(reason.clone());
+                        }
+                        access = Some(granted);
                     }
-                    Some(_) => {}
                     None => {
                         drop(tx);
                         let can_break_glass = role.allows(Permission::BreakGlass);
@@ -545,6 +517,7 @@ impl Session {
             actor: &actor,
             settings: &self.settings,
             patient: named.as_ref(),
+            access,
             also: Default::default(),
         };
         let value = match body(&tx, &mut op, &ctx) {
@@ -570,308 +543,27 @@ impl Session {
         Ok(value)
     }
 
-    // ----- users -------------------------------------------------------------------------
-
-    /// Every user, enabled and disabled, by name.
-    pub fn users(&mut self) -> Result<Vec<User>, CoreError> {
-        self.run(
-            Permission::ViewUsers,
-            Op::read("user.list"),
-            false,
-            |tx, op, _| {
-                let users = list_users(tx)?;
-                op.detail = Some(format!("{} users", users.len()));
-                Ok(users)
-            },
-        )
-    }
-
-    /// Adds a user with `role` who unlocks with `password`. `family_name` lets the
-    /// same-family-name alert recognise relatives.
-    pub fn add_user(
+    /// The gate's admission step, shared by every way in: the idle timeout, then the role's
+    /// `permission` (None: a change every signed-in user may make for themselves). A refusal
+    /// is audited. Returns the time the operation runs at and who runs it.
+    fn admit(
         &mut self,
-        name: &str,
-        role: Role,
-        family_name: Option<&str>,
-        password: &SecretString,
-    ) -> Result<User, CoreError> {
-        let parsed = UserName::parse(name)?;
-        let family = match family_name.map(str::trim) {
-            Some("") | None => None,
-            Some(f) if f.chars().count() > 100 || f.chars().any(char::is_control) => {
-                return Err(CoreError::InvalidInput(
-                    "The family name must be at most 100 characters, with no control characters."
-                        .into(),
-                ))
-            }
-            Some(f) => Some(f.to_owned()),
-        };
-        check_new_password(&parsed, password)?;
-        let op = Op::create("user.create")
-            .object("User", parsed.as_str())
-            .detail(format!("role {role}"));
-        let slot_owner = parsed.clone();
-        self.with_slot_change(
-            Some(Permission::ManageUsers),
-            op,
-            |tx, ctx| {
-                if find_user(tx, parsed.as_str())?.is_some() {
-                    return Err(CoreError::Conflict(format!(
-                        "A user named {parsed} already exists."
-                    )));
-                }
-                tx.execute(
-                    "INSERT INTO users (name, role, family_name, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![parsed.as_str(), role.as_str(), family, format_time(ctx.now), ctx.actor.name],
-                )?;
-                Ok(User {
-                    name: parsed.clone(),
-                    role,
-                    disabled: false,
-                    created_at: format_time(ctx.now),
-                    created_by: Some(ctx.actor.name.clone()),
-                })
-            },
-            |vault| Ok(vault.add_user_slot(slot_owner.as_str(), password)?),
-            |vault| {
-                let _ = vault.remove_user_slot(slot_owner.as_str());
-            },
-        )
-        .map(|(user, ())| user)
-    }
-
-    /// Gives a user another role.
-    pub fn change_role(&mut self, name: &str, role: Role) -> Result<(), CoreError> {
-        let me = self.actor_user_id();
-        self.run(
-            Permission::ManageUsers,
-            Op::update("user.role_change").object("User", name),
-            false,
-            |tx, op, _| {
-                let (id, user) = find_user(tx, name)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no user named {name}."))
-                })?;
-                if user.role == role {
-                    op.detail = Some(format!("already {role}"));
-                    return Ok(());
-                }
-                if Some(id) == me {
-                    return Err(CoreError::Conflict(
-                        "You cannot change your own role.".into(),
-                    ));
-                }
-                if user.role == Role::Admin && active_admins(tx)? <= 1 {
-                    return Err(CoreError::Conflict(
-                        "The last active administrator must stay an administrator.".into(),
-                    ));
-                }
-                tx.execute(
-                    "UPDATE users SET role = ?1 WHERE id = ?2",
-                    params![role.as_str(), id],
-                )?;
-                op.detail = Some(format!("{} -> {role}", user.role));
-                Ok(())
-            },
-        )
-    }
-
-    /// Disables a user: their slot is removed, so their password no longer opens the vault.
-    /// Their record stays, so the history of what they did keeps its name.
-    pub fn disable_user(&mut self, name: &str) -> Result<(), CoreError> {
-        let me = self.actor_user_id();
-        let owner = name.to_owned();
-        let op = Op::update("user.disable").object("User", name);
-        self.with_slot_change(
-            Some(Permission::ManageUsers),
-            op,
-            |tx, ctx| {
-                let (id, user) = find_user(tx, name)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no user named {name}."))
-                })?;
-                if user.disabled {
-                    return Ok(false);
-                }
-                if Some(id) == me {
-                    return Err(CoreError::Conflict(
-                        "You cannot disable your own account.".into(),
-                    ));
-                }
-                if user.role == Role::Admin && active_admins(tx)? <= 1 {
-                    return Err(CoreError::Conflict(
-                        "The last active administrator cannot be disabled.".into(),
-                    ));
-                }
-                tx.execute(
-                    "UPDATE users SET disabled_at = ?1 WHERE id = ?2",
-                    params![format_time(ctx.now), id],
-                )?;
-                Ok(true)
-            },
-            |vault| match vault.remove_user_slot(&owner) {
-                Ok(()) | Err(VaultError::NoSuchSlot(_)) => Ok(()),
-                Err(e) => Err(e.into()),
-            },
-            // The slot is gone for good; a failed commit leaves a user who can no longer sign
-            // in, which an admin fixes with a password reset. Never the reverse.
-            |_| {},
-        )
-        .map(|_| ())
-    }
-
-    /// Changes the signed-in user's own password (rewrapping their slot only).
-    pub fn change_own_password(&mut self, new_password: &SecretString) -> Result<(), CoreError> {
-        self.touch()?;
-        let Actor::User { name, .. } = &self.actor else {
-            return Err(CoreError::InvalidInput(
-                "A recovery-key session has no password of its own: name the user whose password to reset.".into(),
-            ));
-        };
-        let name = name.clone();
-        check_new_password(&name, new_password)?;
-        let op = Op::update("user.password_change").object("User", name.as_str());
-        // Every role may change its own password: the gate's permission here is the session.
-        self.with_slot_change(
-            None,
-            op,
-            |_, _| Ok(()),
-            |vault| Ok(vault.change_password(name.as_str(), new_password)?),
-            |_| {},
-        )
-        .map(|_| ())
-    }
-
-    /// Gives another user a new password (a new slot), e.g. when they forgot theirs.
-    pub fn reset_password(
-        &mut self,
-        name: &str,
-        new_password: &SecretString,
-    ) -> Result<(), CoreError> {
-        if matches!(&self.actor, Actor::User { name: me, .. } if me.as_str().eq_ignore_ascii_case(name))
-        {
-            return self.change_own_password(new_password);
-        }
-        let owner = name.to_owned();
-        let op = Op::update("user.password_reset").object("User", name);
-        self.with_slot_change(
-            Some(Permission::ManageUsers),
-            op,
-            |tx, _| {
-                let (_, user) = find_user(tx, name)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no user named {name}."))
-                })?;
-                if user.disabled {
-                    return Err(CoreError::Conflict(format!("{} is disabled.", user.name)));
-                }
-                check_new_password(&user.name, new_password)?;
-                Ok(())
-            },
-            |vault| match vault.change_password(&owner, new_password) {
-                Err(VaultError::NoSuchSlot(_)) => Ok(vault.add_user_slot(&owner, new_password)?),
-                other => Ok(other?),
-            },
-            |_| {},
-        )
-        .map(|_| ())
-    }
-
-    /// Rotates the data key; every user's password and the recovery key keep working.
-    pub fn rekey(&mut self) -> Result<(), CoreError> {
+        permission: Option<Permission>,
+        op: &Op,
+    ) -> Result<(DateTime<Utc>, ActorRef), CoreError> {
         self.touch()?;
         let role = self.role();
-        if !role.allows(Permission::ManageKeys) {
-            return Err(self.deny(
-                Op::execute("vault.rekey"),
-                Denial::Role {
-                    role,
-                    permission: Permission::ManageKeys,
-                },
-            ));
+        if let Some(permission) = permission.filter(|p| !role.allows(*p)) {
+            return Err(self.deny(op.clone(), Denial::Role { role, permission }));
         }
-        // PRAGMA rekey cannot run inside a transaction, so the entry follows it.
-        let result = self.vault.as_mut().map(|v| v.rekey());
-        match result {
-            Some(Ok(())) => {
-                self.record(&Op::execute("vault.rekey"))?;
-                Ok(())
-            }
-            Some(Err(e)) => {
-                let _ = self.record(
-                    &Op::execute("vault.rekey")
-                        .outcome(Outcome::Failed)
-                        .detail("the key change did not complete"),
-                );
-                Err(e.into())
-            }
-            None => Err(self.expired()),
-        }
-    }
-
-    /// Writes a backup copy of the whole vault into the new folder `target` while it stays
-    /// open; it opens with the same passwords and recovery key. Returns the database size.
-    pub fn backup(&mut self, target: &std::path::Path) -> Result<u64, CoreError> {
-        self.touch()?;
-        let role = self.role();
-        if !role.allows(Permission::Backup) {
-            return Err(self.deny(
-                Op::execute("vault.backup"),
-                Denial::Role {
-                    role,
-                    permission: Permission::Backup,
-                },
-            ));
-        }
-        let result = self.vault()?.backup_to(target);
-        match result {
-            Ok(size) => {
-                self.record(&Op::execute("vault.backup").detail(format!("{size} bytes")))?;
-                Ok(size)
-            }
-            Err(e) => {
-                let _ = self.record(
-                    &Op::execute("vault.backup")
-                        .outcome(Outcome::Failed)
-                        .detail("the backup did not complete"),
-                );
-                Err(e.into())
-            }
-        }
-    }
-
-    /// The raw SQLCipher key, for opening the data with standard tools.
-    pub fn export_key(&mut self) -> Result<SecretString, CoreError> {
-        self.run(
-            Permission::ExportKey,
-            Op::execute("vault.key_export"),
-            false,
-            |_, _, _| Ok(()),
-        )?;
-        Ok(self.vault()?.export_key())
-    }
-
-    /// Replaces the recovery key; returns the new one, to be shown once.
-    pub fn replace_recovery_key(&mut self) -> Result<RecoveryKey, CoreError> {
-        self.with_slot_change(
-            Some(Permission::ManageKeys),
-            Op::execute("vault.recovery_key_replace"),
-            |_, _| Ok(()),
-            |vault| Ok(vault.replace_recovery_key()?),
-            |_| {},
-        )
-        .map(|((), key)| key)
-    }
-
-    pub(crate) fn actor_user_id(&self) -> Option<i64> {
-        match &self.actor {
-            Actor::User { id, .. } => Some(*id),
-            Actor::Recovery => None,
-        }
+        Ok((self.clock.now(), actor_ref(&self.actor)))
     }
 
     /// Runs a database change, its audit entry and a key-slot change as one: the transaction
     /// commits only after the slot file is on disk, and `undo` reverts the slot file if the
     /// commit then fails. `permission` None is a change every signed-in user may make for
     /// themselves (their own password).
-    fn with_slot_change<D, T>(
+    pub(crate) fn with_slot_change<D, T>(
         &mut self,
         permission: Option<Permission>,
         op: Op,
@@ -879,13 +571,7 @@ impl Session {
         slots: impl FnOnce(&mut Vault) -> Result<T, CoreError>,
         undo: impl FnOnce(&mut Vault),
     ) -> Result<(D, T), CoreError> {
-        self.touch()?;
-        let role = self.role();
-        if let Some(permission) = permission.filter(|p| !role.allows(*p)) {
-            return Err(self.deny(op, Denial::Role { role, permission }));
-        }
-        let now = self.clock.now();
-        let actor = actor_ref(&self.actor);
+        let (now, actor) = self.admit(permission, &op)?;
         let expired = self.expired();
         let vault = self.vault.as_mut().ok_or(expired)?;
         // Not a rusqlite Transaction: the slot change needs `&mut Vault` while it is open.
@@ -895,6 +581,7 @@ impl Session {
             actor: &actor,
             settings: &self.settings,
             patient: None,
+            access: None,
             also: Default::default(),
         };
         let result = (|| {
@@ -906,255 +593,6 @@ impl Session {
         })();
         finish_manual_tx(vault, result, undo)
     }
-
-    // ----- settings ----------------------------------------------------------------------
-
-    /// Changes one setting (see [`crate::SETTING_KEYS`]); returns the settings as they are now.
-    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<Settings, CoreError> {
-        let mut next = self.settings.clone();
-        let normalised = next.apply(key, value)?;
-        let key_owned = key.to_owned();
-        self.run(
-            Permission::ManageSettings,
-            Op::update("settings.update")
-                .object("Setting", key)
-                .detail(format!("{key} = {normalised}")),
-            false,
-            |tx, _, ctx| {
-                tx.execute(
-                    "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                        updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                    params![key_owned, normalised, format_time(ctx.now), ctx.actor.name],
-                )?;
-                Ok(())
-            },
-        )?;
-        self.settings = next;
-        Ok(self.settings.clone())
-    }
-
-    // ----- patients ----------------------------------------------------------------------
-
-    /// Puts a user on a patient's care team, which opens a restricted chart to them.
-    pub fn add_to_care_team(&mut self, patient_id: i64, user: &str) -> Result<(), CoreError> {
-        self.run(
-            Permission::ManageCareTeam,
-            Op::update("care_team.add").patient(patient_id),
-            false,
-            |tx, op, ctx| {
-                let (uid, u) = find_user(tx, user)?
-                    .ok_or_else(|| CoreError::NotFound(format!("There is no user named {user}.")))?;
-                if u.disabled {
-                    return Err(CoreError::Conflict(format!("{} is disabled.", u.name)));
-                }
-                op.detail = Some(format!("added {}", u.name));
-                tx.execute(
-                    "INSERT OR IGNORE INTO care_team (patient_id, user_id, added_at, added_by) VALUES (?1, ?2, ?3, ?4)",
-                    params![patient_id, uid, format_time(ctx.now), ctx.actor.name],
-                )?;
-                Ok(())
-            },
-        )
-    }
-
-    /// Takes a user off a patient's care team.
-    pub fn remove_from_care_team(&mut self, patient_id: i64, user: &str) -> Result<(), CoreError> {
-        self.run(
-            Permission::ManageCareTeam,
-            Op::update("care_team.remove").patient(patient_id),
-            false,
-            |tx, op, _| {
-                let (uid, u) = find_user(tx, user)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no user named {user}."))
-                })?;
-                op.detail = Some(format!("removed {}", u.name));
-                tx.execute(
-                    "DELETE FROM care_team WHERE patient_id = ?1 AND user_id = ?2",
-                    params![patient_id, uid],
-                )?;
-                Ok(())
-            },
-        )
-    }
-
-    /// Breaks the glass: opens a restricted chart for the clinic's time box (default 60
-    /// minutes), with a stated reason. Audited as an emergency override and raised as an alert.
-    pub fn break_glass(&mut self, patient_id: i64, reason: &str) -> Result<Grant, CoreError> {
-        let reason = reason.trim().to_owned();
-        let user_id = self.actor_user_id();
-        let mut op = Op::execute("break_glass").patient(patient_id);
-        op.purpose = Some("ETREAT".into());
-        if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control)
-        {
-            self.touch()?;
-            if self.can(Permission::BreakGlass) {
-                let mut refused = op.outcome(Outcome::Denied);
-                refused.detail = Some("no reason given".into());
-                let _ = self.record(&refused);
-            }
-            return Err(CoreError::InvalidInput(
-                "Breaking the glass needs a reason (up to 500 characters), which is recorded and reported."
-                    .into(),
-            ));
-        }
-        op.reason = Some(reason.clone());
-        self.run(Permission::BreakGlass, op, false, |tx, op, ctx| {
-            let patient = ctx.patient()?;
-            op.purpose = Some("ETREAT".into());
-            if !patient.restricted {
-                return Err(CoreError::Conflict(
-                    "This chart is not restricted; open it directly.".into(),
-                ));
-            }
-            let uid = user_id.ok_or_else(|| {
-                CoreError::Conflict("Break the glass as yourself, not with the recovery key.".into())
-            })?;
-            if patients::on_care_team(tx, patient_id, uid)? {
-                return Err(CoreError::Conflict(
-                    "You are on this patient's care team; open the chart directly.".into(),
-                ));
-            }
-            let minutes = ctx.settings.break_glass_minutes;
-            let expires = ctx.now + chrono::Duration::minutes(i64::from(minutes));
-            let (head, _) = audit::head(tx)?;
-            tx.execute(
-                "INSERT INTO access_grants (user_id, patient_id, reason, granted_at, expires_at, audit_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![uid, patient_id, reason, format_time(ctx.now), format_time(expires), i64::try_from(head + 1).unwrap_or(i64::MAX)],
-            )?;
-            op.detail = Some(format!("{minutes} minutes"));
-            Ok(Grant {
-                patient_id,
-                reason: reason.clone(),
-                granted_at: format_time(ctx.now),
-                expires_at: format_time(expires),
-                minutes,
-            })
-        })
-    }
-
-    // ----- the audit trail and alerts ----------------------------------------------------
-
-    /// Verifies the whole trail: the hash chain and every signed checkpoint.
-    pub fn verify_audit(&mut self) -> Result<Verification, CoreError> {
-        self.run(
-            Permission::VerifyAudit,
-            Op::execute("audit.verify"),
-            false,
-            |tx, op, _| {
-                let v = Verification::from(audit::verify_stored(tx)?);
-                if !v.ok {
-                    op.outcome = Outcome::Failed;
-                }
-                op.detail = Some(match v.first_bad_seq {
-                    Some(seq) => format!("chain broken at entry {seq}"),
-                    None => format!("{} entries intact", v.entries),
-                });
-                Ok(v)
-            },
-        )
-    }
-
-    /// Audit entries matching `filter`, oldest first.
-    pub fn audit_entries(&mut self, filter: &AuditFilter) -> Result<Vec<Record>, CoreError> {
-        let mut out = Vec::new();
-        self.audit_entries_each(filter, |r| {
-            out.push(r);
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Hands each audit entry matching `filter` to `each`, oldest first, without holding
-    /// them all in memory. Returns how many there were.
-    pub fn audit_entries_each(
-        &mut self,
-        filter: &AuditFilter,
-        each: impl FnMut(Record) -> Result<(), CoreError>,
-    ) -> Result<u64, CoreError> {
-        self.run(
-            Permission::ReadAudit,
-            Op::read("audit.read"),
-            false,
-            |tx, op, _| {
-                let n = audit::list(tx, filter, each)?;
-                op.detail = Some(format!("{n} entries"));
-                Ok(n)
-            },
-        )
-    }
-
-    /// Writes entries matching `filter` as FHIR R4 AuditEvent resources, one JSON per line.
-    /// Returns how many were written.
-    pub fn export_audit_fhir(
-        &mut self,
-        filter: &AuditFilter,
-        out: &mut dyn Write,
-    ) -> Result<u64, CoreError> {
-        self.run(
-            Permission::ReadAudit,
-            Op::execute("audit.export"),
-            false,
-            |tx, op, _| {
-                let n = audit::list(tx, filter, |r| {
-                    let line = serde_json::to_string(&chartroom_audit::to_fhir_audit_event(&r))
-                        .map_err(|e| CoreError::Integrity(e.to_string()))?;
-                    writeln!(out, "{line}").map_err(|e| CoreError::Vault(VaultError::Io(e)))
-                })?;
-                out.flush()
-                    .map_err(|e| CoreError::Vault(VaultError::Io(e)))?;
-                op.detail = Some(format!("{n} entries as FHIR AuditEvent"));
-                Ok(n)
-            },
-        )
-    }
-
-    /// Alerts, newest first: the open ones, or all with `all`.
-    pub fn alerts(&mut self, all: bool) -> Result<Vec<Alert>, CoreError> {
-        self.run(
-            Permission::ManageAlerts,
-            Op::read("alert.list"),
-            false,
-            |tx, op, _| {
-                let list = alerts::list(tx, all)?;
-                op.detail = Some(format!("{} alerts", list.len()));
-                Ok(list)
-            },
-        )
-    }
-
-    /// Acknowledges an alert with a note saying what was found.
-    pub fn acknowledge_alert(&mut self, id: i64, note: &str) -> Result<(), CoreError> {
-        let note = note.trim().to_owned();
-        if note.is_empty() || note.chars().count() > 2000 {
-            return Err(CoreError::InvalidInput(
-                "Acknowledging an alert needs a note (up to 2000 characters) saying what was found."
-                    .into(),
-            ));
-        }
-        self.run(
-            Permission::ManageAlerts,
-            Op::update("alert.acknowledge").object("Alert", id),
-            false,
-            |tx, _, ctx| {
-                let state: Option<Option<String>> = tx
-                    .query_row("SELECT acknowledged_at FROM alerts WHERE id = ?1", [id], |r| r.get(0))
-                    .optional()?;
-                match state {
-                    None => Err(CoreError::NotFound(format!("There is no alert {id}."))),
-                    Some(Some(_)) => Err(CoreError::Conflict(format!("Alert {id} is already acknowledged."))),
-                    Some(None) => {
-                        tx.execute(
-                            "UPDATE alerts SET acknowledged_at = ?1, acknowledged_by = ?2, ack_note = ?3 WHERE id = ?4",
-                            params![format_time(ctx.now), ctx.actor.name, note, id],
-                        )?;
-                        Ok(())
-                    }
-                }
-            },
-        )
-    }
 }
 
 impl Drop for Session {
@@ -1165,7 +603,7 @@ impl Drop for Session {
     }
 }
 
-fn actor_ref(actor: &Actor) -> ActorRef {
+pub(crate) fn actor_ref(actor: &Actor) -> ActorRef {
     match actor {
         Actor::User { id, name, role } => ActorRef {
             id: Some(*id),
@@ -1178,26 +616,6 @@ fn actor_ref(actor: &Actor) -> ActorRef {
             role: Some(Role::Admin),
         },
     }
-}
-
-/// How (if at all) `actor` may open `patient`'s chart.
-pub(crate) fn chart_access(
-    conn: &Connection,
-    patient: &Patient,
-    actor: &ActorRef,
-    now: DateTime<Utc>,
-) -> Result<Option<ChartAccess>, CoreError> {
-    let Some(uid) = actor.id else {
-        return Ok((!patient.restricted).then_some(ChartAccess::Open));
-    };
-    if patients::on_care_team(conn, patient.id, uid)? {
-        return Ok(Some(ChartAccess::CareTeam));
-    }
-    if !patient.restricted {
-        return Ok(Some(ChartAccess::Open));
-    }
-    Ok(patients::active_grant(conn, patient.id, uid, now)?
-        .map(|(reason, expires_at)| ChartAccess::BreakGlass { reason, expires_at }))
 }
 
 /// Audits one failed unlock that happened while the vault was closed.
@@ -1265,51 +683,4 @@ fn finish_manual_tx<T>(
             Err(e)
         }
     }
-}
-
-fn list_users(conn: &Connection) -> Result<Vec<User>, CoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, name, role, disabled_at IS NOT NULL, created_at, created_by FROM users ORDER BY name",
-    )?;
-    let rows = stmt.query_map([], row_to_user)?;
-    rows.map(|r| r.map_err(CoreError::from).and_then(|u| u.map(|(_, u)| u)))
-        .collect()
-}
-
-fn active_admins(conn: &Connection) -> Result<i64, CoreError> {
-    Ok(conn.query_row(
-        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL",
-        [],
-        |r| r.get(0),
-    )?)
-}
-
-fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(i64, User), CoreError>> {
-    let id: i64 = r.get(0)?;
-    let name: String = r.get(1)?;
-    let role: String = r.get(2)?;
-    let disabled: bool = r.get(3)?;
-    let created_at: String = r.get(4)?;
-    let created_by: Option<String> = r.get(5)?;
-    Ok((|| {
-        Ok((
-            id,
-            User {
-                name: UserName::parse(&name)?,
-                role: role.parse()?,
-                disabled,
-                created_at,
-                created_by,
-            },
-        ))
-    })())
-}
-
-fn find_user(conn: &Connection, name: &str) -> Result<Option<(i64, User)>, CoreError> {
-    conn.prepare_cached(
-        "SELECT id, name, role, disabled_at IS NOT NULL, created_at, created_by FROM users WHERE name = ?1",
-    )?
-    .query_row([name], row_to_user)
-    .optional()?
-    .transpose()
 }

@@ -6,6 +6,11 @@ use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveTime, Offset, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
+use chartroom_audit::format_time;
+use rusqlite::params;
+
+use crate::audit::Op;
+use crate::roles::Permission;
 use crate::CoreError;
 
 /// Clinic opening hours, in the clinic's local time.
@@ -16,7 +21,8 @@ pub struct ClinicHours {
 }
 
 /// The clinic's settings, with their defaults.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Settings {
     /// A session locks after this long without use.
     pub idle_timeout_minutes: u32,
@@ -30,11 +36,11 @@ pub struct Settings {
     pub alert_failed_unlocks: u32,
     /// Alert on patient-data access outside these hours (none: the rule is off).
     #[serde(serialize_with = "ser_hours")]
-    #[ts(type = "string")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub clinic_hours: Option<ClinicHours>,
     /// The days the clinic is open (Monday first).
     #[serde(serialize_with = "ser_days")]
-    #[ts(type = "string")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub clinic_days: [bool; 7],
     /// The clinic's UTC offset in minutes; none means this computer's local time.
     pub clinic_utc_offset_minutes: Option<i32>,
@@ -250,4 +256,30 @@ fn parse_offset(value: &str) -> Result<i32, CoreError> {
         return Err(bad());
     }
     Ok(sign * (h * 60 + m))
+}
+impl crate::Session {
+    /// Changes one setting (see [`crate::SETTING_KEYS`]); returns the settings as they are now.
+    pub fn set_setting(&mut self, key: &str, value: &str) -> Result<Settings, CoreError> {
+        let mut next = self.settings.clone();
+        let normalised = next.apply(key, value)?;
+        let key_owned = key.to_owned();
+        self.run(
+            Permission::ManageSettings,
+            Op::update("settings.update")
+                .object("Setting", key)
+                .detail(format!("{key} = {normalised}")),
+            false,
+            |tx, _, ctx| {
+                tx.execute(
+                    "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                        updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                    params![key_owned, normalised, format_time(ctx.now), ctx.actor.name],
+                )?;
+                Ok(())
+            },
+        )?;
+        self.settings = next;
+        Ok(self.settings.clone())
+    }
 }

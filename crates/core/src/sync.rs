@@ -17,11 +17,12 @@ use crate::roles::Permission;
 use crate::{CoreError, Session};
 
 /// What the status bar and `chartroom sync status` show.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SyncStatus {
     /// False until an admin enrolls this computer with a collector.
     pub configured: bool,
-    #[ts(optional)]
+    #[cfg_attr(feature = "ts", ts(optional))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// The highest audit entry the collector has acknowledged.

@@ -2,11 +2,17 @@
 
 use std::fmt;
 
+use chartroom_audit::{format_time, Outcome};
+use chartroom_vault::{RecoveryKey, VaultError};
+use rusqlite::{params, Connection, OptionalExtension};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
-use crate::roles::Role;
-use crate::CoreError;
+use crate::audit::Op;
+use crate::error::Denial;
+use crate::roles::{Permission, Role};
+use crate::session::Actor;
+use crate::{CoreError, Session};
 
 /// Shortest password accepted (NIST SP 800-63B's minimum for chosen secrets).
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -17,7 +23,8 @@ const MAX_NAME_CHARS: usize = 64;
 /// A user's sign-in name: 1–64 letters, digits, `.`, `_` or `-`, starting with a letter or
 /// digit. Names never become paths or markup, but keeping them plain makes them safe to show
 /// and to type.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(transparent)]
 pub struct UserName(String);
 
@@ -81,13 +88,358 @@ pub fn check_new_password(user: &UserName, password: &SecretString) -> Result<()
 }
 
 /// A user as stored in the clinic database.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct User {
     pub name: UserName,
     pub role: Role,
     pub disabled: bool,
     pub created_at: String,
     pub created_by: Option<String>,
+}
+
+impl Session {
+    /// Every user, enabled and disabled, by name.
+    pub fn users(&mut self) -> Result<Vec<User>, CoreError> {
+        self.run(
+            Permission::ViewUsers,
+            Op::read("user.list"),
+            false,
+            |tx, op, _| {
+                let users = list_users(tx)?;
+                op.detail = Some(format!("{} users", users.len()));
+                Ok(users)
+            },
+        )
+    }
+
+    /// Adds a user with `role` who unlocks with `password`. `family_name` lets the
+    /// same-family-name alert recognise relatives.
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        role: Role,
+        family_name: Option<&str>,
+        password: &SecretString,
+    ) -> Result<User, CoreError> {
+        let parsed = UserName::parse(name)?;
+        let family = match family_name.map(str::trim) {
+            Some("") | None => None,
+            Some(f) if f.chars().count() > 100 || f.chars().any(char::is_control) => {
+                return Err(CoreError::InvalidInput(
+                    "The family name must be at most 100 characters, with no control characters."
+                        .into(),
+                ))
+            }
+            Some(f) => Some(f.to_owned()),
+        };
+        check_new_password(&parsed, password)?;
+        let op = Op::create("user.create")
+            .object("User", parsed.as_str())
+            .detail(format!("role {role}"));
+        let slot_owner = parsed.clone();
+        self.with_slot_change(
+            Some(Permission::ManageUsers),
+            op,
+            |tx, ctx| {
+                if find_user(tx, parsed.as_str())?.is_some() {
+                    return Err(CoreError::Conflict(format!(
+                        "A user named {parsed} already exists."
+                    )));
+                }
+                tx.execute(
+                    "INSERT INTO users (name, role, family_name, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![parsed.as_str(), role.as_str(), family, format_time(ctx.now), ctx.actor.name],
+                )?;
+                Ok(User {
+                    name: parsed.clone(),
+                    role,
+                    disabled: false,
+                    created_at: format_time(ctx.now),
+                    created_by: Some(ctx.actor.name.clone()),
+                })
+            },
+            |vault| Ok(vault.add_user_slot(slot_owner.as_str(), password)?),
+            |vault| {
+                let _ = vault.remove_user_slot(slot_owner.as_str());
+            },
+        )
+        .map(|(user, ())| user)
+    }
+
+    /// Gives a user another role.
+    pub fn change_role(&mut self, name: &str, role: Role) -> Result<(), CoreError> {
+        let me = self.actor_user_id();
+        self.run(
+            Permission::ManageUsers,
+            Op::update("user.role_change").object("User", name),
+            false,
+            |tx, op, _| {
+                let (id, user) = find_user(tx, name)?.ok_or_else(|| {
+                    CoreError::NotFound(format!("There is no user named {name}."))
+                })?;
+                if user.role == role {
+                    op.detail = Some(format!("already {role}"));
+                    return Ok(());
+                }
+                if Some(id) == me {
+                    return Err(CoreError::Conflict(
+                        "You cannot change your own role.".into(),
+                    ));
+                }
+                if user.role == Role::Admin && active_admins(tx)? <= 1 {
+                    return Err(CoreError::Conflict(
+                        "The last active administrator must stay an administrator.".into(),
+                    ));
+                }
+                tx.execute(
+                    "UPDATE users SET role = ?1 WHERE id = ?2",
+                    params![role.as_str(), id],
+                )?;
+                op.detail = Some(format!("{} -> {role}", user.role));
+                Ok(())
+            },
+        )
+    }
+
+    /// Disables a user: their slot is removed, so their password no longer opens the vault.
+    /// Their record stays, so the history of what they did keeps its name.
+    pub fn disable_user(&mut self, name: &str) -> Result<(), CoreError> {
+        let me = self.actor_user_id();
+        let owner = name.to_owned();
+        let op = Op::update("user.disable").object("User", name);
+        self.with_slot_change(
+            Some(Permission::ManageUsers),
+            op,
+            |tx, ctx| {
+                let (id, user) = find_user(tx, name)?.ok_or_else(|| {
+                    CoreError::NotFound(format!("There is no user named {name}."))
+                })?;
+                if user.disabled {
+                    return Ok(false);
+                }
+                if Some(id) == me {
+                    return Err(CoreError::Conflict(
+                        "You cannot disable your own account.".into(),
+                    ));
+                }
+                if user.role == Role::Admin && active_admins(tx)? <= 1 {
+                    return Err(CoreError::Conflict(
+                        "The last active administrator cannot be disabled.".into(),
+                    ));
+                }
+                tx.execute(
+                    "UPDATE users SET disabled_at = ?1 WHERE id = ?2",
+                    params![format_time(ctx.now), id],
+                )?;
+                Ok(true)
+            },
+            |vault| match vault.remove_user_slot(&owner) {
+                Ok(()) | Err(VaultError::NoSuchSlot(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            // The slot is gone for good; a failed commit leaves a user who can no longer sign
+            // in, which an admin fixes with a password reset. Never the reverse.
+            |_| {},
+        )
+        .map(|_| ())
+    }
+
+    /// Changes the signed-in user's own password (rewrapping their slot only).
+    pub fn change_own_password(&mut self, new_password: &SecretString) -> Result<(), CoreError> {
+        self.touch()?;
+        let Actor::User { name, .. } = &self.actor else {
+            return Err(CoreError::InvalidInput(
+                "A recovery-key session has no password of its own: name the user whose password to reset.".into(),
+            ));
+        };
+        let name = name.clone();
+        check_new_password(&name, new_password)?;
+        let op = Op::update("user.password_change").object("User", name.as_str());
+        // Every role may change its own password: the gate's permission here is the session.
+        self.with_slot_change(
+            None,
+            op,
+            |_, _| Ok(()),
+            |vault| Ok(vault.change_password(name.as_str(), new_password)?),
+            |_| {},
+        )
+        .map(|_| ())
+    }
+
+    /// Gives another user a new password (a new slot), e.g. when they forgot theirs.
+    pub fn reset_password(
+        &mut self,
+        name: &str,
+        new_password: &SecretString,
+    ) -> Result<(), CoreError> {
+        if matches!(&self.actor, Actor::User { name: me, .. } if me.as_str().eq_ignore_ascii_case(name))
+        {
+            return self.change_own_password(new_password);
+        }
+        let owner = name.to_owned();
+        let op = Op::update("user.password_reset").object("User", name);
+        self.with_slot_change(
+            Some(Permission::ManageUsers),
+            op,
+            |tx, _| {
+                let (_, user) = find_user(tx, name)?.ok_or_else(|| {
+                    CoreError::NotFound(format!("There is no user named {name}."))
+                })?;
+                if user.disabled {
+                    return Err(CoreError::Conflict(format!("{} is disabled.", user.name)));
+                }
+                check_new_password(&user.name, new_password)?;
+                Ok(())
+            },
+            |vault| match vault.change_password(&owner, new_password) {
+                Err(VaultError::NoSuchSlot(_)) => Ok(vault.add_user_slot(&owner, new_password)?),
+                other => Ok(other?),
+            },
+            |_| {},
+        )
+        .map(|_| ())
+    }
+
+    /// Rotates the data key; every user's password and the recovery key keep working.
+    pub fn rekey(&mut self) -> Result<(), CoreError> {
+        self.touch()?;
+        let role = self.role();
+        if !role.allows(Permission::ManageKeys) {
+            return Err(self.deny(
+                Op::execute("vault.rekey"),
+                Denial::Role {
+                    role,
+                    permission: Permission::ManageKeys,
+                },
+            ));
+        }
+        // PRAGMA rekey cannot run inside a transaction, so the entry follows it.
+        let result = self.vault.as_mut().map(|v| v.rekey());
+        match result {
+            Some(Ok(())) => {
+                self.record(&Op::execute("vault.rekey"))?;
+                Ok(())
+            }
+            Some(Err(e)) => {
+                let _ = self.record(
+                    &Op::execute("vault.rekey")
+                        .outcome(Outcome::Failed)
+                        .detail("the key change did not complete"),
+                );
+                Err(e.into())
+            }
+            None => Err(self.expired()),
+        }
+    }
+
+    /// Writes a backup copy of the whole vault into the new folder `target` while it stays
+    /// open; it opens with the same passwords and recovery key. Returns the database size.
+    pub fn backup(&mut self, target: &std::path::Path) -> Result<u64, CoreError> {
+        self.touch()?;
+        let role = self.role();
+        if !role.allows(Permission::Backup) {
+            return Err(self.deny(
+                Op::execute("vault.backup"),
+                Denial::Role {
+                    role,
+                    permission: Permission::Backup,
+                },
+            ));
+        }
+        let result = self.vault()?.backup_to(target);
+        match result {
+            Ok(size) => {
+                self.record(&Op::execute("vault.backup").detail(format!("{size} bytes")))?;
+                Ok(size)
+            }
+            Err(e) => {
+                let _ = self.record(
+                    &Op::execute("vault.backup")
+                        .outcome(Outcome::Failed)
+                        .detail("the backup did not complete"),
+                );
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The raw SQLCipher key, for opening the data with standard tools.
+    pub fn export_key(&mut self) -> Result<SecretString, CoreError> {
+        self.run(
+            Permission::ExportKey,
+            Op::execute("vault.key_export"),
+            false,
+            |_, _, _| Ok(()),
+        )?;
+        Ok(self.vault()?.export_key())
+    }
+
+    /// Replaces the recovery key; returns the new one, to be shown once.
+    pub fn replace_recovery_key(&mut self) -> Result<RecoveryKey, CoreError> {
+        self.with_slot_change(
+            Some(Permission::ManageKeys),
+            Op::execute("vault.recovery_key_replace"),
+            |_, _| Ok(()),
+            |vault| Ok(vault.replace_recovery_key()?),
+            |_| {},
+        )
+        .map(|((), key)| key)
+    }
+
+    pub(crate) fn actor_user_id(&self) -> Option<i64> {
+        match &self.actor {
+            Actor::User { id, .. } => Some(*id),
+            Actor::Recovery => None,
+        }
+    }
+}
+
+fn list_users(conn: &Connection) -> Result<Vec<User>, CoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, name, role, disabled_at IS NOT NULL, created_at, created_by FROM users ORDER BY name",
+    )?;
+    let rows = stmt.query_map([], row_to_user)?;
+    rows.map(|r| r.map_err(CoreError::from).and_then(|u| u.map(|(_, u)| u)))
+        .collect()
+}
+
+fn active_admins(conn: &Connection) -> Result<i64, CoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(i64, User), CoreError>> {
+    let id: i64 = r.get(0)?;
+    let name: String = r.get(1)?;
+    let role: String = r.get(2)?;
+    let disabled: bool = r.get(3)?;
+    let created_at: String = r.get(4)?;
+    let created_by: Option<String> = r.get(5)?;
+    Ok((|| {
+        Ok((
+            id,
+            User {
+                name: UserName::parse(&name)?,
+                role: role.parse()?,
+                disabled,
+                created_at,
+                created_by,
+            },
+        ))
+    })())
+}
+
+pub(crate) fn find_user(conn: &Connection, name: &str) -> Result<Option<(i64, User)>, CoreError> {
+    conn.prepare_cached(
+        "SELECT id, name, role, disabled_at IS NOT NULL, created_at, created_by FROM users WHERE name = ?1",
+    )?
+    .query_row([name], row_to_user)
+    .optional()?
+    .transpose()
 }
 
 #[cfg(test)]

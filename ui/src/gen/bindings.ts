@@ -39,7 +39,7 @@ export type AppError = { code: string, message: string, };
 
 export type Role = "admin" | "physician" | "nurse" | "front_desk" | "auditor";
 
-export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "read_disclosures" | "manage_sync" | "backup";
+export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "record_immunizations" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "read_disclosures" | "manage_sync" | "backup";
 
 export type SearchHit = { id: number, mrn: string, family: string, given: string, preferred: string | null, 
 /**
@@ -108,17 +108,15 @@ export type Note = { id: number, patient_id: number, encounter_id: number | null
 /**
  * The signed note this addendum or amendment points to.
  */
-parent_id: number | null, author: string, 
-/**
- * `draft` or `signed`.
- */
-status: string, created_at: string, updated_at: string, signed_by: string | null, signed_at: string | null, 
+parent_id: number | null, author: string, status: NoteStatus, created_at: string, updated_at: string, signed_by: string | null, signed_at: string | null, 
 /**
  * SHA-256 of the content as signed.
  */
 content_sha256: string | null, } & ({ "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, });
 
 export type NoteKind = "note" | "addendum" | "amendment";
+
+export type NoteStatus = "draft" | "signed";
 
 export type NoteContent = { "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, };
 

@@ -32,18 +32,19 @@ pub enum Destination {
 }
 
 /// A key as the accounting of disclosures records it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeyInfo {
     /// `age-x25519` or `passphrase`.
     #[serde(rename = "type")]
     pub kind: String,
     /// For a recipient, the recipient itself (public, as the receiver gave it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub recipient: Option<String>,
     /// SHA-256 of the recipient, first 16 bytes in hex.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub fingerprint: Option<String>,
 }
 

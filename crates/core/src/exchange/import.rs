@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chartroom_audit::format_time;
+use chrono::NaiveDate;
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -11,14 +12,27 @@ use super::fhir::{
     self, clip, count, invalid, number_of, valid_id, Counts, InAllergy, InEncounter,
     InImmunization, InMedication, InNote, InObservation, InProblem, Res, RESOURCE_TYPES,
 };
+use crate::access::CareTeamChanged;
 use crate::audit::Op;
-use crate::patients::{self, Demographics, NewPatient};
-use crate::record::{self, NoteKind};
+use crate::chart::allergy::{
+    AllergyRecorded, AllergyResolved, NewAllergy, NoKnownAllergiesRecorded,
+};
+use crate::chart::change::{self, apply, Change, RecordId, Stamp, Table};
+use crate::chart::encounter::EncounterOpened;
+use crate::chart::immunization::{
+    ImmunizationEnteredInError, ImmunizationRecorded, NewImmunization,
+};
+use crate::chart::medication::{MedicationStarted, MedicationStopped, NewMedication};
+use crate::chart::note::{self, AddendumAdded, NoteDrafted, NoteKind, NoteSigned};
+use crate::chart::patient::{self, Demographics, NewPatient, PatientRegistered};
+use crate::chart::problem::{NewProblem, ProblemAdded, ProblemOutcome, ProblemResolved};
+use crate::chart::vitals::VitalsRecorded;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
 /// One patient in an import report.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ImportedPatient {
     /// The patient's id in this vault.
     pub id: i64,
@@ -32,15 +46,16 @@ pub struct ImportedPatient {
 }
 
 /// What an import added, and what it found already here.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ImportReport {
     /// The vault the export came from.
     pub source: String,
     pub patients_added: u64,
     pub patients_already_here: u64,
-    #[ts(type = "Record<string, number>")]
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
     pub added: Counts,
-    #[ts(type = "Record<string, number>")]
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
     pub already_here: Counts,
     pub patients: Vec<ImportedPatient>,
 }
@@ -67,6 +82,7 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
+    #[cfg(any(test, feature = "fuzz"))]
     pub fn patient_count(&self) -> usize {
         self.patients.len()
     }
@@ -218,7 +234,7 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
                 let num = |id: &str, prefix: &str| {
                     number_of(id, prefix).ok_or_else(|| r.err("not a Chartroom id"))
                 };
-                let expected = record::digest_of(
+                let expected = note::digest_of(
                     num(&p, "p")?,
                     note.encounter.as_deref().map(|e| num(e, "e")).transpose()?,
                     note.kind,
@@ -341,7 +357,6 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
         false,
         |tx, op, ctx| {
             let now = format_time(ctx.now);
-            let by = ctx.actor.name.as_str();
             let source = parsed.source.as_str();
             let mut report = ImportReport {
                 source: source.to_owned(),
@@ -359,27 +374,39 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         (local, false)
                     }
                     None => {
-                        let (demographics, restricted) =
-                            p.demographics.clone().expect("every patient parsed has demographics");
+                        let (demographics, restricted) = p
+                            .demographics
+                            .clone()
+                            .expect("every patient parsed has demographics");
                         let new = NewPatient {
                             demographics,
                             restricted,
                         };
-                        let made = patients::insert(tx, &new, &now, by)?;
-                        remember(tx, source, "Patient", &p.src, made.id, &now)?;
+                        let registered = ctx.stamp();
+                        let uuid = RecordId::new(registered.at);
+                        let made = apply(
+                            tx,
+                            &Change::PatientRegistered(PatientRegistered {
+                                patient: uuid,
+                                mrn: patient::new_mrn(tx)?,
+                                new,
+                                registered: registered.clone(),
+                            }),
+                        )?
+                        .row();
+                        remember(tx, source, "Patient", &p.src, made, &now)?;
                         // Someone must be able to open a restricted chart: the importer.
                         if restricted {
                             if let Some(uid) = user_id {
-                                tx.execute(
-                                    "INSERT OR IGNORE INTO care_team (patient_id, user_id, added_at, added_by) VALUES (?1, ?2, ?3, ?4)",
-                                    params![made.id, uid, now, by],
-                                )?;
+                                let joined = CareTeamChanged::joined(uuid, uid, registered);
+                                apply(tx, &Change::CareTeamChanged(joined))?;
                             }
                         }
                         count(&mut added, "Patient");
-                        (made.id, true)
+                        (made, true)
                     }
                 };
+                let patient_uuid = change::id_of(tx, Table::Patients, local)?;
                 let mut encounters: HashMap<&str, i64> = HashMap::new();
                 for (id, e) in &p.encounters {
                     let local_e = match known(tx, source, "Encounter", id)? {
@@ -388,12 +415,21 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             l
                         }
                         None => {
-                            tx.prepare_cached(
-                                "INSERT INTO encounters (patient_id, start, kind, clinician_id, clinician, reason, created_at, created_by)
-                                 VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6, ?7)",
+                            let opened = recorded(&e.stamp)?;
+                            let l = apply(
+                                tx,
+                                &Change::EncounterOpened(EncounterOpened {
+                                    encounter: RecordId::new(opened.at),
+                                    patient: patient_uuid,
+                                    kind: e.kind,
+                                    start: time(&e.start)?,
+                                    reason: e.reason.clone(),
+                                    clinician_id: None,
+                                    clinician: e.clinician.clone(),
+                                    opened,
+                                }),
                             )?
-                            .execute(params![local, e.start, e.kind.as_str(), e.clinician, e.reason, e.stamp.recorded_at, e.stamp.recorded_by])?;
-                            let l = tx.last_insert_rowid();
+                            .row();
                             note_added(tx, source, "Encounter", id, l, &now, &mut added)?;
                             l
                         }
@@ -401,149 +437,202 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                     encounters.insert(id.as_str(), local_e);
                 }
                 // An encounter named by a new item but imported before (a later export).
-                let encounter = |tx: &Transaction<'_>, id: &Option<String>| -> Result<Option<i64>, CoreError> {
-                    match id {
-                        None => Ok(None),
-                        Some(id) => match encounters.get(id.as_str()) {
-                            Some(l) => Ok(Some(*l)),
-                            None => known(tx, source, "Encounter", id),
-                        },
-                    }
-                };
+                let encounter =
+                    |tx: &Transaction<'_>, id: &Option<String>| -> Result<Option<i64>, CoreError> {
+                        match id {
+                            None => Ok(None),
+                            Some(id) => match encounters.get(id.as_str()) {
+                                Some(l) => Ok(Some(*l)),
+                                None => known(tx, source, "Encounter", id),
+                            },
+                        }
+                    };
                 for (id, o, enc) in &p.observations {
                     if held(tx, source, "Observation", id, &mut report)? {
                         continue;
                     }
-                    let l = record::insert_observation(
-                        tx,
-                        local,
-                        encounter(tx, enc)?,
-                        o.vital,
-                        o.value,
-                        &o.effective,
-                        &o.recorded_by,
-                        &o.recorded_at,
-                    )?;
+                    let set = VitalsRecorded::new(
+                        patient_uuid,
+                        encounter(tx, enc)?
+                            .map(|e| change::id_of(tx, Table::Encounters, e))
+                            .transpose()?,
+                        time(&o.effective)?,
+                        &[(o.vital, o.value)],
+                        Stamp::parse(&o.recorded_at, &o.recorded_by)?,
+                    );
+                    let l = apply(tx, &Change::VitalsRecorded(set))?.row();
                     note_added(tx, source, "Observation", id, l, &now, &mut added)?;
                 }
                 for (id, c) in &p.problems {
                     if held(tx, source, "Condition", id, &mut report)? {
                         continue;
                     }
-                    tx.prepare_cached(
-                        "INSERT INTO problems (patient_id, text, system, code, status, onset, resolved_on,
-                            recorded_by, recorded_at, updated_by, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    let stamp = recorded(&c.stamp)?;
+                    let problem = RecordId::new(stamp.at);
+                    let l = apply(
+                        tx,
+                        &Change::ProblemAdded(ProblemAdded {
+                            problem,
+                            patient: patient_uuid,
+                            item: NewProblem {
+                                text: c.text.clone(),
+                                coding: c.coding.clone(),
+                                onset: date(c.onset.as_deref())?,
+                            },
+                            recorded: stamp,
+                        }),
                     )?
-                    .execute(params![
-                        local,
-                        c.text,
-                        c.coding.as_ref().map(|(s, _)| s.as_str()),
-                        c.coding.as_ref().map(|(_, v)| v.as_str()),
-                        c.status,
-                        c.onset,
-                        c.resolved_on,
-                        c.stamp.recorded_by,
-                        c.stamp.recorded_at,
-                        c.stamp.updated_by,
-                        c.stamp.updated_at
-                    ])?;
-                    note_added(tx, source, "Condition", id, tx.last_insert_rowid(), &now, &mut added)?;
+                    .row();
+                    if c.status != "active" {
+                        let outcome = if c.status == "inactive" {
+                            ProblemOutcome::Inactive
+                        } else {
+                            ProblemOutcome::Resolved
+                        };
+                        apply(
+                            tx,
+                            &Change::ProblemResolved(ProblemResolved {
+                                problem,
+                                outcome,
+                                on: date(c.resolved_on.as_deref())?,
+                                resolved: updated(&c.stamp)?,
+                            }),
+                        )?;
+                    }
+                    note_added(tx, source, "Condition", id, l, &now, &mut added)?;
                 }
                 if let Some((id, at, who)) = &p.none_known {
                     if !held(tx, source, "AllergyIntolerance", id, &mut report)? {
-                        tx.execute(
-                            "UPDATE patients SET allergy_state = 'no_known_allergies', allergy_state_at = ?2, allergy_state_by = ?3
-                             WHERE id = ?1 AND allergy_state = 'unknown'",
-                            params![local, at, who],
+                        // Only where nobody has asked yet: an allergy recorded here stands.
+                        if patient::get(tx, local)?.allergy_status.as_deref() == Some("unknown") {
+                            apply(
+                                tx,
+                                &Change::NoKnownAllergiesRecorded(NoKnownAllergiesRecorded {
+                                    patient: patient_uuid,
+                                    recorded: Stamp::parse(at, who)?,
+                                }),
+                            )?;
+                        }
+                        note_added(
+                            tx,
+                            source,
+                            "AllergyIntolerance",
+                            id,
+                            local,
+                            &now,
+                            &mut added,
                         )?;
-                        note_added(tx, source, "AllergyIntolerance", id, local, &now, &mut added)?;
                     }
                 }
-                let mut latest_allergy: Option<(String, String)> = None;
                 for (id, a) in &p.allergies {
-                    let InAllergy::Allergy { substance, reaction, severity, category, status, stamp } = a else {
+                    let InAllergy::Allergy {
+                        substance,
+                        reaction,
+                        severity,
+                        category,
+                        status,
+                        stamp,
+                    } = a
+                    else {
                         continue;
                     };
                     if held(tx, source, "AllergyIntolerance", id, &mut report)? {
                         continue;
                     }
-                    tx.prepare_cached(
-                        "INSERT INTO allergies (patient_id, substance, reaction, severity, category, status,
-                            recorded_by, recorded_at, updated_by, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    let at = recorded(stamp)?;
+                    let allergy = RecordId::new(at.at);
+                    let l = apply(
+                        tx,
+                        &Change::AllergyRecorded(AllergyRecorded {
+                            allergy,
+                            patient: patient_uuid,
+                            item: NewAllergy {
+                                substance: substance.clone(),
+                                reaction: reaction.clone(),
+                                severity: *severity,
+                                category: *category,
+                            },
+                            recorded: at,
+                        }),
                     )?
-                    .execute(params![
-                        local,
-                        substance,
-                        reaction,
-                        severity.map(|s| s.as_str()),
-                        category.map(|c| c.as_str()),
-                        status,
-                        stamp.recorded_by,
-                        stamp.recorded_at,
-                        stamp.updated_by,
-                        stamp.updated_at
-                    ])?;
-                    note_added(tx, source, "AllergyIntolerance", id, tx.last_insert_rowid(), &now, &mut added)?;
-                    if latest_allergy.as_ref().is_none_or(|(at, _)| *at < stamp.recorded_at) {
-                        latest_allergy = Some((stamp.recorded_at.clone(), stamp.recorded_by.clone()));
+                    .row();
+                    if status != "active" {
+                        apply(
+                            tx,
+                            &Change::AllergyResolved(AllergyResolved {
+                                allergy,
+                                resolved: updated(stamp)?,
+                            }),
+                        )?;
                     }
-                }
-                if let Some((at, who)) = latest_allergy {
-                    tx.execute(
-                        "UPDATE patients SET allergy_state = 'recorded', allergy_state_at = ?2, allergy_state_by = ?3 WHERE id = ?1",
-                        params![local, at, who],
-                    )?;
+                    note_added(tx, source, "AllergyIntolerance", id, l, &now, &mut added)?;
                 }
                 for (id, m) in &p.medications {
                     if held(tx, source, "MedicationStatement", id, &mut report)? {
                         continue;
                     }
-                    tx.prepare_cached(
-                        "INSERT INTO medications (patient_id, name, dose, route, frequency, start, stop, status,
-                            recorded_by, recorded_at, updated_by, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    let at = recorded(&m.stamp)?;
+                    let medication = RecordId::new(at.at);
+                    let l = apply(
+                        tx,
+                        &Change::MedicationStarted(MedicationStarted {
+                            medication,
+                            patient: patient_uuid,
+                            item: NewMedication {
+                                name: m.name.clone(),
+                                dose: m.dose.clone(),
+                                route: m.route,
+                                frequency: m.frequency.clone(),
+                                start: date(m.start.as_deref())?,
+                            },
+                            recorded: at,
+                        }),
                     )?
-                    .execute(params![
-                        local,
-                        m.name,
-                        m.dose,
-                        m.route.map(|r| r.as_str()),
-                        m.frequency,
-                        m.start,
-                        m.stop,
-                        m.status,
-                        m.stamp.recorded_by,
-                        m.stamp.recorded_at,
-                        m.stamp.updated_by,
-                        m.stamp.updated_at
-                    ])?;
-                    note_added(tx, source, "MedicationStatement", id, tx.last_insert_rowid(), &now, &mut added)?;
+                    .row();
+                    if m.status != "active" {
+                        apply(
+                            tx,
+                            &Change::MedicationStopped(MedicationStopped {
+                                medication,
+                                on: date(m.stop.as_deref())?,
+                                stopped: updated(&m.stamp)?,
+                            }),
+                        )?;
+                    }
+                    note_added(tx, source, "MedicationStatement", id, l, &now, &mut added)?;
                 }
                 for (id, i) in &p.immunizations {
                     if held(tx, source, "Immunization", id, &mut report)? {
                         continue;
                     }
-                    tx.prepare_cached(
-                        "INSERT INTO immunizations (patient_id, vaccine, cvx, date, lot, site, status,
-                            recorded_by, recorded_at, updated_by, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    let at = recorded(&i.stamp)?;
+                    let immunization = RecordId::new(at.at);
+                    let l = apply(
+                        tx,
+                        &Change::ImmunizationRecorded(ImmunizationRecorded {
+                            immunization,
+                            patient: patient_uuid,
+                            item: NewImmunization {
+                                vaccine: i.vaccine.clone(),
+                                cvx: i.cvx.clone(),
+                                date: date(Some(&i.date))?.unwrap_or_default(),
+                                lot: i.lot.clone(),
+                                site: i.site,
+                            },
+                            recorded: at,
+                        }),
                     )?
-                    .execute(params![
-                        local,
-                        i.vaccine,
-                        i.cvx,
-                        i.date,
-                        i.lot,
-                        i.site.map(|s| s.as_str()),
-                        i.status,
-                        i.stamp.recorded_by,
-                        i.stamp.recorded_at,
-                        i.stamp.updated_by,
-                        i.stamp.updated_at
-                    ])?;
-                    note_added(tx, source, "Immunization", id, tx.last_insert_rowid(), &now, &mut added)?;
+                    .row();
+                    if i.status != "completed" {
+                        apply(
+                            tx,
+                            &Change::ImmunizationEnteredInError(ImmunizationEnteredInError {
+                                immunization,
+                                marked: updated(&i.stamp)?,
+                            }),
+                        )?;
+                    }
+                    note_added(tx, source, "Immunization", id, l, &now, &mut added)?;
                 }
                 let mut notes: HashMap<&str, i64> = HashMap::new();
                 for (id, n) in &p.notes {
@@ -560,27 +649,54 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             None => known(tx, source, "DocumentReference", pid)?,
                         },
                     };
-                    let enc = encounter(tx, &n.encounter)?;
-                    let digest = record::digest_of(local, enc, n.kind, parent, &n.content);
-                    let (format, text, [s, o, a, pl]) = record::content_columns(&n.content);
-                    tx.prepare_cached(
-                        "INSERT INTO notes (patient_id, encounter_id, kind, parent_id, author_id, author, format, text,
-                            subjective, objective, assessment, plan, status, created_at, updated_at,
-                            signed_by, signed_at, content_sha256)
-                         VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'signed', ?12, ?13, ?14, ?13, ?15)",
-                    )?
-                    .execute(params![
-                        local, enc, n.kind.as_str(), parent, n.author, format, text, s, o, a, pl,
-                        n.created_at, n.signed_at, n.signed_by, digest
-                    ])?;
-                    let l = tx.last_insert_rowid();
+                    let enc = encounter(tx, &n.encounter)?
+                        .map(|e| change::id_of(tx, Table::Encounters, e))
+                        .transpose()?;
+                    let drafted = Stamp::parse(&n.created_at, &n.author)?;
+                    let uuid = RecordId::new(drafted.at);
+                    let draft = match parent {
+                        None => Change::NoteDrafted(NoteDrafted {
+                            note: uuid,
+                            patient: patient_uuid,
+                            encounter: enc,
+                            author_id: None,
+                            content: n.content.clone(),
+                            drafted,
+                        }),
+                        Some(parent) => Change::AddendumAdded(AddendumAdded {
+                            note: uuid,
+                            parent: change::id_of(tx, Table::Notes, parent)?,
+                            amendment: n.kind == NoteKind::Amendment,
+                            encounter: enc,
+                            author_id: None,
+                            content: n.content.clone(),
+                            drafted,
+                        }),
+                    };
+                    let l = apply(tx, &draft)?.row();
+                    let signed = Stamp::parse(&n.signed_at, &n.signed_by)?;
+                    apply(tx, &Change::NoteSigned(NoteSigned { note: uuid, signed }))?;
+                    // The signature covers what was checked against the file's Provenance.
+                    debug_assert_eq!(
+                        note::note_digest(&note::note(tx, l)?),
+                        note::digest_of(
+                            local,
+                            encounter(tx, &n.encounter)?,
+                            n.kind,
+                            parent,
+                            &n.content
+                        )
+                    );
                     notes.insert(id.as_str(), l);
                     note_added(tx, source, "DocumentReference", id, l, &now, &mut added)?;
                     count(&mut added, "Provenance");
                     debug_assert!(n.kind != NoteKind::Note || parent.is_none());
                 }
                 let total: u64 = added.values().sum();
-                let mrn: String = tx.query_row("SELECT mrn FROM patients WHERE id = ?1", [local], |r| r.get(0))?;
+                let mrn: String =
+                    tx.query_row("SELECT mrn FROM patients WHERE id = ?1", [local], |r| {
+                        r.get(0)
+                    })?;
                 let mut each = Op::create("patient.import").patient(local).detail(format!(
                     "from {source} ({}): {}",
                     p.src,
@@ -613,4 +729,27 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
             Ok(report)
         },
     )
+}
+
+/// Who recorded an imported item and when.
+fn recorded(stamp: &fhir::Stamp) -> Result<Stamp, CoreError> {
+    Stamp::parse(&stamp.recorded_at, &stamp.recorded_by)
+}
+
+/// Who last changed an imported item and when.
+fn updated(stamp: &fhir::Stamp) -> Result<Stamp, CoreError> {
+    Stamp::parse(&stamp.updated_at, &stamp.updated_by)
+}
+
+fn time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, CoreError> {
+    chartroom_audit::parse_time(text)
+        .ok_or_else(|| invalid("a time in the file", "it is not a date and time"))
+}
+
+fn date(text: Option<&str>) -> Result<Option<NaiveDate>, CoreError> {
+    text.map(|t| {
+        NaiveDate::parse_from_str(t, "%Y-%m-%d")
+            .map_err(|_| invalid("a date in the file", "it is not a date"))
+    })
+    .transpose()
 }

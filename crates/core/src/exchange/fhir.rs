@@ -14,14 +14,14 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use crate::chart_ops::Chart;
-use crate::patients::{Demographics, PatientForm};
-use crate::record::{
+use crate::chart::patient::{Demographics, PatientForm};
+use crate::chart::vitals::Vital;
+use crate::chart::Chart;
+use crate::CoreError;
+use crate::{
     Allergy, AllergyCategory, CodeSystem, Encounter, EncounterKind, Immunization, Medication,
     NoteContent, NoteKind, Observation, Problem, Route, Severity, Site,
 };
-use crate::vitals::Vital;
-use crate::CoreError;
 
 pub(crate) const EXT: &str = "https://chartroom.example/fhir/StructureDefinition/";
 pub(crate) const CS: &str = "https://chartroom.example/fhir/CodeSystem/";
@@ -657,7 +657,7 @@ pub(crate) fn clip(text: &str) -> String {
 }
 
 fn who(r: &Res<'_>, label: &str, text: &str) -> Result<String, CoreError> {
-    crate::patients::bounded_text(label, text, 200).map_err(|e| r.err(e))
+    crate::chart::input::bounded_text(label, text, 200).map_err(|e| r.err(e))
 }
 
 pub(crate) fn read_stamp(r: &Res<'_>, updates: bool) -> Result<Stamp, CoreError> {
@@ -702,7 +702,7 @@ pub(crate) fn read_encounter(r: &Res<'_>) -> Result<InEncounter, CoreError> {
         .code_in("type.0", &format!("{CS}encounter-kind"))?
         .ok_or_else(|| r.err("type has no Chartroom encounter kind"))?;
     let kind = EncounterKind::parse(kind).map_err(|e| r.err(e))?;
-    let reason = crate::patients::bounded_text("reason", r.str("reasonCode.0.text")?, 500)
+    let reason = crate::chart::input::bounded_text("reason", r.str("reasonCode.0.text")?, 500)
         .map_err(|e| r.err(e))?;
     Ok(InEncounter {
         kind,
@@ -762,8 +762,8 @@ pub(crate) struct InProblem {
 }
 
 pub(crate) fn read_condition(r: &Res<'_>) -> Result<InProblem, CoreError> {
-    let text =
-        crate::patients::bounded_text("problem", r.str("code.text")?, 200).map_err(|e| r.err(e))?;
+    let text = crate::chart::input::bounded_text("problem", r.str("code.text")?, 200)
+        .map_err(|e| r.err(e))?;
     let mut coding = None;
     for system in [CodeSystem::Icd10, CodeSystem::Snomed] {
         if let Some(code) = r.code_in("code", system.uri())? {
@@ -815,8 +815,9 @@ pub(crate) fn read_allergy(r: &Res<'_>) -> Result<InAllergy, CoreError> {
     let reaction = r.opt_str("reaction.0.manifestation.0.text")?;
     let severity = r.opt_str("reaction.0.severity")?.or(r.ext("severity")?);
     let category = r.opt_str("category.0")?;
-    let checked = crate::record::NewAllergy::new(r.str("code.text")?, reaction, severity, category)
-        .map_err(|e| r.err(e))?;
+    let checked =
+        crate::chart::allergy::NewAllergy::new(r.str("code.text")?, reaction, severity, category)
+            .map_err(|e| r.err(e))?;
     let status = r
         .code_in(
             "clinicalStatus",
@@ -855,14 +856,20 @@ pub(crate) fn read_medication(r: &Res<'_>) -> Result<InMedication, CoreError> {
     if !matches!(status, "active" | "stopped") {
         return Err(r.err(format!("status {} is not active or stopped", clip(status))));
     }
-    let name =
-        crate::patients::bounded_text("medication", r.str("medicationCodeableConcept.text")?, 200)
-            .map_err(|e| r.err(e))?;
-    let dose = crate::patients::optional_text("dose", r.opt_str("dosage.0.text")?, 100)
+    let name = crate::chart::input::bounded_text(
+        "medication",
+        r.str("medicationCodeableConcept.text")?,
+        200,
+    )
+    .map_err(|e| r.err(e))?;
+    let dose = crate::chart::input::optional_text("dose", r.opt_str("dosage.0.text")?, 100)
         .map_err(|e| r.err(e))?;
-    let frequency =
-        crate::patients::optional_text("frequency", r.opt_str("dosage.0.timing.code.text")?, 100)
-            .map_err(|e| r.err(e))?;
+    let frequency = crate::chart::input::optional_text(
+        "frequency",
+        r.opt_str("dosage.0.timing.code.text")?,
+        100,
+    )
+    .map_err(|e| r.err(e))?;
     let route = r
         .opt_str("dosage.0.route.text")?
         .map(Route::parse)
@@ -911,7 +918,7 @@ pub(crate) fn read_immunization(
     let cvx = r
         .code_in("vaccineCode", CVX)?
         .ok_or_else(|| r.err("vaccineCode has no CVX coding"))?;
-    let checked = crate::record::NewImmunization::new(
+    let checked = crate::chart::immunization::NewImmunization::new(
         r.str("vaccineCode.text")?,
         cvx,
         r.str("occurrenceDateTime")?,

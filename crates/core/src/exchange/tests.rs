@@ -886,7 +886,7 @@ fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
             ))
             .expect("prepares");
         let keep: Vec<usize> = (0..stmt.column_count())
-            .filter(|i| stmt.column_name(*i).map_or(true, |n| n != "uuid"))
+            .filter(|i| stmt.column_name(*i).is_ok_and(|n| n != "uuid"))
             .collect();
         let rows = stmt
             .query_map([], |r| {
@@ -933,7 +933,10 @@ fn dump_matches(name: &str, dump: &str, expected_sha256: &str) -> bool {
 }
 
 /// The demo and import write the same rows, column for column, as before the chart's
-/// writers became one per table (the hashes were taken before that change).
+/// writers became one per table (the hashes were taken before that change, with one
+/// correction: the demo used to stamp a time and an author on an allergy status it left
+/// "unknown", which the app never does; its patients now read "unknown" with neither, and
+/// every other column of every row is as it was).
 #[test]
 fn demo_and_import_write_the_rows_they_always_wrote() {
     let source = busy_clinic();
@@ -948,7 +951,7 @@ fn demo_and_import_write_the_rows_they_always_wrote() {
     let demo = dump_matches(
         "demo",
         &normalised_dump(&source, None),
-        "0511cffaac5c2f4fbf9797fa3128b62f32cfec15ce3e0dffc046620a71bf6c86",
+        "89ac8f7aa27871e7ec4786e760413d2d90eba843d912c65e8a6eaf3b5bf2c1d9",
     );
     let target = Clinic::new();
     let mut importer = target.as_role(Role::Admin);

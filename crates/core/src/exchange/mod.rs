@@ -13,11 +13,11 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::access::chart_access;
 use crate::audit::Op;
-use crate::chart_ops::load_full_chart;
-use crate::patients;
+use crate::chart::load_full_chart;
+use crate::chart::patient as patients;
 use crate::roles::Permission;
-use crate::session::chart_access;
 use crate::{CoreError, Session};
 
 pub use archive::{Destination, ImportKey, KeyInfo};
@@ -45,21 +45,23 @@ pub struct ExportRequest {
 }
 
 /// A patient the export left out, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LeftOut {
     pub patient_id: i64,
     pub reason: String,
 }
 
 /// What an export wrote.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ExportReport {
     /// Its number in the accounting of disclosures.
     pub disclosure_id: i64,
     /// `bundle` (one patient, a FHIR Bundle) or `bulk-ndjson` (a tar of NDJSON files).
     pub format: String,
     pub patients: u64,
-    #[ts(type = "Record<string, number>")]
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
     pub resources: Counts,
     /// Restricted patients the exporter may not see.
     pub left_out: Vec<LeftOut>,
@@ -73,7 +75,8 @@ pub struct ExportReport {
 }
 
 /// One export as the accounting of disclosures lists it for a patient.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ts_rs::TS)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Disclosure {
     pub id: i64,
     pub time: String,
@@ -86,7 +89,7 @@ pub struct Disclosure {
     /// How many patients the same export held in all.
     pub patients_in_export: u64,
     /// This patient's resources in it, by type.
-    #[ts(type = "Record<string, number>")]
+    #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
     pub resources: Counts,
     pub sha256: String,
 }
@@ -106,7 +109,7 @@ impl Session {
         out: &mut dyn Write,
         progress: Progress<'_>,
     ) -> Result<ExportReport, CoreError> {
-        let purpose = crate::patients::bounded_text("purpose of the export", &request.purpose, 500)
+        let purpose = crate::chart::input::bounded_text("purpose of the export", &request.purpose, 500)
             .map_err(|_| {
                 CoreError::InvalidInput(
                     "Say why the records are exported (for example \"continuing care at Riverside Cardiology\"): the purpose is part of the accounting of disclosures."
@@ -115,7 +118,7 @@ impl Session {
             })?;
         let recipient = match request.recipient_name.as_deref().map(str::trim) {
             Some(name) if !name.is_empty() => {
-                crate::patients::bounded_text("recipient", name, 200)?
+                crate::chart::input::bounded_text("recipient", name, 200)?
             }
             _ => NOT_NAMED.to_owned(),
         };
@@ -383,6 +386,7 @@ impl Session {
 }
 
 /// The checks an import makes before writing, for the fuzz targets.
+#[cfg(any(test, feature = "fuzz"))]
 pub(crate) fn parse_for_fuzzing(
     plain: &[u8],
     today: chrono::NaiveDate,

@@ -1,17 +1,26 @@
-//! Patients: validated demographics, the stored record with its version history, care teams
-//! and break-the-glass grants.
+//! Patients: validated demographics and the stored record with its version history; the
+//! changes that register a patient and change their demographics or restriction, their one
+//! writer (the only code that writes `patients`, `patient_versions` and
+//! `patient_name_words`), and the operations on the Session.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::CoreError;
+use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
+use super::input::{name_part, optional_text, parse_past_date};
+use crate::access::CareTeamChanged;
+use crate::audit::Op;
+use crate::error::Denial;
+use crate::roles::{Permission, Role};
+use crate::{CoreError, Session};
 
 const MAX_NAME_CHARS: usize = 100;
 const MAX_TEXT_CHARS: usize = 300;
 
 /// Administrative sex, as FHIR's AdministrativeGender codes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Sex {
     Female,
@@ -67,42 +76,6 @@ fn gender_identity(text: &str) -> Result<String, CoreError> {
     }
 }
 
-/// A person's name part: trimmed, 1–100 characters, no control characters.
-pub(crate) fn name_part(label: &str, text: &str) -> Result<String, CoreError> {
-    bounded_text(label, text, MAX_NAME_CHARS)
-}
-
-/// Free text of at most `max` characters with no control characters, trimmed; required.
-pub(crate) fn bounded_text(label: &str, text: &str, max: usize) -> Result<String, CoreError> {
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(CoreError::InvalidInput(format!("The {label} is required.")));
-    }
-    if t.chars().count() > max {
-        return Err(CoreError::InvalidInput(format!(
-            "The {label} is longer than {max} characters."
-        )));
-    }
-    if t.chars().any(char::is_control) {
-        return Err(CoreError::InvalidInput(format!(
-            "The {label} contains a control character."
-        )));
-    }
-    Ok(t.to_owned())
-}
-
-/// Like [`bounded_text`], but empty means "none".
-pub(crate) fn optional_text(
-    label: &str,
-    text: Option<&str>,
-    max: usize,
-) -> Result<Option<String>, CoreError> {
-    match text.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(t) => bounded_text(label, t, max).map(Some),
-    }
-}
-
 /// A telephone number: digits with optional +, spaces, dots, dashes and brackets; 7 to 15
 /// digits (E.164's maximum).
 pub fn phone(label: &str, text: &str) -> Result<String, CoreError> {
@@ -146,34 +119,14 @@ fn email(text: &str) -> Result<String, CoreError> {
     }
 }
 
-/// Parses a date (YYYY-MM-DD) that is not in the future and not before 1880.
-pub fn parse_past_date(label: &str, text: &str, today: NaiveDate) -> Result<NaiveDate, CoreError> {
-    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
-        CoreError::InvalidInput(format!(
-            "The {label} \"{}\" is not a date. Write dates as YYYY-MM-DD, e.g. 1984-03-02.",
-            text.chars().take(20).collect::<String>()
-        ))
-    })?;
-    if date > today {
-        return Err(CoreError::InvalidInput(format!(
-            "The {label} is in the future."
-        )));
-    }
-    if date < NaiveDate::from_ymd_opt(1880, 1, 1).unwrap_or(NaiveDate::MIN) {
-        return Err(CoreError::InvalidInput(format!(
-            "The {label} is before 1880."
-        )));
-    }
-    Ok(date)
-}
-
 /// Parses a birth date (YYYY-MM-DD) that is not in the future and not before 1880.
 pub fn parse_birth_date(text: &str, today: NaiveDate) -> Result<NaiveDate, CoreError> {
     parse_past_date("birth date", text, today)
 }
 
 /// Someone to call in an emergency.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct EmergencyContact {
     pub name: String,
     pub phone: String,
@@ -181,7 +134,8 @@ pub struct EmergencyContact {
 }
 
 /// A patient's demographics, validated. Every version of these is kept.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Demographics {
     pub family: String,
     pub given: String,
@@ -290,7 +244,7 @@ impl Demographics {
 }
 
 /// What registering a patient needs, already validated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewPatient {
     pub demographics: Demographics,
     pub restricted: bool,
@@ -332,7 +286,8 @@ impl NewPatient {
 }
 
 /// A registered patient.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Patient {
     pub id: i64,
     pub mrn: String,
@@ -342,7 +297,7 @@ pub struct Patient {
     /// How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`. Clinical
     /// information: absent for roles that may not read the clinical record.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[ts(optional)]
+    #[cfg_attr(feature = "ts", ts(optional))]
     pub allergy_status: Option<String>,
     /// Increases with every change of demographics.
     pub version: i64,
@@ -350,6 +305,10 @@ pub struct Patient {
     pub created_by: String,
     pub updated_at: String,
     pub updated_by: String,
+    /// The patient's global id, which changes name them by.
+    #[serde(skip)]
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub(crate) uuid: RecordId,
 }
 
 impl Patient {
@@ -401,7 +360,7 @@ pub fn phone_digits(text: &str) -> String {
 }
 
 /// The next medical record number: a six-digit serial and a Luhn check digit.
-pub(crate) fn next_mrn(conn: &Connection) -> Result<String, CoreError> {
+fn next_mrn(conn: &Connection) -> Result<String, CoreError> {
     let n: i64 = conn
         .prepare_cached("SELECT coalesce(max(id), 0) + 1 FROM patients")?
         .query_row([], |r| r.get(0))?;
@@ -438,7 +397,7 @@ fn luhn_digit(digits: &str) -> u32 {
 
 pub(crate) const PATIENT_COLUMNS: &str = "id, mrn, family, given, preferred_name, birth_date, sex,
     gender_identity, phone, email, address, emergency_name, emergency_phone, emergency_relation,
-    restricted, allergy_state, version, created_at, created_by, updated_at, updated_by";
+    restricted, allergy_state, version, created_at, created_by, updated_at, updated_by, uuid";
 
 pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
     let birth: String = r.get(5)?;
@@ -478,6 +437,7 @@ pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient>
         updated_by: r
             .get::<_, Option<String>>(20)?
             .unwrap_or_else(|| created_by.clone()),
+        uuid: r.get(21)?,
         created_at,
         created_by,
     })
@@ -497,144 +457,9 @@ pub(crate) fn find(conn: &Connection, id: i64) -> Result<Option<Patient>, CoreEr
         .optional()?)
 }
 
-/// Writes the searchable words of a patient's names.
-pub(crate) fn index_names(conn: &Connection, id: i64, d: &Demographics) -> Result<(), CoreError> {
-    conn.prepare_cached("DELETE FROM patient_name_words WHERE patient_id = ?1")?
-        .execute([id])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO patient_name_words (word, patient_id, field) VALUES (?1, ?2, ?3)",
-    )?;
-    for (field, text) in [
-        (0, Some(d.family.as_str())),
-        (1, Some(d.given.as_str())),
-        (2, d.preferred.as_deref()),
-    ] {
-        if let Some(text) = text {
-            for word in name_words(text) {
-                insert.execute(params![word, id, field])?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn write_version(
-    conn: &Connection,
-    id: i64,
-    version: i64,
-    d: &Demographics,
-    restricted: bool,
-    at: &str,
-    by: &str,
-) -> Result<(), CoreError> {
-    let snapshot = serde_json::json!({ "demographics": d, "restricted": restricted });
-    conn.prepare_cached(
-        "INSERT INTO patient_versions (patient_id, version, data, changed_at, changed_by) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![id, version, snapshot.to_string(), at, by])?;
-    Ok(())
-}
-
-pub(crate) fn insert(
-    conn: &Connection,
-    p: &NewPatient,
-    now: &str,
-    by: &str,
-) -> Result<Patient, CoreError> {
-    let mrn = next_mrn(conn)?;
-    insert_with_mrn(conn, p, &mrn, now, by)
-}
-
-pub(crate) fn insert_with_mrn(
-    conn: &Connection,
-    p: &NewPatient,
-    mrn: &str,
-    now: &str,
-    by: &str,
-) -> Result<Patient, CoreError> {
-    let d = &p.demographics;
-    let e = d.emergency_contact.as_ref();
-    conn.prepare_cached(
-        "INSERT INTO patients (mrn, family, given, preferred_name, birth_date, sex, gender_identity,
-            phone, phone_digits, email, address, emergency_name, emergency_phone, emergency_relation,
-            restricted, created_at, created_by, updated_at, updated_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?16, ?17)",
-    )?
-    .execute(params![
-        mrn,
-        d.family,
-        d.given,
-        d.preferred,
-        d.birth_date.format("%Y-%m-%d").to_string(),
-        d.sex.as_str(),
-        d.gender_identity,
-        d.phone,
-        d.phone.as_deref().map(phone_digits),
-        d.email,
-        d.address,
-        e.map(|e| e.name.as_str()),
-        e.map(|e| e.phone.as_str()),
-        e.and_then(|e| e.relationship.as_deref()),
-        p.restricted,
-        now,
-        by
-    ])?;
-    let id = conn.last_insert_rowid();
-    index_names(conn, id, d)?;
-    write_version(conn, id, 1, d, p.restricted, now, by)?;
-    get(conn, id)
-}
-
-/// Replaces a patient's demographics (and restriction), keeping the old version.
-/// Returns false when nothing changed.
-pub(crate) fn update(
-    conn: &Connection,
-    current: &Patient,
-    d: &Demographics,
-    restricted: bool,
-    now: &str,
-    by: &str,
-) -> Result<bool, CoreError> {
-    if &current.demographics == d && current.restricted == restricted {
-        return Ok(false);
-    }
-    let e = d.emergency_contact.as_ref();
-    let version = current.version + 1;
-    conn.prepare_cached(
-        "UPDATE patients SET family = ?1, given = ?2, preferred_name = ?3, birth_date = ?4, sex = ?5,
-            gender_identity = ?6, phone = ?7, phone_digits = ?8, email = ?9, address = ?10,
-            emergency_name = ?11, emergency_phone = ?12, emergency_relation = ?13, restricted = ?14,
-            version = ?15, updated_at = ?16, updated_by = ?17
-         WHERE id = ?18 AND version = ?19",
-    )?
-    .execute(params![
-        d.family,
-        d.given,
-        d.preferred,
-        d.birth_date.format("%Y-%m-%d").to_string(),
-        d.sex.as_str(),
-        d.gender_identity,
-        d.phone,
-        d.phone.as_deref().map(phone_digits),
-        d.email,
-        d.address,
-        e.map(|e| e.name.as_str()),
-        e.map(|e| e.phone.as_str()),
-        e.and_then(|e| e.relationship.as_deref()),
-        restricted,
-        version,
-        now,
-        by,
-        current.id,
-        current.version
-    ])?;
-    index_names(conn, current.id, d)?;
-    write_version(conn, current.id, version, d, restricted, now, by)?;
-    Ok(true)
-}
-
 /// One version of a patient's demographics: who made it and when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PatientVersion {
     pub version: i64,
     pub changed_at: String,
@@ -677,53 +502,437 @@ pub(crate) fn history(conn: &Connection, id: i64) -> Result<Vec<PatientVersion>,
     Ok(out)
 }
 
-/// How a session may open a patient's chart.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
-#[serde(tag = "via", rename_all = "snake_case")]
-pub enum ChartAccess {
-    /// The patient is not restricted.
-    Open,
-    /// The user is on the patient's care team.
-    CareTeam,
-    /// Through a break-the-glass grant, until `expires_at`.
-    BreakGlass { reason: String, expires_at: String },
+/// Changes to demographics: `None` leaves a field as it is; for optional fields,
+/// `Some("")` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PatientChanges {
+    pub family: Option<String>,
+    pub given: Option<String>,
+    pub preferred: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+    pub gender_identity: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub address: Option<String>,
+    pub emergency_name: Option<String>,
+    pub emergency_phone: Option<String>,
+    pub emergency_relationship: Option<String>,
+    /// Changing the restriction also needs the care-team permission.
+    pub restricted: Option<bool>,
 }
 
-pub(crate) fn on_care_team(conn: &Connection, patient: i64, user: i64) -> Result<bool, CoreError> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM care_team WHERE patient_id = ?1 AND user_id = ?2")?
-        .query_row(params![patient, user], |_| Ok(()))
-        .optional()?
-        .is_some())
+impl PatientChanges {
+    fn apply(&self, form: &mut PatientForm) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        let mut set = |name: &'static str, target: &mut String, value: &Option<String>| {
+            if let Some(v) = value {
+                if target != v {
+                    changed.push(name);
+                }
+                *target = v.clone();
+            }
+        };
+        set("family", &mut form.family, &self.family);
+        set("given", &mut form.given, &self.given);
+        set("birth_date", &mut form.birth_date, &self.birth_date);
+        set("sex", &mut form.sex, &self.sex);
+        let mut set_opt =
+            |name: &'static str, target: &mut Option<String>, value: &Option<String>| {
+                if let Some(v) = value {
+                    let new = (!v.trim().is_empty()).then(|| v.clone());
+                    if *target != new {
+                        changed.push(name);
+                    }
+                    *target = new;
+                }
+            };
+        set_opt("preferred", &mut form.preferred, &self.preferred);
+        set_opt(
+            "gender_identity",
+            &mut form.gender_identity,
+            &self.gender_identity,
+        );
+        set_opt("phone", &mut form.phone, &self.phone);
+        set_opt("email", &mut form.email, &self.email);
+        set_opt("address", &mut form.address, &self.address);
+        set_opt(
+            "emergency_name",
+            &mut form.emergency_name,
+            &self.emergency_name,
+        );
+        set_opt(
+            "emergency_phone",
+            &mut form.emergency_phone,
+            &self.emergency_phone,
+        );
+        set_opt(
+            "emergency_relationship",
+            &mut form.emergency_relationship,
+            &self.emergency_relationship,
+        );
+        changed
+    }
 }
 
-pub(crate) fn active_grant(
+/// A patient registered: version 1 of [`Change::PatientRegistered`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatientRegistered {
+    pub patient: RecordId,
+    pub mrn: String,
+    #[serde(flatten)]
+    pub new: NewPatient,
+    pub registered: Stamp,
+}
+
+/// New demographics for a patient (the previous version is kept): version 1 of
+/// [`Change::DemographicsChanged`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DemographicsChanged {
+    pub patient: RecordId,
+    pub demographics: Demographics,
+    pub changed: Stamp,
+}
+
+/// A chart restricted to its care team, or opened again: version 1 of
+/// [`Change::RestrictionChanged`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestrictionChanged {
+    pub patient: RecordId,
+    pub restricted: bool,
+    pub changed: Stamp,
+}
+
+/// What is known about a patient's allergies, once someone has asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AllergyState {
+    NoKnownAllergies,
+    Recorded,
+}
+
+fn check_demographics(d: &Demographics, today: NaiveDate) -> Result<(), CoreError> {
+    same("demographics", &d.to_form().validate(today)?, d)
+}
+
+fn check_mrn(mrn: &str) -> Result<(), CoreError> {
+    let serial = mrn
+        .get(..6)
+        .filter(|s| mrn.len() == 7 && s.chars().all(|c| c.is_ascii_digit()))
+        .and_then(|s| s.parse::<i64>().ok());
+    match serial {
+        Some(n) if mrn_for(n) == mrn => Ok(()),
+        _ => Err(CoreError::InvalidInput(format!(
+            "\"{}\" is not a medical record number (six digits and a check digit).",
+            mrn.chars().take(20).collect::<String>()
+        ))),
+    }
+}
+
+/// Writes the searchable words of a patient's names.
+fn index_names(conn: &Connection, id: i64, d: &Demographics) -> Result<(), CoreError> {
+    conn.prepare_cached("DELETE FROM patient_name_words WHERE patient_id = ?1")?
+        .execute([id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO patient_name_words (word, patient_id, field) VALUES (?1, ?2, ?3)",
+    )?;
+    for (field, text) in [
+        (0, Some(d.family.as_str())),
+        (1, Some(d.given.as_str())),
+        (2, d.preferred.as_deref()),
+    ] {
+        if let Some(text) = text {
+            for word in name_words(text) {
+                insert.execute(params![word, id, field])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_version(
+    conn: &Connection,
+    id: i64,
+    version: i64,
+    d: &Demographics,
+    restricted: bool,
+    stamp: &Stamp,
+) -> Result<(), CoreError> {
+    let snapshot = serde_json::json!({ "demographics": d, "restricted": restricted });
+    conn.prepare_cached(
+        "INSERT INTO patient_versions (patient_id, version, data, changed_at, changed_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, version, snapshot.to_string(), stamp.time(), stamp.by])?;
+    Ok(())
+}
+
+/// The one writer of `patients`, for a registration.
+pub(super) fn apply_registered(
+    conn: &Connection,
+    c: &PatientRegistered,
+) -> Result<Applied, CoreError> {
+    check_mrn(&c.mrn)?;
+    let d = &c.new.demographics;
+    check_demographics(d, c.registered.at.date_naive())?;
+    let e = d.emergency_contact.as_ref();
+    let at = c.registered.time();
+    conn.prepare_cached(
+        "INSERT INTO patients (uuid, mrn, family, given, preferred_name, birth_date, sex, gender_identity,
+            phone, phone_digits, email, address, emergency_name, emergency_phone, emergency_relation,
+            restricted, created_at, created_by, updated_at, updated_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?17, ?18)",
+    )?
+    .execute(params![
+        c.patient,
+        c.mrn,
+        d.family,
+        d.given,
+        d.preferred,
+        d.birth_date.format("%Y-%m-%d").to_string(),
+        d.sex.as_str(),
+        d.gender_identity,
+        d.phone,
+        d.phone.as_deref().map(phone_digits),
+        d.email,
+        d.address,
+        e.map(|e| e.name.as_str()),
+        e.map(|e| e.phone.as_str()),
+        e.and_then(|e| e.relationship.as_deref()),
+        c.new.restricted,
+        at,
+        c.registered.by
+    ])?;
+    let id = conn.last_insert_rowid();
+    index_names(conn, id, d)?;
+    write_version(conn, id, 1, d, c.new.restricted, &c.registered)?;
+    Ok(Applied::one(id))
+}
+
+/// Writes a new version of the patient's row (demographics and restriction) and keeps it
+/// in the history. Nothing is written when nothing changed.
+fn write_patient(
+    conn: &Connection,
+    current: &Patient,
+    d: &Demographics,
+    restricted: bool,
+    stamp: &Stamp,
+) -> Result<(), CoreError> {
+    if &current.demographics == d && current.restricted == restricted {
+        return Ok(());
+    }
+    let e = d.emergency_contact.as_ref();
+    let version = current.version + 1;
+    conn.prepare_cached(
+        "UPDATE patients SET family = ?1, given = ?2, preferred_name = ?3, birth_date = ?4, sex = ?5,
+            gender_identity = ?6, phone = ?7, phone_digits = ?8, email = ?9, address = ?10,
+            emergency_name = ?11, emergency_phone = ?12, emergency_relation = ?13, restricted = ?14,
+            version = ?15, updated_at = ?16, updated_by = ?17
+         WHERE id = ?18 AND version = ?19",
+    )?
+    .execute(params![
+        d.family,
+        d.given,
+        d.preferred,
+        d.birth_date.format("%Y-%m-%d").to_string(),
+        d.sex.as_str(),
+        d.gender_identity,
+        d.phone,
+        d.phone.as_deref().map(phone_digits),
+        d.email,
+        d.address,
+        e.map(|e| e.name.as_str()),
+        e.map(|e| e.phone.as_str()),
+        e.and_then(|e| e.relationship.as_deref()),
+        restricted,
+        version,
+        stamp.time(),
+        stamp.by,
+        current.id,
+        current.version
+    ])?;
+    index_names(conn, current.id, d)?;
+    write_version(conn, current.id, version, d, restricted, stamp)
+}
+
+/// The one writer of `patients`, for new demographics.
+pub(super) fn apply_demographics(
+    conn: &Connection,
+    c: &DemographicsChanged,
+) -> Result<Applied, CoreError> {
+    check_demographics(&c.demographics, c.changed.at.date_naive())?;
+    let current = get(conn, change::row_of(conn, Table::Patients, c.patient)?)?;
+    write_patient(
+        conn,
+        &current,
+        &c.demographics,
+        current.restricted,
+        &c.changed,
+    )?;
+    Ok(Applied::one(current.id))
+}
+
+/// The one writer of `patients`, for a restriction.
+pub(super) fn apply_restriction(
+    conn: &Connection,
+    c: &RestrictionChanged,
+) -> Result<Applied, CoreError> {
+    let current = get(conn, change::row_of(conn, Table::Patients, c.patient)?)?;
+    write_patient(
+        conn,
+        &current,
+        &current.demographics,
+        c.restricted,
+        &c.changed,
+    )?;
+    Ok(Applied::one(current.id))
+}
+
+/// Sets what is known about a patient's allergies. "Recorded" stands as of the latest
+/// allergy recorded, so changes applied in any order end the same.
+pub(crate) fn set_allergy_state(
     conn: &Connection,
     patient: i64,
-    user: i64,
-    now: DateTime<Utc>,
-) -> Result<Option<(String, String)>, CoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT reason, expires_at FROM access_grants
-              WHERE patient_id = ?1 AND user_id = ?2 AND expires_at > ?3
-              ORDER BY expires_at DESC LIMIT 1",
-        )?
-        .query_row(
-            params![patient, user, chartroom_audit::format_time(now)],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+    state: AllergyState,
+    stamp: &Stamp,
+) -> Result<(), CoreError> {
+    match state {
+        AllergyState::Recorded => conn.prepare_cached(
+            "UPDATE patients SET allergy_state = 'recorded', allergy_state_at = ?2, allergy_state_by = ?3
+              WHERE id = ?1 AND NOT (allergy_state = 'recorded' AND allergy_state_at > ?2)",
+        )?,
+        AllergyState::NoKnownAllergies => conn.prepare_cached(
+            "UPDATE patients SET allergy_state = 'no_known_allergies', allergy_state_at = ?2, allergy_state_by = ?3 WHERE id = ?1",
+        )?,
+    }
+    .execute(params![patient, stamp.time(), stamp.by])?;
+    Ok(())
+}
+
+/// The next medical record number: a six-digit serial and a Luhn check digit.
+pub(crate) fn new_mrn(conn: &Connection) -> Result<String, CoreError> {
+    next_mrn(conn)
+}
+
+impl Session {
+    /// Registers a patient. The registering user joins the care team.
+    pub fn register_patient(&mut self, new: &NewPatient) -> Result<Patient, CoreError> {
+        let user_id = self.actor_user_id();
+        let clinical = self.can(Permission::ReadClinical);
+        self.run(
+            Permission::RegisterPatient,
+            Op::create("patient.create"),
+            false,
+            |tx, op, ctx| {
+                let registered = ctx.stamp();
+                let patient = RecordId::new(registered.at);
+                let change = PatientRegistered {
+                    patient,
+                    mrn: next_mrn(tx)?,
+                    new: new.clone(),
+                    registered: registered.clone(),
+                };
+                let row = apply(tx, &Change::PatientRegistered(change))?.row();
+                if let Some(uid) = user_id {
+                    apply(
+                        tx,
+                        &Change::CareTeamChanged(CareTeamChanged::joined(patient, uid, registered)),
+                    )?;
+                }
+                let p = get(tx, row)?;
+                *op = op.clone().patient(p.id);
+                op.purpose = Some(
+                    ctx.actor
+                        .role
+                        .map_or("HOPERAT", Role::purpose_of_use)
+                        .to_owned(),
+                );
+                if p.restricted {
+                    op.detail = Some("restricted".into());
+                }
+                Ok(super::hide_clinical(p, clinical))
+            },
         )
-        .optional()?)
-}
+    }
 
-pub(crate) fn care_team(conn: &Connection, patient: i64) -> Result<Vec<String>, CoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT u.name FROM care_team c JOIN users u ON u.id = c.user_id WHERE c.patient_id = ?1 ORDER BY u.name",
-    )?;
-    let rows = stmt.query_map([patient], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
+    /// Changes demographics; the previous version is kept with who changed it and when.
+    pub fn update_patient(
+        &mut self,
+        patient_id: i64,
+        changes: &PatientChanges,
+    ) -> Result<Patient, CoreError> {
+        let clinical = self.can(Permission::ReadClinical);
+        if changes.restricted.is_some() && !self.can(Permission::ManageCareTeam) {
+            let role = self.role();
+            self.touch()?;
+            return Err(self.deny(
+                Op::update("patient.update").patient(patient_id),
+                Denial::Role {
+                    role,
+                    permission: Permission::ManageCareTeam,
+                },
+            ));
+        }
+        self.run(
+            Permission::EditDemographics,
+            Op::update("patient.update").patient(patient_id),
+            true,
+            |tx, op, ctx| {
+                let current = ctx.patient()?;
+                let mut form = current.demographics.to_form();
+                let mut changed = changes.apply(&mut form);
+                let demographics = form.validate(ctx.now.date_naive())?;
+                let restricted = changes.restricted.unwrap_or(current.restricted);
+                if restricted != current.restricted {
+                    changed.push("restricted");
+                }
+                let stamp = ctx.stamp();
+                if restricted && !current.restricted {
+                    // Whoever restricts a chart joins its care team, so it never ends up
+                    // closed to everyone, the person who closed it included.
+                    if let Some(uid) = ctx.actor.id {
+                        let joined = CareTeamChanged::joined(current.uuid, uid, stamp.clone());
+                        apply(tx, &Change::CareTeamChanged(joined))?;
+                    }
+                }
+                if demographics != current.demographics {
+                    let change = DemographicsChanged {
+                        patient: current.uuid,
+                        demographics,
+                        changed: stamp.clone(),
+                    };
+                    apply(tx, &Change::DemographicsChanged(change))?;
+                }
+                if restricted != current.restricted {
+                    let change = RestrictionChanged {
+                        patient: current.uuid,
+                        restricted,
+                        changed: stamp,
+                    };
+                    apply(tx, &Change::RestrictionChanged(change))?;
+                }
+                op.detail = Some(if changed.is_empty() {
+                    "no change".into()
+                } else {
+                    format!("changed {}", changed.join(", "))
+                });
+                get(tx, patient_id).map(|p| super::hide_clinical(p, clinical))
+            },
+        )
+    }
 
+    /// Every version of a patient's demographics, oldest first.
+    pub fn patient_history(&mut self, patient_id: i64) -> Result<Vec<PatientVersion>, CoreError> {
+        self.run(
+            Permission::ReadDemographics,
+            Op::read("patient.history").patient(patient_id),
+            true,
+            |tx, op, _| {
+                let versions = history(tx, patient_id)?;
+                op.detail = Some(format!("{} versions", versions.len()));
+                Ok(versions)
+            },
+        )
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,12 +1,21 @@
 //! Vital signs as observations: LOINC codes, UCUM units, physiological bounds (refused
-//! outside them) and adult reference ranges (stored, but flagged outside them).
+//! outside them) and adult reference ranges (stored, but flagged outside them); the change
+//! that records a set, its one writer (the only code that writes `observations`), and the
+//! operations on the Session.
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
 
-use crate::CoreError;
+use super::change::{self, apply, Applied, Change, RecordId, Stamp, Table};
+use super::{check_belongs, Item};
+use crate::audit::Op;
+use crate::roles::Permission;
+use crate::{CoreError, Session};
 
 /// A vital sign Chartroom records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Vital {
     Systolic,
@@ -21,7 +30,8 @@ pub enum Vital {
 }
 
 /// How a value compares with the adult reference range (HL7 v3 ObservationInterpretation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ts_rs::TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub enum Flag {
     /// Within the reference range.
     N,
@@ -334,6 +344,274 @@ impl VitalsInput {
         }
         Ok(out)
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Observation {
+    pub id: i64,
+    pub patient_id: i64,
+    pub encounter_id: Option<i64>,
+    pub vital: Vital,
+    /// LOINC code.
+    pub code: String,
+    pub display: String,
+    pub value: f64,
+    /// UCUM unit.
+    pub unit: String,
+    pub effective: String,
+    /// N, L, H, LL or HH against the adult reference range.
+    pub flag: Flag,
+    pub recorded_by: String,
+    pub recorded_at: String,
+}
+
+const OBSERVATION_COLUMNS: &str =
+    "id, patient_id, encounter_id, code, value, unit, effective, flag, recorded_by, recorded_at";
+
+fn row_to_observation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Observation> {
+    let code: String = r.get(3)?;
+    let vital = Vital::from_loinc(&code).unwrap_or(Vital::Weight);
+    let flag: String = r.get(7)?;
+    Ok(Observation {
+        id: r.get(0)?,
+        patient_id: r.get(1)?,
+        encounter_id: r.get(2)?,
+        vital,
+        display: vital.display().to_owned(),
+        code,
+        value: r.get(4)?,
+        unit: r.get(5)?,
+        effective: r.get(6)?,
+        flag: Flag::parse(&flag),
+        recorded_by: r.get(8)?,
+        recorded_at: r.get(9)?,
+    })
+}
+
+pub(crate) fn observations(
+    conn: &Connection,
+    patient_id: i64,
+) -> Result<Vec<Observation>, CoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE patient_id = ?1 ORDER BY effective DESC, id"
+    ))?;
+    let rows = stmt.query_map([patient_id], row_to_observation)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn observations_by_id(
+    conn: &Connection,
+    ids: &[i64],
+) -> Result<Vec<Observation>, CoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {OBSERVATION_COLUMNS} FROM observations WHERE id = ?1"
+    ))?;
+    ids.iter()
+        .map(|id| Ok(stmt.query_row([id], row_to_observation)?))
+        .collect()
+}
+
+pub(crate) fn latest_value(
+    conn: &Connection,
+    patient_id: i64,
+    vital: Vital,
+) -> Result<Option<f64>, CoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT value FROM observations WHERE patient_id = ?1 AND code = ?2 ORDER BY effective DESC, id DESC LIMIT 1",
+        )?
+        .query_row(params![patient_id, vital.loinc()], |r| r.get(0))
+        .optional()?)
+}
+
+/// One value of a set of vitals, with its observation's global id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VitalValue {
+    pub observation: RecordId,
+    pub vital: Vital,
+    pub value: f64,
+}
+
+/// A set of vitals taken together: version 1 of [`Change::VitalsRecorded`]. Derived values
+/// (BMI) are in the set as measured ones are: a change states facts, it computes nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VitalsRecorded {
+    pub patient: RecordId,
+    pub encounter: Option<RecordId>,
+    #[serde(with = "change::micros_time")]
+    pub effective: DateTime<Utc>,
+    pub values: Vec<VitalValue>,
+    pub recorded: Stamp,
+}
+
+impl VitalsRecorded {
+    pub(crate) fn new(
+        patient: RecordId,
+        encounter: Option<RecordId>,
+        effective: DateTime<Utc>,
+        values: &[(Vital, f64)],
+        recorded: Stamp,
+    ) -> VitalsRecorded {
+        VitalsRecorded {
+            patient,
+            encounter,
+            effective: chartroom_audit::truncate_to_micros(effective),
+            values: values
+                .iter()
+                .map(|(vital, value)| VitalValue {
+                    observation: RecordId::new(recorded.at),
+                    vital: *vital,
+                    value: *value,
+                })
+                .collect(),
+            recorded,
+        }
+    }
+
+    fn check(&self) -> Result<(), CoreError> {
+        if self.values.is_empty() {
+            return Err(CoreError::InvalidInput(
+                "A set of vitals needs at least one value.".into(),
+            ));
+        }
+        if self.effective > self.recorded.at + chrono::Duration::hours(1) {
+            return Err(CoreError::InvalidInput(
+                "The time of the vitals is in the future.".into(),
+            ));
+        }
+        for v in &self.values {
+            if v.vital.validate(v.value)? != v.value {
+                return Err(CoreError::InvalidInput(format!(
+                    "{} is kept to its unit's precision.",
+                    v.vital.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The one writer of `observations`.
+pub(super) fn apply_recorded(conn: &Connection, c: &VitalsRecorded) -> Result<Applied, CoreError> {
+    c.check()?;
+    let patient = change::row_of(conn, Table::Patients, c.patient)?;
+    let encounter = match c.encounter {
+        Some(e) => {
+            let row = change::row_of(conn, Table::Encounters, e)?;
+            check_belongs(conn, Item::Encounter, row, patient)?;
+            Some(row)
+        }
+        None => None,
+    };
+    let effective = chartroom_audit::format_time(c.effective);
+    let at = c.recorded.time();
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO observations (uuid, patient_id, encounter_id, code, value, unit, effective, flag, recorded_by, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut rows = Vec::with_capacity(c.values.len());
+    for v in &c.values {
+        insert.execute(params![
+            v.observation,
+            patient,
+            encounter,
+            v.vital.loinc(),
+            v.value,
+            v.vital.unit(),
+            effective,
+            v.vital.flag(v.value).as_str(),
+            c.recorded.by,
+            at
+        ])?;
+        rows.push(conn.last_insert_rowid());
+    }
+    Ok(Applied(rows))
+}
+
+impl Session {
+    /// Records a set of vitals taken together (one audited transaction). BMI is derived when
+    /// a weight is recorded and a height is known (now or from before).
+    pub fn record_vitals(
+        &mut self,
+        patient_id: i64,
+        input: &VitalsInput,
+        effective: Option<DateTime<Utc>>,
+        encounter_id: Option<i64>,
+    ) -> Result<Vec<Observation>, CoreError> {
+        let values = input.validate()?;
+        if let Some(t) = effective {
+            if t > self.clock.now() + chrono::Duration::hours(1) {
+                return Err(CoreError::InvalidInput(
+                    "The time of the vitals is in the future.".into(),
+                ));
+            }
+        }
+        self.run(
+            Permission::RecordVitals,
+            Op::create("vitals.create").patient(patient_id),
+            true,
+            |tx, op, ctx| {
+                let encounter = match encounter_id {
+                    Some(eid) => {
+                        check_belongs(tx, Item::Encounter, eid, patient_id)?;
+                        Some(change::id_of(tx, Table::Encounters, eid)?)
+                    }
+                    None => None,
+                };
+                let set = with_bmi(tx, patient_id, values)?;
+                let recorded = VitalsRecorded::new(
+                    ctx.patient()?.uuid,
+                    encounter,
+                    effective.unwrap_or(ctx.now),
+                    &set,
+                    ctx.stamp(),
+                );
+                let ids = apply(tx, &Change::VitalsRecorded(recorded))?.0;
+                let observations = observations_by_id(tx, &ids)?;
+                let abnormal = observations.iter().filter(|o| o.flag.is_abnormal()).count();
+                op.object = Some(("Observation", ids.first().copied().unwrap_or(0).to_string()));
+                op.detail = Some(format!(
+                    "{} observations, {abnormal} flagged",
+                    observations.len()
+                ));
+                Ok(observations)
+            },
+        )
+    }
+
+    /// A patient's vital-sign observations, newest first.
+    pub fn vitals(&mut self, patient_id: i64) -> Result<Vec<Observation>, CoreError> {
+        self.run(
+            Permission::ReadClinical,
+            Op::read("vitals.read").patient(patient_id),
+            true,
+            |tx, _, _| observations(tx, patient_id),
+        )
+    }
+}
+
+/// A validated set with its BMI added when a weight was taken and a height is known (now
+/// or from before) and the BMI is possible.
+pub(crate) fn with_bmi(
+    conn: &Connection,
+    patient_id: i64,
+    mut values: Vec<(Vital, f64)>,
+) -> Result<Vec<(Vital, f64)>, CoreError> {
+    let weight = values
+        .iter()
+        .find(|(v, _)| *v == Vital::Weight)
+        .map(|(_, w)| *w);
+    let height = match values.iter().find(|(v, _)| *v == Vital::Height) {
+        Some((_, h)) => Some(*h),
+        None => latest_value(conn, patient_id, Vital::Height)?,
+    };
+    if let (Some(w), Some(h)) = (weight, height) {
+        if let Ok(b) = Vital::Bmi.validate(bmi(w, h)) {
+            values.push((Vital::Bmi, b));
+        }
+    }
+    Ok(values)
 }
 
 #[cfg(test)]

@@ -1,0 +1,248 @@
+//! Who may open which chart: care teams, break-the-glass grants, and the access a session
+//! has to a patient's chart. The change that puts someone on a care team or takes them off
+//! it, its one writer (the only code that writes `care_team`), and the operations.
+
+use chartroom_audit::{format_time, Outcome};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, ActorRef, Op};
+use crate::chart::change::{self, apply, Applied, Change, RecordId, Stamp, Table};
+use crate::chart::patient::Patient;
+use crate::roles::Permission;
+use crate::users::find_user;
+use crate::{CoreError, Session};
+
+/// How a session may open a patient's chart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "via", rename_all = "snake_case")]
+pub enum ChartAccess {
+    /// The patient is not restricted.
+    Open,
+    /// The user is on the patient's care team.
+    CareTeam,
+    /// Through a break-the-glass grant, until `expires_at`.
+    BreakGlass { reason: String, expires_at: String },
+}
+
+pub(crate) fn on_care_team(conn: &Connection, patient: i64, user: i64) -> Result<bool, CoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM care_team WHERE patient_id = ?1 AND user_id = ?2")?
+        .query_row(params![patient, user], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub(crate) fn active_grant(
+    conn: &Connection,
+    patient: i64,
+    user: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, String)>, CoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT reason, expires_at FROM access_grants
+              WHERE patient_id = ?1 AND user_id = ?2 AND expires_at > ?3
+              ORDER BY expires_at DESC LIMIT 1",
+        )?
+        .query_row(
+            params![patient, user, chartroom_audit::format_time(now)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+pub(crate) fn care_team(conn: &Connection, patient: i64) -> Result<Vec<String>, CoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.name FROM care_team c JOIN users u ON u.id = c.user_id WHERE c.patient_id = ?1 ORDER BY u.name",
+    )?;
+    let rows = stmt.query_map([patient], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A break-the-glass grant.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Grant {
+    pub patient_id: i64,
+    pub reason: String,
+    pub granted_at: String,
+    pub expires_at: String,
+    pub minutes: u32,
+}
+
+/// How (if at all) `actor` may open `patient`'s chart.
+pub(crate) fn chart_access(
+    conn: &Connection,
+    patient: &Patient,
+    actor: &ActorRef,
+    now: DateTime<Utc>,
+) -> Result<Option<ChartAccess>, CoreError> {
+    let Some(uid) = actor.id else {
+        return Ok((!patient.restricted).then_some(ChartAccess::Open));
+    };
+    if on_care_team(conn, patient.id, uid)? {
+        return Ok(Some(ChartAccess::CareTeam));
+    }
+    if !patient.restricted {
+        return Ok(Some(ChartAccess::Open));
+    }
+    Ok(active_grant(conn, patient.id, uid, now)?
+        .map(|(reason, expires_at)| ChartAccess::BreakGlass { reason, expires_at }))
+}
+
+/// Someone joins a patient's care team or leaves it: version 1 of
+/// [`Change::CareTeamChanged`]. The user is named by their local id until users, too, have
+/// global ids.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CareTeamChanged {
+    pub patient: RecordId,
+    pub user_id: i64,
+    /// Joined (true) or left (false).
+    pub member: bool,
+    pub changed: Stamp,
+}
+
+impl CareTeamChanged {
+    pub(crate) fn joined(patient: RecordId, user_id: i64, changed: Stamp) -> CareTeamChanged {
+        CareTeamChanged {
+            patient,
+            user_id,
+            member: true,
+            changed,
+        }
+    }
+}
+
+/// The one writer of `care_team`. Joining twice or leaving a team one is not on changes
+/// nothing.
+pub(crate) fn apply_care_team(
+    conn: &Connection,
+    c: &CareTeamChanged,
+) -> Result<Applied, CoreError> {
+    let patient = change::row_of(conn, Table::Patients, c.patient)?;
+    let known: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM users WHERE id = ?1")?
+        .query_row([c.user_id], |r| r.get(0))
+        .optional()?;
+    if known.is_none() {
+        return Err(CoreError::NotFound(format!(
+            "There is no user {}.",
+            c.user_id
+        )));
+    }
+    if c.member {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO care_team (patient_id, user_id, added_at, added_by) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![patient, c.user_id, c.changed.time(), c.changed.by])?;
+    } else {
+        conn.prepare_cached("DELETE FROM care_team WHERE patient_id = ?1 AND user_id = ?2")?
+            .execute(params![patient, c.user_id])?;
+    }
+    Ok(Applied::one(patient))
+}
+
+impl Session {
+    /// Puts a user on a patient's care team, which opens a restricted chart to them.
+    pub fn add_to_care_team(&mut self, patient_id: i64, user: &str) -> Result<(), CoreError> {
+        self.run(
+            Permission::ManageCareTeam,
+            Op::update("care_team.add").patient(patient_id),
+            false,
+            |tx, op, ctx| {
+                let (uid, u) = find_user(tx, user)?.ok_or_else(|| {
+                    CoreError::NotFound(format!("There is no user named {user}."))
+                })?;
+                if u.disabled {
+                    return Err(CoreError::Conflict(format!("{} is disabled.", u.name)));
+                }
+                op.detail = Some(format!("added {}", u.name));
+                let joined = CareTeamChanged::joined(ctx.patient()?.uuid, uid, ctx.stamp());
+                apply(tx, &Change::CareTeamChanged(joined))?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Takes a user off a patient's care team.
+    pub fn remove_from_care_team(&mut self, patient_id: i64, user: &str) -> Result<(), CoreError> {
+        self.run(
+            Permission::ManageCareTeam,
+            Op::update("care_team.remove").patient(patient_id),
+            false,
+            |tx, op, ctx| {
+                let (uid, u) = find_user(tx, user)?.ok_or_else(|| {
+                    CoreError::NotFound(format!("There is no user named {user}."))
+                })?;
+                op.detail = Some(format!("removed {}", u.name));
+                let left = CareTeamChanged {
+                    patient: ctx.patient()?.uuid,
+                    user_id: uid,
+                    member: false,
+                    changed: ctx.stamp(),
+                };
+                apply(tx, &Change::CareTeamChanged(left))?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Breaks the glass: opens a restricted chart for the clinic's time box (default 60
+    /// minutes), with a stated reason. Audited as an emergency override and raised as an alert.
+    pub fn break_glass(&mut self, patient_id: i64, reason: &str) -> Result<Grant, CoreError> {
+        let reason = reason.trim().to_owned();
+        let user_id = self.actor_user_id();
+        let mut op = Op::execute("break_glass").patient(patient_id);
+        op.purpose = Some("ETREAT".into());
+        if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control)
+        {
+            self.touch()?;
+            if self.can(Permission::BreakGlass) {
+                let mut refused = op.outcome(Outcome::Denied);
+                refused.detail = Some("no reason given".into());
+                let _ = self.record(&refused);
+            }
+            return Err(CoreError::InvalidInput(
+                "Breaking the glass needs a reason (up to 500 characters), which is recorded and reported."
+                    .into(),
+            ));
+        }
+        op.reason = Some(reason.clone());
+        self.run(Permission::BreakGlass, op, false, |tx, op, ctx| {
+            let patient = ctx.patient()?;
+            op.purpose = Some("ETREAT".into());
+            if !patient.restricted {
+                return Err(CoreError::Conflict(
+                    "This chart is not restricted; open it directly.".into(),
+                ));
+            }
+            let uid = user_id.ok_or_else(|| {
+                CoreError::Conflict("Break the glass as yourself, not with the recovery key.".into())
+            })?;
+            if on_care_team(tx, patient_id, uid)? {
+                return Err(CoreError::Conflict(
+                    "You are on this patient's care team; open the chart directly.".into(),
+                ));
+            }
+            let minutes = ctx.settings.break_glass_minutes;
+            let expires = ctx.now + chrono::Duration::minutes(i64::from(minutes));
+            let (head, _) = audit::head(tx)?;
+            tx.execute(
+                "INSERT INTO access_grants (user_id, patient_id, reason, granted_at, expires_at, audit_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![uid, patient_id, reason, format_time(ctx.now), format_time(expires), i64::try_from(head + 1).unwrap_or(i64::MAX)],
+            )?;
+            op.detail = Some(format!("{minutes} minutes"));
+            Ok(Grant {
+                patient_id,
+                reason: reason.clone(),
+                granted_at: format_time(ctx.now),
+                expires_at: format_time(expires),
+                minutes,
+            })
+        })
+    }
+}

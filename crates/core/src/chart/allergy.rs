@@ -1,0 +1,364 @@
+//! Allergies and the allergy status (unknown, no known allergies, recorded); the changes
+//! that record, resolve and deny them, their one writer (the only code that writes
+//! `allergies`), and the operations on the Session.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
+use super::input::{bounded_text, optional_text, parse_choice};
+use super::patient::{self, AllergyState, Patient};
+use super::Item;
+use crate::audit::Op;
+use crate::roles::Permission;
+use crate::{CoreError, Session};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Mild,
+    Moderate,
+    Severe,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum AllergyCategory {
+    Food,
+    Medication,
+    Environment,
+    Biologic,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Mild => "mild",
+            Severity::Moderate => "moderate",
+            Severity::Severe => "severe",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Severity, CoreError> {
+        parse_choice(
+            "severity",
+            text,
+            &[
+                ("mild", Severity::Mild),
+                ("moderate", Severity::Moderate),
+                ("severe", Severity::Severe),
+            ],
+        )
+    }
+}
+
+impl AllergyCategory {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllergyCategory::Food => "food",
+            AllergyCategory::Medication => "medication",
+            AllergyCategory::Environment => "environment",
+            AllergyCategory::Biologic => "biologic",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<AllergyCategory, CoreError> {
+        parse_choice(
+            "allergy category",
+            text,
+            &[
+                ("food", AllergyCategory::Food),
+                ("medication", AllergyCategory::Medication),
+                ("environment", AllergyCategory::Environment),
+                ("biologic", AllergyCategory::Biologic),
+            ],
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAllergy {
+    pub substance: String,
+    pub reaction: Option<String>,
+    pub severity: Option<Severity>,
+    pub category: Option<AllergyCategory>,
+}
+
+impl NewAllergy {
+    pub fn new(
+        substance: &str,
+        reaction: Option<&str>,
+        severity: Option<&str>,
+        category: Option<&str>,
+    ) -> Result<NewAllergy, CoreError> {
+        let substance = bounded_text("substance", substance, 200)?;
+        let folded = crate::chart::patient::fold(&substance);
+        if matches!(
+            folded.as_str(),
+            "nka" | "nkda" | "none" | "no known allergies"
+        ) {
+            return Err(CoreError::InvalidInput(
+                "\"No known allergies\" is recorded with its own command (allergy none), not as a substance.".into(),
+            ));
+        }
+        Ok(NewAllergy {
+            substance,
+            reaction: optional_text("reaction", reaction, 200)?,
+            severity: severity.map(Severity::parse).transpose()?,
+            category: category.map(AllergyCategory::parse).transpose()?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Allergy {
+    pub id: i64,
+    pub patient_id: i64,
+    pub substance: String,
+    pub reaction: Option<String>,
+    pub severity: Option<Severity>,
+    pub category: Option<AllergyCategory>,
+    /// `active` or `resolved`.
+    pub status: String,
+    pub recorded_by: String,
+    pub recorded_at: String,
+    pub updated_by: String,
+    pub updated_at: String,
+}
+
+const ALLERGY_COLUMNS: &str =
+    "id, patient_id, substance, reaction, severity, category, status, recorded_by, recorded_at, updated_by, updated_at";
+
+fn row_to_allergy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Allergy> {
+    let severity: Option<String> = r.get(4)?;
+    let category: Option<String> = r.get(5)?;
+    Ok(Allergy {
+        id: r.get(0)?,
+        patient_id: r.get(1)?,
+        substance: r.get(2)?,
+        reaction: r.get(3)?,
+        severity: severity.and_then(|s| Severity::parse(&s).ok()),
+        category: category.and_then(|c| AllergyCategory::parse(&c).ok()),
+        status: r.get(6)?,
+        recorded_by: r.get(7)?,
+        recorded_at: r.get(8)?,
+        updated_by: r.get(9)?,
+        updated_at: r.get(10)?,
+    })
+}
+
+pub(crate) fn allergy(conn: &Connection, id: i64) -> Result<Allergy, CoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {ALLERGY_COLUMNS} FROM allergies WHERE id = ?1"
+    ))?
+    .query_row([id], row_to_allergy)
+    .optional()?
+    .ok_or_else(|| CoreError::NotFound(format!("There is no allergy {id}.")))
+}
+
+pub(crate) fn allergies(conn: &Connection, patient_id: i64) -> Result<Vec<Allergy>, CoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ALLERGY_COLUMNS} FROM allergies WHERE patient_id = ?1 ORDER BY status = 'active' DESC, recorded_at DESC, id DESC"
+    ))?;
+    let rows = stmt.query_map([patient_id], row_to_allergy)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+/// A patient's allergies with the status that says what an empty list means.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct AllergyList {
+    /// `unknown` (never asked), `no_known_allergies` (asked: none) or `recorded`.
+    pub allergy_status: String,
+    pub allergies: Vec<Allergy>,
+}
+
+/// An allergy recorded: version 1 of [`Change::AllergyRecorded`]. It also makes the
+/// patient's allergy status "recorded", as of the latest allergy recorded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllergyRecorded {
+    pub allergy: RecordId,
+    pub patient: RecordId,
+    #[serde(flatten)]
+    pub item: NewAllergy,
+    pub recorded: Stamp,
+}
+
+/// An allergy that no longer applies: version 1 of [`Change::AllergyResolved`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllergyResolved {
+    pub allergy: RecordId,
+    pub resolved: Stamp,
+}
+
+/// "No known allergies", asked and stated: version 1 of
+/// [`Change::NoKnownAllergiesRecorded`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoKnownAllergiesRecorded {
+    pub patient: RecordId,
+    pub recorded: Stamp,
+}
+
+/// The one writer of `allergies`, for a new allergy.
+pub(super) fn apply_recorded(conn: &Connection, c: &AllergyRecorded) -> Result<Applied, CoreError> {
+    let a = &c.item;
+    let checked = NewAllergy::new(
+        &a.substance,
+        a.reaction.as_deref(),
+        a.severity.map(Severity::as_str),
+        a.category.map(AllergyCategory::as_str),
+    )?;
+    same("allergy", &checked, a)?;
+    let patient = change::row_of(conn, Table::Patients, c.patient)?;
+    conn.prepare_cached(
+        "INSERT INTO allergies (uuid, patient_id, substance, reaction, severity, category, status, recorded_by, recorded_at, updated_by, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, ?7, ?8)",
+    )?
+    .execute(params![
+        c.allergy,
+        patient,
+        a.substance,
+        a.reaction,
+        a.severity.map(Severity::as_str),
+        a.category.map(AllergyCategory::as_str),
+        c.recorded.by,
+        c.recorded.time()
+    ])?;
+    let id = conn.last_insert_rowid();
+    patient::set_allergy_state(conn, patient, AllergyState::Recorded, &c.recorded)?;
+    Ok(Applied::one(id))
+}
+
+/// The one writer of `allergies`, for a resolution.
+pub(super) fn apply_resolved(conn: &Connection, c: &AllergyResolved) -> Result<Applied, CoreError> {
+    let id = change::row_of(conn, Table::Allergies, c.allergy)?;
+    if allergy(conn, id)?.status == "resolved" {
+        return Err(CoreError::Conflict(format!(
+            "Allergy {id} is already resolved."
+        )));
+    }
+    conn.prepare_cached(
+        "UPDATE allergies SET status = 'resolved', updated_by = ?1, updated_at = ?2 WHERE id = ?3",
+    )?
+    .execute(params![c.resolved.by, c.resolved.time(), id])?;
+    Ok(Applied::one(id))
+}
+
+/// "No known allergies" on the patient's record, refused while an allergy is active.
+pub(super) fn apply_none_known(
+    conn: &Connection,
+    c: &NoKnownAllergiesRecorded,
+) -> Result<Applied, CoreError> {
+    let patient = change::row_of(conn, Table::Patients, c.patient)?;
+    let active = active_count(conn, patient)?;
+    if active > 0 {
+        return Err(CoreError::Conflict(format!(
+            "The patient has {active} active allerg{}; resolve them before recording \"no known allergies\".",
+            if active == 1 { "y" } else { "ies" }
+        )));
+    }
+    patient::set_allergy_state(conn, patient, AllergyState::NoKnownAllergies, &c.recorded)?;
+    Ok(Applied::one(patient))
+}
+
+fn active_count(conn: &Connection, patient: i64) -> Result<i64, CoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM allergies WHERE patient_id = ?1 AND status = 'active'",
+        )?
+        .query_row([patient], |r| r.get(0))?)
+}
+
+impl Session {
+    pub fn add_allergy(
+        &mut self,
+        patient_id: i64,
+        allergy: &NewAllergy,
+    ) -> Result<Allergy, CoreError> {
+        self.add_item(
+            Permission::RecordAllergies,
+            "allergy.create",
+            Item::Allergy,
+            patient_id,
+            |tx, patient, recorded| {
+                let wanted = patient::fold(&allergy.substance);
+                if allergies(tx, patient_id)?
+                    .iter()
+                    .any(|a| a.status == "active" && patient::fold(&a.substance) == wanted)
+                {
+                    return Err(CoreError::Conflict(format!(
+                        "An active allergy to {} is already recorded.",
+                        allergy.substance
+                    )));
+                }
+                Ok(Change::AllergyRecorded(AllergyRecorded {
+                    allergy: RecordId::new(recorded.at),
+                    patient,
+                    item: allergy.clone(),
+                    recorded,
+                }))
+            },
+            self::allergy,
+        )
+    }
+
+    /// Records that the patient has no known allergies: a statement, not an empty list.
+    pub fn record_no_known_allergies(&mut self, patient_id: i64) -> Result<Patient, CoreError> {
+        self.run(
+            Permission::RecordAllergies,
+            Op::update("allergy.none").patient(patient_id),
+            true,
+            |tx, _, ctx| {
+                let none = NoKnownAllergiesRecorded {
+                    patient: ctx.patient()?.uuid,
+                    recorded: ctx.stamp(),
+                };
+                change::apply(tx, &Change::NoKnownAllergiesRecorded(none))?;
+                patient::get(tx, patient_id)
+            },
+        )
+    }
+
+    /// The allergy status (`unknown`, `no_known_allergies`, `recorded`) and the list.
+    pub fn allergies(&mut self, patient_id: i64) -> Result<AllergyList, CoreError> {
+        self.run(
+            Permission::ReadClinical,
+            Op::read("allergy.read").patient(patient_id),
+            true,
+            |tx, _, ctx| {
+                let status = ctx
+                    .patient()?
+                    .allergy_status
+                    .clone()
+                    .unwrap_or_else(|| "unknown".into());
+                Ok(AllergyList {
+                    allergy_status: status,
+                    allergies: allergies(tx, patient_id)?,
+                })
+            },
+        )
+    }
+
+    /// Marks an allergy resolved (no longer applies).
+    pub fn resolve_allergy(&mut self, allergy_id: i64) -> Result<Allergy, CoreError> {
+        self.resolve(
+            Item::Allergy,
+            Permission::RecordAllergies,
+            allergy_id,
+            |tx, id, resolved| {
+                if allergy(tx, allergy_id)?.status == "resolved" {
+                    return Err(CoreError::Conflict(format!(
+                        "Allergy {allergy_id} is already resolved."
+                    )));
+                }
+                Ok(Change::AllergyResolved(AllergyResolved {
+                    allergy: id,
+                    resolved,
+                }))
+            },
+            self::allergy,
+        )
+    }
+}

@@ -1,0 +1,133 @@
+//! Checks shared by every part of the record: free text, dates, times and choices from a
+//! fixed list. The UI, the CLI, import and the change writers all go through these.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::CoreError;
+
+const MAX_NAME_CHARS: usize = 100;
+
+pub(crate) fn parse_choice<T: Copy>(
+    label: &str,
+    text: &str,
+    options: &[(&str, T)],
+) -> Result<T, CoreError> {
+    let t = text.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+    options
+        .iter()
+        .find(|(name, _)| *name == t)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            CoreError::InvalidInput(format!(
+                "The {label} is one of: {}.",
+                options
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+}
+
+/// Parses a point in time: RFC 3339, or `YYYY-MM-DD HH:MM` / `YYYY-MM-DD` read as UTC.
+/// Refuses times more than an hour ahead of `now` (clock skew) and before 1900.
+pub fn parse_time_input(
+    label: &str,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, CoreError> {
+    let t = text.trim();
+    let parsed = DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+        .or_else(|| {
+            NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|n| n.and_utc())
+        })
+        .ok_or_else(|| {
+            CoreError::InvalidInput(format!(
+                "The {label} \"{}\" is not a time. Write 2026-03-02T14:30:00Z or 2026-03-02 14:30.",
+                t.chars().take(30).collect::<String>()
+            ))
+        })?;
+    if parsed > now + chrono::Duration::hours(1) {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} is in the future."
+        )));
+    }
+    if parsed.format("%Y").to_string().as_str() < "1900" {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} is before 1900."
+        )));
+    }
+    Ok(chartroom_audit::truncate_to_micros(parsed))
+}
+
+/// A person's name part: trimmed, 1–100 characters, no control characters.
+pub(crate) fn name_part(label: &str, text: &str) -> Result<String, CoreError> {
+    bounded_text(label, text, MAX_NAME_CHARS)
+}
+
+/// Free text of at most `max` characters with no control characters, trimmed; required.
+pub(crate) fn bounded_text(label: &str, text: &str, max: usize) -> Result<String, CoreError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(CoreError::InvalidInput(format!("The {label} is required.")));
+    }
+    if t.chars().count() > max {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} is longer than {max} characters."
+        )));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} contains a control character."
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+/// Like [`bounded_text`], but empty means "none".
+pub(crate) fn optional_text(
+    label: &str,
+    text: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, CoreError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => bounded_text(label, t, max).map(Some),
+    }
+}
+
+/// Parses a date (YYYY-MM-DD) that is not in the future and not before 1880.
+pub fn parse_past_date(label: &str, text: &str, today: NaiveDate) -> Result<NaiveDate, CoreError> {
+    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+        CoreError::InvalidInput(format!(
+            "The {label} \"{}\" is not a date. Write dates as YYYY-MM-DD, e.g. 1984-03-02.",
+            text.chars().take(20).collect::<String>()
+        ))
+    })?;
+    if date > today {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} is in the future."
+        )));
+    }
+    if date < NaiveDate::from_ymd_opt(1880, 1, 1).unwrap_or(NaiveDate::MIN) {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} is before 1880."
+        )));
+    }
+    Ok(date)
+}

@@ -1,0 +1,301 @@
+//! Medications the patient takes; the changes that start and stop one, their one writer
+//! (the only code that writes `medications`), and the operations on the Session.
+
+use chrono::NaiveDate;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
+use super::input::{bounded_text, optional_text, parse_choice, parse_past_date};
+use super::Item;
+use crate::roles::Permission;
+use crate::{CoreError, Session};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Oral,
+    Sublingual,
+    Inhaled,
+    Nasal,
+    Topical,
+    Transdermal,
+    Ophthalmic,
+    Otic,
+    Rectal,
+    Vaginal,
+    Subcutaneous,
+    Intramuscular,
+    Intravenous,
+}
+
+impl Route {
+    pub const CHOICES: [(&'static str, Route); 13] = [
+        ("oral", Route::Oral),
+        ("sublingual", Route::Sublingual),
+        ("inhaled", Route::Inhaled),
+        ("nasal", Route::Nasal),
+        ("topical", Route::Topical),
+        ("transdermal", Route::Transdermal),
+        ("ophthalmic", Route::Ophthalmic),
+        ("otic", Route::Otic),
+        ("rectal", Route::Rectal),
+        ("vaginal", Route::Vaginal),
+        ("subcutaneous", Route::Subcutaneous),
+        ("intramuscular", Route::Intramuscular),
+        ("intravenous", Route::Intravenous),
+    ];
+
+    pub fn parse(text: &str) -> Result<Route, CoreError> {
+        let t = text.trim().to_ascii_lowercase();
+        let t = match t.as_str() {
+            "po" | "by mouth" => "oral",
+            "sc" | "subcut" | "sq" => "subcutaneous",
+            "im" => "intramuscular",
+            "iv" => "intravenous",
+            "inhalation" => "inhaled",
+            other => other,
+        }
+        .to_owned();
+        parse_choice("route", &t, &Self::CHOICES)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::CHOICES
+            .iter()
+            .find(|(_, r)| *r == self)
+            .map_or("oral", |(n, _)| n)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewMedication {
+    pub name: String,
+    pub dose: Option<String>,
+    pub route: Option<Route>,
+    pub frequency: Option<String>,
+    pub start: Option<NaiveDate>,
+}
+
+impl NewMedication {
+    pub fn new(
+        name: &str,
+        dose: Option<&str>,
+        route: Option<&str>,
+        frequency: Option<&str>,
+        start: Option<&str>,
+        today: NaiveDate,
+    ) -> Result<NewMedication, CoreError> {
+        Ok(NewMedication {
+            name: bounded_text("medication name", name, 200)?,
+            dose: optional_text("dose", dose, 100)?,
+            route: route.map(Route::parse).transpose()?,
+            frequency: optional_text("frequency", frequency, 100)?,
+            start: start
+                .map(|s| parse_past_date("start date", s, today))
+                .transpose()?,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Medication {
+    pub id: i64,
+    pub patient_id: i64,
+    pub name: String,
+    pub dose: Option<String>,
+    pub route: Option<Route>,
+    pub frequency: Option<String>,
+    pub start: Option<String>,
+    pub stop: Option<String>,
+    /// `active` or `stopped`.
+    pub status: String,
+    pub recorded_by: String,
+    pub recorded_at: String,
+    pub updated_by: String,
+    pub updated_at: String,
+}
+
+const MEDICATION_COLUMNS: &str = "id, patient_id, name, dose, route, frequency, start, stop, status, recorded_by, recorded_at, updated_by, updated_at";
+
+fn row_to_medication(r: &rusqlite::Row<'_>) -> rusqlite::Result<Medication> {
+    let route: Option<String> = r.get(4)?;
+    Ok(Medication {
+        id: r.get(0)?,
+        patient_id: r.get(1)?,
+        name: r.get(2)?,
+        dose: r.get(3)?,
+        route: route.and_then(|s| Route::parse(&s).ok()),
+        frequency: r.get(5)?,
+        start: r.get(6)?,
+        stop: r.get(7)?,
+        status: r.get(8)?,
+        recorded_by: r.get(9)?,
+        recorded_at: r.get(10)?,
+        updated_by: r.get(11)?,
+        updated_at: r.get(12)?,
+    })
+}
+
+pub(crate) fn medication(conn: &Connection, id: i64) -> Result<Medication, CoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {MEDICATION_COLUMNS} FROM medications WHERE id = ?1"
+    ))?
+    .query_row([id], row_to_medication)
+    .optional()?
+    .ok_or_else(|| CoreError::NotFound(format!("There is no medication {id}.")))
+}
+
+pub(crate) fn medications(
+    conn: &Connection,
+    patient_id: i64,
+) -> Result<Vec<Medication>, CoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MEDICATION_COLUMNS} FROM medications WHERE patient_id = ?1 ORDER BY status = 'active' DESC, recorded_at DESC, id DESC"
+    ))?;
+    let rows = stmt.query_map([patient_id], row_to_medication)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+/// A medication started: version 1 of [`Change::MedicationStarted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MedicationStarted {
+    pub medication: RecordId,
+    pub patient: RecordId,
+    #[serde(flatten)]
+    pub item: NewMedication,
+    pub recorded: Stamp,
+}
+
+/// A medication stopped: version 1 of [`Change::MedicationStopped`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MedicationStopped {
+    pub medication: RecordId,
+    pub on: Option<NaiveDate>,
+    pub stopped: Stamp,
+}
+
+/// The one writer of `medications`, for a new medication.
+pub(super) fn apply_started(
+    conn: &Connection,
+    c: &MedicationStarted,
+) -> Result<Applied, CoreError> {
+    let m = &c.item;
+    let start = m.start.map(|d| d.format("%Y-%m-%d").to_string());
+    let checked = NewMedication::new(
+        &m.name,
+        m.dose.as_deref(),
+        m.route.map(Route::as_str),
+        m.frequency.as_deref(),
+        start.as_deref(),
+        c.recorded.at.date_naive(),
+    )?;
+    same("medication", &checked, m)?;
+    let patient = change::row_of(conn, Table::Patients, c.patient)?;
+    conn.prepare_cached(
+        "INSERT INTO medications (uuid, patient_id, name, dose, route, frequency, start, status, recorded_by, recorded_at, updated_by, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8, ?9, ?8, ?9)",
+    )?
+    .execute(params![
+        c.medication,
+        patient,
+        m.name,
+        m.dose,
+        m.route.map(Route::as_str),
+        m.frequency,
+        start,
+        c.recorded.by,
+        c.recorded.time()
+    ])?;
+    Ok(Applied::one(conn.last_insert_rowid()))
+}
+
+/// The one writer of `medications`, for a stop.
+pub(super) fn apply_stopped(
+    conn: &Connection,
+    c: &MedicationStopped,
+) -> Result<Applied, CoreError> {
+    let id = change::row_of(conn, Table::Medications, c.medication)?;
+    let m = medication(conn, id)?;
+    if m.status != "active" {
+        return Err(CoreError::Conflict(format!(
+            "Medication {id} is already stopped."
+        )));
+    }
+    let start = m
+        .start
+        .as_deref()
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+    if let (Some(on), Some(start)) = (c.on, start) {
+        if on < start {
+            return Err(CoreError::InvalidInput(
+                "A medication cannot stop before it started.".into(),
+            ));
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE medications SET status = 'stopped', stop = ?1, updated_by = ?2, updated_at = ?3 WHERE id = ?4",
+    )?
+    .execute(params![
+        c.on.map(|d| d.format("%Y-%m-%d").to_string()),
+        c.stopped.by,
+        c.stopped.time(),
+        id
+    ])?;
+    Ok(Applied::one(id))
+}
+
+impl Session {
+    pub fn add_medication(
+        &mut self,
+        patient_id: i64,
+        medication: &NewMedication,
+    ) -> Result<Medication, CoreError> {
+        self.add_item(
+            Permission::WriteClinical,
+            "medication.create",
+            Item::Medication,
+            patient_id,
+            |_, patient, recorded| {
+                Ok(Change::MedicationStarted(MedicationStarted {
+                    medication: RecordId::new(recorded.at),
+                    patient,
+                    item: medication.clone(),
+                    recorded,
+                }))
+            },
+            self::medication,
+        )
+    }
+
+    pub fn medications(&mut self, patient_id: i64) -> Result<Vec<Medication>, CoreError> {
+        self.list_items("medication.read", patient_id, medications)
+    }
+
+    /// Stops a medication (on `date`, default today).
+    pub fn stop_medication(
+        &mut self,
+        medication_id: i64,
+        date: Option<NaiveDate>,
+    ) -> Result<Medication, CoreError> {
+        self.resolve(
+            Item::Medication,
+            Permission::WriteClinical,
+            medication_id,
+            |tx, id, stopped| {
+                if medication(tx, medication_id)?.status != "active" {
+                    return Err(CoreError::Conflict(format!(
+                        "Medication {medication_id} is already stopped."
+                    )));
+                }
+                Ok(Change::MedicationStopped(MedicationStopped {
+                    medication: id,
+                    on: Some(date.unwrap_or_else(|| stopped.at.date_naive())),
+                    stopped,
+                }))
+            },
+            self::medication,
+        )
+    }
+}

@@ -1,0 +1,651 @@
+//! Notes: free text or SOAP, drafted, signed once and then only amended by addenda and
+//! amendments that are signed in their own right. The changes, their one writer (the only
+//! code that writes `notes`), and the operations on the Session.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
+use super::{check_belongs, Item};
+use crate::audit::Op;
+use crate::roles::Permission;
+use crate::{CoreError, Session};
+
+const MAX_NOTE_CHARS: usize = 20_000;
+
+/// Where a note stands: a draft can change; a signed note never does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum NoteStatus {
+    Draft,
+    Signed,
+}
+
+impl NoteStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteStatus::Draft => "draft",
+            NoteStatus::Signed => "signed",
+        }
+    }
+
+    fn parse(text: &str) -> NoteStatus {
+        if text == "signed" {
+            NoteStatus::Signed
+        } else {
+            NoteStatus::Draft
+        }
+    }
+}
+
+impl PartialEq<&str> for NoteStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for NoteStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A note's content: free text, or SOAP sections.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(tag = "format", rename_all = "snake_case")]
+pub enum NoteContent {
+    Free {
+        text: String,
+    },
+    Soap {
+        subjective: Option<String>,
+        objective: Option<String>,
+        assessment: Option<String>,
+        plan: Option<String>,
+    },
+}
+
+fn note_text(label: &str, text: &str) -> Result<String, CoreError> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(CoreError::InvalidInput(format!("The {label} is empty.")));
+    }
+    if t.chars().count() > MAX_NOTE_CHARS {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} is longer than {MAX_NOTE_CHARS} characters."
+        )));
+    }
+    if t.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} contains a control character."
+        )));
+    }
+    Ok(t.replace("\r\n", "\n"))
+}
+
+impl NoteContent {
+    /// The same checks as [`NoteContent::free`] and [`NoteContent::soap`], for content that
+    /// arrives already shaped (the desktop window sends it as JSON).
+    pub fn validated(&self) -> Result<NoteContent, CoreError> {
+        match self {
+            NoteContent::Free { text } => NoteContent::free(text),
+            NoteContent::Soap {
+                subjective,
+                objective,
+                assessment,
+                plan,
+            } => NoteContent::soap(
+                subjective.as_deref(),
+                objective.as_deref(),
+                assessment.as_deref(),
+                plan.as_deref(),
+            ),
+        }
+    }
+
+    pub fn free(text: &str) -> Result<NoteContent, CoreError> {
+        Ok(NoteContent::Free {
+            text: note_text("note", text)?,
+        })
+    }
+
+    /// SOAP sections; at least one must have text.
+    pub fn soap(
+        subjective: Option<&str>,
+        objective: Option<&str>,
+        assessment: Option<&str>,
+        plan: Option<&str>,
+    ) -> Result<NoteContent, CoreError> {
+        let section = |label: &str, t: Option<&str>| -> Result<Option<String>, CoreError> {
+            match t.map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(t) => note_text(label, t).map(Some),
+            }
+        };
+        let content = NoteContent::Soap {
+            subjective: section("subjective section", subjective)?,
+            objective: section("objective section", objective)?,
+            assessment: section("assessment section", assessment)?,
+            plan: section("plan section", plan)?,
+        };
+        if let NoteContent::Soap {
+            subjective: None,
+            objective: None,
+            assessment: None,
+            plan: None,
+        } = content
+        {
+            return Err(CoreError::InvalidInput(
+                "A SOAP note needs text in at least one section.".into(),
+            ));
+        }
+        Ok(content)
+    }
+
+    /// The note as plain text, for display and export.
+    pub fn as_text(&self) -> String {
+        match self {
+            NoteContent::Free { text } => text.clone(),
+            NoteContent::Soap {
+                subjective,
+                objective,
+                assessment,
+                plan,
+            } => [
+                ("Subjective", subjective),
+                ("Objective", objective),
+                ("Assessment", assessment),
+                ("Plan", plan),
+            ]
+            .iter()
+            .filter_map(|(label, text)| text.as_ref().map(|t| format!("{label}: {t}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        }
+    }
+}
+
+/// A note, an addendum to a signed note, or an amendment that corrects one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum NoteKind {
+    Note,
+    Addendum,
+    Amendment,
+}
+
+impl NoteKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::Note => "note",
+            NoteKind::Addendum => "addendum",
+            NoteKind::Amendment => "amendment",
+        }
+    }
+
+    fn parse(text: &str) -> NoteKind {
+        match text {
+            "addendum" => NoteKind::Addendum,
+            "amendment" => NoteKind::Amendment,
+            _ => NoteKind::Note,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Note {
+    pub id: i64,
+    pub patient_id: i64,
+    pub encounter_id: Option<i64>,
+    pub kind: NoteKind,
+    /// The signed note this addendum or amendment points to.
+    pub parent_id: Option<i64>,
+    pub author: String,
+    #[serde(flatten)]
+    pub content: NoteContent,
+    pub status: NoteStatus,
+    pub created_at: String,
+    pub updated_at: String,
+    pub signed_by: Option<String>,
+    pub signed_at: Option<String>,
+    /// SHA-256 of the content as signed.
+    pub content_sha256: Option<String>,
+}
+
+const NOTE_COLUMNS: &str = "id, patient_id, encounter_id, kind, parent_id, author, format, text,
+    subjective, objective, assessment, plan, status, created_at, updated_at, signed_by, signed_at, content_sha256";
+
+fn row_to_note(r: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
+    let kind: String = r.get(3)?;
+    let format: String = r.get(6)?;
+    let content = if format == "soap" {
+        NoteContent::Soap {
+            subjective: r.get(8)?,
+            objective: r.get(9)?,
+            assessment: r.get(10)?,
+            plan: r.get(11)?,
+        }
+    } else {
+        NoteContent::Free { text: r.get(7)? }
+    };
+    Ok(Note {
+        id: r.get(0)?,
+        patient_id: r.get(1)?,
+        encounter_id: r.get(2)?,
+        kind: NoteKind::parse(&kind),
+        parent_id: r.get(4)?,
+        author: r.get(5)?,
+        content,
+        status: NoteStatus::parse(&r.get::<_, String>(12)?),
+        created_at: r.get(13)?,
+        updated_at: r.get(14)?,
+        signed_by: r.get(15)?,
+        signed_at: r.get(16)?,
+        content_sha256: r.get(17)?,
+    })
+}
+
+/// The hash a signature covers: the note's kind, what it points to and its content.
+pub fn note_digest(note: &Note) -> String {
+    digest_of(
+        note.patient_id,
+        note.encounter_id,
+        note.kind,
+        note.parent_id,
+        &note.content,
+    )
+}
+
+/// [`note_digest`] from a note's parts, for writers that have not read the note back.
+pub(crate) fn digest_of(
+    patient_id: i64,
+    encounter_id: Option<i64>,
+    kind: NoteKind,
+    parent_id: Option<i64>,
+    content: &NoteContent,
+) -> String {
+    let canonical = serde_json::json!({
+        "patient_id": patient_id,
+        "encounter_id": encounter_id,
+        "kind": kind,
+        "parent_id": parent_id,
+        "content": content,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+pub(crate) fn note(conn: &Connection, id: i64) -> Result<Note, CoreError> {
+    conn.prepare_cached(&format!("SELECT {NOTE_COLUMNS} FROM notes WHERE id = ?1"))?
+        .query_row([id], row_to_note)
+        .optional()?
+        .ok_or_else(|| CoreError::NotFound(format!("There is no note {id}.")))
+}
+
+pub(crate) fn notes(conn: &Connection, patient_id: i64) -> Result<Vec<Note>, CoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {NOTE_COLUMNS} FROM notes WHERE patient_id = ?1 ORDER BY created_at DESC, id DESC"
+    ))?;
+    let rows = stmt.query_map([patient_id], row_to_note)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn content_columns(c: &NoteContent) -> (&'static str, String, [Option<&str>; 4]) {
+    match c {
+        NoteContent::Free { text } => ("free", text.clone(), [None, None, None, None]),
+        NoteContent::Soap {
+            subjective,
+            objective,
+            assessment,
+            plan,
+        } => (
+            "soap",
+            c.as_text(),
+            [
+                subjective.as_deref(),
+                objective.as_deref(),
+                assessment.as_deref(),
+                plan.as_deref(),
+            ],
+        ),
+    }
+}
+
+/// A note drafted: version 1 of [`Change::NoteDrafted`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteDrafted {
+    pub note: RecordId,
+    pub patient: RecordId,
+    pub encounter: Option<RecordId>,
+    /// The author's local user id, when they are a user of this vault.
+    pub author_id: Option<i64>,
+    pub content: NoteContent,
+    /// The author and when they began it.
+    pub drafted: Stamp,
+}
+
+/// An addendum or amendment to a signed note, drafted: version 1 of
+/// [`Change::AddendumAdded`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddendumAdded {
+    pub note: RecordId,
+    /// The signed note it appends to.
+    pub parent: RecordId,
+    pub amendment: bool,
+    pub encounter: Option<RecordId>,
+    pub author_id: Option<i64>,
+    pub content: NoteContent,
+    pub drafted: Stamp,
+}
+
+/// A draft's content replaced: version 1 of [`Change::DraftEdited`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftEdited {
+    pub note: RecordId,
+    pub content: NoteContent,
+    pub edited: Stamp,
+}
+
+/// A draft signed, which freezes it: version 1 of [`Change::NoteSigned`]. The digest the
+/// signature covers is computed from the note as stored when the change is applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoteSigned {
+    pub note: RecordId,
+    pub signed: Stamp,
+}
+
+fn check_content(content: &NoteContent) -> Result<(), CoreError> {
+    same("note's content", &content.validated()?, content)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert(
+    conn: &Connection,
+    uuid: RecordId,
+    patient: i64,
+    encounter: Option<i64>,
+    kind: NoteKind,
+    parent: Option<i64>,
+    author_id: Option<i64>,
+    content: &NoteContent,
+    drafted: &Stamp,
+) -> Result<Applied, CoreError> {
+    check_content(content)?;
+    let (format, text, [s, o, a, p]) = content_columns(content);
+    conn.prepare_cached(
+        "INSERT INTO notes (uuid, patient_id, encounter_id, kind, parent_id, author_id, author, format, text,
+                            subjective, objective, assessment, plan, status, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'draft', ?14, ?14)",
+    )?
+    .execute(params![
+        uuid,
+        patient,
+        encounter,
+        kind.as_str(),
+        parent,
+        author_id,
+        drafted.by,
+        format,
+        text,
+        s,
+        o,
+        a,
+        p,
+        drafted.time()
+    ])?;
+    Ok(Applied::one(conn.last_insert_rowid()))
+}
+
+fn encounter_row(
+    conn: &Connection,
+    encounter: Option<RecordId>,
+    patient: i64,
+) -> Result<Option<i64>, CoreError> {
+    let Some(e) = encounter else {
+        return Ok(None);
+    };
+    let row = change::row_of(conn, Table::Encounters, e)?;
+    check_belongs(conn, Item::Encounter, row, patient)?;
+    Ok(Some(row))
+}
+
+/// The one writer of `notes`, for a new note.
+pub(super) fn apply_drafted(conn: &Connection, c: &NoteDrafted) -> Result<Applied, CoreError> {
+    let patient = change::row_of(conn, Table::Patients, c.patient)?;
+    let encounter = encounter_row(conn, c.encounter, patient)?;
+    insert(
+        conn,
+        c.note,
+        patient,
+        encounter,
+        NoteKind::Note,
+        None,
+        c.author_id,
+        &c.content,
+        &c.drafted,
+    )
+}
+
+/// The one writer of `notes`, for an addendum or amendment.
+pub(super) fn apply_addendum(conn: &Connection, c: &AddendumAdded) -> Result<Applied, CoreError> {
+    let parent = note(conn, change::row_of(conn, Table::Notes, c.parent)?)?;
+    if parent.status != NoteStatus::Signed {
+        return Err(CoreError::Conflict(format!(
+            "Note {} is still a draft: edit it instead of adding an addendum.",
+            parent.id
+        )));
+    }
+    let encounter = encounter_row(conn, c.encounter, parent.patient_id)?;
+    let kind = if c.amendment {
+        NoteKind::Amendment
+    } else {
+        NoteKind::Addendum
+    };
+    insert(
+        conn,
+        c.note,
+        parent.patient_id,
+        encounter,
+        kind,
+        Some(parent.id),
+        c.author_id,
+        &c.content,
+        &c.drafted,
+    )
+}
+
+/// The one writer of `notes`, for a draft's new content.
+pub(super) fn apply_edited(conn: &Connection, c: &DraftEdited) -> Result<Applied, CoreError> {
+    check_content(&c.content)?;
+    let id = change::row_of(conn, Table::Notes, c.note)?;
+    if note(conn, id)?.status != NoteStatus::Draft {
+        return Err(signed_is_final(id));
+    }
+    let (format, text, [s, o, a, p]) = content_columns(&c.content);
+    conn.prepare_cached(
+        "UPDATE notes SET format = ?1, text = ?2, subjective = ?3, objective = ?4, assessment = ?5,
+                          plan = ?6, updated_at = ?7 WHERE id = ?8 AND status = 'draft'",
+    )?
+    .execute(params![format, text, s, o, a, p, c.edited.time(), id])?;
+    Ok(Applied::one(id))
+}
+
+/// The one writer of `notes`, for a signature.
+pub(super) fn apply_signed(conn: &Connection, c: &NoteSigned) -> Result<Applied, CoreError> {
+    let id = change::row_of(conn, Table::Notes, c.note)?;
+    let n = note(conn, id)?;
+    if n.status != NoteStatus::Draft {
+        return Err(signed_is_final(id));
+    }
+    conn.prepare_cached(
+        "UPDATE notes SET status = 'signed', signed_by = ?1, signed_at = ?2, updated_at = ?2,
+                          content_sha256 = ?3 WHERE id = ?4 AND status = 'draft'",
+    )?
+    .execute(params![c.signed.by, c.signed.time(), note_digest(&n), id])?;
+    Ok(Applied::one(id))
+}
+
+pub(crate) fn signed_is_final(note_id: i64) -> CoreError {
+    CoreError::Conflict(format!(
+        "Note {note_id} is signed and can no longer change; add an addendum or an amendment instead."
+    ))
+}
+
+impl Session {
+    /// Writes a draft note, attached to one of the patient's encounters if given.
+    pub fn draft_note(
+        &mut self,
+        patient_id: i64,
+        encounter_id: Option<i64>,
+        content: &NoteContent,
+    ) -> Result<Note, CoreError> {
+        let author_id = self.actor_user_id();
+        self.run(
+            Permission::DraftNote,
+            Op::create("note.create").patient(patient_id),
+            true,
+            |tx, op, ctx| {
+                let encounter = match encounter_id {
+                    Some(eid) => {
+                        check_belongs(tx, Item::Encounter, eid, patient_id)?;
+                        Some(change::id_of(tx, Table::Encounters, eid)?)
+                    }
+                    None => None,
+                };
+                let stamp = ctx.stamp();
+                let drafted = NoteDrafted {
+                    note: RecordId::new(stamp.at),
+                    patient: ctx.patient()?.uuid,
+                    encounter,
+                    author_id,
+                    content: content.validated()?,
+                    drafted: stamp,
+                };
+                let n = note(tx, apply(tx, &Change::NoteDrafted(drafted))?.row())?;
+                op.object = Some(("Note", n.id.to_string()));
+                Ok(n)
+            },
+        )
+    }
+
+    /// Replaces a draft's content. A signed note is never edited: add an addendum.
+    pub fn edit_draft(&mut self, note_id: i64, content: &NoteContent) -> Result<Note, CoreError> {
+        let patient_id = self.owner(Item::Note, note_id)?;
+        self.run(
+            Permission::DraftNote,
+            Op::update("note.update")
+                .patient(patient_id)
+                .object("Note", note_id),
+            true,
+            |tx, _, ctx| {
+                let n = note(tx, note_id)?;
+                if n.status != NoteStatus::Draft {
+                    return Err(signed_is_final(note_id));
+                }
+                let edited = DraftEdited {
+                    note: change::id_of(tx, Table::Notes, note_id)?,
+                    content: content.validated()?,
+                    edited: ctx.stamp(),
+                };
+                note(tx, apply(tx, &Change::DraftEdited(edited))?.row())
+            },
+        )
+    }
+
+    /// Signs a draft (a note, addendum or amendment), which makes it final. Physicians only.
+    pub fn sign_note(&mut self, note_id: i64) -> Result<Note, CoreError> {
+        let patient_id = self.owner(Item::Note, note_id)?;
+        self.run(
+            Permission::SignNote,
+            Op::update("note.sign")
+                .patient(patient_id)
+                .object("Note", note_id),
+            true,
+            |tx, op, ctx| {
+                let n = note(tx, note_id)?;
+                if n.status == NoteStatus::Signed {
+                    return Err(signed_is_final(note_id));
+                }
+                if n.kind != NoteKind::Note {
+                    op.detail = Some(format!(
+                        "{} to note {}",
+                        n.kind.as_str(),
+                        n.parent_id.unwrap_or(0)
+                    ));
+                }
+                let signed = NoteSigned {
+                    note: change::id_of(tx, Table::Notes, note_id)?,
+                    signed: ctx.stamp(),
+                };
+                note(tx, apply(tx, &Change::NoteSigned(signed))?.row())
+            },
+        )
+    }
+
+    /// Adds an addendum (more information) or an amendment (a correction) to a signed note,
+    /// as a draft that points to it and is signed in its own right.
+    pub fn add_addendum(
+        &mut self,
+        note_id: i64,
+        content: &NoteContent,
+        amendment: bool,
+    ) -> Result<Note, CoreError> {
+        let patient_id = self.owner(Item::Note, note_id)?;
+        let author_id = self.actor_user_id();
+        let kind = if amendment {
+            NoteKind::Amendment
+        } else {
+            NoteKind::Addendum
+        };
+        self.run(
+            Permission::DraftNote,
+            Op::create("note.addendum").patient(patient_id),
+            true,
+            |tx, op, ctx| {
+                let parent = note(tx, note_id)?;
+                if parent.status != NoteStatus::Signed {
+                    return Err(CoreError::Conflict(format!(
+                        "Note {note_id} is still a draft: edit it instead of adding an addendum."
+                    )));
+                }
+                let stamp = ctx.stamp();
+                let added = AddendumAdded {
+                    note: RecordId::new(stamp.at),
+                    parent: change::id_of(tx, Table::Notes, note_id)?,
+                    amendment,
+                    encounter: parent
+                        .encounter_id
+                        .map(|e| change::id_of(tx, Table::Encounters, e))
+                        .transpose()?,
+                    author_id,
+                    content: content.validated()?,
+                    drafted: stamp,
+                };
+                let n = note(tx, apply(tx, &Change::AddendumAdded(added))?.row())?;
+                op.object = Some(("Note", n.id.to_string()));
+                op.detail = Some(format!("{} to note {note_id}", kind.as_str()));
+                Ok(n)
+            },
+        )
+    }
+
+    /// A patient's notes, newest first.
+    pub fn notes(&mut self, patient_id: i64) -> Result<Vec<Note>, CoreError> {
+        self.run(
+            Permission::ReadNotes,
+            Op::read("note.read").patient(patient_id),
+            true,
+            |tx, op, _| {
+                let notes = notes(tx, patient_id)?;
+                op.detail = Some(format!("{} notes", notes.len()));
+                Ok(notes)
+            },
+        )
+    }
+}
