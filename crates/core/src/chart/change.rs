@@ -368,3 +368,480 @@ pub(crate) fn same<T: PartialEq + ?Sized>(
 fn clip(text: &str) -> String {
     text.chars().take(40).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every change type: its golden encoding, and build → encode → decode → apply giving the
+    //! same chart as applying it as built.
+
+    use chrono::{Duration, NaiveDate, TimeZone};
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+    use crate::access::CareTeamChanged;
+    use crate::chart::allergy::{
+        AllergyCategory, AllergyRecorded, AllergyResolved, NewAllergy, NoKnownAllergiesRecorded,
+        Severity,
+    };
+    use crate::chart::encounter::{EncounterKind, EncounterOpened};
+    use crate::chart::immunization::{
+        ImmunizationEnteredInError, ImmunizationRecorded, NewImmunization, Site,
+    };
+    use crate::chart::medication::{MedicationStarted, MedicationStopped, NewMedication, Route};
+    use crate::chart::note::{AddendumAdded, DraftEdited, NoteContent, NoteDrafted, NoteSigned};
+    use crate::chart::patient::{
+        DemographicsChanged, NewPatient, PatientForm, PatientRegistered, RestrictionChanged,
+    };
+    use crate::chart::problem::{
+        CodeSystem, NewProblem, ProblemAdded, ProblemOutcome, ProblemResolved,
+    };
+    use crate::chart::vitals::{Vital, VitalValue, VitalsRecorded};
+    use crate::gate_tests::Clinic;
+    use crate::{Role, Session};
+
+    fn t(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 3, 10, 0, 0)
+            .single()
+            .expect("time")
+            + Duration::minutes(minutes)
+    }
+
+    fn id(n: u8) -> RecordId {
+        RecordId::from_parts(t(i64::from(n)), [n; 10])
+    }
+
+    fn stamp(minutes: i64) -> Stamp {
+        Stamp::new(t(minutes), "dr.okafor")
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("date")
+    }
+
+    /// One of each change, in an order that applies to a fixture clinic (users 1 to 5,
+    /// patients 1 and 2), all about one new patient.
+    fn samples() -> Vec<Change> {
+        let patient = id(1);
+        let form = PatientForm {
+            family: "Ôkafor-Lee".into(),
+            given: "Ada".into(),
+            birth_date: "1984-03-02".into(),
+            sex: "female".into(),
+            phone: Some("+1 (555) 010-0142".into()),
+            ..PatientForm::default()
+        };
+        let today = day(2026, 3, 3);
+        let demographics = form.validate(today).expect("valid");
+        let mut moved = demographics.clone();
+        moved.address = Some("1 Example Lane, Demo Town".into());
+        let (encounter, note, addendum, problem, allergy, medication, immunization) =
+            (id(2), id(3), id(4), id(5), id(6), id(7), id(8));
+        vec![
+            Change::PatientRegistered(PatientRegistered {
+                patient,
+                mrn: crate::mrn_for(3),
+                new: NewPatient {
+                    demographics,
+                    restricted: false,
+                },
+                registered: stamp(0),
+            }),
+            Change::DemographicsChanged(DemographicsChanged {
+                patient,
+                demographics: moved,
+                changed: stamp(1),
+            }),
+            Change::RestrictionChanged(RestrictionChanged {
+                patient,
+                restricted: true,
+                changed: stamp(2),
+            }),
+            Change::CareTeamChanged(CareTeamChanged::joined(patient, 2, stamp(2))),
+            Change::EncounterOpened(EncounterOpened {
+                encounter,
+                patient,
+                kind: EncounterKind::Office,
+                start: t(3),
+                reason: "Cough for two weeks".into(),
+                clinician_id: Some(2),
+                clinician: "dr.okafor".into(),
+                opened: stamp(3),
+            }),
+            Change::NoteDrafted(NoteDrafted {
+                note,
+                patient,
+                encounter: Some(encounter),
+                author_id: Some(2),
+                content: NoteContent::free("Cough, no fever.").expect("valid"),
+                drafted: stamp(4),
+            }),
+            Change::DraftEdited(DraftEdited {
+                note,
+                content: NoteContent::soap(Some("Cough"), None, Some("Viral URTI"), Some("Fluids"))
+                    .expect("valid"),
+                edited: stamp(5),
+            }),
+            Change::NoteSigned(NoteSigned {
+                note,
+                signed: stamp(6),
+            }),
+            Change::AddendumAdded(AddendumAdded {
+                note: addendum,
+                parent: note,
+                amendment: false,
+                encounter: Some(encounter),
+                author_id: Some(2),
+                content: NoteContent::free("Chest clear on review.").expect("valid"),
+                drafted: stamp(7),
+            }),
+            Change::VitalsRecorded(VitalsRecorded {
+                patient,
+                encounter: Some(encounter),
+                effective: t(3),
+                values: vec![
+                    VitalValue {
+                        observation: id(20),
+                        vital: Vital::Temperature,
+                        value: 37.4,
+                    },
+                    VitalValue {
+                        observation: id(21),
+                        vital: Vital::Weight,
+                        value: 61.2,
+                    },
+                ],
+                recorded: stamp(8),
+            }),
+            Change::ProblemAdded(ProblemAdded {
+                problem,
+                patient,
+                item: NewProblem {
+                    text: "Acute bronchitis".into(),
+                    coding: Some((CodeSystem::Icd10, "J20.9".into())),
+                    onset: Some(day(2026, 2, 17)),
+                },
+                recorded: stamp(9),
+            }),
+            Change::ProblemResolved(ProblemResolved {
+                problem,
+                outcome: ProblemOutcome::Resolved,
+                on: Some(day(2026, 3, 3)),
+                resolved: stamp(10),
+            }),
+            Change::AllergyRecorded(AllergyRecorded {
+                allergy,
+                patient,
+                item: NewAllergy {
+                    substance: "Penicillin".into(),
+                    reaction: Some("Hives".into()),
+                    severity: Some(Severity::Moderate),
+                    category: Some(AllergyCategory::Medication),
+                },
+                recorded: stamp(11),
+            }),
+            Change::AllergyResolved(AllergyResolved {
+                allergy,
+                resolved: stamp(12),
+            }),
+            Change::NoKnownAllergiesRecorded(NoKnownAllergiesRecorded {
+                patient,
+                recorded: stamp(13),
+            }),
+            Change::MedicationStarted(MedicationStarted {
+                medication,
+                patient,
+                item: NewMedication {
+                    name: "Amoxicillin".into(),
+                    dose: Some("500 mg".into()),
+                    route: Some(Route::Oral),
+                    frequency: Some("three times daily".into()),
+                    start: Some(day(2026, 3, 3)),
+                },
+                recorded: stamp(14),
+            }),
+            Change::MedicationStopped(MedicationStopped {
+                medication,
+                on: Some(day(2026, 3, 3)),
+                stopped: stamp(15),
+            }),
+            Change::ImmunizationRecorded(ImmunizationRecorded {
+                immunization,
+                patient,
+                item: NewImmunization {
+                    vaccine: "Influenza, seasonal, injectable".into(),
+                    cvx: "141".into(),
+                    date: day(2025, 10, 1),
+                    lot: Some("AB12-3".into()),
+                    site: Some(Site::LeftArm),
+                },
+                recorded: stamp(16),
+            }),
+            Change::ImmunizationEnteredInError(ImmunizationEnteredInError {
+                immunization,
+                marked: stamp(17),
+            }),
+        ]
+    }
+
+    /// Each change's SHA-256 over its encoding. If one of these moves, the encoding of a
+    /// change moved: that needs a new CHANGE_FORMAT, not a new hash here.
+    const GOLDEN: &[(&str, &str)] = &[
+        (
+            "PatientRegistered",
+            "e4aa9aadabb0b0075a10833df39c8ab63f32586d4763c3c5a60ea987eaf709f2",
+        ),
+        (
+            "DemographicsChanged",
+            "aa1505d11d36733bf29390865860e90dcf96b0962919eb6dd972ab8a8a6d663b",
+        ),
+        (
+            "RestrictionChanged",
+            "1abf6501d4fe36131538694149bfb3351d528b331e9a097cf2372b38110afd32",
+        ),
+        (
+            "CareTeamChanged",
+            "21fc99d6b2ee576242039e1dbb6992654a88b962cac226695a7d13c126697054",
+        ),
+        (
+            "EncounterOpened",
+            "d3fb5670fd6e0e7ec5f9f3b91e45d8be4faf33e4a30a441236561bf7c3fd071a",
+        ),
+        (
+            "NoteDrafted",
+            "5ec65391a006997289eeb5a81085b2680e01fe3e030239ecb4cc2113a23bd567",
+        ),
+        (
+            "DraftEdited",
+            "5b13f12aa7646f28da69a5dada0f4e9f8ca6982eaf9229cbf3a2e15c0a6fdef1",
+        ),
+        (
+            "NoteSigned",
+            "1446cc039b70a235574eaaccb7b96060cce9ab04c23b306d4304244d9d69aaef",
+        ),
+        (
+            "AddendumAdded",
+            "1c4b1822875e45fe1f13ee2cba00455c72b5f8f822104bd41123b479d07aea78",
+        ),
+        (
+            "VitalsRecorded",
+            "32da4d360eee7fd08e65dc8af99835fd50068ed2bc3421590864f43fd563929c",
+        ),
+        (
+            "ProblemAdded",
+            "67467a1ec8914acdd1acf8ace0ef60bd0969fa7de41e0cd1a6af17e46b1e8bc8",
+        ),
+        (
+            "ProblemResolved",
+            "c80ffa84390253b379f037e9f5c4e72726e35c05624d7a2541c776566bf9ce01",
+        ),
+        (
+            "AllergyRecorded",
+            "f2429fc0b36051185dc3544126ccbdc4f97f57b39f0fb1d9e3d4097c4c1af628",
+        ),
+        (
+            "AllergyResolved",
+            "3783aaebd4acbf0d36bb1bac78d9e28f2aee15a5eabab1a907f55ed62473a2fd",
+        ),
+        (
+            "NoKnownAllergiesRecorded",
+            "458b9050c246cbfc95aa3ba8939435b49e9a46197dfc1fc927c0a166a600d01f",
+        ),
+        (
+            "MedicationStarted",
+            "b71d26f1a391f652b5a4999d4db43c2a7f295c24028f861543f2d69723f3fd12",
+        ),
+        (
+            "MedicationStopped",
+            "e2998c3f5d0d745e73c78afa75c63e6cce3bcbf61c596eafe9cd6e5a6c733439",
+        ),
+        (
+            "ImmunizationRecorded",
+            "4f549c62dacadd7441e38b9f97c55134c5148a15d03bafd3f8e12c844594602c",
+        ),
+        (
+            "ImmunizationEnteredInError",
+            "ecb5efdd755d244e268244c714a42103b93a669c8ae8dedc5e34776d8d4d943a",
+        ),
+    ];
+
+    /// The first sample in full, so a reader sees what the bytes are (cross-checked with
+    /// Python's hashlib against the first hash above).
+    const FIRST: &str = r#"{"format":1,"change":{"type":"PatientRegistered","patient":"019cb324-cf60-7101-8101-010101010101","mrn":"0000034","demographics":{"family":"Ôkafor-Lee","given":"Ada","preferred":null,"birth_date":"1984-03-02","sex":"female","gender_identity":null,"phone":"+1 (555) 010-0142","email":null,"address":null,"emergency_contact":null},"restricted":false,"registered":{"at":"2026-03-03T10:00:00.000000Z","by":"dr.okafor"}}}"#;
+
+    #[test]
+    fn every_change_type_has_a_golden_encoding() {
+        let all = samples();
+        let kinds: std::collections::BTreeSet<&str> = all.iter().map(Change::kind).collect();
+        assert_eq!(kinds.len(), 19, "one sample of each change type");
+        assert_eq!(String::from_utf8(all[0].encode()).expect("utf-8"), FIRST);
+        assert_eq!(hex::encode(Sha256::digest(FIRST.as_bytes())), GOLDEN[0].1);
+        assert_eq!(GOLDEN.len(), all.len());
+        for (c, (kind, sha)) in all.iter().zip(GOLDEN) {
+            assert_eq!(c.kind(), *kind);
+            assert_eq!(
+                c.digest(),
+                *sha,
+                "{kind}: {}",
+                String::from_utf8_lossy(&c.encode())
+            );
+        }
+    }
+
+    /// Every row of every record table about the samples' patient (row 3), global ids
+    /// included.
+    fn tables(session: &Session) -> String {
+        let conn = session.connection_for_tests();
+        let mut out = String::new();
+        for table in [
+            "patients",
+            "patient_versions",
+            "patient_name_words",
+            "care_team",
+            "encounters",
+            "notes",
+            "observations",
+            "problems",
+            "allergies",
+            "medications",
+            "immunizations",
+        ] {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT * FROM {table} WHERE {} = 3 ORDER BY 1, 2",
+                    if table == "patients" {
+                        "id"
+                    } else {
+                        "patient_id"
+                    }
+                ))
+                .expect("prepares");
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    (0..n)
+                        .map(|i| r.get_ref(i).map(|v| format!("{v:?}")))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .expect("reads");
+            for row in rows {
+                out.push_str(&format!("{table}: {}\n", row.expect("row").join(" | ")));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_change_decoded_from_its_encoding_writes_the_same_chart() {
+        let (built, decoded) = (Clinic::new(), Clinic::new());
+        let (a, b) = (built.as_role(Role::Admin), decoded.as_role(Role::Admin));
+        for c in samples() {
+            let again = Change::decode(&c.encode()).expect("decodes");
+            assert_eq!(again, c, "{}", c.kind());
+            let on_a = apply(a.connection_for_tests(), &c).expect("applies as built");
+            let on_b = apply(b.connection_for_tests(), &again).expect("applies as decoded");
+            assert_eq!(on_a, on_b, "{}", c.kind());
+        }
+        assert_eq!(tables(&a), tables(&b));
+        drop((a, b));
+        // And the chart the app shows is the same, with every part of it there.
+        let mut doctor_a = built.as_role(Role::Physician);
+        let mut doctor_b = decoded.as_role(Role::Physician);
+        let chart = doctor_a.open_chart(3).expect("opens");
+        assert_eq!(chart, doctor_b.open_chart(3).expect("opens"));
+        assert!(chart.patient.restricted);
+        assert_eq!(
+            chart.patient.demographics.address.as_deref(),
+            Some("1 Example Lane, Demo Town")
+        );
+        assert_eq!(
+            chart.patient.allergy_status.as_deref(),
+            Some("no_known_allergies")
+        );
+        assert_eq!(chart.care_team, ["dr.okafor"]);
+        let notes = chart.notes.expect("notes");
+        assert_eq!(notes.len(), 2);
+        assert!(notes
+            .iter()
+            .any(|n| n.status == "signed" && n.content_sha256.is_some()));
+        assert_eq!(chart.vitals.expect("vitals").len(), 2);
+        assert_eq!(chart.problems.expect("problems")[0].status, "resolved");
+        assert_eq!(chart.allergies.expect("allergies")[0].status, "resolved");
+        assert_eq!(chart.medications.expect("medications")[0].status, "stopped");
+        assert_eq!(
+            chart.immunizations.expect("immunizations")[0].status,
+            "entered_in_error"
+        );
+        assert_eq!(chart.encounters.expect("encounters").len(), 1);
+    }
+
+    #[test]
+    fn a_change_that_fails_its_checks_writes_nothing() {
+        let clinic = Clinic::new();
+        let admin = clinic.as_role(Role::Admin);
+        let conn = admin.connection_for_tests();
+        let all = samples();
+        apply(conn, &all[0]).expect("the patient");
+        let before = tables(&admin);
+        let mut bad = Vec::new();
+        if let Change::PatientRegistered(mut p) = all[0].clone() {
+            p.patient = id(99);
+            p.mrn = "0000035".into();
+            bad.push((
+                "an MRN with a wrong check digit",
+                Change::PatientRegistered(p),
+            ));
+        }
+        if let Change::EncounterOpened(mut e) = all[4].clone() {
+            e.reason = "  untrimmed  ".into();
+            bad.push(("an untrimmed reason", Change::EncounterOpened(e)));
+        }
+        if let Change::NoteDrafted(mut n) = all[5].clone() {
+            n.content = NoteContent::Free {
+                text: "bell \u{7}".into(),
+            };
+            bad.push(("a control character in a note", Change::NoteDrafted(n)));
+        }
+        if let Change::VitalsRecorded(mut v) = all[9].clone() {
+            v.encounter = None;
+            v.values[0].value = 55.0;
+            bad.push(("an impossible temperature", Change::VitalsRecorded(v)));
+        }
+        if let Change::ProblemAdded(mut p) = all[10].clone() {
+            p.item.coding = Some((CodeSystem::Icd10, "E11.99999".into()));
+            bad.push(("a code of the wrong shape", Change::ProblemAdded(p)));
+        }
+        if let Change::AllergyRecorded(mut a) = all[12].clone() {
+            a.item.substance = "NKDA".into();
+            bad.push((
+                "\"no known allergies\" as a substance",
+                Change::AllergyRecorded(a),
+            ));
+        }
+        if let Change::ImmunizationRecorded(mut i) = all[17].clone() {
+            i.item.lot = Some("lot #5".into());
+            bad.push((
+                "a lot number with punctuation",
+                Change::ImmunizationRecorded(i),
+            ));
+        }
+        if let Change::MedicationStarted(mut m) = all[15].clone() {
+            m.recorded.by = String::new();
+            bad.push(("nobody as its author", Change::MedicationStarted(m)));
+        }
+        bad.push((
+            "a patient that is not here",
+            Change::NoKnownAllergiesRecorded(NoKnownAllergiesRecorded {
+                patient: id(98),
+                recorded: stamp(1),
+            }),
+        ));
+        assert_eq!(bad.len(), 9);
+        for (what, change) in bad {
+            assert!(apply(conn, &change).is_err(), "{what} was written");
+            assert_eq!(tables(&admin), before, "{what} changed the record");
+        }
+        // A decoded change of an unknown format or shape is refused before anything else.
+        assert!(Change::decode(br#"{"format":2,"change":{"type":"NoteSigned"}}"#).is_err());
+        assert!(Change::decode(br#"{"format":1,"change":{"type":"NoteDeleted"}}"#).is_err());
+    }
+}

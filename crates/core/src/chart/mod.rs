@@ -2,7 +2,7 @@
 //! changes that write it ([`change`]), the one writer of its table and its operations on the
 //! Session. This module holds the chart as a whole and the shared shape of list items.
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
@@ -295,6 +295,7 @@ pub(crate) fn load_full_chart(
 /// already holds the database key can open such a connection.
 #[cfg(feature = "bench")]
 pub fn read_chart_for_benchmarks(conn: &Connection, patient_id: i64) -> Result<Chart, CoreError> {
+    use chrono::Utc;
     let patient = patient::get(conn, patient_id)?;
     load_chart(
         conn,
