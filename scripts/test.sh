@@ -18,7 +18,7 @@ step "ui: svelte-check, Vitest, build (the desktop binary embeds ui/dist)"
 (cd ui && npm test --silent && npm run build --silent)
 
 step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets --locked --features chartroom-core/bench -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "the collector (its own workspace: it links no SQLCipher): clippy, build"
 # Its own target folder: its SQLite (sqlx) and the desktop's SQLCipher never share a build.

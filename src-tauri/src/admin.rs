@@ -5,7 +5,7 @@ use secrecy::SecretString;
 use tauri::State;
 
 use crate::error::AppError;
-use crate::vault::{blocking, AppState};
+use crate::state::{blocking, AppState};
 
 #[tauri::command(async, rename_all = "snake_case")]
 pub fn list_users(state: State<'_, AppState>) -> Result<Vec<User>, AppError> {

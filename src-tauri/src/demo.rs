@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use chartroom_core::{DemoOptions, Role, Session, VaultConfig};
 use secrecy::SecretString;
-use serde::Serialize;
 use tauri::State;
-use ts_rs::TS;
 
 use crate::error::AppError;
-use crate::vault::{blocking, AppState, SessionInfo};
+use crate::state::{blocking, AppState, DemoInfo, DemoUser};
+use crate::vault::SessionInfo;
 
 /// The shared password of the demo accounts. The demo vault holds only synthetic records.
 const DEMO_PASSWORD: &str = "chartroom-demo";
@@ -24,20 +23,6 @@ const DEMO_STAFF: [(&str, Role); 4] = [
 ];
 /// How many patients the demo clinic gets (`CHARTROOM_DEMO_PATIENTS` to change).
 const DEMO_PATIENTS: u32 = 2_000;
-
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct DemoUser {
-    name: String,
-    role: Role,
-}
-
-/// What the unlock screen shows in demo mode.
-#[derive(Debug, Clone, Serialize, TS)]
-pub struct DemoInfo {
-    users: Vec<DemoUser>,
-    password: String,
-    patients: u32,
-}
 
 impl DemoInfo {
     pub fn new() -> Self {

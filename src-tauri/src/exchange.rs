@@ -12,7 +12,7 @@ use tauri::State;
 use ts_rs::TS;
 
 use crate::error::AppError;
-use crate::vault::AppState;
+use crate::state::AppState;
 
 /// The export dialog. `patient_ids` absent means the whole clinic.
 #[derive(Deserialize, TS)]

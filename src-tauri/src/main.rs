@@ -11,6 +11,7 @@ mod demo;
 mod error;
 mod exchange;
 mod records;
+mod state;
 mod sync;
 mod trail;
 mod vault;
@@ -71,12 +72,12 @@ fn main() {
     give_webview_a_language();
     let demo = std::env::args().skip(1).any(|a| a == "--demo");
     let state = if demo {
-        vault::AppState::new(
+        state::AppState::new(
             chartroom_core::vault_config(Some(demo::demo_dir())),
-            Some(demo::DemoInfo::new()),
+            Some(state::DemoInfo::new()),
         )
     } else {
-        vault::AppState::new(chartroom_core::vault_config(None), None)
+        state::AppState::new(chartroom_core::vault_config(None), None)
     };
     tauri::Builder::default()
         .manage(state)
@@ -87,7 +88,7 @@ fn main() {
                 .name("idle-lock".into())
                 .spawn(move || loop {
                     std::thread::sleep(IDLE_CHECK);
-                    handle.state::<vault::AppState>().expire_if_idle();
+                    handle.state::<state::AppState>().expire_if_idle();
                 })?;
             sync::start(app.handle());
             Ok(())

@@ -14,7 +14,7 @@ use tauri::State;
 use ts_rs::TS;
 
 use crate::error::AppError;
-use crate::vault::AppState;
+use crate::state::AppState;
 
 fn today() -> NaiveDate {
     Utc::now().date_naive()

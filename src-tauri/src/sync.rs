@@ -10,7 +10,7 @@ use chartroom_core::{CollectorClient, CoreError, Session, SessionAccess, SyncSta
 use tauri::{Manager, State};
 
 use crate::error::AppError;
-use crate::vault::AppState;
+use crate::state::AppState;
 
 /// How often a healthy worker looks for new entries.
 const EVERY: Duration = Duration::from_secs(10);

@@ -7,7 +7,7 @@ use tauri::State;
 use ts_rs::TS;
 
 use crate::error::AppError;
-use crate::vault::AppState;
+use crate::state::AppState;
 
 /// What the auditor filters by; empty fields do not filter.
 #[derive(Debug, Default, Deserialize, TS)]

@@ -14,6 +14,8 @@ mod checkpoint;
 mod entry;
 mod fhir;
 pub mod sync;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 mod verify;
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_DOMAIN};

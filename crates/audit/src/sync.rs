@@ -181,8 +181,7 @@ pub fn plan_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Action, Entry, Outcome, SigningKey};
-    use chrono::{TimeZone, Utc};
+    use crate::SigningKey;
 
     const DEVICE: &str = "device-a";
 
@@ -191,34 +190,7 @@ mod tests {
     }
 
     fn chain(n: u64, detail: &str) -> Vec<Record> {
-        let mut prev = GENESIS;
-        (1..=n)
-            .map(|seq| {
-                let rec = Entry {
-                    seq,
-                    time: Utc
-                        .timestamp_opt(1_700_000_000 + seq as i64, 0)
-                        .single()
-                        .expect("time"),
-                    actor_id: Some(1),
-                    actor: "dr.okafor".into(),
-                    role: Some("physician".into()),
-                    device_id: DEVICE.into(),
-                    action: Action::Read,
-                    event: "chart.read".into(),
-                    outcome: Outcome::Success,
-                    patient_id: Some(seq.to_string()),
-                    object_type: None,
-                    object_id: None,
-                    purpose: Some("TREAT".into()),
-                    reason: None,
-                    detail: Some(detail.into()),
-                }
-                .seal(prev);
-                prev = rec.hash;
-                rec
-            })
-            .collect()
+        crate::testing::chain(DEVICE, n, u64::MAX, Some(detail))
     }
 
     fn batch(records: &[Record], signer: &SigningKey) -> PushBatch {

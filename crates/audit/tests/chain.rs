@@ -2,9 +2,15 @@
 
 mod common;
 
-use chartroom_audit::{verify, Checkpoint, Record, Report, SigningKey, GENESIS};
+use chartroom_audit::testing::chart_read;
+use chartroom_audit::{verify, Checkpoint, Entry, Record, Report, SigningKey, GENESIS};
 
 const DEVICE: &str = "d3v1c3";
+
+/// Entry `seq` of the chains here: a chart read, the patient one of nine.
+fn entry(seq: u64, device: &str) -> Entry {
+    chart_read(seq, device, seq % 9, None)
+}
 
 fn key() -> SigningKey {
     SigningKey::from_bytes(&[0x42; 32])
@@ -13,12 +19,11 @@ fn key() -> SigningKey {
 /// A chain of `n` entries with a checkpoint every `every` and one at the head.
 fn chain(n: u64, every: u64) -> (Vec<Record>, Vec<Checkpoint>) {
     let key = key();
-    let mut prev = GENESIS;
-    let mut records = Vec::new();
+    let records =
+        chartroom_audit::testing::seal_all(GENESIS, (1..=n).map(|seq| entry(seq, DEVICE)));
     let mut cps = Vec::new();
-    for seq in 1..=n {
-        let rec = common::entry(seq, DEVICE).seal(prev);
-        prev = rec.hash;
+    for rec in &records {
+        let seq = rec.entry.seq;
         if seq % every == 0 || seq == n {
             cps.push(Checkpoint::sign(
                 &key,
@@ -28,7 +33,6 @@ fn chain(n: u64, every: u64) -> (Vec<Record>, Vec<Checkpoint>) {
                 rec.entry.time,
             ));
         }
-        records.push(rec);
     }
     (records, cps)
 }
@@ -96,7 +100,7 @@ fn an_inserted_and_renumbered_entry_is_named() {
     let (records, cps) = chain(30, 16);
     // Insert a forged entry at 12 and shift the rest up by one, keeping their content.
     let mut forged: Vec<Record> = records[..11].to_vec();
-    let fake = common::entry(12, DEVICE);
+    let fake = entry(12, DEVICE);
     forged.push(fake.seal(records[10].hash));
     for r in &records[11..] {
         let mut r = r.clone();
@@ -114,7 +118,7 @@ fn an_inserted_and_renumbered_entry_is_named() {
 fn an_entry_that_skips_ahead_is_named() {
     let (mut records, cps) = chain(10, 100);
     // Append an entry claiming seq 20 that links straight onto 10.
-    let mut e = common::entry(20, DEVICE);
+    let mut e = entry(20, DEVICE);
     e.seq = 20;
     let head = records[9].hash;
     records.push(e.seal(head));
@@ -185,7 +189,7 @@ fn a_removed_checkpoint_is_missed_where_the_writer_always_signs_one() {
     let mut records = Vec::new();
     let mut cps = Vec::new();
     for seq in 1..=20 {
-        let mut e = common::entry(seq, DEVICE);
+        let mut e = entry(seq, DEVICE);
         if seq == 7 || seq == 15 {
             e.event = "session.lock".into();
         }

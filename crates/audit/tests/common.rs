@@ -53,28 +53,3 @@ pub fn sparse_entry() -> Entry {
         detail: None,
     }
 }
-
-/// A chain of `n` plausible entries on `device`.
-pub fn entry(seq: u64, device: &str) -> Entry {
-    Entry {
-        seq,
-        time: Utc
-            .with_ymd_and_hms(2026, 5, 1, 9, 0, 0)
-            .single()
-            .expect("valid time")
-            + chrono::Duration::seconds(seq as i64),
-        actor_id: Some(2),
-        actor: "nurse.lee".into(),
-        role: Some("nurse".into()),
-        device_id: device.into(),
-        action: Action::Read,
-        event: "chart.read".into(),
-        outcome: Outcome::Success,
-        patient_id: Some(format!("{}", 100 + seq % 9)),
-        object_type: Some("Patient".into()),
-        object_id: Some(format!("{}", 100 + seq % 9)),
-        purpose: Some("TREAT".into()),
-        reason: None,
-        detail: None,
-    }
-}

@@ -11,8 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chartroom_audit::sync::{EnrollRequest, PushBatch};
-use chartroom_audit::{Action, Checkpoint, Entry, Outcome, Record, SigningKey, GENESIS};
-use chrono::{TimeZone, Utc};
+use chartroom_audit::{Checkpoint, Record, SigningKey};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_chartroom-collector")
@@ -97,34 +96,7 @@ fn token(s: &Server) -> String {
 }
 
 fn chain(device: &str, n: u64) -> Vec<Record> {
-    let mut prev = GENESIS;
-    (1..=n)
-        .map(|seq| {
-            let rec = Entry {
-                seq,
-                time: Utc
-                    .timestamp_opt(1_760_000_000 + seq as i64, 0)
-                    .single()
-                    .expect("time"),
-                actor_id: Some(2),
-                actor: "dr.okafor".into(),
-                role: Some("physician".into()),
-                device_id: device.into(),
-                action: Action::Read,
-                event: "chart.read".into(),
-                outcome: Outcome::Success,
-                patient_id: Some((seq % 5000).to_string()),
-                object_type: Some("Patient".into()),
-                object_id: Some((seq % 5000).to_string()),
-                purpose: Some("TREAT".into()),
-                reason: None,
-                detail: Some("demographics, clinical, notes".into()),
-            }
-            .seal(prev);
-            prev = rec.hash;
-            rec
-        })
-        .collect()
+    chartroom_audit::testing::chain(device, n, 5000, Some("demographics, clinical, notes"))
 }
 
 /// Enrolls a device and returns its batches (1,000 records, a checkpoint every 256 and one

@@ -9,8 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chartroom_audit::sync::{EnrollRequest, PushAck, PushBatch};
-use chartroom_audit::{Action, Checkpoint, Entry, Outcome, Record, SigningKey, GENESIS};
-use chrono::{TimeZone, Utc};
+use chartroom_audit::{Checkpoint, Record, SigningKey, GENESIS};
 use serde_json::{json, Value};
 
 fn bin() -> PathBuf {
@@ -202,33 +201,12 @@ impl Device {
     }
 
     fn write(&mut self, n: u64, detail: &str) {
-        let mut prev = self.records.last().map_or(GENESIS, |r| r.hash);
+        let prev = self.records.last().map_or(GENESIS, |r| r.hash);
         let start = self.records.len() as u64 + 1;
-        for seq in start..start + n {
-            let rec = Entry {
-                seq,
-                time: Utc
-                    .timestamp_opt(1_760_000_000 + seq as i64, 0)
-                    .single()
-                    .expect("time"),
-                actor_id: Some(2),
-                actor: "dr.okafor".into(),
-                role: Some("physician".into()),
-                device_id: self.id.clone(),
-                action: Action::Read,
-                event: "chart.read".into(),
-                outcome: Outcome::Success,
-                patient_id: Some((seq % 97).to_string()),
-                object_type: Some("Patient".into()),
-                object_id: Some((seq % 97).to_string()),
-                purpose: Some("TREAT".into()),
-                reason: None,
-                detail: Some(detail.into()),
-            }
-            .seal(prev);
-            prev = rec.hash;
-            self.records.push(rec);
-        }
+        let entries = (start..start + n)
+            .map(|seq| chartroom_audit::testing::chart_read(seq, &self.id, seq % 97, Some(detail)));
+        self.records
+            .extend(chartroom_audit::testing::seal_all(prev, entries));
     }
 
     fn batch(&self, from: u64, to: u64, signer: &SigningKey) -> Value {

@@ -12,27 +12,14 @@
 use std::time::{Duration, Instant};
 
 use chartroom_core::bench_support::{self, SearchCache};
+// The demo's seeded generator, for picking queries the same way every run.
+use chartroom_core::SeededRng as Rng;
 use chartroom_core::{DemoOptions, KdfPolicy, Role, Session, VaultConfig, VitalsInput};
 use rusqlite::Connection;
 use secrecy::{ExposeSecret, SecretString};
 
 fn pw(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
-}
-
-/// SplitMix64, for picking queries the same way every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 struct Stats(Vec<Duration>);
@@ -168,7 +155,7 @@ fn main() {
     raw.execute_batch(&format!("PRAGMA key = \"x'{}'\";", key.expose_secret()))
         .expect("keys");
     chartroom_vault::configure_connection(&raw).expect("configures");
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let q = queries(&raw, i64::from(patients), &mut rng);
 
     // ----- through the Session: gate, search or read, audit entry, commit ---------------
@@ -264,7 +251,7 @@ fn main() {
         export.as_secs_f64()
     );
     let mix = |conn: &Connection, seed: u64| -> Duration {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut cache = SearchCache::default();
         bench_support::search(conn, &mut cache, "garcia").expect("warms");
         let t = Instant::now();

@@ -134,10 +134,14 @@ impl CoreError {
     }
 }
 
+/// Linux's errno for "no space left on device", for writers whose error kind the standard
+/// library does not map to [`std::io::ErrorKind::StorageFull`].
+const ENOSPC: i32 = 28;
+
 impl From<std::io::Error> for CoreError {
     /// A failed read or write of a file: a full disk is told apart.
     fn from(e: std::io::Error) -> Self {
-        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+        if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(ENOSPC) {
             CoreError::Vault(VaultError::DiskFull)
         } else {
             CoreError::Vault(VaultError::Io(e))

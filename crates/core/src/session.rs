@@ -190,6 +190,7 @@ impl Session {
         password: &SecretString,
         clock: Arc<dyn Clock>,
     ) -> Result<Session, CoreError> {
+        let user = user.trim();
         let vault = Vault::unlock(config, Credential::Password { user, password }, MIGRATIONS)?;
         Self::open(vault, Some(user), clock)
     }

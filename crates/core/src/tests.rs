@@ -119,6 +119,21 @@ fn a_role_without_the_permission_is_refused_and_nothing_changes() {
 }
 
 #[test]
+fn a_user_signs_in_however_their_name_is_typed() {
+    let (clinic, _) = Clinic::new();
+    let mut admin = clinic.admin();
+    admin
+        .add_user("Nurse.Lee", Role::Nurse, None, &pw("nurse-password"))
+        .expect("adds");
+    admin.lock().expect("locks");
+    for typed in ["nurse.lee", " NURSE.LEE ", "Nurse.Lee"] {
+        let session = clinic.unlock(typed, "nurse-password").expect(typed);
+        assert_eq!(session.signed_in().user, "Nurse.Lee", "{typed}");
+        assert_eq!(session.signed_in().role, Role::Nurse);
+    }
+}
+
+#[test]
 fn disabling_a_user_closes_their_way_in() {
     let (clinic, _) = Clinic::new();
     let mut admin = clinic.admin();

@@ -29,7 +29,10 @@ const MAX_NAME_CHARS: usize = 64;
 pub struct UserName(String);
 
 impl UserName {
+    /// Reads a user name as typed: surrounding spaces are dropped (a name is compared
+    /// without regard to case, but kept as first written, for display).
     pub fn parse(text: &str) -> Result<Self, CoreError> {
+        let text = text.trim();
         let ok = !text.is_empty()
             && text.chars().count() <= MAX_NAME_CHARS
             && text
@@ -51,6 +54,12 @@ impl UserName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether `other` names this user (trimmed, case ignored: see
+    /// [`chartroom_vault::account_key`]).
+    pub fn is(&self, other: &str) -> bool {
+        chartroom_vault::account_key(&self.0) == chartroom_vault::account_key(other)
     }
 }
 
@@ -273,8 +282,7 @@ impl Session {
         name: &str,
         new_password: &SecretString,
     ) -> Result<(), CoreError> {
-        if matches!(&self.actor, Actor::User { name: me, .. } if me.as_str().eq_ignore_ascii_case(name))
-        {
+        if matches!(&self.actor, Actor::User { name: me, .. } if me.is(name)) {
             return self.change_own_password(new_password);
         }
         let owner = name.to_owned();
@@ -292,10 +300,7 @@ impl Session {
                 check_new_password(&user.name, new_password)?;
                 Ok(())
             },
-            |vault| match vault.change_password(&owner, new_password) {
-                Err(VaultError::NoSuchSlot(_)) => Ok(vault.add_user_slot(&owner, new_password)?),
-                other => Ok(other?),
-            },
+            |vault| Ok(vault.set_user_slot(&owner, new_password)?),
             |_| {},
         )
         .map(|_| ())
@@ -433,11 +438,12 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(i64, User), Co
     })())
 }
 
+/// The user named `name` (trimmed; the column compares without regard to case).
 pub(crate) fn find_user(conn: &Connection, name: &str) -> Result<Option<(i64, User)>, CoreError> {
     conn.prepare_cached(
         "SELECT id, name, role, disabled_at IS NOT NULL, created_at, created_by FROM users WHERE name = ?1",
     )?
-    .query_row([name], row_to_user)
+    .query_row([name.trim()], row_to_user)
     .optional()?
     .transpose()
 }
@@ -451,6 +457,10 @@ mod tests {
         for good in ["alice", "dr.bob", "nurse_1", "A-2"] {
             assert!(UserName::parse(good).is_ok(), "{good}");
         }
+        // Read as typed, spaces around it dropped; compared in one folded form.
+        let typed = UserName::parse("  Dr.Bob ").expect("valid");
+        assert_eq!(typed.as_str(), "Dr.Bob");
+        assert!(typed.is("dr.bob") && typed.is(" DR.BOB") && !typed.is("dr.bobby"));
         for bad in [
             "",
             ".hidden",

@@ -22,6 +22,13 @@ use rusqlite::Connection;
 use secrecy::SecretString;
 use serde::Serialize;
 
+/// The one form in which account names are compared and counted: trimmed, ASCII lower
+/// case. "Alice", "alice" and " alice " are one user, for their key slot, their sign-in
+/// failures and their user record alike.
+pub fn account_key(name: &str) -> String {
+    name.trim().to_ascii_lowercase()
+}
+
 pub use db::{Migration, CACHE_KIB, DB_FILE_NAME};
 
 /// Applies the connection settings every vault connection gets (WAL, `synchronous = FULL`,
@@ -249,7 +256,7 @@ impl Vault {
             Credential::Password { user, .. } => (
                 SlotKind::User,
                 (*user).to_owned(),
-                format!("user:{}", user.to_ascii_lowercase()),
+                format!("user:{}", account_key(user)),
             ),
             Credential::Recovery(_) => (
                 SlotKind::Recovery,
@@ -404,6 +411,25 @@ impl Vault {
         let slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
         let mut next = self.slots.clone();
         next.slots.push(slot);
+        self.commit_slots(next)
+    }
+
+    /// Gives `owner` a slot that opens with `password`: a new one in place of theirs, or a
+    /// first one if they have none (an administrator's reset of a password that was lost, or
+    /// of an account whose slot was removed). One reload, one write.
+    pub fn set_user_slot(
+        &mut self,
+        owner: &str,
+        password: &SecretString,
+    ) -> Result<(), VaultError> {
+        validate_owner(owner)?;
+        self.reload_slots()?;
+        let slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
+        let mut next = self.slots.clone();
+        match self.slot_index(SlotKind::User, owner) {
+            Ok(index) => next.slots[index] = slot,
+            Err(_) => next.slots.push(slot),
+        }
         self.commit_slots(next)
     }
 
@@ -602,7 +628,7 @@ impl Vault {
         self.slots
             .slots
             .iter()
-            .position(|s| s.kind == kind && s.owner.eq_ignore_ascii_case(owner))
+            .position(|s| s.kind == kind && account_key(&s.owner) == account_key(owner))
             .ok_or_else(|| VaultError::NoSuchSlot(owner.to_owned()))
     }
 

@@ -421,7 +421,7 @@ impl SlotFile {
     pub fn find(&self, kind: SlotKind, owner: &str) -> Option<&Slot> {
         self.slots
             .iter()
-            .find(|s| s.kind == kind && s.owner.eq_ignore_ascii_case(owner))
+            .find(|s| s.kind == kind && crate::account_key(&s.owner) == crate::account_key(owner))
     }
 }
 

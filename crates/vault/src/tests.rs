@@ -261,6 +261,35 @@ fn a_damaged_slot_file_or_missing_database_is_a_clear_error() {
 }
 
 #[test]
+fn setting_a_slot_replaces_one_or_adds_the_first() {
+    let f = Fixture::new();
+    f.create();
+    let mut vault = f.unlock("alice", "alice-password").expect("unlocks");
+    vault
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    // Bob's slot is replaced; Carol, who has none, gets her first; names are compared in
+    // their one folded form.
+    vault
+        .set_user_slot(" BOB ", &pw("bob-new-password"))
+        .expect("replaces");
+    vault
+        .set_user_slot("carol", &pw("carol-password"))
+        .expect("adds");
+    vault.lock().expect("locks");
+    let slots: serde_json::Value =
+        serde_json::from_slice(&fs::read(f.dir().join(SLOT_FILE_NAME)).expect("r")).expect("j");
+    assert_eq!(slots["slots"].as_array().expect("slots").len(), 4);
+    assert!(f.unlock("bob", "bob-password").is_err());
+    f.unlock("bob", "bob-new-password")
+        .expect("bob's new password");
+    f.unlock("Carol", "carol-password")
+        .expect("carol's first slot");
+    f.unlock("alice", "alice-password")
+        .expect("alice untouched");
+}
+
+#[test]
 fn password_change_rewraps_one_slot() {
     let f = Fixture::new();
     f.create();
