@@ -139,7 +139,7 @@ pub fn draft_note(
     note: NoteContent,
 ) -> Result<Note, AppError> {
     let content = note.validated()?;
-    state.with_session(|s| s.draft_note(patient_id, encounter_id, &content))
+    state.with_session(|s| s.draft_note(patient_id, encounter_id.map(Into::into), &content))
 }
 
 #[tauri::command(async, rename_all = "snake_case")]
@@ -205,7 +205,14 @@ pub fn record_vitals(
     let effective = given(&vitals.effective)
         .map(|t| parse_time_input("time of the vitals", t, Utc::now()))
         .transpose()?;
-    state.with_session(|s| s.record_vitals(patient_id, &input, effective, vitals.encounter_id))
+    state.with_session(|s| {
+        s.record_vitals(
+            patient_id,
+            &input,
+            effective,
+            vitals.encounter_id.map(Into::into),
+        )
+    })
 }
 
 #[derive(Debug, Deserialize, TS)]

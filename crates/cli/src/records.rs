@@ -755,7 +755,7 @@ pub fn note(session: &mut Session, cmd: &NoteCommand) -> Result<Output, Failure>
             encounter,
             body,
         } => {
-            let n = session.draft_note(*patient, *encounter, &body.content()?)?;
+            let n = session.draft_note(*patient, encounter.map(Into::into), &body.content()?)?;
             Ok(Output::new(
                 to_json(&n),
                 format!("Draft note {} saved.", n.id),
@@ -898,7 +898,8 @@ pub fn vitals(session: &mut Session, cmd: &VitalsCommand) -> Result<Output, Fail
                 .as_deref()
                 .map(|t| parse_time_input("time of the vitals", t, chrono::Utc::now()))
                 .transpose()?;
-            let obs = session.record_vitals(*patient, &input, effective, *encounter)?;
+            let obs =
+                session.record_vitals(*patient, &input, effective, encounter.map(Into::into))?;
             Ok(Output::new(json!({"observations": obs}), vitals_text(&obs)))
         }
         VitalsCommand::List { patient } => {

@@ -26,8 +26,11 @@ fn per_op(d: Duration, n: i64) -> f64 {
 }
 
 /// The same chart read as `Session::open_chart`, on a second connection, with no audit write.
-fn unaudited_read(conn: &Connection, id: i64) -> Result<usize, chartroom_core::CoreError> {
-    let chart = chartroom_core::read_chart_for_benchmarks(conn, id)?;
+fn unaudited_read(
+    conn: &Connection,
+    id: impl Into<i64>,
+) -> Result<usize, chartroom_core::CoreError> {
+    let chart = chartroom_core::read_chart_for_benchmarks(conn, id.into())?;
     Ok(chart.notes.map_or(0, |n| n.len()))
 }
 

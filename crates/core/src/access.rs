@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, ActorRef, Op};
 use crate::chart::change::{self, apply, Applied, Change, RecordId, Stamp, Table};
 use crate::chart::patient::Patient;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::users::find_user;
 use crate::{CoreError, Session};
@@ -27,7 +28,12 @@ pub enum ChartAccess {
     BreakGlass { reason: String, expires_at: String },
 }
 
-pub(crate) fn on_care_team(conn: &Connection, patient: i64, user: i64) -> Result<bool, CoreError> {
+pub(crate) fn on_care_team(
+    conn: &Connection,
+    patient: impl Into<i64>,
+    user: i64,
+) -> Result<bool, CoreError> {
+    let patient: i64 = patient.into();
     Ok(conn
         .prepare_cached("SELECT 1 FROM care_team WHERE patient_id = ?1 AND user_id = ?2")?
         .query_row(params![patient, user], |_| Ok(()))
@@ -37,7 +43,7 @@ pub(crate) fn on_care_team(conn: &Connection, patient: i64, user: i64) -> Result
 
 pub(crate) fn active_grant(
     conn: &Connection,
-    patient: i64,
+    patient: impl Into<i64>,
     user: i64,
     now: DateTime<Utc>,
 ) -> Result<Option<(String, String)>, CoreError> {
@@ -48,7 +54,7 @@ pub(crate) fn active_grant(
               ORDER BY expires_at DESC LIMIT 1",
         )?
         .query_row(
-            params![patient, user, chartroom_audit::format_time(now)],
+            params![patient.into(), user, chartroom_audit::format_time(now)],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?)
@@ -66,7 +72,7 @@ pub(crate) fn care_team(conn: &Connection, patient: i64) -> Result<Vec<String>, 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Grant {
-    pub patient_id: i64,
+    pub patient_id: PatientId,
     pub reason: String,
     pub granted_at: String,
     pub expires_at: String,
@@ -147,7 +153,12 @@ pub(crate) fn apply_care_team(
 
 impl Session {
     /// Puts a user on a patient's care team, which opens a restricted chart to them.
-    pub fn add_to_care_team(&mut self, patient_id: i64, user: &str) -> Result<(), CoreError> {
+    pub fn add_to_care_team(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+        user: &str,
+    ) -> Result<(), CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::ManageCareTeam,
             Op::update("care_team.add").patient(patient_id),
@@ -168,7 +179,12 @@ impl Session {
     }
 
     /// Takes a user off a patient's care team.
-    pub fn remove_from_care_team(&mut self, patient_id: i64, user: &str) -> Result<(), CoreError> {
+    pub fn remove_from_care_team(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+        user: &str,
+    ) -> Result<(), CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::ManageCareTeam,
             Op::update("care_team.remove").patient(patient_id),
@@ -192,7 +208,12 @@ impl Session {
 
     /// Breaks the glass: opens a restricted chart for the clinic's time box (default 60
     /// minutes), with a stated reason. Audited as an emergency override and raised as an alert.
-    pub fn break_glass(&mut self, patient_id: i64, reason: &str) -> Result<Grant, CoreError> {
+    pub fn break_glass(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+        reason: &str,
+    ) -> Result<Grant, CoreError> {
+        let patient_id = patient_id.into().get();
         let reason = reason.trim().to_owned();
         let user_id = self.actor_user_id();
         let mut op = Op::execute("break_glass").patient(patient_id);
@@ -237,7 +258,7 @@ impl Session {
             )?;
             op.detail = Some(format!("{minutes} minutes"));
             Ok(Grant {
-                patient_id,
+                patient_id: PatientId(patient_id),
                 reason: reason.clone(),
                 granted_at: format_time(ctx.now),
                 expires_at: format_time(expires),

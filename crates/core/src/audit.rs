@@ -149,7 +149,8 @@ impl Op {
         Op::new(Action::Execute, event)
     }
 
-    pub fn patient(mut self, id: i64) -> Op {
+    pub fn patient(mut self, id: impl Into<i64>) -> Op {
+        let id: i64 = id.into();
         self.patient = Some(id);
         self.object = Some(("Patient", id.to_string()));
         self

@@ -32,6 +32,7 @@ mod exchange;
 #[cfg(any(test, feature = "fuzz"))]
 #[doc(hidden)]
 pub mod fuzz_support;
+mod ids;
 mod roles;
 mod schema;
 mod search;
@@ -80,6 +81,10 @@ pub use error::{CoreError, Denial, ErrorKind};
 pub use exchange::{
     Counts, Destination, Disclosure, ExportReport, ExportRequest, ImportKey, ImportReport,
     ImportedPatient, KeyInfo, LeftOut, Selection, RESOURCE_TYPES,
+};
+pub use ids::{
+    AllergyId, EncounterId, ImmunizationId, MedicationId, NoteId, ObservationId, PatientId,
+    ProblemId,
 };
 pub use roles::{matrix_markdown, Permission, Role};
 pub use session::{Session, SignedIn};

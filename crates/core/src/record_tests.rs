@@ -634,7 +634,7 @@ fn search_finds_the_right_patient_first() {
     let sean = add("O'Brien", "Seán", "1999-09-09", None);
     let zsofia = add("Zwierzchowska", "Zsófia", "1988-01-20", None);
 
-    let cases: Vec<(&str, i64)> = vec![
+    let cases: Vec<(&str, PatientId)> = vec![
         ("Müller Jürgen", jurgen.id),
         ("muller jurgen", jurgen.id),
         ("jurgen mulller", jurgen.id),
@@ -829,7 +829,7 @@ fn restricted_patients_are_shown_to_outsiders_only_as_restricted() {
         .remove(0);
     assert!(hit.restricted && hit.masked);
     assert_eq!(
-        (hit.id, hit.family.as_str(), hit.given.as_str()),
+        (hit.id.get(), hit.family.as_str(), hit.given.as_str()),
         (2, "Restricted patient", "")
     );
     assert_eq!((hit.birth_date, hit.age, hit.sex), (None, None, None));

@@ -13,6 +13,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use crate::chart::patient::{name_words, Sex};
+use crate::ids::*;
 use crate::CoreError;
 
 /// How many index entries a prefix may expand to before the rest are left out: for a query
@@ -26,7 +27,7 @@ const FUZZY_WORD_CAP: usize = 200;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SearchHit {
-    pub id: i64,
+    pub id: PatientId,
     pub mrn: String,
     pub family: String,
     pub given: String,

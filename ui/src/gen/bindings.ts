@@ -41,7 +41,7 @@ export type Role = "admin" | "physician" | "nurse" | "front_desk" | "auditor";
 
 export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "record_immunizations" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "read_disclosures" | "manage_sync" | "backup";
 
-export type SearchHit = { id: number, mrn: string, family: string, given: string, preferred: string | null, 
+export type SearchHit = { id: PatientId, mrn: string, family: string, given: string, preferred: string | null, 
 /**
  * Absent when `masked`.
  */
@@ -70,7 +70,7 @@ export type Chart = { age: number, care_team: Array<string>,
 /**
  * How this session got in.
  */
-access: ChartAccess, allergies?: Array<Allergy>, problems?: Array<Problem>, medications?: Array<Medication>, immunizations?: Array<Immunization>, encounters?: Array<Encounter>, vitals?: Array<Observation>, notes?: Array<Note>, id: number, mrn: string, restricted: boolean, 
+access: ChartAccess, allergies?: Array<Allergy>, problems?: Array<Problem>, medications?: Array<Medication>, immunizations?: Array<Immunization>, encounters?: Array<Encounter>, vitals?: Array<Observation>, notes?: Array<Note>, id: PatientId, mrn: string, restricted: boolean, 
 /**
  * How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`. Clinical
  * information: absent for roles that may not read the clinical record.
@@ -83,7 +83,7 @@ version: number, created_at: string, created_by: string, updated_at: string, upd
 
 export type ChartAccess = { "via": "open" } | { "via": "care_team" } | { "via": "break_glass", reason: string, expires_at: string, };
 
-export type Patient = { id: number, mrn: string, restricted: boolean, 
+export type Patient = { id: PatientId, mrn: string, restricted: boolean, 
 /**
  * How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`. Clinical
  * information: absent for roles that may not read the clinical record.
@@ -98,21 +98,37 @@ export type Demographics = { family: string, given: string, preferred: string | 
 
 export type EmergencyContact = { name: string, phone: string, relationship: string | null, };
 
-export type Grant = { patient_id: number, reason: string, granted_at: string, expires_at: string, minutes: number, };
+export type Grant = { patient_id: PatientId, reason: string, granted_at: string, expires_at: string, minutes: number, };
 
-export type Encounter = { id: number, patient_id: number, start: string, kind: EncounterKind, clinician: string, reason: string, created_at: string, created_by: string, };
+export type Encounter = { id: EncounterId, patient_id: PatientId, start: string, kind: EncounterKind, clinician: string, reason: string, created_at: string, created_by: string, };
 
 export type EncounterKind = "office" | "telephone" | "telehealth" | "home";
 
-export type Note = { id: number, patient_id: number, encounter_id: number | null, kind: NoteKind, 
+export type Note = { id: NoteId, patient_id: PatientId, encounter_id: EncounterId | null, kind: NoteKind, 
 /**
  * The signed note this addendum or amendment points to.
  */
-parent_id: number | null, author: string, status: NoteStatus, created_at: string, updated_at: string, signed_by: string | null, signed_at: string | null, 
+parent_id: NoteId | null, author: string, status: NoteStatus, created_at: string, updated_at: string, signed_by: string | null, signed_at: string | null, 
 /**
  * SHA-256 of the content as signed.
  */
 content_sha256: string | null, } & ({ "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, });
+
+export type PatientId = number;
+
+export type EncounterId = number;
+
+export type NoteId = number;
+
+export type ObservationId = number;
+
+export type ProblemId = number;
+
+export type AllergyId = number;
+
+export type MedicationId = number;
+
+export type ImmunizationId = number;
 
 export type NoteKind = "note" | "addendum" | "amendment";
 
@@ -120,7 +136,7 @@ export type NoteStatus = "draft" | "signed";
 
 export type NoteContent = { "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, };
 
-export type Observation = { id: number, patient_id: number, encounter_id: number | null, vital: Vital, 
+export type Observation = { id: ObservationId, patient_id: PatientId, encounter_id: EncounterId | null, vital: Vital, 
 /**
  * LOINC code.
  */
@@ -138,7 +154,7 @@ export type Vital = "systolic" | "diastolic" | "heart_rate" | "respiratory_rate"
 
 export type Flag = "N" | "L" | "H" | "LL" | "HH";
 
-export type Problem = { id: number, patient_id: number, text: string, system: CodeSystem | null, code: string | null, 
+export type Problem = { id: ProblemId, patient_id: PatientId, text: string, system: CodeSystem | null, code: string | null, 
 /**
  * `active`, `resolved` or `inactive`.
  */
@@ -146,7 +162,7 @@ status: string, onset: string | null, resolved_on: string | null, recorded_by: s
 
 export type CodeSystem = "icd10" | "snomed";
 
-export type Allergy = { id: number, patient_id: number, substance: string, reaction: string | null, severity: Severity | null, category: AllergyCategory | null, 
+export type Allergy = { id: AllergyId, patient_id: PatientId, substance: string, reaction: string | null, severity: Severity | null, category: AllergyCategory | null, 
 /**
  * `active` or `resolved`.
  */
@@ -162,7 +178,7 @@ export type Severity = "mild" | "moderate" | "severe";
 
 export type AllergyCategory = "food" | "medication" | "environment" | "biologic";
 
-export type Medication = { id: number, patient_id: number, name: string, dose: string | null, route: Route | null, frequency: string | null, start: string | null, stop: string | null, 
+export type Medication = { id: MedicationId, patient_id: PatientId, name: string, dose: string | null, route: Route | null, frequency: string | null, start: string | null, stop: string | null, 
 /**
  * `active` or `stopped`.
  */
@@ -170,7 +186,7 @@ status: string, recorded_by: string, recorded_at: string, updated_by: string, up
 
 export type Route = "oral" | "sublingual" | "inhaled" | "nasal" | "topical" | "transdermal" | "ophthalmic" | "otic" | "rectal" | "vaginal" | "subcutaneous" | "intramuscular" | "intravenous";
 
-export type Immunization = { id: number, patient_id: number, vaccine: string, cvx: string, date: string, lot: string | null, site: Site | null, 
+export type Immunization = { id: ImmunizationId, patient_id: PatientId, vaccine: string, cvx: string, date: string, lot: string | null, site: Site | null, 
 /**
  * `completed`, or `entered_in_error` once resolved as a mistake.
  */
@@ -334,7 +350,7 @@ drafts_left_out: number, recipient: string, keys: Array<KeyInfo>,
  */
 bytes: number, sha256: string, };
 
-export type LeftOut = { patient_id: number, reason: string, };
+export type LeftOut = { patient_id: PatientId, reason: string, };
 
 export type KeyInfo = { 
 /**

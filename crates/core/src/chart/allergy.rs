@@ -10,6 +10,7 @@ use super::input::{bounded_text, optional_text, parse_choice};
 use super::patient::{self, AllergyState, Patient};
 use super::Item;
 use crate::audit::Op;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -115,8 +116,8 @@ impl NewAllergy {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Allergy {
-    pub id: i64,
-    pub patient_id: i64,
+    pub id: AllergyId,
+    pub patient_id: PatientId,
     pub substance: String,
     pub reaction: Option<String>,
     pub severity: Option<Severity>,
@@ -274,9 +275,10 @@ fn active_count(conn: &Connection, patient: i64) -> Result<i64, CoreError> {
 impl Session {
     pub fn add_allergy(
         &mut self,
-        patient_id: i64,
+        patient_id: impl Into<PatientId>,
         allergy: &NewAllergy,
     ) -> Result<Allergy, CoreError> {
+        let patient_id = patient_id.into().get();
         self.add_item(
             Permission::RecordAllergies,
             "allergy.create",
@@ -305,7 +307,11 @@ impl Session {
     }
 
     /// Records that the patient has no known allergies: a statement, not an empty list.
-    pub fn record_no_known_allergies(&mut self, patient_id: i64) -> Result<Patient, CoreError> {
+    pub fn record_no_known_allergies(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<Patient, CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::RecordAllergies,
             Op::update("allergy.none").patient(patient_id),
@@ -322,7 +328,11 @@ impl Session {
     }
 
     /// The allergy status (`unknown`, `no_known_allergies`, `recorded`) and the list.
-    pub fn allergies(&mut self, patient_id: i64) -> Result<AllergyList, CoreError> {
+    pub fn allergies(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<AllergyList, CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::ReadClinical,
             Op::read("allergy.read").patient(patient_id),
@@ -342,7 +352,11 @@ impl Session {
     }
 
     /// Marks an allergy resolved (no longer applies).
-    pub fn resolve_allergy(&mut self, allergy_id: i64) -> Result<Allergy, CoreError> {
+    pub fn resolve_allergy(
+        &mut self,
+        allergy_id: impl Into<AllergyId>,
+    ) -> Result<Allergy, CoreError> {
+        let allergy_id = allergy_id.into().get();
         self.resolve(
             Item::Allergy,
             Permission::RecordAllergies,

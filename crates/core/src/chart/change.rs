@@ -256,8 +256,8 @@ impl Change {
 pub(crate) struct Applied(pub Vec<i64>);
 
 impl Applied {
-    pub fn one(row: i64) -> Applied {
-        Applied(vec![row])
+    pub fn one(row: impl Into<i64>) -> Applied {
+        Applied(vec![row.into()])
     }
 
     /// The (first) row written.
@@ -343,7 +343,12 @@ pub(crate) fn row_of(conn: &Connection, table: Table, id: RecordId) -> Result<i6
 }
 
 /// The global id of local row `row`.
-pub(crate) fn id_of(conn: &Connection, table: Table, row: i64) -> Result<RecordId, CoreError> {
+pub(crate) fn id_of(
+    conn: &Connection,
+    table: Table,
+    row: impl Into<i64>,
+) -> Result<RecordId, CoreError> {
+    let row: i64 = row.into();
     conn.prepare_cached(&format!("SELECT uuid FROM {} WHERE id = ?1", table.name()))?
         .query_row([row], |r| r.get(0))
         .optional()?

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, parse_choice, parse_time_input};
 use crate::audit::Op;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -85,8 +86,8 @@ impl NewEncounter {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Encounter {
-    pub id: i64,
-    pub patient_id: i64,
+    pub id: EncounterId,
+    pub patient_id: PatientId,
     pub start: String,
     pub kind: EncounterKind,
     pub clinician: String,
@@ -203,9 +204,10 @@ impl Session {
     /// Opens an encounter with the signed-in user as the clinician.
     pub fn add_encounter(
         &mut self,
-        patient_id: i64,
+        patient_id: impl Into<PatientId>,
         encounter: &NewEncounter,
     ) -> Result<Encounter, CoreError> {
+        let patient_id = patient_id.into().get();
         let user_id = self.actor_user_id();
         self.run(
             Permission::RecordEncounter,
@@ -228,7 +230,11 @@ impl Session {
     }
 
     /// A patient's encounters, newest first.
-    pub fn encounters(&mut self, patient_id: i64) -> Result<Vec<Encounter>, CoreError> {
+    pub fn encounters(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<Vec<Encounter>, CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::ReadClinical,
             Op::read("encounter.read").patient(patient_id),

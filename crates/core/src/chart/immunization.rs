@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, optional_text, parse_choice, parse_past_date};
 use super::Item;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -105,8 +106,8 @@ impl NewImmunization {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Immunization {
-    pub id: i64,
-    pub patient_id: i64,
+    pub id: ImmunizationId,
+    pub patient_id: PatientId,
     pub vaccine: String,
     pub cvx: String,
     pub date: String,
@@ -234,9 +235,10 @@ pub(super) fn apply_entered_in_error(
 impl Session {
     pub fn add_immunization(
         &mut self,
-        patient_id: i64,
+        patient_id: impl Into<PatientId>,
         immunization: &NewImmunization,
     ) -> Result<Immunization, CoreError> {
+        let patient_id = patient_id.into().get();
         self.add_item(
             Permission::RecordImmunizations,
             "immunization.create",
@@ -254,15 +256,20 @@ impl Session {
         )
     }
 
-    pub fn immunizations(&mut self, patient_id: i64) -> Result<Vec<Immunization>, CoreError> {
+    pub fn immunizations(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<Vec<Immunization>, CoreError> {
+        let patient_id = patient_id.into().get();
         self.list_items("immunization.read", patient_id, immunizations)
     }
 
     /// Marks an immunization entered in error (it stays in the record, struck out).
     pub fn resolve_immunization(
         &mut self,
-        immunization_id: i64,
+        immunization_id: impl Into<ImmunizationId>,
     ) -> Result<Immunization, CoreError> {
+        let immunization_id = immunization_id.into().get();
         self.resolve(
             Item::Immunization,
             Permission::RecordImmunizations,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, optional_text, parse_choice, parse_past_date};
 use super::Item;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -102,8 +103,8 @@ impl NewMedication {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Medication {
-    pub id: i64,
-    pub patient_id: i64,
+    pub id: MedicationId,
+    pub patient_id: PatientId,
     pub name: String,
     pub dose: Option<String>,
     pub route: Option<Route>,
@@ -249,9 +250,10 @@ pub(super) fn apply_stopped(
 impl Session {
     pub fn add_medication(
         &mut self,
-        patient_id: i64,
+        patient_id: impl Into<PatientId>,
         medication: &NewMedication,
     ) -> Result<Medication, CoreError> {
+        let patient_id = patient_id.into().get();
         self.add_item(
             Permission::WriteClinical,
             "medication.create",
@@ -269,16 +271,21 @@ impl Session {
         )
     }
 
-    pub fn medications(&mut self, patient_id: i64) -> Result<Vec<Medication>, CoreError> {
+    pub fn medications(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<Vec<Medication>, CoreError> {
+        let patient_id = patient_id.into().get();
         self.list_items("medication.read", patient_id, medications)
     }
 
     /// Stops a medication (on `date`, default today).
     pub fn stop_medication(
         &mut self,
-        medication_id: i64,
+        medication_id: impl Into<MedicationId>,
         date: Option<NaiveDate>,
     ) -> Result<Medication, CoreError> {
+        let medication_id = medication_id.into().get();
         self.resolve(
             Item::Medication,
             Permission::WriteClinical,

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::access::{chart_access, ChartAccess};
 use crate::audit::Op;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -136,7 +137,8 @@ impl Session {
     }
 
     /// Opens a chart: demographics, and each clinical section the role may read.
-    pub fn open_chart(&mut self, patient_id: i64) -> Result<Chart, CoreError> {
+    pub fn open_chart(&mut self, patient_id: impl Into<PatientId>) -> Result<Chart, CoreError> {
+        let patient_id = patient_id.into().get();
         let clinical = self.can(Permission::ReadClinical);
         let notes = self.can(Permission::ReadNotes);
         self.run(
@@ -248,7 +250,7 @@ fn load_chart(
     notes: bool,
     today: NaiveDate,
 ) -> Result<Chart, CoreError> {
-    let id = patient.id;
+    let id = patient.id.get();
     let mut patient = patient;
     if !clinical {
         patient.allergy_status = None;

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
 use super::{check_belongs, Item};
 use crate::audit::Op;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -201,12 +202,12 @@ impl NoteKind {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Note {
-    pub id: i64,
-    pub patient_id: i64,
-    pub encounter_id: Option<i64>,
+    pub id: NoteId,
+    pub patient_id: PatientId,
+    pub encounter_id: Option<EncounterId>,
     pub kind: NoteKind,
     /// The signed note this addendum or amendment points to.
-    pub parent_id: Option<i64>,
+    pub parent_id: Option<NoteId>,
     pub author: String,
     #[serde(flatten)]
     pub content: NoteContent,
@@ -255,10 +256,10 @@ fn row_to_note(r: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
 /// The hash a signature covers: the note's kind, what it points to and its content.
 pub fn note_digest(note: &Note) -> String {
     digest_of(
-        note.patient_id,
-        note.encounter_id,
+        note.patient_id.get(),
+        note.encounter_id.map(EncounterId::get),
         note.kind,
-        note.parent_id,
+        note.parent_id.map(NoteId::get),
         &note.content,
     )
 }
@@ -441,7 +442,7 @@ pub(super) fn apply_addendum(conn: &Connection, c: &AddendumAdded) -> Result<App
             parent.id
         )));
     }
-    let encounter = encounter_row(conn, c.encounter, parent.patient_id)?;
+    let encounter = encounter_row(conn, c.encounter, parent.patient_id.get())?;
     let kind = if c.amendment {
         NoteKind::Amendment
     } else {
@@ -450,10 +451,10 @@ pub(super) fn apply_addendum(conn: &Connection, c: &AddendumAdded) -> Result<App
     insert(
         conn,
         c.note,
-        parent.patient_id,
+        parent.patient_id.get(),
         encounter,
         kind,
-        Some(parent.id),
+        Some(parent.id.get()),
         c.author_id,
         &c.content,
         &c.drafted,
@@ -501,10 +502,12 @@ impl Session {
     /// Writes a draft note, attached to one of the patient's encounters if given.
     pub fn draft_note(
         &mut self,
-        patient_id: i64,
-        encounter_id: Option<i64>,
+        patient_id: impl Into<PatientId>,
+        encounter_id: Option<EncounterId>,
         content: &NoteContent,
     ) -> Result<Note, CoreError> {
+        let patient_id = patient_id.into().get();
+        let encounter_id = encounter_id.map(EncounterId::get);
         let author_id = self.actor_user_id();
         self.run(
             Permission::DraftNote,
@@ -535,7 +538,12 @@ impl Session {
     }
 
     /// Replaces a draft's content. A signed note is never edited: add an addendum.
-    pub fn edit_draft(&mut self, note_id: i64, content: &NoteContent) -> Result<Note, CoreError> {
+    pub fn edit_draft(
+        &mut self,
+        note_id: impl Into<NoteId>,
+        content: &NoteContent,
+    ) -> Result<Note, CoreError> {
+        let note_id = note_id.into().get();
         let patient_id = self.owner(Item::Note, note_id)?;
         self.run(
             Permission::DraftNote,
@@ -559,7 +567,8 @@ impl Session {
     }
 
     /// Signs a draft (a note, addendum or amendment), which makes it final. Physicians only.
-    pub fn sign_note(&mut self, note_id: i64) -> Result<Note, CoreError> {
+    pub fn sign_note(&mut self, note_id: impl Into<NoteId>) -> Result<Note, CoreError> {
+        let note_id = note_id.into().get();
         let patient_id = self.owner(Item::Note, note_id)?;
         self.run(
             Permission::SignNote,
@@ -576,7 +585,7 @@ impl Session {
                     op.detail = Some(format!(
                         "{} to note {}",
                         n.kind.as_str(),
-                        n.parent_id.unwrap_or(0)
+                        n.parent_id.unwrap_or_default()
                     ));
                 }
                 let signed = NoteSigned {
@@ -592,10 +601,11 @@ impl Session {
     /// as a draft that points to it and is signed in its own right.
     pub fn add_addendum(
         &mut self,
-        note_id: i64,
+        note_id: impl Into<NoteId>,
         content: &NoteContent,
         amendment: bool,
     ) -> Result<Note, CoreError> {
+        let note_id = note_id.into().get();
         let patient_id = self.owner(Item::Note, note_id)?;
         let author_id = self.actor_user_id();
         let kind = if amendment {
@@ -636,7 +646,8 @@ impl Session {
     }
 
     /// A patient's notes, newest first.
-    pub fn notes(&mut self, patient_id: i64) -> Result<Vec<Note>, CoreError> {
+    pub fn notes(&mut self, patient_id: impl Into<PatientId>) -> Result<Vec<Note>, CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::ReadNotes,
             Op::read("note.read").patient(patient_id),

@@ -12,6 +12,7 @@ use super::input::{name_part, optional_text, parse_past_date};
 use crate::access::CareTeamChanged;
 use crate::audit::Op;
 use crate::error::Denial;
+use crate::ids::*;
 use crate::roles::{Permission, Role};
 use crate::{CoreError, Session};
 
@@ -289,7 +290,7 @@ impl NewPatient {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Patient {
-    pub id: i64,
+    pub id: PatientId,
     pub mrn: String,
     #[serde(flatten)]
     pub demographics: Demographics,
@@ -629,7 +630,8 @@ fn check_mrn(mrn: &str) -> Result<(), CoreError> {
 }
 
 /// Writes the searchable words of a patient's names.
-fn index_names(conn: &Connection, id: i64, d: &Demographics) -> Result<(), CoreError> {
+fn index_names(conn: &Connection, id: impl Into<i64>, d: &Demographics) -> Result<(), CoreError> {
+    let id: i64 = id.into();
     conn.prepare_cached("DELETE FROM patient_name_words WHERE patient_id = ?1")?
         .execute([id])?;
     let mut insert = conn.prepare_cached(
@@ -651,7 +653,7 @@ fn index_names(conn: &Connection, id: i64, d: &Demographics) -> Result<(), CoreE
 
 fn write_version(
     conn: &Connection,
-    id: i64,
+    id: PatientId,
     version: i64,
     d: &Demographics,
     restricted: bool,
@@ -703,7 +705,7 @@ pub(super) fn apply_registered(
     ])?;
     let id = conn.last_insert_rowid();
     index_names(conn, id, d)?;
-    write_version(conn, id, 1, d, c.new.restricted, &c.registered)?;
+    write_version(conn, PatientId(id), 1, d, c.new.restricted, &c.registered)?;
     Ok(Applied::one(id))
 }
 
@@ -856,9 +858,10 @@ impl Session {
     /// Changes demographics; the previous version is kept with who changed it and when.
     pub fn update_patient(
         &mut self,
-        patient_id: i64,
+        patient_id: impl Into<PatientId>,
         changes: &PatientChanges,
     ) -> Result<Patient, CoreError> {
+        let patient_id = patient_id.into().get();
         let clinical = self.can(Permission::ReadClinical);
         if changes.restricted.is_some() && !self.can(Permission::ManageCareTeam) {
             let role = self.role();
@@ -920,7 +923,11 @@ impl Session {
     }
 
     /// Every version of a patient's demographics, oldest first.
-    pub fn patient_history(&mut self, patient_id: i64) -> Result<Vec<PatientVersion>, CoreError> {
+    pub fn patient_history(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<Vec<PatientVersion>, CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::ReadDemographics,
             Op::read("patient.history").patient(patient_id),

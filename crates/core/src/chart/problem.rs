@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, parse_past_date};
 use super::Item;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -139,8 +140,8 @@ impl NewProblem {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Problem {
-    pub id: i64,
-    pub patient_id: i64,
+    pub id: ProblemId,
+    pub patient_id: PatientId,
     pub text: String,
     pub system: Option<CodeSystem>,
     pub code: Option<String>,
@@ -283,9 +284,10 @@ pub(super) fn apply_resolved(conn: &Connection, c: &ProblemResolved) -> Result<A
 impl Session {
     pub fn add_problem(
         &mut self,
-        patient_id: i64,
+        patient_id: impl Into<PatientId>,
         problem: &NewProblem,
     ) -> Result<Problem, CoreError> {
+        let patient_id = patient_id.into().get();
         self.add_item(
             Permission::WriteClinical,
             "problem.create",
@@ -303,16 +305,21 @@ impl Session {
         )
     }
 
-    pub fn problems(&mut self, patient_id: i64) -> Result<Vec<Problem>, CoreError> {
+    pub fn problems(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<Vec<Problem>, CoreError> {
+        let patient_id = patient_id.into().get();
         self.list_items("problem.read", patient_id, problems)
     }
 
     /// Marks a problem resolved (on `date`, default today).
     pub fn resolve_problem(
         &mut self,
-        problem_id: i64,
+        problem_id: impl Into<ProblemId>,
         date: Option<NaiveDate>,
     ) -> Result<Problem, CoreError> {
+        let problem_id = problem_id.into().get();
         self.resolve(
             Item::Problem,
             Permission::WriteClinical,

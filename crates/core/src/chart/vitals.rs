@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::change::{self, apply, Applied, Change, RecordId, Stamp, Table};
 use super::{check_belongs, Item};
 use crate::audit::Op;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -349,9 +350,9 @@ impl VitalsInput {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Observation {
-    pub id: i64,
-    pub patient_id: i64,
-    pub encounter_id: Option<i64>,
+    pub id: ObservationId,
+    pub patient_id: PatientId,
+    pub encounter_id: Option<EncounterId>,
     pub vital: Vital,
     /// LOINC code.
     pub code: String,
@@ -534,11 +535,13 @@ impl Session {
     /// a weight is recorded and a height is known (now or from before).
     pub fn record_vitals(
         &mut self,
-        patient_id: i64,
+        patient_id: impl Into<PatientId>,
         input: &VitalsInput,
         effective: Option<DateTime<Utc>>,
-        encounter_id: Option<i64>,
+        encounter_id: Option<EncounterId>,
     ) -> Result<Vec<Observation>, CoreError> {
+        let patient_id = patient_id.into().get();
+        let encounter_id = encounter_id.map(EncounterId::get);
         let values = input.validate()?;
         if let Some(t) = effective {
             if t > self.clock.now() + chrono::Duration::hours(1) {
@@ -581,7 +584,11 @@ impl Session {
     }
 
     /// A patient's vital-sign observations, newest first.
-    pub fn vitals(&mut self, patient_id: i64) -> Result<Vec<Observation>, CoreError> {
+    pub fn vitals(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<Vec<Observation>, CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::ReadClinical,
             Op::read("vitals.read").patient(patient_id),

@@ -83,7 +83,7 @@ fn meta(source: &str) -> Value {
     json!({"source": source})
 }
 
-fn patient_ref(id: i64) -> Value {
+fn patient_ref(id: impl std::fmt::Display) -> Value {
     json!({"reference": format!("Patient/p{id}")})
 }
 

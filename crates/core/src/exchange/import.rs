@@ -27,6 +27,7 @@ use crate::chart::note::{self, AddendumAdded, NoteDrafted, NoteKind, NoteSigned}
 use crate::chart::patient::{self, Demographics, NewPatient, PatientRegistered};
 use crate::chart::problem::{NewProblem, ProblemAdded, ProblemOutcome, ProblemResolved};
 use crate::chart::vitals::VitalsRecorded;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -35,7 +36,7 @@ use crate::{CoreError, Session};
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ImportedPatient {
     /// The patient's id in this vault.
-    pub id: i64,
+    pub id: PatientId,
     pub mrn: String,
     /// The patient's id in the export.
     pub source_id: String,
@@ -713,7 +714,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                     *report.added.entry(k.clone()).or_default() += v;
                 }
                 report.patients.push(ImportedPatient {
-                    id: local,
+                    id: PatientId(local),
                     mrn,
                     source_id: p.src.clone(),
                     new,

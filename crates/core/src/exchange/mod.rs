@@ -17,6 +17,7 @@ use crate::access::chart_access;
 use crate::audit::Op;
 use crate::chart::load_full_chart;
 use crate::chart::patient as patients;
+use crate::ids::*;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -48,7 +49,7 @@ pub struct ExportRequest {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LeftOut {
-    pub patient_id: i64,
+    pub patient_id: PatientId,
     pub reason: String,
 }
 
@@ -152,7 +153,7 @@ impl Session {
                     included.push(patient);
                 } else {
                     left_out.push(LeftOut {
-                        patient_id: id,
+                        patient_id: PatientId(id),
                         reason: "restricted to their care team".into(),
                     });
                 }
@@ -201,7 +202,7 @@ impl Session {
                         bulk.push(r)?;
                     }
                     merge(&mut counts, &mine);
-                    per_patient.push((id, mine));
+                    per_patient.push((id.get(), mine));
                     progress(done as u64 + 1, total);
                 }
                 bulk.finish(json!({
@@ -371,7 +372,11 @@ impl Session {
     }
 
     /// The accounting of disclosures for one patient: every export that held their record.
-    pub fn disclosures(&mut self, patient_id: i64) -> Result<Vec<Disclosure>, CoreError> {
+    pub fn disclosures(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+    ) -> Result<Vec<Disclosure>, CoreError> {
+        let patient_id = patient_id.into().get();
         self.run(
             Permission::ReadDisclosures,
             Op::read("disclosures.read").patient(patient_id),

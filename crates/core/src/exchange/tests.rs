@@ -209,7 +209,7 @@ fn a_clinic_moves_whole_and_comes_back_the_same() {
     assert_eq!(
         report.left_out,
         vec![LeftOut {
-            patient_id: 2,
+            patient_id: PatientId(2),
             reason: "restricted to their care team".into()
         }]
     );
@@ -244,7 +244,7 @@ fn a_clinic_moves_whole_and_comes_back_the_same() {
         let source_id = fhir::number_of(&p.source_id, "p").expect("ours");
         let a = doctor_a.open_chart(source_id).expect("opens in A");
         let b = doctor_b.open_chart(p.id).expect("opens in B");
-        assert!(p.id > before_ids);
+        assert!(p.id.get() > before_ids);
         assert_eq!(portable(&a), portable(&b), "patient {source_id}");
     }
     // NKA and the allergy states came across as such.
