@@ -101,13 +101,18 @@ struct Generator<'a> {
     rng: Rng,
     /// Its own stream for the records' global ids, so adding them left the clinic the same.
     ids: Rng,
+    /// The time the ids are made at (see [`Generator::id`]) and how many have been.
+    id_base: DateTime<Utc>,
+    ids_made: u64,
     as_of: NaiveDate,
     summary: &'a mut DemoSummary,
 }
 
 impl Generator<'_> {
-    /// A reproducible global id for a record made at `at`.
-    fn id(&mut self, at: DateTime<Utc>) -> RecordId {
+    /// A reproducible global id. Its time is the clinic's "today" plus a millisecond per id
+    /// made, not the (historical) time of the record: ids are made now, and made in order
+    /// they keep the global-id indexes appending rather than splitting pages at random.
+    fn id(&mut self) -> RecordId {
         let (a, b) = (
             self.ids.next_u64().to_le_bytes(),
             self.ids.next_u64().to_le_bytes(),
@@ -115,6 +120,8 @@ impl Generator<'_> {
         let mut random = [0u8; 10];
         random[..8].copy_from_slice(&a);
         random[8..].copy_from_slice(&b[..2]);
+        self.ids_made += 1;
+        let at = self.id_base + Duration::milliseconds(self.ids_made as i64);
         RecordId::from_parts(at, random)
     }
 
@@ -207,7 +214,7 @@ impl Generator<'_> {
             20..=69 => "no_known_allergies",
             _ => "recorded",
         };
-        let patient = self.id(registered);
+        let patient = self.id();
         let id = w.apply(Change::PatientRegistered(PatientRegistered {
             patient,
             mrn: patient::mrn_for(n as i64),
@@ -237,7 +244,7 @@ impl Generator<'_> {
                     continue;
                 }
                 used.push(a.0);
-                let allergy = self.id(registered);
+                let allergy = self.id();
                 w.apply(Change::AllergyRecorded(AllergyRecorded {
                     allergy,
                     patient,
@@ -267,7 +274,7 @@ impl Generator<'_> {
                 - Duration::days(onset_years as i64 * 365 + self.rng.below(300) as i64))
             .max(birth);
             let onset_at = Stamp::new(at_hour(onset, &mut self.rng), clinician);
-            let problem = self.id(onset_at.at);
+            let problem = self.id();
             w.apply(Change::ProblemAdded(ProblemAdded {
                 problem,
                 patient,
@@ -281,7 +288,7 @@ impl Generator<'_> {
                 recorded: onset_at.clone(),
             }))?;
             let (name, dose, route, frequency) = c.medication;
-            let medication = self.id(onset_at.at);
+            let medication = self.id();
             w.apply(Change::MedicationStarted(MedicationStarted {
                 medication,
                 patient,
@@ -302,7 +309,7 @@ impl Generator<'_> {
         if self.rng.chance(0.15) {
             let onset = self.as_of - Duration::days(60 + self.rng.below(1500) as i64);
             let at = Stamp::new(at_hour(onset, &mut self.rng), clinician);
-            let problem = self.id(at.at);
+            let problem = self.id();
             w.apply(Change::ProblemAdded(ProblemAdded {
                 problem,
                 patient,
@@ -321,7 +328,7 @@ impl Generator<'_> {
                 on: Some(onset + Duration::days(21)),
                 resolved: at.clone(),
             }))?;
-            let medication = self.id(at.at);
+            let medication = self.id();
             w.apply(Change::MedicationStarted(MedicationStarted {
                 medication,
                 patient,
@@ -400,7 +407,7 @@ impl Generator<'_> {
                 17..=18 => "telehealth",
                 _ => "home",
             };
-            let encounter = self.id(when);
+            let encounter = self.id();
             w.apply(Change::EncounterOpened(EncounterOpened {
                 encounter,
                 patient,
@@ -493,7 +500,7 @@ impl Generator<'_> {
                 plan: Some(plan),
             };
             let signed = Stamp::new(when + Duration::minutes(20), clinician);
-            let note = self.id(signed.at);
+            let note = self.id();
             w.apply(Change::NoteDrafted(NoteDrafted {
                 note,
                 patient,
@@ -507,7 +514,7 @@ impl Generator<'_> {
             if self.rng.chance(0.05) {
                 let text = "[Synthetic demo record] Addendum: results reviewed by telephone; no change to plan.";
                 let at = Stamp::new(when + Duration::days(2), clinician);
-                let addendum = self.id(at.at);
+                let addendum = self.id();
                 w.apply(Change::AddendumAdded(AddendumAdded {
                     note: addendum,
                     parent: note,
@@ -540,7 +547,7 @@ impl Generator<'_> {
     ) -> VitalsRecorded {
         let mut set = VitalsRecorded::new(patient, Some(encounter), at, values, Stamp::new(at, by));
         for v in &mut set.values {
-            v.observation = self.id(at);
+            v.observation = self.id();
         }
         set
     }
@@ -563,7 +570,7 @@ impl Generator<'_> {
                 *g.rng.pick(&["left_arm", "right_arm"])
             };
             let at = Stamp::new(at_hour(date, &mut g.rng), "Nurse P. Okonjo (demo)");
-            let immunization = g.id(at.at);
+            let immunization = g.id();
             w.apply(Change::ImmunizationRecorded(ImmunizationRecorded {
                 immunization,
                 patient,
@@ -656,6 +663,8 @@ impl Session {
             // Seeded by where this clinic starts too, so a second demo run into the same
             // vault (same seed, more patients) makes new ids.
             ids: Rng::new(options.seed ^ 0x7265_636f_7264_6964 ^ (start as u64).rotate_left(32)),
+            id_base: Utc.from_utc_datetime(&options.as_of.and_hms_opt(0, 0, 0).unwrap_or_default()),
+            ids_made: 0,
             as_of: options.as_of,
             summary: &mut summary,
         };

@@ -384,7 +384,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             restricted,
                         };
                         let registered = ctx.stamp();
-                        let uuid = RecordId::new(registered.at);
+                        let uuid = RecordId::new(ctx.now);
                         let made = apply(
                             tx,
                             &Change::PatientRegistered(PatientRegistered {
@@ -420,7 +420,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             let l = apply(
                                 tx,
                                 &Change::EncounterOpened(EncounterOpened {
-                                    encounter: RecordId::new(opened.at),
+                                    encounter: RecordId::new(ctx.now),
                                     patient: patient_uuid,
                                     kind: e.kind,
                                     start: time(&e.start)?,
@@ -452,7 +452,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                     if held(tx, source, "Observation", id, &mut report)? {
                         continue;
                     }
-                    let set = VitalsRecorded::new(
+                    let mut set = VitalsRecorded::new(
                         patient_uuid,
                         encounter(tx, enc)?
                             .map(|e| change::id_of(tx, Table::Encounters, e))
@@ -461,6 +461,10 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         &[(o.vital, o.value)],
                         Stamp::parse(&o.recorded_at, &o.recorded_by)?,
                     );
+                    // Ids are made now (as every id here is), not at the time recorded.
+                    for v in &mut set.values {
+                        v.observation = RecordId::new(ctx.now);
+                    }
                     let l = apply(tx, &Change::VitalsRecorded(set))?.row();
                     note_added(tx, source, "Observation", id, l, &now, &mut added)?;
                 }
@@ -469,7 +473,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         continue;
                     }
                     let stamp = recorded(&c.stamp)?;
-                    let problem = RecordId::new(stamp.at);
+                    let problem = RecordId::new(ctx.now);
                     let l = apply(
                         tx,
                         &Change::ProblemAdded(ProblemAdded {
@@ -541,7 +545,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         continue;
                     }
                     let at = recorded(stamp)?;
-                    let allergy = RecordId::new(at.at);
+                    let allergy = RecordId::new(ctx.now);
                     let l = apply(
                         tx,
                         &Change::AllergyRecorded(AllergyRecorded {
@@ -573,7 +577,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         continue;
                     }
                     let at = recorded(&m.stamp)?;
-                    let medication = RecordId::new(at.at);
+                    let medication = RecordId::new(ctx.now);
                     let l = apply(
                         tx,
                         &Change::MedicationStarted(MedicationStarted {
@@ -607,7 +611,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         continue;
                     }
                     let at = recorded(&i.stamp)?;
-                    let immunization = RecordId::new(at.at);
+                    let immunization = RecordId::new(ctx.now);
                     let l = apply(
                         tx,
                         &Change::ImmunizationRecorded(ImmunizationRecorded {
@@ -654,7 +658,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         .map(|e| change::id_of(tx, Table::Encounters, e))
                         .transpose()?;
                     let drafted = Stamp::parse(&n.created_at, &n.author)?;
-                    let uuid = RecordId::new(drafted.at);
+                    let uuid = RecordId::new(ctx.now);
                     let draft = match parent {
                         None => Change::NoteDrafted(NoteDrafted {
                             note: uuid,
