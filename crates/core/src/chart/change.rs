@@ -225,6 +225,21 @@ impl Change {
         }
     }
 
+    /// The record a change brings into being, if it does.
+    fn creates(&self) -> Option<(Table, RecordId)> {
+        Some(match self {
+            Change::PatientRegistered(c) => (Table::Patients, c.patient),
+            Change::EncounterOpened(c) => (Table::Encounters, c.encounter),
+            Change::NoteDrafted(c) => (Table::Notes, c.note),
+            Change::AddendumAdded(c) => (Table::Notes, c.note),
+            Change::ProblemAdded(c) => (Table::Problems, c.problem),
+            Change::AllergyRecorded(c) => (Table::Allergies, c.allergy),
+            Change::MedicationStarted(c) => (Table::Medications, c.medication),
+            Change::ImmunizationRecorded(c) => (Table::Immunizations, c.immunization),
+            _ => return None,
+        })
+    }
+
     fn stamp(&self) -> &Stamp {
         match self {
             Change::PatientRegistered(c) => &c.registered,
@@ -271,6 +286,14 @@ impl Applied {
 /// checks or names a record that is not here, and then writes nothing.
 pub(crate) fn apply(conn: &Connection, change: &Change) -> Result<Applied, CoreError> {
     change.stamp().check()?;
+    let applied = write(conn, change)?;
+    if let Some((table, id)) = change.creates() {
+        remember(table, id, applied.row());
+    }
+    Ok(applied)
+}
+
+fn write(conn: &Connection, change: &Change) -> Result<Applied, CoreError> {
     match change {
         Change::PatientRegistered(c) => super::patient::apply_registered(conn, c),
         Change::DemographicsChanged(c) => super::patient::apply_demographics(conn, c),
@@ -297,7 +320,7 @@ pub(crate) fn apply(conn: &Connection, change: &Change) -> Result<Applied, CoreE
 }
 
 /// The tables whose records carry a global id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Table {
     Patients,
     Encounters,
@@ -334,12 +357,57 @@ impl Table {
     }
 }
 
+thread_local! {
+    /// While a bulk write runs (see [`bulk`]), the rows of the global ids it has written or
+    /// looked up, so a clinic's worth of changes does not look each patient up again.
+    static ROWS: std::cell::RefCell<Option<std::collections::HashMap<(Table, RecordId), i64>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `write` (one transaction's worth of changes, on one connection: an import, a
+/// batch of the demo) with the global-id lookups remembered. Rows are never renumbered and
+/// records never removed, so what is remembered stays true while the transaction lasts;
+/// nothing is remembered once `write` returns, whether it succeeded or not.
+pub(crate) fn bulk<T>(write: impl FnOnce() -> T) -> T {
+    struct Forget;
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            ROWS.with(|rows| rows.borrow_mut().take());
+        }
+    }
+    ROWS.with(|rows| *rows.borrow_mut() = Some(Default::default()));
+    let _forget = Forget;
+    write()
+}
+
+fn remembered(table: Table, id: RecordId) -> Option<i64> {
+    ROWS.with(|rows| {
+        rows.borrow()
+            .as_ref()
+            .and_then(|m| m.get(&(table, id)).copied())
+    })
+}
+
+fn remember(table: Table, id: RecordId, row: i64) {
+    ROWS.with(|rows| {
+        if let Some(m) = rows.borrow_mut().as_mut() {
+            m.insert((table, id), row);
+        }
+    });
+}
+
 /// The local row of the record with global id `id`.
 pub(crate) fn row_of(conn: &Connection, table: Table, id: RecordId) -> Result<i64, CoreError> {
-    conn.prepare_cached(&format!("SELECT id FROM {} WHERE uuid = ?1", table.name()))?
+    if let Some(row) = remembered(table, id) {
+        return Ok(row);
+    }
+    let row = conn
+        .prepare_cached(&format!("SELECT id FROM {} WHERE uuid = ?1", table.name()))?
         .query_row([id], |r| r.get(0))
         .optional()?
-        .ok_or_else(|| CoreError::NotFound(format!("There is no {} {id}.", table.what())))
+        .ok_or_else(|| CoreError::NotFound(format!("There is no {} {id}.", table.what())))?;
+    remember(table, id, row);
+    Ok(row)
 }
 
 /// The global id of local row `row`.

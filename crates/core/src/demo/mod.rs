@@ -683,12 +683,15 @@ impl Session {
                 false,
                 |tx, _, _| {
                     let mut writer = Writer { conn: tx };
-                    for k in 0..u64::from(count) {
-                        let n = first + k;
-                        let long_chart = every > 0 && n % u64::from(every) == 1 % u64::from(every);
-                        generator.patient(&mut writer, n, long_chart)?;
-                    }
-                    Ok(())
+                    crate::chart::change::bulk(|| {
+                        for k in 0..u64::from(count) {
+                            let n = first + k;
+                            let long_chart =
+                                every > 0 && n % u64::from(every) == 1 % u64::from(every);
+                            generator.patient(&mut writer, n, long_chart)?;
+                        }
+                        Ok(())
+                    })
                 },
             )?;
             done += count;

@@ -357,89 +357,91 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
         Op::create("records.import"),
         false,
         |tx, op, ctx| {
-            let now = format_time(ctx.now);
-            let source = parsed.source.as_str();
-            let mut report = ImportReport {
-                source: source.to_owned(),
-                patients_added: 0,
-                patients_already_here: 0,
-                added: Counts::new(),
-                already_here: Counts::new(),
-                patients: Vec::new(),
-            };
-            for p in &parsed.patients {
-                let mut added = Counts::new();
-                let (local, new) = match known(tx, source, "Patient", &p.src)? {
-                    Some(local) => {
-                        count(&mut report.already_here, "Patient");
-                        (local, false)
-                    }
-                    None => {
-                        let (demographics, restricted) = p
-                            .demographics
-                            .clone()
-                            .expect("every patient parsed has demographics");
-                        let new = NewPatient {
-                            demographics,
-                            restricted,
-                        };
-                        let registered = ctx.stamp();
-                        let uuid = RecordId::new(ctx.now);
-                        let made = apply(
-                            tx,
-                            &Change::PatientRegistered(PatientRegistered {
-                                patient: uuid,
-                                mrn: patient::new_mrn(tx)?,
-                                new,
-                                registered: registered.clone(),
-                            }),
-                        )?
-                        .row();
-                        remember(tx, source, "Patient", &p.src, made, &now)?;
-                        // Someone must be able to open a restricted chart: the importer.
-                        if restricted {
-                            if let Some(uid) = user_id {
-                                let joined = CareTeamChanged::joined(uuid, uid, registered);
-                                apply(tx, &Change::CareTeamChanged(joined))?;
-                            }
-                        }
-                        count(&mut added, "Patient");
-                        (made, true)
-                    }
+            change::bulk(|| {
+                let now = format_time(ctx.now);
+                let source = parsed.source.as_str();
+                let mut report = ImportReport {
+                    source: source.to_owned(),
+                    patients_added: 0,
+                    patients_already_here: 0,
+                    added: Counts::new(),
+                    already_here: Counts::new(),
+                    patients: Vec::new(),
                 };
-                let patient_uuid = change::id_of(tx, Table::Patients, local)?;
-                let mut encounters: HashMap<&str, i64> = HashMap::new();
-                for (id, e) in &p.encounters {
-                    let local_e = match known(tx, source, "Encounter", id)? {
-                        Some(l) => {
-                            count(&mut report.already_here, "Encounter");
-                            l
+                for p in &parsed.patients {
+                    let mut added = Counts::new();
+                    let (local, new) = match known(tx, source, "Patient", &p.src)? {
+                        Some(local) => {
+                            count(&mut report.already_here, "Patient");
+                            (local, false)
                         }
                         None => {
-                            let opened = recorded(&e.stamp)?;
-                            let l = apply(
+                            let (demographics, restricted) = p
+                                .demographics
+                                .clone()
+                                .expect("every patient parsed has demographics");
+                            let new = NewPatient {
+                                demographics,
+                                restricted,
+                            };
+                            let registered = ctx.stamp();
+                            let uuid = RecordId::new(ctx.now);
+                            let made = apply(
                                 tx,
-                                &Change::EncounterOpened(EncounterOpened {
-                                    encounter: RecordId::new(ctx.now),
-                                    patient: patient_uuid,
-                                    kind: e.kind,
-                                    start: time(&e.start)?,
-                                    reason: e.reason.clone(),
-                                    clinician_id: None,
-                                    clinician: e.clinician.clone(),
-                                    opened,
+                                &Change::PatientRegistered(PatientRegistered {
+                                    patient: uuid,
+                                    mrn: patient::new_mrn(tx)?,
+                                    new,
+                                    registered: registered.clone(),
                                 }),
                             )?
                             .row();
-                            note_added(tx, source, "Encounter", id, l, &now, &mut added)?;
-                            l
+                            remember(tx, source, "Patient", &p.src, made, &now)?;
+                            // Someone must be able to open a restricted chart: the importer.
+                            if restricted {
+                                if let Some(uid) = user_id {
+                                    let joined = CareTeamChanged::joined(uuid, uid, registered);
+                                    apply(tx, &Change::CareTeamChanged(joined))?;
+                                }
+                            }
+                            count(&mut added, "Patient");
+                            (made, true)
                         }
                     };
-                    encounters.insert(id.as_str(), local_e);
-                }
-                // An encounter named by a new item but imported before (a later export).
-                let encounter =
-                    |tx: &Transaction<'_>, id: &Option<String>| -> Result<Option<i64>, CoreError> {
+                    let patient_uuid = change::id_of(tx, Table::Patients, local)?;
+                    let mut encounters: HashMap<&str, i64> = HashMap::new();
+                    for (id, e) in &p.encounters {
+                        let local_e = match known(tx, source, "Encounter", id)? {
+                            Some(l) => {
+                                count(&mut report.already_here, "Encounter");
+                                l
+                            }
+                            None => {
+                                let opened = recorded(&e.stamp)?;
+                                let l = apply(
+                                    tx,
+                                    &Change::EncounterOpened(EncounterOpened {
+                                        encounter: RecordId::new(ctx.now),
+                                        patient: patient_uuid,
+                                        kind: e.kind,
+                                        start: time(&e.start)?,
+                                        reason: e.reason.clone(),
+                                        clinician_id: None,
+                                        clinician: e.clinician.clone(),
+                                        opened,
+                                    }),
+                                )?
+                                .row();
+                                note_added(tx, source, "Encounter", id, l, &now, &mut added)?;
+                                l
+                            }
+                        };
+                        encounters.insert(id.as_str(), local_e);
+                    }
+                    // An encounter named by a new item but imported before (a later export).
+                    let encounter = |tx: &Transaction<'_>,
+                                     id: &Option<String>|
+                     -> Result<Option<i64>, CoreError> {
                         match id {
                             None => Ok(None),
                             Some(id) => match encounters.get(id.as_str()) {
@@ -448,290 +450,292 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             },
                         }
                     };
-                for (id, o, enc) in &p.observations {
-                    if held(tx, source, "Observation", id, &mut report)? {
-                        continue;
+                    for (id, o, enc) in &p.observations {
+                        if held(tx, source, "Observation", id, &mut report)? {
+                            continue;
+                        }
+                        let mut set = VitalsRecorded::new(
+                            patient_uuid,
+                            encounter(tx, enc)?
+                                .map(|e| change::id_of(tx, Table::Encounters, e))
+                                .transpose()?,
+                            time(&o.effective)?,
+                            &[(o.vital, o.value)],
+                            Stamp::parse(&o.recorded_at, &o.recorded_by)?,
+                        );
+                        // Ids are made now (as every id here is), not at the time recorded.
+                        for v in &mut set.values {
+                            v.observation = RecordId::new(ctx.now);
+                        }
+                        let l = apply(tx, &Change::VitalsRecorded(set))?.row();
+                        note_added(tx, source, "Observation", id, l, &now, &mut added)?;
                     }
-                    let mut set = VitalsRecorded::new(
-                        patient_uuid,
-                        encounter(tx, enc)?
-                            .map(|e| change::id_of(tx, Table::Encounters, e))
-                            .transpose()?,
-                        time(&o.effective)?,
-                        &[(o.vital, o.value)],
-                        Stamp::parse(&o.recorded_at, &o.recorded_by)?,
-                    );
-                    // Ids are made now (as every id here is), not at the time recorded.
-                    for v in &mut set.values {
-                        v.observation = RecordId::new(ctx.now);
-                    }
-                    let l = apply(tx, &Change::VitalsRecorded(set))?.row();
-                    note_added(tx, source, "Observation", id, l, &now, &mut added)?;
-                }
-                for (id, c) in &p.problems {
-                    if held(tx, source, "Condition", id, &mut report)? {
-                        continue;
-                    }
-                    let stamp = recorded(&c.stamp)?;
-                    let problem = RecordId::new(ctx.now);
-                    let l = apply(
-                        tx,
-                        &Change::ProblemAdded(ProblemAdded {
-                            problem,
-                            patient: patient_uuid,
-                            item: NewProblem {
-                                text: c.text.clone(),
-                                coding: c.coding.clone(),
-                                onset: date(c.onset.as_deref())?,
-                            },
-                            recorded: stamp,
-                        }),
-                    )?
-                    .row();
-                    if c.status != "active" {
-                        let outcome = if c.status == "inactive" {
-                            ProblemOutcome::Inactive
-                        } else {
-                            ProblemOutcome::Resolved
-                        };
-                        apply(
+                    for (id, c) in &p.problems {
+                        if held(tx, source, "Condition", id, &mut report)? {
+                            continue;
+                        }
+                        let stamp = recorded(&c.stamp)?;
+                        let problem = RecordId::new(ctx.now);
+                        let l = apply(
                             tx,
-                            &Change::ProblemResolved(ProblemResolved {
+                            &Change::ProblemAdded(ProblemAdded {
                                 problem,
-                                outcome,
-                                on: date(c.resolved_on.as_deref())?,
-                                resolved: updated(&c.stamp)?,
+                                patient: patient_uuid,
+                                item: NewProblem {
+                                    text: c.text.clone(),
+                                    coding: c.coding.clone(),
+                                    onset: date(c.onset.as_deref())?,
+                                },
+                                recorded: stamp,
                             }),
-                        )?;
-                    }
-                    note_added(tx, source, "Condition", id, l, &now, &mut added)?;
-                }
-                if let Some((id, at, who)) = &p.none_known {
-                    if !held(tx, source, "AllergyIntolerance", id, &mut report)? {
-                        // Only where nobody has asked yet: an allergy recorded here stands.
-                        if patient::get(tx, local)?.allergy_status.as_deref() == Some("unknown") {
+                        )?
+                        .row();
+                        if c.status != "active" {
+                            let outcome = if c.status == "inactive" {
+                                ProblemOutcome::Inactive
+                            } else {
+                                ProblemOutcome::Resolved
+                            };
                             apply(
                                 tx,
-                                &Change::NoKnownAllergiesRecorded(NoKnownAllergiesRecorded {
-                                    patient: patient_uuid,
-                                    recorded: Stamp::parse(at, who)?,
+                                &Change::ProblemResolved(ProblemResolved {
+                                    problem,
+                                    outcome,
+                                    on: date(c.resolved_on.as_deref())?,
+                                    resolved: updated(&c.stamp)?,
                                 }),
                             )?;
                         }
-                        note_added(
-                            tx,
-                            source,
-                            "AllergyIntolerance",
-                            id,
-                            local,
-                            &now,
-                            &mut added,
-                        )?;
+                        note_added(tx, source, "Condition", id, l, &now, &mut added)?;
                     }
-                }
-                for (id, a) in &p.allergies {
-                    let InAllergy::Allergy {
-                        substance,
-                        reaction,
-                        severity,
-                        category,
-                        status,
-                        stamp,
-                    } = a
-                    else {
-                        continue;
-                    };
-                    if held(tx, source, "AllergyIntolerance", id, &mut report)? {
-                        continue;
+                    if let Some((id, at, who)) = &p.none_known {
+                        if !held(tx, source, "AllergyIntolerance", id, &mut report)? {
+                            // Only where nobody has asked yet: an allergy recorded here stands.
+                            if patient::get(tx, local)?.allergy_status.as_deref() == Some("unknown")
+                            {
+                                apply(
+                                    tx,
+                                    &Change::NoKnownAllergiesRecorded(NoKnownAllergiesRecorded {
+                                        patient: patient_uuid,
+                                        recorded: Stamp::parse(at, who)?,
+                                    }),
+                                )?;
+                            }
+                            note_added(
+                                tx,
+                                source,
+                                "AllergyIntolerance",
+                                id,
+                                local,
+                                &now,
+                                &mut added,
+                            )?;
+                        }
                     }
-                    let at = recorded(stamp)?;
-                    let allergy = RecordId::new(ctx.now);
-                    let l = apply(
-                        tx,
-                        &Change::AllergyRecorded(AllergyRecorded {
-                            allergy,
-                            patient: patient_uuid,
-                            item: NewAllergy {
-                                substance: substance.clone(),
-                                reaction: reaction.clone(),
-                                severity: *severity,
-                                category: *category,
-                            },
-                            recorded: at,
-                        }),
-                    )?
-                    .row();
-                    if status != "active" {
-                        apply(
+                    for (id, a) in &p.allergies {
+                        let InAllergy::Allergy {
+                            substance,
+                            reaction,
+                            severity,
+                            category,
+                            status,
+                            stamp,
+                        } = a
+                        else {
+                            continue;
+                        };
+                        if held(tx, source, "AllergyIntolerance", id, &mut report)? {
+                            continue;
+                        }
+                        let at = recorded(stamp)?;
+                        let allergy = RecordId::new(ctx.now);
+                        let l = apply(
                             tx,
-                            &Change::AllergyResolved(AllergyResolved {
+                            &Change::AllergyRecorded(AllergyRecorded {
                                 allergy,
-                                resolved: updated(stamp)?,
+                                patient: patient_uuid,
+                                item: NewAllergy {
+                                    substance: substance.clone(),
+                                    reaction: reaction.clone(),
+                                    severity: *severity,
+                                    category: *category,
+                                },
+                                recorded: at,
                             }),
-                        )?;
+                        )?
+                        .row();
+                        if status != "active" {
+                            apply(
+                                tx,
+                                &Change::AllergyResolved(AllergyResolved {
+                                    allergy,
+                                    resolved: updated(stamp)?,
+                                }),
+                            )?;
+                        }
+                        note_added(tx, source, "AllergyIntolerance", id, l, &now, &mut added)?;
                     }
-                    note_added(tx, source, "AllergyIntolerance", id, l, &now, &mut added)?;
-                }
-                for (id, m) in &p.medications {
-                    if held(tx, source, "MedicationStatement", id, &mut report)? {
-                        continue;
-                    }
-                    let at = recorded(&m.stamp)?;
-                    let medication = RecordId::new(ctx.now);
-                    let l = apply(
-                        tx,
-                        &Change::MedicationStarted(MedicationStarted {
-                            medication,
-                            patient: patient_uuid,
-                            item: NewMedication {
-                                name: m.name.clone(),
-                                dose: m.dose.clone(),
-                                route: m.route,
-                                frequency: m.frequency.clone(),
-                                start: date(m.start.as_deref())?,
-                            },
-                            recorded: at,
-                        }),
-                    )?
-                    .row();
-                    if m.status != "active" {
-                        apply(
+                    for (id, m) in &p.medications {
+                        if held(tx, source, "MedicationStatement", id, &mut report)? {
+                            continue;
+                        }
+                        let at = recorded(&m.stamp)?;
+                        let medication = RecordId::new(ctx.now);
+                        let l = apply(
                             tx,
-                            &Change::MedicationStopped(MedicationStopped {
+                            &Change::MedicationStarted(MedicationStarted {
                                 medication,
-                                on: date(m.stop.as_deref())?,
-                                stopped: updated(&m.stamp)?,
+                                patient: patient_uuid,
+                                item: NewMedication {
+                                    name: m.name.clone(),
+                                    dose: m.dose.clone(),
+                                    route: m.route,
+                                    frequency: m.frequency.clone(),
+                                    start: date(m.start.as_deref())?,
+                                },
+                                recorded: at,
                             }),
-                        )?;
+                        )?
+                        .row();
+                        if m.status != "active" {
+                            apply(
+                                tx,
+                                &Change::MedicationStopped(MedicationStopped {
+                                    medication,
+                                    on: date(m.stop.as_deref())?,
+                                    stopped: updated(&m.stamp)?,
+                                }),
+                            )?;
+                        }
+                        note_added(tx, source, "MedicationStatement", id, l, &now, &mut added)?;
                     }
-                    note_added(tx, source, "MedicationStatement", id, l, &now, &mut added)?;
-                }
-                for (id, i) in &p.immunizations {
-                    if held(tx, source, "Immunization", id, &mut report)? {
-                        continue;
-                    }
-                    let at = recorded(&i.stamp)?;
-                    let immunization = RecordId::new(ctx.now);
-                    let l = apply(
-                        tx,
-                        &Change::ImmunizationRecorded(ImmunizationRecorded {
-                            immunization,
-                            patient: patient_uuid,
-                            item: NewImmunization {
-                                vaccine: i.vaccine.clone(),
-                                cvx: i.cvx.clone(),
-                                date: date(Some(&i.date))?.unwrap_or_default(),
-                                lot: i.lot.clone(),
-                                site: i.site,
-                            },
-                            recorded: at,
-                        }),
-                    )?
-                    .row();
-                    if i.status != "completed" {
-                        apply(
+                    for (id, i) in &p.immunizations {
+                        if held(tx, source, "Immunization", id, &mut report)? {
+                            continue;
+                        }
+                        let at = recorded(&i.stamp)?;
+                        let immunization = RecordId::new(ctx.now);
+                        let l = apply(
                             tx,
-                            &Change::ImmunizationEnteredInError(ImmunizationEnteredInError {
+                            &Change::ImmunizationRecorded(ImmunizationRecorded {
                                 immunization,
-                                marked: updated(&i.stamp)?,
+                                patient: patient_uuid,
+                                item: NewImmunization {
+                                    vaccine: i.vaccine.clone(),
+                                    cvx: i.cvx.clone(),
+                                    date: date(Some(&i.date))?.unwrap_or_default(),
+                                    lot: i.lot.clone(),
+                                    site: i.site,
+                                },
+                                recorded: at,
                             }),
-                        )?;
+                        )?
+                        .row();
+                        if i.status != "completed" {
+                            apply(
+                                tx,
+                                &Change::ImmunizationEnteredInError(ImmunizationEnteredInError {
+                                    immunization,
+                                    marked: updated(&i.stamp)?,
+                                }),
+                            )?;
+                        }
+                        note_added(tx, source, "Immunization", id, l, &now, &mut added)?;
                     }
-                    note_added(tx, source, "Immunization", id, l, &now, &mut added)?;
-                }
-                let mut notes: HashMap<&str, i64> = HashMap::new();
-                for (id, n) in &p.notes {
-                    if let Some(l) = known(tx, source, "DocumentReference", id)? {
-                        count(&mut report.already_here, "DocumentReference");
-                        count(&mut report.already_here, "Provenance");
+                    let mut notes: HashMap<&str, i64> = HashMap::new();
+                    for (id, n) in &p.notes {
+                        if let Some(l) = known(tx, source, "DocumentReference", id)? {
+                            count(&mut report.already_here, "DocumentReference");
+                            count(&mut report.already_here, "Provenance");
+                            notes.insert(id.as_str(), l);
+                            continue;
+                        }
+                        let parent = match &n.parent {
+                            None => None,
+                            Some(pid) => match notes.get(pid.as_str()) {
+                                Some(l) => Some(*l),
+                                None => known(tx, source, "DocumentReference", pid)?,
+                            },
+                        };
+                        let enc = encounter(tx, &n.encounter)?
+                            .map(|e| change::id_of(tx, Table::Encounters, e))
+                            .transpose()?;
+                        let drafted = Stamp::parse(&n.created_at, &n.author)?;
+                        let uuid = RecordId::new(ctx.now);
+                        let draft = match parent {
+                            None => Change::NoteDrafted(NoteDrafted {
+                                note: uuid,
+                                patient: patient_uuid,
+                                encounter: enc,
+                                author_id: None,
+                                content: n.content.clone(),
+                                drafted,
+                            }),
+                            Some(parent) => Change::AddendumAdded(AddendumAdded {
+                                note: uuid,
+                                parent: change::id_of(tx, Table::Notes, parent)?,
+                                amendment: n.kind == NoteKind::Amendment,
+                                encounter: enc,
+                                author_id: None,
+                                content: n.content.clone(),
+                                drafted,
+                            }),
+                        };
+                        let l = apply(tx, &draft)?.row();
+                        let signed = Stamp::parse(&n.signed_at, &n.signed_by)?;
+                        apply(tx, &Change::NoteSigned(NoteSigned { note: uuid, signed }))?;
+                        // The signature covers what was checked against the file's Provenance.
+                        debug_assert_eq!(
+                            note::note_digest(&note::note(tx, l)?),
+                            note::digest_of(
+                                local,
+                                encounter(tx, &n.encounter)?,
+                                n.kind,
+                                parent,
+                                &n.content
+                            )
+                        );
                         notes.insert(id.as_str(), l);
-                        continue;
+                        note_added(tx, source, "DocumentReference", id, l, &now, &mut added)?;
+                        count(&mut added, "Provenance");
+                        debug_assert!(n.kind != NoteKind::Note || parent.is_none());
                     }
-                    let parent = match &n.parent {
-                        None => None,
-                        Some(pid) => match notes.get(pid.as_str()) {
-                            Some(l) => Some(*l),
-                            None => known(tx, source, "DocumentReference", pid)?,
-                        },
-                    };
-                    let enc = encounter(tx, &n.encounter)?
-                        .map(|e| change::id_of(tx, Table::Encounters, e))
-                        .transpose()?;
-                    let drafted = Stamp::parse(&n.created_at, &n.author)?;
-                    let uuid = RecordId::new(ctx.now);
-                    let draft = match parent {
-                        None => Change::NoteDrafted(NoteDrafted {
-                            note: uuid,
-                            patient: patient_uuid,
-                            encounter: enc,
-                            author_id: None,
-                            content: n.content.clone(),
-                            drafted,
-                        }),
-                        Some(parent) => Change::AddendumAdded(AddendumAdded {
-                            note: uuid,
-                            parent: change::id_of(tx, Table::Notes, parent)?,
-                            amendment: n.kind == NoteKind::Amendment,
-                            encounter: enc,
-                            author_id: None,
-                            content: n.content.clone(),
-                            drafted,
-                        }),
-                    };
-                    let l = apply(tx, &draft)?.row();
-                    let signed = Stamp::parse(&n.signed_at, &n.signed_by)?;
-                    apply(tx, &Change::NoteSigned(NoteSigned { note: uuid, signed }))?;
-                    // The signature covers what was checked against the file's Provenance.
-                    debug_assert_eq!(
-                        note::note_digest(&note::note(tx, l)?),
-                        note::digest_of(
-                            local,
-                            encounter(tx, &n.encounter)?,
-                            n.kind,
-                            parent,
-                            &n.content
-                        )
-                    );
-                    notes.insert(id.as_str(), l);
-                    note_added(tx, source, "DocumentReference", id, l, &now, &mut added)?;
-                    count(&mut added, "Provenance");
-                    debug_assert!(n.kind != NoteKind::Note || parent.is_none());
+                    let total: u64 = added.values().sum();
+                    let mrn: String =
+                        tx.query_row("SELECT mrn FROM patients WHERE id = ?1", [local], |r| {
+                            r.get(0)
+                        })?;
+                    let mut each = Op::create("patient.import").patient(local).detail(format!(
+                        "from {source} ({}): {}",
+                        p.src,
+                        counts_words(&added)
+                    ));
+                    each.purpose = ctx.actor.role.map(|r| r.purpose_of_use().to_owned());
+                    ctx.also(each);
+                    if new {
+                        report.patients_added += 1;
+                    } else {
+                        report.patients_already_here += 1;
+                    }
+                    for (k, v) in &added {
+                        *report.added.entry(k.clone()).or_default() += v;
+                    }
+                    report.patients.push(ImportedPatient {
+                        id: PatientId(local),
+                        mrn,
+                        source_id: p.src.clone(),
+                        new,
+                        added: total,
+                    });
                 }
-                let total: u64 = added.values().sum();
-                let mrn: String =
-                    tx.query_row("SELECT mrn FROM patients WHERE id = ?1", [local], |r| {
-                        r.get(0)
-                    })?;
-                let mut each = Op::create("patient.import").patient(local).detail(format!(
-                    "from {source} ({}): {}",
-                    p.src,
-                    counts_words(&added)
+                op.detail = Some(format!(
+                    "from {source}: {} patients new, {} already here; added {}",
+                    report.patients_added,
+                    report.patients_already_here,
+                    counts_words(&report.added)
                 ));
-                each.purpose = ctx.actor.role.map(|r| r.purpose_of_use().to_owned());
-                ctx.also(each);
-                if new {
-                    report.patients_added += 1;
-                } else {
-                    report.patients_already_here += 1;
-                }
-                for (k, v) in &added {
-                    *report.added.entry(k.clone()).or_default() += v;
-                }
-                report.patients.push(ImportedPatient {
-                    id: PatientId(local),
-                    mrn,
-                    source_id: p.src.clone(),
-                    new,
-                    added: total,
-                });
-            }
-            op.detail = Some(format!(
-                "from {source}: {} patients new, {} already here; added {}",
-                report.patients_added,
-                report.patients_already_here,
-                counts_words(&report.added)
-            ));
-            Ok(report)
+                Ok(report)
+            })
         },
     )
 }
