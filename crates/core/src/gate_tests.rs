@@ -36,6 +36,52 @@ fn password_of(role: Role) -> (&'static str, &'static str) {
     (name, pw)
 }
 
+/// The tables of the clinic's record (every table a change writes), in a fixed order.
+pub(crate) const RECORD_TABLES: [&str; 11] = [
+    "patients",
+    "patient_versions",
+    "patient_name_words",
+    "care_team",
+    "encounters",
+    "notes",
+    "observations",
+    "problems",
+    "allergies",
+    "medications",
+    "immunizations",
+];
+
+/// Each row `sql` selects from `table`, as `"{table}: v1 | v2 | ..."` with every value as
+/// `render` writes it, leaving out the columns named in `skip`: for dumps that prove what
+/// changed and what did not.
+pub(crate) fn rows(
+    conn: &Connection,
+    table: &str,
+    sql: &str,
+    skip: &[&str],
+    render: fn(rusqlite::types::ValueRef<'_>) -> String,
+) -> Vec<String> {
+    let mut stmt = conn.prepare(sql).expect("prepares");
+    let keep: Vec<usize> = (0..stmt.column_count())
+        .filter(|i| stmt.column_name(*i).is_ok_and(|n| !skip.contains(&n)))
+        .collect();
+    stmt.query_map([], |r| {
+        let values = keep
+            .iter()
+            .map(|i| r.get_ref(*i).map(render))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(format!("{table}: {}", values.join(" | ")))
+    })
+    .expect("queries")
+    .map(|r| r.expect("row"))
+    .collect()
+}
+
+/// A value as its debug form: enough to compare two dumps.
+pub(crate) fn debug_value(v: rusqlite::types::ValueRef<'_>) -> String {
+    format!("{v:?}")
+}
+
 impl Clinic {
     pub(crate) fn new() -> Clinic {
         let tmp = tempfile::tempdir().expect("tempdir");

@@ -1,7 +1,10 @@
 //! One writer per table: every SQL statement that writes a clinical or patient table lives in
 //! that table's one module. This scans the sources of core, the CLI and the desktop shell for
 //! INSERT, UPDATE, DELETE and REPLACE statements and names any file that writes a table it
-//! does not own. Migrations (schema.rs) and test code (which tampers on purpose) are exempt.
+//! does not own. Test code (which tampers on purpose) is exempt, and so are the migrations
+//! in schema.rs: a migration's backfill (v3 filled `patient_versions` and the name words for
+//! patients registered before those tables existed) runs once, on rows that predate the
+//! writer, and a migration that has shipped is never rewritten.
 
 use std::path::{Path, PathBuf};
 

@@ -361,16 +361,11 @@ impl Session {
             Item::Allergy,
             Permission::RecordAllergies,
             allergy_id,
-            |tx, id, resolved| {
-                if allergy(tx, allergy_id)?.status == "resolved" {
-                    return Err(CoreError::Conflict(format!(
-                        "Allergy {allergy_id} is already resolved."
-                    )));
-                }
-                Ok(Change::AllergyResolved(AllergyResolved {
+            |id, resolved| {
+                Change::AllergyResolved(AllergyResolved {
                     allergy: id,
                     resolved,
-                }))
+                })
             },
             self::allergy,
         )

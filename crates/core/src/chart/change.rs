@@ -469,7 +469,7 @@ mod tests {
         CodeSystem, NewProblem, ProblemAdded, ProblemOutcome, ProblemResolved,
     };
     use crate::chart::vitals::{Vital, VitalValue, VitalsRecorded};
-    use crate::gate_tests::Clinic;
+    use crate::gate_tests::{debug_value, rows, Clinic, RECORD_TABLES};
     use crate::{Role, Session};
 
     fn t(minutes: i64) -> DateTime<Utc> {
@@ -765,39 +765,16 @@ mod tests {
     fn tables(session: &Session) -> String {
         let conn = session.connection_for_tests();
         let mut out = String::new();
-        for table in [
-            "patients",
-            "patient_versions",
-            "patient_name_words",
-            "care_team",
-            "encounters",
-            "notes",
-            "observations",
-            "problems",
-            "allergies",
-            "medications",
-            "immunizations",
-        ] {
-            let mut stmt = conn
-                .prepare(&format!(
-                    "SELECT * FROM {table} WHERE {} = 3 ORDER BY 1, 2",
-                    if table == "patients" {
-                        "id"
-                    } else {
-                        "patient_id"
-                    }
-                ))
-                .expect("prepares");
-            let n = stmt.column_count();
-            let rows = stmt
-                .query_map([], |r| {
-                    (0..n)
-                        .map(|i| r.get_ref(i).map(|v| format!("{v:?}")))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .expect("reads");
-            for row in rows {
-                out.push_str(&format!("{table}: {}\n", row.expect("row").join(" | ")));
+        for table in RECORD_TABLES {
+            let column = if table == "patients" {
+                "id"
+            } else {
+                "patient_id"
+            };
+            let sql = format!("SELECT * FROM {table} WHERE {column} = 3 ORDER BY 1, 2");
+            for row in rows(conn, table, &sql, &[], debug_value) {
+                out.push_str(&row);
+                out.push('\n');
             }
         }
         out

@@ -274,18 +274,11 @@ impl Session {
             Item::Immunization,
             Permission::RecordImmunizations,
             immunization_id,
-            |tx, id, marked| {
-                if immunization(tx, immunization_id)?.status != "completed" {
-                    return Err(CoreError::Conflict(format!(
-                        "Immunization {immunization_id} is already marked entered in error."
-                    )));
-                }
-                Ok(Change::ImmunizationEnteredInError(
-                    ImmunizationEnteredInError {
-                        immunization: id,
-                        marked,
-                    },
-                ))
+            |id, marked| {
+                Change::ImmunizationEnteredInError(ImmunizationEnteredInError {
+                    immunization: id,
+                    marked,
+                })
             },
             self::immunization,
         )

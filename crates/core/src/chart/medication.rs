@@ -290,17 +290,12 @@ impl Session {
             Item::Medication,
             Permission::WriteClinical,
             medication_id,
-            |tx, id, stopped| {
-                if medication(tx, medication_id)?.status != "active" {
-                    return Err(CoreError::Conflict(format!(
-                        "Medication {medication_id} is already stopped."
-                    )));
-                }
-                Ok(Change::MedicationStopped(MedicationStopped {
+            |id, stopped| {
+                Change::MedicationStopped(MedicationStopped {
                     medication: id,
                     on: Some(date.unwrap_or_else(|| stopped.at.date_naive())),
                     stopped,
-                }))
+                })
             },
             self::medication,
         )

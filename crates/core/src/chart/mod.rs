@@ -209,13 +209,14 @@ impl Session {
     }
 
     /// The shared shape of "resolve this list item": find its patient, gate, build the
-    /// change from the item's global id and the stamp, apply it, audit it, read it back.
+    /// change from the item's global id and the stamp, apply it (its writer refuses an item
+    /// already resolved), audit it, read it back.
     pub(crate) fn resolve<T>(
         &mut self,
         item: Item,
         permission: Permission,
         id: i64,
-        change: impl FnOnce(&Transaction<'_>, RecordId, Stamp) -> Result<Change, CoreError>,
+        change: impl FnOnce(RecordId, Stamp) -> Change,
         read: fn(&Connection, i64) -> Result<T, CoreError>,
     ) -> Result<T, CoreError> {
         let patient_id = self.owner(item, id)?;
@@ -234,8 +235,7 @@ impl Session {
             true,
             |tx, _, ctx| {
                 let uuid = change::id_of(tx, item.table(), id)?;
-                let c = change(tx, uuid, ctx.stamp())?;
-                apply(tx, &c)?;
+                apply(tx, &change(uuid, ctx.stamp()))?;
                 read(tx, id)
             },
         )
@@ -338,6 +338,37 @@ pub(crate) fn check_belongs(
             item.name()
         ))),
     }
+}
+
+/// The global id of the patient's encounter `encounter_id` (if one is named), refusing an
+/// encounter of another patient: for an operation building a change.
+pub(crate) fn encounter_id_of(
+    conn: &Connection,
+    encounter_id: Option<i64>,
+    patient_id: i64,
+) -> Result<Option<RecordId>, CoreError> {
+    encounter_id
+        .map(|e| {
+            check_belongs(conn, Item::Encounter, e, patient_id)?;
+            change::id_of(conn, change::Table::Encounters, e)
+        })
+        .transpose()
+}
+
+/// The local row of the encounter a change names (if it names one), refusing an encounter
+/// of another patient: for a writer applying a change.
+pub(crate) fn encounter_row(
+    conn: &Connection,
+    encounter: Option<RecordId>,
+    patient: i64,
+) -> Result<Option<i64>, CoreError> {
+    encounter
+        .map(|e| {
+            let row = change::row_of(conn, change::Table::Encounters, e)?;
+            check_belongs(conn, Item::Encounter, row, patient)?;
+            Ok(row)
+        })
+        .transpose()
 }
 
 fn capitalise(s: &str) -> String {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
-use super::{check_belongs, Item};
+use super::{encounter_id_of, encounter_row, Item};
 use crate::audit::Op;
 use crate::ids::*;
 use crate::roles::Permission;
@@ -403,19 +403,6 @@ fn insert(
     Ok(Applied::one(conn.last_insert_rowid()))
 }
 
-fn encounter_row(
-    conn: &Connection,
-    encounter: Option<RecordId>,
-    patient: i64,
-) -> Result<Option<i64>, CoreError> {
-    let Some(e) = encounter else {
-        return Ok(None);
-    };
-    let row = change::row_of(conn, Table::Encounters, e)?;
-    check_belongs(conn, Item::Encounter, row, patient)?;
-    Ok(Some(row))
-}
-
 /// The one writer of `notes`, for a new note.
 pub(super) fn apply_drafted(conn: &Connection, c: &NoteDrafted) -> Result<Applied, CoreError> {
     let patient = change::row_of(conn, Table::Patients, c.patient)?;
@@ -514,13 +501,7 @@ impl Session {
             Op::create("note.create").patient(patient_id),
             true,
             |tx, op, ctx| {
-                let encounter = match encounter_id {
-                    Some(eid) => {
-                        check_belongs(tx, Item::Encounter, eid, patient_id)?;
-                        Some(change::id_of(tx, Table::Encounters, eid)?)
-                    }
-                    None => None,
-                };
+                let encounter = encounter_id_of(tx, encounter_id, patient_id)?;
                 let stamp = ctx.stamp();
                 let drafted = NoteDrafted {
                     note: RecordId::new(stamp.at),
@@ -552,10 +533,7 @@ impl Session {
                 .object("Note", note_id),
             true,
             |tx, _, ctx| {
-                let n = note(tx, note_id)?;
-                if n.status != NoteStatus::Draft {
-                    return Err(signed_is_final(note_id));
-                }
+                // The writer refuses a signed note.
                 let edited = DraftEdited {
                     note: change::id_of(tx, Table::Notes, note_id)?,
                     content: content.validated()?,
@@ -578,9 +556,6 @@ impl Session {
             true,
             |tx, op, ctx| {
                 let n = note(tx, note_id)?;
-                if n.status == NoteStatus::Signed {
-                    return Err(signed_is_final(note_id));
-                }
                 if n.kind != NoteKind::Note {
                     op.detail = Some(format!(
                         "{} to note {}",
@@ -618,12 +593,8 @@ impl Session {
             Op::create("note.addendum").patient(patient_id),
             true,
             |tx, op, ctx| {
+                // The writer refuses an addendum to a draft.
                 let parent = note(tx, note_id)?;
-                if parent.status != NoteStatus::Signed {
-                    return Err(CoreError::Conflict(format!(
-                        "Note {note_id} is still a draft: edit it instead of adding an addendum."
-                    )));
-                }
                 let stamp = ctx.stamp();
                 let added = AddendumAdded {
                     note: RecordId::new(stamp.at),

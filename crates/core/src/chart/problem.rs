@@ -324,18 +324,13 @@ impl Session {
             Item::Problem,
             Permission::WriteClinical,
             problem_id,
-            |tx, id, resolved| {
-                if problem(tx, problem_id)?.status == "resolved" {
-                    return Err(CoreError::Conflict(format!(
-                        "Problem {problem_id} is already resolved."
-                    )));
-                }
-                Ok(Change::ProblemResolved(ProblemResolved {
+            |id, resolved| {
+                Change::ProblemResolved(ProblemResolved {
                     problem: id,
                     outcome: ProblemOutcome::Resolved,
                     on: Some(date.unwrap_or_else(|| resolved.at.date_naive())),
                     resolved,
-                }))
+                })
             },
             self::problem,
         )

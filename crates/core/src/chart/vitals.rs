@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::change::{self, apply, Applied, Change, RecordId, Stamp, Table};
-use super::{check_belongs, Item};
+use super::{encounter_id_of, encounter_row};
 use crate::audit::Op;
 use crate::ids::*;
 use crate::roles::Permission;
@@ -497,14 +497,7 @@ impl VitalsRecorded {
 pub(super) fn apply_recorded(conn: &Connection, c: &VitalsRecorded) -> Result<Applied, CoreError> {
     c.check()?;
     let patient = change::row_of(conn, Table::Patients, c.patient)?;
-    let encounter = match c.encounter {
-        Some(e) => {
-            let row = change::row_of(conn, Table::Encounters, e)?;
-            check_belongs(conn, Item::Encounter, row, patient)?;
-            Some(row)
-        }
-        None => None,
-    };
+    let encounter = encounter_row(conn, c.encounter, patient)?;
     let effective = chartroom_audit::format_time(c.effective);
     let at = c.recorded.time();
     let mut insert = conn.prepare_cached(
@@ -555,13 +548,7 @@ impl Session {
             Op::create("vitals.create").patient(patient_id),
             true,
             |tx, op, ctx| {
-                let encounter = match encounter_id {
-                    Some(eid) => {
-                        check_belongs(tx, Item::Encounter, eid, patient_id)?;
-                        Some(change::id_of(tx, Table::Encounters, eid)?)
-                    }
-                    None => None,
-                };
+                let encounter = encounter_id_of(tx, encounter_id, patient_id)?;
                 let set = with_bmi(tx, patient_id, values)?;
                 let recorded = VitalsRecorded::new(
                     ctx.patient()?.uuid,

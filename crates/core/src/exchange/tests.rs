@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use super::*;
-use crate::gate_tests::{denied_by_role, Clinic};
+use crate::gate_tests::{debug_value, denied_by_role, rows, Clinic, RECORD_TABLES};
 use crate::{AuditFilter, Chart, DemoOptions, NoteContent, Role};
 
 fn secret(s: &str) -> SecretString {
@@ -158,38 +158,14 @@ fn portable_fhir(resources: &[Value]) -> Vec<String> {
 /// A dump of every record table, to prove a refused import changed nothing.
 fn contents(clinic: &Clinic) -> Vec<String> {
     let conn = clinic.raw();
-    let mut out = Vec::new();
-    for table in [
-        "patients",
-        "patient_versions",
-        "patient_name_words",
-        "care_team",
-        "encounters",
-        "notes",
-        "observations",
-        "problems",
-        "allergies",
-        "medications",
-        "immunizations",
-        "imported_records",
-        "disclosures",
-    ] {
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
-            .expect("prepares");
-        let n = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                let mut row = Vec::new();
-                for i in 0..n {
-                    row.push(format!("{:?}", r.get_ref(i)?));
-                }
-                Ok(format!("{table}: {}", row.join(" | ")))
-            })
-            .expect("queries");
-        out.extend(rows.map(|r| r.expect("row")));
-    }
-    out
+    RECORD_TABLES
+        .iter()
+        .chain(&["imported_records", "disclosures"])
+        .flat_map(|table| {
+            let sql = format!("SELECT * FROM {table} ORDER BY 1, 2");
+            rows(&conn, table, &sql, &[], debug_value)
+        })
+        .collect()
 }
 
 #[test]
@@ -858,60 +834,35 @@ fn a_patient_named_twice_is_exported_once_and_the_file_imports() {
 fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
     let conn = clinic.raw();
     let mut out = String::new();
-    for table in [
-        "patients",
-        "patient_versions",
-        "patient_name_words",
-        "care_team",
-        "encounters",
-        "notes",
-        "observations",
-        "problems",
-        "allergies",
-        "medications",
-        "immunizations",
-        "imported_records",
-    ] {
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT * FROM {table} ORDER BY {}",
-                if matches!(
-                    table,
-                    "patient_name_words" | "care_team" | "imported_records"
-                ) {
-                    "1, 2, 3"
-                } else {
-                    "rowid"
-                }
-            ))
-            .expect("prepares");
-        let keep: Vec<usize> = (0..stmt.column_count())
-            .filter(|i| stmt.column_name(*i).is_ok_and(|n| n != "uuid"))
-            .collect();
-        let rows = stmt
-            .query_map([], |r| {
-                let mut row = Vec::new();
-                for i in &keep {
-                    row.push(match r.get_ref(*i)? {
-                        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
-                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
-                        rusqlite::types::ValueRef::Real(v) => format!("{v:?}"),
-                        rusqlite::types::ValueRef::Text(t) => {
-                            format!("{:?}", String::from_utf8_lossy(t))
-                        }
-                        rusqlite::types::ValueRef::Blob(b) => format!("x'{}'", hex::encode(b)),
-                    });
-                }
-                Ok(format!("{table}: {}\n", row.join(" | ")))
-            })
-            .expect("queries");
-        for r in rows {
-            out.push_str(&r.expect("row"));
+    for table in RECORD_TABLES.iter().chain(&["imported_records"]) {
+        let order = if matches!(
+            *table,
+            "patient_name_words" | "care_team" | "imported_records"
+        ) {
+            "1, 2, 3"
+        } else {
+            "rowid"
+        };
+        let sql = format!("SELECT * FROM {table} ORDER BY {order}");
+        for row in rows(&conn, table, &sql, &["uuid"], plain_value) {
+            out.push_str(&row);
+            out.push('\n');
         }
     }
     match source_vault {
         Some(id) => out.replace(id, "SOURCE-VAULT"),
         None => out,
+    }
+}
+
+/// A value as plain text (strings quoted, blobs in hex), for a dump a person can diff.
+fn plain_value(v: rusqlite::types::ValueRef<'_>) -> String {
+    match v {
+        rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+        rusqlite::types::ValueRef::Real(v) => format!("{v:?}"),
+        rusqlite::types::ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+        rusqlite::types::ValueRef::Blob(b) => format!("x'{}'", hex::encode(b)),
     }
 }
 
