@@ -68,6 +68,7 @@ fn give_webview_a_language() {
 }
 
 fn main() {
+    chartroom_core::restrict_new_files();
     STARTED.get_or_init(Instant::now);
     give_webview_a_language();
     let demo = std::env::args().skip(1).any(|a| a == "--demo");

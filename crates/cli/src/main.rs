@@ -249,6 +249,7 @@ impl Output {
 }
 
 fn main() -> ExitCode {
+    chartroom_core::restrict_new_files();
     let wants_json = std::env::args().any(|a| a == "--json");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -133,6 +133,8 @@ fn load_config() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // Its database, keys and logs are for the account that runs it only.
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
     if let Err(message) = load_config() {
         eprintln!("chartroom-collector: {message}");
         return ExitCode::from(78);

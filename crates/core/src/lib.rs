@@ -72,7 +72,9 @@ pub use sync::{CollectorClient, SessionAccess, SyncError, SyncStatus, SyncTarget
 
 // The store's types a caller needs to name a vault and read its errors; never the store
 // itself, so the shell and the CLI reach data only through a Session.
-pub use chartroom_vault::{KdfPolicy, RecoveryKey, SlotKind, VaultConfig, VaultError, VaultInfo};
+pub use chartroom_vault::{
+    restrict_new_files, KdfPolicy, RecoveryKey, SlotKind, VaultConfig, VaultError, VaultInfo,
+};
 pub use config::{
     default_vault_dir, key_derivation_time, vault_config, vault_exists, vault_info,
     ENV_KDF_TARGET_MS, ENV_STATE_DIR, ENV_VAULT,

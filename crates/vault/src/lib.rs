@@ -9,6 +9,7 @@
 
 mod db;
 mod error;
+mod files;
 pub mod kdf;
 pub mod lockout;
 mod secret;
@@ -29,6 +30,13 @@ pub fn account_key(name: &str) -> String {
     name.trim().to_ascii_lowercase()
 }
 
+/// Makes every file and folder this process creates from now on private to its owner
+/// (umask 077). Chartroom's programs call it first thing; the vault also sets its own
+/// files' modes explicitly, so this is the net under everything else they write.
+pub fn restrict_new_files() {
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+}
+
 pub use db::{Migration, CACHE_KIB, DB_FILE_NAME};
 
 /// Applies the connection settings every vault connection gets (WAL, `synchronous = FULL`,
@@ -43,8 +51,10 @@ pub use kdf::{KdfParams, KdfPolicy};
 pub use lockout::{AfterFailure, FailedUnlock, Lockout};
 pub use secret::{Credential, DataKey, RecoveryKey};
 pub use slots::{SlotKind, SLOT_FILE_NAME};
+pub use x25519_dalek;
 
 use slots::{Slot, SlotFile};
+use x25519_dalek::{PublicKey, StaticSecret};
 
 /// Longest owner name a slot accepts, in bytes.
 const MAX_OWNER_LEN: usize = 64;
@@ -78,6 +88,36 @@ pub struct Vault {
     key: DataKey,
     slots: SlotFile,
     unlocker: Unlocker,
+    /// Every compartment of the vault; the private key only where this slot holds it.
+    compartments: Vec<Held>,
+}
+
+/// A compartment as this unlocked vault knows it.
+struct Held {
+    public: slots::CompartmentPublic,
+    secret: Option<StaticSecret>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("name", &self.public.name)
+            .field("epoch", &self.public.epoch)
+            .field("held", &self.secret.is_some())
+            .finish()
+    }
+}
+
+/// What [`Vault::set_compartment_holders`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HolderChanges {
+    /// Slot owners the compartment was sealed to.
+    pub granted: Vec<String>,
+    /// Slot owners whose seal was removed.
+    pub revoked: Vec<String>,
+    /// Slot owners who should hold it but could not be given it: this session does not hold
+    /// the compartment. They get it at the next unlock of someone who does.
+    pub pending: Vec<String>,
 }
 
 /// What `vault info` shows without any password: nothing secret, nothing clinical.
@@ -175,7 +215,7 @@ impl Vault {
         if Self::exists(&dir) || dir.join(DB_FILE_NAME).exists() {
             return Err(VaultError::AlreadyExists(dir));
         }
-        fs::create_dir_all(&dir)?;
+        files::private_dir(&dir)?;
         let result = Self::create_inner(config, owner, password, migrations);
         if result.is_err() && !Self::exists(&dir) {
             // Leave no half-made database behind for the next attempt to trip over.
@@ -219,6 +259,7 @@ impl Vault {
             0,
         )?);
 
+        files::private_empty_file(&config.dir.join(DB_FILE_NAME))?;
         let mut conn = db::open(&config.dir.join(DB_FILE_NAME), &key, true)?;
         db::migrate(&mut conn, migrations)?;
         conn.execute(
@@ -233,6 +274,7 @@ impl Vault {
             key,
             slots,
             unlocker: Unlocker::User(owner.to_owned()),
+            compartments: Vec::new(),
         };
         Ok((vault, recovery))
     }
@@ -295,6 +337,14 @@ impl Vault {
             Some(p) => Some(slot.unseal(&slots.vault_id, &identity, p)?),
             None => None,
         };
+        let mut compartments = Vec::new();
+        for public in &slots.compartments {
+            let secret = slot.unseal_compartment(&slots.vault_id, &identity, public)?;
+            compartments.push(Held {
+                public: public.clone(),
+                secret,
+            });
+        }
         drop(identity);
 
         // Old key first: after a crash inside PRAGMA rekey, SQLite rolls the hot journal back
@@ -334,6 +384,9 @@ impl Vault {
         }
         db::migrate(&mut conn, migrations)?;
         lockout.record_success(&account)?;
+        // A vault made by an earlier version may be readable by other accounts: tighten it.
+        // Best effort: a folder owned by someone else keeps its modes rather than failing.
+        let _ = files::tighten(&config.dir);
         let unlocker = match kind {
             SlotKind::User => Unlocker::User(owner),
             SlotKind::Recovery => Unlocker::Recovery,
@@ -344,6 +397,7 @@ impl Vault {
             key,
             slots,
             unlocker,
+            compartments,
         })
     }
 
@@ -443,7 +497,8 @@ impl Vault {
     ) -> Result<(), VaultError> {
         self.reload_slots()?;
         let index = self.slot_index(SlotKind::User, owner)?;
-        let slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
+        let mut slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
+        self.carry_compartments(self.slots.slots.get(index), &mut slot)?;
         let mut next = self.slots.clone();
         next.slots[index] = slot;
         self.commit_slots(next)
@@ -474,11 +529,165 @@ impl Vault {
         self.reload_slots()?;
         let index = self.slot_index(SlotKind::Recovery, RECOVERY_OWNER)?;
         let recovery = RecoveryKey::generate();
-        let slot = self.new_slot(SlotKind::Recovery, RECOVERY_OWNER, recovery.kdf_input())?;
+        let mut slot = self.new_slot(SlotKind::Recovery, RECOVERY_OWNER, recovery.kdf_input())?;
+        self.carry_compartments(self.slots.slots.get(index), &mut slot)?;
         let mut next = self.slots.clone();
         next.slots[index] = slot;
         self.commit_slots(next)?;
         Ok(recovery)
+    }
+
+    /// The current epoch and public key of compartment `name`, if the vault has one. Anyone
+    /// signed in may seal to it.
+    pub fn compartment_public(&self, name: &str) -> Option<(u64, [u8; 32])> {
+        let c = self.slots.compartments.iter().find(|c| c.name == name)?;
+        let public = slots::decode_key(&c.public_key).ok()?;
+        Some((c.epoch, public))
+    }
+
+    /// The private key of compartment `name`, if this session's slot holds it (a copy, which
+    /// zeroizes itself when dropped).
+    pub fn compartment_secret(&self, name: &str) -> Option<(u64, StaticSecret)> {
+        let (epoch, _) = self.compartment_public(name)?;
+        self.compartments
+            .iter()
+            .find(|h| h.public.name == name && h.public.epoch == epoch)
+            .and_then(|h| h.secret.clone().map(|s| (epoch, s)))
+    }
+
+    /// The compartments `owner`'s slot holds at their current epoch.
+    pub fn slot_compartments(&self, owner: &str) -> Vec<String> {
+        let Some(slot) = self.slots.find(SlotKind::User, owner) else {
+            return Vec::new();
+        };
+        self.slots
+            .compartments
+            .iter()
+            .filter(|c| {
+                slot.compartments
+                    .iter()
+                    .any(|s| s.name == c.name && s.epoch == c.epoch)
+            })
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// Makes compartment `name` (a new X25519 key pair, epoch 0) and seals its private key to
+    /// the recovery slot and to each of `holders` that has a slot. The public key reaches the
+    /// slot file in the same write, before anything can be sealed to it. This session keeps
+    /// the private key only if its own slot is one of those it was sealed to.
+    pub fn create_compartment(&mut self, name: &str, holders: &[String]) -> Result<(), VaultError> {
+        self.reload_slots()?;
+        if self.slots.compartments.iter().any(|c| c.name == name) {
+            return Err(VaultError::SlotExists(format!("The {name} key")));
+        }
+        let secret = StaticSecret::random_from_rng(rand_core::OsRng);
+        let public = slots::CompartmentPublic {
+            name: name.to_owned(),
+            epoch: 0,
+            public_key: slots::encode_key(PublicKey::from(&secret).as_bytes()),
+        };
+        let mut next = self.slots.clone();
+        next.compartments.push(public.clone());
+        let vault_id = next.vault_id.clone();
+        let mut keep = false;
+        for slot in &mut next.slots {
+            let holds = slot.kind == SlotKind::Recovery
+                || holders
+                    .iter()
+                    .any(|h| account_key(h) == account_key(&slot.owner));
+            if holds {
+                let sealed = slot.seal_compartment(&vault_id, &public, &secret)?;
+                slot.compartments.push(sealed);
+                keep |= self.is_unlocker(slot);
+            }
+        }
+        self.commit_slots(next)?;
+        self.compartments.push(Held {
+            public,
+            secret: keep.then_some(secret),
+        });
+        Ok(())
+    }
+
+    /// Makes the slots holding compartment `name` be exactly the recovery slot and
+    /// `holders`: removes the seal from every other slot, and seals it to each holder that
+    /// lacks it when this session holds the compartment (otherwise they are `pending`).
+    /// One reload, and one write when something changed.
+    pub fn set_compartment_holders(
+        &mut self,
+        name: &str,
+        holders: &[String],
+    ) -> Result<HolderChanges, VaultError> {
+        self.reload_slots()?;
+        let mut changes = HolderChanges::default();
+        let Some(public) = self
+            .slots
+            .compartments
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+        else {
+            return Ok(changes);
+        };
+        let secret = self.compartment_secret(name).map(|(_, s)| s);
+        let mut next = self.slots.clone();
+        let vault_id = next.vault_id.clone();
+        for slot in &mut next.slots {
+            let should = slot.kind == SlotKind::Recovery
+                || holders
+                    .iter()
+                    .any(|h| account_key(h) == account_key(&slot.owner));
+            let has = slot
+                .compartments
+                .iter()
+                .any(|c| c.name == name && c.epoch == public.epoch);
+            if should && !has {
+                match &secret {
+                    Some(secret) => {
+                        slot.compartments.retain(|c| c.name != name);
+                        slot.compartments
+                            .push(slot.seal_compartment(&vault_id, &public, secret)?);
+                        changes.granted.push(slot.owner.clone());
+                    }
+                    None => changes.pending.push(slot.owner.clone()),
+                }
+            } else if !should && slot.compartments.iter().any(|c| c.name == name) {
+                slot.compartments.retain(|c| c.name != name);
+                changes.revoked.push(slot.owner.clone());
+            }
+        }
+        if !changes.granted.is_empty() || !changes.revoked.is_empty() {
+            self.commit_slots(next)?;
+        }
+        Ok(changes)
+    }
+
+    fn is_unlocker(&self, slot: &Slot) -> bool {
+        match (&self.unlocker, slot.kind) {
+            (Unlocker::Recovery, SlotKind::Recovery) => true,
+            (Unlocker::User(owner), SlotKind::User) => {
+                account_key(owner) == account_key(&slot.owner)
+            }
+            _ => false,
+        }
+    }
+
+    /// Seals every compartment this session holds, and `old` held, to `slot` (a slot that
+    /// replaces `old`: a password change keeps what the user could read).
+    fn carry_compartments(&self, old: Option<&Slot>, slot: &mut Slot) -> Result<(), VaultError> {
+        let Some(old) = old else { return Ok(()) };
+        for public in &self.slots.compartments {
+            let had = old
+                .compartments
+                .iter()
+                .any(|c| c.name == public.name && c.epoch == public.epoch);
+            if let (true, Some((_, secret))) = (had, self.compartment_secret(&public.name)) {
+                let sealed = slot.seal_compartment(&self.slots.vault_id, public, &secret)?;
+                slot.compartments.push(sealed);
+            }
+        }
+        Ok(())
     }
 
     /// The raw data key as 64 hex digits, for standard SQLCipher tools
@@ -517,7 +726,9 @@ impl Vault {
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir(&staging)?;
         let result = (|| {
+            files::private_dir(&staging)?;
             let dest_path = staging.join(DB_FILE_NAME);
+            files::private_empty_file(&dest_path)?;
             let mut dest = db::open(&dest_path, &self.key, true)?;
             // The copy is a single file: no WAL beside it.
             dest.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;

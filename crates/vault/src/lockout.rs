@@ -86,7 +86,7 @@ impl Lockout {
     }
 
     fn save(&self, state: &State) -> Result<(), VaultError> {
-        fs::create_dir_all(&self.dir)?;
+        crate::files::private_dir(&self.dir)?;
         let bytes = serde_json::to_vec(state).map_err(|_| VaultError::Crypto)?;
         atomic_write(&self.dir, &self.file, &bytes)
     }

@@ -35,14 +35,19 @@ use crate::VaultError;
 pub const SLOT_FILE_NAME: &str = "keyslots.json";
 /// The `format` field every slot file carries.
 pub const SLOT_FILE_FORMAT: &str = "chartroom-keyslots";
-/// The slot file layout this build writes and reads.
-pub const SLOT_FILE_VERSION: u32 = 1;
+/// The slot file layout this build writes. Version 2 added the compartments (their public
+/// keys at the top, their private keys sealed into the slots of those who may read them);
+/// version 1 files are read as having none, and are written back as version 2, which an
+/// older Chartroom refuses instead of writing clear text into a vault that encrypts fields.
+pub const SLOT_FILE_VERSION: u32 = 2;
+const OLDEST_SLOT_FILE_VERSION: u32 = 1;
 /// A slot file larger than this is not ours (one slot is well under 1 KiB).
 const MAX_SLOT_FILE_BYTES: u64 = 4 * 1024 * 1024;
 const NONCE_LEN: usize = 24;
 const KEY_LEN: usize = 32;
 const AAD_IDENTITY: &[u8] = b"chartroom/slot-identity/v1";
 const AAD_SEAL: &[u8] = b"chartroom/slot-seal/v1";
+const AAD_COMPARTMENT: &[u8] = b"chartroom/slot-compartment/v1";
 const HKDF_INFO_SEAL: &[u8] = b"chartroom/seal-key/v1";
 
 /// Whose secret opens a slot.
@@ -72,7 +77,30 @@ pub(crate) struct SlotFile {
     pub created_at: DateTime<Utc>,
     /// Increments at every rekey; sealed data keys are bound to it.
     pub key_epoch: u64,
+    /// The compartments' public keys: anyone may seal to them, only holders open them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compartments: Vec<CompartmentPublic>,
     pub slots: Vec<Slot>,
+}
+
+/// A compartment's name, epoch and public key, as the slot file lists it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CompartmentPublic {
+    pub name: String,
+    pub epoch: u64,
+    pub public_key: String,
+}
+
+/// A compartment's private key sealed to one slot.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SealedCompartment {
+    pub name: String,
+    pub epoch: u64,
+    pub ephemeral: String,
+    pub nonce: String,
+    pub ciphertext: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -91,6 +119,9 @@ pub(crate) struct Slot {
     /// During a rekey: the next data key (epoch `key_epoch + 1`), sealed to `public_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Sealed>,
+    /// The private keys of the compartments this slot's owner may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compartments: Vec<SealedCompartment>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -137,6 +168,14 @@ fn decode<const N: usize>(text: &str) -> Result<[u8; N], VaultError> {
     bytes
         .try_into()
         .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))
+}
+
+pub(crate) fn decode_key(text: &str) -> Result<[u8; KEY_LEN], VaultError> {
+    decode::<KEY_LEN>(text)
+}
+
+pub(crate) fn encode_key(key: &[u8; KEY_LEN]) -> String {
+    B64.encode(key)
 }
 
 fn decode_vec(text: &str) -> Result<Vec<u8>, VaultError> {
@@ -206,6 +245,7 @@ impl Slot {
                 ciphertext: String::new(),
             },
             pending: None,
+            compartments: Vec::new(),
         };
         slot.sealed = slot.seal(vault_id, data_key, epoch)?;
         Ok(slot)
@@ -219,6 +259,83 @@ impl Slot {
         data_key: &DataKey,
         epoch: u64,
     ) -> Result<Sealed, VaultError> {
+        let (ephemeral, nonce, ciphertext) = self.seal_raw(data_key.as_bytes(), |eph| {
+            self.seal_aad(vault_id, epoch, eph)
+        })?;
+        Ok(Sealed {
+            epoch,
+            ephemeral,
+            nonce,
+            ciphertext,
+        })
+    }
+
+    /// Seals a compartment's private key to this slot. Only someone who holds the
+    /// compartment can do this; the slot's owner opens it with their identity.
+    pub fn seal_compartment(
+        &self,
+        vault_id: &str,
+        compartment: &CompartmentPublic,
+        secret: &StaticSecret,
+    ) -> Result<SealedCompartment, VaultError> {
+        let bytes = Zeroizing::new(secret.to_bytes());
+        let (ephemeral, nonce, ciphertext) = self.seal_raw(bytes.as_ref(), |eph| {
+            self.compartment_aad(vault_id, compartment, eph)
+        })?;
+        Ok(SealedCompartment {
+            name: compartment.name.clone(),
+            epoch: compartment.epoch,
+            ephemeral,
+            nonce,
+            ciphertext,
+        })
+    }
+
+    /// Opens this slot's seal of `compartment` and checks that the key inside is the one
+    /// whose public half the slot file lists: a public key swapped in the file (so that
+    /// writers would seal to someone else) is noticed by every holder at unlock.
+    pub fn unseal_compartment(
+        &self,
+        vault_id: &str,
+        identity: &StaticSecret,
+        compartment: &CompartmentPublic,
+    ) -> Result<Option<StaticSecret>, VaultError> {
+        let Some(sealed) = self
+            .compartments
+            .iter()
+            .find(|c| c.name == compartment.name && c.epoch == compartment.epoch)
+        else {
+            return Ok(None);
+        };
+        let damaged = || {
+            VaultError::SlotFileInvalid(
+                "a compartment key in the key slot file was changed or does not belong to this vault",
+            )
+        };
+        let plain = self
+            .unseal_raw(
+                identity,
+                &sealed.ephemeral,
+                &sealed.nonce,
+                &sealed.ciphertext,
+                |eph| self.compartment_aad(vault_id, compartment, eph),
+            )
+            .map_err(|_| damaged())?;
+        let bytes: Zeroizing<[u8; KEY_LEN]> =
+            Zeroizing::new(plain.as_slice().try_into().map_err(|_| damaged())?);
+        let secret = StaticSecret::from(*bytes);
+        let public = decode::<KEY_LEN>(&compartment.public_key)?;
+        if PublicKey::from(&secret).as_bytes() != &public {
+            return Err(damaged());
+        }
+        Ok(Some(secret))
+    }
+
+    fn seal_raw(
+        &self,
+        msg: &[u8],
+        aad: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> Result<(String, String, String), VaultError> {
         let recipient = PublicKey::from(decode::<KEY_LEN>(&self.public_key)?);
         let ephemeral = StaticSecret::random_from_rng(OsRng);
         let ephemeral_public = PublicKey::from(&ephemeral);
@@ -234,22 +351,45 @@ impl Slot {
             recipient.as_bytes(),
         );
         let nonce: [u8; NONCE_LEN] = random();
-        let aad = self.seal_aad(vault_id, epoch, ephemeral_public.as_bytes());
+        let aad = aad(ephemeral_public.as_bytes());
         let ciphertext = XChaCha20Poly1305::new(key.as_ref().into())
-            .encrypt(
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg, aad: &aad })
+            .map_err(|_| VaultError::Crypto)?;
+        Ok((
+            B64.encode(ephemeral_public.as_bytes()),
+            B64.encode(nonce),
+            B64.encode(ciphertext),
+        ))
+    }
+
+    fn unseal_raw(
+        &self,
+        identity: &StaticSecret,
+        ephemeral: &str,
+        nonce: &str,
+        ciphertext: &str,
+        aad: impl Fn(&[u8]) -> Vec<u8>,
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        let ephemeral = decode::<KEY_LEN>(ephemeral)?;
+        let nonce = decode::<NONCE_LEN>(nonce)?;
+        let ciphertext = decode_vec(ciphertext)?;
+        let public = PublicKey::from(identity);
+        let shared = identity.diffie_hellman(&PublicKey::from(ephemeral));
+        if !shared.was_contributory() {
+            return Err(VaultError::SlotFileInvalid("a key slot is damaged"));
+        }
+        let key = seal_key(shared.as_bytes(), &ephemeral, public.as_bytes());
+        let aad = aad(&ephemeral);
+        XChaCha20Poly1305::new(key.as_ref().into())
+            .decrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
-                    msg: data_key.as_bytes(),
+                    msg: &ciphertext,
                     aad: &aad,
                 },
             )
-            .map_err(|_| VaultError::Crypto)?;
-        Ok(Sealed {
-            epoch,
-            ephemeral: B64.encode(ephemeral_public.as_bytes()),
-            nonce: B64.encode(nonce),
-            ciphertext: B64.encode(ciphertext),
-        })
+            .map(Zeroizing::new)
+            .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))
     }
 
     /// Runs the KDF over `secret` and unwraps the slot's private key. A wrong secret and a
@@ -307,27 +447,13 @@ impl Slot {
         identity: &StaticSecret,
         sealed: &Sealed,
     ) -> Result<DataKey, VaultError> {
-        let ephemeral = decode::<KEY_LEN>(&sealed.ephemeral)?;
-        let nonce = decode::<NONCE_LEN>(&sealed.nonce)?;
-        let ciphertext = decode_vec(&sealed.ciphertext)?;
-        let public = PublicKey::from(identity);
-        let shared = identity.diffie_hellman(&PublicKey::from(ephemeral));
-        if !shared.was_contributory() {
-            return Err(VaultError::SlotFileInvalid("a key slot is damaged"));
-        }
-        let key = seal_key(shared.as_bytes(), &ephemeral, public.as_bytes());
-        let aad = self.seal_aad(vault_id, sealed.epoch, &ephemeral);
-        let plain = Zeroizing::new(
-            XChaCha20Poly1305::new(key.as_ref().into())
-                .decrypt(
-                    XNonce::from_slice(&nonce),
-                    Payload {
-                        msg: &ciphertext,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))?,
-        );
+        let plain = self.unseal_raw(
+            identity,
+            &sealed.ephemeral,
+            &sealed.nonce,
+            &sealed.ciphertext,
+            |eph| self.seal_aad(vault_id, sealed.epoch, eph),
+        )?;
         let bytes: [u8; DATA_KEY_LEN] = plain
             .as_slice()
             .try_into()
@@ -342,6 +468,28 @@ impl Slot {
             self.kind.as_str().as_bytes(),
             self.owner.as_bytes(),
             &epoch.to_be_bytes(),
+            self.public_key.as_bytes(),
+            ephemeral,
+        ])
+    }
+}
+
+impl Slot {
+    fn compartment_aad(
+        &self,
+        vault_id: &str,
+        compartment: &CompartmentPublic,
+        ephemeral: &[u8],
+    ) -> Vec<u8> {
+        let public = B64.decode(&compartment.public_key).unwrap_or_default();
+        associated_data(&[
+            AAD_COMPARTMENT,
+            vault_id.as_bytes(),
+            self.kind.as_str().as_bytes(),
+            self.owner.as_bytes(),
+            compartment.name.as_bytes(),
+            &compartment.epoch.to_be_bytes(),
+            &public,
             self.public_key.as_bytes(),
             ephemeral,
         ])
@@ -367,6 +515,7 @@ impl SlotFile {
             vault_id,
             created_at: Utc::now(),
             key_epoch: 0,
+            compartments: Vec::new(),
             slots: Vec::new(),
         }
     }
@@ -395,7 +544,7 @@ impl SlotFile {
                 "the key slot file is not a Chartroom key slot file",
             ));
         }
-        if file.version != SLOT_FILE_VERSION {
+        if !(OLDEST_SLOT_FILE_VERSION..=SLOT_FILE_VERSION).contains(&file.version) {
             return Err(VaultError::UnsupportedVersion {
                 found: file.version,
                 supported: SLOT_FILE_VERSION,
@@ -411,7 +560,9 @@ impl SlotFile {
 
     /// Replaces the slot file atomically: a reader sees the old file or the new, never a mix.
     pub fn write(&self, dir: &Path) -> Result<(), VaultError> {
-        let mut json = serde_json::to_vec_pretty(self).map_err(|_| VaultError::Crypto)?;
+        let mut file = self.clone();
+        file.version = SLOT_FILE_VERSION;
+        let mut json = serde_json::to_vec_pretty(&file).map_err(|_| VaultError::Crypto)?;
         json.push(b'\n');
         atomic_write(dir, SLOT_FILE_NAME, &json)
     }
@@ -431,10 +582,7 @@ pub fn atomic_write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), VaultErr
     let suffix: [u8; 8] = random();
     let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
     let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut file = crate::files::private_file_options().open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);

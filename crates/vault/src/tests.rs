@@ -571,3 +571,204 @@ fn user_names_are_not_case_sensitive() {
         Err(VaultError::LockedOut { .. })
     ));
 }
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).expect("exists").permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+fn assert_private(dir: &Path) {
+    assert_eq!(mode(dir), 0o700, "{} is for its owner only", dir.display());
+    for entry in fs::read_dir(dir).expect("lists") {
+        let path = entry.expect("entry").path();
+        assert_eq!(
+            mode(&path),
+            0o600,
+            "{} is for its owner only",
+            path.display()
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_vault_its_backup_and_the_lockout_state_are_for_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    f.create();
+    let vault = f.unlock("alice", "alice-password").expect("unlocks");
+    // Open, so the WAL and shared-memory files exist too.
+    assert!(f.dir().join("chartroom.db-wal").exists());
+    assert_private(f.dir());
+    let backup = f._tmp.path().join("backup");
+    vault.backup_to(&backup).expect("backs up");
+    assert_private(&backup);
+    vault.lock().expect("locks");
+    let _ = f.unlock("alice", "wrong password");
+    assert_private(&f.config.state_dir);
+
+    // A vault left readable by an earlier version is tightened at its next unlock.
+    fs::set_permissions(f.dir(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::set_permissions(
+        f.dir().join(SLOT_FILE_NAME),
+        fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    fs::set_permissions(
+        f.dir().join(DB_FILE_NAME),
+        fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    f.unlock("alice", "alice-password")
+        .expect("unlocks")
+        .lock()
+        .expect("locks");
+    assert_private(f.dir());
+}
+
+#[test]
+fn a_compartment_opens_only_for_the_slots_it_was_sealed_to() {
+    let f = Fixture::new();
+    let recovery = f.create();
+    let mut alice = f.unlock("alice", "alice-password").expect("unlocks");
+    alice
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    alice
+        .add_user_slot("carol", &pw("carol-password"))
+        .expect("adds");
+    alice
+        .create_compartment("clinical", &["bob".to_owned()])
+        .expect("makes");
+    // Alice made it for Bob: she does not keep it, but can seal to it.
+    assert!(alice.compartment_secret("clinical").is_none());
+    let (epoch, public) = alice.compartment_public("clinical").expect("public");
+    assert_eq!(epoch, 0);
+    alice.lock().expect("locks");
+
+    let bob = f.unlock("bob", "bob-password").expect("unlocks");
+    let (_, secret) = bob.compartment_secret("clinical").expect("bob holds it");
+    assert_eq!(x25519_dalek::PublicKey::from(&secret).as_bytes(), &public);
+    assert_eq!(bob.slot_compartments("bob"), vec!["clinical".to_owned()]);
+    assert!(bob.slot_compartments("carol").is_empty());
+    bob.lock().expect("locks");
+    let carol = f.unlock("carol", "carol-password").expect("unlocks");
+    assert!(carol.compartment_secret("clinical").is_none());
+    carol.lock().expect("locks");
+    let rec = Vault::unlock(
+        f.config.clone(),
+        Credential::Recovery(&recovery),
+        MIGRATIONS,
+    )
+    .expect("recovery unlocks");
+    assert!(
+        rec.compartment_secret("clinical").is_some(),
+        "recovery holds every compartment"
+    );
+    rec.lock().expect("locks");
+
+    // Carol's turn comes from someone who holds it; Bob's ends by anyone's hand.
+    let mut alice = f.unlock("alice", "alice-password").expect("unlocks");
+    let changes = alice
+        .set_compartment_holders("clinical", &["carol".to_owned()])
+        .expect("sets");
+    assert_eq!(changes.revoked, vec!["bob".to_owned()]);
+    assert_eq!(changes.pending, vec!["carol".to_owned()]);
+    alice.lock().expect("locks");
+    let bob = f.unlock("bob", "bob-password").expect("unlocks");
+    assert!(bob.compartment_secret("clinical").is_none(), "revoked");
+    bob.lock().expect("locks");
+    let mut rec = Vault::unlock(
+        f.config.clone(),
+        Credential::Recovery(&recovery),
+        MIGRATIONS,
+    )
+    .expect("recovery unlocks");
+    let changes = rec
+        .set_compartment_holders("clinical", &["carol".to_owned()])
+        .expect("sets");
+    assert_eq!(changes.granted, vec!["carol".to_owned()]);
+    rec.lock().expect("locks");
+    let mut carol = f.unlock("carol", "carol-password").expect("unlocks");
+    assert!(carol.compartment_secret("clinical").is_some());
+    // A password change keeps what the user could read.
+    carol
+        .change_password("carol", &pw("carol-new-password"))
+        .expect("changes");
+    carol.lock().expect("locks");
+    let carol = f.unlock("carol", "carol-new-password").expect("unlocks");
+    assert!(carol.compartment_secret("clinical").is_some());
+    carol.lock().expect("locks");
+}
+
+#[test]
+fn a_swapped_compartment_key_or_a_moved_seal_is_noticed_by_its_holder() {
+    let f = Fixture::new();
+    f.create();
+    let mut alice = f.unlock("alice", "alice-password").expect("unlocks");
+    alice
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    alice
+        .add_user_slot("carol", &pw("carol-password"))
+        .expect("adds");
+    alice
+        .create_compartment("clinical", &["bob".to_owned()])
+        .expect("makes");
+    alice.lock().expect("locks");
+    let original = fs::read(f.dir().join(SLOT_FILE_NAME)).expect("reads");
+
+    // An insider puts their own public key in place of the compartment's.
+    let mut file: serde_json::Value = serde_json::from_slice(&original).expect("json");
+    file["compartments"][0]["public_key"] = serde_json::Value::String(slots::encode_key(
+        x25519_dalek::PublicKey::from(&StaticSecret::random_from_rng(rand_core::OsRng)).as_bytes(),
+    ));
+    fs::write(
+        f.dir().join(SLOT_FILE_NAME),
+        serde_json::to_vec(&file).expect("json"),
+    )
+    .expect("writes");
+    assert!(matches!(
+        f.unlock("bob", "bob-password"),
+        Err(VaultError::SlotFileInvalid(_))
+    ));
+
+    // Bob's seal copied into Carol's slot opens nothing for Carol.
+    let mut file: serde_json::Value = serde_json::from_slice(&original).expect("json");
+    let slots = file["slots"].as_array_mut().expect("slots");
+    let bob_seal = slots.iter().find(|s| s["owner"] == "bob").expect("bob")["compartments"].clone();
+    let carol = slots
+        .iter_mut()
+        .find(|s| s["owner"] == "carol")
+        .expect("carol");
+    carol["compartments"] = bob_seal;
+    fs::write(
+        f.dir().join(SLOT_FILE_NAME),
+        serde_json::to_vec(&file).expect("json"),
+    )
+    .expect("writes");
+    assert!(f.unlock("carol", "carol-password").is_err());
+}
+
+#[test]
+fn a_version_1_slot_file_still_opens_and_is_written_back_as_version_2() {
+    let f = Fixture::new();
+    f.create();
+    let path = f.dir().join(SLOT_FILE_NAME);
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("reads")).expect("json");
+    file["version"] = 1.into();
+    fs::write(&path, serde_json::to_vec(&file).expect("json")).expect("writes");
+    let mut alice = f
+        .unlock("alice", "alice-password")
+        .expect("a version 1 file opens");
+    alice
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    alice.lock().expect("locks");
+    let file: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("reads")).expect("json");
+    assert_eq!(file["version"], 2);
+}
