@@ -47,7 +47,7 @@ def test_a_vault_left_readable_is_tightened_at_unlock(cli):
 
 
 def test_the_collectors_files_are_private(collector):
-    collector.start()
+    # The fixture's collector is running: it has made its database; a token writes to it.
     collector.run("token")
     collector.stop()
     for path in collector.dir.iterdir():

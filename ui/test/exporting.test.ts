@@ -36,6 +36,7 @@ describe("the export summary", () => {
       resources: { Patient: 1200, Observation: 30000, Encounter: 4000 },
       left_out: [{ patient_id: 2, reason: "restricted to their care team" }],
       drafts_left_out: 3,
+      clinical_left_out: false,
       recipient: "Harbour Clinic",
       keys: [{ type: "passphrase" }],
       bytes: 1,
@@ -52,9 +53,19 @@ describe("the export summary", () => {
   it("says a single chart is a Bundle", () => {
     const s = exportSummary({
       disclosure_id: 1, format: "bundle", patients: 1, resources: { Patient: 1 }, left_out: [], drafts_left_out: 0,
-      recipient: "x", keys: [], bytes: 1, sha256: "00",
+      clinical_left_out: false, recipient: "x", keys: [], bytes: 1, sha256: "00",
     });
     expect(s.headline).toBe("1 patient, 1 record (a FHIR Bundle).");
     expect(s.notes).toEqual([]);
+  });
+
+  it("says when the exporter's keys left the clinical record out", () => {
+    const s = exportSummary({
+      disclosure_id: 2, format: "bulk-ndjson", patients: 40, resources: { Patient: 40 }, left_out: [], drafts_left_out: 0,
+      clinical_left_out: true, recipient: "x", keys: [], bytes: 1, sha256: "00",
+    });
+    expect(s.notes).toEqual([
+      "Demographics only: your role's keys do not open clinical content. An export with the clinical record takes a physician, a nurse or the recovery key.",
+    ]);
   });
 });

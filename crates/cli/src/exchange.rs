@@ -157,6 +157,11 @@ pub fn export(
             report.drafts_left_out
         ));
     }
+    if report.clinical_left_out {
+        text.push_str(
+            "\nDemographics only: your role's keys do not open clinical content. An export with the clinical record takes a physician, a nurse or the recovery key (--recovery-key).",
+        );
+    }
     Ok(Output::new(doc, text))
 }
 

@@ -98,7 +98,12 @@ enum Command {
     #[command(subcommand, aliases = ["immunizations", "vaccination", "vaccinations"])]
     Immunization(records::ImmunizationCommand),
     /// Export records, encrypted (age) as FHIR R4, for another clinic; recorded as a disclosure.
-    Export(exchange::ExportArgs),
+    Export {
+        #[command(flatten)]
+        args: exchange::ExportArgs,
+        #[command(flatten)]
+        recovery: RecoveryArg,
+    },
     /// Import an export from another Chartroom vault (checked whole first; never twice).
     Import(exchange::ImportArgs),
     /// Audit sync with the clinic's collector: enroll, status, push.
@@ -142,6 +147,9 @@ enum VaultCommand {
     Rekey(RecoveryArg),
     /// Replace the recovery key; the old one stops working. Prints the new key once.
     NewRecoveryKey(RecoveryArg),
+    /// Hand the clinical key to the physicians and nurses still waiting for it (it happens at
+    /// any of their colleagues' sign-ins too); needs a physician, a nurse or the recovery key.
+    HandOver(RecoveryArg),
     /// Copy the whole vault, consistently, into a new folder while it stays in use. The copy
     /// is encrypted and opens with the same passwords and recovery key.
     Backup {
@@ -371,6 +379,29 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             doc["users"] = json!(users);
             Ok(Output::new(doc, text))
         }
+        Command::Vault(VaultCommand::HandOver(rec)) => {
+            let session = unlock(cli, &config, &mut inputs, rec)?;
+            // The unlock itself hands keys over; say what it did and who still waits.
+            let done = session.key_hand_over().clone();
+            let waiting = done.pending.clone();
+            session.lock()?;
+            let mut text = if done.granted.is_empty() {
+                "Nobody was waiting for a key this session can hand over.".to_owned()
+            } else {
+                format!("Handed the clinical key to {}.", done.granted.join(", "))
+            };
+            if !waiting.is_empty() {
+                text.push_str(&format!(
+                    "\nStill waiting (a physician, a nurse or the recovery key must sign in): {}.",
+                    waiting.join(", ")
+                ));
+            }
+            Ok(Output {
+                exit: exit::OK,
+                json: json!({"granted": done.granted, "revoked": done.revoked, "waiting": waiting}),
+                text,
+            })
+        }
         Command::Vault(VaultCommand::ExportKey(rec)) => {
             let mut session = unlock(cli, &config, &mut inputs, rec)?;
             let key = session.export_key()?;
@@ -437,7 +468,15 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             session.lock()?;
             Ok(Output {
                 exit: exit::OK,
-                text: format!("Added {} ({}).", user.name, user.role.label()),
+                text: if user.keys_pending.is_empty() {
+                    format!("Added {} ({}).", user.name, user.role.label())
+                } else {
+                    format!(
+                        "Added {} ({}). Their key for clinical content is handed over the next time a physician or nurse signs in (or someone signs in with the recovery key): until then they see demographics only.",
+                        user.name,
+                        user.role.label()
+                    )
+                },
                 json: json!({"user": user_json(&user)}),
             })
         }
@@ -494,8 +533,8 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
         Command::Immunization(cmd) => {
             with_session(cli, &config, &mut inputs, |s| records::immunization(s, cmd))
         }
-        Command::Export(args) => {
-            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+        Command::Export { args, recovery } => {
+            let mut session = unlock(cli, &config, &mut inputs, recovery)?;
             let out = exchange::export(&mut session, args, &mut inputs, cli.json)?;
             session.lock()?;
             Ok(out)
@@ -584,13 +623,21 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
             let users = session.users()?;
             session.lock()?;
-            let mut text = format!("{:<24} {:<12} {:<9} CREATED\n", "USER", "ROLE", "STATUS");
+            let mut text = format!(
+                "{:<24} {:<12} {:<9} {:<26} CREATED\n",
+                "USER", "ROLE", "STATUS", "KEYS"
+            );
             for u in &users {
+                let mut keys = u.keys.join(", ");
+                if !u.keys_pending.is_empty() {
+                    keys.push_str(&format!(" (waiting: {})", u.keys_pending.join(", ")));
+                }
                 text.push_str(&format!(
-                    "{:<24} {:<12} {:<9} {}\n",
+                    "{:<24} {:<12} {:<9} {:<26} {}\n",
                     u.name.as_str(),
                     u.role.as_str(),
                     if u.disabled { "disabled" } else { "active" },
+                    keys,
                     u.created_at
                 ));
             }
@@ -678,6 +725,8 @@ fn user_json(u: &User) -> Value {
         "disabled": u.disabled,
         "created_at": u.created_at,
         "created_by": u.created_by,
+        "keys": u.keys,
+        "keys_pending": u.keys_pending,
     })
 }
 

@@ -139,7 +139,7 @@ fn init_prints_a_grouped_recovery_key_and_info_needs_no_password() {
     let info = c.run(&["vault", "info", "--json"], &[]);
     assert_eq!(info.code, 0, "{}", info.stderr);
     let doc = info.json();
-    assert_eq!(doc["format_version"], 1);
+    assert_eq!(doc["format_version"], 2, "the slot file with compartments");
     assert_eq!(doc["users"], serde_json::json!(["admin"]));
     let slot = &doc["slots"][0]["kdf"];
     assert!(slot["memory_kib"].as_u64().expect("m") >= 65536);

@@ -124,6 +124,14 @@ fn main() {
     admin
         .add_user("dr.bench", Role::Physician, None, &pw("physician-password"))
         .expect("adds");
+    admin
+        .add_user(
+            "desk.bench",
+            Role::FrontDesk,
+            None,
+            &pw("front-desk-password"),
+        )
+        .expect("adds");
     let (summary, took) = time(|| {
         admin
             .generate_demo(
@@ -227,7 +235,29 @@ fn main() {
         }
     }
     vitals.line("record a set of vitals (6 values + BMI)");
-    doctor.lock().expect("locks");
+
+    // Unlock, with the KDF at its test cost: what is left is the unlock's own work. A
+    // physician's includes the clinical key (unsealed from the slot) and their content key;
+    // the front desk's has neither.
+    let unlock_as = |user: &str, password: &str| -> Stats {
+        let mut s = Stats(Vec::new());
+        for _ in 0..20 {
+            let (session, d) =
+                time(|| Session::unlock(config.clone(), user, &pw(password)).expect("unlocks"));
+            session.lock().expect("locks");
+            s.0.push(d);
+        }
+        s
+    };
+    println!("\nunlock (the KDF at its test cost, so this is the rest of the unlock):");
+    let physician_unlock = unlock_as("dr.bench", "physician-password");
+    physician_unlock.line("unlock as a physician (clinical key, content key)");
+    let desk_unlock = unlock_as("desk.bench", "front-desk-password");
+    desk_unlock.line("unlock as the front desk (no compartment)");
+    println!(
+        "  the keys' share of a physician's unlock: {:+.2} ms at p50",
+        physician_unlock.pct(0.5) - desk_unlock.pct(0.5)
+    );
 
     // ----- the same storage work, SQLCipher against plain SQLite -------------------------
     let plain_path = tmp.path().join("plain.db");
@@ -244,8 +274,27 @@ fn main() {
     raw.execute_batch(&format!("PRAGMA key = \"x'{}'\";", key.expose_secret()))
         .expect("keys");
     chartroom_vault::configure_connection(&raw).expect("configures");
+    chartroom_core::keys::install_copy(&doctor, &raw).expect("keys the raw connection");
+    // A third copy with every sealed field opened, read by the same SQL with a `cr_open` that
+    // does nothing: the same work without field decryption.
+    let clear_path = tmp.path().join("clear.db");
+    std::fs::copy(&plain_path, &clear_path).expect("copies");
+    {
+        let clear = Connection::open(&clear_path).expect("opens");
+        chartroom_core::keys::install_copy(&doctor, &clear).expect("keys");
+        let (_, d) = time(|| chartroom_core::keys::open_every_field(&clear).expect("opens fields"));
+        println!(
+            "  (a copy with every field opened, for the baseline, made in {:.1} s)",
+            d.as_secs_f64()
+        );
+    }
     let plain = Connection::open(&plain_path).expect("opens");
     chartroom_vault::configure_connection(&plain).expect("configures");
+    chartroom_core::keys::install_copy(&doctor, &plain).expect("keys the plain copy");
+    let clear = Connection::open(&clear_path).expect("opens");
+    chartroom_vault::configure_connection(&clear).expect("configures");
+    chartroom_core::keys::install_clear(&clear).expect("clear functions");
+    doctor.lock().expect("locks");
     println!(
         "\nthe same work on raw connections (plain copy exported in {:.1} s):",
         export.as_secs_f64()
@@ -292,6 +341,19 @@ fn main() {
     let _ = mix(&plain, 1);
     let pln = mix(&plain, 2) + mix(&plain, 3);
     let pln_long = long_read(&plain);
+    drop(plain);
+    let _ = long_read(&clear);
+    let clear_long = long_read(&clear);
+    let typical_read = |conn: &Connection| -> f64 {
+        let mut rng = Rng::new(11);
+        let (_, d) = time(|| {
+            for _ in 0..2000 {
+                let id = 1 + rng.below(u64::from(patients)) as i64;
+                drop(chartroom_core::read_chart_for_benchmarks(conn, id));
+            }
+        });
+        d.as_secs_f64() * 1e3 / 2000.0
+    };
     println!(
         "  mix of 3,000 x (MRN + prefix + fuzzy search, open a chart), 300 long charts, 600 vitals sets:"
     );
@@ -304,5 +366,29 @@ fn main() {
     println!(
         "  long chart read alone: SQLCipher {enc_long:.2} ms   plain {pln_long:.2} ms   ratio {:.2}x",
         enc_long / pln_long
+    );
+    let clear_typical = typical_read(&clear);
+    drop(clear);
+    let plain = Connection::open(&plain_path).expect("opens");
+    chartroom_vault::configure_connection(&plain).expect("configures");
+    {
+        let doctor = Session::unlock(config.clone(), "dr.bench", &pw("physician-password"))
+            .expect("unlocks");
+        chartroom_core::keys::install_copy(&doctor, &plain).expect("keys");
+        doctor.lock().expect("locks");
+    }
+    let _ = long_read(&plain);
+    let sealed_long = long_read(&plain);
+    let sealed_typical = typical_read(&plain);
+    println!(
+        "\nfield decryption (both plain SQLite, the same SQL; sealed fields against opened ones):"
+    );
+    println!(
+        "  long chart: sealed {sealed_long:.2} ms   opened {clear_long:.2} ms   ratio {:.2}x",
+        sealed_long / clear_long
+    );
+    println!(
+        "  typical chart: sealed {sealed_typical:.3} ms   opened {clear_typical:.3} ms   ratio {:.2}x",
+        sealed_typical / clear_typical
     );
 }

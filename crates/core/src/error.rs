@@ -13,6 +13,9 @@ pub enum Denial {
     /// The patient is restricted and the user is not on the care team, with no active
     /// break-the-glass grant.
     Restricted { can_break_glass: bool },
+    /// The role may read clinical content, but the key that opens it has not reached this
+    /// user's slot yet (they were added since anyone who holds it last signed in).
+    KeyNotHandedOver,
 }
 
 impl std::fmt::Display for Denial {
@@ -30,6 +33,7 @@ impl std::fmt::Display for Denial {
             Denial::Restricted { can_break_glass: false } => {
                 f.write_str("This patient's chart is restricted to their care team.")
             }
+            Denial::KeyNotHandedOver => f.write_str(&crate::keys::FieldError::NotHandedOver.to_string()),
         }
     }
 }
@@ -151,6 +155,31 @@ impl From<std::io::Error> for CoreError {
 
 impl From<rusqlite::Error> for CoreError {
     fn from(e: rusqlite::Error) -> Self {
-        CoreError::Vault(VaultError::from(e))
+        // A field that cannot be sealed or opened fails its statement with the words of its
+        // FieldError; give it back its own kind of error.
+        let field = match &e {
+            rusqlite::Error::SqliteFailure(_, Some(message)) => {
+                crate::keys::FieldError::from_message(message)
+            }
+            rusqlite::Error::UserFunctionError(inner) => {
+                crate::keys::FieldError::from_message(&inner.to_string())
+            }
+            _ => None,
+        };
+        match field {
+            Some(field) => CoreError::from(field),
+            None => CoreError::Vault(VaultError::from(e)),
+        }
+    }
+}
+
+impl From<crate::keys::FieldError> for CoreError {
+    fn from(e: crate::keys::FieldError) -> Self {
+        use crate::keys::FieldError;
+        match e {
+            FieldError::NotHandedOver => CoreError::Forbidden(Denial::KeyNotHandedOver),
+            FieldError::Tampered(_) => CoreError::Integrity(e.to_string()),
+            FieldError::Clear(_) | FieldError::NoWriteKey => CoreError::Conflict(e.to_string()),
+        }
     }
 }

@@ -18,6 +18,7 @@ pub(crate) struct Clinic {
     _tmp: tempfile::TempDir,
     pub(crate) config: VaultConfig,
     pub(crate) clock: ManualClock,
+    pub(crate) recovery: RecoveryKey,
 }
 
 const STAFF: [(&str, Role, &str); 5] = [
@@ -61,7 +62,12 @@ pub(crate) fn rows(
     skip: &[&str],
     render: fn(rusqlite::types::ValueRef<'_>) -> String,
 ) -> Vec<String> {
-    let mut stmt = conn.prepare(sql).expect("prepares");
+    // A table's sealed columns are dumped opened: the dump says what the record holds.
+    let sql = match sql.strip_prefix("SELECT * ") {
+        Some(rest) => format!("SELECT {} {rest}", all_columns(conn, table)),
+        None => sql.to_owned(),
+    };
+    let mut stmt = conn.prepare(&sql).expect("prepares");
     let keep: Vec<usize> = (0..stmt.column_count())
         .filter(|i| stmt.column_name(*i).is_ok_and(|n| !skip.contains(&n)))
         .collect();
@@ -75,6 +81,70 @@ pub(crate) fn rows(
     .expect("queries")
     .map(|r| r.expect("row"))
     .collect()
+}
+
+/// The columns of `table` for a `SELECT`, its sealed ones opened under their own names (a
+/// vital sign's value as the number it was). Needs a connection whose keys open them.
+pub(crate) fn all_columns(conn: &Connection, table: &str) -> String {
+    let sealed: &[&str] = crate::schema::SEALED_COLUMNS
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map_or(&[], |(_, c)| c);
+    let columns: Vec<String> = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .expect("prepares")
+        .query_map([], |r| r.get(1))
+        .expect("queries")
+        .collect::<Result<_, _>>()
+        .expect("columns");
+    columns
+        .iter()
+        .map(|c| {
+            if !sealed.contains(&c.as_str()) {
+                return c.clone();
+            }
+            let open = format!(
+                "cr_open({table}.{c}, '{table}', '{c}', {table}.uuid, (SELECT p.uuid FROM patients p WHERE p.id = {table}.patient_id))"
+            );
+            if table == "observations" && c == "value" {
+                format!("CAST({open} AS REAL) AS {c}")
+            } else {
+                format!("{open} AS {c}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every value of every table as text (blobs read as Latin-1, so text hidden in one shows):
+/// what an insider with the database key alone sees.
+pub(crate) fn raw_dump(conn: &Connection) -> String {
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .expect("prepares")
+        .query_map([], |r| r.get(0))
+        .expect("queries")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    let mut out = String::new();
+    for table in tables {
+        let sql = format!("SELECT * FROM \"{table}\"");
+        let mut stmt = conn.prepare(&sql).expect("prepares");
+        let n = stmt.column_count();
+        let mut rows = stmt.query([]).expect("queries");
+        while let Some(r) = rows.next().expect("row") {
+            for i in 0..n {
+                match r.get_ref(i).expect("value") {
+                    rusqlite::types::ValueRef::Text(t) => out.push_str(&String::from_utf8_lossy(t)),
+                    rusqlite::types::ValueRef::Blob(b) => out.extend(b.iter().map(|&c| c as char)),
+                    other => out.push_str(&format!("{other:?}")),
+                }
+                out.push('|');
+            }
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A value as its debug form: enough to compare two dumps.
@@ -96,7 +166,7 @@ impl Clinic {
                 .single()
                 .expect("time"),
         );
-        let (mut admin, _) = Session::create_with_clock(
+        let (mut admin, recovery) = Session::create_with_clock(
             config.clone(),
             "admin",
             &pw("admin-password"),
@@ -114,6 +184,7 @@ impl Clinic {
             _tmp: tmp,
             config,
             clock,
+            recovery,
         };
         let mut doctor = clinic.as_role(Role::Physician);
         let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date");
@@ -140,6 +211,12 @@ impl Clinic {
             &pw(password),
             Arc::new(self.clock.clone()),
         )
+    }
+
+    /// The recovery key's session: every key, administrative rights.
+    pub(crate) fn as_recovery(&self) -> Session {
+        Session::unlock_with_recovery_key(self.config.clone(), &self.recovery)
+            .expect("recovery unlocks")
     }
 
     pub(crate) fn as_role(&self, role: Role) -> Session {

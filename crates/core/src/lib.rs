@@ -33,6 +33,7 @@ mod exchange;
 #[doc(hidden)]
 pub mod fuzz_support;
 mod ids;
+pub mod keys;
 mod roles;
 mod schema;
 mod search;
@@ -73,7 +74,8 @@ pub use sync::{CollectorClient, SessionAccess, SyncError, SyncStatus, SyncTarget
 // The store's types a caller needs to name a vault and read its errors; never the store
 // itself, so the shell and the CLI reach data only through a Session.
 pub use chartroom_vault::{
-    restrict_new_files, KdfPolicy, RecoveryKey, SlotKind, VaultConfig, VaultError, VaultInfo,
+    restrict_new_files, HolderChanges, KdfPolicy, RecoveryKey, SlotKind, VaultConfig, VaultError,
+    VaultInfo,
 };
 pub use config::{
     default_vault_dir, key_derivation_time, vault_config, vault_exists, vault_info,
@@ -94,6 +96,8 @@ pub use users::{check_new_password, User, UserName, MIN_PASSWORD_CHARS};
 
 #[cfg(test)]
 mod gate_tests;
+#[cfg(test)]
+mod key_tests;
 #[cfg(test)]
 mod record_tests;
 #[cfg(test)]

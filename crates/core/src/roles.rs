@@ -328,6 +328,14 @@ pub fn matrix_markdown() -> String {
         }
         out.push('\n');
     }
+    // What each role's password can decrypt, from the one place that says it.
+    out.push_str("| **keys its password opens** |");
+    for role in Role::ALL {
+        let mut keys = vec!["database"];
+        keys.extend(crate::keys::compartments_of(role));
+        out.push_str(&format!(" {} |", keys.join(", ")));
+    }
+    out.push('\n');
     out
 }
 

@@ -27,6 +27,53 @@ pub(crate) const AUDIT_TRIGGERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The content keys: each a random key sealed to a compartment's public key (see
+/// docs/security.md). `seq` orders them for loading; `id` is what a sealed field names.
+macro_rules! content_keys_sql {
+    () => {
+        "CREATE TABLE content_keys (
+            seq         INTEGER PRIMARY KEY,
+            id          INTEGER NOT NULL UNIQUE,
+            compartment TEXT NOT NULL,
+            epoch       INTEGER NOT NULL,
+            owner       TEXT,              -- the holder whose own key it is; NULL: one session's
+            ephemeral   BLOB NOT NULL CHECK (length(ephemeral) = 32),
+            nonce       BLOB NOT NULL CHECK (length(nonce) = 12),
+            sealed      BLOB NOT NULL,
+            created_at  TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX content_keys_owner ON content_keys (compartment, epoch, owner) WHERE owner IS NOT NULL;
+        "
+    };
+}
+
+#[cfg(test)]
+pub(crate) const CONTENT_KEYS_SQL: &str = content_keys_sql!();
+
+/// The clinical columns sealed under the clinical compartment, by table.
+pub(crate) const SEALED_COLUMNS: &[(&str, &[&str])] = &[
+    ("encounters", &["reason"]),
+    (
+        "notes",
+        &[
+            "text",
+            "subjective",
+            "objective",
+            "assessment",
+            "plan",
+            "content_sha256",
+        ],
+    ),
+    ("observations", &["value", "flag"]),
+    ("problems", &["text", "system", "code"]),
+    (
+        "allergies",
+        &["substance", "reaction", "severity", "category"],
+    ),
+    ("medications", &["name", "dose", "route", "frequency"]),
+    ("immunizations", &["vaccine", "cvx", "lot", "site"]),
+];
+
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -428,4 +475,238 @@ pub const MIGRATIONS: &[Migration] = &[
         -- Observations are many and never looked up by global id yet: no index to keep up.
     ",
     },
+    Migration {
+        version: 7,
+        name: "clinical fields sealed under the clinical compartment",
+        sql: concat!(content_keys_sql!(), "
+        -- The sealed columns become ANY (a sealed field is a BLOB; rows written before keep their
+        -- text until the upgrade seals them, in batches, at an administrator's sign-in). Their
+        -- CHECKs go: the values are ciphertext, checked by core's types before sealing. Tables
+        -- are rebuilt parents first under new names, so no foreign key ever points at nothing.
+        DROP TRIGGER notes_signed_are_final;
+        DROP TRIGGER notes_signed_stay;
+        CREATE TABLE encounters_new (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            start        TEXT NOT NULL,
+            kind         TEXT NOT NULL CHECK (kind IN ('office', 'telephone', 'telehealth', 'home')),
+            clinician_id INTEGER REFERENCES users (id),
+            clinician    TEXT NOT NULL,
+            reason       ANY NOT NULL,
+            created_at   TEXT NOT NULL,
+            created_by   TEXT NOT NULL,
+            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16)
+        ) STRICT;
+        INSERT INTO encounters_new SELECT * FROM encounters;
+        CREATE TABLE notes_new (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            author_id    INTEGER REFERENCES users (id),
+            author       TEXT NOT NULL,
+            text         ANY NOT NULL,
+            status       TEXT NOT NULL CHECK (status IN ('draft', 'signed')),
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            signed_by    TEXT,
+            signed_at    TEXT,
+            content_sha256 ANY,
+            encounter_id INTEGER REFERENCES encounters_new (id),
+            kind         TEXT NOT NULL DEFAULT 'note' CHECK (kind IN ('note', 'addendum', 'amendment')),
+            parent_id    INTEGER REFERENCES notes_new (id),
+            format       TEXT NOT NULL DEFAULT 'free' CHECK (format IN ('free', 'soap')),
+            subjective   ANY,
+            objective    ANY,
+            assessment   ANY,
+            plan         ANY,
+            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16)
+        ) STRICT;
+        INSERT INTO notes_new SELECT * FROM notes;
+        CREATE TABLE observations_new (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            encounter_id INTEGER REFERENCES encounters_new (id),
+            code         TEXT NOT NULL,
+            value        ANY NOT NULL,
+            unit         TEXT NOT NULL,
+            effective    TEXT NOT NULL,
+            flag         ANY NOT NULL,
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16)
+        ) STRICT;
+        INSERT INTO observations_new SELECT * FROM observations;
+        CREATE TABLE problems_new (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            text         ANY NOT NULL,
+            system       ANY,
+            code         ANY,
+            status       TEXT NOT NULL CHECK (status IN ('active', 'resolved', 'inactive')),
+            onset        TEXT,
+            resolved_on  TEXT,
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            updated_by   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16)
+        ) STRICT;
+        INSERT INTO problems_new SELECT * FROM problems;
+        CREATE TABLE allergies_new (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            substance    ANY NOT NULL,
+            reaction     ANY,
+            severity     ANY,
+            category     ANY,
+            status       TEXT NOT NULL CHECK (status IN ('active', 'resolved')),
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            updated_by   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16)
+        ) STRICT;
+        INSERT INTO allergies_new SELECT * FROM allergies;
+        CREATE TABLE medications_new (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            name         ANY NOT NULL,
+            dose         ANY,
+            route        ANY,
+            frequency    ANY,
+            start        TEXT,
+            stop         TEXT,
+            status       TEXT NOT NULL CHECK (status IN ('active', 'stopped')),
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            updated_by   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16)
+        ) STRICT;
+        INSERT INTO medications_new SELECT * FROM medications;
+        CREATE TABLE immunizations_new (
+            id           INTEGER PRIMARY KEY,
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            vaccine      ANY NOT NULL,
+            cvx          ANY NOT NULL,
+            date         TEXT NOT NULL,
+            lot          ANY,
+            site         ANY,
+            status       TEXT NOT NULL CHECK (status IN ('completed', 'entered_in_error')),
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL,
+            updated_by   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL,
+            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16)
+        ) STRICT;
+        INSERT INTO immunizations_new SELECT * FROM immunizations;
+        DROP TABLE notes;
+        DROP TABLE observations;
+        DROP TABLE encounters;
+        DROP TABLE problems;
+        DROP TABLE allergies;
+        DROP TABLE medications;
+        DROP TABLE immunizations;
+        ALTER TABLE encounters_new RENAME TO encounters;
+        ALTER TABLE notes_new RENAME TO notes;
+        ALTER TABLE observations_new RENAME TO observations;
+        ALTER TABLE problems_new RENAME TO problems;
+        ALTER TABLE allergies_new RENAME TO allergies;
+        ALTER TABLE medications_new RENAME TO medications;
+        ALTER TABLE immunizations_new RENAME TO immunizations;
+        CREATE INDEX encounters_patient ON encounters (patient_id, start);
+        CREATE UNIQUE INDEX encounters_uuid ON encounters (uuid);
+        CREATE INDEX notes_patient ON notes (patient_id);
+        CREATE INDEX notes_parent ON notes (parent_id) WHERE parent_id IS NOT NULL;
+        CREATE UNIQUE INDEX notes_uuid ON notes (uuid);
+        CREATE INDEX observations_patient ON observations (patient_id, code, effective);
+        CREATE INDEX problems_patient ON problems (patient_id);
+        CREATE UNIQUE INDEX problems_uuid ON problems (uuid);
+        CREATE INDEX allergies_patient ON allergies (patient_id);
+        CREATE UNIQUE INDEX allergies_uuid ON allergies (uuid);
+        CREATE INDEX medications_patient ON medications (patient_id);
+        CREATE UNIQUE INDEX medications_uuid ON medications (uuid);
+        CREATE INDEX immunizations_patient ON immunizations (patient_id);
+        CREATE UNIQUE INDEX immunizations_uuid ON immunizations (uuid);
+        CREATE TRIGGER notes_signed_are_final BEFORE UPDATE ON notes WHEN OLD.status = 'signed'
+        BEGIN SELECT RAISE(ABORT, 'a signed note cannot be changed'); END;
+        CREATE TRIGGER notes_signed_stay BEFORE DELETE ON notes WHEN OLD.status = 'signed'
+        BEGIN SELECT RAISE(ABORT, 'a signed note cannot be removed'); END;
+
+        -- Whether rows written before this version still wait to be sealed.
+        CREATE TABLE field_encryption (
+            id       INTEGER PRIMARY KEY CHECK (id = 1),
+            done_at  TEXT
+        ) STRICT;
+        INSERT INTO field_encryption (id, done_at) SELECT 1,
+            CASE WHEN EXISTS (SELECT 1 FROM encounters) OR EXISTS (SELECT 1 FROM notes)
+                   OR EXISTS (SELECT 1 FROM observations) OR EXISTS (SELECT 1 FROM problems)
+                   OR EXISTS (SELECT 1 FROM allergies) OR EXISTS (SELECT 1 FROM medications)
+                   OR EXISTS (SELECT 1 FROM immunizations)
+                 THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%fZ', 'now') END;
+    "),
+    },
 ];
+
+/// Seals the clinical columns that rows written before version 7 still hold in clear, a batch
+/// of `batch` rows of each table per transaction (the session's write key must be ready).
+/// Returns the number of rows sealed when every row is sealed, or None when `stop_after`
+/// batches were done first (a test standing in for a crash). This is the upgrade's, and a
+/// migration's, exemption from the one-writer rule: it writes no value of its own.
+pub(crate) fn seal_clear_fields(
+    conn: &mut rusqlite::Connection,
+    batch: i64,
+    stop_after: Option<usize>,
+) -> Result<Option<u64>, crate::CoreError> {
+    let mut after: Vec<i64> = vec![0; SEALED_COLUMNS.len()];
+    let mut batches = 0;
+    let mut total = 0u64;
+    loop {
+        if stop_after == Some(batches) {
+            return Ok(None);
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // A signed note is final; its guard steps aside for this one sealing, in this
+        // transaction only.
+        tx.execute_batch("DROP TRIGGER IF EXISTS notes_signed_are_final")?;
+        let mut any = false;
+        for (i, (table, columns)) in SEALED_COLUMNS.iter().enumerate() {
+            let last: Option<i64> = tx.query_row(
+                &format!(
+                    "SELECT max(id) FROM (SELECT id FROM {table} WHERE id > ?1 ORDER BY id LIMIT ?2)"
+                ),
+                rusqlite::params![after[i], batch],
+                |r| r.get(0),
+            )?;
+            let Some(last) = last else { continue };
+            any = true;
+            let sets = columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{c} = CASE WHEN typeof({c}) IN ('blob', 'null') THEN {c} ELSE cr_seal({c}, '{table}', '{c}', uuid, (SELECT p.uuid FROM patients p WHERE p.id = {table}.patient_id)) END"
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let clear = columns
+                .iter()
+                .map(|c| format!("typeof({c}) NOT IN ('blob', 'null')"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            total += tx.execute(
+                &format!("UPDATE {table} SET {sets} WHERE id > ?1 AND id <= ?2 AND ({clear})"),
+                rusqlite::params![after[i], last],
+            )? as u64;
+            after[i] = last;
+        }
+        tx.execute_batch(
+            "CREATE TRIGGER notes_signed_are_final BEFORE UPDATE ON notes WHEN OLD.status = 'signed'
+             BEGIN SELECT RAISE(ABORT, 'a signed note cannot be changed'); END;",
+        )?;
+        tx.commit()?;
+        if !any {
+            return Ok(Some(total));
+        }
+        batches += 1;
+    }
+}

@@ -59,6 +59,10 @@ pub struct Session {
     last_activity: DateTime<Utc>,
     /// Distinct patient-name words for substring and typo search, loaded on first use.
     pub(crate) search_dictionary: Option<crate::search::NameDictionary>,
+    /// What this session can seal to and open (shared with the connection's SQL functions).
+    pub(crate) keys: crate::keys::SharedKeyring,
+    /// The key hand-overs and removals this session made.
+    pub(crate) handed_over: chartroom_vault::HolderChanges,
 }
 
 impl std::fmt::Debug for Session {
@@ -159,6 +163,7 @@ impl Session {
         )?;
         audit::checkpoint_head(&tx, &device, now)?;
         tx.commit()?;
+        let keys = crate::keys::install_for(&vault)?;
         let session = Session {
             vault: Some(vault),
             actor: Actor::User {
@@ -171,6 +176,8 @@ impl Session {
             settings: Settings::default(),
             last_activity: now,
             search_dictionary: None,
+            keys,
+            handed_over: Default::default(),
         };
         Ok((session, recovery))
     }
@@ -289,7 +296,8 @@ impl Session {
         tx.commit()?;
         // Only once they are in the trail; a crash before this repeats them, never loses them.
         let _ = vault.forget_failed_unlocks(failures.len());
-        Ok(Session {
+        let keys = crate::keys::install_for(&vault)?;
+        let mut session = Session {
             vault: Some(vault),
             actor,
             device,
@@ -297,7 +305,11 @@ impl Session {
             settings,
             last_activity: now,
             search_dictionary: None,
-        })
+            keys,
+            handed_over: Default::default(),
+        };
+        session.settle_keys()?;
+        Ok(session)
     }
 
     /// Locks: audits the lock, signs the head of the trail, closes the database and
@@ -487,9 +499,16 @@ impl Session {
     ) -> Result<T, CoreError> {
         let (now, actor) = self.admit(Some(permission), &op)?;
         let role = self.role();
+        // The role may read clinical content; the key must have reached this user's slot too.
+        if matches!(permission, Permission::ReadClinical | Permission::ReadNotes)
+            && !crate::keys::lock(&self.keys).holds_clinical()
+        {
+            return Err(self.deny(op, Denial::KeyNotHandedOver));
+        }
         let expired = self.expired();
         let vault = self.vault.as_mut().ok_or(expired)?;
         let tx = immediate(vault.connection_mut())?;
+        crate::keys::lock(&self.keys).refresh(&tx)?;
         let mut named = None;
         let mut access = None;
         if let Some(patient_id) = op.patient {
@@ -665,7 +684,7 @@ fn restore_audit_triggers(conn: &Connection) -> Result<Vec<&'static str>, CoreEr
     Ok(missing)
 }
 
-fn finish_manual_tx<T>(
+pub(crate) fn finish_manual_tx<T>(
     vault: &mut Vault,
     result: Result<T, CoreError>,
     undo: impl FnOnce(&mut Vault),

@@ -105,6 +105,12 @@ pub struct User {
     pub disabled: bool,
     pub created_at: String,
     pub created_by: Option<String>,
+    /// The keys this user's slot holds: `database` (everyone who can sign in) and the
+    /// compartments their role may read (`clinical`). Filled in by [`Session::users`].
+    pub keys: Vec<String>,
+    /// Compartments the role should hold that have not reached the slot yet: they are
+    /// handed over at the next sign-in of someone who holds them.
+    pub keys_pending: Vec<String>,
 }
 
 impl Session {
@@ -120,6 +126,36 @@ impl Session {
                 Ok(users)
             },
         )
+        .and_then(|mut users| {
+            for user in &mut users {
+                self.fill_keys(user)?;
+            }
+            Ok(users)
+        })
+    }
+
+    /// Which keys `user`'s slot holds, and which their role waits for.
+    fn fill_keys(&self, user: &mut User) -> Result<(), CoreError> {
+        let vault = self.vault()?;
+        user.keys.clear();
+        user.keys_pending.clear();
+        if !vault.slot_owners().iter().any(|o| user.name.is(o)) {
+            return Ok(());
+        }
+        user.keys.push("database".into());
+        let held = vault.slot_compartments(user.name.as_str());
+        user.keys.extend(held.iter().cloned());
+        if !user.disabled {
+            for wanted in crate::keys::compartments_of(user.role) {
+                // Before anyone made the compartment there is nothing to wait for: the first
+                // of its holders to sign in makes it.
+                let exists = vault.compartment_public(wanted).is_some();
+                if exists && !held.iter().any(|h| h == wanted) {
+                    user.keys_pending.push((*wanted).to_owned());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds a user with `role` who unlocks with `password`. `family_name` lets the
@@ -147,7 +183,7 @@ impl Session {
             .object("User", parsed.as_str())
             .detail(format!("role {role}"));
         let slot_owner = parsed.clone();
-        self.with_slot_change(
+        let (user, ()) = self.with_slot_change(
             Some(Permission::ManageUsers),
             op,
             |tx, ctx| {
@@ -166,14 +202,19 @@ impl Session {
                     disabled: false,
                     created_at: format_time(ctx.now),
                     created_by: Some(ctx.actor.name.clone()),
+                    keys: vec!["database".into()],
+                    keys_pending: Vec::new(),
                 })
             },
             |vault| Ok(vault.add_user_slot(slot_owner.as_str(), password)?),
             |vault| {
                 let _ = vault.remove_user_slot(slot_owner.as_str());
             },
-        )
-        .map(|(user, ())| user)
+        )?;
+        self.hand_keys_over();
+        let mut user = user;
+        self.fill_keys(&mut user)?;
+        Ok(user)
     }
 
     /// Gives a user another role.
@@ -208,7 +249,9 @@ impl Session {
                 op.detail = Some(format!("{} -> {role}", user.role));
                 Ok(())
             },
-        )
+        )?;
+        self.hand_keys_over();
+        Ok(())
     }
 
     /// Disables a user: their slot is removed, so their password no longer opens the vault.
@@ -250,8 +293,9 @@ impl Session {
             // The slot is gone for good; a failed commit leaves a user who can no longer sign
             // in, which an admin fixes with a password reset. Never the reverse.
             |_| {},
-        )
-        .map(|_| ())
+        )?;
+        self.hand_keys_over();
+        Ok(())
     }
 
     /// Changes the signed-in user's own password (rewrapping their slot only).
@@ -302,8 +346,17 @@ impl Session {
             },
             |vault| Ok(vault.set_user_slot(&owner, new_password)?),
             |_| {},
-        )
-        .map(|_| ())
+        )?;
+        self.hand_keys_over();
+        Ok(())
+    }
+
+    /// Seals the clinical key to those who should now hold it and takes it from those who
+    /// should not, after a change of users, roles or slots. The change itself is committed
+    /// already; should this fail (the slot file cannot be written), the next unlock of anyone
+    /// does it again, so it is not reported as the change's failure.
+    fn hand_keys_over(&mut self) {
+        let _ = self.settle_key_holders();
     }
 
     /// Rotates the data key; every user's password and the recovery key keep working.
@@ -433,6 +486,8 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(i64, User), Co
                 disabled,
                 created_at,
                 created_by,
+                keys: Vec::new(),
+                keys_pending: Vec::new(),
             },
         ))
     })())

@@ -574,8 +574,9 @@ impl Vault {
 
     /// Makes compartment `name` (a new X25519 key pair, epoch 0) and seals its private key to
     /// the recovery slot and to each of `holders` that has a slot. The public key reaches the
-    /// slot file in the same write, before anything can be sealed to it. This session keeps
-    /// the private key only if its own slot is one of those it was sealed to.
+    /// slot file in the same write, before anything can be sealed to it. The session that
+    /// makes a compartment holds its private key until it locks (it just made it), so staff
+    /// it adds meanwhile are sealed in at once; later sessions hold it only through a seal.
     pub fn create_compartment(&mut self, name: &str, holders: &[String]) -> Result<(), VaultError> {
         self.reload_slots()?;
         if self.slots.compartments.iter().any(|c| c.name == name) {
@@ -590,7 +591,6 @@ impl Vault {
         let mut next = self.slots.clone();
         next.compartments.push(public.clone());
         let vault_id = next.vault_id.clone();
-        let mut keep = false;
         for slot in &mut next.slots {
             let holds = slot.kind == SlotKind::Recovery
                 || holders
@@ -599,13 +599,12 @@ impl Vault {
             if holds {
                 let sealed = slot.seal_compartment(&vault_id, &public, &secret)?;
                 slot.compartments.push(sealed);
-                keep |= self.is_unlocker(slot);
             }
         }
         self.commit_slots(next)?;
         self.compartments.push(Held {
             public,
-            secret: keep.then_some(secret),
+            secret: Some(secret),
         });
         Ok(())
     }
@@ -661,16 +660,6 @@ impl Vault {
             self.commit_slots(next)?;
         }
         Ok(changes)
-    }
-
-    fn is_unlocker(&self, slot: &Slot) -> bool {
-        match (&self.unlocker, slot.kind) {
-            (Unlocker::Recovery, SlotKind::Recovery) => true,
-            (Unlocker::User(owner), SlotKind::User) => {
-                account_key(owner) == account_key(&slot.owner)
-            }
-            _ => false,
-        }
     }
 
     /// Seals every compartment this session holds, and `old` held, to `slot` (a slot that

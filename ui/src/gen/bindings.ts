@@ -194,7 +194,17 @@ status: string, recorded_by: string, recorded_at: string, updated_by: string, up
 
 export type Site = "left_arm" | "right_arm" | "left_thigh" | "right_thigh" | "oral" | "nasal";
 
-export type User = { name: UserName, role: Role, disabled: boolean, created_at: string, created_by: string | null, };
+export type User = { name: UserName, role: Role, disabled: boolean, created_at: string, created_by: string | null, 
+/**
+ * The keys this user's slot holds: `database` (everyone who can sign in) and the
+ * compartments their role may read (`clinical`). Filled in by [`Session::users`].
+ */
+keys: Array<string>, 
+/**
+ * Compartments the role should hold that have not reached the slot yet: they are
+ * handed over at the next sign-in of someone who holds them.
+ */
+keys_pending: Array<string>, };
 
 export type UserName = string;
 
@@ -344,7 +354,13 @@ left_out: Array<LeftOut>,
 /**
  * Unsigned drafts are not part of the record and are not exported.
  */
-drafts_left_out: number, recipient: string, keys: Array<KeyInfo>, 
+drafts_left_out: number, 
+/**
+ * True when the exporter's keys do not open clinical content (an administrator): the
+ * export then holds demographics only. A whole clinic with its clinical record takes a
+ * physician, a nurse or the recovery key.
+ */
+clinical_left_out: boolean, recipient: string, keys: Array<KeyInfo>, 
 /**
  * Size and SHA-256 of the encrypted file.
  */

@@ -47,6 +47,9 @@ export function exportSummary(r: ExportReport): { headline: string; lines: strin
   if (r.left_out.length > 0) {
     notes.push(`${plural(r.left_out.length, "restricted patient")} you may not see ${r.left_out.length === 1 ? "was" : "were"} left out.`);
   }
+  if (r.clinical_left_out) {
+    notes.push("Demographics only: your role's keys do not open clinical content. An export with the clinical record takes a physician, a nurse or the recovery key.");
+  }
   if (r.drafts_left_out > 0) {
     notes.push(`${plural(r.drafts_left_out, "unsigned draft")} ${r.drafts_left_out === 1 ? "is" : "are"} not part of the record and ${r.drafts_left_out === 1 ? "was" : "were"} not exported.`);
   }

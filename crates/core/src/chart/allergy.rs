@@ -11,6 +11,7 @@ use super::patient::{self, AllergyState, Patient};
 use super::Item;
 use crate::audit::Op;
 use crate::ids::*;
+use crate::keys::open_field;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -130,8 +131,17 @@ pub struct Allergy {
     pub updated_at: String,
 }
 
-const ALLERGY_COLUMNS: &str =
-    "id, patient_id, substance, reaction, severity, category, status, recorded_by, recorded_at, updated_by, updated_at";
+const ALLERGY_COLUMNS: &str = concat!(
+    "id, patient_id, ",
+    open_field!("allergies", "substance"),
+    ", ",
+    open_field!("allergies", "reaction"),
+    ", ",
+    open_field!("allergies", "severity"),
+    ", ",
+    open_field!("allergies", "category"),
+    ", status, recorded_by, recorded_at, updated_by, updated_at"
+);
 
 fn row_to_allergy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Allergy> {
     let severity: Option<String> = r.get(4)?;
@@ -215,7 +225,9 @@ pub(super) fn apply_recorded(conn: &Connection, c: &AllergyRecorded) -> Result<A
     let patient = change::row_of(conn, Table::Patients, c.patient)?;
     conn.prepare_cached(
         "INSERT INTO allergies (uuid, patient_id, substance, reaction, severity, category, status, recorded_by, recorded_at, updated_by, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active', ?7, ?8, ?7, ?8)",
+         VALUES (?1, ?2, cr_seal(?3, 'allergies', 'substance', ?1, ?9),
+                 cr_seal(?4, 'allergies', 'reaction', ?1, ?9), cr_seal(?5, 'allergies', 'severity', ?1, ?9),
+                 cr_seal(?6, 'allergies', 'category', ?1, ?9), 'active', ?7, ?8, ?7, ?8)",
     )?
     .execute(params![
         c.allergy,
@@ -225,7 +237,8 @@ pub(super) fn apply_recorded(conn: &Connection, c: &AllergyRecorded) -> Result<A
         a.severity.map(Severity::as_str),
         a.category.map(AllergyCategory::as_str),
         c.recorded.by,
-        c.recorded.time()
+        c.recorded.time(),
+        c.patient
     ])?;
     let id = conn.last_insert_rowid();
     patient::set_allergy_state(conn, patient, AllergyState::Recorded, &c.recorded)?;
@@ -235,7 +248,10 @@ pub(super) fn apply_recorded(conn: &Connection, c: &AllergyRecorded) -> Result<A
 /// The one writer of `allergies`, for a resolution.
 pub(super) fn apply_resolved(conn: &Connection, c: &AllergyResolved) -> Result<Applied, CoreError> {
     let id = change::row_of(conn, Table::Allergies, c.allergy)?;
-    if allergy(conn, id)?.status == "resolved" {
+    let status: String = conn
+        .prepare_cached("SELECT status FROM allergies WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    if status == "resolved" {
         return Err(CoreError::Conflict(format!(
             "Allergy {id} is already resolved."
         )));

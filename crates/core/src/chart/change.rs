@@ -783,7 +783,10 @@ mod tests {
     #[test]
     fn a_change_decoded_from_its_encoding_writes_the_same_chart() {
         let (built, decoded) = (Clinic::new(), Clinic::new());
-        let (a, b) = (built.as_role(Role::Admin), decoded.as_role(Role::Admin));
+        let (mut a, mut b) = (built.as_role(Role::Admin), decoded.as_role(Role::Admin));
+        // Writing as an import would: sealed to the clinical key, readable by this session.
+        a.prepare_clinical_writes().expect("write key");
+        b.prepare_clinical_writes().expect("write key");
         for c in samples() {
             let again = Change::decode(&c.encode()).expect("decodes");
             assert_eq!(again, c, "{}", c.kind());

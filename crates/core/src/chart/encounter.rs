@@ -9,6 +9,7 @@ use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, parse_choice, parse_time_input};
 use crate::audit::Op;
 use crate::ids::*;
+use crate::keys::open_field;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -96,8 +97,11 @@ pub struct Encounter {
     pub created_by: String,
 }
 
-const ENCOUNTER_COLUMNS: &str =
-    "id, patient_id, start, kind, clinician, reason, created_at, created_by";
+const ENCOUNTER_COLUMNS: &str = concat!(
+    "id, patient_id, start, kind, clinician, ",
+    open_field!("encounters", "reason"),
+    ", created_at, created_by"
+);
 
 fn row_to_encounter(r: &rusqlite::Row<'_>) -> rusqlite::Result<Encounter> {
     let kind: String = r.get(3)?;
@@ -184,7 +188,7 @@ pub(super) fn apply_opened(conn: &Connection, c: &EncounterOpened) -> Result<App
     let patient = change::row_of(conn, Table::Patients, c.patient)?;
     conn.prepare_cached(
         "INSERT INTO encounters (uuid, patient_id, start, kind, clinician_id, clinician, reason, created_at, created_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, cr_seal(?7, 'encounters', 'reason', ?1, ?10), ?8, ?9)",
     )?
     .execute(params![
         c.encounter,
@@ -196,6 +200,7 @@ pub(super) fn apply_opened(conn: &Connection, c: &EncounterOpened) -> Result<App
         c.reason,
         c.opened.time(),
         c.opened.by,
+        c.patient,
     ])?;
     Ok(Applied::one(conn.last_insert_rowid()))
 }

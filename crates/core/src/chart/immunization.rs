@@ -10,6 +10,7 @@ use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, optional_text, parse_choice, parse_past_date};
 use super::Item;
 use crate::ids::*;
+use crate::keys::open_field;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -121,8 +122,17 @@ pub struct Immunization {
     pub updated_at: String,
 }
 
-const IMMUNIZATION_COLUMNS: &str =
-    "id, patient_id, vaccine, cvx, date, lot, site, status, recorded_by, recorded_at, updated_by, updated_at";
+const IMMUNIZATION_COLUMNS: &str = concat!(
+    "id, patient_id, ",
+    open_field!("immunizations", "vaccine"),
+    ", ",
+    open_field!("immunizations", "cvx"),
+    ", date, ",
+    open_field!("immunizations", "lot"),
+    ", ",
+    open_field!("immunizations", "site"),
+    ", status, recorded_by, recorded_at, updated_by, updated_at"
+);
 
 fn row_to_immunization(r: &rusqlite::Row<'_>) -> rusqlite::Result<Immunization> {
     let site: Option<String> = r.get(6)?;
@@ -198,7 +208,9 @@ pub(super) fn apply_recorded(
     let patient = change::row_of(conn, Table::Patients, c.patient)?;
     conn.prepare_cached(
         "INSERT INTO immunizations (uuid, patient_id, vaccine, cvx, date, lot, site, status, recorded_by, recorded_at, updated_by, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'completed', ?8, ?9, ?8, ?9)",
+         VALUES (?1, ?2, cr_seal(?3, 'immunizations', 'vaccine', ?1, ?10), cr_seal(?4, 'immunizations', 'cvx', ?1, ?10),
+                 ?5, cr_seal(?6, 'immunizations', 'lot', ?1, ?10), cr_seal(?7, 'immunizations', 'site', ?1, ?10),
+                 'completed', ?8, ?9, ?8, ?9)",
     )?
     .execute(params![
         c.immunization,
@@ -209,7 +221,8 @@ pub(super) fn apply_recorded(
         i.lot,
         i.site.map(Site::as_str),
         c.recorded.by,
-        c.recorded.time()
+        c.recorded.time(),
+        c.patient
     ])?;
     Ok(Applied::one(conn.last_insert_rowid()))
 }
@@ -220,7 +233,10 @@ pub(super) fn apply_entered_in_error(
     c: &ImmunizationEnteredInError,
 ) -> Result<Applied, CoreError> {
     let id = change::row_of(conn, Table::Immunizations, c.immunization)?;
-    if immunization(conn, id)?.status != "completed" {
+    let status: String = conn
+        .prepare_cached("SELECT status FROM immunizations WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    if status != "completed" {
         return Err(CoreError::Conflict(format!(
             "Immunization {id} is already marked entered in error."
         )));

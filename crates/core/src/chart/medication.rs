@@ -9,6 +9,7 @@ use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, optional_text, parse_choice, parse_past_date};
 use super::Item;
 use crate::ids::*;
+use crate::keys::open_field;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -119,7 +120,17 @@ pub struct Medication {
     pub updated_at: String,
 }
 
-const MEDICATION_COLUMNS: &str = "id, patient_id, name, dose, route, frequency, start, stop, status, recorded_by, recorded_at, updated_by, updated_at";
+const MEDICATION_COLUMNS: &str = concat!(
+    "id, patient_id, ",
+    open_field!("medications", "name"),
+    ", ",
+    open_field!("medications", "dose"),
+    ", ",
+    open_field!("medications", "route"),
+    ", ",
+    open_field!("medications", "frequency"),
+    ", start, stop, status, recorded_by, recorded_at, updated_by, updated_at"
+);
 
 fn row_to_medication(r: &rusqlite::Row<'_>) -> rusqlite::Result<Medication> {
     let route: Option<String> = r.get(4)?;
@@ -196,7 +207,9 @@ pub(super) fn apply_started(
     let patient = change::row_of(conn, Table::Patients, c.patient)?;
     conn.prepare_cached(
         "INSERT INTO medications (uuid, patient_id, name, dose, route, frequency, start, status, recorded_by, recorded_at, updated_by, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active', ?8, ?9, ?8, ?9)",
+         VALUES (?1, ?2, cr_seal(?3, 'medications', 'name', ?1, ?10), cr_seal(?4, 'medications', 'dose', ?1, ?10),
+                 cr_seal(?5, 'medications', 'route', ?1, ?10), cr_seal(?6, 'medications', 'frequency', ?1, ?10),
+                 ?7, 'active', ?8, ?9, ?8, ?9)",
     )?
     .execute(params![
         c.medication,
@@ -207,7 +220,8 @@ pub(super) fn apply_started(
         m.frequency,
         start,
         c.recorded.by,
-        c.recorded.time()
+        c.recorded.time(),
+        c.patient
     ])?;
     Ok(Applied::one(conn.last_insert_rowid()))
 }
@@ -218,14 +232,16 @@ pub(super) fn apply_stopped(
     c: &MedicationStopped,
 ) -> Result<Applied, CoreError> {
     let id = change::row_of(conn, Table::Medications, c.medication)?;
-    let m = medication(conn, id)?;
-    if m.status != "active" {
+    // Status and start only: they are in clear, so a stop needs no key that opens the name.
+    let (status, start): (String, Option<String>) = conn
+        .prepare_cached("SELECT status, start FROM medications WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if status != "active" {
         return Err(CoreError::Conflict(format!(
             "Medication {id} is already stopped."
         )));
     }
-    let start = m
-        .start
+    let start = start
         .as_deref()
         .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
     if let (Some(on), Some(start)) = (c.on, start) {

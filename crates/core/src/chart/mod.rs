@@ -141,6 +141,12 @@ impl Session {
         let patient_id = patient_id.into().get();
         let clinical = self.can(Permission::ReadClinical);
         let notes = self.can(Permission::ReadNotes);
+        if (clinical || notes) && !crate::keys::lock(&self.keys).holds_clinical() {
+            return Err(self.deny(
+                Op::read("chart.read").patient(patient_id),
+                crate::error::Denial::KeyNotHandedOver,
+            ));
+        }
         self.run(
             Permission::ReadDemographics,
             Op::read("chart.read").patient(patient_id),
@@ -284,12 +290,15 @@ fn load_chart(
 }
 
 /// Every section of a chart, for an export (whose own permission covers the whole record).
+/// The chart as an export carries it: everything when the exporter's keys open clinical
+/// content, the demographics alone when they do not.
 pub(crate) fn load_full_chart(
     conn: &Connection,
     patient: Patient,
     today: NaiveDate,
+    clinical: bool,
 ) -> Result<Chart, CoreError> {
-    load_chart(conn, patient, ChartAccess::Open, true, true, today)
+    load_chart(conn, patient, ChartAccess::Open, clinical, clinical, today)
 }
 
 /// The whole chart read of [`Session::open_chart`], on a raw connection and without the

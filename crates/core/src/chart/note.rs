@@ -10,6 +10,7 @@ use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
 use super::{encounter_id_of, encounter_row, Item};
 use crate::audit::Op;
 use crate::ids::*;
+use crate::keys::open_field;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -220,8 +221,20 @@ pub struct Note {
     pub content_sha256: Option<String>,
 }
 
-const NOTE_COLUMNS: &str = "id, patient_id, encounter_id, kind, parent_id, author, format, text,
-    subjective, objective, assessment, plan, status, created_at, updated_at, signed_by, signed_at, content_sha256";
+const NOTE_COLUMNS: &str = concat!(
+    "id, patient_id, encounter_id, kind, parent_id, author, format, ",
+    open_field!("notes", "text"),
+    ", ",
+    open_field!("notes", "subjective"),
+    ", ",
+    open_field!("notes", "objective"),
+    ", ",
+    open_field!("notes", "assessment"),
+    ", ",
+    open_field!("notes", "plan"),
+    ", status, created_at, updated_at, signed_by, signed_at, ",
+    open_field!("notes", "content_sha256")
+);
 
 fn row_to_note(r: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
     let kind: String = r.get(3)?;
@@ -382,7 +395,13 @@ fn insert(
     conn.prepare_cached(
         "INSERT INTO notes (uuid, patient_id, encounter_id, kind, parent_id, author_id, author, format, text,
                             subjective, objective, assessment, plan, status, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'draft', ?14, ?14)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+                 cr_seal(?9, 'notes', 'text', ?1, (SELECT uuid FROM patients WHERE id = ?2)),
+                 cr_seal(?10, 'notes', 'subjective', ?1, (SELECT uuid FROM patients WHERE id = ?2)),
+                 cr_seal(?11, 'notes', 'objective', ?1, (SELECT uuid FROM patients WHERE id = ?2)),
+                 cr_seal(?12, 'notes', 'assessment', ?1, (SELECT uuid FROM patients WHERE id = ?2)),
+                 cr_seal(?13, 'notes', 'plan', ?1, (SELECT uuid FROM patients WHERE id = ?2)),
+                 'draft', ?14, ?14)",
     )?
     .execute(params![
         uuid,
@@ -422,14 +441,17 @@ pub(super) fn apply_drafted(conn: &Connection, c: &NoteDrafted) -> Result<Applie
 
 /// The one writer of `notes`, for an addendum or amendment.
 pub(super) fn apply_addendum(conn: &Connection, c: &AddendumAdded) -> Result<Applied, CoreError> {
-    let parent = note(conn, change::row_of(conn, Table::Notes, c.parent)?)?;
-    if parent.status != NoteStatus::Signed {
+    let parent_id = change::row_of(conn, Table::Notes, c.parent)?;
+    // Status and patient only: an import adds addenda without opening what they amend.
+    let (parent_patient, parent_status): (i64, String) = conn
+        .prepare_cached("SELECT patient_id, status FROM notes WHERE id = ?1")?
+        .query_row([parent_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if NoteStatus::parse(&parent_status) != NoteStatus::Signed {
         return Err(CoreError::Conflict(format!(
-            "Note {} is still a draft: edit it instead of adding an addendum.",
-            parent.id
+            "Note {parent_id} is still a draft: edit it instead of adding an addendum."
         )));
     }
-    let encounter = encounter_row(conn, c.encounter, parent.patient_id.get())?;
+    let encounter = encounter_row(conn, c.encounter, parent_patient)?;
     let kind = if c.amendment {
         NoteKind::Amendment
     } else {
@@ -438,10 +460,10 @@ pub(super) fn apply_addendum(conn: &Connection, c: &AddendumAdded) -> Result<App
     insert(
         conn,
         c.note,
-        parent.patient_id.get(),
+        parent_patient,
         encounter,
         kind,
-        Some(parent.id.get()),
+        Some(parent_id),
         c.author_id,
         &c.content,
         &c.drafted,
@@ -452,13 +474,21 @@ pub(super) fn apply_addendum(conn: &Connection, c: &AddendumAdded) -> Result<App
 pub(super) fn apply_edited(conn: &Connection, c: &DraftEdited) -> Result<Applied, CoreError> {
     check_content(&c.content)?;
     let id = change::row_of(conn, Table::Notes, c.note)?;
-    if note(conn, id)?.status != NoteStatus::Draft {
+    let status: String = conn
+        .prepare_cached("SELECT status FROM notes WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    if NoteStatus::parse(&status) != NoteStatus::Draft {
         return Err(signed_is_final(id));
     }
     let (format, text, [s, o, a, p]) = content_columns(&c.content);
     conn.prepare_cached(
-        "UPDATE notes SET format = ?1, text = ?2, subjective = ?3, objective = ?4, assessment = ?5,
-                          plan = ?6, updated_at = ?7 WHERE id = ?8 AND status = 'draft'",
+        "UPDATE notes SET format = ?1,
+             text = cr_seal(?2, 'notes', 'text', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id)),
+             subjective = cr_seal(?3, 'notes', 'subjective', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id)),
+             objective = cr_seal(?4, 'notes', 'objective', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id)),
+             assessment = cr_seal(?5, 'notes', 'assessment', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id)),
+             plan = cr_seal(?6, 'notes', 'plan', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id)),
+             updated_at = ?7 WHERE id = ?8 AND status = 'draft'",
     )?
     .execute(params![format, text, s, o, a, p, c.edited.time(), id])?;
     Ok(Applied::one(id))
@@ -473,7 +503,8 @@ pub(super) fn apply_signed(conn: &Connection, c: &NoteSigned) -> Result<Applied,
     }
     conn.prepare_cached(
         "UPDATE notes SET status = 'signed', signed_by = ?1, signed_at = ?2, updated_at = ?2,
-                          content_sha256 = ?3 WHERE id = ?4 AND status = 'draft'",
+             content_sha256 = cr_seal(?3, 'notes', 'content_sha256', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id))
+             WHERE id = ?4 AND status = 'draft'",
     )?
     .execute(params![c.signed.by, c.signed.time(), note_digest(&n), id])?;
     Ok(Applied::one(id))

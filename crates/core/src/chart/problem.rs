@@ -10,6 +10,7 @@ use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, parse_past_date};
 use super::Item;
 use crate::ids::*;
+use crate::keys::open_field;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -155,7 +156,15 @@ pub struct Problem {
     pub updated_at: String,
 }
 
-const PROBLEM_COLUMNS: &str = "id, patient_id, text, system, code, status, onset, resolved_on, recorded_by, recorded_at, updated_by, updated_at";
+const PROBLEM_COLUMNS: &str = concat!(
+    "id, patient_id, ",
+    open_field!("problems", "text"),
+    ", ",
+    open_field!("problems", "system"),
+    ", ",
+    open_field!("problems", "code"),
+    ", status, onset, resolved_on, recorded_by, recorded_at, updated_by, updated_at"
+);
 
 fn row_to_problem(r: &rusqlite::Row<'_>) -> rusqlite::Result<Problem> {
     let system: Option<String> = r.get(3)?;
@@ -241,7 +250,8 @@ pub(super) fn apply_added(conn: &Connection, c: &ProblemAdded) -> Result<Applied
     let p = &c.item;
     conn.prepare_cached(
         "INSERT INTO problems (uuid, patient_id, text, system, code, status, onset, recorded_by, recorded_at, updated_by, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?7, ?8)",
+         VALUES (?1, ?2, cr_seal(?3, 'problems', 'text', ?1, ?9), cr_seal(?4, 'problems', 'system', ?1, ?9),
+                 cr_seal(?5, 'problems', 'code', ?1, ?9), 'active', ?6, ?7, ?8, ?7, ?8)",
     )?
     .execute(params![
         c.problem,
@@ -251,7 +261,8 @@ pub(super) fn apply_added(conn: &Connection, c: &ProblemAdded) -> Result<Applied
         p.coding.as_ref().map(|(_, c)| c.as_str()),
         p.onset.map(|d| d.format("%Y-%m-%d").to_string()),
         c.recorded.by,
-        c.recorded.time()
+        c.recorded.time(),
+        c.patient
     ])?;
     Ok(Applied::one(conn.last_insert_rowid()))
 }
@@ -259,7 +270,10 @@ pub(super) fn apply_added(conn: &Connection, c: &ProblemAdded) -> Result<Applied
 /// The one writer of `problems`, for a resolution.
 pub(super) fn apply_resolved(conn: &Connection, c: &ProblemResolved) -> Result<Applied, CoreError> {
     let id = change::row_of(conn, Table::Problems, c.problem)?;
-    if problem(conn, id)?.status == "resolved" {
+    let status: String = conn
+        .prepare_cached("SELECT status FROM problems WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    if status == "resolved" {
         return Err(CoreError::Conflict(format!(
             "Problem {id} is already resolved."
         )));

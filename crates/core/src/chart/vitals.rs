@@ -11,6 +11,7 @@ use super::change::{self, apply, Applied, Change, RecordId, Stamp, Table};
 use super::{encounter_id_of, encounter_row};
 use crate::audit::Op;
 use crate::ids::*;
+use crate::keys::open_field;
 use crate::roles::Permission;
 use crate::{CoreError, Session};
 
@@ -367,8 +368,13 @@ pub struct Observation {
     pub recorded_at: String,
 }
 
-const OBSERVATION_COLUMNS: &str =
-    "id, patient_id, encounter_id, code, value, unit, effective, flag, recorded_by, recorded_at";
+const OBSERVATION_COLUMNS: &str = concat!(
+    "id, patient_id, encounter_id, code, CAST(",
+    open_field!("observations", "value"),
+    " AS REAL), unit, effective, ",
+    open_field!("observations", "flag"),
+    ", recorded_by, recorded_at"
+);
 
 fn row_to_observation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Observation> {
     let code: String = r.get(3)?;
@@ -420,7 +426,11 @@ pub(crate) fn latest_value(
 ) -> Result<Option<f64>, CoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT value FROM observations WHERE patient_id = ?1 AND code = ?2 ORDER BY effective DESC, id DESC LIMIT 1",
+            concat!(
+                "SELECT CAST(",
+                open_field!("observations", "value"),
+                " AS REAL) FROM observations WHERE patient_id = ?1 AND code = ?2 ORDER BY effective DESC, id DESC LIMIT 1"
+            ),
         )?
         .query_row(params![patient_id, vital.loinc()], |r| r.get(0))
         .optional()?)
@@ -502,7 +512,8 @@ pub(super) fn apply_recorded(conn: &Connection, c: &VitalsRecorded) -> Result<Ap
     let at = c.recorded.time();
     let mut insert = conn.prepare_cached(
         "INSERT INTO observations (uuid, patient_id, encounter_id, code, value, unit, effective, flag, recorded_by, recorded_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         VALUES (?1, ?2, ?3, ?4, cr_seal(?5, 'observations', 'value', ?1, ?11), ?6, ?7,
+                 cr_seal(?8, 'observations', 'flag', ?1, ?11), ?9, ?10)",
     )?;
     let mut rows = Vec::with_capacity(c.values.len());
     for v in &c.values {
@@ -516,7 +527,8 @@ pub(super) fn apply_recorded(conn: &Connection, c: &VitalsRecorded) -> Result<Ap
             effective,
             v.vital.flag(v.value).as_str(),
             c.recorded.by,
-            at
+            at,
+            c.patient
         ])?;
         rows.push(conn.last_insert_rowid());
     }

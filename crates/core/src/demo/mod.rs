@@ -657,6 +657,7 @@ impl Session {
                 )
             },
         )?;
+        self.prepare_clinical_writes()?;
         let mut summary = DemoSummary::default();
         let mut generator = Generator {
             rng: Rng::new(options.seed ^ 0x6368_6172_7472_6f6f),

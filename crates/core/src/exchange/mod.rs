@@ -68,6 +68,10 @@ pub struct ExportReport {
     pub left_out: Vec<LeftOut>,
     /// Unsigned drafts are not part of the record and are not exported.
     pub drafts_left_out: u64,
+    /// True when the exporter's keys do not open clinical content (an administrator): the
+    /// export then holds demographics only. A whole clinic with its clinical record takes a
+    /// physician, a nurse or the recovery key.
+    pub clinical_left_out: bool,
     pub recipient: String,
     pub keys: Vec<KeyInfo>,
     /// Size and SHA-256 of the encrypted file.
@@ -126,6 +130,8 @@ impl Session {
         let source = fhir::source_uri(&self.vault_id()?);
         let (encryptor, keys) = archive::encryptor(&request.destination)?;
         let role = self.role();
+        // An export carries what the exporter's keys open; reading is never delegated.
+        let clinical = crate::keys::lock(&self.keys).holds_clinical();
         let mut op = Op::execute("records.export");
         op.reason = Some(purpose.clone());
         self.run(Permission::ExportRecords, op, false, |tx, op, ctx| {
@@ -172,7 +178,7 @@ impl Session {
             let mut drafts = 0u64;
             if single {
                 let patient = included.remove(0);
-                let (resources, d) = chart_export(tx, patient, &source, ctx.now)?;
+                let (resources, d) = chart_export(tx, patient, &source, ctx.now, clinical)?;
                 drafts += d;
                 let mut mine = Counts::new();
                 for r in &resources {
@@ -194,7 +200,7 @@ impl Session {
                 let mut bulk = archive::Bulk::new(&mut stream, ctx.now.timestamp().max(0) as u64);
                 for (done, patient) in included.into_iter().enumerate() {
                     let id = patient.id;
-                    let (resources, d) = chart_export(tx, patient, &source, ctx.now)?;
+                    let (resources, d) = chart_export(tx, patient, &source, ctx.now, clinical)?;
                     drafts += d;
                     let mut mine = Counts::new();
                     for r in &resources {
@@ -268,6 +274,7 @@ impl Session {
                 resources: counts,
                 left_out,
                 drafts_left_out: drafts,
+                clinical_left_out: !clinical,
                 recipient: recipient.clone(),
                 keys: keys.clone(),
                 bytes,
@@ -342,6 +349,8 @@ impl Session {
         // The role is checked before the file is even opened.
         self.require_for(Permission::ImportRecords, Op::create("records.import"))?;
         self.touch()?;
+        // Written without being readable: sealed to the clinical compartment's public key.
+        self.prepare_clinical_writes()?;
         let own = fhir::source_uri(&self.vault_id()?);
         let today = self.clock.now().date_naive();
         let checked = archive::decrypt(input, key)
@@ -439,11 +448,12 @@ fn chart_export(
     patient: crate::Patient,
     source: &str,
     now: chrono::DateTime<chrono::Utc>,
+    clinical: bool,
 ) -> Result<(Vec<Value>, u64), CoreError> {
     let (at, by): (Option<String>, Option<String>) = conn
         .prepare_cached("SELECT allergy_state_at, allergy_state_by FROM patients WHERE id = ?1")?
         .query_row([patient.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let chart = load_full_chart(conn, patient, now.date_naive())?;
+    let chart = load_full_chart(conn, patient, now.date_naive(), clinical)?;
     let drafts = chart
         .notes
         .iter()

@@ -157,13 +157,14 @@ fn portable_fhir(resources: &[Value]) -> Vec<String> {
 
 /// A dump of every record table, to prove a refused import changed nothing.
 fn contents(clinic: &Clinic) -> Vec<String> {
-    let conn = clinic.raw();
+    let doctor = clinic.as_role(Role::Physician);
+    let conn = doctor.connection_for_tests();
     RECORD_TABLES
         .iter()
         .chain(&["imported_records", "disclosures"])
         .flat_map(|table| {
             let sql = format!("SELECT * FROM {table} ORDER BY 1, 2");
-            rows(&conn, table, &sql, &[], debug_value)
+            rows(conn, table, &sql, &[], debug_value)
         })
         .collect()
 }
@@ -172,7 +173,8 @@ fn contents(clinic: &Clinic) -> Vec<String> {
 fn a_clinic_moves_whole_and_comes_back_the_same() {
     let source = busy_clinic();
     let (identity, recipient) = keypair();
-    let mut admin = source.as_role(Role::Admin);
+    // A whole clinic with its clinical record takes keys that open it: the recovery key's.
+    let mut admin = source.as_recovery();
     let (file, report) = export(
         &mut admin,
         &request(
@@ -237,7 +239,7 @@ fn a_clinic_moves_whole_and_comes_back_the_same() {
     doctor_b.lock().expect("locks");
 
     // And the FHIR made again from B is the FHIR that left A.
-    let mut admin_b = target.as_role(Role::Admin);
+    let mut admin_b = target.as_recovery();
     let (again, _) = export(
         &mut admin_b,
         &request(Selection::All, Destination::Recipients(vec![recipient])),
@@ -832,7 +834,8 @@ fn a_patient_named_twice_is_exported_once_and_the_file_imports() {
 /// [`contents`] as one text, with what differs from run to run (the source vault's random
 /// id) replaced and the records' global ids (`uuid`, random by design) left out.
 fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
-    let conn = clinic.raw();
+    let doctor = clinic.as_role(Role::Physician);
+    let conn = doctor.connection_for_tests();
     let mut out = String::new();
     for table in RECORD_TABLES.iter().chain(&["imported_records"]) {
         let order = if matches!(
@@ -844,7 +847,7 @@ fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
             "rowid"
         };
         let sql = format!("SELECT * FROM {table} ORDER BY {order}");
-        for row in rows(&conn, table, &sql, &["uuid"], plain_value) {
+        for row in rows(conn, table, &sql, &["uuid"], plain_value) {
             out.push_str(&row);
             out.push('\n');
         }
@@ -891,7 +894,7 @@ fn dump_matches(name: &str, dump: &str, expected_sha256: &str) -> bool {
 #[test]
 fn demo_and_import_write_the_rows_they_always_wrote() {
     let source = busy_clinic();
-    let mut admin = source.as_role(Role::Admin);
+    let mut admin = source.as_recovery();
     let vault_id = admin.vault_id().expect("id");
     let (identity, recipient) = keypair();
     let (file, _) = export(
@@ -916,4 +919,36 @@ fn demo_and_import_write_the_rows_they_always_wrote() {
         "40e5b72958e3743cea088cce375518b744e6465352d06be89ce6c0de39876235",
     );
     assert!(demo && import, "the rows written changed; see above");
+}
+
+#[test]
+fn an_administrators_export_carries_demographics_only_and_says_so() {
+    let source = busy_clinic();
+    let (identity, recipient) = keypair();
+    let mut admin = source.as_role(Role::Admin);
+    let (file, report) = export(
+        &mut admin,
+        &request(Selection::All, Destination::Recipients(vec![recipient])),
+    );
+    assert!(report.clinical_left_out);
+    assert_eq!(
+        report.resources.keys().collect::<Vec<_>>(),
+        vec!["Patient"],
+        "{report:?}"
+    );
+    let plain = decrypt_with(&file, &identity);
+    for r in archive::resources(&plain).expect("reads") {
+        assert_eq!(r["resourceType"], "Patient");
+    }
+    admin.lock().expect("locks");
+    let mut doctor = source.as_role(Role::Physician);
+    let (_, report) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Recipients(vec![keypair().1]),
+        ),
+    );
+    assert!(!report.clinical_left_out);
+    assert!(report.resources.len() > 1, "{report:?}");
 }

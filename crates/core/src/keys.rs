@@ -1,0 +1,886 @@
+//! Keys decide what a role can read: clinical fields are sealed field by field under content
+//! keys, and a content key opens only with the clinical compartment's private key, which the
+//! vault seals to physicians, nurses and the recovery key alone (docs/security.md).
+//!
+//! The keyring belongs to the connection: it is registered as two SQL functions,
+//! `cr_seal(value, table, column, row uuid, patient uuid)` for the one writer of each table and
+//! `cr_open(blob, table, column, row uuid, patient uuid)` for its readers, so a field is
+//! sealed and opened where its SQL names it, and the keys go when the connection closes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use chartroom_vault::x25519_dalek::{PublicKey, StaticSecret};
+use hkdf::Hkdf;
+use rand_core::{OsRng, RngCore};
+use rusqlite::functions::{Context, FunctionFlags};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::roles::Role;
+
+/// The compartment of clinical content.
+pub const CLINICAL: &str = "clinical";
+
+const FIELD_FORMAT: u8 = 1;
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+const HEADER_LEN: usize = 1 + 8 + NONCE_LEN;
+const AD_FIELD: &[u8] = b"chartroom/field/v1";
+const AD_CONTENT_KEY: &[u8] = b"chartroom/content-key/v1";
+/// Random 96-bit nonces: a content key is retired well before a collision becomes likely.
+const MAX_FIELDS_PER_KEY: u64 = 1 << 32;
+
+/// The compartments a role's slot holds.
+pub fn compartments_of(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::Physician | Role::Nurse => &[CLINICAL],
+        Role::Admin | Role::FrontDesk | Role::Auditor => &[],
+    }
+}
+
+/// Why a field could not be sealed or opened. Carried out of SQLite as a user-function error
+/// and turned into a [`crate::CoreError`] with these words.
+#[derive(Debug, thiserror::Error)]
+pub enum FieldError {
+    #[error("Your key for clinical content has not been handed over yet: it is handed over the next time a physician or nurse signs in (or someone signs in with the recovery key).")]
+    NotHandedOver,
+    #[error("A clinical field ({0}) does not open: it was changed outside Chartroom, or moved from another record. Restore the vault from a backup and report it.")]
+    Tampered(String),
+    #[error("A clinical field ({0}) is stored without encryption. An administrator must sign in once to finish upgrading this vault.")]
+    Clear(String),
+    #[error("Clinical content cannot be written in this session: it holds no key to write with.")]
+    NoWriteKey,
+}
+
+impl FieldError {
+    /// The error a failing `cr_seal` or `cr_open` gave, recognised again from the message
+    /// SQLite carries back out of the statement.
+    pub(crate) fn from_message(message: &str) -> Option<FieldError> {
+        if message == FieldError::NotHandedOver.to_string() {
+            Some(FieldError::NotHandedOver)
+        } else if message == FieldError::NoWriteKey.to_string() {
+            Some(FieldError::NoWriteKey)
+        } else if let Some(rest) = message.strip_prefix("A clinical field (") {
+            let what = rest.split(')').next().unwrap_or_default().to_owned();
+            Some(if message.contains("without encryption") {
+                FieldError::Clear(what)
+            } else {
+                FieldError::Tampered(what)
+            })
+        } else {
+            None
+        }
+    }
+}
+
+struct WriteKey {
+    id: i64,
+    key: Zeroizing<[u8; 32]>,
+    uses: u64,
+}
+
+struct SealedKey {
+    compartment: String,
+    epoch: u64,
+    ephemeral: [u8; 32],
+    nonce: [u8; NONCE_LEN],
+    sealed: Vec<u8>,
+}
+
+/// What this session can seal to and open.
+pub(crate) struct Keyring {
+    vault_id: String,
+    /// The clinical compartment's epoch and public key, once the vault has one.
+    public: Option<(u64, PublicKey)>,
+    /// Its private key, if this session's slot holds it.
+    secret: Option<StaticSecret>,
+    /// Every content key row seen, still sealed.
+    sealed: HashMap<i64, SealedKey>,
+    /// Content keys opened so far.
+    opened: HashMap<i64, Zeroizing<[u8; 32]>>,
+    /// The highest `content_keys.seq` loaded.
+    loaded_through: i64,
+    write: Option<WriteKey>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keyring")
+            .field("public", &self.public.as_ref().map(|(e, _)| e))
+            .field("holds", &self.secret.is_some())
+            .field("content_keys", &self.sealed.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keyring as the session and the SQL functions share it.
+pub(crate) type SharedKeyring = Arc<Mutex<Keyring>>;
+
+pub(crate) fn lock(keys: &SharedKeyring) -> MutexGuard<'_, Keyring> {
+    // A panic while holding the lock leaves no half-made state worth refusing over.
+    keys.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Length-prefixed concatenation: no two different field lists give the same bytes.
+fn ad(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn content_key_wrap(shared: &[u8], ephemeral: &[u8; 32], public: &[u8; 32]) -> Zeroizing<[u8; 32]> {
+    let mut salt = [0u8; 64];
+    salt[..32].copy_from_slice(ephemeral);
+    salt[32..].copy_from_slice(public);
+    let mut key = Zeroizing::new([0u8; 32]);
+    Hkdf::<Sha256>::new(Some(&salt), shared)
+        .expand(AD_CONTENT_KEY, key.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    key
+}
+
+fn content_key_ad(vault_id: &str, compartment: &str, epoch: u64, id: i64) -> Vec<u8> {
+    ad(&[
+        AD_CONTENT_KEY,
+        vault_id.as_bytes(),
+        compartment.as_bytes(),
+        &epoch.to_be_bytes(),
+        &(id as u64).to_be_bytes(),
+    ])
+}
+
+fn field_ad(table: &str, column: &str, row: &[u8], patient: &[u8], key_id: i64) -> Vec<u8> {
+    ad(&[
+        AD_FIELD,
+        table.as_bytes(),
+        column.as_bytes(),
+        row,
+        patient,
+        &(key_id as u64).to_be_bytes(),
+    ])
+}
+
+impl Keyring {
+    pub(crate) fn new(vault: &chartroom_vault::Vault) -> Keyring {
+        let mut ring = Keyring {
+            vault_id: vault.vault_id().to_owned(),
+            public: None,
+            secret: None,
+            sealed: HashMap::new(),
+            opened: HashMap::new(),
+            loaded_through: 0,
+            write: None,
+        };
+        ring.take_compartment(vault);
+        ring
+    }
+
+    /// Takes the clinical compartment's keys from the vault (after it made or was handed one).
+    pub(crate) fn take_compartment(&mut self, vault: &chartroom_vault::Vault) {
+        self.public = vault
+            .compartment_public(CLINICAL)
+            .map(|(epoch, public)| (epoch, PublicKey::from(public)));
+        self.secret = vault.compartment_secret(CLINICAL).map(|(_, s)| s);
+    }
+
+    pub(crate) fn holds_clinical(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    pub(crate) fn has_compartment(&self) -> bool {
+        self.public.is_some()
+    }
+
+    /// Loads the content keys written since the last look (by this or another process).
+    pub(crate) fn refresh(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, id, compartment, epoch, ephemeral, nonce, sealed FROM content_keys WHERE seq > ?1 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([self.loaded_through])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let ephemeral: Vec<u8> = r.get(4)?;
+            let nonce: Vec<u8> = r.get(5)?;
+            if let (Ok(ephemeral), Ok(nonce)) = (ephemeral.try_into(), nonce.try_into()) {
+                self.sealed.insert(
+                    r.get(1)?,
+                    SealedKey {
+                        compartment: r.get(2)?,
+                        epoch: r.get::<_, i64>(3)? as u64,
+                        ephemeral,
+                        nonce,
+                        sealed: r.get(6)?,
+                    },
+                );
+            }
+            self.loaded_through = self.loaded_through.max(seq);
+        }
+        Ok(())
+    }
+
+    /// Gets a content key to write with: for someone who holds the compartment, their own
+    /// (made once, reused across sign-ins); otherwise one for this session only, sealed to
+    /// the compartment's public key and never readable by this session's slot afterwards.
+    /// Writes its row in its own statement: call it outside (before) the operation's
+    /// transaction, so a rolled-back operation cannot take the key's row with it.
+    pub(crate) fn prepare_write(
+        &mut self,
+        conn: &Connection,
+        owner: Option<&str>,
+        now: &str,
+    ) -> Result<(), crate::CoreError> {
+        if self
+            .write
+            .as_ref()
+            .is_some_and(|w| w.uses < MAX_FIELDS_PER_KEY)
+        {
+            return Ok(());
+        }
+        let Some((epoch, public)) = self.public else {
+            return Err(FieldError::NoWriteKey.into());
+        };
+        self.refresh(conn)?;
+        if let (Some(owner), true, None) = (owner, self.secret.is_some(), &self.write) {
+            let own: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM content_keys WHERE compartment = ?1 AND epoch = ?2 AND owner = ?3 ORDER BY seq DESC LIMIT 1",
+                    params![CLINICAL, epoch as i64, owner],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = own {
+                if let Ok(key) = self.content_key(id) {
+                    self.write = Some(WriteKey { id, key, uses: 0 });
+                    return Ok(());
+                }
+            }
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(key.as_mut());
+        let id = (OsRng.next_u64() >> 1) as i64;
+        let ephemeral = StaticSecret::random_from_rng(OsRng);
+        let ephemeral_public = PublicKey::from(&ephemeral);
+        let shared = ephemeral.diffie_hellman(&public);
+        let wrap = content_key_wrap(
+            shared.as_bytes(),
+            ephemeral_public.as_bytes(),
+            public.as_bytes(),
+        );
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let sealed = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(wrap.as_slice()))
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: key.as_ref(),
+                    aad: &content_key_ad(&self.vault_id, CLINICAL, epoch, id),
+                },
+            )
+            .map_err(|_| FieldError::NoWriteKey)?;
+        let keep_owner = owner.filter(|_| self.secret.is_some());
+        conn.execute(
+            "INSERT INTO content_keys (id, compartment, epoch, owner, ephemeral, nonce, sealed, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                CLINICAL,
+                epoch as i64,
+                keep_owner,
+                ephemeral_public.as_bytes().as_slice(),
+                nonce.as_slice(),
+                sealed,
+                now
+            ],
+        )?;
+        // What this session seals it may read back (it had the text a moment ago); what
+        // others sealed opens only with the compartment's private key.
+        self.opened.insert(id, key.clone());
+        self.write = Some(WriteKey { id, key, uses: 0 });
+        Ok(())
+    }
+
+    /// Opens content key `id` with the compartment's private key (once; then from memory).
+    fn content_key(&mut self, id: i64) -> Result<Zeroizing<[u8; 32]>, FieldError> {
+        if let Some(key) = self.opened.get(&id) {
+            return Ok(key.clone());
+        }
+        let secret = self.secret.as_ref().ok_or(FieldError::NotHandedOver)?;
+        let sealed = self
+            .sealed
+            .get(&id)
+            .ok_or_else(|| FieldError::Tampered("its key is missing".into()))?;
+        let current = self.public.map(|(e, _)| e);
+        if sealed.compartment != CLINICAL || Some(sealed.epoch) != current {
+            return Err(FieldError::Tampered(
+                "its key is of another compartment".into(),
+            ));
+        }
+        let public = PublicKey::from(secret);
+        let shared = secret.diffie_hellman(&PublicKey::from(sealed.ephemeral));
+        let wrap = content_key_wrap(shared.as_bytes(), &sealed.ephemeral, public.as_bytes());
+        let plain = Zeroizing::new(
+            ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(wrap.as_slice()))
+                .decrypt(
+                    Nonce::from_slice(&sealed.nonce),
+                    Payload {
+                        msg: &sealed.sealed,
+                        aad: &content_key_ad(&self.vault_id, &sealed.compartment, sealed.epoch, id),
+                    },
+                )
+                .map_err(|_| FieldError::Tampered("its key was changed".into()))?,
+        );
+        let key: [u8; 32] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| FieldError::Tampered("its key was changed".into()))?;
+        let key = Zeroizing::new(key);
+        self.opened.insert(id, key.clone());
+        Ok(key)
+    }
+
+    fn seal(
+        &mut self,
+        table: &str,
+        column: &str,
+        row: &[u8],
+        patient: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>, FieldError> {
+        let write = self.write.as_mut().ok_or(FieldError::NoWriteKey)?;
+        if write.uses >= MAX_FIELDS_PER_KEY {
+            return Err(FieldError::NoWriteKey);
+        }
+        write.uses += 1;
+        let mut nonce = [0u8; NONCE_LEN];
+        OsRng.fill_bytes(&mut nonce);
+        let ciphertext =
+            ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(write.key.as_slice()))
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: plain,
+                        aad: &field_ad(table, column, row, patient, write.id),
+                    },
+                )
+                .map_err(|_| FieldError::NoWriteKey)?;
+        let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        out.push(FIELD_FORMAT);
+        out.extend_from_slice(&(write.id as u64).to_be_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+
+    fn open(
+        &mut self,
+        table: &str,
+        column: &str,
+        row: &[u8],
+        patient: &[u8],
+        blob: &[u8],
+    ) -> Result<String, FieldError> {
+        let what = || format!("{table}.{column}");
+        if blob.len() < HEADER_LEN + TAG_LEN || blob[0] != FIELD_FORMAT {
+            return Err(FieldError::Tampered(what()));
+        }
+        let id = u64::from_be_bytes(blob[1..9].try_into().expect("8 bytes")) as i64;
+        let key = self.content_key(id)?;
+        let plain = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key.as_slice()))
+            .decrypt(
+                Nonce::from_slice(&blob[9..HEADER_LEN]),
+                Payload {
+                    msg: &blob[HEADER_LEN..],
+                    aad: &field_ad(table, column, row, patient, id),
+                },
+            )
+            .map_err(|_| FieldError::Tampered(what()))?;
+        String::from_utf8(plain).map_err(|_| FieldError::Tampered(what()))
+    }
+}
+
+/// For the benchmarks: this session's keys registered on another connection to the same
+/// database (a raw connection, or its plain copy), so the charting benchmark reads and writes
+/// sealed fields outside the Session as the Session does.
+#[cfg(feature = "bench")]
+pub fn install_copy(session: &crate::Session, conn: &Connection) -> rusqlite::Result<()> {
+    let from = lock(&session.keys);
+    let copy = Keyring {
+        vault_id: from.vault_id.clone(),
+        public: from.public,
+        secret: from.secret.clone(),
+        sealed: HashMap::new(),
+        opened: from.opened.clone(),
+        loaded_through: 0,
+        write: from.write.as_ref().map(|w| WriteKey {
+            id: w.id,
+            key: w.key.clone(),
+            uses: w.uses,
+        }),
+    };
+    drop(from);
+    let mut copy = copy;
+    copy.refresh(conn)?;
+    install(conn, &Arc::new(Mutex::new(copy)))
+}
+
+/// For the benchmarks' baseline: a `cr_open` that returns its (clear) value as it is, and a
+/// `cr_seal` that stores it as it is, on a copy whose sealed columns were opened once, so the
+/// same SQL runs without any field decryption.
+#[cfg(feature = "bench")]
+pub fn install_clear(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
+    for name in ["cr_open", "cr_seal"] {
+        conn.create_scalar_function(name, 5, flags, |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Null => None,
+                ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Real(f) => Some(f.to_string()),
+                ValueRef::Integer(i) => Some(i.to_string()),
+                ValueRef::Blob(_) => None,
+            })
+        })?;
+    }
+    Ok(())
+}
+
+/// For the benchmarks' baseline: replaces every sealed field of `conn` (which has this
+/// session's keys, see [`install_copy`]) by its text.
+#[cfg(feature = "bench")]
+pub fn open_every_field(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("DROP TRIGGER IF EXISTS notes_signed_are_final")?;
+    for (table, columns) in crate::schema::SEALED_COLUMNS {
+        let sets = columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{c} = cr_open({c}, '{table}', '{c}', uuid, (SELECT p.uuid FROM patients p WHERE p.id = {table}.patient_id))"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        conn.execute_batch(&format!("UPDATE {table} SET {sets}"))?;
+    }
+    Ok(())
+}
+
+/// A keyring for `vault`'s session, registered on its connection.
+pub(crate) fn install_for(vault: &chartroom_vault::Vault) -> rusqlite::Result<SharedKeyring> {
+    let keys = Arc::new(Mutex::new(Keyring::new(vault)));
+    install(vault.connection(), &keys)?;
+    Ok(keys)
+}
+
+fn text_arg<'a>(ctx: &'a Context<'_>, i: usize) -> rusqlite::Result<&'a str> {
+    ctx.get_raw(i)
+        .as_str()
+        .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+}
+
+fn uuid_arg<'a>(ctx: &'a Context<'_>, i: usize, what: &str) -> rusqlite::Result<&'a [u8]> {
+    match ctx.get_raw(i) {
+        ValueRef::Blob(b) if b.len() == 16 => Ok(b),
+        _ => Err(user_error(FieldError::Tampered(format!(
+            "{what} has no global id"
+        )))),
+    }
+}
+
+fn user_error(e: FieldError) -> rusqlite::Error {
+    rusqlite::Error::UserFunctionError(Box::new(e))
+}
+
+/// Registers `cr_seal` and `cr_open` on `conn`, holding `keys` until the connection closes.
+/// Direct-only: no trigger or view can call them.
+pub(crate) fn install(conn: &Connection, keys: &SharedKeyring) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_seal", 5, flags, move |ctx| {
+        let plain: Zeroizing<Vec<u8>> = Zeroizing::new(match ctx.get_raw(0) {
+            ValueRef::Null => return Ok(None),
+            ValueRef::Text(t) => t.to_vec(),
+            ValueRef::Real(f) => f.to_string().into_bytes(),
+            ValueRef::Integer(i) => i.to_string().into_bytes(),
+            ValueRef::Blob(_) => return Err(user_error(FieldError::NoWriteKey)),
+        });
+        let table = text_arg(ctx, 1)?;
+        let column = text_arg(ctx, 2)?;
+        let row = uuid_arg(ctx, 3, "the record")?;
+        let patient = uuid_arg(ctx, 4, "the patient")?;
+        lock(&ring)
+            .seal(table, column, row, patient, &plain)
+            .map(Some)
+            .map_err(user_error)
+    })?;
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_open", 5, flags, move |ctx| {
+        let table = text_arg(ctx, 1)?;
+        let column = text_arg(ctx, 2)?;
+        match ctx.get_raw(0) {
+            ValueRef::Null => Ok(None),
+            ValueRef::Blob(blob) => {
+                let row = uuid_arg(ctx, 3, "the record")?;
+                let patient = uuid_arg(ctx, 4, "the patient")?;
+                lock(&ring)
+                    .open(table, column, row, patient, blob)
+                    .map(Some)
+                    .map_err(user_error)
+            }
+            _ => Err(user_error(FieldError::Clear(format!("{table}.{column}")))),
+        }
+    })?;
+    Ok(())
+}
+
+/// The SQL that opens `$table.$column` in a `SELECT … FROM $table` of a patient-owned table.
+macro_rules! open_field {
+    ($table:literal, $column:literal) => {
+        concat!(
+            "cr_open(",
+            $table,
+            ".",
+            $column,
+            ", '",
+            $table,
+            "', '",
+            $column,
+            "', ",
+            $table,
+            ".uuid, (SELECT p.uuid FROM patients p WHERE p.id = ",
+            $table,
+            ".patient_id))"
+        )
+    };
+}
+pub(crate) use open_field;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_with(secret: Option<StaticSecret>, public: PublicKey) -> Keyring {
+        Keyring {
+            vault_id: "v".into(),
+            public: Some((0, public)),
+            secret,
+            sealed: HashMap::new(),
+            opened: HashMap::new(),
+            loaded_through: 0,
+            write: None,
+        }
+    }
+
+    fn conn() -> Connection {
+        let conn = Connection::open_in_memory().expect("opens");
+        conn.execute_batch(crate::schema::CONTENT_KEYS_SQL)
+            .expect("table");
+        conn
+    }
+
+    #[test]
+    fn a_field_opens_only_in_its_own_place_and_only_for_a_holder() {
+        let secret = StaticSecret::random_from_rng(OsRng);
+        let public = PublicKey::from(&secret);
+        let db = conn();
+        // A writer without the private key (an import) seals to the public key.
+        let mut writer = ring_with(None, public);
+        writer
+            .prepare_write(&db, Some("admin"), "t")
+            .expect("write key");
+        let blob = writer
+            .seal("notes", "text", &[1; 16], &[2; 16], b"HIV positive")
+            .expect("seals");
+        assert!(!blob.windows(3).any(|w| w == b"HIV"));
+        // It reads back what it wrote this session, nothing else.
+        assert!(writer
+            .open("notes", "text", &[1; 16], &[2; 16], &blob)
+            .is_ok());
+        let mut next_session = ring_with(None, public);
+        next_session.refresh(&db).expect("loads");
+        assert!(matches!(
+            next_session.open("notes", "text", &[1; 16], &[2; 16], &blob),
+            Err(FieldError::NotHandedOver)
+        ));
+
+        let mut reader = ring_with(Some(secret), public);
+        reader.refresh(&db).expect("loads");
+        assert_eq!(
+            reader
+                .open("notes", "text", &[1; 16], &[2; 16], &blob)
+                .expect("opens"),
+            "HIV positive"
+        );
+        for (table, column, row, patient) in [
+            ("notes", "plan", [1; 16], [2; 16]),
+            ("problems", "text", [1; 16], [2; 16]),
+            ("notes", "text", [9; 16], [2; 16]),
+            ("notes", "text", [1; 16], [9; 16]),
+        ] {
+            assert!(
+                matches!(
+                    reader.open(table, column, &row, &patient, &blob),
+                    Err(FieldError::Tampered(_))
+                ),
+                "{table}.{column} moved"
+            );
+        }
+        let mut flipped = blob.clone();
+        *flipped.last_mut().expect("bytes") ^= 1;
+        assert!(reader
+            .open("notes", "text", &[1; 16], &[2; 16], &flipped)
+            .is_err());
+
+        // Someone else's key pair opens nothing.
+        let other = StaticSecret::random_from_rng(OsRng);
+        let mut outsider = ring_with(Some(other), public);
+        outsider.refresh(&db).expect("loads");
+        assert!(outsider
+            .open("notes", "text", &[1; 16], &[2; 16], &blob)
+            .is_err());
+    }
+
+    #[test]
+    fn a_holder_reuses_their_own_content_key_and_a_writer_without_the_key_gets_a_new_one() {
+        let secret = StaticSecret::random_from_rng(OsRng);
+        let public = PublicKey::from(&secret);
+        let db = conn();
+        let count = |db: &Connection| -> i64 {
+            db.query_row("SELECT count(*) FROM content_keys", [], |r| r.get(0))
+                .expect("counts")
+        };
+        for _ in 0..3 {
+            let mut ring = ring_with(Some(secret.clone()), public);
+            ring.refresh(&db).expect("loads");
+            ring.prepare_write(&db, Some("dr.lee"), "t")
+                .expect("write key");
+        }
+        assert_eq!(count(&db), 1, "one key per holder");
+        for _ in 0..2 {
+            let mut ring = ring_with(None, public);
+            ring.prepare_write(&db, Some("admin"), "t")
+                .expect("write key");
+        }
+        assert_eq!(
+            count(&db),
+            3,
+            "one per session for a writer who cannot read"
+        );
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Rows per batch and batches before stopping, for tests that stop the upgrade as a
+    /// crash would.
+    pub(crate) static UPGRADE_STEPS: std::cell::Cell<Option<(i64, Option<usize>)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// The enabled users whose role holds the clinical compartment.
+fn clinical_holders(conn: &Connection) -> Result<Vec<String>, crate::CoreError> {
+    let mut stmt = conn.prepare_cached("SELECT name, role FROM users WHERE disabled_at IS NULL")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, role) = row?;
+        if role
+            .parse::<Role>()
+            .is_ok_and(|role| compartments_of(role).contains(&CLINICAL))
+        {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+fn upgrade_pending(conn: &Connection) -> Result<bool, crate::CoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT done_at IS NULL FROM field_encryption WHERE id = 1",
+            [],
+            |r| r.get::<_, bool>(0),
+        )
+        .optional()?
+        .unwrap_or(false))
+}
+
+impl crate::Session {
+    /// After an unlock: makes the clinical compartment when the vault has none and this
+    /// session needs it, hands keys over (or takes them back) as the users' roles say, gets a
+    /// key to write with, and seals what an earlier version left in clear.
+    pub(crate) fn settle_keys(&mut self) -> Result<(), crate::CoreError> {
+        let role = self.role();
+        let recovery = matches!(self.actor, crate::session::Actor::Recovery);
+        let conn = self.connection()?;
+        let pending = upgrade_pending(conn)?;
+        let holder = !recovery && compartments_of(role).contains(&CLINICAL);
+        if pending && !(recovery || role == Role::Admin) {
+            return Err(crate::CoreError::Conflict(
+                "This vault was made by an earlier version of Chartroom. An administrator must sign in once to finish upgrading it; then sign in again.".into(),
+            ));
+        }
+        if !lock(&self.keys).has_compartment() && (holder || recovery || pending) {
+            self.make_clinical_compartment()?;
+        }
+        self.settle_key_holders()?;
+        let name = self.signed_in().user;
+        let now = crate::format_time(self.clock.now());
+        let conn = self.connection()?;
+        {
+            let mut keys = lock(&self.keys);
+            keys.refresh(conn)?;
+            // Their own key when they hold the compartment; one for this session when it
+            // has not reached them yet (they write what they may, and read it once handed over).
+            if (holder || recovery) && keys.has_compartment() {
+                keys.prepare_write(conn, (!recovery).then_some(name.as_str()), &now)?;
+            }
+        }
+        if pending {
+            self.seal_what_was_clear(None)?;
+        }
+        Ok(())
+    }
+
+    fn make_clinical_compartment(&mut self) -> Result<(), crate::CoreError> {
+        let holders = clinical_holders(self.connection()?)?;
+        let detail = format!(
+            "clinical key made, sealed to the recovery key and {}",
+            if holders.is_empty() {
+                "no one else yet".to_owned()
+            } else {
+                holders.join(", ")
+            }
+        );
+        let keys = Arc::clone(&self.keys);
+        self.with_slot_change(
+            None,
+            crate::audit::Op::execute("key.compartment_create")
+                .object("Compartment", CLINICAL)
+                .detail(detail),
+            |_, _| Ok(()),
+            move |vault| {
+                vault.create_compartment(CLINICAL, &holders)?;
+                lock(&keys).take_compartment(vault);
+                Ok(())
+            },
+            |_| {},
+        )?;
+        Ok(())
+    }
+
+    /// Seals the clinical compartment to every enabled physician and nurse who lacks it
+    /// (when this session holds it) and takes it from every slot whose user may no longer
+    /// read it; each hand-over and removal is an audit entry. Run at every unlock and after
+    /// every change of users, roles or slots.
+    pub(crate) fn settle_key_holders(&mut self) -> Result<(), crate::CoreError> {
+        if !lock(&self.keys).has_compartment() {
+            return Ok(());
+        }
+        let holders = clinical_holders(self.connection()?)?;
+        let now = self.clock.now();
+        let actor = crate::session::actor_ref(&self.actor);
+        let expired = self.expired();
+        let keys = Arc::clone(&self.keys);
+        let device = &self.device;
+        let vault = self.vault.as_mut().ok_or(expired)?;
+        vault.connection().execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let changes = vault.set_compartment_holders(CLINICAL, &holders)?;
+            let conn = vault.connection();
+            for (event, users) in [
+                ("key.grant", &changes.granted),
+                ("key.revoke", &changes.revoked),
+            ] {
+                for user in users {
+                    crate::audit::append(
+                        conn,
+                        device,
+                        &actor,
+                        now,
+                        &crate::audit::Op::execute(event)
+                            .object("User", user)
+                            .detail(CLINICAL),
+                    )?;
+                }
+            }
+            lock(&keys).take_compartment(vault);
+            Ok(changes)
+        })();
+        let changes = crate::session::finish_manual_tx(vault, result, |_| {})?;
+        self.handed_over.granted.extend(changes.granted);
+        self.handed_over.revoked.extend(changes.revoked);
+        self.handed_over.pending = changes.pending;
+        Ok(())
+    }
+
+    /// The key hand-overs (and removals) this session has made, and who still waits.
+    pub fn key_hand_over(&self) -> &chartroom_vault::HolderChanges {
+        &self.handed_over
+    }
+
+    /// Gets a key to write clinical content with for a role that may not read it (an import,
+    /// the demo clinic), making the clinical compartment first if the vault has none.
+    pub(crate) fn prepare_clinical_writes(&mut self) -> Result<(), crate::CoreError> {
+        if !lock(&self.keys).has_compartment() {
+            self.make_clinical_compartment()?;
+        }
+        let now = crate::format_time(self.clock.now());
+        let name = self.signed_in().user;
+        let conn = self.connection()?;
+        lock(&self.keys).prepare_write(conn, Some(&name), &now)
+    }
+
+    /// Seals the clinical columns an earlier version wrote in clear, a batch at a time, each
+    /// batch its own transaction: killed part-way, the next administrator sign-in goes on
+    /// where it stopped. `stop_after` batches is for tests that stop it as a crash would.
+    #[doc(hidden)]
+    pub fn seal_what_was_clear(
+        &mut self,
+        stop_after: Option<usize>,
+    ) -> Result<(), crate::CoreError> {
+        self.prepare_clinical_writes()?;
+        #[cfg(test)]
+        let (batch, stop_after) = UPGRADE_STEPS
+            .with(|s| s.get())
+            .unwrap_or((2_000, stop_after));
+        #[cfg(not(test))]
+        let batch = 2_000;
+        let now = crate::format_time(self.clock.now());
+        let actor = crate::session::actor_ref(&self.actor);
+        let expired = self.expired();
+        let device = &self.device;
+        let vault = self.vault.as_mut().ok_or(expired)?;
+        let sealed = crate::schema::seal_clear_fields(vault.connection_mut(), batch, stop_after)?;
+        if let Some(rows) = sealed {
+            let tx = vault
+                .connection_mut()
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE field_encryption SET done_at = ?1 WHERE id = 1",
+                [&now],
+            )?;
+            crate::audit::append(
+                &tx,
+                device,
+                &actor,
+                chrono::Utc::now(),
+                &crate::audit::Op::execute("vault.upgrade")
+                    .detail(format!("clinical fields of {rows} rows sealed")),
+            )?;
+            tx.commit()?;
+            // The clear pages leave the write-ahead log for the database file, where
+            // secure_delete has already overwritten them.
+            vault
+                .connection()
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+"""Roles enforced by keys, tried as an insider would: each role's own password, the vault's
+files and the formats in docs/security.md, read with PyPI `cryptography` and `sqlcipher3`
+(keyfiles.py), never through Chartroom. What a role may not read, its password cannot
+decrypt; the database key alone opens no clinical field; a ciphertext moved to another row
+or patient does not open, in the app either."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+import sqlcipher3
+
+from keyfiles import SlotFile, content_keys, open_field, sealed_fields
+
+ADMIN_PW = "admin-password-1"
+STAFF = {
+    "dr.adeyemi": ("physician", "doctor-password-1"),
+    "nurse.ho": ("nurse", "nurse-password-1"),
+    "desk.kim": ("front_desk", "desk-password-1"),
+    "audit.ray": ("auditor", "audit-password-1"),
+}
+MARKERS = {
+    "reason": "MRK-encounter-reason-Zq",
+    "note": "MRK-note-text-Zq HIV result discussed",
+    "soap": "MRK-soap-plan-Zq",
+    "addendum": "MRK-addendum-Zq",
+    "problem": "MRK-problem-Zq",
+    "allergy": "MRK-allergy-Zq",
+    "reaction": "MRK-reaction-Zq",
+    "medication": "MRK-medication-Zq",
+    "dose": "MRK-dose-Zq",
+    "vaccine": "MRK-vaccine-Zq",
+    "lot": "MRK-lot-Zq",
+}
+
+
+def connect(vault, key: bytes):
+    db = sqlcipher3.connect(str(vault / "chartroom.db"))
+    db.execute(f"PRAGMA key = \"x'{key.hex()}'\"")
+    return db
+
+
+def dump(db) -> str:
+    """Every value of every table of the decrypted database, as text (blobs as they are, read
+    as Latin-1, so text hidden in a blob shows too)."""
+    out = []
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        for row in db.execute(f'SELECT * FROM "{table}"'):
+            out.append(table + ": " + " | ".join(
+                bytes(v).decode("latin-1") if isinstance(v, (bytes, memoryview)) else str(v) for v in row))
+    return "\n".join(out)
+
+
+@pytest.fixture
+def clinic(cli):
+    cli.run("vault", "init", "--admin", "admin", password=ADMIN_PW)
+    for name, (role, pw) in STAFF.items():
+        cli.run("--user", "admin", "user", "add", name, "--role", role, password=ADMIN_PW, new_password=pw)
+    doc = ("--user", "dr.adeyemi")
+    dpw = STAFF["dr.adeyemi"][1]
+    pid = str(cli.json(*doc, "patient", "add", "--family", "Insider", "--given", "Ada", "--birth-date",
+                       "1980-01-02", "--sex", "female", password=dpw)["id"])
+    other = str(cli.json(*doc, "patient", "add", "--family", "Other", "--given", "Bo", "--birth-date",
+                         "1975-05-06", "--sex", "male", password=dpw)["id"])
+    enc = str(cli.json(*doc, "encounter", "add", "--patient", pid, "--reason", MARKERS["reason"],
+                       password=dpw)["id"])
+    note = cli.json(*doc, "note", "draft", "--patient", pid, "--encounter", enc, "--text", MARKERS["note"],
+                    password=dpw)
+    cli.run(*doc, "note", "sign", str(note["id"]), password=dpw)
+    cli.run(*doc, "note", "addendum", str(note["id"]), "--text", MARKERS["addendum"], password=dpw)
+    cli.run(*doc, "note", "draft", "--patient", other, "--subjective", "s", "--objective", "o",
+            "--assessment", "a", "--plan", MARKERS["soap"], password=dpw)
+    cli.run(*doc, "problem", "add", "--patient", pid, "--text", MARKERS["problem"], "--system", "icd10",
+            "--code", "B20", password=dpw)
+    cli.run(*doc, "allergy", "add", "--patient", pid, "--substance", MARKERS["allergy"], "--reaction",
+            MARKERS["reaction"], "--severity", "severe", password=dpw)
+    cli.run(*doc, "medication", "add", "--patient", pid, "--name", MARKERS["medication"], "--dose",
+            MARKERS["dose"], password=dpw)
+    cli.run(*doc, "immunization", "add", "--patient", pid, "--vaccine", MARKERS["vaccine"], "--cvx", "208",
+            "--date", "2026-01-05", "--lot", MARKERS["lot"], password=dpw)
+    # The nurse writes too, under her own content key.
+    cli.run("--user", "nurse.ho", "vitals", "add", "--patient", pid, "--weight", "123.4", "--bp", "141/93",
+            password=STAFF["nurse.ho"][1])
+    cli.pid, cli.other = pid, other
+    return cli
+
+
+def test_each_roles_password_opens_exactly_what_its_role_may_read(clinic):
+    slots = SlotFile(clinic.vault)
+    passwords = {"admin": ("admin", ADMIN_PW), **STAFF}
+    opened_by = {}
+    for user, (role, pw) in passwords.items():
+        db_key, compartments = slots.keys_of(user, pw)
+        db = connect(clinic.vault, db_key)
+        text = dump(db)
+        # The database key (every signed-in user's) opens the tables, never a clinical word.
+        for marker in MARKERS.values():
+            assert marker not in text, f"{marker} is readable with {user}'s database key"
+        assert db.execute("SELECT count(*) FROM observations WHERE typeof(value) <> 'blob'").fetchone()[0] == 0
+        keys = {}
+        for secret in compartments.values():
+            keys.update(content_keys(db, slots.vault_id, secret))
+        # Every key this role holds is tried on every sealed field, the database key too.
+        candidates = dict(keys)
+        candidates[-1] = db_key
+        opened = [open_field(blob, t, c, r, p, candidates) for t, c, r, p, blob in sealed_fields(db)]
+        opened_by[user] = opened
+        if role in ("physician", "nurse"):
+            assert set(compartments) == {"clinical"}, user
+            assert all(v is not None for v in opened), f"{user} opens every clinical field"
+            values = set(opened)
+            for marker in MARKERS.values():
+                assert marker in values, f"{user} reads {marker}"
+            assert "123.4" in values, "the weight the nurse recorded"
+        else:
+            assert compartments == {}, f"{user} ({role}) holds no compartment"
+            assert all(v is None for v in opened), f"{user} ({role}) opens no clinical field"
+        db.close()
+    # What the user list says matches the files.
+    users = {u["name"]: u for u in clinic.json("--user", "admin", "user", "list", password=ADMIN_PW)["users"]}
+    for user, (role, _) in passwords.items():
+        want = ["database", "clinical"] if role in ("physician", "nurse") else ["database"]
+        assert users[user]["keys"] == want, users[user]
+        assert users[user]["keys_pending"] == []
+
+
+def test_the_recovery_key_opens_everything(clinic, tmp_path):
+    # A vault made in the fixture has its recovery key in the init output; make one here.
+    fresh = type(clinic)(tmp_path / "second")
+    (tmp_path / "second").mkdir()
+    init = fresh.json("vault", "init", "--admin", "admin", password=ADMIN_PW)
+    recovery = init["recovery_key"]
+    fresh.run("--user", "admin", "user", "add", "dr.b", "--role", "physician", password=ADMIN_PW,
+              new_password="doctor-password-2")
+    pid = str(fresh.json("--user", "dr.b", "patient", "add", "--family", "R", "--given", "K", "--birth-date",
+                         "1990-01-01", "--sex", "male", password="doctor-password-2")["id"])
+    fresh.run("--user", "dr.b", "problem", "add", "--patient", pid, "--text", "MRK-recovery-Zq",
+              password="doctor-password-2")
+    slots = SlotFile(fresh.vault)
+    # The KDF reads the key's 32 characters as docs/security.md says: no dashes, upper case.
+    db_key, compartments = slots.keys_of("recovery", recovery.replace("-", "").upper(), kind="recovery")
+    db = connect(fresh.vault, db_key)
+    keys = content_keys(db, slots.vault_id, compartments["clinical"])
+    values = {open_field(b, t, c, r, p, keys) for t, c, r, p, b in sealed_fields(db)}
+    assert "MRK-recovery-Zq" in values
+
+
+def test_a_ciphertext_moved_to_another_row_or_patient_does_not_open(clinic):
+    slots = SlotFile(clinic.vault)
+    db_key, _ = slots.keys_of("desk.kim", STAFF["desk.kim"][1])
+    db = connect(clinic.vault, db_key)
+    # The front desk copies the signed note's sealed text onto the other patient's draft.
+    blob = db.execute("SELECT text FROM notes WHERE patient_id = ? AND status = 'signed' AND kind = 'note'",
+                      (clinic.pid,)).fetchone()[0]
+    db.execute("UPDATE notes SET text = ? WHERE patient_id = ?", (blob, clinic.other))
+    db.commit()
+    db.close()
+    proc = clinic.run("--user", "dr.adeyemi", "note", "list", "--patient", clinic.other,
+                      password=STAFF["dr.adeyemi"][1], check=False)
+    assert proc.returncode != 0
+    err = json.loads(proc.stderr)["error"]
+    assert err["code"] == "integrity", err
+    assert "changed outside Chartroom" in err["message"]
+    assert "MRK" not in proc.stderr and "MRK" not in proc.stdout
+    # The patient whose note it is still reads it.
+    notes = clinic.json("--user", "dr.adeyemi", "note", "list", "--patient", clinic.pid,
+                        password=STAFF["dr.adeyemi"][1])
+    assert any(MARKERS["note"] in json.dumps(n) for n in notes["notes"])
+
+
+def test_a_nurse_added_later_waits_for_a_holder_then_reads(clinic):
+    clinic.run("--user", "admin", "user", "add", "nurse.new", "--role", "nurse", password=ADMIN_PW,
+               new_password="nurse-password-2")
+    users = {u["name"]: u for u in clinic.json("--user", "admin", "user", "list", password=ADMIN_PW)["users"]}
+    assert users["nurse.new"]["keys"] == ["database"]
+    assert users["nurse.new"]["keys_pending"] == ["clinical"]
+    proc = clinic.run("--user", "nurse.new", "problem", "list", "--patient", clinic.pid,
+                      password="nurse-password-2", check=False)
+    assert proc.returncode == 77, proc.stderr
+    assert "handed over" in json.loads(proc.stderr)["error"]["message"]
+    # Her password alone opens no clinical field outside the app either.
+    _, compartments = SlotFile(clinic.vault).keys_of("nurse.new", "nurse-password-2")
+    assert compartments == {}
+    # A physician signs in; the key is handed over, and the trail says so.
+    clinic.run("--user", "dr.adeyemi", "user", "list", password=STAFF["dr.adeyemi"][1], check=False)
+    problems = clinic.json("--user", "nurse.new", "problem", "list", "--patient", clinic.pid,
+                           password="nurse-password-2")
+    assert MARKERS["problem"] in json.dumps(problems)
+    trail = clinic.json("--user", "audit.ray", "audit", "list", "--event", "key.grant",
+                        password=STAFF["audit.ray"][1])
+    assert any(e.get("object_id") == "nurse.new" or "nurse.new" in json.dumps(e) for e in trail["entries"])
+
+
+def test_a_role_change_takes_the_clinical_key_out_of_the_slot(clinic):
+    clinic.run("--user", "admin", "user", "set-role", "nurse.ho", "--role", "front_desk", password=ADMIN_PW)
+    _, compartments = SlotFile(clinic.vault).keys_of("nurse.ho", STAFF["nurse.ho"][1])
+    assert compartments == {}
+    users = {u["name"]: u for u in clinic.json("--user", "admin", "user", "list", password=ADMIN_PW)["users"]}
+    assert users["nurse.ho"]["keys"] == ["database"]
+
+
+def test_an_admins_whole_clinic_export_is_demographics_only(clinic, tmp_path):
+    key = tmp_path / "k.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    report = clinic.json("--user", "admin", "export", "--all", "--recipient", recipient, "--purpose",
+                         "Insider test", "--out", str(tmp_path / "admin.age"), password=ADMIN_PW)
+    assert report["clinical_left_out"] is True
+    assert set(report["resources"]) == {"Patient"}
+    plain = subprocess.run(["age", "-d", "-i", str(key), str(tmp_path / "admin.age")], check=True,
+                           capture_output=True).stdout
+    for marker in MARKERS.values():
+        assert marker.encode() not in plain
+
+
+FIXTURE = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "vault-before-field-encryption"
+
+
+def test_a_vault_of_the_previous_release_upgrades_at_an_admins_sign_in(cli):
+    shutil.copytree(FIXTURE / "vault", cli.vault)
+    pid = (FIXTURE / "marker-patient").read_text().strip()
+    before = dump(connect(cli.vault, SlotFile(cli.vault).keys_of("admin", ADMIN_PW)[0]))
+    assert "OLDMARKER-note" in before, "the fixture holds clear text"
+    # A nurse cannot finish the upgrade; she is told who can.
+    proc = cli.run("--user", "nurse.ho", "problem", "list", "--patient", pid, password="nurse-password-1",
+                   check=False)
+    assert proc.returncode != 0
+    assert "administrator must sign in once" in json.loads(proc.stderr)["error"]["message"]
+    cli.run("--user", "admin", "user", "list", password=ADMIN_PW)
+    slots = SlotFile(cli.vault)
+    assert slots.doc["version"] == 2 and slots.compartment("clinical")
+    db_key, _ = slots.keys_of("desk.kim", "desk-password-1")
+    after = dump(connect(cli.vault, db_key))
+    assert "OLDMARKER" not in after, "every clinical field is sealed"
+    # The clinicians of the users table hold the new key and read what they wrote before.
+    for user, pw in [("dr.adeyemi", "doctor-password-1"), ("nurse.ho", "nurse-password-1")]:
+        _, compartments = slots.keys_of(user, pw)
+        assert set(compartments) == {"clinical"}
+    notes = cli.json("--user", "dr.adeyemi", "note", "list", "--patient", pid, password="doctor-password-1")
+    assert "OLDMARKER-note signed before the upgrade" in json.dumps(notes)
+    problems = cli.json("--user", "nurse.ho", "problem", "list", "--patient", pid, password="nurse-password-1")
+    assert "OLDMARKER-problem" in json.dumps(problems)
+    vitals = cli.json("--user", "nurse.ho", "vitals", "list", "--patient", pid, password="nurse-password-1")
+    assert any(o["value"] == 81.3 for o in vitals["observations"])
