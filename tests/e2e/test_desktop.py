@@ -418,6 +418,10 @@ def test_the_admin_adds_resets_and_disables_a_user_and_changes_settings(clinic, 
     d.find_element(By.ID, "new-user-password").send_keys("first-password-1")
     click(d, d.find_element(By.ID, "add-user-submit"))
     assert "Added nurse.ola" in visible(d, "#users-done").text
+    # Her key for clinical content waits for a clinician's sign-in; the table says so.
+    table = d.find_element(By.ID, "users-table").text
+    assert "waiting for: Clinical content" in table, table
+    assert "Database, Clinical content" in table, "the clinicians already hold it"
     click(d, visible(d, "#reset-nurse\\.ola"))
     visible(d, "#reset-password").send_keys("second-password-2")
     click(d, d.find_element(By.ID, "reset-submit"))

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 # The sealed columns, as docs/security.md lists them.
 SEALED = {
     "encounters": ["reason"],
-    "notes": ["text", "subjective", "objective", "assessment", "plan", "content_sha256"],
+    "notes": ["text", "subjective", "objective", "assessment", "plan", "content_sha256", "signature", "signer_key"],
     "observations": ["value", "flag"],
     "problems": ["text", "system", "code"],
     "allergies": ["substance", "reaction", "severity", "category"],

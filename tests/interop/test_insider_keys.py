@@ -69,7 +69,7 @@ def clinic(cli):
     note = cli.json(*doc, "note", "draft", "--patient", pid, "--encounter", enc, "--text", MARKERS["note"],
                     password=dpw)
     cli.run(*doc, "note", "sign", str(note["id"]), password=dpw)
-    cli.run(*doc, "note", "addendum", str(note["id"]), "--text", MARKERS["addendum"], password=dpw)
+    cli.run(*doc, "note", "addendum", str(note["id"]), "--text", MARKERS["addendum"], "--sign", password=dpw)
     cli.run(*doc, "note", "draft", "--patient", other, "--subjective", "s", "--objective", "o",
             "--assessment", "a", "--plan", MARKERS["soap"], password=dpw)
     cli.run(*doc, "problem", "add", "--patient", pid, "--text", MARKERS["problem"], "--system", "icd10",
@@ -245,3 +245,50 @@ def test_a_vault_of_the_previous_release_upgrades_at_an_admins_sign_in(cli):
     assert "OLDMARKER-problem" in json.dumps(problems)
     vitals = cli.json("--user", "nurse.ho", "vitals", "list", "--patient", pid, password="nurse-password-1")
     assert any(o["value"] == 81.3 for o in vitals["observations"])
+
+
+def test_a_note_signature_in_an_export_verifies_with_ed25519_and_fails_when_one_byte_changes(clinic, tmp_path):
+    import base64
+    import hashlib
+    import io
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    key = tmp_path / "k.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(key)], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    out = tmp_path / "one.age"
+    clinic.run("--user", "dr.adeyemi", "export", "--patient", clinic.pid, "--recipient", recipient, "--purpose",
+               "Signature check", "--out", str(out), password=STAFF["dr.adeyemi"][1])
+    plain = subprocess.run(["age", "-d", "-i", str(key), str(out)], check=True, capture_output=True).stdout
+    bundle = json.load(io.BytesIO(plain))
+    resources = [e["resource"] for e in bundle["entry"]]
+    docs = {r["id"]: r for r in resources if r["resourceType"] == "DocumentReference"}
+    provenances = [r for r in resources if r["resourceType"] == "Provenance"]
+    assert provenances
+    # The signer's public key is the one sealed in their own slot (docs/security.md).
+    slot_key = SlotFile(clinic.vault).slot("dr.adeyemi")["signing"]["public_key"]
+    checked = 0
+    for prov in provenances:
+        doc = docs[prov["target"][0]["reference"].split("/")[1]]
+        sig = next(s for s in prov["signature"] if s["sigFormat"] == "application/x-chartroom-ed25519")
+        public = next(e["valueBase64Binary"] for e in sig["extension"] if e["url"].endswith("signer-ed25519-key"))
+        assert public == slot_key
+        structured = base64.b64decode(next(c["attachment"]["data"] for c in doc["content"]
+                                           if c["attachment"]["contentType"] == "application/json"))
+        kind = doc["category"][0]["coding"][0]["code"]
+
+        def message(content: bytes) -> bytes:
+            return (f"chartroom/note-signature/v1\n{kind}\n{sig['who']['display']}\n{sig['when']}\n"
+                    f"{hashlib.sha256(content).hexdigest()}\n").encode()
+
+        verifier = Ed25519PublicKey.from_public_bytes(base64.b64decode(public))
+        verifier.verify(base64.b64decode(sig["data"]), message(structured))
+        tampered = bytearray(structured)
+        tampered[len(tampered) // 2] ^= 0x01
+        with pytest.raises(InvalidSignature):
+            verifier.verify(base64.b64decode(sig["data"]), message(bytes(tampered)))
+        checked += 1
+    assert checked == 2, "the note and its addendum are both signed"

@@ -29,7 +29,7 @@ const STAFF: [(&str, Role, &str); 5] = [
     ("audit.kim", Role::Auditor, "auditor-password"),
 ];
 
-fn password_of(role: Role) -> (&'static str, &'static str) {
+pub(crate) fn password_of(role: Role) -> (&'static str, &'static str) {
     let (name, _, pw) = STAFF
         .iter()
         .find(|(_, r, _)| *r == role)

@@ -270,3 +270,49 @@ fn a_vault_of_the_previous_release_upgrades_and_resumes_after_a_crash() {
     };
     assert!(!crate::gate_tests::raw_dump(&raw).contains("OLDMARKER"));
 }
+
+#[test]
+fn disabling_a_user_or_resetting_a_password_rotates_the_database_key() {
+    let clinic = Clinic::new();
+    let epoch = |c: &Clinic| {
+        chartroom_vault::Vault::info(&c.config.dir)
+            .expect("info")
+            .key_epoch
+    };
+    let before = epoch(&clinic);
+    let old_slots =
+        std::fs::read(clinic.config.dir.join(chartroom_vault::SLOT_FILE_NAME)).expect("reads");
+    let mut admin = clinic.as_role(Role::Admin);
+    admin.disable_user("nurse.lee").expect("disables");
+    assert_eq!(epoch(&clinic), before + 1, "the disable rotated the key");
+    admin
+        .reset_password("desk.ruiz", &pw("a-new-desk-password"))
+        .expect("resets");
+    assert_eq!(epoch(&clinic), before + 2, "the reset rotated the key");
+    drop(admin);
+    // The trail says why.
+    let rekeys = clinic.entries(AuditFilter {
+        event: Some("vault.rekey".into()),
+        ..Default::default()
+    });
+    assert!(rekeys.iter().any(|r| r
+        .entry
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("disabled"))));
+    // The old slot file, with the disabled nurse's old password, opens nothing current.
+    std::fs::write(
+        clinic.config.dir.join(chartroom_vault::SLOT_FILE_NAME),
+        old_slots,
+    )
+    .expect("puts the old copy back");
+    let (name, password) = crate::gate_tests::password_of(Role::Nurse);
+    let refused = Session::unlock(clinic.config.clone(), name, &pw(password));
+    assert!(
+        matches!(
+            refused,
+            Err(CoreError::Vault(VaultError::KeyDoesNotOpenDatabase))
+        ),
+        "{refused:?}"
+    );
+}

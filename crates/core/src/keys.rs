@@ -257,15 +257,27 @@ impl Keyring {
                 )
                 .optional()?;
             if let Some(id) = own {
-                if let Ok(key) = self.content_key(id) {
-                    self.write = Some(WriteKey { id, key, uses: 0 });
-                    return Ok(());
+                // A holder's own key is derived from the compartment's private key, so a row
+                // planted under their name by someone who can only seal to the public key
+                // (which anyone can) is recognised and never written with.
+                let derived = self.own_key(owner, epoch, id);
+                if let (Ok(key), Some(derived)) = (self.content_key(id), derived) {
+                    if key.as_slice() == derived.as_slice() {
+                        self.write = Some(WriteKey { id, key, uses: 0 });
+                        return Ok(());
+                    }
                 }
             }
         }
-        let mut key = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(key.as_mut());
         let id = (OsRng.next_u64() >> 1) as i64;
+        let key = match owner.and_then(|o| self.own_key(o, epoch, id)) {
+            Some(own) => own,
+            None => {
+                let mut key = Zeroizing::new([0u8; 32]);
+                OsRng.fill_bytes(key.as_mut());
+                key
+            }
+        };
         let ephemeral = StaticSecret::random_from_rng(OsRng);
         let ephemeral_public = PublicKey::from(&ephemeral);
         let shared = ephemeral.diffie_hellman(&public);
@@ -305,6 +317,27 @@ impl Keyring {
         self.opened.insert(id, key.clone());
         self.write = Some(WriteKey { id, key, uses: 0 });
         Ok(())
+    }
+
+    /// A holder's own content key `id`: HKDF-SHA256 of the compartment's private key, bound to
+    /// the vault, the owner, the epoch and the id. None without the private key.
+    fn own_key(&self, owner: &str, epoch: u64, id: i64) -> Option<Zeroizing<[u8; 32]>> {
+        let secret = self.secret.as_ref()?;
+        let ikm = Zeroizing::new(secret.to_bytes());
+        let mut key = Zeroizing::new([0u8; 32]);
+        Hkdf::<Sha256>::new(None, ikm.as_ref())
+            .expand(
+                &ad(&[
+                    b"chartroom/own-content-key/v1",
+                    self.vault_id.as_bytes(),
+                    chartroom_vault::account_key(owner).as_bytes(),
+                    &epoch.to_be_bytes(),
+                    &(id as u64).to_be_bytes(),
+                ]),
+                key.as_mut(),
+            )
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        Some(key)
     }
 
     /// Opens content key `id` with the compartment's private key (once; then from memory).
@@ -392,7 +425,10 @@ impl Keyring {
             return Err(FieldError::Tampered(what()));
         }
         let id = u64::from_be_bytes(blob[1..9].try_into().expect("8 bytes")) as i64;
-        let key = self.content_key(id)?;
+        if !self.opened.contains_key(&id) {
+            self.content_key(id)?;
+        }
+        let key = self.opened.get(&id).ok_or(FieldError::NotHandedOver)?;
         let plain = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key.as_slice()))
             .decrypt(
                 Nonce::from_slice(&blob[9..HEADER_LEN]),
@@ -687,17 +723,58 @@ thread_local! {
 fn clinical_holders(conn: &Connection) -> Result<Vec<String>, crate::CoreError> {
     let mut stmt = conn.prepare_cached("SELECT name, role FROM users WHERE disabled_at IS NULL")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-    let mut out = Vec::new();
+    // Account names compare trimmed and without case (as slots do): an account holds the key
+    // only when every row that names it is an enabled clinician, so a second row "dr.x " added
+    // by hand cannot lend its role to the slot of "dr.x".
+    let mut by_account: std::collections::BTreeMap<String, (String, bool)> = Default::default();
     for row in rows {
         let (name, role) = row?;
-        if role
+        let clinical = role
             .parse::<Role>()
-            .is_ok_and(|role| compartments_of(role).contains(&CLINICAL))
-        {
-            out.push(name);
-        }
+            .is_ok_and(|role| compartments_of(role).contains(&CLINICAL));
+        let entry = by_account
+            .entry(chartroom_vault::account_key(&name))
+            .or_insert((name, true));
+        entry.1 &= clinical;
     }
-    Ok(out)
+    let disabled: Vec<String> = conn
+        .prepare_cached("SELECT name FROM users WHERE disabled_at IS NOT NULL")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(by_account
+        .into_iter()
+        .filter(|(account, (_, clinical))| {
+            *clinical
+                && !disabled
+                    .iter()
+                    .any(|d| chartroom_vault::account_key(d) == *account)
+        })
+        .map(|(_, (name, _))| name)
+        .collect())
+}
+
+/// Records that the database key must rotate (a user was disabled, or their password reset),
+/// in the transaction of the change that calls for it.
+pub(crate) fn owe_rotation(
+    conn: &Connection,
+    reason: &str,
+    at: &str,
+    by: &str,
+) -> Result<(), crate::CoreError> {
+    conn.execute(
+        "INSERT INTO key_rotation (id, reason, requested_at, requested_by) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (id) DO UPDATE SET reason = key_rotation.reason || '; ' || excluded.reason",
+        params![reason, at, by],
+    )?;
+    Ok(())
+}
+
+fn rotation_owed(conn: &Connection) -> Result<Option<String>, crate::CoreError> {
+    Ok(conn
+        .query_row("SELECT reason FROM key_rotation WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?)
 }
 
 fn upgrade_pending(conn: &Connection) -> Result<bool, crate::CoreError> {
@@ -745,7 +822,26 @@ impl crate::Session {
         if pending {
             self.seal_what_was_clear(None)?;
         }
+        // A rotation a crash cut short is finished by the next session that may rotate.
+        if self.role().allows(crate::Permission::ManageKeys) {
+            // Best effort: another window holding the vault open makes it wait again.
+            let _ = self.rotate_if_owed();
+        }
         Ok(())
+    }
+
+    /// Rotates the database key if a disable or a password reset asked for it: afterwards an
+    /// old copy of the slot file with the old password opens nothing current. The rekey is
+    /// crash-safe on its own (docs/security.md); the owed rotation stays recorded until it
+    /// is done, so a `kill -9` in between is finished at the next administrator sign-in.
+    pub(crate) fn rotate_if_owed(&mut self) -> Result<bool, crate::CoreError> {
+        let Some(reason) = rotation_owed(self.connection()?)? else {
+            return Ok(false);
+        };
+        self.rekey_because(&reason)?;
+        self.connection()?
+            .execute("DELETE FROM key_rotation WHERE id = 1", [])?;
+        Ok(true)
     }
 
     fn make_clinical_compartment(&mut self) -> Result<(), crate::CoreError> {
@@ -759,6 +855,10 @@ impl crate::Session {
             }
         );
         let keys = Arc::clone(&self.keys);
+        // Made for others by a role that may not read it (an import, the demo, an upgrade):
+        // the private key is sealed and then forgotten at once.
+        let reads = matches!(self.actor, crate::session::Actor::Recovery)
+            || compartments_of(self.role()).contains(&CLINICAL);
         self.with_slot_change(
             None,
             crate::audit::Op::execute("key.compartment_create")
@@ -767,6 +867,9 @@ impl crate::Session {
             |_, _| Ok(()),
             move |vault| {
                 vault.create_compartment(CLINICAL, &holders)?;
+                if !reads {
+                    vault.forget_compartment_secret(CLINICAL);
+                }
                 lock(&keys).take_compartment(vault);
                 Ok(())
             },

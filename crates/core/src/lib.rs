@@ -54,7 +54,9 @@ pub use chart::{
     immunization::{Immunization, NewImmunization, Site},
     input::parse_time_input,
     medication::{Medication, NewMedication, Route},
-    note::{note_digest, Note, NoteContent, NoteKind, NoteStatus},
+    note::{
+        note_digest, signature_message, Note, NoteContent, NoteKind, NoteSignature, NoteStatus,
+    },
     patient::{
         fold, mrn_for, name_words, Demographics, EmergencyContact, NewPatient, Patient,
         PatientChanges, PatientForm, PatientVersion, Sex, GENDER_IDENTITIES,

@@ -518,9 +518,11 @@ pub const MIGRATIONS: &[Migration] = &[
             objective    ANY,
             assessment   ANY,
             plan         ANY,
-            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16)
+            uuid         BLOB CHECK (uuid IS NULL OR length(uuid) = 16),
+            signature    ANY,               -- the signer's Ed25519 signature, sealed
+            signer_key   ANY                -- and their public key, sealed
         ) STRICT;
-        INSERT INTO notes_new SELECT * FROM notes;
+        INSERT INTO notes_new SELECT *, NULL, NULL FROM notes;
         CREATE TABLE observations_new (
             id           INTEGER PRIMARY KEY,
             patient_id   INTEGER NOT NULL REFERENCES patients (id),
@@ -631,6 +633,15 @@ pub const MIGRATIONS: &[Migration] = &[
         BEGIN SELECT RAISE(ABORT, 'a signed note cannot be changed'); END;
         CREATE TRIGGER notes_signed_stay BEFORE DELETE ON notes WHEN OLD.status = 'signed'
         BEGIN SELECT RAISE(ABORT, 'a signed note cannot be removed'); END;
+
+        -- A rotation of the database key owed since a user was disabled or had their password
+        -- reset, until it is done (the next administrator sign-in finishes one a crash cut).
+        CREATE TABLE key_rotation (
+            id           INTEGER PRIMARY KEY CHECK (id = 1),
+            reason       TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            requested_by TEXT NOT NULL
+        ) STRICT;
 
         -- Whether rows written before this version still wait to be sealed.
         CREATE TABLE field_encryption (

@@ -284,6 +284,12 @@ impl Session {
                     "UPDATE users SET disabled_at = ?1 WHERE id = ?2",
                     params![format_time(ctx.now), id],
                 )?;
+                crate::keys::owe_rotation(
+                    tx,
+                    &format!("{} disabled", user.name),
+                    &format_time(ctx.now),
+                    &ctx.actor.name,
+                )?;
                 Ok(true)
             },
             |vault| match vault.remove_user_slot(&owner) {
@@ -295,6 +301,8 @@ impl Session {
             |_| {},
         )?;
         self.hand_keys_over();
+        // Trust in them has ended: what their old slot opened no longer opens the database.
+        self.rotate_now_or_later();
         Ok(())
     }
 
@@ -334,7 +342,7 @@ impl Session {
         self.with_slot_change(
             Some(Permission::ManageUsers),
             op,
-            |tx, _| {
+            |tx, ctx| {
                 let (_, user) = find_user(tx, name)?.ok_or_else(|| {
                     CoreError::NotFound(format!("There is no user named {name}."))
                 })?;
@@ -342,12 +350,20 @@ impl Session {
                     return Err(CoreError::Conflict(format!("{} is disabled.", user.name)));
                 }
                 check_new_password(&user.name, new_password)?;
+                // Whoever knew the old password (or kept the old slot) loses what it opened.
+                crate::keys::owe_rotation(
+                    tx,
+                    &format!("password of {} reset", user.name),
+                    &format_time(ctx.now),
+                    &ctx.actor.name,
+                )?;
                 Ok(())
             },
             |vault| Ok(vault.set_user_slot(&owner, new_password)?),
             |_| {},
         )?;
         self.hand_keys_over();
+        self.rotate_now_or_later();
         Ok(())
     }
 
@@ -359,8 +375,21 @@ impl Session {
         let _ = self.settle_key_holders();
     }
 
+    /// The rotation a disable or reset owes, now if it can be done (another Chartroom window
+    /// with the vault open makes it wait): the change itself is committed either way, and the
+    /// owed rotation stays recorded for the next administrator sign-in; a failure is in the
+    /// trail as a failed `vault.rekey`.
+    fn rotate_now_or_later(&mut self) {
+        let _ = self.rotate_if_owed();
+    }
+
     /// Rotates the data key; every user's password and the recovery key keep working.
     pub fn rekey(&mut self) -> Result<(), CoreError> {
+        self.rekey_because("asked for")
+    }
+
+    /// [`Session::rekey`], with why in the audit entry.
+    pub(crate) fn rekey_because(&mut self, reason: &str) -> Result<(), CoreError> {
         self.touch()?;
         let role = self.role();
         if !role.allows(Permission::ManageKeys) {
@@ -376,7 +405,7 @@ impl Session {
         let result = self.vault.as_mut().map(|v| v.rekey());
         match result {
             Some(Ok(())) => {
-                self.record(&Op::execute("vault.rekey"))?;
+                self.record(&Op::execute("vault.rekey").detail(reason.to_owned()))?;
                 Ok(())
             }
             Some(Err(e)) => {

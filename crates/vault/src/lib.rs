@@ -46,6 +46,7 @@ pub use db::{Migration, CACHE_KIB, DB_FILE_NAME};
 pub fn configure_connection(conn: &Connection) -> Result<(), VaultError> {
     db::configure(conn)
 }
+pub use ed25519_dalek;
 pub use error::VaultError;
 pub use kdf::{KdfParams, KdfPolicy};
 pub use lockout::{AfterFailure, FailedUnlock, Lockout};
@@ -90,6 +91,8 @@ pub struct Vault {
     unlocker: Unlocker,
     /// Every compartment of the vault; the private key only where this slot holds it.
     compartments: Vec<Held>,
+    /// The unlocker's personal signing key (zeroized when the vault locks).
+    signing: Option<ed25519_dalek::SigningKey>,
 }
 
 /// A compartment as this unlocked vault knows it.
@@ -240,7 +243,8 @@ impl Vault {
             user: owner,
             password,
         };
-        slots.slots.push(Slot::create(
+        let signing = slots::new_signing_key();
+        slots.slots.push(Slot::create_signing(
             &slots.vault_id,
             SlotKind::User,
             owner,
@@ -248,6 +252,7 @@ impl Vault {
             params,
             &key,
             0,
+            Some(&signing),
         )?);
         slots.slots.push(Slot::create(
             &slots.vault_id,
@@ -275,6 +280,7 @@ impl Vault {
             slots,
             unlocker: Unlocker::User(owner.to_owned()),
             compartments: Vec::new(),
+            signing: Some(signing),
         };
         Ok((vault, recovery))
     }
@@ -337,6 +343,37 @@ impl Vault {
             Some(p) => Some(slot.unseal(&slots.vault_id, &identity, p)?),
             None => None,
         };
+        let signing = slot.unseal_signing(&slots.vault_id, &identity)?;
+        let needs_signing = signing.is_none() && kind == SlotKind::User;
+        let new_signing = needs_signing.then(slots::new_signing_key);
+        let sealed_signing = match &new_signing {
+            Some(key) => Some(slot.seal_signing(&slots.vault_id, key)?),
+            None => None,
+        };
+        // One entry per compartment, and the seals this slot holds must be of the epochs the
+        // file lists: a public key added or swapped in (so that writers seal to someone else)
+        // is tampering, not a key that has not been handed over.
+        let mut names = std::collections::BTreeSet::new();
+        if !slots
+            .compartments
+            .iter()
+            .all(|c| names.insert(c.name.as_str()))
+        {
+            return Err(VaultError::SlotFileInvalid(
+                "the key slot file lists a compartment key twice",
+            ));
+        }
+        for sealed in &slot.compartments {
+            if !slots
+                .compartments
+                .iter()
+                .any(|c| c.name == sealed.name && c.epoch == sealed.epoch)
+            {
+                return Err(VaultError::SlotFileInvalid(
+                    "a compartment key in the key slot file was replaced",
+                ));
+            }
+        }
         let mut compartments = Vec::new();
         for public in &slots.compartments {
             let secret = slot.unseal_compartment(&slots.vault_id, &identity, public)?;
@@ -383,6 +420,18 @@ impl Vault {
             return Err(VaultError::SlotsDoNotMatchDatabase);
         }
         db::migrate(&mut conn, migrations)?;
+        // A slot made before personal signatures gets its owner's signing key now.
+        if let Some(sealed) = sealed_signing {
+            if let Some(index) = slots
+                .slots
+                .iter()
+                .position(|s| s.kind == kind && account_key(&s.owner) == account_key(&owner))
+            {
+                slots.slots[index].signing = Some(sealed);
+                slots.write(&config.dir)?;
+            }
+        }
+        let signing = signing.or(new_signing);
         lockout.record_success(&account)?;
         // A vault made by an earlier version may be readable by other accounts: tighten it.
         // Best effort: a folder owned by someone else keeps its modes rather than failing.
@@ -398,6 +447,7 @@ impl Vault {
             slots,
             unlocker,
             compartments,
+            signing,
         })
     }
 
@@ -499,6 +549,12 @@ impl Vault {
         let index = self.slot_index(SlotKind::User, owner)?;
         let mut slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
         self.carry_compartments(self.slots.slots.get(index), &mut slot)?;
+        // Their own change keeps their signing key, so what they signed stays theirs.
+        if let (Some(key), Unlocker::User(me)) = (&self.signing, &self.unlocker) {
+            if account_key(me) == account_key(owner) {
+                slot.signing = Some(slot.seal_signing(&self.slots.vault_id, key)?);
+            }
+        }
         let mut next = self.slots.clone();
         next.slots[index] = slot;
         self.commit_slots(next)
@@ -537,6 +593,11 @@ impl Vault {
         Ok(recovery)
     }
 
+    /// The unlocker's personal Ed25519 signing key (none for the recovery key).
+    pub fn signing_key(&self) -> Option<&ed25519_dalek::SigningKey> {
+        self.signing.as_ref()
+    }
+
     /// The current epoch and public key of compartment `name`, if the vault has one. Anyone
     /// signed in may seal to it.
     pub fn compartment_public(&self, name: &str) -> Option<(u64, [u8; 32])> {
@@ -553,6 +614,16 @@ impl Vault {
             .iter()
             .find(|h| h.public.name == name && h.public.epoch == epoch)
             .and_then(|h| h.secret.clone().map(|s| (epoch, s)))
+    }
+
+    /// Forgets this session's copy of compartment `name`'s private key (a session that made
+    /// the compartment for others, and whose own role may not read it).
+    pub fn forget_compartment_secret(&mut self, name: &str) {
+        for held in &mut self.compartments {
+            if held.public.name == name {
+                held.secret = None;
+            }
+        }
     }
 
     /// The compartments `owner`'s slot holds at their current epoch.

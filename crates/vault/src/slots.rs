@@ -48,6 +48,7 @@ const KEY_LEN: usize = 32;
 const AAD_IDENTITY: &[u8] = b"chartroom/slot-identity/v1";
 const AAD_SEAL: &[u8] = b"chartroom/slot-seal/v1";
 const AAD_COMPARTMENT: &[u8] = b"chartroom/slot-compartment/v1";
+const AAD_SIGNING: &[u8] = b"chartroom/slot-signing/v1";
 const HKDF_INFO_SEAL: &[u8] = b"chartroom/seal-key/v1";
 
 /// Whose secret opens a slot.
@@ -122,6 +123,20 @@ pub(crate) struct Slot {
     /// The private keys of the compartments this slot's owner may read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compartments: Vec<SealedCompartment>,
+    /// The owner's personal Ed25519 signing key, sealed to this slot (slots made before
+    /// signatures get one at their owner's next unlock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SealedSigning>,
+}
+
+/// A personal Ed25519 signing key (its 32-byte seed) sealed to one slot, with its public key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SealedSigning {
+    pub public_key: String,
+    pub ephemeral: String,
+    pub nonce: String,
+    pub ciphertext: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -183,6 +198,12 @@ fn decode_vec(text: &str) -> Result<Vec<u8>, VaultError> {
         .map_err(|_| VaultError::SlotFileInvalid("a key slot is damaged"))
 }
 
+/// A new personal signing key from the operating system's CSPRNG.
+pub(crate) fn new_signing_key() -> ed25519_dalek::SigningKey {
+    let seed: Zeroizing<[u8; KEY_LEN]> = Zeroizing::new(random());
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}
+
 fn random<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     OsRng.fill_bytes(&mut out);
@@ -199,6 +220,21 @@ impl Slot {
         params: KdfParams,
         data_key: &DataKey,
         epoch: u64,
+    ) -> Result<Slot, VaultError> {
+        Self::create_signing(vault_id, kind, owner, secret, params, data_key, epoch, None)
+    }
+
+    /// [`Slot::create`] holding the signing key `signing` (a fresh one when None).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_signing(
+        vault_id: &str,
+        kind: SlotKind,
+        owner: &str,
+        secret: &[u8],
+        params: KdfParams,
+        data_key: &DataKey,
+        epoch: u64,
+        signing: Option<&ed25519_dalek::SigningKey>,
     ) -> Result<Slot, VaultError> {
         let salt: [u8; SALT_LEN] = random();
         let kek = params.derive(secret, &salt)?;
@@ -246,8 +282,18 @@ impl Slot {
             },
             pending: None,
             compartments: Vec::new(),
+            signing: None,
         };
         slot.sealed = slot.seal(vault_id, data_key, epoch)?;
+        let fresh;
+        let signing = match signing {
+            Some(key) => key,
+            None => {
+                fresh = new_signing_key();
+                &fresh
+            }
+        };
+        slot.signing = Some(slot.seal_signing(vault_id, signing)?);
         Ok(slot)
     }
 
@@ -329,6 +375,67 @@ impl Slot {
             return Err(damaged());
         }
         Ok(Some(secret))
+    }
+
+    /// Seals `key` (the owner's signing key) to this slot.
+    pub fn seal_signing(
+        &self,
+        vault_id: &str,
+        key: &ed25519_dalek::SigningKey,
+    ) -> Result<SealedSigning, VaultError> {
+        let public_key = B64.encode(key.verifying_key().as_bytes());
+        let seed = Zeroizing::new(key.to_bytes());
+        let (ephemeral, nonce, ciphertext) = self.seal_raw(seed.as_ref(), |eph| {
+            self.signing_aad(vault_id, &public_key, eph)
+        })?;
+        Ok(SealedSigning {
+            public_key,
+            ephemeral,
+            nonce,
+            ciphertext,
+        })
+    }
+
+    /// Opens this slot's signing key and checks it against its public key.
+    pub fn unseal_signing(
+        &self,
+        vault_id: &str,
+        identity: &StaticSecret,
+    ) -> Result<Option<ed25519_dalek::SigningKey>, VaultError> {
+        let Some(sealed) = &self.signing else {
+            return Ok(None);
+        };
+        let damaged =
+            || VaultError::SlotFileInvalid("a signing key in the key slot file was changed");
+        let plain = self
+            .unseal_raw(
+                identity,
+                &sealed.ephemeral,
+                &sealed.nonce,
+                &sealed.ciphertext,
+                |eph| self.signing_aad(vault_id, &sealed.public_key, eph),
+            )
+            .map_err(|_| damaged())?;
+        let seed: Zeroizing<[u8; KEY_LEN]> =
+            Zeroizing::new(plain.as_slice().try_into().map_err(|_| damaged())?);
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        if B64.encode(key.verifying_key().as_bytes()) != sealed.public_key {
+            return Err(damaged());
+        }
+        Ok(Some(key))
+    }
+
+    fn signing_aad(&self, vault_id: &str, public_key: &str, ephemeral: &[u8]) -> Vec<u8> {
+        let public = B64.decode(public_key).unwrap_or_default();
+        associated_data(&[
+            AAD_SIGNING,
+            vault_id.as_bytes(),
+            self.kind.as_str().as_bytes(),
+            self.owner.as_bytes(),
+            &public,
+            self.public_key.as_bytes(),
+            ephemeral,
+        ])
     }
 
     fn seal_raw(

@@ -772,3 +772,60 @@ fn a_version_1_slot_file_still_opens_and_is_written_back_as_version_2() {
         serde_json::from_slice(&fs::read(&path).expect("reads")).expect("json");
     assert_eq!(file["version"], 2);
 }
+
+#[test]
+fn each_user_has_a_signing_key_of_their_own_that_a_password_change_keeps() {
+    let f = Fixture::new();
+    f.create();
+    let mut alice = f.unlock("alice", "alice-password").expect("unlocks");
+    let alice_key = alice.signing_key().expect("alice signs").verifying_key();
+    alice
+        .add_user_slot("bob", &pw("bob-password"))
+        .expect("adds");
+    alice.lock().expect("locks");
+    let bob = f.unlock("bob", "bob-password").expect("unlocks");
+    let bob_key = bob.signing_key().expect("bob signs").verifying_key();
+    assert_ne!(alice_key, bob_key);
+    bob.lock().expect("locks");
+    let mut alice = f.unlock("alice", "alice-password").expect("unlocks");
+    assert_eq!(
+        alice.signing_key().expect("signs").verifying_key(),
+        alice_key
+    );
+    alice
+        .change_password("alice", &pw("alice-new-password"))
+        .expect("changes");
+    // An administrator's reset gives Bob a new slot, and with it a new key.
+    alice
+        .set_user_slot("bob", &pw("bob-new-password"))
+        .expect("resets");
+    alice.lock().expect("locks");
+    let alice = f.unlock("alice", "alice-new-password").expect("unlocks");
+    assert_eq!(
+        alice.signing_key().expect("signs").verifying_key(),
+        alice_key
+    );
+    alice.lock().expect("locks");
+    let bob = f.unlock("bob", "bob-new-password").expect("unlocks");
+    assert_ne!(bob.signing_key().expect("signs").verifying_key(), bob_key);
+    bob.lock().expect("locks");
+}
+
+#[test]
+fn a_slot_made_before_signatures_gets_a_signing_key_at_its_next_unlock() {
+    let f = Fixture::new();
+    f.create();
+    let path = f.dir().join(SLOT_FILE_NAME);
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&fs::read(&path).expect("reads")).expect("json");
+    for slot in file["slots"].as_array_mut().expect("slots") {
+        slot.as_object_mut().expect("object").remove("signing");
+    }
+    fs::write(&path, serde_json::to_vec(&file).expect("json")).expect("writes");
+    let alice = f.unlock("alice", "alice-password").expect("unlocks");
+    let key = alice.signing_key().expect("made at unlock").verifying_key();
+    alice.lock().expect("locks");
+    let alice = f.unlock("alice", "alice-password").expect("unlocks");
+    assert_eq!(alice.signing_key().expect("kept").verifying_key(), key);
+    alice.lock().expect("locks");
+}

@@ -112,7 +112,12 @@ parent_id: NoteId | null, author: string, status: NoteStatus, created_at: string
 /**
  * SHA-256 of the content as signed.
  */
-content_sha256: string | null, } & ({ "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, });
+content_sha256: string | null, 
+/**
+ * The signer's personal Ed25519 signature over [`signature_message`], with their public
+ * key; none for notes signed before personal signatures, or made by the demo.
+ */
+signature: NoteSignature | null, } & ({ "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, });
 
 export type PatientId = number;
 

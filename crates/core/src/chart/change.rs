@@ -557,6 +557,7 @@ mod tests {
             Change::NoteSigned(NoteSigned {
                 note,
                 signed: stamp(6),
+                signature: None,
             }),
             Change::AddendumAdded(AddendumAdded {
                 note: addendum,

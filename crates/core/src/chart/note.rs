@@ -219,6 +219,68 @@ pub struct Note {
     pub signed_at: Option<String>,
     /// SHA-256 of the content as signed.
     pub content_sha256: Option<String>,
+    /// The signer's personal Ed25519 signature over [`signature_message`], with their public
+    /// key; none for notes signed before personal signatures, or made by the demo.
+    pub signature: Option<NoteSignature>,
+}
+
+/// A personal signature on a note: standard Ed25519, both values in standard base64.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct NoteSignature {
+    /// The signer's Ed25519 public key (32 bytes).
+    pub key: String,
+    /// The signature (64 bytes).
+    pub signature: String,
+}
+
+/// The bytes a note's signature covers (docs/security.md): its kind, who signed it and when,
+/// and the SHA-256 of its content as JSON, exactly as an export carries that JSON.
+pub fn signature_message(
+    kind: NoteKind,
+    signed_by: &str,
+    signed_at: &str,
+    content: &NoteContent,
+) -> Vec<u8> {
+    let structured = serde_json::to_string(content).unwrap_or_default();
+    format!(
+        "chartroom/note-signature/v1\n{}\n{signed_by}\n{signed_at}\n{}\n",
+        kind.as_str(),
+        hex::encode(Sha256::digest(structured.as_bytes()))
+    )
+    .into_bytes()
+}
+
+impl NoteSignature {
+    /// Signs `message` with `key`.
+    pub(crate) fn sign(key: &chartroom_vault::ed25519_dalek::SigningKey, message: &[u8]) -> Self {
+        use base64::Engine as _;
+        use chartroom_vault::ed25519_dalek::Signer as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        NoteSignature {
+            key: b64.encode(key.verifying_key().as_bytes()),
+            signature: b64.encode(key.sign(message).to_bytes()),
+        }
+    }
+
+    /// Whether this is a valid signature of `message` by its key.
+    pub(crate) fn verifies(&self, message: &[u8]) -> bool {
+        use base64::Engine as _;
+        use chartroom_vault::ed25519_dalek::{Signature, VerifyingKey};
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (Ok(key), Ok(sig)) = (b64.decode(&self.key), b64.decode(&self.signature)) else {
+            return false;
+        };
+        let (Ok(key), Ok(sig)) = (<[u8; 32]>::try_from(key), <[u8; 64]>::try_from(sig)) else {
+            return false;
+        };
+        VerifyingKey::from_bytes(&key)
+            .map(|k| {
+                k.verify_strict(message, &Signature::from_bytes(&sig))
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    }
 }
 
 const NOTE_COLUMNS: &str = concat!(
@@ -233,7 +295,11 @@ const NOTE_COLUMNS: &str = concat!(
     ", ",
     open_field!("notes", "plan"),
     ", status, created_at, updated_at, signed_by, signed_at, ",
-    open_field!("notes", "content_sha256")
+    open_field!("notes", "content_sha256"),
+    ", ",
+    open_field!("notes", "signature"),
+    ", ",
+    open_field!("notes", "signer_key")
 );
 
 fn row_to_note(r: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
@@ -263,6 +329,13 @@ fn row_to_note(r: &rusqlite::Row<'_>) -> rusqlite::Result<Note> {
         signed_by: r.get(15)?,
         signed_at: r.get(16)?,
         content_sha256: r.get(17)?,
+        signature: match (
+            r.get::<_, Option<String>>(18)?,
+            r.get::<_, Option<String>>(19)?,
+        ) {
+            (Some(signature), Some(key)) => Some(NoteSignature { key, signature }),
+            _ => None,
+        },
     })
 }
 
@@ -372,6 +445,9 @@ pub struct DraftEdited {
 pub struct NoteSigned {
     pub note: RecordId,
     pub signed: Stamp,
+    /// The signer's personal signature over [`signature_message`] of the note as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<NoteSignature>,
 }
 
 fn check_content(content: &NoteContent) -> Result<(), CoreError> {
@@ -501,12 +577,35 @@ pub(super) fn apply_signed(conn: &Connection, c: &NoteSigned) -> Result<Applied,
     if n.status != NoteStatus::Draft {
         return Err(signed_is_final(id));
     }
+    let signed_at = c.signed.time();
+    if let Some(sig) = &c.signature {
+        // A signature that does not cover this note, signed by this person then, is refused.
+        if !sig.verifies(&signature_message(
+            n.kind,
+            &c.signed.by,
+            &signed_at,
+            &n.content,
+        )) {
+            return Err(CoreError::Integrity(format!(
+                "The signature on note {id} does not match the note: it was changed after it was signed, or the signature belongs to another note."
+            )));
+        }
+    }
     conn.prepare_cached(
         "UPDATE notes SET status = 'signed', signed_by = ?1, signed_at = ?2, updated_at = ?2,
-             content_sha256 = cr_seal(?3, 'notes', 'content_sha256', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id))
+             content_sha256 = cr_seal(?3, 'notes', 'content_sha256', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id)),
+             signature = cr_seal(?5, 'notes', 'signature', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id)),
+             signer_key = cr_seal(?6, 'notes', 'signer_key', uuid, (SELECT p.uuid FROM patients p WHERE p.id = notes.patient_id))
              WHERE id = ?4 AND status = 'draft'",
     )?
-    .execute(params![c.signed.by, c.signed.time(), note_digest(&n), id])?;
+    .execute(params![
+        c.signed.by,
+        signed_at,
+        note_digest(&n),
+        id,
+        c.signature.as_ref().map(|s| s.signature.as_str()),
+        c.signature.as_ref().map(|s| s.key.as_str()),
+    ])?;
     Ok(Applied::one(id))
 }
 
@@ -579,6 +678,9 @@ impl Session {
     pub fn sign_note(&mut self, note_id: impl Into<NoteId>) -> Result<Note, CoreError> {
         let note_id = note_id.into().get();
         let patient_id = self.owner(Item::Note, note_id)?;
+        // Their own key, unwrapped from their slot at unlock: holding the database key does
+        // not let anyone sign as someone else.
+        let signer = self.vault()?.signing_key().cloned();
         self.run(
             Permission::SignNote,
             Op::update("note.sign")
@@ -594,9 +696,17 @@ impl Session {
                         n.parent_id.unwrap_or_default()
                     ));
                 }
+                let stamp = ctx.stamp();
+                let signature = signer.as_ref().map(|key| {
+                    NoteSignature::sign(
+                        key,
+                        &signature_message(n.kind, &stamp.by, &stamp.time(), &n.content),
+                    )
+                });
                 let signed = NoteSigned {
                     note: change::id_of(tx, Table::Notes, note_id)?,
-                    signed: ctx.stamp(),
+                    signed: stamp,
+                    signature,
                 };
                 note(tx, apply(tx, &Change::NoteSigned(signed))?.row())
             },

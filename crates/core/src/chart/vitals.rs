@@ -371,15 +371,15 @@ pub struct Observation {
 const OBSERVATION_COLUMNS: &str = concat!(
     "id, patient_id, encounter_id, code, CAST(",
     open_field!("observations", "value"),
-    " AS REAL), unit, effective, ",
-    open_field!("observations", "flag"),
-    ", recorded_by, recorded_at"
+    // The flag is stored (sealed, for readers outside Chartroom) but read back as what it
+    // always is, the value's flag: one field to open per observation, not two.
+    " AS REAL), unit, effective, NULL, recorded_by, recorded_at"
 );
 
 fn row_to_observation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Observation> {
     let code: String = r.get(3)?;
     let vital = Vital::from_loinc(&code).unwrap_or(Vital::Weight);
-    let flag: String = r.get(7)?;
+    let value: f64 = r.get(4)?;
     Ok(Observation {
         id: r.get(0)?,
         patient_id: r.get(1)?,
@@ -387,10 +387,10 @@ fn row_to_observation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Observation> {
         vital,
         display: vital.display().to_owned(),
         code,
-        value: r.get(4)?,
+        value,
         unit: r.get(5)?,
         effective: r.get(6)?,
-        flag: Flag::parse(&flag),
+        flag: vital.flag(value),
         recorded_by: r.get(8)?,
         recorded_at: r.get(9)?,
     })

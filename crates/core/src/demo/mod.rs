@@ -509,7 +509,11 @@ impl Generator<'_> {
                 content,
                 drafted: signed.clone(),
             }))?;
-            w.apply(Change::NoteSigned(NoteSigned { note, signed }))?;
+            w.apply(Change::NoteSigned(NoteSigned {
+                note,
+                signed,
+                signature: None,
+            }))?;
             self.summary.notes += 1;
             if self.rng.chance(0.05) {
                 let text = "[Synthetic demo record] Addendum: results reviewed by telephone; no change to plan.";
@@ -529,6 +533,7 @@ impl Generator<'_> {
                 w.apply(Change::NoteSigned(NoteSigned {
                     note: addendum,
                     signed: at,
+                    signature: None,
                 }))?;
                 self.summary.addenda += 1;
             }

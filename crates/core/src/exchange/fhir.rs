@@ -178,16 +178,43 @@ pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str)
                 "type": concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
                 "who": {"display": signed_by},
             }],
-            "signature": [{
-                "type": [coding("urn:iso-astm:E1762-95:2013", "1.2.840.10065.1.12.1.1", "Author's Signature")],
-                "when": signed_at,
-                "who": {"display": signed_by},
-                "sigFormat": "text/plain",
-                "data": b64.encode(format!("sha256:{}", n.content_sha256.clone().unwrap_or_default())),
-            }],
+            "signature": provenance_signatures(n, &signed_at, &signed_by),
         }));
     }
     out
+}
+
+/// The format of a note's personal signature in a Provenance (docs/security.md).
+pub(crate) const ED25519_SIG_FORMAT: &str = "application/x-chartroom-ed25519";
+
+/// A signed note's Provenance signatures: the digest a receiving Chartroom checks, and the
+/// signer's own Ed25519 signature with their public key, which any Ed25519 library verifies
+/// over [`crate::chart::note::signature_message`].
+fn provenance_signatures(n: &crate::Note, signed_at: &str, signed_by: &str) -> Value {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let author = [coding(
+        "urn:iso-astm:E1762-95:2013",
+        "1.2.840.10065.1.12.1.1",
+        "Author's Signature",
+    )];
+    let mut out = vec![json!({
+        "type": author,
+        "when": signed_at,
+        "who": {"display": signed_by},
+        "sigFormat": "text/plain",
+        "data": b64.encode(format!("sha256:{}", n.content_sha256.clone().unwrap_or_default())),
+    })];
+    if let Some(sig) = &n.signature {
+        out.push(json!({
+            "type": author,
+            "when": signed_at,
+            "who": {"display": signed_by},
+            "sigFormat": ED25519_SIG_FORMAT,
+            "data": sig.signature,
+            "extension": [{"url": format!("{EXT}signer-ed25519-key"), "valueBase64Binary": sig.key}],
+        }));
+    }
+    Value::Array(out)
 }
 
 fn patient_resource(chart: &Chart, source: &str) -> Value {
@@ -947,6 +974,8 @@ pub(crate) struct InNote {
     pub signed_at: String,
     pub parent: Option<String>,
     pub encounter: Option<String>,
+    /// The signer's personal signature, from the note's Provenance, once checked.
+    pub signature: Option<crate::chart::note::NoteSignature>,
 }
 
 pub(crate) fn read_note(r: &Res<'_>) -> Result<InNote, CoreError> {
@@ -993,7 +1022,44 @@ pub(crate) fn read_note(r: &Res<'_>) -> Result<InNote, CoreError> {
         signed_at: time(r, "date", r.str("date")?)?,
         parent,
         encounter: r.reference("context.encounter.0.reference", "Encounter")?,
+        signature: None,
     })
+}
+
+/// The signer's personal signature from a Provenance, if it carries one.
+pub(crate) fn read_personal_signature(
+    r: &Res<'_>,
+) -> Result<Option<crate::chart::note::NoteSignature>, CoreError> {
+    let Some(list) = r.value.get("signature").and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    for sig in list {
+        if sig.get("sigFormat").and_then(Value::as_str) != Some(ED25519_SIG_FORMAT) {
+            continue;
+        }
+        let signature = sig.get("data").and_then(Value::as_str);
+        let key = sig
+            .get("extension")
+            .and_then(Value::as_array)
+            .and_then(|e| {
+                e.iter().find(|x| {
+                    x.get("url").and_then(Value::as_str)
+                        == Some(format!("{EXT}signer-ed25519-key").as_str())
+                })
+            })
+            .and_then(|x| x.get("valueBase64Binary"))
+            .and_then(Value::as_str);
+        return match (signature, key) {
+            (Some(signature), Some(key)) if signature.len() <= 100 && key.len() <= 60 => {
+                Ok(Some(crate::chart::note::NoteSignature {
+                    key: key.to_owned(),
+                    signature: signature.to_owned(),
+                }))
+            }
+            _ => Err(r.err("the signer's signature has no key or no data")),
+        };
+    }
+    Ok(None)
 }
 
 /// The signature's digest from a Provenance, and the note it signs.

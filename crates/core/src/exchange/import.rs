@@ -144,6 +144,7 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
     let mut encounter_of: HashMap<String, String> = HashMap::new();
     let mut note_of: HashMap<String, String> = HashMap::new();
     let mut signatures: HashMap<String, String> = HashMap::new();
+    let mut personal: HashMap<String, note::NoteSignature> = HashMap::new();
     let mut placed: Vec<(String, &Res<'_>)> = Vec::new();
     for r in all.iter().filter(|r| r.kind() != "Patient") {
         match r.kind() {
@@ -159,6 +160,9 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
             }
             "Provenance" => {
                 let (target, digest) = fhir::read_provenance(r)?;
+                if let Some(sig) = fhir::read_personal_signature(r)? {
+                    personal.insert(target.clone(), sig);
+                }
                 if signatures.insert(target, digest).is_some() {
                     return Err(r.err("a note has two signatures"));
                 }
@@ -222,7 +226,7 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
                 .immunizations
                 .push((id, fhir::read_immunization(r, today)?)),
             "DocumentReference" => {
-                let note = fhir::read_note(r)?;
+                let mut note = fhir::read_note(r)?;
                 if let Some(e) = &note.encounter {
                     same_patient(r, "Encounter", e, &encounter_of, &p)?;
                 }
@@ -247,6 +251,20 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
                         "{}: the note's text does not match its signature. Nothing was imported.",
                         r.label
                     )));
+                }
+                // The signer's own signature travels with the note and is checked here, as
+                // the writer checks it again.
+                if let Some(sig) = personal.get(&id) {
+                    let at = Stamp::parse(&note.signed_at, &note.signed_by)?.time();
+                    let message =
+                        note::signature_message(note.kind, &note.signed_by, &at, &note.content);
+                    if !sig.verifies(&message) {
+                        return Err(CoreError::Integrity(format!(
+                            "{}: the note does not match its signer's signature. Nothing was imported.",
+                            r.label
+                        )));
+                    }
+                    note.signature = Some(sig.clone());
                 }
                 entry.notes.push((id, note));
             }
@@ -683,7 +701,14 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         };
                         let l = apply(tx, &draft)?.row();
                         let signed = Stamp::parse(&n.signed_at, &n.signed_by)?;
-                        apply(tx, &Change::NoteSigned(NoteSigned { note: uuid, signed }))?;
+                        apply(
+                            tx,
+                            &Change::NoteSigned(NoteSigned {
+                                note: uuid,
+                                signed,
+                                signature: n.signature.clone(),
+                            }),
+                        )?;
                         // The signature covers what was checked against the file's Provenance.
                         debug_assert_eq!(
                             note::note_digest(&note::note(tx, l)?),

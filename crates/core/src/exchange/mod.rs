@@ -131,7 +131,10 @@ impl Session {
         let (encryptor, keys) = archive::encryptor(&request.destination)?;
         let role = self.role();
         // An export carries what the exporter's keys open; reading is never delegated.
-        let clinical = crate::keys::lock(&self.keys).holds_clinical();
+        // And what the role reads: a session that made the clinical key for others keeps
+        // no copy, and this check stands even if it did.
+        let reads = self.signed_in().recovery || self.can(Permission::ReadClinical);
+        let clinical = reads && crate::keys::lock(&self.keys).holds_clinical();
         let mut op = Op::execute("records.export");
         op.reason = Some(purpose.clone());
         self.run(Permission::ExportRecords, op, false, |tx, op, ctx| {

@@ -847,7 +847,15 @@ fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
             "rowid"
         };
         let sql = format!("SELECT * FROM {table} ORDER BY {order}");
-        for row in rows(conn, table, &sql, &["uuid"], plain_value) {
+        // Global ids are random by design, and so are the personal signatures of the source's
+        // notes (each vault's signing keys are its own), which came after these dumps.
+        for row in rows(
+            conn,
+            table,
+            &sql,
+            &["uuid", "signature", "signer_key"],
+            plain_value,
+        ) {
             out.push_str(&row);
             out.push('\n');
         }
