@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -143,7 +143,7 @@ def open_field(blob: bytes, table: str, column: str, row_uuid: bytes, patient_uu
     ad = lp(b"chartroom/field/v1", table.encode(), column.encode(), bytes(row_uuid), bytes(patient_uuid), u64(key_id))
     for candidate in ([keys[key_id]] if key_id in keys else []) + [k for k in keys.values()]:
         try:
-            return ChaCha20Poly1305(candidate).decrypt(blob[9:21], blob[21:], ad).decode()
+            return AESGCM(candidate).decrypt(blob[9:21], blob[21:], ad).decode()
         except (InvalidTag, ValueError):
             continue
     return None

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use aes_gcm::Aes256Gcm;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use chartroom_vault::x25519_dalek::{PublicKey, StaticSecret};
@@ -80,8 +81,29 @@ impl FieldError {
 
 struct WriteKey {
     id: i64,
+    /// Kept for copying the keyring onto a benchmark's raw connection.
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     key: Zeroizing<[u8; 32]>,
+    /// The key's AES-256-GCM schedule, made once.
+    cipher: Aes256Gcm,
     uses: u64,
+}
+
+impl WriteKey {
+    fn new(id: i64, key: Zeroizing<[u8; 32]>) -> WriteKey {
+        let cipher = field_cipher(&key);
+        WriteKey {
+            id,
+            key,
+            cipher,
+            uses: 0,
+        }
+    }
+}
+
+/// A field cipher: AES-256-GCM, whose key schedule is made once per content key.
+fn field_cipher(key: &[u8; 32]) -> Aes256Gcm {
+    Aes256Gcm::new(aes_gcm::Key::<Aes256Gcm>::from_slice(key))
 }
 
 struct SealedKey {
@@ -101,8 +123,8 @@ pub(crate) struct Keyring {
     secret: Option<StaticSecret>,
     /// Every content key row seen, still sealed.
     sealed: HashMap<i64, SealedKey>,
-    /// Content keys opened so far.
-    opened: HashMap<i64, Zeroizing<[u8; 32]>>,
+    /// Content keys opened so far, as their AES-256-GCM schedules.
+    opened: HashMap<i64, Aes256Gcm>,
     /// The highest `content_keys.seq` loaded.
     loaded_through: i64,
     write: Option<WriteKey>,
@@ -157,15 +179,39 @@ fn content_key_ad(vault_id: &str, compartment: &str, epoch: u64, id: i64) -> Vec
     ])
 }
 
-fn field_ad(table: &str, column: &str, row: &[u8], patient: &[u8], key_id: i64) -> Vec<u8> {
-    ad(&[
+/// A field's associated data, built on the stack (it is made for every field read).
+struct FieldAd {
+    buf: [u8; 192],
+    len: usize,
+}
+
+impl std::ops::Deref for FieldAd {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+fn field_ad(table: &str, column: &str, row: &[u8], patient: &[u8], key_id: i64) -> FieldAd {
+    let mut out = FieldAd {
+        buf: [0; 192],
+        len: 0,
+    };
+    for part in [
         AD_FIELD,
         table.as_bytes(),
         column.as_bytes(),
         row,
         patient,
         &(key_id as u64).to_be_bytes(),
-    ])
+    ] {
+        // Table and column names are ours and short; the uuids are 16 bytes.
+        let part = &part[..part.len().min(40)];
+        out.buf[out.len..out.len + 4].copy_from_slice(&(part.len() as u32).to_be_bytes());
+        out.buf[out.len + 4..out.len + 4 + part.len()].copy_from_slice(part);
+        out.len += 4 + part.len();
+    }
+    out
 }
 
 impl Keyring {
@@ -261,9 +307,10 @@ impl Keyring {
                 // planted under their name by someone who can only seal to the public key
                 // (which anyone can) is recognised and never written with.
                 let derived = self.own_key(owner, epoch, id);
-                if let (Ok(key), Some(derived)) = (self.content_key(id), derived) {
+                if let (Ok(key), Some(derived)) = (self.unseal_content_key(id), derived) {
                     if key.as_slice() == derived.as_slice() {
-                        self.write = Some(WriteKey { id, key, uses: 0 });
+                        self.opened.insert(id, field_cipher(&key));
+                        self.write = Some(WriteKey::new(id, key));
                         return Ok(());
                     }
                 }
@@ -314,8 +361,8 @@ impl Keyring {
         )?;
         // What this session seals it may read back (it had the text a moment ago); what
         // others sealed opens only with the compartment's private key.
-        self.opened.insert(id, key.clone());
-        self.write = Some(WriteKey { id, key, uses: 0 });
+        self.opened.insert(id, field_cipher(&key));
+        self.write = Some(WriteKey::new(id, key));
         Ok(())
     }
 
@@ -340,11 +387,8 @@ impl Keyring {
         Some(key)
     }
 
-    /// Opens content key `id` with the compartment's private key (once; then from memory).
-    fn content_key(&mut self, id: i64) -> Result<Zeroizing<[u8; 32]>, FieldError> {
-        if let Some(key) = self.opened.get(&id) {
-            return Ok(key.clone());
-        }
+    /// Opens content key `id` with the compartment's private key.
+    fn unseal_content_key(&self, id: i64) -> Result<Zeroizing<[u8; 32]>, FieldError> {
         let secret = self.secret.as_ref().ok_or(FieldError::NotHandedOver)?;
         let sealed = self
             .sealed
@@ -374,9 +418,7 @@ impl Keyring {
             .as_slice()
             .try_into()
             .map_err(|_| FieldError::Tampered("its key was changed".into()))?;
-        let key = Zeroizing::new(key);
-        self.opened.insert(id, key.clone());
-        Ok(key)
+        Ok(Zeroizing::new(key))
     }
 
     fn seal(
@@ -394,16 +436,16 @@ impl Keyring {
         write.uses += 1;
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
-        let ciphertext =
-            ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(write.key.as_slice()))
-                .encrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: plain,
-                        aad: &field_ad(table, column, row, patient, write.id),
-                    },
-                )
-                .map_err(|_| FieldError::NoWriteKey)?;
+        let ciphertext = write
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &field_ad(table, column, row, patient, write.id),
+                },
+            )
+            .map_err(|_| FieldError::NoWriteKey)?;
         let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
         out.push(FIELD_FORMAT);
         out.extend_from_slice(&(write.id as u64).to_be_bytes());
@@ -426,10 +468,11 @@ impl Keyring {
         }
         let id = u64::from_be_bytes(blob[1..9].try_into().expect("8 bytes")) as i64;
         if !self.opened.contains_key(&id) {
-            self.content_key(id)?;
+            let key = self.unseal_content_key(id)?;
+            self.opened.insert(id, field_cipher(&key));
         }
-        let key = self.opened.get(&id).ok_or(FieldError::NotHandedOver)?;
-        let plain = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(key.as_slice()))
+        let cipher = self.opened.get(&id).ok_or(FieldError::NotHandedOver)?;
+        let plain = cipher
             .decrypt(
                 Nonce::from_slice(&blob[9..HEADER_LEN]),
                 Payload {
@@ -455,11 +498,10 @@ pub fn install_copy(session: &crate::Session, conn: &Connection) -> rusqlite::Re
         sealed: HashMap::new(),
         opened: from.opened.clone(),
         loaded_through: 0,
-        write: from.write.as_ref().map(|w| WriteKey {
-            id: w.id,
-            key: w.key.clone(),
-            uses: w.uses,
-        }),
+        write: from
+            .write
+            .as_ref()
+            .map(|w| WriteKey::new(w.id, w.key.clone())),
     };
     drop(from);
     let mut copy = copy;
@@ -985,5 +1027,109 @@ impl crate::Session {
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// `cargo test --release -p chartroom-core keys::speed -- --ignored --nocapture`: the cost
+    /// of opening one field, without SQLite around it.
+    #[test]
+    #[ignore]
+    fn opening_a_field() {
+        let secret = StaticSecret::random_from_rng(OsRng);
+        let public = PublicKey::from(&secret);
+        let db = Connection::open_in_memory().expect("opens");
+        db.execute_batch(crate::schema::CONTENT_KEYS_SQL)
+            .expect("table");
+        let mut ring = Keyring {
+            vault_id: "v".into(),
+            public: Some((0, public)),
+            secret: Some(secret),
+            sealed: HashMap::new(),
+            opened: HashMap::new(),
+            loaded_through: 0,
+            write: None,
+        };
+        ring.prepare_write(&db, Some("dr"), "t").expect("key");
+        let blobs: Vec<Vec<u8>> = (0..10_000)
+            .map(|i| {
+                ring.seal(
+                    "observations",
+                    "value",
+                    &[1; 16],
+                    &[2; 16],
+                    format!("{i}.5").as_bytes(),
+                )
+                .expect("seals")
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        for b in &blobs {
+            ring.open("observations", "value", &[1; 16], &[2; 16], b)
+                .expect("opens");
+        }
+        let per = t.elapsed().as_secs_f64() * 1e6 / blobs.len() as f64;
+        println!("open: {per:.3} µs per field");
+        let key = [7u8; 32];
+        let cipher = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key));
+        let aad = field_ad("observations", "value", &[1; 16], &[2; 16], 5);
+        let ct = cipher
+            .encrypt(
+                Nonce::from_slice(&[0; 12]),
+                Payload {
+                    msg: b"72.5",
+                    aad: &aad,
+                },
+            )
+            .expect("enc");
+        let t = std::time::Instant::now();
+        for _ in 0..10_000 {
+            let c = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key));
+            c.decrypt(
+                Nonce::from_slice(&[0; 12]),
+                Payload {
+                    msg: &ct,
+                    aad: &aad,
+                },
+            )
+            .expect("dec");
+        }
+        println!(
+            "chacha20poly1305 alone: {:.3} µs",
+            t.elapsed().as_secs_f64() * 1e6 / 1e4
+        );
+        let aes = field_cipher(&key);
+        let ct = aes
+            .encrypt(
+                Nonce::from_slice(&[0; 12]),
+                Payload {
+                    msg: b"72.5",
+                    aad: &aad,
+                },
+            )
+            .expect("enc");
+        let t = std::time::Instant::now();
+        for _ in 0..10_000 {
+            aes.decrypt(
+                Nonce::from_slice(&[0; 12]),
+                Payload {
+                    msg: &ct,
+                    aad: &aad,
+                },
+            )
+            .expect("dec");
+        }
+        println!(
+            "aes-256-gcm alone: {:.3} µs",
+            t.elapsed().as_secs_f64() * 1e6 / 1e4
+        );
+        let t = std::time::Instant::now();
+        for _ in 0..10_000 {
+            std::hint::black_box(field_ad("observations", "value", &[1; 16], &[2; 16], 5));
+        }
+        println!("ad: {:.3} µs", t.elapsed().as_secs_f64() * 1e6 / 1e4);
     }
 }
