@@ -45,6 +45,7 @@ fn generate() -> String {
         c::Encounter,
         c::EncounterKind,
         c::Note,
+        c::NoteSignature,
         c::PatientId,
         c::EncounterId,
         c::NoteId,

@@ -292,3 +292,69 @@ def test_a_note_signature_in_an_export_verifies_with_ed25519_and_fails_when_one_
             verifier.verify(base64.b64decode(sig["data"]), message(bytes(tampered)))
         checked += 1
     assert checked == 2, "the note and its addendum are both signed"
+
+
+def test_a_content_key_planted_under_a_clinicians_name_is_never_written_with(clinic):
+    """Anyone can seal a content key to the clinical public key. A front-desk insider who lists
+    one under a physician's name must not thereby read what the physician writes next."""
+    import os
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    from keyfiles import b64, lp, raw_public, u64
+
+    slots = SlotFile(clinic.vault)
+    db_key, _ = slots.keys_of("desk.kim", STAFF["desk.kim"][1])
+    public = b64(slots.compartment("clinical")["public_key"])
+    planted, key_id = os.urandom(32), 4242
+    eph = X25519PrivateKey.generate()
+    shared = eph.exchange(X25519PublicKey.from_public_bytes(public))
+    wrap = HKDF(hashes.SHA256(), 32, salt=raw_public(eph) + public, info=b"chartroom/content-key/v1").derive(shared)
+    nonce = os.urandom(12)
+    sealed = ChaCha20Poly1305(wrap).encrypt(
+        nonce, planted, lp(b"chartroom/content-key/v1", slots.vault_id.encode(), b"clinical", u64(0), u64(key_id)))
+    db = connect(clinic.vault, db_key)
+    for owner in ("dr.adeyemi", "nurse.ho"):
+        db.execute("INSERT INTO content_keys (id, compartment, epoch, owner, ephemeral, nonce, sealed, created_at) "
+                   "VALUES (?, 'clinical', 0, ?, ?, ?, ?, '2026-12-01T00:00:00.000000Z')",
+                   (key_id + len(owner), owner, raw_public(eph), nonce, sealed))
+    db.commit()
+    db.close()
+    clinic.run("--user", "dr.adeyemi", "problem", "add", "--patient", clinic.pid, "--text", "MRK-after-plant-Zq",
+               password=STAFF["dr.adeyemi"][1])
+    clinic.run("--user", "nurse.ho", "vitals", "add", "--patient", clinic.pid, "--weight", "77.7",
+               password=STAFF["nurse.ho"][1])
+    db = connect(clinic.vault, db_key)
+    keys = {key_id + len("dr.adeyemi"): planted, key_id + len("nurse.ho"): planted}
+    opened = {open_field(b, t, c, r, p, keys) for t, c, r, p, b in sealed_fields(db)}
+    assert opened == {None}, "nothing written after the plant opens with the planted key"
+    # The physician still reads what they wrote.
+    problems = clinic.json("--user", "dr.adeyemi", "problem", "list", "--patient", clinic.pid,
+                           password=STAFF["dr.adeyemi"][1])
+    assert "MRK-after-plant-Zq" in json.dumps(problems)
+
+
+def test_a_compartment_key_swapped_into_the_slot_file_is_refused_by_a_holder(clinic):
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from keyfiles import raw_public
+
+    path = clinic.vault / "keyslots.json"
+    original = path.read_text()
+    mine = __import__("base64").b64encode(raw_public(X25519PrivateKey.generate())).decode()
+    # Added before the real one at the same epoch, or put in its place at the next epoch.
+    for same_epoch in (True, False):
+        doc = json.loads(original)
+        clinical = next(c for c in doc["compartments"] if c["name"] == "clinical")
+        fake = {"name": "clinical", "epoch": clinical["epoch"] + (0 if same_epoch else 1), "public_key": mine}
+        others = doc["compartments"] if same_epoch else [c for c in doc["compartments"] if c is not clinical]
+        doc["compartments"] = [fake] + others
+        path.write_text(json.dumps(doc))
+        proc = clinic.run("--user", "dr.adeyemi", "problem", "add", "--patient", clinic.pid, "--text",
+                          "MRK-after-swap-Zq", password=STAFF["dr.adeyemi"][1], check=False)
+        assert proc.returncode != 0, "a holder does not write to a swapped key"
+        assert json.loads(proc.stderr)["error"]["code"] == "keyslots_invalid", proc.stderr
+    path.write_text(original)

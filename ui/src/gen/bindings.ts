@@ -119,6 +119,16 @@ content_sha256: string | null,
  */
 signature: NoteSignature | null, } & ({ "format": "free", text: string, } | { "format": "soap", subjective: string | null, objective: string | null, assessment: string | null, plan: string | null, });
 
+export type NoteSignature = { 
+/**
+ * The signer's Ed25519 public key (32 bytes).
+ */
+key: string, 
+/**
+ * The signature (64 bytes).
+ */
+signature: string, };
+
 export type PatientId = number;
 
 export type EncounterId = number;
