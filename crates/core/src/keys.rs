@@ -295,17 +295,16 @@ impl Keyring {
         };
         self.refresh(conn)?;
         if let (Some(owner), true, None) = (owner, self.secret.is_some(), &self.write) {
-            let own: Option<i64> = conn
-                .query_row(
-                    "SELECT id FROM content_keys WHERE compartment = ?1 AND epoch = ?2 AND owner = ?3 ORDER BY seq DESC LIMIT 1",
-                    params![CLINICAL, epoch as i64, owner],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(id) = own {
-                // A holder's own key is derived from the compartment's private key, so a row
-                // planted under their name by someone who can only seal to the public key
-                // (which anyone can) is recognised and never written with.
+            let listed: Vec<i64> = conn
+                .prepare_cached(
+                    "SELECT id FROM content_keys WHERE compartment = ?1 AND epoch = ?2 AND owner = ?3 ORDER BY seq DESC",
+                )?
+                .query_map(params![CLINICAL, epoch as i64, owner], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            // A holder's own key is derived from the compartment's private key, so a row
+            // planted under their name by someone who can only seal to the public key (which
+            // anyone can) is recognised and never written with; the newest genuine one is.
+            for id in listed {
                 let derived = self.own_key(owner, epoch, id);
                 if let (Ok(key), Some(derived)) = (self.unseal_content_key(id), derived) {
                     if key.as_slice() == derived.as_slice() {
