@@ -103,9 +103,7 @@ pub(crate) fn all_columns(conn: &Connection, table: &str) -> String {
             if !sealed.contains(&c.as_str()) {
                 return c.clone();
             }
-            let open = format!(
-                "cr_open({table}.{c}, '{table}', '{c}', {table}.uuid, (SELECT p.uuid FROM patients p WHERE p.id = {table}.patient_id))"
-            );
+            let open = crate::keys::open_sql(table, c);
             if table == "observations" && c == "value" {
                 format!("CAST({open} AS REAL) AS {c}")
             } else {

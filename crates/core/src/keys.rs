@@ -536,16 +536,64 @@ pub fn open_every_field(conn: &Connection) -> rusqlite::Result<()> {
     for (table, columns) in crate::schema::SEALED_COLUMNS {
         let sets = columns
             .iter()
-            .map(|c| {
-                format!(
-                    "{c} = cr_open({c}, '{table}', '{c}', uuid, (SELECT p.uuid FROM patients p WHERE p.id = {table}.patient_id))"
-                )
-            })
+            .map(|c| format!("{c} = {}", open_sql(table, c)))
             .collect::<Vec<_>>()
             .join(", ");
         conn.execute_batch(&format!("UPDATE {table} SET {sets}"))?;
     }
     Ok(())
+}
+
+/// What opening one field costs, in µs, without SQLite around it: a whole field open, and
+/// the two AEADs alone on a vital sign's value (why fields use AES-256-GCM).
+#[cfg(feature = "bench")]
+pub fn field_open_costs() -> (f64, f64, f64) {
+    const N: u32 = 10_000;
+    let per_call = |mut f: Box<dyn FnMut() + '_>| {
+        let t = std::time::Instant::now();
+        (0..N).for_each(|_| f());
+        t.elapsed().as_secs_f64() * 1e6 / f64::from(N)
+    };
+    let secret = StaticSecret::random_from_rng(OsRng);
+    let public = PublicKey::from(&secret);
+    let db = Connection::open_in_memory().expect("opens");
+    db.execute_batch(crate::schema::CONTENT_KEYS_SQL)
+        .expect("table");
+    let mut ring = Keyring {
+        vault_id: "bench".into(),
+        public: Some((0, public)),
+        secret: Some(secret),
+        sealed: HashMap::new(),
+        opened: HashMap::new(),
+        loaded_through: 0,
+        write: None,
+    };
+    ring.prepare_write(&db, Some("dr"), "now").expect("key");
+    let (row, patient) = ([1; 16], [2; 16]);
+    let blob = ring
+        .seal("observations", "value", &row, &patient, b"72.5")
+        .expect("seals");
+    let field = per_call(Box::new(|| {
+        ring.open("observations", "value", &row, &patient, &blob)
+            .expect("opens");
+    }));
+    let key = [7u8; 32];
+    let aad = field_ad("observations", "value", &row, &patient, 5);
+    let nonce = Nonce::from_slice(&[0; 12]);
+    let payload = |msg| Payload { msg, aad: &aad };
+    let chacha = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key));
+    let sealed = chacha.encrypt(nonce, payload(b"72.5")).expect("seals");
+    let chacha_open = per_call(Box::new(|| {
+        ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key))
+            .decrypt(nonce, payload(&sealed))
+            .expect("opens");
+    }));
+    let aes = field_cipher(&key);
+    let sealed = aes.encrypt(nonce, payload(b"72.5")).expect("seals");
+    let aes_open = per_call(Box::new(|| {
+        aes.decrypt(nonce, payload(&sealed)).expect("opens");
+    }));
+    (field, chacha_open, aes_open)
 }
 
 /// A keyring for `vault`'s session, registered on its connection.
@@ -614,6 +662,24 @@ pub(crate) fn install(conn: &Connection, keys: &SharedKeyring) -> rusqlite::Resu
         }
     })?;
     Ok(())
+}
+
+/// The SQL that opens `table.column` in a statement over a patient-owned `table` (the
+/// runtime twin of [`open_field!`], for code that walks [`crate::schema::SEALED_COLUMNS`]).
+#[cfg(any(test, feature = "bench"))]
+pub(crate) fn open_sql(table: &str, column: &str) -> String {
+    field_sql("cr_open", table, column)
+}
+
+/// The SQL that seals the clear value of `table.column` in place.
+pub(crate) fn seal_sql(table: &str, column: &str) -> String {
+    field_sql("cr_seal", table, column)
+}
+
+fn field_sql(function: &str, table: &str, column: &str) -> String {
+    format!(
+        "{function}({table}.{column}, '{table}', '{column}', {table}.uuid, (SELECT p.uuid FROM patients p WHERE p.id = {table}.patient_id))"
+    )
 }
 
 /// The SQL that opens `$table.$column` in a `SELECT … FROM $table` of a patient-owned table.
@@ -762,35 +828,33 @@ thread_local! {
 
 /// The enabled users whose role holds the clinical compartment.
 fn clinical_holders(conn: &Connection) -> Result<Vec<String>, crate::CoreError> {
-    let mut stmt = conn.prepare_cached("SELECT name, role FROM users WHERE disabled_at IS NULL")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut stmt = conn.prepare_cached("SELECT name, role, disabled_at IS NULL FROM users")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+        ))
+    })?;
     // Account names compare trimmed and without case (as slots do): an account holds the key
     // only when every row that names it is an enabled clinician, so a second row "dr.x " added
     // by hand cannot lend its role to the slot of "dr.x".
     let mut by_account: std::collections::BTreeMap<String, (String, bool)> = Default::default();
     for row in rows {
-        let (name, role) = row?;
-        let clinical = role
-            .parse::<Role>()
-            .is_ok_and(|role| compartments_of(role).contains(&CLINICAL));
-        let entry = by_account
+        let (name, role, enabled) = row?;
+        let clinical = enabled
+            && role
+                .parse::<Role>()
+                .is_ok_and(|role| compartments_of(role).contains(&CLINICAL));
+        by_account
             .entry(chartroom_vault::account_key(&name))
-            .or_insert((name, true));
-        entry.1 &= clinical;
+            .or_insert((name, true))
+            .1 &= clinical;
     }
-    let disabled: Vec<String> = conn
-        .prepare_cached("SELECT name FROM users WHERE disabled_at IS NOT NULL")?
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<Result<_, _>>()?;
     Ok(by_account
-        .into_iter()
-        .filter(|(account, (_, clinical))| {
-            *clinical
-                && !disabled
-                    .iter()
-                    .any(|d| chartroom_vault::account_key(d) == *account)
-        })
-        .map(|(_, (name, _))| name)
+        .into_values()
+        .filter(|(_, clinical)| *clinical)
+        .map(|(name, _)| name)
         .collect())
 }
 
@@ -1026,109 +1090,5 @@ impl crate::Session {
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-
-    /// `cargo test --release -p chartroom-core keys::speed -- --ignored --nocapture`: the cost
-    /// of opening one field, without SQLite around it.
-    #[test]
-    #[ignore]
-    fn opening_a_field() {
-        let secret = StaticSecret::random_from_rng(OsRng);
-        let public = PublicKey::from(&secret);
-        let db = Connection::open_in_memory().expect("opens");
-        db.execute_batch(crate::schema::CONTENT_KEYS_SQL)
-            .expect("table");
-        let mut ring = Keyring {
-            vault_id: "v".into(),
-            public: Some((0, public)),
-            secret: Some(secret),
-            sealed: HashMap::new(),
-            opened: HashMap::new(),
-            loaded_through: 0,
-            write: None,
-        };
-        ring.prepare_write(&db, Some("dr"), "t").expect("key");
-        let blobs: Vec<Vec<u8>> = (0..10_000)
-            .map(|i| {
-                ring.seal(
-                    "observations",
-                    "value",
-                    &[1; 16],
-                    &[2; 16],
-                    format!("{i}.5").as_bytes(),
-                )
-                .expect("seals")
-            })
-            .collect();
-        let t = std::time::Instant::now();
-        for b in &blobs {
-            ring.open("observations", "value", &[1; 16], &[2; 16], b)
-                .expect("opens");
-        }
-        let per = t.elapsed().as_secs_f64() * 1e6 / blobs.len() as f64;
-        println!("open: {per:.3} µs per field");
-        let key = [7u8; 32];
-        let cipher = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key));
-        let aad = field_ad("observations", "value", &[1; 16], &[2; 16], 5);
-        let ct = cipher
-            .encrypt(
-                Nonce::from_slice(&[0; 12]),
-                Payload {
-                    msg: b"72.5",
-                    aad: &aad,
-                },
-            )
-            .expect("enc");
-        let t = std::time::Instant::now();
-        for _ in 0..10_000 {
-            let c = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(&key));
-            c.decrypt(
-                Nonce::from_slice(&[0; 12]),
-                Payload {
-                    msg: &ct,
-                    aad: &aad,
-                },
-            )
-            .expect("dec");
-        }
-        println!(
-            "chacha20poly1305 alone: {:.3} µs",
-            t.elapsed().as_secs_f64() * 1e6 / 1e4
-        );
-        let aes = field_cipher(&key);
-        let ct = aes
-            .encrypt(
-                Nonce::from_slice(&[0; 12]),
-                Payload {
-                    msg: b"72.5",
-                    aad: &aad,
-                },
-            )
-            .expect("enc");
-        let t = std::time::Instant::now();
-        for _ in 0..10_000 {
-            aes.decrypt(
-                Nonce::from_slice(&[0; 12]),
-                Payload {
-                    msg: &ct,
-                    aad: &aad,
-                },
-            )
-            .expect("dec");
-        }
-        println!(
-            "aes-256-gcm alone: {:.3} µs",
-            t.elapsed().as_secs_f64() * 1e6 / 1e4
-        );
-        let t = std::time::Instant::now();
-        for _ in 0..10_000 {
-            std::hint::black_box(field_ad("observations", "value", &[1; 16], &[2; 16], 5));
-        }
-        println!("ad: {:.3} µs", t.elapsed().as_secs_f64() * 1e6 / 1e4);
     }
 }

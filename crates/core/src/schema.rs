@@ -47,7 +47,7 @@ macro_rules! content_keys_sql {
     };
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "bench"))]
 pub(crate) const CONTENT_KEYS_SQL: &str = content_keys_sql!();
 
 /// The clinical columns sealed under the clinical compartment, by table.
@@ -694,7 +694,8 @@ pub(crate) fn seal_clear_fields(
                 .iter()
                 .map(|c| {
                     format!(
-                        "{c} = CASE WHEN typeof({c}) IN ('blob', 'null') THEN {c} ELSE cr_seal({c}, '{table}', '{c}', uuid, (SELECT p.uuid FROM patients p WHERE p.id = {table}.patient_id)) END"
+                        "{c} = CASE WHEN typeof({c}) IN ('blob', 'null') THEN {c} ELSE {} END",
+                        crate::keys::seal_sql(table, c)
                     )
                 })
                 .collect::<Vec<_>>()

@@ -58,16 +58,6 @@ impl Flag {
         }
     }
 
-    pub fn parse(text: &str) -> Flag {
-        match text {
-            "L" => Flag::L,
-            "H" => Flag::H,
-            "LL" => Flag::LL,
-            "HH" => Flag::HH,
-            _ => Flag::N,
-        }
-    }
-
     pub fn is_abnormal(self) -> bool {
         self != Flag::N
     }
