@@ -67,6 +67,52 @@ def raw_public(private: X25519PrivateKey) -> bytes:
     return private.public_key().public_bytes_raw()
 
 
+def identity_ad(vault_id: str, slot: dict) -> bytes:
+    """The wrapped identity's associated data: version 2 names the security log's root key."""
+    parts = [vault_id.encode(), slot["kind"].encode(), slot["owner"].encode(), b64(slot["public_key"])]
+    if slot.get("root"):
+        return lp(b"chartroom/slot-identity/v2", *parts, b64(slot["root"]))
+    return lp(b"chartroom/slot-identity/v1", *parts)
+
+
+def xchacha_encrypt(key: bytes, nonce24: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    sub = hchacha20(key, nonce24[:16])
+    return ChaCha20Poly1305(sub).encrypt(b"\0\0\0\0" + nonce24[16:], plaintext, ad)
+
+
+def forge_user_slot(vault_id: str, owner: str, password: str, database_key: bytes, epoch: int,
+                    root: str | None, params: dict) -> dict:
+    """A user slot for `owner` under a password the insider chose, holding the database key,
+    made from the documented format alone (what an insider with the database key can write)."""
+    import os
+    salt = os.urandom(16)
+    params = {k: params[k] for k in ("memory_kib", "iterations", "parallelism")}
+    kek = Argon2id(salt=salt, length=32, iterations=params["iterations"], lanes=params["parallelism"],
+                   memory_cost=params["memory_kib"]).derive(password.encode())
+    identity = X25519PrivateKey.generate()
+    public = raw_public(identity)
+    slot = {"kind": "user", "owner": owner, "created_at": "2026-01-01T00:00:00Z",
+            "kdf": {"algorithm": "argon2id", "version": 19, **params, "salt": base64.b64encode(salt).decode()},
+            "public_key": base64.b64encode(public).decode()}
+    if root:
+        slot["root"] = root
+    nonce = os.urandom(24)
+    slot["identity"] = {"nonce": base64.b64encode(nonce).decode(),
+                        "ciphertext": base64.b64encode(xchacha_encrypt(
+                            kek, nonce, identity.private_bytes_raw(), identity_ad(vault_id, slot))).decode()}
+    eph = X25519PrivateKey.generate()
+    eph_pub = raw_public(eph)
+    shared = eph.exchange(X25519PublicKey.from_public_bytes(public))
+    k = HKDF(hashes.SHA256(), 32, salt=eph_pub + public, info=b"chartroom/seal-key/v1").derive(shared)
+    nonce = os.urandom(24)
+    ad = lp(b"chartroom/slot-seal/v1", vault_id.encode(), b"user", owner.encode(), u64(epoch),
+            slot["public_key"].encode(), eph_pub)
+    slot["sealed"] = {"epoch": epoch, "ephemeral": base64.b64encode(eph_pub).decode(),
+                      "nonce": base64.b64encode(nonce).decode(),
+                      "ciphertext": base64.b64encode(xchacha_encrypt(k, nonce, database_key, ad)).decode()}
+    return slot
+
+
 class SlotFile:
     def __init__(self, vault: Path):
         self.doc = json.loads((vault / "keyslots.json").read_text())
@@ -83,8 +129,7 @@ class SlotFile:
         kdf = slot["kdf"]
         kek = Argon2id(salt=b64(kdf["salt"]), length=32, iterations=kdf["iterations"],
                        lanes=kdf["parallelism"], memory_cost=kdf["memory_kib"]).derive(secret)
-        ad = lp(b"chartroom/slot-identity/v1", self.vault_id.encode(), slot["kind"].encode(),
-                slot["owner"].encode(), b64(slot["public_key"]))
+        ad = identity_ad(self.vault_id, slot)
         raw = xchacha_decrypt(kek, b64(slot["identity"]["nonce"]), b64(slot["identity"]["ciphertext"]), ad)
         return X25519PrivateKey.from_private_bytes(raw)
 

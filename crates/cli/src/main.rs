@@ -147,6 +147,9 @@ enum VaultCommand {
     Rekey(RecoveryArg),
     /// Replace the recovery key; the old one stops working. Prints the new key once.
     NewRecoveryKey(RecoveryArg),
+    /// Verify the security log (who may do what, signed) and the audit trail; exits 65 naming
+    /// the first bad entry. Needs an administrator, an auditor or the recovery key.
+    Verify(RecoveryArg),
     /// Hand the clinical key to the physicians and nurses still waiting for it (it happens at
     /// any of their colleagues' sign-ins too); needs a physician, a nurse or the recovery key.
     HandOver(RecoveryArg),
@@ -325,6 +328,7 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             let password = inputs.initial_password(admin)?;
             let (session, recovery) = Session::create(config.clone(), admin, &password)?;
             let vault_id = session.vault_id()?;
+            let root = session.root_fingerprint()?.unwrap_or_default();
             session.lock()?;
             let key = recovery.display_grouped();
             Ok(Output {
@@ -334,9 +338,10 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
                     "vault_id": vault_id,
                     "admin": admin,
                     "recovery_key": key.expose_secret(),
+                    "root_fingerprint": root,
                 }),
                 text: format!(
-                    "Created a Chartroom vault in {}.\nAdministrator: {admin}\n\n{}",
+                    "Created a Chartroom vault in {}.\nAdministrator: {admin}\n\n{}\n\nSecurity log root key fingerprint: {root}\nKeep it with the recovery key: `chartroom vault verify` shows it, and it must match.",
                     config.dir.display(),
                     recovery_notice(&recovery)
                 ),
@@ -378,6 +383,40 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             doc["vault"] = json!(config.dir);
             doc["users"] = json!(users);
             Ok(Output::new(doc, text))
+        }
+        Command::Vault(VaultCommand::Verify(rec)) => {
+            let mut session = unlock(cli, &config, &mut inputs, rec)?;
+            let v = session.verify_vault()?;
+            session.lock()?;
+            let log = &v.security_log;
+            let mut text = if log.ok {
+                format!(
+                    "The security log is intact: {} entries, root key {}.",
+                    log.entries,
+                    log.root_fingerprint.as_deref().unwrap_or("(none yet)")
+                )
+            } else {
+                format!(
+                    "THE SECURITY LOG HAS BEEN ALTERED. First bad entry: {}.\n{}.",
+                    log.first_bad_seq.unwrap_or(0),
+                    log.reason.as_deref().unwrap_or_default()
+                )
+            };
+            text.push('\n');
+            text.push_str(&if v.audit.ok {
+                format!("The audit trail is intact: {} entries.", v.audit.entries)
+            } else {
+                format!(
+                    "THE AUDIT TRAIL HAS BEEN ALTERED. First bad entry: {}.\n{}.",
+                    v.audit.first_bad_seq.unwrap_or(0),
+                    v.audit.reason.as_deref().unwrap_or_default()
+                )
+            });
+            Ok(Output {
+                exit: if v.ok { exit::OK } else { exit::DATA },
+                json: serde_json::to_value(&v).unwrap_or(Value::Null),
+                text,
+            })
         }
         Command::Vault(VaultCommand::HandOver(rec)) => {
             let session = unlock(cli, &config, &mut inputs, rec)?;

@@ -68,6 +68,83 @@ pub(crate) fn care_team(conn: &Connection, patient: i64) -> Result<Vec<String>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Every restricted chart and its care team, for the start of the security log: (patient
+/// uuid in hex, member names).
+pub(crate) fn restricted_teams(conn: &Connection) -> Result<Vec<(String, Vec<String>)>, CoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, uuid FROM patients WHERE restricted = 1 AND uuid IS NOT NULL ORDER BY id",
+    )?;
+    let rows: Vec<(i64, Vec<u8>)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for (id, uuid) in rows {
+        out.push((
+            crate::security_log::patient_hex(&uuid),
+            care_team(conn, id)?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Makes the care teams of restricted charts what the security log says: a member added or
+/// removed outside Chartroom is undone. Returns what it undid, in words.
+pub(crate) fn restore_care_teams(
+    conn: &Connection,
+    state: &crate::security_log::State,
+    at: &str,
+) -> Result<Vec<String>, CoreError> {
+    let mut undone = Vec::new();
+    for (patient, team) in &state.restricted {
+        let Ok(uuid) = hex::decode(patient) else {
+            continue;
+        };
+        let id: Option<(i64, String)> = conn
+            .prepare_cached("SELECT id, mrn FROM patients WHERE uuid = ?1")?
+            .query_row([&uuid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((id, mrn)) = id else { continue };
+        let members: Vec<(i64, String)> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT u.id, u.name FROM care_team c JOIN users u ON u.id = c.user_id WHERE c.patient_id = ?1",
+            )?;
+            let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (uid, name) in &members {
+            if !team.contains(&chartroom_vault::account_key(name)) {
+                conn.execute(
+                    "DELETE FROM care_team WHERE patient_id = ?1 AND user_id = ?2",
+                    params![id, uid],
+                )?;
+                undone.push(format!(
+                    "{name}, put on the care team of MRN {mrn} outside Chartroom, was taken off"
+                ));
+            }
+        }
+        for member in team {
+            if members
+                .iter()
+                .any(|(_, n)| chartroom_vault::account_key(n) == *member)
+            {
+                continue;
+            }
+            let uid: Option<i64> = conn
+                .prepare_cached("SELECT id FROM users WHERE name = ?1")?
+                .query_row([member], |r| r.get(0))
+                .optional()?;
+            if let Some(uid) = uid {
+                conn.execute(
+                    "INSERT OR IGNORE INTO care_team (patient_id, user_id, added_at, added_by) VALUES (?1, ?2, ?3, 'security log')",
+                    params![id, uid, at],
+                )?;
+                undone.push(format!("{member}, taken off the care team of MRN {mrn} outside Chartroom, was put back"));
+            }
+        }
+    }
+    Ok(undone)
+}
+
 /// A break-the-glass grant.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -139,14 +216,32 @@ pub(crate) fn apply_care_team(
             c.user_id
         )));
     }
-    if c.member {
+    let changed = if c.member {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO care_team (patient_id, user_id, added_at, added_by) VALUES (?1, ?2, ?3, ?4)",
         )?
-        .execute(params![patient, c.user_id, c.changed.time(), c.changed.by])?;
+        .execute(params![patient, c.user_id, c.changed.time(), c.changed.by])?
     } else {
         conn.prepare_cached("DELETE FROM care_team WHERE patient_id = ?1 AND user_id = ?2")?
-            .execute(params![patient, c.user_id])?;
+            .execute(params![patient, c.user_id])?
+    };
+    // The care team of a restricted chart is who may open it: signed into the security log.
+    let restricted: bool = conn
+        .prepare_cached("SELECT restricted FROM patients WHERE id = ?1")?
+        .query_row([patient], |r| r.get(0))?;
+    if changed > 0 && restricted {
+        let name: String = conn
+            .prepare_cached("SELECT name FROM users WHERE id = ?1")?
+            .query_row([c.user_id], |r| r.get(0))?;
+        crate::security_log::append(
+            conn,
+            &c.changed.time(),
+            crate::security_log::Fact::CareTeam {
+                patient: crate::security_log::patient_hex(c.patient.as_bytes()),
+                user: name,
+                member: c.member,
+            },
+        )?;
     }
     Ok(Applied::one(patient))
 }

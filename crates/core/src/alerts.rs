@@ -25,6 +25,9 @@ pub mod rule {
     pub const SAME_FAMILY_NAME: &str = "same_family_name";
     /// The audit trail's append-only triggers were found missing.
     pub const AUDIT_TAMPERING: &str = "audit_tampering";
+    /// Users, slots, restrictions or care teams changed outside Chartroom, or the security
+    /// log itself.
+    pub const SECURITY_TAMPERING: &str = "security_tampering";
 }
 
 /// A stored alert.

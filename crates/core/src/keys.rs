@@ -128,6 +128,8 @@ pub(crate) struct Keyring {
     /// The highest `content_keys.seq` loaded.
     loaded_through: i64,
     write: Option<WriteKey>,
+    /// Who signs this session's security log entries, and with which key.
+    signer: Option<(String, chartroom_vault::ed25519_dalek::SigningKey)>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -224,9 +226,26 @@ impl Keyring {
             opened: HashMap::new(),
             loaded_through: 0,
             write: None,
+            signer: None,
         };
         ring.take_compartment(vault);
+        if let Some(key) = vault.signing_key() {
+            let name = match vault.unlocker() {
+                chartroom_vault::Unlocker::User(name) => name.clone(),
+                chartroom_vault::Unlocker::Recovery => {
+                    crate::security_log::RECOVERY_SIGNER.to_owned()
+                }
+            };
+            ring.signer = Some((name, key.clone()));
+        }
         ring
+    }
+
+    /// Names the signer as the `users` table spells them (the unlock had it as typed).
+    pub(crate) fn name_signer(&mut self, name: &str) {
+        if let Some((n, _)) = &mut self.signer {
+            name.clone_into(n);
+        }
     }
 
     /// Takes the clinical compartment's keys from the vault (after it made or was handed one).
@@ -501,6 +520,7 @@ pub fn install_copy(session: &crate::Session, conn: &Connection) -> rusqlite::Re
             .write
             .as_ref()
             .map(|w| WriteKey::new(w.id, w.key.clone())),
+        signer: None,
     };
     drop(from);
     let mut copy = copy;
@@ -567,6 +587,7 @@ pub fn field_open_costs() -> (f64, f64, f64) {
         opened: HashMap::new(),
         loaded_through: 0,
         write: None,
+        signer: None,
     };
     ring.prepare_write(&db, Some("dr"), "now").expect("key");
     let (row, patient) = ([1; 16], [2; 16]);
@@ -661,6 +682,40 @@ pub(crate) fn install(conn: &Connection, keys: &SharedKeyring) -> rusqlite::Resu
             _ => Err(user_error(FieldError::Clear(format!("{table}.{column}")))),
         }
     })?;
+    // The security log's signer: the session's own key, never leaving the keyring.
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_sign", 1, flags, move |ctx| {
+        let message = match ctx.get_raw(0) {
+            ValueRef::Blob(b) => b.to_vec(),
+            _ => return Err(user_error(FieldError::NoWriteKey)),
+        };
+        let keys = lock(&ring);
+        let (_, key) = keys
+            .signer
+            .as_ref()
+            .ok_or_else(|| user_error(FieldError::NoWriteKey))?;
+        use chartroom_vault::ed25519_dalek::Signer as _;
+        Ok(key.sign(&message).to_bytes().to_vec())
+    })?;
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_signer_name", 0, flags, move |_| {
+        let keys = lock(&ring);
+        let (name, _) = keys
+            .signer
+            .as_ref()
+            .ok_or_else(|| user_error(FieldError::NoWriteKey))?;
+        Ok(name.clone())
+    })?;
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_signer_key", 0, flags, move |_| {
+        let keys = lock(&ring);
+        let (_, key) = keys
+            .signer
+            .as_ref()
+            .ok_or_else(|| user_error(FieldError::NoWriteKey))?;
+        use base64::Engine as _;
+        Ok(base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes()))
+    })?;
     Ok(())
 }
 
@@ -717,6 +772,7 @@ mod tests {
             opened: HashMap::new(),
             loaded_through: 0,
             write: None,
+            signer: None,
         }
     }
 
@@ -964,6 +1020,7 @@ impl crate::Session {
         // the private key is sealed and then forgotten at once.
         let reads = matches!(self.actor, crate::session::Actor::Recovery)
             || compartments_of(self.role()).contains(&CLINICAL);
+        let at = crate::format_time(self.clock.now());
         self.with_slot_change(
             None,
             crate::audit::Op::execute("key.compartment_create")
@@ -972,6 +1029,18 @@ impl crate::Session {
             |_, _| Ok(()),
             move |vault| {
                 vault.create_compartment(CLINICAL, &holders)?;
+                if let Some((epoch, public)) = vault.compartment_public(CLINICAL) {
+                    use base64::Engine as _;
+                    crate::security_log::append(
+                        vault.connection(),
+                        &at,
+                        crate::security_log::Fact::Compartment {
+                            name: CLINICAL.to_owned(),
+                            epoch,
+                            public_key: base64::engine::general_purpose::STANDARD.encode(public),
+                        },
+                    )?;
+                }
                 if !reads {
                     vault.forget_compartment_secret(CLINICAL);
                 }

@@ -37,6 +37,7 @@ pub mod keys;
 mod roles;
 mod schema;
 mod search;
+mod security_log;
 mod session;
 mod settings;
 pub mod sync;
@@ -70,6 +71,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(any(test, feature = "demo"))]
 pub use demo::{DemoOptions, DemoSummary, Rng as SeededRng};
 pub use search::{within_one_edit, SearchHit};
+pub use security_log::{fingerprint as root_fingerprint, LogVerification, VaultVerification};
 pub use settings::{ClinicHours, Settings, SETTING_KEYS};
 pub use sync::{CollectorClient, SessionAccess, SyncError, SyncStatus, SyncTarget};
 
@@ -102,6 +104,8 @@ mod gate_tests;
 mod key_tests;
 #[cfg(test)]
 mod record_tests;
+#[cfg(test)]
+mod security_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

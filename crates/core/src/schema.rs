@@ -21,6 +21,16 @@ pub(crate) const AUDIT_TRIGGERS: &[(&str, &str)] = &[
          BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
     ),
     (
+        "security_log_no_update",
+        "CREATE TRIGGER IF NOT EXISTS security_log_no_update BEFORE UPDATE ON security_log
+         BEGIN SELECT RAISE(ABORT, 'the security log is append-only'); END",
+    ),
+    (
+        "security_log_no_delete",
+        "CREATE TRIGGER IF NOT EXISTS security_log_no_delete BEFORE DELETE ON security_log
+         BEGIN SELECT RAISE(ABORT, 'the security log is append-only'); END",
+    ),
+    (
         "audit_checkpoints_no_delete",
         "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
          BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
@@ -655,6 +665,28 @@ pub const MIGRATIONS: &[Migration] = &[
                    OR EXISTS (SELECT 1 FROM immunizations)
                  THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%fZ', 'now') END;
     "),
+    },
+    Migration {
+        version: 8,
+        name: "security log",
+        sql: "
+        -- Who may do what, hash-chained and signed (docs/security.md, \"The security log\").
+        -- kind and subject index the entries an append checks against; they are checked
+        -- against the signed entry at every unlock.
+        CREATE TABLE security_log (
+            seq       INTEGER PRIMARY KEY,
+            kind      TEXT NOT NULL,
+            subject   TEXT NOT NULL,
+            entry     TEXT NOT NULL,
+            signature BLOB NOT NULL CHECK (length(signature) = 64),
+            hash      BLOB NOT NULL CHECK (length(hash) = 32)
+        ) STRICT;
+        CREATE INDEX security_log_subject ON security_log (kind, subject);
+        CREATE TRIGGER IF NOT EXISTS security_log_no_update BEFORE UPDATE ON security_log
+        BEGIN SELECT RAISE(ABORT, 'the security log is append-only'); END;
+        CREATE TRIGGER IF NOT EXISTS security_log_no_delete BEFORE DELETE ON security_log
+        BEGIN SELECT RAISE(ABORT, 'the security log is append-only'); END;
+    ",
     },
 ];
 

@@ -133,37 +133,45 @@ impl Session {
         check_new_password(&name, password)?;
         let (mut vault, recovery) = Vault::create(config, name.as_str(), password, MIGRATIONS)?;
         let now = clock.now();
-        let tx = immediate(vault.connection_mut())?;
-        let device = Device::load_or_create(&tx, now)?;
-        tx.execute(
-            "INSERT INTO users (name, role, created_at, created_by) VALUES (?1, 'admin', ?2, NULL)",
-            params![name.as_str(), format_time(now)],
-        )?;
-        let id = tx.last_insert_rowid();
-        let actor = ActorRef {
-            id: Some(id),
-            name: name.to_string(),
-            role: Some(Role::Admin),
-        };
-        audit::append(
-            &tx,
-            &device,
-            &actor,
-            now,
-            &Op::create("vault.create").detail(format!("first administrator {name}")),
-        )?;
-        audit::append(
-            &tx,
-            &device,
-            &actor,
-            now,
-            &Op::create("user.create")
-                .object("User", name.as_str())
-                .detail("role admin"),
-        )?;
-        audit::checkpoint_head(&tx, &device, now)?;
-        tx.commit()?;
         let keys = crate::keys::install_for(&vault)?;
+        crate::keys::lock(&keys).name_signer(name.as_str());
+        vault.connection().execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let tx = vault.connection();
+            let device = Device::load_or_create(tx, now)?;
+            tx.execute(
+                "INSERT INTO users (name, role, created_at, created_by) VALUES (?1, 'admin', ?2, NULL)",
+                params![name.as_str(), format_time(now)],
+            )?;
+            let id = tx.last_insert_rowid();
+            let actor = ActorRef {
+                id: Some(id),
+                name: name.to_string(),
+                role: Some(Role::Admin),
+            };
+            audit::append(
+                tx,
+                &device,
+                &actor,
+                now,
+                &Op::create("vault.create").detail(format!("first administrator {name}")),
+            )?;
+            audit::append(
+                tx,
+                &device,
+                &actor,
+                now,
+                &Op::create("user.create")
+                    .object("User", name.as_str())
+                    .detail("role admin"),
+            )?;
+            // Who may do what starts here, signed with the first administrator's key: the
+            // root every slot names.
+            crate::security_log::begin(&mut vault, &format_time(now), name.as_str())?;
+            audit::checkpoint_head(vault.connection(), &device, now)?;
+            Ok((device, id))
+        })();
+        let (device, id) = finish_manual_tx(&mut vault, result, |_| {})?;
         let session = Session {
             vault: Some(vault),
             actor: Actor::User {
@@ -219,6 +227,13 @@ impl Session {
         clock: Arc<dyn Clock>,
     ) -> Result<Session, CoreError> {
         let now = clock.now();
+        let keys = crate::keys::install_for(&vault)?;
+        // Who may do what, as signed: what was changed outside Chartroom is undone first.
+        if let Err(refused) = crate::security_log::check_at_unlock(&mut vault, now) {
+            let _ = vault.lock();
+            return Err(refused);
+        }
+        crate::keys::lock(&keys).take_compartment(&vault);
         let failures = vault.unaudited_failed_unlocks();
         let tx = immediate(vault.connection_mut())?;
         let device = Device::load_or_create(&tx, now)?;
@@ -296,7 +311,9 @@ impl Session {
         tx.commit()?;
         // Only once they are in the trail; a crash before this repeats them, never loses them.
         let _ = vault.forget_failed_unlocks(failures.len());
-        let keys = crate::keys::install_for(&vault)?;
+        if let Actor::User { name, .. } = &actor {
+            crate::keys::lock(&keys).name_signer(name.as_str());
+        }
         let mut session = Session {
             vault: Some(vault),
             actor,

@@ -179,6 +179,7 @@ impl Session {
             Some(f) => Some(f.to_owned()),
         };
         check_new_password(&parsed, password)?;
+        let at = format_time(self.clock.now());
         let op = Op::create("user.create")
             .object("User", parsed.as_str())
             .detail(format!("role {role}"));
@@ -206,7 +207,10 @@ impl Session {
                     keys_pending: Vec::new(),
                 })
             },
-            |vault| Ok(vault.add_user_slot(slot_owner.as_str(), password)?),
+            |vault| {
+                let slot = vault.add_user_slot(slot_owner.as_str(), password)?;
+                log_user(vault, &at, slot_owner.as_str(), role, true, Some(slot))
+            },
             |vault| {
                 let _ = vault.remove_user_slot(slot_owner.as_str());
             },
@@ -224,7 +228,7 @@ impl Session {
             Permission::ManageUsers,
             Op::update("user.role_change").object("User", name),
             false,
-            |tx, op, _| {
+            |tx, op, ctx| {
                 let (id, user) = find_user(tx, name)?.ok_or_else(|| {
                     CoreError::NotFound(format!("There is no user named {name}."))
                 })?;
@@ -245,6 +249,18 @@ impl Session {
                 tx.execute(
                     "UPDATE users SET role = ?1 WHERE id = ?2",
                     params![role.as_str(), id],
+                )?;
+                let before = crate::security_log::current_user(tx, user.name.as_str())?;
+                crate::security_log::append(
+                    tx,
+                    &format_time(ctx.now),
+                    crate::security_log::Fact::User {
+                        user: user.name.to_string(),
+                        role,
+                        enabled: !user.disabled,
+                        slot_key: before.as_ref().and_then(|b| b.slot_key.clone()),
+                        signing_key: before.and_then(|b| b.signing_key),
+                    },
                 )?;
                 op.detail = Some(format!("{} -> {role}", user.role));
                 Ok(())
@@ -290,6 +306,17 @@ impl Session {
                     &format_time(ctx.now),
                     &ctx.actor.name,
                 )?;
+                crate::security_log::append(
+                    tx,
+                    &format_time(ctx.now),
+                    crate::security_log::Fact::User {
+                        user: user.name.to_string(),
+                        role: user.role,
+                        enabled: false,
+                        slot_key: None,
+                        signing_key: None,
+                    },
+                )?;
                 Ok(true)
             },
             |vault| match vault.remove_user_slot(&owner) {
@@ -317,12 +344,17 @@ impl Session {
         let name = name.clone();
         check_new_password(&name, new_password)?;
         let op = Op::update("user.password_change").object("User", name.as_str());
+        let at = format_time(self.clock.now());
+        let role = self.role();
         // Every role may change its own password: the gate's permission here is the session.
         self.with_slot_change(
             None,
             op,
             |_, _| Ok(()),
-            |vault| Ok(vault.change_password(name.as_str(), new_password)?),
+            |vault| {
+                let slot = vault.change_password(name.as_str(), new_password)?;
+                log_user(vault, &at, name.as_str(), role, true, Some(slot))
+            },
             |_| {},
         )
         .map(|_| ())
@@ -339,6 +371,7 @@ impl Session {
         }
         let owner = name.to_owned();
         let op = Op::update("user.password_reset").object("User", name);
+        let at = format_time(self.clock.now());
         self.with_slot_change(
             Some(Permission::ManageUsers),
             op,
@@ -359,7 +392,15 @@ impl Session {
                 )?;
                 Ok(())
             },
-            |vault| Ok(vault.set_user_slot(&owner, new_password)?),
+            |vault| {
+                let slot = vault.set_user_slot(&owner, new_password)?;
+                let role = find_user(vault.connection(), &owner)?
+                    .map(|(_, u)| u.role)
+                    .ok_or_else(|| {
+                        CoreError::NotFound(format!("There is no user named {owner}."))
+                    })?;
+                log_user(vault, &at, &owner, role, true, Some(slot))
+            },
             |_| {},
         )?;
         self.hand_keys_over();
@@ -464,11 +505,23 @@ impl Session {
 
     /// Replaces the recovery key; returns the new one, to be shown once.
     pub fn replace_recovery_key(&mut self) -> Result<RecoveryKey, CoreError> {
+        let at = format_time(self.clock.now());
         self.with_slot_change(
             Some(Permission::ManageKeys),
             Op::execute("vault.recovery_key_replace"),
             |_, _| Ok(()),
-            |vault| Ok(vault.replace_recovery_key()?),
+            |vault| {
+                let (key, slot) = vault.replace_recovery_key()?;
+                crate::security_log::append(
+                    vault.connection(),
+                    &at,
+                    crate::security_log::Fact::Recovery {
+                        slot_key: Some(slot.slot_key),
+                        signing_key: slot.signing_key,
+                    },
+                )?;
+                Ok(key)
+            },
             |_| {},
         )
         .map(|((), key)| key)
@@ -520,6 +573,128 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(i64, User), Co
             },
         ))
     })())
+}
+
+/// Signs a user's new state into the security log, in the transaction of the change (a slot
+/// change's manual one).
+fn log_user(
+    vault: &mut chartroom_vault::Vault,
+    at: &str,
+    name: &str,
+    role: Role,
+    enabled: bool,
+    slot: Option<chartroom_vault::SlotKeys>,
+) -> Result<(), CoreError> {
+    let canonical = find_user(vault.connection(), name)?
+        .map(|(_, u)| u.name.to_string())
+        .unwrap_or_else(|| name.to_owned());
+    crate::security_log::append(
+        vault.connection(),
+        at,
+        crate::security_log::Fact::User {
+            user: canonical,
+            role,
+            enabled,
+            slot_key: slot.as_ref().map(|s| s.slot_key.clone()),
+            signing_key: slot.and_then(|s| s.signing_key),
+        },
+    )
+}
+
+/// Every user row as the security log's start takes it: (name, role, enabled).
+pub(crate) fn list_for_log(conn: &Connection) -> Result<Vec<(String, Role, bool)>, CoreError> {
+    let mut stmt = conn.prepare("SELECT name, role, disabled_at IS NULL FROM users ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (name, role, enabled) = row?;
+        out.push((name, role.parse()?, enabled));
+    }
+    Ok(out)
+}
+
+/// Makes the `users` table say what the security log says: a role or a disable changed
+/// outside Chartroom is put back, a row the log does not know is disabled, a row that was
+/// deleted is restored. Returns what it undid, in words.
+pub(crate) fn restore_from_log(
+    conn: &Connection,
+    state: &crate::security_log::State,
+    at: &str,
+) -> Result<Vec<String>, CoreError> {
+    let mut undone = Vec::new();
+    if state.users.is_empty() {
+        return Ok(undone);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let rows: Vec<(i64, String, String, bool)> = {
+        let mut stmt = conn.prepare("SELECT id, name, role, disabled_at IS NULL FROM users")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, name, role, enabled) in rows {
+        let key = chartroom_vault::account_key(&name);
+        match state.users.get(&key) {
+            Some(u) if seen.insert(key.clone()) => {
+                if role != u.role.as_str() {
+                    conn.execute(
+                        "UPDATE users SET role = ?1 WHERE id = ?2",
+                        params![u.role.as_str(), id],
+                    )?;
+                    undone.push(format!(
+                        "{name}'s role was set back from {role} to {}",
+                        u.role
+                    ));
+                }
+                if enabled != u.enabled {
+                    if u.enabled {
+                        conn.execute("UPDATE users SET disabled_at = NULL WHERE id = ?1", [id])?;
+                        undone.push(format!(
+                            "{name}, disabled outside Chartroom, was enabled again"
+                        ));
+                    } else {
+                        conn.execute(
+                            "UPDATE users SET disabled_at = ?1 WHERE id = ?2",
+                            params![at, id],
+                        )?;
+                        undone.push(format!(
+                            "{name}, enabled outside Chartroom, was disabled again"
+                        ));
+                    }
+                }
+            }
+            _ => {
+                // Unknown to the log (or a second row for one account): it signs in as no one.
+                if enabled {
+                    conn.execute(
+                        "UPDATE users SET disabled_at = ?1 WHERE id = ?2",
+                        params![at, id],
+                    )?;
+                    undone.push(format!(
+                        "the user {name}, added outside Chartroom, was disabled"
+                    ));
+                }
+            }
+        }
+    }
+    for (key, u) in &state.users {
+        if !seen.contains(key) {
+            conn.execute(
+                "INSERT INTO users (name, role, created_at, created_by, disabled_at) VALUES (?1, ?2, ?3, 'security log', ?4)",
+                params![u.name, u.role.as_str(), at, (!u.enabled).then_some(at)],
+            )?;
+            undone.push(format!(
+                "the user {}, deleted outside Chartroom, was restored",
+                u.name
+            ));
+        }
+    }
+    Ok(undone)
 }
 
 /// The user named `name` (trimmed; the column compares without regard to case).

@@ -93,6 +93,44 @@ pub struct Vault {
     compartments: Vec<Held>,
     /// The unlocker's personal signing key (zeroized when the vault locks).
     signing: Option<ed25519_dalek::SigningKey>,
+    /// The security log's root key as the unlocker's slot names it.
+    root: Option<[u8; 32]>,
+    /// The unlocker's slot public key, as it was when it opened.
+    own_public: String,
+    /// While the unlocker's slot names no root yet: what rewrapping it takes (the
+    /// key-encryption key and the slot's private key), zeroized once it is done or at lock.
+    rebind: Option<Rebind>,
+}
+
+/// What rewrapping the unlocker's slot with a root key takes.
+struct Rebind(zeroize::Zeroizing<[u8; 32]>, StaticSecret);
+
+impl std::fmt::Debug for Rebind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rebind(..)")
+    }
+}
+
+/// The public keys of one slot, as the security log registers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotKeys {
+    pub kind: SlotKind,
+    pub owner: String,
+    /// The slot's X25519 public key (base64).
+    pub slot_key: String,
+    /// The owner's Ed25519 signing public key (base64), if the slot holds one.
+    pub signing_key: Option<String>,
+}
+
+impl SlotKeys {
+    fn of(slot: &Slot) -> SlotKeys {
+        SlotKeys {
+            kind: slot.kind,
+            owner: slot.owner.clone(),
+            slot_key: slot.public_key.clone(),
+            signing_key: slot.signing.as_ref().map(|s| s.public_key.clone()),
+        }
+    }
 }
 
 /// A compartment as this unlocked vault knows it.
@@ -244,6 +282,9 @@ impl Vault {
             password,
         };
         let signing = slots::new_signing_key();
+        // The first administrator's signing key is the security log's root, named in both
+        // slots from the start.
+        let root = signing.verifying_key().to_bytes();
         slots.slots.push(Slot::create_signing(
             &slots.vault_id,
             SlotKind::User,
@@ -253,8 +294,9 @@ impl Vault {
             &key,
             0,
             Some(&signing),
+            Some(&root),
         )?);
-        slots.slots.push(Slot::create(
+        slots.slots.push(Slot::create_signing(
             &slots.vault_id,
             SlotKind::Recovery,
             RECOVERY_OWNER,
@@ -262,7 +304,10 @@ impl Vault {
             params,
             &key,
             0,
+            None,
+            Some(&root),
         )?);
+        let own_public = slots.slots[0].public_key.clone();
 
         files::private_empty_file(&config.dir.join(DB_FILE_NAME))?;
         let mut conn = db::open(&config.dir.join(DB_FILE_NAME), &key, true)?;
@@ -281,6 +326,9 @@ impl Vault {
             unlocker: Unlocker::User(owner.to_owned()),
             compartments: Vec::new(),
             signing: Some(signing),
+            root: Some(root),
+            own_public,
+            rebind: None,
         };
         Ok((vault, recovery))
     }
@@ -321,7 +369,7 @@ impl Vault {
 
         let opened = match slots.find(kind, &owner) {
             Some(slot) => slot
-                .open_identity(&slots.vault_id, credential.secret_bytes())
+                .open_identity_kek(&slots.vault_id, credential.secret_bytes())
                 .map(|id| (slot, id)),
             None => {
                 // Spend the same effort as a real slot so timing does not reveal who has one.
@@ -329,7 +377,7 @@ impl Vault {
                 Err(VaultError::WrongCredential(None))
             }
         };
-        let (slot, identity) = match opened {
+        let (slot, (identity, kek)) = match opened {
             Ok(found) => found,
             Err(VaultError::WrongCredential(_)) => {
                 let after = lockout.record_failure(&account, now)?;
@@ -382,7 +430,15 @@ impl Vault {
                 secret,
             });
         }
-        drop(identity);
+        let root = slot.root()?;
+        let own_public = slot.public_key.clone();
+        let rebind = if root.is_none() {
+            Some(Rebind(kek, identity))
+        } else {
+            drop(kek);
+            drop(identity);
+            None
+        };
 
         // Old key first: after a crash inside PRAGMA rekey, SQLite rolls the hot journal back
         // with the key the journal was written under, which is the old one.
@@ -448,6 +504,9 @@ impl Vault {
             unlocker,
             compartments,
             signing,
+            root,
+            own_public,
+            rebind,
         })
     }
 
@@ -463,7 +522,10 @@ impl Vault {
 
     /// Locks the vault: closes the connection (checkpointing the WAL) and zeroizes the key.
     pub fn lock(self) -> Result<(), VaultError> {
-        let Vault { conn, key, .. } = self;
+        let Vault {
+            conn, key, rebind, ..
+        } = self;
+        drop(rebind);
         let closed = conn.close().map_err(|(_, e)| VaultError::from(e));
         drop(key);
         closed
@@ -506,16 +568,18 @@ impl Vault {
         &mut self,
         owner: &str,
         password: &SecretString,
-    ) -> Result<(), VaultError> {
+    ) -> Result<SlotKeys, VaultError> {
         validate_owner(owner)?;
         self.reload_slots()?;
         if self.slots.find(SlotKind::User, owner).is_some() {
             return Err(VaultError::SlotExists(owner.to_owned()));
         }
         let slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
+        let keys = SlotKeys::of(&slot);
         let mut next = self.slots.clone();
         next.slots.push(slot);
-        self.commit_slots(next)
+        self.commit_slots(next)?;
+        Ok(keys)
     }
 
     /// Gives `owner` a slot that opens with `password`: a new one in place of theirs, or a
@@ -525,16 +589,18 @@ impl Vault {
         &mut self,
         owner: &str,
         password: &SecretString,
-    ) -> Result<(), VaultError> {
+    ) -> Result<SlotKeys, VaultError> {
         validate_owner(owner)?;
         self.reload_slots()?;
         let slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
+        let keys = SlotKeys::of(&slot);
         let mut next = self.slots.clone();
         match self.slot_index(SlotKind::User, owner) {
             Ok(index) => next.slots[index] = slot,
             Err(_) => next.slots.push(slot),
         }
-        self.commit_slots(next)
+        self.commit_slots(next)?;
+        Ok(keys)
     }
 
     /// Gives `owner` a new password by replacing their slot: new salt, new parameters, a new
@@ -544,7 +610,7 @@ impl Vault {
         &mut self,
         owner: &str,
         password: &SecretString,
-    ) -> Result<(), VaultError> {
+    ) -> Result<SlotKeys, VaultError> {
         self.reload_slots()?;
         let index = self.slot_index(SlotKind::User, owner)?;
         let mut slot = self.new_slot(SlotKind::User, owner, password.expose_bytes())?;
@@ -555,9 +621,21 @@ impl Vault {
                 slot.signing = Some(slot.seal_signing(&self.slots.vault_id, key)?);
             }
         }
+        let keys = SlotKeys::of(&slot);
         let mut next = self.slots.clone();
         next.slots[index] = slot;
-        self.commit_slots(next)
+        self.commit_slots(next)?;
+        if account_key(&self.own_public_owner()) == account_key(owner) {
+            self.own_public = keys.slot_key.clone();
+        }
+        Ok(keys)
+    }
+
+    fn own_public_owner(&self) -> String {
+        match &self.unlocker {
+            Unlocker::User(me) => me.clone(),
+            Unlocker::Recovery => String::new(),
+        }
     }
 
     /// Removes `owner`'s slot, so their password no longer opens the vault. Pair with
@@ -581,16 +659,175 @@ impl Vault {
     }
 
     /// Replaces the recovery key; the old one stops working. Returns the new key, to be shown once.
-    pub fn replace_recovery_key(&mut self) -> Result<RecoveryKey, VaultError> {
+    /// A recovery slot that is missing (one the security log did not register, removed at
+    /// an unlock) is made anew.
+    pub fn replace_recovery_key(&mut self) -> Result<(RecoveryKey, SlotKeys), VaultError> {
         self.reload_slots()?;
-        let index = self.slot_index(SlotKind::Recovery, RECOVERY_OWNER)?;
+        let index = self.slot_index(SlotKind::Recovery, RECOVERY_OWNER).ok();
         let recovery = RecoveryKey::generate();
         let mut slot = self.new_slot(SlotKind::Recovery, RECOVERY_OWNER, recovery.kdf_input())?;
-        self.carry_compartments(self.slots.slots.get(index), &mut slot)?;
+        self.carry_compartments(index.and_then(|i| self.slots.slots.get(i)), &mut slot)?;
+        // A holder seals the compartments it holds to the new recovery slot at once.
+        for public in &self.slots.compartments {
+            if slot.compartments.iter().any(|c| c.name == public.name) {
+                continue;
+            }
+            if let Some((_, secret)) = self.compartment_secret(&public.name) {
+                let sealed = slot.seal_compartment(&self.slots.vault_id, public, &secret)?;
+                slot.compartments.push(sealed);
+            }
+        }
+        let keys = SlotKeys::of(&slot);
         let mut next = self.slots.clone();
-        next.slots[index] = slot;
+        match index {
+            Some(index) => next.slots[index] = slot,
+            None => next.slots.push(slot),
+        }
         self.commit_slots(next)?;
-        Ok(recovery)
+        Ok((recovery, keys))
+    }
+
+    /// The security log's root key as the unlocker's slot names it (none for a slot made
+    /// before the security log, until [`Vault::bind_root`]).
+    pub fn root_key(&self) -> Option<[u8; 32]> {
+        self.root
+    }
+
+    /// Names `root` in the unlocker's own slot (rewrapping its private key under the same
+    /// password), for a slot made before the security log. Only the password's holder can do
+    /// this, so nobody can change which root a colleague's slot trusts.
+    pub fn bind_root(&mut self, root: [u8; 32]) -> Result<(), VaultError> {
+        let Some(Rebind(kek, identity)) = self.rebind.take() else {
+            return if self.root == Some(root) {
+                Ok(())
+            } else {
+                Err(VaultError::InvalidInput(
+                    "This key slot already names another root key.",
+                ))
+            };
+        };
+        self.reload_slots()?;
+        let (kind, owner) = match &self.unlocker {
+            Unlocker::User(me) => (SlotKind::User, me.clone()),
+            Unlocker::Recovery => (SlotKind::Recovery, RECOVERY_OWNER.to_owned()),
+        };
+        let index = self.slot_index(kind, &owner)?;
+        let mut next = self.slots.clone();
+        if next.slots[index].public_key != self.own_public {
+            return Err(VaultError::SlotFileInvalid(
+                "the key slot was replaced while it was open",
+            ));
+        }
+        next.slots[index].wrap_identity(&next.vault_id.clone(), &kek, &identity, Some(&root))?;
+        self.commit_slots(next)?;
+        self.root = Some(root);
+        Ok(())
+    }
+
+    /// The public keys of every slot in the slot file as it is now on disk.
+    pub fn slot_keys(&mut self) -> Result<Vec<SlotKeys>, VaultError> {
+        self.reload_slots()?;
+        Ok(self.slots.slots.iter().map(SlotKeys::of).collect())
+    }
+
+    /// The unlocker's slot as it opened: its public key and signing public key.
+    pub fn own_slot_keys(&self) -> SlotKeys {
+        let (kind, owner) = match &self.unlocker {
+            Unlocker::User(me) => (SlotKind::User, me.clone()),
+            Unlocker::Recovery => (SlotKind::Recovery, RECOVERY_OWNER.to_owned()),
+        };
+        SlotKeys {
+            kind,
+            owner,
+            slot_key: self.own_public.clone(),
+            signing_key: self.signing.as_ref().map(|k| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.encode(k.verifying_key().as_bytes())
+            }),
+        }
+    }
+
+    /// Removes the slot of `owner` whose public key is `slot_key` (one the security log did
+    /// not register). Nothing happens if the slot file no longer has it.
+    pub fn drop_slot(
+        &mut self,
+        kind: SlotKind,
+        owner: &str,
+        slot_key: &str,
+    ) -> Result<bool, VaultError> {
+        self.reload_slots()?;
+        let mut next = self.slots.clone();
+        let before = next.slots.len();
+        next.slots.retain(|s| {
+            !(s.kind == kind
+                && account_key(&s.owner) == account_key(owner)
+                && s.public_key == slot_key)
+        });
+        if next.slots.len() == before {
+            return Ok(false);
+        }
+        self.commit_slots(next)?;
+        Ok(true)
+    }
+
+    /// Makes the slot file list exactly `registered` as the compartments' public keys (name,
+    /// epoch, base64 public key), as the security log says they are. Returns whether the
+    /// file had to change.
+    pub fn restore_compartment_publics(
+        &mut self,
+        registered: &[(String, u64, String)],
+    ) -> Result<bool, VaultError> {
+        self.reload_slots()?;
+        let wanted: Vec<slots::CompartmentPublic> = registered
+            .iter()
+            .map(|(name, epoch, key)| slots::CompartmentPublic {
+                name: name.clone(),
+                epoch: *epoch,
+                public_key: key.clone(),
+            })
+            .collect();
+        let same = wanted.len() == self.slots.compartments.len()
+            && wanted.iter().all(|w| {
+                self.slots
+                    .compartments
+                    .iter()
+                    .any(|c| c.name == w.name && c.epoch == w.epoch && c.public_key == w.public_key)
+            });
+        if same {
+            return Ok(false);
+        }
+        let mut next = self.slots.clone();
+        next.compartments = wanted.clone();
+        self.commit_slots(next)?;
+        self.compartments.retain(|h| {
+            wanted.iter().any(|w| {
+                w.name == h.public.name
+                    && w.epoch == h.public.epoch
+                    && w.public_key == h.public.public_key
+            })
+        });
+        Ok(true)
+    }
+
+    /// Gives the slot of `owner` a personal signing key if it has none (a slot made before
+    /// signatures, at the upgrade that starts the security log). Returns its public key.
+    pub fn give_signing_key(
+        &mut self,
+        kind: SlotKind,
+        owner: &str,
+    ) -> Result<Option<String>, VaultError> {
+        self.reload_slots()?;
+        let index = self.slot_index(kind, owner)?;
+        if let Some(s) = &self.slots.slots[index].signing {
+            return Ok(Some(s.public_key.clone()));
+        }
+        let key = slots::new_signing_key();
+        let mut next = self.slots.clone();
+        let sealed = next.slots[index].seal_signing(&next.vault_id.clone(), &key)?;
+        let public = sealed.public_key.clone();
+        next.slots[index].signing = Some(sealed);
+        self.commit_slots(next)?;
+        Ok(Some(public))
     }
 
     /// The unlocker's personal Ed25519 signing key (none for the recovery key).
@@ -604,6 +841,15 @@ impl Vault {
         let c = self.slots.compartments.iter().find(|c| c.name == name)?;
         let public = slots::decode_key(&c.public_key).ok()?;
         Some((c.epoch, public))
+    }
+
+    /// Every compartment the slot file lists: (name, epoch, base64 public key).
+    pub fn compartment_publics(&self) -> Vec<(String, u64, String)> {
+        self.slots
+            .compartments
+            .iter()
+            .map(|c| (c.name.clone(), c.epoch, c.public_key.clone()))
+            .collect()
     }
 
     /// The private key of compartment `name`, if this session's slot holds it (a copy, which
@@ -884,7 +1130,7 @@ impl Vault {
 
     fn new_slot(&self, kind: SlotKind, owner: &str, secret: &[u8]) -> Result<Slot, VaultError> {
         let params = self.config.kdf.params()?;
-        Slot::create(
+        Slot::create_signing(
             &self.slots.vault_id,
             kind,
             owner,
@@ -892,6 +1138,8 @@ impl Vault {
             params,
             &self.key,
             self.slots.key_epoch,
+            None,
+            self.root.as_ref(),
         )
     }
 

@@ -46,6 +46,9 @@ const MAX_SLOT_FILE_BYTES: u64 = 4 * 1024 * 1024;
 const NONCE_LEN: usize = 24;
 const KEY_LEN: usize = 32;
 const AAD_IDENTITY: &[u8] = b"chartroom/slot-identity/v1";
+/// The identity of a slot that names the security log's root key: the root is in the
+/// associated data, so only someone who knows the slot's password can change it.
+const AAD_IDENTITY_ROOTED: &[u8] = b"chartroom/slot-identity/v2";
 const AAD_SEAL: &[u8] = b"chartroom/slot-seal/v1";
 const AAD_COMPARTMENT: &[u8] = b"chartroom/slot-compartment/v1";
 const AAD_SIGNING: &[u8] = b"chartroom/slot-signing/v1";
@@ -127,6 +130,11 @@ pub(crate) struct Slot {
     /// signatures get one at their owner's next unlock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing: Option<SealedSigning>,
+    /// The security log's root key (Ed25519 public key) this slot's owner trusts, bound into
+    /// the wrapping of `identity`. Slots made before the security log have none until their
+    /// owner's next unlock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 /// A personal Ed25519 signing key (its 32-byte seed) sealed to one slot, with its public key.
@@ -212,6 +220,7 @@ fn random<const N: usize>() -> [u8; N] {
 
 impl Slot {
     /// Makes a slot for `owner` whose secret is `secret`, holding `data_key` of `epoch`.
+    #[cfg(test)]
     pub fn create(
         vault_id: &str,
         kind: SlotKind,
@@ -221,7 +230,9 @@ impl Slot {
         data_key: &DataKey,
         epoch: u64,
     ) -> Result<Slot, VaultError> {
-        Self::create_signing(vault_id, kind, owner, secret, params, data_key, epoch, None)
+        Self::create_signing(
+            vault_id, kind, owner, secret, params, data_key, epoch, None, None,
+        )
     }
 
     /// [`Slot::create`] holding the signing key `signing` (a fresh one when None).
@@ -235,30 +246,12 @@ impl Slot {
         data_key: &DataKey,
         epoch: u64,
         signing: Option<&ed25519_dalek::SigningKey>,
+        root: Option<&[u8; KEY_LEN]>,
     ) -> Result<Slot, VaultError> {
         let salt: [u8; SALT_LEN] = random();
         let kek = params.derive(secret, &salt)?;
         let identity = StaticSecret::random_from_rng(OsRng);
         let public = PublicKey::from(&identity);
-        let nonce: [u8; NONCE_LEN] = random();
-        let aad = associated_data(&[
-            AAD_IDENTITY,
-            vault_id.as_bytes(),
-            kind.as_str().as_bytes(),
-            owner.as_bytes(),
-            public.as_bytes(),
-        ]);
-        let cipher = XChaCha20Poly1305::new(kek.as_ref().into());
-        let identity_bytes = Zeroizing::new(identity.to_bytes());
-        let wrapped = cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: identity_bytes.as_ref(),
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| VaultError::Crypto)?;
         let mut slot = Slot {
             kind,
             owner: owner.to_owned(),
@@ -271,8 +264,8 @@ impl Slot {
             },
             public_key: B64.encode(public.as_bytes()),
             identity: Wrapped {
-                nonce: B64.encode(nonce),
-                ciphertext: B64.encode(wrapped),
+                nonce: String::new(),
+                ciphertext: String::new(),
             },
             sealed: Sealed {
                 epoch,
@@ -283,7 +276,9 @@ impl Slot {
             pending: None,
             compartments: Vec::new(),
             signing: None,
+            root: None,
         };
+        slot.wrap_identity(vault_id, &kek, &identity, root)?;
         slot.sealed = slot.seal(vault_id, data_key, epoch)?;
         let fresh;
         let signing = match signing {
@@ -501,7 +496,74 @@ impl Slot {
 
     /// Runs the KDF over `secret` and unwraps the slot's private key. A wrong secret and a
     /// slot moved to another owner or vault fail alike, as [`VaultError::WrongCredential`].
+    #[cfg(test)]
     pub fn open_identity(&self, vault_id: &str, secret: &[u8]) -> Result<StaticSecret, VaultError> {
+        self.open_identity_kek(vault_id, secret).map(|(id, _)| id)
+    }
+
+    /// The associated data of the wrapped identity: with the root key when the slot names one.
+    fn identity_aad(&self, vault_id: &str, public: &[u8], root: Option<&[u8]>) -> Vec<u8> {
+        let mut parts: Vec<&[u8]> = vec![
+            if root.is_some() {
+                AAD_IDENTITY_ROOTED
+            } else {
+                AAD_IDENTITY
+            },
+            vault_id.as_bytes(),
+            self.kind.as_str().as_bytes(),
+            self.owner.as_bytes(),
+            public,
+        ];
+        if let Some(root) = root {
+            parts.push(root);
+        }
+        associated_data(&parts)
+    }
+
+    /// Wraps `identity` under `kek` (a fresh nonce), naming `root` when given.
+    pub(crate) fn wrap_identity(
+        &mut self,
+        vault_id: &str,
+        kek: &[u8; KEY_LEN],
+        identity: &StaticSecret,
+        root: Option<&[u8; KEY_LEN]>,
+    ) -> Result<(), VaultError> {
+        let public = PublicKey::from(identity);
+        if B64.encode(public.as_bytes()) != self.public_key {
+            return Err(VaultError::SlotFileInvalid("a key slot is damaged"));
+        }
+        let nonce: [u8; NONCE_LEN] = random();
+        let aad = self.identity_aad(vault_id, public.as_bytes(), root.map(|r| r.as_slice()));
+        let identity_bytes = Zeroizing::new(identity.to_bytes());
+        let wrapped = XChaCha20Poly1305::new(kek.into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: identity_bytes.as_ref(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| VaultError::Crypto)?;
+        self.identity = Wrapped {
+            nonce: B64.encode(nonce),
+            ciphertext: B64.encode(wrapped),
+        };
+        self.root = root.map(|r| B64.encode(r));
+        Ok(())
+    }
+
+    /// The security log root key this slot names, if any.
+    pub fn root(&self) -> Result<Option<[u8; KEY_LEN]>, VaultError> {
+        self.root.as_deref().map(decode::<KEY_LEN>).transpose()
+    }
+
+    /// [`Slot::open_identity`], also returning the key-encryption key (to rewrap the identity
+    /// with a root key).
+    pub(crate) fn open_identity_kek(
+        &self,
+        vault_id: &str,
+        secret: &[u8],
+    ) -> Result<(StaticSecret, Zeroizing<[u8; KEY_LEN]>), VaultError> {
         if self.kdf.algorithm != "argon2id" || self.kdf.version != 0x13 {
             return Err(VaultError::SlotFileInvalid(
                 "a key slot uses an unknown KDF",
@@ -515,14 +577,9 @@ impl Slot {
         let public = decode::<KEY_LEN>(&self.public_key)?;
         let nonce = decode::<NONCE_LEN>(&self.identity.nonce)?;
         let wrapped = decode_vec(&self.identity.ciphertext)?;
+        let root = self.root()?;
         let kek = self.kdf.params.derive(secret, &salt)?;
-        let aad = associated_data(&[
-            AAD_IDENTITY,
-            vault_id.as_bytes(),
-            self.kind.as_str().as_bytes(),
-            self.owner.as_bytes(),
-            &public,
-        ]);
+        let aad = self.identity_aad(vault_id, &public, root.as_ref().map(|r| r.as_slice()));
         let plain = Zeroizing::new(
             XChaCha20Poly1305::new(kek.as_ref().into())
                 .decrypt(
@@ -544,7 +601,7 @@ impl Slot {
         if PublicKey::from(&identity).as_bytes() != &public {
             return Err(VaultError::SlotFileInvalid("a key slot is damaged"));
         }
-        Ok(identity)
+        Ok((identity, kek))
     }
 
     /// Opens a sealed data key with the slot's unwrapped private key.

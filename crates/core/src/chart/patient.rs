@@ -706,7 +706,75 @@ pub(super) fn apply_registered(
     let id = conn.last_insert_rowid();
     index_names(conn, id, d)?;
     write_version(conn, PatientId(id), 1, d, c.new.restricted, &c.registered)?;
+    if c.new.restricted {
+        // Who may open a restricted chart is signed into the security log; its registrant
+        // joins the team in the entry after this one.
+        crate::security_log::append(
+            conn,
+            &at,
+            crate::security_log::Fact::Restriction {
+                patient: crate::security_log::patient_hex(c.patient.as_bytes()),
+                restricted: true,
+                team: Vec::new(),
+            },
+        )?;
+    }
     Ok(Applied::one(id))
+}
+
+/// Makes `patients.restricted` what the security log says: a chart restricted or opened
+/// outside Chartroom is put back. Returns what it undid, in words.
+pub(crate) fn restore_restrictions(
+    conn: &Connection,
+    state: &crate::security_log::State,
+    at: &str,
+) -> Result<Vec<String>, CoreError> {
+    let mut undone = Vec::new();
+    if state.root.is_none() {
+        return Ok(undone);
+    }
+    let rows: Vec<(i64, Option<Vec<u8>>, String, bool)> = {
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, uuid, mrn, restricted FROM patients WHERE restricted = 1",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, uuid, mrn, _) in rows {
+        let known = uuid.as_deref().is_some_and(|u| {
+            state
+                .restricted
+                .contains_key(&crate::security_log::patient_hex(u))
+        });
+        if !known {
+            conn.execute(
+                "UPDATE patients SET restricted = 0, updated_at = ?2, updated_by = 'security log' WHERE id = ?1",
+                params![id, at],
+            )?;
+            undone.push(format!(
+                "the chart MRN {mrn}, restricted outside Chartroom, was opened again"
+            ));
+        }
+    }
+    for patient in state.restricted.keys() {
+        let Ok(uuid) = hex::decode(patient) else {
+            continue;
+        };
+        let row: Option<(i64, String)> = conn
+            .prepare_cached("SELECT id, mrn FROM patients WHERE uuid = ?1 AND restricted = 0")?
+            .query_row([&uuid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((id, mrn)) = row {
+            conn.execute(
+                "UPDATE patients SET restricted = 1, updated_at = ?2, updated_by = 'security log' WHERE id = ?1",
+                params![id, at],
+            )?;
+            undone.push(format!(
+                "the chart MRN {mrn}, opened outside Chartroom, was restricted again"
+            ));
+        }
+    }
+    Ok(undone)
 }
 
 /// Writes a new version of the patient's row (demographics and restriction) and keeps it
@@ -785,6 +853,22 @@ pub(super) fn apply_restriction(
         c.restricted,
         &c.changed,
     )?;
+    if current.restricted != c.restricted {
+        let team = if c.restricted {
+            crate::access::care_team(conn, current.id.get())?
+        } else {
+            Vec::new()
+        };
+        crate::security_log::append(
+            conn,
+            &c.changed.time(),
+            crate::security_log::Fact::Restriction {
+                patient: crate::security_log::patient_hex(c.patient.as_bytes()),
+                restricted: c.restricted,
+                team,
+            },
+        )?;
+    }
     Ok(Applied::one(current.id))
 }
 

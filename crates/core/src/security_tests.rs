@@ -1,0 +1,391 @@
+//! The security log, tried as an insider would: with the database key (every signed-in
+//! user has it) and the vault's files, changing who may do what outside Chartroom.
+
+use std::path::Path;
+
+use crate::alerts::rule;
+use crate::gate_tests::{pw, Clinic};
+use crate::security_log::{verify, Fact};
+use crate::*;
+
+fn tampering_alerts(clinic: &Clinic) -> Vec<String> {
+    let mut admin = clinic.as_role(Role::Admin);
+    let alerts = admin.alerts(true).expect("lists alerts");
+    admin.lock().expect("locks");
+    alerts
+        .into_iter()
+        .filter(|a| a.rule == rule::SECURITY_TAMPERING)
+        .map(|a| a.summary)
+        .collect()
+}
+
+fn facts(conn: &rusqlite::Connection) -> Vec<Fact> {
+    let mut stmt = conn
+        .prepare("SELECT entry FROM security_log ORDER BY seq")
+        .expect("reads");
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).expect("rows");
+    rows.map(|t| {
+        serde_json::from_str::<crate::security_log::Entry>(&t.expect("text"))
+            .expect("parses")
+            .fact
+    })
+    .collect()
+}
+
+fn without_triggers(conn: &rusqlite::Connection) {
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS security_log_no_update; DROP TRIGGER IF EXISTS security_log_no_delete;",
+    )
+    .expect("drops");
+}
+
+#[test]
+fn the_log_states_users_keys_and_restricted_care_teams_and_verifies() {
+    let clinic = Clinic::new();
+    let raw = clinic.raw();
+    let state = verify(&raw, None).expect("verifies");
+    assert!(state.root.is_some());
+    for (name, role) in [
+        ("admin", Role::Admin),
+        ("dr.okafor", Role::Physician),
+        ("nurse.lee", Role::Nurse),
+        ("desk.ruiz", Role::FrontDesk),
+        ("audit.kim", Role::Auditor),
+    ] {
+        let u = state.user(name).expect("registered");
+        assert_eq!(u.role, role);
+        assert!(u.enabled && u.slot_key.is_some() && u.signing_key.is_some());
+    }
+    assert!(state.recovery.is_some());
+    assert!(state.compartments.contains_key("clinical"));
+    // Mateo Castellanos is restricted; his team is the physician who registered him.
+    assert_eq!(state.restricted.len(), 1);
+    let team = state.restricted.values().next().expect("one");
+    assert_eq!(team.iter().collect::<Vec<_>>(), ["dr.okafor"]);
+    let f = facts(&raw);
+    assert!(matches!(f[0], Fact::Root { .. }));
+    assert!(f
+        .iter()
+        .any(|f| matches!(f, Fact::CareTeam { user, member: true, .. } if user == "dr.okafor")));
+    // The first administrator's signing key is the root, and both slots name it.
+    let slots: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(clinic.config.dir.join("keyslots.json")).expect("reads"),
+    )
+    .expect("json");
+    for slot in slots["slots"].as_array().expect("slots") {
+        if slot["owner"] == "admin" || slot["kind"] == "recovery" {
+            assert_eq!(slot["root"].as_str(), state.root.as_deref());
+        }
+    }
+}
+
+#[test]
+fn a_role_written_into_the_users_table_has_no_effect_and_is_undone() {
+    let clinic = Clinic::new();
+    let raw = clinic.raw();
+    raw.execute(
+        "UPDATE users SET role = 'admin' WHERE name = 'desk.ruiz'",
+        [],
+    )
+    .expect("edits");
+    drop(raw);
+    let desk = clinic
+        .unlock("desk.ruiz", "frontdesk-password")
+        .expect("signs in");
+    assert_eq!(
+        desk.signed_in().role,
+        Role::FrontDesk,
+        "signs in as what the log says"
+    );
+    drop(desk);
+    let raw = clinic.raw();
+    let role: String = raw
+        .query_row("SELECT role FROM users WHERE name = 'desk.ruiz'", [], |r| {
+            r.get(0)
+        })
+        .expect("reads");
+    assert_eq!(role, "front_desk");
+    let alerts = tampering_alerts(&clinic);
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("desk.ruiz's role was set back from admin to front_desk")),
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn a_user_inserted_into_the_table_signs_in_as_no_one() {
+    let clinic = Clinic::new();
+    let raw = clinic.raw();
+    raw.execute(
+        "INSERT INTO users (name, role, created_at) VALUES ('mallory', 'admin', '2026-03-03T10:00:00Z')",
+        [],
+    )
+    .expect("inserts");
+    drop(raw);
+    let mut admin = clinic.as_role(Role::Admin);
+    let users = admin.users().expect("lists");
+    assert!(users
+        .iter()
+        .any(|u| u.name.as_str() == "mallory" && u.disabled));
+    drop(admin);
+    assert!(tampering_alerts(&clinic)
+        .iter()
+        .any(|a| a.contains("mallory, added outside Chartroom, was disabled")));
+}
+
+/// A slot for the physician under a password the insider chose, made in a copy of the vault
+/// (where the insider can do anything) and swapped into the real slot file.
+fn swap_in_forged_slot(clinic: &Clinic, owner: &str, password: &str) {
+    let workshop = tempfile::tempdir().expect("tempdir");
+    let copy = workshop.path().join("copy");
+    let mut admin = clinic.as_role(Role::Admin);
+    admin.backup(&copy).expect("backs up");
+    admin.lock().expect("locks");
+    let config = VaultConfig {
+        dir: copy.clone(),
+        state_dir: workshop.path().join("state"),
+        kdf: chartroom_vault::KdfPolicy::insecure_fast_for_tests(),
+    };
+    // The slot format is documented; the vault library writes it as well as any script.
+    let mut copy_vault = chartroom_vault::Vault::unlock(
+        config,
+        chartroom_vault::Credential::Password {
+            user: "admin",
+            password: &pw("admin-password"),
+        },
+        crate::schema::MIGRATIONS,
+    )
+    .expect("the copy opens");
+    copy_vault
+        .set_user_slot(owner, &pw(password))
+        .expect("a slot under the insider's password");
+    copy_vault.lock().expect("locks");
+    let forged = read_slots(&copy);
+    let mut real = read_slots(&clinic.config.dir);
+    let slot = forged["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .find(|s| s["owner"] == owner)
+        .expect("forged slot")
+        .clone();
+    for s in real["slots"].as_array_mut().expect("slots") {
+        if s["owner"] == owner {
+            *s = slot.clone();
+        }
+    }
+    std::fs::write(
+        clinic.config.dir.join("keyslots.json"),
+        serde_json::to_vec_pretty(&real).expect("json"),
+    )
+    .expect("writes");
+}
+
+fn read_slots(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("keyslots.json")).expect("reads")).expect("json")
+}
+
+#[test]
+fn a_slot_swapped_into_the_slot_file_is_refused_and_then_removed() {
+    let clinic = Clinic::new();
+    swap_in_forged_slot(&clinic, "dr.okafor", "chosen-by-insider");
+    let err = clinic
+        .unlock("dr.okafor", "chosen-by-insider")
+        .expect_err("the forged slot is refused");
+    assert!(matches!(err, CoreError::Integrity(_)), "{err:?}");
+    assert!(err
+        .to_string()
+        .contains("not the one the clinic's security log registered"));
+    // A colleague's sign-in takes it out of the slot file; no key was handed to it.
+    let nurse = clinic.as_role(Role::Nurse);
+    drop(nurse);
+    let slots = read_slots(&clinic.config.dir);
+    assert!(!slots["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .any(|s| s["owner"] == "dr.okafor"));
+    let alerts = tampering_alerts(&clinic);
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a
+                .contains("a key slot for dr.okafor that the log does not register was removed")),
+        "{alerts:?}"
+    );
+    // An administrator's reset gives the physician a registered slot again.
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .reset_password("dr.okafor", &pw("a-new-password"))
+        .expect("resets");
+    drop(admin);
+    clinic
+        .unlock("dr.okafor", "a-new-password")
+        .expect("signs in again");
+}
+
+#[test]
+fn a_care_team_row_added_outside_chartroom_is_taken_off() {
+    let clinic = Clinic::new();
+    let raw = clinic.raw();
+    raw.execute(
+        "INSERT INTO care_team (patient_id, user_id, added_at, added_by)
+         SELECT p.id, u.id, '2026-03-03T10:00:00Z', 'x' FROM patients p, users u
+          WHERE p.restricted = 1 AND u.name = 'nurse.lee'",
+        [],
+    )
+    .expect("inserts");
+    drop(raw);
+    let nurse = clinic.as_role(Role::Nurse);
+    drop(nurse);
+    let raw = clinic.raw();
+    let n: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM care_team c JOIN users u ON u.id = c.user_id WHERE u.name = 'nurse.lee'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("counts");
+    assert_eq!(n, 0);
+    assert!(tampering_alerts(&clinic)
+        .iter()
+        .any(|a| a.contains("nurse.lee, put on the care team of MRN")));
+}
+
+#[test]
+fn a_chart_opened_outside_chartroom_is_restricted_again() {
+    let clinic = Clinic::new();
+    let raw = clinic.raw();
+    raw.execute("UPDATE patients SET restricted = 0", [])
+        .expect("edits");
+    drop(raw);
+    drop(clinic.as_role(Role::FrontDesk));
+    let raw = clinic.raw();
+    let n: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM patients WHERE restricted = 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("counts");
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn a_changed_or_removed_log_entry_refuses_every_sign_in_and_says_which() {
+    for edit in [
+        // A role changed inside a signed entry.
+        "UPDATE security_log SET entry = replace(entry, '\"front_desk\"', '\"admin\"') WHERE entry LIKE '%desk.ruiz%'",
+        // An entry in the middle removed.
+        "DELETE FROM security_log WHERE seq = 3",
+        // The whole log removed.
+        "DELETE FROM security_log",
+    ] {
+        let clinic = Clinic::new();
+        let raw = clinic.raw();
+        without_triggers(&raw);
+        raw.execute(edit, []).expect("edits");
+        drop(raw);
+        for role in [Role::FrontDesk, Role::Admin, Role::Physician] {
+            let (name, password) = crate::gate_tests::password_of(role);
+            let err = clinic.unlock(name, password).expect_err("refused");
+            assert!(matches!(err, CoreError::Integrity(_)), "{edit}: {err:?}");
+            assert!(err.to_string().contains("security log"), "{err}");
+        }
+        // The refusal is in the trail, with its alert, for whoever restores the vault.
+        let raw = clinic.raw_unchecked();
+        let broken: i64 = raw
+            .query_row(
+                "SELECT count(*) FROM alerts WHERE rule = 'security_tampering'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("counts");
+        assert!(broken >= 3, "{edit}");
+    }
+}
+
+#[test]
+fn a_replaced_log_with_a_root_of_the_insiders_own_is_refused() {
+    // The insider makes a whole new vault (their own root) and copies its log over.
+    let clinic = Clinic::new();
+    let other = Clinic::new();
+    let theirs = other.raw();
+    type LogRow = (i64, String, String, String, Vec<u8>, Vec<u8>);
+    let rows: Vec<LogRow> = {
+        let mut stmt = theirs
+            .prepare("SELECT seq, kind, subject, entry, signature, hash FROM security_log")
+            .expect("reads");
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .expect("rows");
+        rows.map(|r| r.expect("row")).collect()
+    };
+    let raw = clinic.raw();
+    without_triggers(&raw);
+    raw.execute("DELETE FROM security_log", [])
+        .expect("empties");
+    for row in rows {
+        raw.execute(
+            "INSERT INTO security_log VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            rusqlite::params![row.0, row.1, row.2, row.3, row.4, row.5],
+        )
+        .expect("copies");
+    }
+    drop(raw);
+    let err = clinic
+        .unlock("admin", "admin-password")
+        .expect_err("refused");
+    assert!(err.to_string().contains("root key"), "{err}");
+}
+
+#[test]
+fn honest_changes_keep_the_log_verifying() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .add_user("dr.new", Role::Physician, None, &pw("new-physician-pw"))
+        .expect("adds");
+    admin
+        .change_role("dr.new", Role::Nurse)
+        .expect("changes role");
+    admin
+        .reset_password("nurse.lee", &pw("nurse-new-password"))
+        .expect("resets");
+    admin.disable_user("audit.kim").expect("disables");
+    admin.replace_recovery_key().expect("replaces");
+    drop(admin);
+    let mut me = clinic
+        .unlock("dr.new", "new-physician-pw")
+        .expect("signs in");
+    me.change_own_password(&pw("my-own-new-password"))
+        .expect("changes");
+    drop(me);
+    let mut doctor = clinic.as_role(Role::Physician);
+    let found = doctor.search_patients("Castellanos").expect("searches");
+    let id = found.first().expect("found").id;
+    doctor.add_to_care_team(id, "nurse.lee").expect("adds");
+    doctor
+        .remove_from_care_team(id, "nurse.lee")
+        .expect("removes");
+    drop(doctor);
+    let raw = clinic.raw();
+    let state = verify(&raw, None).expect("verifies");
+    assert_eq!(state.user("dr.new").expect("known").role, Role::Nurse);
+    assert!(!state.user("audit.kim").expect("known").enabled);
+    assert!(tampering_alerts(&clinic).is_empty(), "no false alarm");
+    clinic
+        .unlock("dr.new", "my-own-new-password")
+        .expect("the new password opens");
+}
