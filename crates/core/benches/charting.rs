@@ -258,6 +258,41 @@ fn main() {
         "  the keys' share of a physician's unlock: {:+.2} ms at p50",
         physician_unlock.pct(0.5) - desk_unlock.pct(0.5)
     );
+    // The security log, verified whole at every unlock: grown to 1,000 entries by role
+    // changes (each a signed entry), then the same unlock again.
+    let mut admin =
+        Session::unlock(config.clone(), "admin", &pw("admin-password")).expect("unlocks");
+    admin
+        .add_user(
+            "temp.bench",
+            Role::FrontDesk,
+            None,
+            &pw("temporary-password"),
+        )
+        .expect("adds");
+    let log_before = admin.verify_vault().expect("verifies").security_log.entries;
+    let mut grow = Stats(Vec::new());
+    for i in log_before..=1_000 {
+        let role = if i % 2 == 0 {
+            Role::Auditor
+        } else {
+            Role::FrontDesk
+        };
+        let (r, d) = time(|| admin.change_role("temp.bench", role));
+        r.expect("changes the role");
+        grow.0.push(d);
+    }
+    let entries = admin.verify_vault().expect("verifies").security_log.entries;
+    admin.lock().expect("locks");
+    grow.line("a role change through the Session (one signed log entry)");
+    let desk_unlock_log = unlock_as("desk.bench", "front-desk-password");
+    desk_unlock_log.line(&format!(
+        "unlock as the front desk, security log of {entries} entries"
+    ));
+    println!(
+        "  a {entries}-entry security log against one of {log_before}: {:+.2} ms at p50",
+        desk_unlock_log.pct(0.5) - desk_unlock.pct(0.5)
+    );
 
     // ----- the same storage work, SQLCipher against plain SQLite -------------------------
     let plain_path = tmp.path().join("plain.db");

@@ -682,6 +682,15 @@ pub const MIGRATIONS: &[Migration] = &[
             hash      BLOB NOT NULL CHECK (length(hash) = 32)
         ) STRICT;
         CREATE INDEX security_log_subject ON security_log (kind, subject);
+        -- The log's length and head as each slot's owner last verified it, with a MAC only
+        -- their password yields: their next unlock checks the signatures after it only, and
+        -- notices a log cut back below it.
+        CREATE TABLE security_heads (
+            slot_key TEXT PRIMARY KEY,
+            entries  INTEGER NOT NULL,
+            head     BLOB NOT NULL CHECK (length(head) = 32),
+            mac      BLOB NOT NULL CHECK (length(mac) = 32)
+        ) STRICT;
         CREATE TRIGGER IF NOT EXISTS security_log_no_update BEFORE UPDATE ON security_log
         BEGIN SELECT RAISE(ABORT, 'the security log is append-only'); END;
         CREATE TRIGGER IF NOT EXISTS security_log_no_delete BEFORE DELETE ON security_log

@@ -460,7 +460,12 @@ const ROW_COLUMNS: &str = "seq, kind, subject, entry, signature, hash";
 
 /// Checks one row on its own: the entry parses, sits where it says, chains to `prev`, is
 /// signed by the key it names and hashes to what is stored.
-fn check_row(row: &Row, expected_seq: u64, prev: &[u8; 32]) -> Result<Entry, String> {
+fn check_row(
+    row: &Row,
+    expected_seq: u64,
+    prev: &[u8; 32],
+    check_signature: bool,
+) -> Result<Entry, String> {
     if row.seq < 0 || row.seq as u64 != expected_seq {
         return Err(if (row.seq as u64) > expected_seq {
             "an entry before it is missing".into()
@@ -483,6 +488,12 @@ fn check_row(row: &Row, expected_seq: u64, prev: &[u8; 32]) -> Result<Entry, Str
     if row.kind != kind || row.subject != subject {
         return Err("the entry's index columns were changed".into());
     }
+    if row.hash != entry_hash(row.entry.as_bytes(), &row.signature) {
+        return Err("the stored hash does not match the entry".into());
+    }
+    if !check_signature {
+        return Ok(entry);
+    }
     let key: [u8; 32] = B64
         .decode(&entry.signer_key)
         .ok()
@@ -503,6 +514,17 @@ fn check_row(row: &Row, expected_seq: u64, prev: &[u8; 32]) -> Result<Entry, Str
 /// before it allow to make its change. `root` is the root key the caller's slot names
 /// (None for a slot made before the log, which then learns it from the first entry).
 pub(crate) fn verify(conn: &Connection, root: Option<&str>) -> Result<State, Broken> {
+    verify_from(conn, root, None)
+}
+
+/// [`verify`], trusting the signatures of the first `trusted.0` entries, whose head this
+/// slot's owner verified before (their MAC says so): the chain is still checked through
+/// them, and a log shorter than that, or with another head there, is broken.
+pub(crate) fn verify_from(
+    conn: &Connection,
+    root: Option<&str>,
+    trusted: Option<(u64, [u8; 32])>,
+) -> Result<State, Broken> {
     let fail = |seq: u64, why: String| Broken { seq, why };
     let mut stmt = conn
         .prepare(&format!(
@@ -517,7 +539,8 @@ pub(crate) fn verify(conn: &Connection, root: Option<&str>) -> Result<State, Bro
     for row in rows {
         let seq = state.len;
         let row = row.map_err(|e| fail(seq, format!("the entry cannot be read ({e})")))?;
-        let entry = check_row(&row, seq, &prev).map_err(|why| fail(seq, why))?;
+        let known = trusted.is_some_and(|(n, _)| seq < n);
+        let entry = check_row(&row, seq, &prev, !known).map_err(|why| fail(seq, why))?;
         if seq == 0 {
             if let (Some(root), Fact::Root { root_key, .. }) = (root, &entry.fact) {
                 if root_key != root {
@@ -532,9 +555,24 @@ pub(crate) fn verify(conn: &Connection, root: Option<&str>) -> Result<State, Bro
         state.authorize(&entry).map_err(|why| fail(seq, why))?;
         prev = entry_hash(row.entry.as_bytes(), &row.signature);
         state.absorb(&entry, prev);
+        if let Some((n, head)) = trusted {
+            if state.len == n && head != prev {
+                return Err(fail(seq, "the log was rewritten from this entry on".into()));
+            }
+        }
     }
     if state.len == 0 && root.is_some() {
         return Err(fail(0, "the log is missing".into()));
+    }
+    if let Some((n, _)) = trusted {
+        if state.len < n {
+            return Err(fail(
+                state.len,
+                format!(
+                    "entries were removed from the end of the log (it had {n} when you last signed in)"
+                ),
+            ));
+        }
     }
     Ok(state)
 }
@@ -853,7 +891,9 @@ fn check_inside(
             None,
         )?;
     }
-    let state = match verify(vault.connection(), my_root.as_deref()) {
+    let own_key = vault.own_slot_keys().slot_key;
+    let trusted = own_head(vault, &own_key)?;
+    let state = match verify_from(vault.connection(), my_root.as_deref(), trusted) {
         Ok(state) => state,
         Err(broken) => {
             let summary = format!(
@@ -906,6 +946,7 @@ fn check_inside(
             )));
         }
     }
+    remember_head(vault, &own_key, state.len, &state.head)?;
     if my_root.is_none() {
         if let Some(root) = state.root.as_deref().and_then(|r| B64.decode(r).ok()) {
             let root: [u8; 32] = root.try_into().map_err(|_| {
@@ -969,6 +1010,67 @@ fn check_inside(
         )?;
     }
     Ok(Ok(Checked::Verified))
+}
+
+const HEAD_LABEL: &[u8] = b"chartroom/security-head/v1";
+
+fn head_message(vault_id: &str, slot_key: &str, entries: u64, head: &[u8]) -> Vec<u8> {
+    lp_concat(&[
+        HEAD_LABEL,
+        vault_id.as_bytes(),
+        slot_key.as_bytes(),
+        &entries.to_be_bytes(),
+        head,
+    ])
+}
+
+/// The log's length and head as this slot's owner last verified it, if their MAC holds (a
+/// row planted or changed by someone else is ignored: the whole log is then verified).
+fn own_head(
+    vault: &chartroom_vault::Vault,
+    slot_key: &str,
+) -> Result<Option<(u64, [u8; 32])>, CoreError> {
+    let row: Option<(i64, Vec<u8>, Vec<u8>)> = vault
+        .connection()
+        .query_row(
+            "SELECT entries, head, mac FROM security_heads WHERE slot_key = ?1",
+            [slot_key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((entries, head, mac)) = row else {
+        return Ok(None);
+    };
+    let Ok(head) = <[u8; 32]>::try_from(head) else {
+        return Ok(None);
+    };
+    let expected = vault.own_mac(&head_message(
+        vault.vault_id(),
+        slot_key,
+        entries as u64,
+        &head,
+    ));
+    Ok(match expected {
+        Some(m) if m.as_slice() == mac.as_slice() => Some((entries as u64, head)),
+        _ => None,
+    })
+}
+
+fn remember_head(
+    vault: &chartroom_vault::Vault,
+    slot_key: &str,
+    entries: u64,
+    head: &[u8; 32],
+) -> Result<(), CoreError> {
+    let Some(mac) = vault.own_mac(&head_message(vault.vault_id(), slot_key, entries, head)) else {
+        return Ok(());
+    };
+    vault.connection().execute(
+        "INSERT INTO security_heads (slot_key, entries, head, mac) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (slot_key) DO UPDATE SET entries = excluded.entries, head = excluded.head, mac = excluded.mac",
+        params![slot_key, entries as i64, head.to_vec(), mac.to_vec()],
+    )?;
+    Ok(())
 }
 
 /// An audit entry by the system, and an alert with `summary` when given.

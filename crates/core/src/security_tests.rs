@@ -389,3 +389,29 @@ fn honest_changes_keep_the_log_verifying() {
         .unlock("dr.new", "my-own-new-password")
         .expect("the new password opens");
 }
+
+#[test]
+fn entries_cut_from_the_end_are_noticed_by_whoever_saw_them() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin.disable_user("audit.kim").expect("disables");
+    drop(admin);
+    // The physician signs in after the disable: their slot remembers the log's head.
+    drop(clinic.as_role(Role::Physician));
+    // The insider cuts the disable off the end of the log (and the table follows).
+    let raw = clinic.raw();
+    without_triggers(&raw);
+    raw.execute(
+        "DELETE FROM security_log WHERE seq = (SELECT max(seq) FROM security_log)",
+        [],
+    )
+    .expect("cuts");
+    drop(raw);
+    let err = clinic
+        .unlock("dr.okafor", "physician-password")
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("removed from the end of the log"),
+        "{err}"
+    );
+}

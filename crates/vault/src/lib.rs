@@ -100,6 +100,9 @@ pub struct Vault {
     /// While the unlocker's slot names no root yet: what rewrapping it takes (the
     /// key-encryption key and the slot's private key), zeroized once it is done or at lock.
     rebind: Option<Rebind>,
+    /// A MAC key only the unlocker's secret yields (derived from the slot's private key), for
+    /// what they leave in the database for their own next unlock (the security log's head).
+    head_key: Option<zeroize::Zeroizing<[u8; 32]>>,
 }
 
 /// What rewrapping the unlocker's slot with a root key takes.
@@ -329,6 +332,7 @@ impl Vault {
             root: Some(root),
             own_public,
             rebind: None,
+            head_key: None,
         };
         Ok((vault, recovery))
     }
@@ -432,6 +436,7 @@ impl Vault {
         }
         let root = slot.root()?;
         let own_public = slot.public_key.clone();
+        let head_key = Some(derive_head_key(&slots.vault_id, &identity));
         let rebind = if root.is_none() {
             Some(Rebind(kek, identity))
         } else {
@@ -507,6 +512,7 @@ impl Vault {
             root,
             own_public,
             rebind,
+            head_key,
         })
     }
 
@@ -685,6 +691,15 @@ impl Vault {
         }
         self.commit_slots(next)?;
         Ok((recovery, keys))
+    }
+
+    /// HMAC-SHA256 of `message` under a key only the unlocker's password (or recovery key)
+    /// yields; none for a session that created the vault (it has no unlock to remember).
+    pub fn own_mac(&self, message: &[u8]) -> Option<[u8; 32]> {
+        let key = self.head_key.as_ref()?;
+        // HKDF-Extract is HMAC(salt, ikm): the key as salt, the message as input.
+        let (prk, _) = hkdf::Hkdf::<sha2::Sha256>::extract(Some(key.as_ref()), message);
+        Some(prk.into())
     }
 
     /// The security log's root key as the unlocker's slot names it (none for a slot made
@@ -1175,6 +1190,18 @@ impl Vault {
         self.slots = next;
         Ok(())
     }
+}
+
+fn derive_head_key(vault_id: &str, identity: &StaticSecret) -> zeroize::Zeroizing<[u8; 32]> {
+    let secret = zeroize::Zeroizing::new(identity.to_bytes());
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<sha2::Sha256>::new(None, secret.as_ref())
+        .expand_multi_info(
+            &[b"chartroom/own-mac/v1", vault_id.as_bytes()],
+            key.as_mut(),
+        )
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    key
 }
 
 fn promote_pending(slots: &mut SlotFile) -> Result<(), VaultError> {
