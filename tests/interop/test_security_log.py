@@ -158,3 +158,36 @@ def test_a_log_entry_changed_or_removed_refuses_sign_in_and_verify_names_it(clin
     assert "security log entry 4" in message or "security log entry" in message, message
     for name, (_, pw) in STAFF.items():
         assert clinic.run("--user", name, "patient", "search", "Hidden", password=pw, check=False).returncode == 65
+
+
+def test_the_collector_refuses_a_security_log_cut_back_after_it_saw_it(clinic, collector):
+    token = collector.run("token")
+    clinic.run("--user", "admin", "sync", "enroll", collector.url, token, "--cert", str(collector.cert),
+               password=ADMIN_PW)
+    clinic.run("--user", "admin", "user", "add", "temp.x", "--role", "auditor", password=ADMIN_PW,
+               new_password="temp-password-1")
+    clinic.run("--user", "admin", "user", "disable", "temp.x", password=ADMIN_PW)
+    clinic.run("--user", "admin", "sync", "push", password=ADMIN_PW)
+    # The insider cuts the disable off the end of the log, and the remembered heads with it, so
+    # that every sign-in verifies the shorter log from scratch and accepts it.
+    db, _, _ = insider_db(clinic)
+    db.execute("DROP TRIGGER IF EXISTS security_log_no_delete")
+    db.execute("DELETE FROM security_log WHERE seq = (SELECT max(seq) FROM security_log)")
+    db.execute("DELETE FROM security_heads")
+    db.commit()
+    db.close()
+    proc = clinic.run("--user", "admin", "sync", "push", password=ADMIN_PW, check=False)
+    assert proc.returncode != 0, proc.stdout
+    status = clinic.json("--user", "admin", "sync", "status", password=ADMIN_PW)
+    assert "security log was cut back or rewritten" in status["last_error"], status
+    assert "security log that was cut back or rewritten" in collector_alerts(collector)
+
+
+def collector_alerts(collector) -> str:
+    import ssl
+    import urllib.request
+    token = collector.run("token", "--auditor")
+    req = urllib.request.Request(f"{collector.url}/v1/alerts", headers={"Authorization": f"Bearer {token}"})
+    ctx = ssl.create_default_context(cafile=str(collector.cert))
+    with urllib.request.urlopen(req, context=ctx, timeout=30) as r:
+        return r.read().decode()

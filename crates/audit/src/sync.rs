@@ -34,6 +34,22 @@ pub struct PushBatch {
     /// The device's signed checkpoints within the batch, in order; the last one covers the
     /// batch's last record (the desktop signs one for the push when it has none there).
     pub checkpoints: Vec<Checkpoint>,
+    /// The vault's security log head as the device has it: the collector refuses a log that
+    /// is shorter than one it was shown before, or that differs where it overlaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_log: Option<SecurityLogHead>,
+}
+
+/// A security log's length and last hash, and its hash at the length the collector holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityLogHead {
+    pub entries: u64,
+    /// The last entry's hash, 64 hex digits.
+    pub hash: String,
+    /// The hash (64 hex digits) of entry `known - 1`, where `known` is the length the
+    /// collector said it holds (`Head::security_entries`); absent when it holds none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_known: Option<(u64, String)>,
 }
 
 /// What the collector holds for a device after a push (or on `GET /v1/devices/{id}/head`).
@@ -43,6 +59,9 @@ pub struct Head {
     /// The highest sequence stored; 0 for none.
     pub seq: u64,
     pub hash: Hash,
+    /// The length of the device's security log the collector holds; 0 for none.
+    #[serde(default)]
+    pub security_entries: u64,
 }
 
 /// The collector's answer to a push.
@@ -78,6 +97,8 @@ pub enum BatchError {
     Gap { first: u64, head: u64 },
     #[error("record {seq} differs from the one the collector already holds: the device's history was rewritten")]
     Fork { seq: u64 },
+    #[error("the security log was cut back or rewritten: the collector holds {held} entries, and the device's log {offered}")]
+    SecurityLog { held: u64, offered: String },
 }
 
 /// Checks that a batch is well formed and signed, before it is compared with what is stored.
@@ -178,10 +199,75 @@ pub fn plan_batch(
     Ok(Plan { store_from })
 }
 
+/// Whether a push's security log head continues the one the collector holds (`held`: its
+/// length and last hash). A log shorter than before, a different hash at the same length, a
+/// longer log whose hash at the held length differs, or a head no longer sent at all: the
+/// log was cut back or rewritten.
+pub fn check_security_head(
+    offered: Option<&SecurityLogHead>,
+    held: Option<(u64, &str)>,
+) -> Result<(), BatchError> {
+    let Some((m, held_hash)) = held.filter(|(m, _)| *m > 0) else {
+        return Ok(());
+    };
+    let refuse = |offered: String| BatchError::SecurityLog { held: m, offered };
+    let Some(o) = offered else {
+        return Err(refuse("is not sent any more".into()));
+    };
+    if o.entries < m {
+        return Err(refuse(format!("has {}", o.entries)));
+    }
+    let at_m = if o.entries == m {
+        Some(o.hash.as_str())
+    } else {
+        o.at_known
+            .as_ref()
+            .filter(|(k, _)| *k == m)
+            .map(|(_, h)| h.as_str())
+    };
+    if at_m.is_some_and(|h| h.eq_ignore_ascii_case(held_hash)) {
+        Ok(())
+    } else {
+        Err(refuse(format!(
+            "has {} with other entries where they overlap",
+            o.entries
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::SigningKey;
+
+    #[test]
+    fn a_security_log_cut_back_or_rewritten_is_refused() {
+        let head = |n: u64, h: &str, known: Option<(u64, &str)>| SecurityLogHead {
+            entries: n,
+            hash: h.into(),
+            at_known: known.map(|(k, h)| (k, h.to_owned())),
+        };
+        assert!(check_security_head(Some(&head(3, "aa", None)), None).is_ok());
+        assert!(check_security_head(Some(&head(3, "aa", None)), Some((3, "aa"))).is_ok());
+        assert!(
+            check_security_head(Some(&head(5, "cc", Some((3, "aa")))), Some((3, "aa"))).is_ok()
+        );
+        for bad in [
+            head(2, "bb", None),
+            head(3, "ab", None),
+            head(5, "cc", Some((3, "ab"))),
+            head(5, "cc", None),
+        ] {
+            assert!(
+                matches!(
+                    check_security_head(Some(&bad), Some((3, "aa"))),
+                    Err(BatchError::SecurityLog { held: 3, .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(check_security_head(None, Some((3, "aa"))).is_err());
+    }
 
     const DEVICE: &str = "device-a";
 
@@ -196,6 +282,7 @@ mod tests {
     fn batch(records: &[Record], signer: &SigningKey) -> PushBatch {
         let last = records.last().expect("records");
         PushBatch {
+            security_log: None,
             device_id: DEVICE.into(),
             records: records.to_vec(),
             checkpoints: vec![Checkpoint::sign(

@@ -138,6 +138,7 @@ fn device(s: &Server, id: &str, seed: u8, n: u64) -> Vec<Vec<u8>> {
                 device_id: id.into(),
                 records: records.to_vec(),
                 checkpoints,
+                security_log: None,
             })
             .expect("json")
         })

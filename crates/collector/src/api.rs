@@ -75,6 +75,9 @@ impl From<StoreError> for ApiError {
                 }
                 BatchError::Fork { .. } => ApiError(StatusCode::CONFLICT, "fork", message),
                 BatchError::Gap { .. } => ApiError(StatusCode::CONFLICT, "gap", message),
+                BatchError::SecurityLog { .. } => {
+                    ApiError(StatusCode::CONFLICT, "security_log", message)
+                }
                 BatchError::TooLarge(_) => {
                     ApiError(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
                 }

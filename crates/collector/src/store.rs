@@ -2,7 +2,9 @@
 //! (`sqlite://…`, the embedded default, and `postgres://…`), both through sqlx's Any driver
 //! and the same portable SQL, so one test suite covers both.
 
-use chartroom_audit::sync::{check_batch, plan_batch, BatchError, Head, PushAck, PushBatch};
+use chartroom_audit::sync::{
+    check_batch, check_security_head, plan_batch, BatchError, Head, PushAck, PushBatch,
+};
 use chartroom_audit::{Checkpoint, Hash, Record, VerifyingKey, GENESIS};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
@@ -70,6 +72,11 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS forwarded (
         device_id   TEXT PRIMARY KEY,
         seq         BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS security_heads (
+        device_id   TEXT PRIMARY KEY,
+        entries     BIGINT NOT NULL,
+        hash        TEXT NOT NULL,
+        updated_at  TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS alerts (
         time        TEXT NOT NULL,
         device_id   TEXT,
@@ -326,12 +333,26 @@ impl Store {
                 device_id: device_id.to_owned(),
                 seq: 0,
                 hash: GENESIS,
+                security_entries: 0,
             },
             Some(r) => Head {
                 device_id: device_id.to_owned(),
                 seq: r.try_get::<i64, _>(0)?.max(0) as u64,
                 hash: Hash::from_hex(&r.try_get::<String, _>(1)?).unwrap_or(GENESIS),
+                security_entries: self.security_head(device_id).await?.map_or(0, |(n, _)| n),
             },
+        })
+    }
+
+    /// The security log length and last hash a device last showed.
+    async fn security_head(&self, device_id: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let row = sqlx::query("SELECT entries, hash FROM security_heads WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get::<i64, _>(0)?.max(0) as u64, r.try_get(1)?)),
+            None => None,
         })
     }
 
@@ -340,6 +361,23 @@ impl Store {
     pub async fn push(&self, batch: &PushBatch) -> Result<PushAck, StoreError> {
         let key = self.device_key(&batch.device_id).await?;
         check_batch(batch, &key)?;
+        let held_log = self.security_head(&batch.device_id).await?;
+        if let Err(e) = check_security_head(
+            batch.security_log.as_ref(),
+            held_log.as_ref().map(|(n, h)| (*n, h.as_str())),
+        ) {
+            self.alert(
+                &batch.device_id,
+                "security_log",
+                &format!(
+                    "Device {} sent a security log that was cut back or rewritten ({e}): who may do what in that vault was changed outside Chartroom.",
+                    batch.device_id
+                ),
+            )
+            .await?;
+            tracing::warn!(device = %batch.device_id, "security log cut back or rewritten");
+            return Err(e.into());
+        }
         let mut tx = self.pool.begin().await?;
         let first = batch.records[0].entry.seq;
         let from = first.saturating_sub(1).max(1) as i64;
@@ -379,6 +417,18 @@ impl Store {
         for chunk in new.chunks(100) {
             insert_records(&mut tx, chunk, &received).await?;
         }
+        if let Some(log) = &batch.security_log {
+            sqlx::query(
+                "INSERT INTO security_heads (device_id, entries, hash, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (device_id) DO UPDATE SET entries = excluded.entries, hash = excluded.hash, updated_at = excluded.updated_at",
+            )
+            .bind(&batch.device_id)
+            .bind(log.entries as i64)
+            .bind(&log.hash)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
         for cp in &batch.checkpoints {
             sqlx::query(
                 "INSERT INTO checkpoints (device_id, seq, checkpoint) VALUES ($1, $2, $3)
@@ -397,6 +447,7 @@ impl Store {
                 device_id: batch.device_id.clone(),
                 seq: last.entry.seq,
                 hash: last.hash,
+                security_entries: batch.security_log.as_ref().map_or(0, |l| l.entries),
             }
         } else {
             self.head(&batch.device_id).await?
@@ -437,6 +488,17 @@ impl Store {
             .await?;
         tx.commit().await?;
         tracing::warn!(device = %batch.device_id, seq, "fork: a device rewrote its audit history; evidence kept");
+        Ok(())
+    }
+
+    async fn alert(&self, device_id: &str, kind: &str, summary: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO alerts (time, device_id, kind, summary) VALUES ($1, $2, $3, $4)")
+            .bind(now())
+            .bind(device_id)
+            .bind(kind)
+            .bind(summary)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -231,6 +231,7 @@ impl Device {
             device_id: self.id.clone(),
             records,
             checkpoints,
+            security_log: None,
         })
         .expect("json")
     }

@@ -405,6 +405,7 @@ pub(crate) fn batch_after(
         device_id: device.id.clone(),
         records,
         checkpoints,
+        security_log: crate::security_log::push_head(conn)?,
     }))
 }
 

@@ -685,6 +685,8 @@ pub const MIGRATIONS: &[Migration] = &[
         -- The log's length and head as each slot's owner last verified it, with a MAC only
         -- their password yields: their next unlock checks the signatures after it only, and
         -- notices a log cut back below it.
+        -- The security log length the collector holds, for the next push's overlap check.
+        ALTER TABLE sync_state ADD COLUMN security_entries INTEGER NOT NULL DEFAULT 0;
         CREATE TABLE security_heads (
             slot_key TEXT PRIMARY KEY,
             entries  INTEGER NOT NULL,

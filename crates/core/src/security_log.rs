@@ -589,6 +589,40 @@ pub(crate) fn head(conn: &Connection) -> Result<Option<(u64, [u8; 32])>, CoreErr
     Ok(row.and_then(|(seq, hash)| Some((seq as u64 + 1, hash.try_into().ok()?))))
 }
 
+/// The head a sync push carries: the log's length and last hash, and its hash at the length
+/// the collector said it holds (so it can tell a log that grew from one rewritten).
+pub(crate) fn push_head(
+    conn: &Connection,
+) -> Result<Option<chartroom_audit::sync::SecurityLogHead>, CoreError> {
+    let Some((entries, hash)) = head(conn)? else {
+        return Ok(None);
+    };
+    let known: i64 = conn
+        .query_row(
+            "SELECT security_entries FROM sync_state WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let at_known = if known > 0 {
+        conn.query_row(
+            "SELECT hash FROM security_log WHERE seq = ?1",
+            [known - 1],
+            |r| r.get::<_, Vec<u8>>(0),
+        )
+        .optional()?
+        .map(|h| (known as u64, hex::encode(h)))
+    } else {
+        None
+    };
+    Ok(Some(chartroom_audit::sync::SecurityLogHead {
+        entries,
+        hash: hex::encode(hash),
+        at_known,
+    }))
+}
+
 /// Appends `fact`, signed by this connection's session (`cr_sign`), after checking that the
 /// log lets it make that change: an append that would break the log is refused instead.
 ///

@@ -175,8 +175,13 @@ impl Session {
         let now = format_time(self.clock.now());
         let conn = self.connection()?;
         conn.execute(
-            "UPDATE sync_state SET acked_seq = ?1, last_success = ?2, last_attempt = ?2, last_error = NULL WHERE id = 1",
-            params![i64::try_from(head.seq).unwrap_or(i64::MAX), now],
+            "UPDATE sync_state SET acked_seq = ?1, last_success = ?2, last_attempt = ?2, last_error = NULL,
+                    security_entries = ?3 WHERE id = 1",
+            params![
+                i64::try_from(head.seq).unwrap_or(i64::MAX),
+                now,
+                i64::try_from(head.security_entries).unwrap_or(i64::MAX)
+            ],
         )?;
         Ok(())
     }
