@@ -337,24 +337,72 @@ def test_a_content_key_planted_under_a_clinicians_name_is_never_written_with(cli
     assert "MRK-after-plant-Zq" in json.dumps(problems)
 
 
-def test_a_compartment_key_swapped_into_the_slot_file_is_refused_by_a_holder(clinic):
+def test_a_compartment_key_swapped_into_the_slot_file_is_refused_or_put_back(clinic):
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
     from keyfiles import raw_public
 
     path = clinic.vault / "keyslots.json"
     original = path.read_text()
+    genuine = next(c for c in json.loads(original)["compartments"] if c["name"] == "clinical")
     mine = __import__("base64").b64encode(raw_public(X25519PrivateKey.generate())).decode()
-    # Added before the real one at the same epoch, or put in its place at the next epoch.
-    for same_epoch in (True, False):
-        doc = json.loads(original)
-        clinical = next(c for c in doc["compartments"] if c["name"] == "clinical")
-        fake = {"name": "clinical", "epoch": clinical["epoch"] + (0 if same_epoch else 1), "public_key": mine}
-        others = doc["compartments"] if same_epoch else [c for c in doc["compartments"] if c is not clinical]
-        doc["compartments"] = [fake] + others
-        path.write_text(json.dumps(doc))
-        proc = clinic.run("--user", "dr.adeyemi", "problem", "add", "--patient", clinic.pid, "--text",
-                          "MRK-after-swap-Zq", password=STAFF["dr.adeyemi"][1], check=False)
-        assert proc.returncode != 0, "a holder does not write to a swapped key"
-        assert json.loads(proc.stderr)["error"]["code"] == "keyslots_invalid", proc.stderr
-    path.write_text(original)
+    # Added before the real one at the same epoch: the file is refused outright.
+    doc = json.loads(original)
+    doc["compartments"] = [{"name": "clinical", "epoch": genuine["epoch"], "public_key": mine}] + doc["compartments"]
+    path.write_text(json.dumps(doc))
+    proc = clinic.run("--user", "dr.adeyemi", "problem", "add", "--patient", clinic.pid, "--text",
+                      "MRK-after-swap-Zq", password=STAFF["dr.adeyemi"][1], check=False)
+    assert proc.returncode != 0, "a holder does not write to a swapped key"
+    assert json.loads(proc.stderr)["error"]["code"] == "keyslots_invalid", proc.stderr
+    # Put in its place at the next epoch: the security log says which key is genuine, and the
+    # sign-in puts it back before anything is written.
+    doc = json.loads(original)
+    doc["compartments"] = [{"name": "clinical", "epoch": genuine["epoch"] + 1, "public_key": mine}] + \
+        [c for c in doc["compartments"] if c["name"] != "clinical"]
+    path.write_text(json.dumps(doc))
+    clinic.run("--user", "dr.adeyemi", "problem", "add", "--patient", clinic.pid, "--text", "MRK-after-swap-Zq",
+               password=STAFF["dr.adeyemi"][1])
+    now = next(c for c in json.loads(path.read_text())["compartments"] if c["name"] == "clinical")
+    assert now["public_key"] == genuine["public_key"] and now["epoch"] == genuine["epoch"]
+    alerts = clinic.json("--user", "admin", "alerts", "list", "--all", password=ADMIN_PW)["alerts"]
+    assert any("public keys in the key slot file were restored" in a["summary"] for a in alerts)
+    # What was written opens with the genuine key, not the insider's.
+    key, held = SlotFile(clinic.vault).keys_of("dr.adeyemi", STAFF["dr.adeyemi"][1])
+    db = connect(clinic.vault, key)
+    keys = content_keys(db, SlotFile(clinic.vault).vault_id, held["clinical"])
+    texts = [open_field(blob, t, c, r, p, keys) for t, c, r, p, blob in sealed_fields(db)]
+    assert "MRK-after-swap-Zq" in texts
+
+
+def test_a_nurse_who_kept_the_clinical_key_reads_nothing_after_her_role_changes_and_it_rotates(clinic):
+    """She copied her compartment key before the role change; she keeps the database key as
+    front desk. Once a physician signs in, the clinical key has rotated and every field is
+    re-sealed: her copy opens none of them."""
+    slots = SlotFile(clinic.vault)
+    _, kept = slots.keys_of("nurse.ho", STAFF["nurse.ho"][1])
+    kept = kept["clinical"]
+
+    def opened_with_kept_key():
+        key, _ = SlotFile(clinic.vault).keys_of("desk.kim", STAFF["desk.kim"][1])
+        db = connect(clinic.vault, key)
+        keys = content_keys(db, slots.vault_id, kept)
+        return sum(open_field(blob, t, c, r, p, keys) is not None for t, c, r, p, blob in sealed_fields(db))
+
+    assert opened_with_kept_key() > 0, "her copy opens today's fields"
+    clinic.run("--user", "admin", "user", "set-role", "nurse.ho", "--role", "front_desk", password=ADMIN_PW)
+    pending = clinic.json("--user", "admin", "vault", "rotate", "--reason", "nurse left the clinical role",
+                          password=ADMIN_PW)
+    assert pending["clinical_key"] == "pending"
+    # The physician's sign-in rotates it (they hold it) and re-seals every field.
+    clinic.run("--user", "dr.adeyemi", "patient", "search", "Insider", password=STAFF["dr.adeyemi"][1])
+    assert opened_with_kept_key() == 0
+    # The physician still reads everything, under the new key.
+    key, held = SlotFile(clinic.vault).keys_of("dr.adeyemi", STAFF["dr.adeyemi"][1])
+    assert SlotFile(clinic.vault).compartment("clinical")["epoch"] == 1
+    db = connect(clinic.vault, key)
+    keys = content_keys(db, slots.vault_id, held["clinical"])
+    texts = [open_field(blob, t, c, r, p, keys) for t, c, r, p, blob in sealed_fields(db)]
+    assert all(t is not None for t in texts)
+    assert MARKERS["note"] in texts
+    out = clinic.json("--user", "admin", "vault", "verify", password=ADMIN_PW)
+    assert out["ok"]

@@ -147,6 +147,16 @@ enum VaultCommand {
     Rekey(RecoveryArg),
     /// Replace the recovery key; the old one stops working. Prints the new key once.
     NewRecoveryKey(RecoveryArg),
+    /// Rotate the keys a suspected leak or a departure calls for: the database key now, the
+    /// clinical key now with the recovery key, otherwise at the next physician's or nurse's
+    /// sign-in (a role change, a disable or a reset of a clinician owes it by itself).
+    Rotate {
+        /// Why, for the audit trail.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        recovery: RecoveryArg,
+    },
     /// Verify the security log (who may do what, signed) and the audit trail; exits 65 naming
     /// the first bad entry. Needs an administrator, an auditor or the recovery key.
     Verify(RecoveryArg),
@@ -383,6 +393,26 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             doc["vault"] = json!(config.dir);
             doc["users"] = json!(users);
             Ok(Output::new(doc, text))
+        }
+        Command::Vault(VaultCommand::Rotate { reason, recovery }) => {
+            let mut session = unlock(cli, &config, &mut inputs, recovery)?;
+            let clinical_now = session.rotate_keys(reason)?;
+            let owed = session.clinical_rotation_pending()?;
+            session.lock()?;
+            let text = format!(
+                "The database key was rotated: copies of the key slot file taken before open nothing current.\n{}",
+                if clinical_now {
+                    "The clinical key was rotated and every clinical field re-sealed under the new one."
+                } else if owed {
+                    "The clinical key rotates at the next sign-in of a physician or nurse (it needs someone who holds it)."
+                } else {
+                    "There is no clinical key to rotate yet."
+                }
+            );
+            Ok(Output::new(
+                json!({"database_key_rotated": true, "clinical_key": if clinical_now { "rotated" } else if owed { "pending" } else { "none" }}),
+                text,
+            ))
         }
         Command::Vault(VaultCommand::Verify(rec)) => {
             let mut session = unlock(cli, &config, &mut inputs, rec)?;

@@ -34,11 +34,28 @@ pub(crate) fn on_care_team(
     user: i64,
 ) -> Result<bool, CoreError> {
     let patient: i64 = patient.into();
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM care_team WHERE patient_id = ?1 AND user_id = ?2")?
-        .query_row(params![patient, user], |_| Ok(()))
-        .optional()?
-        .is_some())
+    let row: Option<(Option<Vec<u8>>, String)> = conn
+        .prepare_cached(
+            "SELECT p.uuid, u.name FROM care_team c JOIN patients p ON p.id = c.patient_id
+               JOIN users u ON u.id = c.user_id WHERE c.patient_id = ?1 AND c.user_id = ?2",
+        )?
+        .query_row(params![patient, user], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((uuid, name)) = row else {
+        return Ok(false);
+    };
+    // The row must be one the security log states too: a row added outside Chartroom while
+    // a session is open (after its unlock undid the others) opens nothing.
+    let started: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM security_log)")?
+        .query_row([], |r| r.get(0))?;
+    if !started {
+        return Ok(true);
+    }
+    Ok(match uuid {
+        Some(uuid) => crate::security_log::team_allows(conn, &uuid, &name)? == Some(true),
+        None => false,
+    })
 }
 
 pub(crate) fn active_grant(
@@ -166,11 +183,26 @@ pub(crate) fn chart_access(
     let Some(uid) = actor.id else {
         return Ok((!patient.restricted).then_some(ChartAccess::Open));
     };
+    if !patient.restricted {
+        // An open chart: the care team only labels how the user came in.
+        let member = conn
+            .prepare_cached("SELECT 1 FROM care_team WHERE patient_id = ?1 AND user_id = ?2")?
+            .query_row(params![patient.id, uid], |_| Ok(()))
+            .optional()?
+            .is_some();
+        return Ok(Some(if member {
+            ChartAccess::CareTeam
+        } else {
+            ChartAccess::Open
+        }));
+    }
     if on_care_team(conn, patient.id, uid)? {
         return Ok(Some(ChartAccess::CareTeam));
     }
-    if !patient.restricted {
-        return Ok(Some(ChartAccess::Open));
+    // A grant counts only for a role that may break the glass: a row planted in
+    // access_grants for anyone else opens nothing.
+    if !actor.role.is_some_and(|r| r.allows(Permission::BreakGlass)) {
+        return Ok(None);
     }
     Ok(active_grant(conn, patient.id, uid, now)?
         .map(|(reason, expires_at)| ChartAccess::BreakGlass { reason, expires_at }))

@@ -33,6 +33,7 @@ const TAG_LEN: usize = 16;
 const HEADER_LEN: usize = 1 + 8 + NONCE_LEN;
 const AD_FIELD: &[u8] = b"chartroom/field/v1";
 const AD_CONTENT_KEY: &[u8] = b"chartroom/content-key/v1";
+const AD_RETIRED_KEY: &[u8] = b"chartroom/retired-key/v1";
 /// Random 96-bit nonces: a content key is retired well before a collision becomes likely.
 const MAX_FIELDS_PER_KEY: u64 = 1 << 32;
 
@@ -130,6 +131,12 @@ pub(crate) struct Keyring {
     write: Option<WriteKey>,
     /// Who signs this session's security log entries, and with which key.
     signer: Option<(String, chartroom_vault::ed25519_dalek::SigningKey)>,
+    /// The private keys of the compartment's earlier epochs, opened through the chain of
+    /// retired keys (each sealed to the next epoch's public key), for fields a rotation has
+    /// not re-sealed yet; None until loaded.
+    retired: Option<HashMap<u64, StaticSecret>>,
+    /// The security log's length and head as this session last verified it.
+    pub(crate) verified_head: Option<(u64, [u8; 32])>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -169,6 +176,49 @@ fn content_key_wrap(shared: &[u8], ephemeral: &[u8; 32], public: &[u8; 32]) -> Z
         .expand(AD_CONTENT_KEY, key.as_mut())
         .expect("32 bytes is a valid HKDF-SHA256 output length");
     key
+}
+
+fn retired_key_ad(vault_id: &str, compartment: &str, epoch: u64) -> Vec<u8> {
+    ad(&[
+        AD_RETIRED_KEY,
+        vault_id.as_bytes(),
+        compartment.as_bytes(),
+        &epoch.to_be_bytes(),
+    ])
+}
+
+/// A retired key as `retired_keys` stores it: (ephemeral, nonce, sealed).
+type SealedRetired = ([u8; 32], [u8; NONCE_LEN], Vec<u8>);
+
+/// Seals `secret` (the private key of `epoch`) to `public` (the next epoch's), for the
+/// `retired_keys` table: (ephemeral, nonce, sealed).
+fn seal_retired(
+    vault_id: &str,
+    epoch: u64,
+    secret: &StaticSecret,
+    public: &PublicKey,
+) -> Result<SealedRetired, FieldError> {
+    let ephemeral = StaticSecret::random_from_rng(OsRng);
+    let ephemeral_public = PublicKey::from(&ephemeral);
+    let shared = ephemeral.diffie_hellman(public);
+    let wrap = content_key_wrap(
+        shared.as_bytes(),
+        ephemeral_public.as_bytes(),
+        public.as_bytes(),
+    );
+    let mut nonce = [0u8; NONCE_LEN];
+    OsRng.fill_bytes(&mut nonce);
+    let plain = Zeroizing::new(secret.to_bytes());
+    let sealed = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(wrap.as_slice()))
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plain.as_ref(),
+                aad: &retired_key_ad(vault_id, CLINICAL, epoch),
+            },
+        )
+        .map_err(|_| FieldError::NoWriteKey)?;
+    Ok((*ephemeral_public.as_bytes(), nonce, sealed))
 }
 
 fn content_key_ad(vault_id: &str, compartment: &str, epoch: u64, id: i64) -> Vec<u8> {
@@ -227,6 +277,8 @@ impl Keyring {
             loaded_through: 0,
             write: None,
             signer: None,
+            retired: None,
+            verified_head: None,
         };
         ring.take_compartment(vault);
         if let Some(key) = vault.signing_key() {
@@ -254,6 +306,71 @@ impl Keyring {
             .compartment_public(CLINICAL)
             .map(|(epoch, public)| (epoch, PublicKey::from(public)));
         self.secret = vault.compartment_secret(CLINICAL).map(|(_, s)| s);
+        self.retired = None;
+    }
+
+    /// Opens the earlier epochs' private keys from `retired_keys`, newest first, each checked
+    /// against the public key the security log registered for its epoch (a planted row opens
+    /// nothing).
+    fn load_retired(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut out = HashMap::new();
+        let (Some(secret), Some((epoch, _))) = (self.secret.clone(), self.public) else {
+            self.retired = Some(out);
+            return Ok(());
+        };
+        let logged = crate::security_log::compartment_publics(conn, CLINICAL).unwrap_or_default();
+        let mut holder = secret;
+        let mut e = epoch;
+        while e > 0 {
+            let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
+                .prepare_cached(
+                    "SELECT ephemeral, nonce, sealed FROM retired_keys WHERE compartment = ?1 AND epoch = ?2",
+                )?
+                .query_row(params![CLINICAL, (e - 1) as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()?;
+            let Some((ephemeral, nonce, sealed)) = row else {
+                break;
+            };
+            let (Ok(ephemeral), Ok(nonce)) = (
+                <[u8; 32]>::try_from(ephemeral),
+                <[u8; NONCE_LEN]>::try_from(nonce),
+            ) else {
+                break;
+            };
+            let public = PublicKey::from(&holder);
+            let shared = holder.diffie_hellman(&PublicKey::from(ephemeral));
+            let wrap = content_key_wrap(shared.as_bytes(), &ephemeral, public.as_bytes());
+            let Ok(plain) =
+                ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(wrap.as_slice())).decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &sealed,
+                        aad: &retired_key_ad(&self.vault_id, CLINICAL, e - 1),
+                    },
+                )
+            else {
+                break;
+            };
+            let plain = Zeroizing::new(plain);
+            let Ok(bytes) = <[u8; 32]>::try_from(plain.as_slice()) else {
+                break;
+            };
+            let old = StaticSecret::from(bytes);
+            let registered = logged.get(&(e - 1)).and_then(|k| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD.decode(k).ok()
+            });
+            if registered.as_deref() != Some(PublicKey::from(&old).as_bytes().as_slice()) {
+                break;
+            }
+            out.insert(e - 1, old.clone());
+            holder = old;
+            e -= 1;
+        }
+        self.retired = Some(out);
+        Ok(())
     }
 
     pub(crate) fn holds_clinical(&self) -> bool {
@@ -266,6 +383,9 @@ impl Keyring {
 
     /// Loads the content keys written since the last look (by this or another process).
     pub(crate) fn refresh(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        if self.retired.is_none() && self.secret.is_some() {
+            self.load_retired(conn)?;
+        }
         let mut stmt = conn.prepare_cached(
             "SELECT seq, id, compartment, epoch, ephemeral, nonce, sealed FROM content_keys WHERE seq > ?1 ORDER BY seq",
         )?;
@@ -407,17 +527,24 @@ impl Keyring {
 
     /// Opens content key `id` with the compartment's private key.
     fn unseal_content_key(&self, id: i64) -> Result<Zeroizing<[u8; 32]>, FieldError> {
-        let secret = self.secret.as_ref().ok_or(FieldError::NotHandedOver)?;
+        let current_secret = self.secret.as_ref().ok_or(FieldError::NotHandedOver)?;
         let sealed = self
             .sealed
             .get(&id)
             .ok_or_else(|| FieldError::Tampered("its key is missing".into()))?;
         let current = self.public.map(|(e, _)| e);
-        if sealed.compartment != CLINICAL || Some(sealed.epoch) != current {
+        let secret = if sealed.compartment != CLINICAL {
+            None
+        } else if Some(sealed.epoch) == current {
+            Some(current_secret)
+        } else {
+            self.retired.as_ref().and_then(|r| r.get(&sealed.epoch))
+        };
+        let Some(secret) = secret else {
             return Err(FieldError::Tampered(
                 "its key is of another compartment".into(),
             ));
-        }
+        };
         let public = PublicKey::from(secret);
         let shared = secret.diffie_hellman(&PublicKey::from(sealed.ephemeral));
         let wrap = content_key_wrap(shared.as_bytes(), &sealed.ephemeral, public.as_bytes());
@@ -521,6 +648,8 @@ pub fn install_copy(session: &crate::Session, conn: &Connection) -> rusqlite::Re
             .as_ref()
             .map(|w| WriteKey::new(w.id, w.key.clone())),
         signer: None,
+        retired: None,
+        verified_head: None,
     };
     drop(from);
     let mut copy = copy;
@@ -588,6 +717,8 @@ pub fn field_open_costs() -> (f64, f64, f64) {
         loaded_through: 0,
         write: None,
         signer: None,
+        retired: None,
+        verified_head: None,
     };
     ring.prepare_write(&db, Some("dr"), "now").expect("key");
     let (row, patient) = ([1; 16], [2; 16]);
@@ -773,6 +904,8 @@ mod tests {
             loaded_through: 0,
             write: None,
             signer: None,
+            retired: None,
+            verified_head: None,
         }
     }
 
@@ -883,7 +1016,29 @@ thread_local! {
 }
 
 /// The enabled users whose role holds the clinical compartment.
-fn clinical_holders(conn: &Connection) -> Result<Vec<String>, crate::CoreError> {
+///
+/// With the security log started, a holder must also be an enabled physician or nurse in the
+/// log as this session verified it: a role written into the table (or by a trigger, or a row
+/// forged into the log after the unlock) hands nobody a key.
+fn clinical_holders(
+    conn: &Connection,
+    state: Option<&crate::security_log::State>,
+) -> Result<Vec<String>, crate::CoreError> {
+    let table = clinical_holders_in_table(conn)?;
+    let Some(state) = state.filter(|s| s.root.is_some()) else {
+        return Ok(table);
+    };
+    Ok(table
+        .into_iter()
+        .filter(|name| {
+            state.user(name).is_some_and(|u| {
+                u.enabled && compartments_of(u.role).contains(&CLINICAL) && u.slot_key.is_some()
+            })
+        })
+        .collect())
+}
+
+fn clinical_holders_in_table(conn: &Connection) -> Result<Vec<String>, crate::CoreError> {
     let mut stmt = conn.prepare_cached("SELECT name, role, disabled_at IS NULL FROM users")?;
     let rows = stmt.query_map([], |r| {
         Ok((
@@ -928,6 +1083,49 @@ pub(crate) fn owe_rotation(
         params![reason, at, by],
     )?;
     Ok(())
+}
+
+/// Records that compartment `name` must rotate (someone who held it was disabled, lost the
+/// role that reads it, or had their password reset), in the transaction of that change. A
+/// rotation already under way is asked for again: the new one re-seals what is left too.
+pub(crate) fn owe_compartment_rotation(
+    conn: &Connection,
+    name: &str,
+    reason: &str,
+    at: &str,
+    by: &str,
+) -> Result<(), crate::CoreError> {
+    conn.execute(
+        "INSERT INTO compartment_rotation (compartment, reason, requested_at, requested_by) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (compartment) DO UPDATE SET reason = compartment_rotation.reason || '; ' || excluded.reason,
+             rotated_to = NULL",
+        params![name, reason, at, by],
+    )?;
+    Ok(())
+}
+
+/// Whether the vault has a clinical compartment yet (its public key is in the security log
+/// or in content keys written under it).
+pub(crate) fn clinical_compartment_exists(conn: &Connection) -> Result<bool, crate::CoreError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM security_log WHERE kind = 'compartment' AND subject = 'clinical')
+             OR EXISTS (SELECT 1 FROM content_keys WHERE compartment = 'clinical')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Whether the clinical key's rotation is owed, and the epoch made for it if any.
+pub(crate) fn clinical_rotation_owed(
+    conn: &Connection,
+) -> Result<Option<(String, Option<u64>)>, crate::CoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT reason, rotated_to FROM compartment_rotation WHERE compartment = 'clinical'",
+            [],
+            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(|e| e as u64))),
+        )
+        .optional()?)
 }
 
 fn rotation_owed(conn: &Connection) -> Result<Option<String>, crate::CoreError> {
@@ -983,6 +1181,8 @@ impl crate::Session {
         if pending {
             self.seal_what_was_clear(None)?;
         }
+        // A clinical key rotation owed (or cut short) is done by the next session holding it.
+        self.rotate_clinical_if_owed(None)?;
         // A rotation a crash cut short is finished by the next session that may rotate.
         if self.role().allows(crate::Permission::ManageKeys) {
             // Best effort: another window holding the vault open makes it wait again.
@@ -1005,8 +1205,144 @@ impl crate::Session {
         Ok(true)
     }
 
+    /// The security log as it stands, verified from the head this session verified before
+    /// (signatures of newer entries only); None while the log has not started. A log that no
+    /// longer verifies stops whatever asked (and the next unlock says why).
+    pub(crate) fn verified_state(
+        &mut self,
+    ) -> Result<Option<crate::security_log::State>, crate::CoreError> {
+        let root = self.vault()?.root_key().map(|r| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(r)
+        });
+        let trusted = lock(&self.keys).verified_head;
+        let conn = self.connection()?;
+        if crate::security_log::head(conn)?.is_none() && root.is_none() {
+            return Ok(None);
+        }
+        let state =
+            crate::security_log::verify_from(conn, root.as_deref(), trusted).map_err(|b| {
+                crate::CoreError::Integrity(format!(
+                    "The clinic's security log does not verify ({b}); sign in again to see why."
+                ))
+            })?;
+        lock(&self.keys).verified_head = Some((state.len, state.head));
+        Ok(Some(state))
+    }
+
+    /// Rotates the clinical key if a rotation is owed and this session holds it: a new key
+    /// pair (sealed to the physicians, nurses and recovery key, the old one's seals removed,
+    /// its public key in the security log, the old private key kept sealed to the new one),
+    /// then every field under an older key re-sealed a batch at a time. Resumable: killed
+    /// part-way, the next holder's sign-in goes on. Returns whether it finished a rotation.
+    pub(crate) fn rotate_clinical_if_owed(
+        &mut self,
+        stop_after: Option<usize>,
+    ) -> Result<bool, crate::CoreError> {
+        let Some((reason, rotated_to)) = clinical_rotation_owed(self.connection()?)? else {
+            return Ok(false);
+        };
+        if !lock(&self.keys).holds_clinical() {
+            return Ok(false);
+        }
+        let name = self.signed_in().user;
+        let recovery = matches!(self.actor, crate::session::Actor::Recovery);
+        let owner = (!recovery).then_some(name.clone());
+        let epoch = match rotated_to {
+            Some(epoch) => epoch,
+            None => self.new_clinical_epoch(&reason)?,
+        };
+        let now = crate::format_time(self.clock.now());
+        {
+            let conn = self.connection()?;
+            let mut keys = lock(&self.keys);
+            keys.refresh(conn)?;
+            keys.prepare_write(conn, owner.as_deref(), &now)?;
+        }
+        #[cfg(test)]
+        let (batch, stop_after) = UPGRADE_STEPS
+            .with(|s| s.get())
+            .unwrap_or((20_000, stop_after));
+        #[cfg(not(test))]
+        let batch = 20_000;
+        let expired = self.expired();
+        let vault = self.vault.as_mut().ok_or(expired)?;
+        let Some(fields) =
+            crate::schema::reseal_old_fields(vault.connection_mut(), epoch, batch, stop_after)?
+        else {
+            return Ok(false);
+        };
+        let conn = self.connection()?;
+        let done = conn.execute(
+            "DELETE FROM compartment_rotation WHERE compartment = 'clinical' AND rotated_to = ?1",
+            [epoch as i64],
+        )?;
+        self.record(
+            &crate::audit::Op::execute("key.rotate")
+                .object("Compartment", CLINICAL)
+                .detail(format!(
+                    "clinical key rotated to epoch {epoch}: {fields} fields re-sealed ({reason})"
+                )),
+        )?;
+        Ok(done > 0)
+    }
+
+    /// Makes the clinical key's next epoch (see [`Session::rotate_clinical_if_owed`]).
+    fn new_clinical_epoch(&mut self, reason: &str) -> Result<u64, crate::CoreError> {
+        let state = self.verified_state()?;
+        let holders = clinical_holders(self.connection()?, state.as_ref())?;
+        let at = crate::format_time(self.clock.now());
+        let keys = Arc::clone(&self.keys);
+        let vault_id = self.vault()?.vault_id().to_owned();
+        let ((), epoch) = self.with_slot_change(
+            None,
+            crate::audit::Op::execute("key.compartment_rotate")
+                .object("Compartment", CLINICAL)
+                .detail(format!("a new clinical key, because {reason}")),
+            |_, _| Ok(()),
+            move |vault| {
+                let old = vault.rotate_compartment(CLINICAL, &holders)?;
+                let (epoch, public) = vault
+                    .compartment_public(CLINICAL)
+                    .ok_or(FieldError::NoWriteKey)?;
+                use base64::Engine as _;
+                crate::security_log::append(
+                    vault.connection(),
+                    &at,
+                    crate::security_log::Fact::Compartment {
+                        name: CLINICAL.to_owned(),
+                        epoch,
+                        public_key: base64::engine::general_purpose::STANDARD.encode(public),
+                    },
+                )?;
+                let (ephemeral, nonce, sealed) =
+                    seal_retired(&vault_id, epoch - 1, &old, &PublicKey::from(public))?;
+                vault.connection().execute(
+                    "INSERT OR REPLACE INTO retired_keys (compartment, epoch, ephemeral, nonce, sealed, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![CLINICAL, (epoch - 1) as i64, ephemeral.as_slice(), nonce.as_slice(), sealed, at],
+                )?;
+                vault.connection().execute(
+                    "UPDATE compartment_rotation SET rotated_to = ?1 WHERE compartment = 'clinical'",
+                    [epoch as i64],
+                )?;
+                let mut ring = lock(&keys);
+                ring.take_compartment(vault);
+                ring.write = None;
+                Ok(epoch)
+            },
+            |_| {},
+        )?;
+        // Committed: the old key's seals can go (a crash before this leaves them, unused).
+        if let Some(vault) = self.vault.as_mut() {
+            let _ = vault.prune_compartment_seals(CLINICAL);
+        }
+        Ok(epoch)
+    }
+
     fn make_clinical_compartment(&mut self) -> Result<(), crate::CoreError> {
-        let holders = clinical_holders(self.connection()?)?;
+        let state = self.verified_state()?;
+        let holders = clinical_holders(self.connection()?, state.as_ref())?;
         let detail = format!(
             "clinical key made, sealed to the recovery key and {}",
             if holders.is_empty() {
@@ -1060,7 +1396,8 @@ impl crate::Session {
         if !lock(&self.keys).has_compartment() {
             return Ok(());
         }
-        let holders = clinical_holders(self.connection()?)?;
+        let state = self.verified_state()?;
+        let holders = clinical_holders(self.connection()?, state.as_ref())?;
         let now = self.clock.now();
         let actor = crate::session::actor_ref(&self.actor);
         let expired = self.expired();

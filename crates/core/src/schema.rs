@@ -37,6 +37,26 @@ pub(crate) const AUDIT_TRIGGERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Every trigger Chartroom's schema makes. Any other trigger (or any view) in the database
+/// was planted outside Chartroom (one that changes a role while a colleague's session writes
+/// its audit entry, say): the unlock removes it and says so.
+pub(crate) const KNOWN_TRIGGERS: &[&str] = &[
+    "audit_checkpoints_no_delete",
+    "audit_checkpoints_no_update",
+    "audit_log_no_delete",
+    "audit_log_no_update",
+    "disclosure_patients_no_delete",
+    "disclosure_patients_no_update",
+    "disclosures_no_delete",
+    "disclosures_no_update",
+    "notes_signed_are_final",
+    "notes_signed_stay",
+    "patient_versions_no_delete",
+    "patient_versions_no_update",
+    "security_log_no_delete",
+    "security_log_no_update",
+];
+
 /// The content keys: each a random key sealed to a compartment's public key (see
 /// docs/security.md). `seq` orders them for loading; `id` is what a sealed field names.
 macro_rules! content_keys_sql {
@@ -72,6 +92,8 @@ pub(crate) const SEALED_COLUMNS: &[(&str, &[&str])] = &[
             "assessment",
             "plan",
             "content_sha256",
+            "signature",
+            "signer_key",
         ],
     ),
     ("observations", &["value", "flag"]),
@@ -685,6 +707,27 @@ pub const MIGRATIONS: &[Migration] = &[
         -- The log's length and head as each slot's owner last verified it, with a MAC only
         -- their password yields: their next unlock checks the signatures after it only, and
         -- notices a log cut back below it.
+        -- A rotated compartment's earlier private key, sealed to the next epoch's public key,
+        -- so fields not yet re-sealed stay readable to those who hold the new key.
+        CREATE TABLE retired_keys (
+            compartment TEXT NOT NULL,
+            epoch       INTEGER NOT NULL,
+            ephemeral   BLOB NOT NULL CHECK (length(ephemeral) = 32),
+            nonce       BLOB NOT NULL CHECK (length(nonce) = 12),
+            sealed      BLOB NOT NULL,
+            created_at  TEXT NOT NULL,
+            PRIMARY KEY (compartment, epoch)
+        ) STRICT;
+        -- A compartment rotation owed (a holder disabled, their role changed, their password
+        -- reset, or asked for): done by the next session that holds the key, resumable.
+        -- rotated_to is the epoch made for it, once made; the re-sealing then goes on.
+        CREATE TABLE compartment_rotation (
+            compartment  TEXT PRIMARY KEY,
+            reason       TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            requested_by TEXT NOT NULL,
+            rotated_to   INTEGER
+        ) STRICT;
         -- The security log length the collector holds, for the next push's overlap check.
         ALTER TABLE sync_state ADD COLUMN security_entries INTEGER NOT NULL DEFAULT 0;
         CREATE TABLE security_heads (
@@ -706,6 +749,93 @@ pub const MIGRATIONS: &[Migration] = &[
 /// Returns the number of rows sealed when every row is sealed, or None when `stop_after`
 /// batches were done first (a test standing in for a crash). This is the upgrade's, and a
 /// migration's, exemption from the one-writer rule: it writes no value of its own.
+/// Re-seals, with the session's write key, every clinical field sealed under a content key of
+/// an epoch before `epoch` (a rotation): a batch of rows per table at a time, each batch its
+/// own transaction, so a crash loses nothing and the next holder's sign-in goes on. Returns
+/// the fields re-sealed, or None when stopped after `stop_after` batches (tests).
+pub(crate) fn reseal_old_fields(
+    conn: &mut rusqlite::Connection,
+    epoch: u64,
+    batch: i64,
+    stop_after: Option<usize>,
+) -> Result<Option<u64>, crate::CoreError> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS old_content_keys (id BLOB PRIMARY KEY) WITHOUT ROWID;
+         DELETE FROM temp.old_content_keys;",
+    )?;
+    // A field names its key by the 8 bytes after its format byte (big-endian id).
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM content_keys WHERE compartment = 'clinical' AND epoch < ?1")?
+        .query_map([epoch as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in ids {
+        conn.execute(
+            "INSERT OR IGNORE INTO temp.old_content_keys (id) VALUES (?1)",
+            [(id as u64).to_be_bytes().to_vec()],
+        )?;
+    }
+    let mut after: Vec<i64> = vec![0; SEALED_COLUMNS.len()];
+    let mut batches = 0;
+    let mut total = 0u64;
+    loop {
+        if stop_after == Some(batches) {
+            return Ok(None);
+        }
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch("DROP TRIGGER IF EXISTS notes_signed_are_final")?;
+        let mut any = false;
+        for (i, (table, columns)) in SEALED_COLUMNS.iter().enumerate() {
+            let last: Option<i64> = tx.query_row(
+                &format!(
+                    "SELECT max(id) FROM (SELECT id FROM {table} WHERE id > ?1 ORDER BY id LIMIT ?2)"
+                ),
+                rusqlite::params![after[i], batch],
+                |r| r.get(0),
+            )?;
+            let Some(last) = last else { continue };
+            any = true;
+            let old = |c: &str| {
+                format!("(typeof({table}.{c}) = 'blob' AND substr({table}.{c}, 2, 8) IN (SELECT id FROM temp.old_content_keys))")
+            };
+            // UPDATE … FROM patients: the patient's uuid joined once per row, not looked up
+            // twice per field.
+            let sets = columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{c} = CASE WHEN {} THEN cr_seal(cr_open({table}.{c}, '{table}', '{c}', {table}.uuid, p.uuid), '{table}', '{c}', {table}.uuid, p.uuid) ELSE {c} END",
+                        old(c)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let any_old = columns
+                .iter()
+                .map(|c| old(c))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let changed = tx.execute(
+                &format!(
+                    "UPDATE {table} SET {sets} FROM patients p
+                      WHERE p.id = {table}.patient_id AND {table}.id > ?1 AND {table}.id <= ?2 AND ({any_old})"
+                ),
+                rusqlite::params![after[i], last],
+            )? as u64;
+            total += changed;
+            after[i] = last;
+        }
+        tx.execute_batch(
+            "CREATE TRIGGER notes_signed_are_final BEFORE UPDATE ON notes WHEN OLD.status = 'signed'
+             BEGIN SELECT RAISE(ABORT, 'a signed note cannot be changed'); END;",
+        )?;
+        tx.commit()?;
+        if !any {
+            return Ok(Some(total));
+        }
+        batches += 1;
+    }
+}
+
 pub(crate) fn seal_clear_fields(
     conn: &mut rusqlite::Connection,
     batch: i64,

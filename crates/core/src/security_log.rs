@@ -157,6 +157,8 @@ pub(crate) struct State {
     pub compartments: BTreeMap<String, (u64, String)>,
     /// Restricted charts (patient uuid, hex) and their care teams (account keys).
     pub restricted: BTreeMap<String, BTreeSet<String>>,
+    /// Every chart the log has ever named (restricted once, or still).
+    seen: BTreeSet<String>,
     /// The last entry absorbed: who signed it and what it said.
     last: Option<(String, Fact)>,
     /// How many entries, and the last one's hash.
@@ -295,7 +297,11 @@ impl State {
                 }
                 let may = if *restricted {
                     authority.allows(Permission::ManageCareTeam)
-                        || authority.allows(Permission::RegisterPatient)
+                        // Registering a restricted chart: a new chart, its team still empty
+                        // (the registrant joins in the next entry).
+                        || (authority.allows(Permission::RegisterPatient)
+                            && team.is_empty()
+                            && !self.seen.contains(patient))
                 } else {
                     authority.allows(Permission::ManageCareTeam)
                         && self.restricted.contains_key(patient)
@@ -386,6 +392,7 @@ impl State {
                 restricted,
                 team,
             } => {
+                self.seen.insert(patient.clone());
                 if *restricted {
                     self.restricted.insert(
                         patient.clone(),
@@ -733,6 +740,30 @@ fn partial_state(conn: &Connection, entry: &Entry) -> Result<State, CoreError> {
     Ok(state)
 }
 
+/// Whether the log (as it stands) lets `user` open restricted chart `patient`: it lists the
+/// chart as restricted with them on its team. None when the log does not list the chart as
+/// restricted (or has not started). Read from the chart's own entries only.
+pub(crate) fn team_allows(
+    conn: &Connection,
+    patient_uuid: &[u8],
+    user: &str,
+) -> Result<Option<bool>, CoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT entry FROM security_log WHERE kind = 'patient' AND subject = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([patient_hex(patient_uuid)], |r| r.get::<_, String>(0))?;
+    let mut state = State::default();
+    for row in rows {
+        let e: Entry = serde_json::from_str(&row?)
+            .map_err(|_| CoreError::Integrity("The security log is damaged.".into()))?;
+        state.absorb(&e, NO_PREVIOUS);
+    }
+    Ok(state
+        .restricted
+        .get(&patient_hex(patient_uuid))
+        .map(|team| team.contains(&account_key(user))))
+}
+
 /// The compartments the slot file lists: (name, epoch, base64 public key).
 fn file_compartments(vault: &chartroom_vault::Vault) -> Vec<(String, u64, String)> {
     vault.compartment_publics()
@@ -862,8 +893,9 @@ pub(crate) fn begin(
 
 /// What an unlock's check of the log decided.
 pub(crate) enum Checked {
-    /// The log verified; what differed from it outside the log was undone.
-    Verified,
+    /// The log verified; what differed from it outside the log was undone. The state is
+    /// what the session decides by (its role, who holds which key).
+    Verified(Box<State>),
     /// A vault made before the security log, opened by someone who may not start it: the
     /// tables are taken as they are until an administrator signs in.
     NotStarted,
@@ -880,8 +912,12 @@ pub(crate) fn check_at_unlock(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Checked, CoreError> {
     vault.connection().execute_batch("BEGIN IMMEDIATE")?;
-    let result = crate::audit::Device::load_or_create(vault.connection(), now)
-        .and_then(|device| check_inside(vault, &device, now));
+    // First of all, before anything writes: a trigger or view planted outside Chartroom
+    // would run inside the honest transactions below and after.
+    let result = remove_planted_triggers(vault.connection()).and_then(|planted| {
+        let device = crate::audit::Device::load_or_create(vault.connection(), now)?;
+        check_inside(vault, &device, now, planted)
+    });
     crate::session::finish_manual_tx(vault, result, |_| {})?
 }
 
@@ -891,6 +927,7 @@ fn check_inside(
     vault: &mut chartroom_vault::Vault,
     device: &crate::audit::Device,
     now: chrono::DateTime<chrono::Utc>,
+    planted: Vec<String>,
 ) -> Result<Outcome, CoreError> {
     use chartroom_vault::{SlotKind, Unlocker};
     let at = crate::format_time(now);
@@ -991,7 +1028,12 @@ fn check_inside(
     }
 
     // Undo what was changed outside Chartroom.
-    let mut undone = crate::users::restore_from_log(vault.connection(), &state, &at)?;
+    let mut undone = planted;
+    undone.extend(crate::users::restore_from_log(
+        vault.connection(),
+        &state,
+        &at,
+    )?);
     for slot in vault.slot_keys()? {
         let ok = match slot.kind {
             SlotKind::User => state.user(&slot.owner).is_some_and(|u| {
@@ -1043,7 +1085,7 @@ fn check_inside(
             Some(&summary),
         )?;
     }
-    Ok(Ok(Checked::Verified))
+    Ok(Ok(Checked::Verified(Box::new(state))))
 }
 
 const HEAD_LABEL: &[u8] = b"chartroom/security-head/v1";
@@ -1090,6 +1132,16 @@ fn own_head(
     })
 }
 
+/// [`remember_head`] for the unlocker's own slot, outside any other transaction.
+pub(crate) fn remember_head_now(
+    vault: &chartroom_vault::Vault,
+    entries: u64,
+    head: &[u8; 32],
+) -> Result<(), CoreError> {
+    let key = vault.own_slot_keys().slot_key;
+    remember_head(vault, &key, entries, head)
+}
+
 fn remember_head(
     vault: &chartroom_vault::Vault,
     slot_key: &str,
@@ -1105,6 +1157,31 @@ fn remember_head(
         params![slot_key, entries as i64, head.to_vec(), mac.to_vec()],
     )?;
     Ok(())
+}
+
+/// Drops every trigger and view that Chartroom's schema does not make; returns what it
+/// removed, in words.
+fn remove_planted_triggers(conn: &Connection) -> Result<Vec<String>, CoreError> {
+    let found: Vec<(String, String)> = conn
+        .prepare("SELECT type, name FROM sqlite_master WHERE type IN ('trigger', 'view')")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut removed = Vec::new();
+    for (kind, name) in found {
+        if kind == "trigger" && crate::schema::KNOWN_TRIGGERS.contains(&name.as_str()) {
+            continue;
+        }
+        let quoted = name.replace('"', "\"\"");
+        conn.execute_batch(&format!(
+            "DROP {} IF EXISTS \"{quoted}\"",
+            if kind == "trigger" { "TRIGGER" } else { "VIEW" }
+        ))?;
+        let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        removed.push(format!(
+            "a {kind} named {shown}, which Chartroom did not make, was removed"
+        ));
+    }
+    Ok(removed)
 }
 
 /// An audit entry by the system, and an alert with `summary` when given.
@@ -1133,22 +1210,6 @@ fn record(
         )?;
     }
     Ok(())
-}
-
-/// The current state of `name` as the log states it (for a change of their role or slot).
-pub(crate) fn current_user(conn: &Connection, name: &str) -> Result<Option<UserState>, CoreError> {
-    let text: Option<String> = conn
-        .prepare_cached(
-            "SELECT entry FROM security_log WHERE kind = 'user' AND subject = ?1 ORDER BY seq DESC LIMIT 1",
-        )?
-        .query_row([account_key(name)], |r| r.get(0))
-        .optional()?;
-    let Some(text) = text else { return Ok(None) };
-    let e: Entry = serde_json::from_str(&text)
-        .map_err(|_| CoreError::Integrity("The security log is damaged.".into()))?;
-    let mut state = State::default();
-    state.absorb(&e, NO_PREVIOUS);
-    Ok(state.user(name).cloned())
 }
 
 /// A root key's fingerprint as people compare it: the first 80 bits of its SHA-256, in
@@ -1235,6 +1296,30 @@ impl crate::Session {
     pub fn root_fingerprint(&self) -> Result<Option<String>, CoreError> {
         Ok(self.vault()?.root_key().map(|r| fingerprint(&r)))
     }
+}
+
+/// Every public key the log registered for compartment `name`, by epoch (base64).
+pub(crate) fn compartment_publics(
+    conn: &Connection,
+    name: &str,
+) -> Result<BTreeMap<u64, String>, CoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT entry FROM security_log WHERE kind = 'compartment' AND subject = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([name], |r| r.get::<_, String>(0))?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        if let Ok(Entry {
+            fact: Fact::Compartment {
+                epoch, public_key, ..
+            },
+            ..
+        }) = serde_json::from_str::<Entry>(&row?)
+        {
+            out.insert(epoch, public_key);
+        }
+    }
+    Ok(out)
 }
 
 /// Hex of a patient's global id, as the log names charts.

@@ -415,3 +415,326 @@ fn entries_cut_from_the_end_are_noticed_by_whoever_saw_them() {
         "{err}"
     );
 }
+
+/// (fields under a key of `epoch`, fields under older keys) across every sealed column.
+fn fields_by_epoch(conn: &rusqlite::Connection, epoch: i64) -> (usize, usize) {
+    let epochs: std::collections::HashMap<i64, i64> = conn
+        .prepare("SELECT id, epoch FROM content_keys")
+        .expect("reads")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("rows")
+        .map(|r| r.expect("row"))
+        .collect();
+    let (mut current, mut older) = (0, 0);
+    for (table, columns) in crate::schema::SEALED_COLUMNS {
+        for column in *columns {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {column} FROM {table} WHERE typeof({column}) = 'blob'"
+                ))
+                .expect("reads");
+            for blob in stmt
+                .query_map([], |r| r.get::<_, Vec<u8>>(0))
+                .expect("rows")
+            {
+                let blob = blob.expect("blob");
+                let id = i64::from_be_bytes(blob[1..9].try_into().expect("id"));
+                match epochs.get(&id) {
+                    Some(e) if *e == epoch => current += 1,
+                    _ => older += 1,
+                }
+            }
+        }
+    }
+    (current, older)
+}
+
+fn chart_some(clinic: &Clinic) {
+    let mut doctor = clinic.as_role(Role::Physician);
+    let found = doctor.search_patients("Lee").expect("searches");
+    let id = found.first().expect("found").id;
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date");
+    for text in ["Asthma", "Hypertension", "Migraine"] {
+        doctor
+            .add_problem(
+                id,
+                &chart::problem::NewProblem::new(text, None, None, None, today).expect("valid"),
+            )
+            .expect("adds");
+    }
+    drop(doctor);
+}
+
+#[test]
+fn a_nurse_who_leaves_the_clinical_role_makes_the_clinical_key_rotate_at_the_next_holder_sign_in() {
+    let clinic = Clinic::new();
+    chart_some(&clinic);
+    let raw = clinic.raw();
+    let (before, _) = fields_by_epoch(&raw, 0);
+    assert!(before > 0);
+    drop(raw);
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .change_role("nurse.lee", Role::FrontDesk)
+        .expect("changes");
+    drop(admin);
+    // The administrator cannot rotate a key they do not hold: it is owed.
+    let raw = clinic.raw();
+    assert!(crate::keys::clinical_rotation_owed(&raw)
+        .expect("reads")
+        .is_some());
+    drop(raw);
+    // Killed after one batch of a few rows, the next holder's sign-in goes on.
+    crate::keys::UPGRADE_STEPS.with(|s| s.set(Some((1, Some(1)))));
+    drop(clinic.as_role(Role::Physician));
+    crate::keys::UPGRADE_STEPS.with(|s| s.set(None));
+    let raw = clinic.raw();
+    let (_, older) = fields_by_epoch(&raw, 1);
+    assert!(older > 0, "stopped part-way");
+    drop(raw);
+    let mut doctor = clinic.as_role(Role::Physician);
+    let found = doctor.search_patients("Lee").expect("searches");
+    let chart = doctor
+        .open_chart(found[0].id)
+        .expect("reads across both epochs");
+    assert!(chart
+        .problems
+        .as_ref()
+        .expect("a physician reads problems")
+        .iter()
+        .any(|p| p.text == "Asthma"));
+    drop(doctor);
+    let raw = clinic.raw();
+    assert_eq!(
+        fields_by_epoch(&raw, 1),
+        (before, 0),
+        "every field re-sealed"
+    );
+    assert!(crate::keys::clinical_rotation_owed(&raw)
+        .expect("reads")
+        .is_none());
+    let state = verify(&raw, None).expect("verifies");
+    assert_eq!(state.compartments["clinical"].0, 1);
+    drop(raw);
+    // The new key reached the holders, not the one who left.
+    let mut admin = clinic.as_role(Role::Admin);
+    for user in admin.users().expect("lists") {
+        let clinical = user.keys.iter().any(|k| k == "clinical");
+        assert_eq!(
+            clinical,
+            matches!(user.role, Role::Physician | Role::Nurse) && !user.disabled,
+            "{}",
+            user.name
+        );
+    }
+}
+
+/// The restricted patient (Mateo Castellanos) and his row id.
+fn restricted_patient(raw: &rusqlite::Connection) -> i64 {
+    raw.query_row("SELECT id FROM patients WHERE restricted = 1", [], |r| {
+        r.get(0)
+    })
+    .expect("one restricted chart")
+}
+
+#[test]
+fn a_trigger_planted_to_change_a_role_inside_honest_transactions_is_removed_at_unlock() {
+    let clinic = Clinic::new();
+    let raw = clinic.raw();
+    raw.execute_batch(
+        "CREATE TRIGGER sneaky AFTER INSERT ON audit_log
+         BEGIN UPDATE users SET role = 'nurse' WHERE name = 'desk.ruiz'; END;",
+    )
+    .expect("plants");
+    drop(raw);
+    drop(clinic.as_role(Role::Physician));
+    let raw = clinic.raw();
+    let left: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name = 'sneaky'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("counts");
+    assert_eq!(left, 0);
+    let role: String = raw
+        .query_row("SELECT role FROM users WHERE name = 'desk.ruiz'", [], |r| {
+            r.get(0)
+        })
+        .expect("reads");
+    assert_eq!(role, "front_desk");
+    drop(raw);
+    let mut admin = clinic.as_role(Role::Admin);
+    let desk = admin
+        .users()
+        .expect("lists")
+        .into_iter()
+        .find(|u| u.name.as_str() == "desk.ruiz")
+        .expect("listed");
+    assert_eq!(
+        desk.keys,
+        ["database"],
+        "no clinical key reached the front desk"
+    );
+    drop(admin);
+    assert!(tampering_alerts(&clinic)
+        .iter()
+        .any(|a| a.contains("a trigger named sneaky, which Chartroom did not make, was removed")));
+}
+
+#[test]
+fn a_role_written_while_an_administrator_is_signed_in_is_not_signed_by_their_reset() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    let raw = clinic.raw();
+    raw.execute(
+        "UPDATE users SET role = 'admin' WHERE name = 'desk.ruiz'",
+        [],
+    )
+    .expect("edits");
+    drop(raw);
+    admin
+        .reset_password("desk.ruiz", &pw("a-fresh-password"))
+        .expect("resets");
+    drop(admin);
+    let raw = clinic.raw();
+    let state = verify(&raw, None).expect("verifies");
+    assert_eq!(
+        state.user("desk.ruiz").expect("known").role,
+        Role::FrontDesk
+    );
+    drop(raw);
+    let desk = clinic
+        .unlock("desk.ruiz", "a-fresh-password")
+        .expect("signs in");
+    assert_eq!(desk.signed_in().role, Role::FrontDesk);
+}
+
+#[test]
+fn a_care_team_row_added_during_a_session_opens_nothing() {
+    let clinic = Clinic::new();
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let raw = clinic.raw();
+    let patient = restricted_patient(&raw);
+    raw.execute(
+        "INSERT INTO care_team (patient_id, user_id, added_at, added_by)
+         SELECT ?1, id, '2026-03-03T10:00:00Z', 'x' FROM users WHERE name = 'nurse.lee'",
+        [patient],
+    )
+    .expect("inserts");
+    drop(raw);
+    let err = nurse
+        .open_chart(patient)
+        .expect_err("not on the team the log states");
+    assert!(matches!(err, CoreError::Forbidden(_)), "{err:?}");
+}
+
+#[test]
+fn a_break_the_glass_grant_planted_for_a_role_that_may_not_break_the_glass_opens_nothing() {
+    let clinic = Clinic::new();
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let raw = clinic.raw();
+    let patient = restricted_patient(&raw);
+    raw.execute(
+        "INSERT INTO access_grants (user_id, patient_id, reason, granted_at, expires_at, audit_seq)
+         SELECT id, ?1, 'planted', '2026-03-03T10:00:00Z', '2099-01-01T00:00:00Z', 1 FROM users WHERE name = 'desk.ruiz'",
+        [patient],
+    )
+    .expect("plants");
+    drop(raw);
+    assert!(desk.open_chart(patient).is_err());
+}
+
+#[test]
+fn the_front_desk_may_restrict_only_a_chart_it_registers_and_only_with_an_empty_team() {
+    use crate::security_log::{Entry, State};
+    let mut state = State::default();
+    let entry = |seq: u64, by: &str, key: &str, fact: Fact| Entry {
+        format: 1,
+        seq,
+        prev: String::new(),
+        at: String::new(),
+        by: by.into(),
+        signer_key: key.into(),
+        fact,
+    };
+    let user = |name: &str, role: Role, key: &str| Fact::User {
+        user: name.into(),
+        role,
+        enabled: true,
+        slot_key: Some(format!("slot-{name}")),
+        signing_key: Some(key.into()),
+    };
+    for (seq, e) in [
+        entry(
+            0,
+            "admin",
+            "root",
+            Fact::Root {
+                vault_id: "v".into(),
+                root_key: "root".into(),
+            },
+        ),
+        entry(1, "admin", "root", user("admin", Role::Admin, "root")),
+        entry(
+            2,
+            "admin",
+            "root",
+            user("desk", Role::FrontDesk, "desk-key"),
+        ),
+        entry(
+            3,
+            "admin",
+            "root",
+            Fact::Restriction {
+                patient: "p1".into(),
+                restricted: true,
+                team: vec!["admin".into()],
+            },
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        state
+            .authorize(&e)
+            .unwrap_or_else(|why| panic!("{seq}: {why}"));
+        state.absorb(&e, [0; 32]);
+    }
+    let restrict = |patient: &str, team: Vec<String>| {
+        entry(
+            4,
+            "desk",
+            "desk-key",
+            Fact::Restriction {
+                patient: patient.into(),
+                restricted: true,
+                team,
+            },
+        )
+    };
+    assert!(
+        state.authorize(&restrict("p2", vec![])).is_ok(),
+        "a new chart"
+    );
+    assert!(state
+        .authorize(&restrict("p2", vec!["desk".into()]))
+        .is_err());
+    assert!(
+        state.authorize(&restrict("p1", vec![])).is_err(),
+        "a chart the log knows"
+    );
+    let compartment = |by: &str, key: &str| {
+        entry(
+            4,
+            by,
+            key,
+            Fact::Compartment {
+                name: "clinical".into(),
+                epoch: 0,
+                public_key: "k".into(),
+            },
+        )
+    };
+    assert!(state.authorize(&compartment("desk", "desk-key")).is_err());
+}

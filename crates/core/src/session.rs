@@ -229,9 +229,19 @@ impl Session {
         let now = clock.now();
         let keys = crate::keys::install_for(&vault)?;
         // Who may do what, as signed: what was changed outside Chartroom is undone first.
-        if let Err(refused) = crate::security_log::check_at_unlock(&mut vault, now) {
-            let _ = vault.lock();
-            return Err(refused);
+        let checked = match crate::security_log::check_at_unlock(&mut vault, now) {
+            Ok(checked) => checked,
+            Err(refused) => {
+                let _ = vault.lock();
+                return Err(refused);
+            }
+        };
+        let logged_role = |name: &str| match &checked {
+            crate::security_log::Checked::Verified(state) => state.user(name).map(|u| u.role),
+            crate::security_log::Checked::NotStarted => None,
+        };
+        if let crate::security_log::Checked::Verified(state) = &checked {
+            crate::keys::lock(&keys).verified_head = Some((state.len, state.head));
         }
         crate::keys::lock(&keys).take_compartment(&vault);
         let failures = vault.unaudited_failed_unlocks();
@@ -273,10 +283,11 @@ impl Session {
         let actor = match user {
             None => Actor::Recovery,
             Some(name) => match find_user(&tx, name)? {
+                // The role is the one the security log states, whatever the table says.
                 Some((id, u)) if !u.disabled => Actor::User {
                     id,
+                    role: logged_role(u.name.as_str()).unwrap_or(u.role),
                     name: u.name,
-                    role: u.role,
                 },
                 found => {
                     // A slot without an active user behind it opens nothing.
@@ -336,6 +347,13 @@ impl Session {
     }
 
     fn close(&mut self, event: &'static str) -> Result<(), CoreError> {
+        // The log's head as this session leaves it (its own entries included), remembered
+        // for its slot: entries cut from the end later are noticed at the next unlock.
+        if let Ok(Some(state)) = self.verified_state() {
+            if let Some(vault) = self.vault.as_ref() {
+                let _ = crate::security_log::remember_head_now(vault, state.len, &state.head);
+            }
+        }
         let Some(mut vault) = self.vault.take() else {
             return Ok(());
         };

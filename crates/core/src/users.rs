@@ -224,6 +224,7 @@ impl Session {
     /// Gives a user another role.
     pub fn change_role(&mut self, name: &str, role: Role) -> Result<(), CoreError> {
         let me = self.actor_user_id();
+        let logged = self.verified_state()?.and_then(|s| s.user(name).cloned());
         self.run(
             Permission::ManageUsers,
             Op::update("user.role_change").object("User", name),
@@ -250,7 +251,19 @@ impl Session {
                     "UPDATE users SET role = ?1 WHERE id = ?2",
                     params![role.as_str(), id],
                 )?;
-                let before = crate::security_log::current_user(tx, user.name.as_str())?;
+                // A compartment the old role read and the new one does not rotates.
+                for name in crate::keys::compartments_of(user.role) {
+                    if !crate::keys::compartments_of(role).contains(name) {
+                        crate::keys::owe_compartment_rotation(
+                            tx,
+                            name,
+                            &format!("{} is no longer {}", user.name, user.role),
+                            &format_time(ctx.now),
+                            &ctx.actor.name,
+                        )?;
+                    }
+                }
+                let before = logged.clone();
                 crate::security_log::append(
                     tx,
                     &format_time(ctx.now),
@@ -276,6 +289,9 @@ impl Session {
         let me = self.actor_user_id();
         let owner = name.to_owned();
         let op = Op::update("user.disable").object("User", name);
+        let logged_role = self
+            .verified_state()?
+            .and_then(|s| s.user(name).map(|u| u.role));
         self.with_slot_change(
             Some(Permission::ManageUsers),
             op,
@@ -306,12 +322,13 @@ impl Session {
                     &format_time(ctx.now),
                     &ctx.actor.name,
                 )?;
+                owe_compartments_of(tx, user.role, &format!("{} disabled", user.name), ctx)?;
                 crate::security_log::append(
                     tx,
                     &format_time(ctx.now),
                     crate::security_log::Fact::User {
                         user: user.name.to_string(),
-                        role: user.role,
+                        role: logged_role.unwrap_or(user.role),
                         enabled: false,
                         slot_key: None,
                         signing_key: None,
@@ -346,6 +363,7 @@ impl Session {
         let op = Op::update("user.password_change").object("User", name.as_str());
         let at = format_time(self.clock.now());
         let role = self.role();
+        let previous = self.vault()?.slot_backup(name.as_str());
         // Every role may change its own password: the gate's permission here is the session.
         self.with_slot_change(
             None,
@@ -355,7 +373,11 @@ impl Session {
                 let slot = vault.change_password(name.as_str(), new_password)?;
                 log_user(vault, &at, name.as_str(), role, true, Some(slot))
             },
-            |_| {},
+            |vault| {
+                if let Some(old) = previous {
+                    let _ = vault.restore_slot(old);
+                }
+            },
         )
         .map(|_| ())
     }
@@ -372,6 +394,10 @@ impl Session {
         let owner = name.to_owned();
         let op = Op::update("user.password_reset").object("User", name);
         let at = format_time(self.clock.now());
+        let logged_role = self
+            .verified_state()?
+            .and_then(|s| s.user(name).map(|u| u.role));
+        let previous = self.vault()?.slot_backup(name);
         self.with_slot_change(
             Some(Permission::ManageUsers),
             op,
@@ -390,18 +416,34 @@ impl Session {
                     &format_time(ctx.now),
                     &ctx.actor.name,
                 )?;
+                owe_compartments_of(
+                    tx,
+                    user.role,
+                    &format!("password of {} reset", user.name),
+                    ctx,
+                )?;
                 Ok(())
             },
             |vault| {
                 let slot = vault.set_user_slot(&owner, new_password)?;
-                let role = find_user(vault.connection(), &owner)?
-                    .map(|(_, u)| u.role)
-                    .ok_or_else(|| {
-                        CoreError::NotFound(format!("There is no user named {owner}."))
-                    })?;
+                // The role the log states, not the table's (which anyone with the database
+                // key, or a trigger, can have changed since the unlock).
+                let role = match logged_role {
+                    Some(role) => role,
+                    None => find_user(vault.connection(), &owner)?
+                        .map(|(_, u)| u.role)
+                        .ok_or_else(|| {
+                            CoreError::NotFound(format!("There is no user named {owner}."))
+                        })?,
+                };
                 log_user(vault, &at, &owner, role, true, Some(slot))
             },
-            |_| {},
+            // A commit that fails puts the old slot back, so the log and the file still agree.
+            |vault| {
+                if let Some(old) = previous {
+                    let _ = vault.restore_slot(old);
+                }
+            },
         )?;
         self.hand_keys_over();
         self.rotate_now_or_later();
@@ -422,6 +464,51 @@ impl Session {
     /// trail as a failed `vault.rekey`.
     fn rotate_now_or_later(&mut self) {
         let _ = self.rotate_if_owed();
+        // The clinical key only where this session holds it (the recovery key); otherwise
+        // the next physician's or nurse's sign-in rotates it.
+        let _ = self.rotate_clinical_if_owed(None);
+    }
+
+    /// Whether a rotation of the clinical key is owed (waiting for a holder's sign-in).
+    pub fn clinical_rotation_pending(&self) -> Result<bool, CoreError> {
+        Ok(crate::keys::clinical_rotation_owed(self.connection()?)?.is_some())
+    }
+
+    /// Rotates what a suspected leak calls for: the database key now, and the clinical key
+    /// now if this session holds it (the recovery key), otherwise at the next sign-in of a
+    /// physician or nurse. Returns whether the clinical key was rotated now.
+    pub fn rotate_keys(&mut self, reason: &str) -> Result<bool, CoreError> {
+        let reason = reason.trim();
+        let reason = if reason.is_empty() {
+            "asked for"
+        } else {
+            reason
+        };
+        let reason: String = reason
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        let at = format_time(self.clock.now());
+        self.run(
+            Permission::ManageKeys,
+            Op::execute("vault.rotate").detail(reason.clone()),
+            false,
+            |tx, _, ctx| {
+                if crate::keys::clinical_compartment_exists(tx)? {
+                    crate::keys::owe_compartment_rotation(
+                        tx,
+                        crate::keys::CLINICAL,
+                        &reason,
+                        &at,
+                        &ctx.actor.name,
+                    )?;
+                }
+                Ok(())
+            },
+        )?;
+        self.rekey_because(&reason)?;
+        self.rotate_clinical_if_owed(None)
     }
 
     /// Rotates the data key; every user's password and the recovery key keep working.
@@ -573,6 +660,25 @@ fn row_to_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<(i64, User), Co
             },
         ))
     })())
+}
+
+/// Owes a rotation of every compartment `role` reads (its holder's trust ended).
+fn owe_compartments_of(
+    conn: &Connection,
+    role: Role,
+    reason: &str,
+    ctx: &crate::session::Ctx<'_>,
+) -> Result<(), CoreError> {
+    for name in crate::keys::compartments_of(role) {
+        crate::keys::owe_compartment_rotation(
+            conn,
+            name,
+            reason,
+            &format_time(ctx.now),
+            &ctx.actor.name,
+        )?;
+    }
+    Ok(())
 }
 
 /// Signs a user's new state into the security log, in the transaction of the change (a slot

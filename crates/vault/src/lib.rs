@@ -105,6 +105,11 @@ pub struct Vault {
     head_key: Option<zeroize::Zeroizing<[u8; 32]>>,
 }
 
+/// A copy of one user's slot as it was, to put back if the change replacing it does not
+/// commit.
+#[derive(Debug, Clone)]
+pub struct SlotBackup(Slot);
+
 /// What rewrapping the unlocker's slot with a root key takes.
 struct Rebind(zeroize::Zeroizing<[u8; 32]>, StaticSecret);
 
@@ -396,7 +401,7 @@ impl Vault {
             None => None,
         };
         let signing = slot.unseal_signing(&slots.vault_id, &identity)?;
-        let needs_signing = signing.is_none() && kind == SlotKind::User;
+        let needs_signing = signing.is_none();
         let new_signing = needs_signing.then(slots::new_signing_key);
         let sealed_signing = match &new_signing {
             Some(key) => Some(slot.seal_signing(&slots.vault_id, key)?),
@@ -415,17 +420,8 @@ impl Vault {
                 "the key slot file lists a compartment key twice",
             ));
         }
-        for sealed in &slot.compartments {
-            if !slots
-                .compartments
-                .iter()
-                .any(|c| c.name == sealed.name && c.epoch == sealed.epoch)
-            {
-                return Err(VaultError::SlotFileInvalid(
-                    "a compartment key in the key slot file was replaced",
-                ));
-            }
-        }
+        // A seal of an epoch the file no longer lists (a rotation cut short before its
+        // clean-up) is ignored; which public keys are genuine, the security log says.
         let mut compartments = Vec::new();
         for public in &slots.compartments {
             let secret = slot.unseal_compartment(&slots.vault_id, &identity, public)?;
@@ -702,6 +698,26 @@ impl Vault {
         Some(prk.into())
     }
 
+    /// `owner`'s user slot as the slot file last read has it.
+    pub fn slot_backup(&self, owner: &str) -> Option<SlotBackup> {
+        self.slots
+            .find(SlotKind::User, owner)
+            .cloned()
+            .map(SlotBackup)
+    }
+
+    /// Puts `backup` back in place of its owner's slot (a change that did not commit).
+    pub fn restore_slot(&mut self, backup: SlotBackup) -> Result<(), VaultError> {
+        self.reload_slots()?;
+        let mut next = self.slots.clone();
+        let owner = backup.0.owner.clone();
+        next.slots.retain(|s| {
+            !(s.kind == SlotKind::User && account_key(&s.owner) == account_key(&owner))
+        });
+        next.slots.push(backup.0);
+        self.commit_slots(next)
+    }
+
     /// The security log's root key as the unlocker's slot names it (none for a slot made
     /// before the security log, until [`Vault::bind_root`]).
     pub fn root_key(&self) -> Option<[u8; 32]> {
@@ -938,6 +954,75 @@ impl Vault {
             public,
             secret: Some(secret),
         });
+        Ok(())
+    }
+
+    /// Rotates compartment `name`: a new key pair at the next epoch, sealed to the recovery
+    /// slot and each of `holders` that has a slot; every seal of the old key is removed and
+    /// the new public key replaces the old one, in one write. Needs this session to hold the
+    /// current private key, which it returns (for re-sealing what was written under it).
+    pub fn rotate_compartment(
+        &mut self,
+        name: &str,
+        holders: &[String],
+    ) -> Result<StaticSecret, VaultError> {
+        self.reload_slots()?;
+        let (epoch, old) = self
+            .compartment_secret(name)
+            .ok_or(VaultError::InvalidInput(
+                "Only someone who holds a key can rotate it.",
+            ))?;
+        let secret = StaticSecret::random_from_rng(rand_core::OsRng);
+        let public = slots::CompartmentPublic {
+            name: name.to_owned(),
+            epoch: epoch + 1,
+            public_key: slots::encode_key(PublicKey::from(&secret).as_bytes()),
+        };
+        let mut next = self.slots.clone();
+        next.compartments.retain(|c| c.name != name);
+        next.compartments.push(public.clone());
+        let vault_id = next.vault_id.clone();
+        for slot in &mut next.slots {
+            // The current seal stays until the rotation has committed (see
+            // `prune_compartment_seals`): a crash before then leaves the old key where it was.
+            slot.compartments
+                .retain(|c| c.name != name || c.epoch == epoch);
+            let holds = slot.kind == SlotKind::Recovery
+                || holders
+                    .iter()
+                    .any(|h| account_key(h) == account_key(&slot.owner));
+            if holds {
+                let sealed = slot.seal_compartment(&vault_id, &public, &secret)?;
+                slot.compartments.push(sealed);
+            }
+        }
+        self.commit_slots(next)?;
+        self.compartments.retain(|h| h.public.name != name);
+        self.compartments.push(Held {
+            public,
+            secret: Some(secret),
+        });
+        Ok(old)
+    }
+
+    /// Removes every seal of compartment `name` at an epoch other than the current one (after
+    /// a rotation has committed).
+    pub fn prune_compartment_seals(&mut self, name: &str) -> Result<(), VaultError> {
+        self.reload_slots()?;
+        let Some((epoch, _)) = self.compartment_public(name) else {
+            return Ok(());
+        };
+        let mut next = self.slots.clone();
+        let mut changed = false;
+        for slot in &mut next.slots {
+            let before = slot.compartments.len();
+            slot.compartments
+                .retain(|c| c.name != name || c.epoch == epoch);
+            changed |= slot.compartments.len() != before;
+        }
+        if changed {
+            self.commit_slots(next)?;
+        }
         Ok(())
     }
 
