@@ -245,6 +245,13 @@ def test_a_vault_of_the_previous_release_upgrades_at_an_admins_sign_in(cli):
     assert "OLDMARKER-problem" in json.dumps(problems)
     vitals = cli.json("--user", "nurse.ho", "vitals", "list", "--patient", pid, password="nurse-password-1")
     assert any(o["value"] == 81.3 for o in vitals["observations"])
+    # The security log started from the users as they stood, rooted in the administrator's key;
+    # every slot that has signed in since names that root.
+    out = cli.json("--user", "admin", "vault", "verify", password=ADMIN_PW)
+    assert out["ok"] and out["security_log"]["entries"] >= 6, out
+    after = SlotFile(cli.vault)
+    roots = {s["owner"]: s.get("root") for s in after.doc["slots"]}
+    assert roots["admin"] and roots["dr.adeyemi"] == roots["admin"] == roots["nurse.ho"]
 
 
 def test_a_note_signature_in_an_export_verifies_with_ed25519_and_fails_when_one_byte_changes(clinic, tmp_path):
