@@ -1039,20 +1039,11 @@ fn clinical_holders(
 }
 
 fn clinical_holders_in_table(conn: &Connection) -> Result<Vec<String>, crate::CoreError> {
-    let mut stmt = conn.prepare_cached("SELECT name, role, disabled_at IS NULL FROM users")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, bool>(2)?,
-        ))
-    })?;
     // Account names compare trimmed and without case (as slots do): an account holds the key
     // only when every row that names it is an enabled clinician, so a second row "dr.x " added
     // by hand cannot lend its role to the slot of "dr.x".
     let mut by_account: std::collections::BTreeMap<String, (String, bool)> = Default::default();
-    for row in rows {
-        let (name, role, enabled) = row?;
+    for (name, role, enabled) in crate::users::user_rows(conn)? {
         let clinical = enabled
             && role
                 .parse::<Role>()
@@ -1102,6 +1093,28 @@ pub(crate) fn owe_compartment_rotation(
         params![name, reason, at, by],
     )?;
     Ok(())
+}
+
+/// Signs the clinical key's current epoch and public key (just made) into the security log,
+/// in the slot change's transaction.
+fn log_clinical_public(
+    vault: &chartroom_vault::Vault,
+    at: &str,
+) -> Result<(u64, [u8; 32]), crate::CoreError> {
+    let (epoch, public) = vault
+        .compartment_public(CLINICAL)
+        .ok_or(FieldError::NoWriteKey)?;
+    use base64::Engine as _;
+    crate::security_log::append(
+        vault.connection(),
+        at,
+        crate::security_log::Fact::Compartment {
+            name: CLINICAL.to_owned(),
+            epoch,
+            public_key: base64::engine::general_purpose::STANDARD.encode(public),
+        },
+    )?;
+    Ok((epoch, public))
 }
 
 /// Whether the vault has a clinical compartment yet (its public key is in the security log
@@ -1302,19 +1315,7 @@ impl crate::Session {
             |_, _| Ok(()),
             move |vault| {
                 let old = vault.rotate_compartment(CLINICAL, &holders)?;
-                let (epoch, public) = vault
-                    .compartment_public(CLINICAL)
-                    .ok_or(FieldError::NoWriteKey)?;
-                use base64::Engine as _;
-                crate::security_log::append(
-                    vault.connection(),
-                    &at,
-                    crate::security_log::Fact::Compartment {
-                        name: CLINICAL.to_owned(),
-                        epoch,
-                        public_key: base64::engine::general_purpose::STANDARD.encode(public),
-                    },
-                )?;
+                let (epoch, public) = log_clinical_public(vault, &at)?;
                 let (ephemeral, nonce, sealed) =
                     seal_retired(&vault_id, epoch - 1, &old, &PublicKey::from(public))?;
                 vault.connection().execute(
@@ -1365,18 +1366,7 @@ impl crate::Session {
             |_, _| Ok(()),
             move |vault| {
                 vault.create_compartment(CLINICAL, &holders)?;
-                if let Some((epoch, public)) = vault.compartment_public(CLINICAL) {
-                    use base64::Engine as _;
-                    crate::security_log::append(
-                        vault.connection(),
-                        &at,
-                        crate::security_log::Fact::Compartment {
-                            name: CLINICAL.to_owned(),
-                            epoch,
-                            public_key: base64::engine::general_purpose::STANDARD.encode(public),
-                        },
-                    )?;
-                }
+                log_clinical_public(vault, &at)?;
                 if !reads {
                     vault.forget_compartment_secret(CLINICAL);
                 }

@@ -774,6 +774,47 @@ pub(crate) fn reseal_old_fields(
             [(id as u64).to_be_bytes().to_vec()],
         )?;
     }
+    let old = |table: &str, c: &str| {
+        format!("(typeof({table}.{c}) = 'blob' AND substr({table}.{c}, 2, 8) IN (SELECT id FROM temp.old_content_keys))")
+    };
+    in_batches(conn, batch, stop_after, |tx, table, columns, from, to| {
+        // UPDATE … FROM patients: the patient's uuid joined once per row, not looked up twice
+        // per field.
+        let sets = columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{c} = CASE WHEN {} THEN cr_seal(cr_open({table}.{c}, '{table}', '{c}', {table}.uuid, p.uuid), '{table}', '{c}', {table}.uuid, p.uuid) ELSE {c} END",
+                    old(table, c)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let any_old = columns
+            .iter()
+            .map(|c| old(table, c))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        tx.execute(
+            &format!(
+                "UPDATE {table} SET {sets} FROM patients p
+                  WHERE p.id = {table}.patient_id AND {table}.id > ?1 AND {table}.id <= ?2 AND ({any_old})"
+            ),
+            rusqlite::params![from, to],
+        )
+    })
+}
+
+/// Runs `update(tx, table, columns, after id, up to id)` over every table of
+/// [`SEALED_COLUMNS`], `batch` rows by id at a time, each batch its own IMMEDIATE transaction
+/// in which the signed-note guard steps aside. Returns the rows changed, or None when stopped
+/// after `stop_after` batches (tests that stop it as a crash would).
+fn in_batches(
+    conn: &mut rusqlite::Connection,
+    batch: i64,
+    stop_after: Option<usize>,
+    update: impl Fn(&rusqlite::Transaction<'_>, &str, &[&str], i64, i64) -> rusqlite::Result<usize>,
+) -> Result<Option<u64>, crate::CoreError> {
     let mut after: Vec<i64> = vec![0; SEALED_COLUMNS.len()];
     let mut batches = 0;
     let mut total = 0u64;
@@ -782,6 +823,8 @@ pub(crate) fn reseal_old_fields(
             return Ok(None);
         }
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // A signed note is final; its guard steps aside for this rewrite of its sealed
+        // fields (the text stays what was signed), in this transaction only.
         tx.execute_batch("DROP TRIGGER IF EXISTS notes_signed_are_final")?;
         let mut any = false;
         for (i, (table, columns)) in SEALED_COLUMNS.iter().enumerate() {
@@ -794,34 +837,7 @@ pub(crate) fn reseal_old_fields(
             )?;
             let Some(last) = last else { continue };
             any = true;
-            let old = |c: &str| {
-                format!("(typeof({table}.{c}) = 'blob' AND substr({table}.{c}, 2, 8) IN (SELECT id FROM temp.old_content_keys))")
-            };
-            // UPDATE … FROM patients: the patient's uuid joined once per row, not looked up
-            // twice per field.
-            let sets = columns
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{c} = CASE WHEN {} THEN cr_seal(cr_open({table}.{c}, '{table}', '{c}', {table}.uuid, p.uuid), '{table}', '{c}', {table}.uuid, p.uuid) ELSE {c} END",
-                        old(c)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let any_old = columns
-                .iter()
-                .map(|c| old(c))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            let changed = tx.execute(
-                &format!(
-                    "UPDATE {table} SET {sets} FROM patients p
-                      WHERE p.id = {table}.patient_id AND {table}.id > ?1 AND {table}.id <= ?2 AND ({any_old})"
-                ),
-                rusqlite::params![after[i], last],
-            )? as u64;
-            total += changed;
+            total += update(&tx, table, columns, after[i], last)? as u64;
             after[i] = last;
         }
         tx.execute_batch(
@@ -841,57 +857,25 @@ pub(crate) fn seal_clear_fields(
     batch: i64,
     stop_after: Option<usize>,
 ) -> Result<Option<u64>, crate::CoreError> {
-    let mut after: Vec<i64> = vec![0; SEALED_COLUMNS.len()];
-    let mut batches = 0;
-    let mut total = 0u64;
-    loop {
-        if stop_after == Some(batches) {
-            return Ok(None);
-        }
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        // A signed note is final; its guard steps aside for this one sealing, in this
-        // transaction only.
-        tx.execute_batch("DROP TRIGGER IF EXISTS notes_signed_are_final")?;
-        let mut any = false;
-        for (i, (table, columns)) in SEALED_COLUMNS.iter().enumerate() {
-            let last: Option<i64> = tx.query_row(
-                &format!(
-                    "SELECT max(id) FROM (SELECT id FROM {table} WHERE id > ?1 ORDER BY id LIMIT ?2)"
-                ),
-                rusqlite::params![after[i], batch],
-                |r| r.get(0),
-            )?;
-            let Some(last) = last else { continue };
-            any = true;
-            let sets = columns
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{c} = CASE WHEN typeof({c}) IN ('blob', 'null') THEN {c} ELSE {} END",
-                        crate::keys::seal_sql(table, c)
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let clear = columns
-                .iter()
-                .map(|c| format!("typeof({c}) NOT IN ('blob', 'null')"))
-                .collect::<Vec<_>>()
-                .join(" OR ");
-            total += tx.execute(
-                &format!("UPDATE {table} SET {sets} WHERE id > ?1 AND id <= ?2 AND ({clear})"),
-                rusqlite::params![after[i], last],
-            )? as u64;
-            after[i] = last;
-        }
-        tx.execute_batch(
-            "CREATE TRIGGER notes_signed_are_final BEFORE UPDATE ON notes WHEN OLD.status = 'signed'
-             BEGIN SELECT RAISE(ABORT, 'a signed note cannot be changed'); END;",
-        )?;
-        tx.commit()?;
-        if !any {
-            return Ok(Some(total));
-        }
-        batches += 1;
-    }
+    in_batches(conn, batch, stop_after, |tx, table, columns, from, to| {
+        let sets = columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{c} = CASE WHEN typeof({c}) IN ('blob', 'null') THEN {c} ELSE {} END",
+                    crate::keys::seal_sql(table, c)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let clear = columns
+            .iter()
+            .map(|c| format!("typeof({c}) NOT IN ('blob', 'null')"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        tx.execute(
+            &format!("UPDATE {table} SET {sets} WHERE id > ?1 AND id <= ?2 AND ({clear})"),
+            rusqlite::params![from, to],
+        )
+    })
 }

@@ -707,22 +707,20 @@ fn log_user(
     )
 }
 
+/// Every user row as stored, in the order they were added: (name, role text, enabled).
+pub(crate) fn user_rows(conn: &Connection) -> Result<Vec<(String, String, bool)>, CoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT name, role, disabled_at IS NULL FROM users ORDER BY id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Every user row as the security log's start takes it: (name, role, enabled).
 pub(crate) fn list_for_log(conn: &Connection) -> Result<Vec<(String, Role, bool)>, CoreError> {
-    let mut stmt = conn.prepare("SELECT name, role, disabled_at IS NULL FROM users ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, bool>(2)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (name, role, enabled) = row?;
-        out.push((name, role.parse()?, enabled));
-    }
-    Ok(out)
+    user_rows(conn)?
+        .into_iter()
+        .map(|(name, role, enabled)| Ok((name, role.parse()?, enabled)))
+        .collect()
 }
 
 /// Makes the `users` table say what the security log says: a role or a disable changed

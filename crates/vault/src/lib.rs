@@ -930,16 +930,33 @@ impl Vault {
         if self.slots.compartments.iter().any(|c| c.name == name) {
             return Err(VaultError::SlotExists(format!("The {name} key")));
         }
+        self.install_compartment(name, 0, holders, None)
+    }
+
+    /// Makes a new key pair for compartment `name` at `epoch` (in place of any other), seals
+    /// it to the recovery slot and to each of `holders` that has a slot, and writes the slot
+    /// file once; seals of the other epochs go, except those of `keep_epoch`. This session
+    /// holds the new private key.
+    fn install_compartment(
+        &mut self,
+        name: &str,
+        epoch: u64,
+        holders: &[String],
+        keep_epoch: Option<u64>,
+    ) -> Result<(), VaultError> {
         let secret = StaticSecret::random_from_rng(rand_core::OsRng);
         let public = slots::CompartmentPublic {
             name: name.to_owned(),
-            epoch: 0,
+            epoch,
             public_key: slots::encode_key(PublicKey::from(&secret).as_bytes()),
         };
         let mut next = self.slots.clone();
+        next.compartments.retain(|c| c.name != name);
         next.compartments.push(public.clone());
         let vault_id = next.vault_id.clone();
         for slot in &mut next.slots {
+            slot.compartments
+                .retain(|c| c.name != name || Some(c.epoch) == keep_epoch);
             let holds = slot.kind == SlotKind::Recovery
                 || holders
                     .iter()
@@ -950,6 +967,7 @@ impl Vault {
             }
         }
         self.commit_slots(next)?;
+        self.compartments.retain(|h| h.public.name != name);
         self.compartments.push(Held {
             public,
             secret: Some(secret),
@@ -972,36 +990,9 @@ impl Vault {
             .ok_or(VaultError::InvalidInput(
                 "Only someone who holds a key can rotate it.",
             ))?;
-        let secret = StaticSecret::random_from_rng(rand_core::OsRng);
-        let public = slots::CompartmentPublic {
-            name: name.to_owned(),
-            epoch: epoch + 1,
-            public_key: slots::encode_key(PublicKey::from(&secret).as_bytes()),
-        };
-        let mut next = self.slots.clone();
-        next.compartments.retain(|c| c.name != name);
-        next.compartments.push(public.clone());
-        let vault_id = next.vault_id.clone();
-        for slot in &mut next.slots {
-            // The current seal stays until the rotation has committed (see
-            // `prune_compartment_seals`): a crash before then leaves the old key where it was.
-            slot.compartments
-                .retain(|c| c.name != name || c.epoch == epoch);
-            let holds = slot.kind == SlotKind::Recovery
-                || holders
-                    .iter()
-                    .any(|h| account_key(h) == account_key(&slot.owner));
-            if holds {
-                let sealed = slot.seal_compartment(&vault_id, &public, &secret)?;
-                slot.compartments.push(sealed);
-            }
-        }
-        self.commit_slots(next)?;
-        self.compartments.retain(|h| h.public.name != name);
-        self.compartments.push(Held {
-            public,
-            secret: Some(secret),
-        });
+        // The current seal stays until the rotation has committed (see
+        // `prune_compartment_seals`): a crash before then leaves the old key where it was.
+        self.install_compartment(name, epoch + 1, holders, Some(epoch))?;
         Ok(old)
     }
 
