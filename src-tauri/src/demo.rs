@@ -45,10 +45,16 @@ impl DemoInfo {
     }
 }
 
-/// The demo clinic's folder: `CHARTROOM_VAULT` if set, else `<data dir>/chartroom/demo-vault`,
-/// never the clinic's real vault.
-pub fn demo_dir() -> PathBuf {
-    std::env::var_os(chartroom_core::ENV_VAULT)
+/// Where a test or a trainer puts the demo clinic instead of the usual place. Never
+/// `CHARTROOM_VAULT`: that names the clinic's real vault.
+pub const ENV_DEMO_VAULT: &str = "CHARTROOM_DEMO_VAULT";
+
+/// The demo clinic's folder: `CHARTROOM_DEMO_VAULT` if set, else
+/// `<data dir>/chartroom/demo-vault`. Refused if it is where the clinic's real vault is
+/// (`CHARTROOM_VAULT`, or the usual place), so the fictional clinic with its published
+/// passwords is never built there.
+pub fn demo_dir() -> Result<PathBuf, String> {
+    let dir = std::env::var_os(ENV_DEMO_VAULT)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -56,7 +62,55 @@ pub fn demo_dir() -> PathBuf {
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join("chartroom")
                 .join("demo-vault")
-        })
+        });
+    let real = chartroom_core::vault_config(None).dir;
+    if same_place(&dir, &real) {
+        return Err(format!(
+            "Demo mode will not use {}: that is where the clinic's real vault is. Set {ENV_DEMO_VAULT} to another folder.",
+            dir.display()
+        ));
+    }
+    Ok(dir)
+}
+
+/// Whether two folders are one, however they are spelled (relative, `..`, symbolic links).
+fn same_place(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolve = |p: &std::path::Path| {
+        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        // `..` taken lexically first (a folder that does not exist yet cannot be resolved).
+        let mut lexical = std::path::PathBuf::new();
+        for part in absolute.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    lexical.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => lexical.push(other),
+            }
+        }
+        let absolute = lexical;
+        // The nearest existing ancestor is resolved; the rest is kept as written.
+        let mut existing = absolute.clone();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (
+                existing.file_name().map(|n| n.to_owned()),
+                existing.parent(),
+            ) {
+                (Some(name), Some(parent)) => {
+                    rest.push(name);
+                    existing = parent.to_path_buf();
+                }
+                _ => break,
+            }
+        }
+        let mut out = existing.canonicalize().unwrap_or(existing);
+        for name in rest.iter().rev() {
+            out.push(name);
+        }
+        out
+    };
+    resolve(a) == resolve(b)
 }
 
 fn build(config: VaultConfig, info: &DemoInfo) -> Result<Session, chartroom_core::CoreError> {
@@ -90,4 +144,42 @@ pub async fn create_demo(state: State<'_, AppState>) -> Result<SessionInfo, AppE
     let who = SessionInfo::of(&session);
     state.install(session);
     Ok(who)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_folder_is_recognised_however_it_is_spelled() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let real = tmp.path().join("vault");
+        std::fs::create_dir(&real).expect("mkdir");
+        assert!(same_place(
+            &real,
+            &tmp.path().join("x").join("..").join("vault")
+        ));
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        assert!(same_place(&real, &link));
+        // A folder that does not exist yet, below a link to the same place.
+        assert!(same_place(&real.join("sub"), &link.join("sub")));
+        assert!(!same_place(&real, &tmp.path().join("demo-vault")));
+    }
+
+    #[test]
+    fn demo_mode_refuses_the_real_vaults_folder() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let real = tmp.path().join("clinic");
+        // Each test runs in a process of its own (nextest), so the variables stay its own.
+        std::env::set_var(chartroom_core::ENV_VAULT, &real);
+        std::env::set_var(ENV_DEMO_VAULT, &real);
+        let refused = demo_dir().expect_err("refused");
+        assert!(refused.contains("real vault"), "{refused}");
+        std::env::set_var(ENV_DEMO_VAULT, tmp.path().join("demo"));
+        assert_eq!(demo_dir().expect("allowed"), tmp.path().join("demo"));
+        // CHARTROOM_VAULT alone never decides where the demo goes.
+        std::env::remove_var(ENV_DEMO_VAULT);
+        assert_ne!(demo_dir().expect("allowed"), real);
+    }
 }

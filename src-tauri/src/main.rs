@@ -73,8 +73,15 @@ fn main() {
     give_webview_a_language();
     let demo = std::env::args().skip(1).any(|a| a == "--demo");
     let state = if demo {
+        let dir = match demo::demo_dir() {
+            Ok(dir) => dir,
+            Err(why) => {
+                eprintln!("chartroom-desktop: {why}");
+                std::process::exit(64);
+            }
+        };
         state::AppState::new(
-            chartroom_core::vault_config(Some(demo::demo_dir())),
+            chartroom_core::vault_config(Some(dir)),
             Some(state::DemoInfo::new()),
         )
     } else {

@@ -19,8 +19,29 @@ pub struct Target {
     pub ca: PathBuf,
 }
 
-/// RFC 5424: facility 10 (security/authorization, authpriv), severity by outcome.
+/// What the SIEM is sent in place of text a person typed.
+pub const WITHHELD: &str = "withheld (kept at the collector)";
+
+/// The entry as the SIEM gets it: codes and ids only. Text a person typed (a
+/// break-the-glass reason, an export's purpose, whom it went to) stays at the collector,
+/// which holds the entry whole (its hash covers that text) and shows it only to auditors.
+pub fn for_siem(rec: &Record) -> Record {
+    let mut out = rec.clone();
+    let e = &mut out.entry;
+    if e.reason.is_some() {
+        e.reason = Some(WITHHELD.to_owned());
+    }
+    // An export's detail names its recipient; an import's, its source.
+    if e.event.ends_with(".export") || e.event.ends_with(".import") {
+        e.detail = e.detail.as_ref().map(|_| WITHHELD.to_owned());
+    }
+    out
+}
+
+/// RFC 5424: facility 10 (security/authorization, authpriv), severity by outcome. The
+/// message is the entry as [`for_siem`] gives it.
 pub fn format(rec: &Record, hostname: &str) -> String {
+    let rec = &for_siem(rec);
     let e = &rec.entry;
     let severity = match e.outcome {
         Outcome::Success => 6,
@@ -131,5 +152,48 @@ async fn forward_once(store: &Store, target: &Target, hostname: &str) -> Result<
                 .await
                 .map_err(|e| e.to_string())?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chartroom_audit::testing::{chart_read, seal_all};
+    use chartroom_audit::GENESIS;
+
+    #[test]
+    fn the_siem_gets_codes_and_ids_never_text_a_person_typed() {
+        let mut glass = chart_read(1, "desk-1", 7, Some("60 minutes"));
+        glass.event = "break_glass".into();
+        glass.purpose = Some("ETREAT".into());
+        glass.reason = Some("Patient HIV positive, collapsed".into());
+        let mut export = chart_read(
+            2,
+            "desk-1",
+            7,
+            Some("disclosure 4 to Dr Osei, Harbour Cardiology"),
+        );
+        export.event = "patient.export".into();
+        export.reason = Some("Referral re psychiatric care".into());
+        let records = seal_all(GENESIS, [glass, export]);
+        for rec in &records {
+            let line = format(rec, "collector-host");
+            for typed in ["HIV", "collapsed", "Osei", "Harbour", "psychiatric"] {
+                assert!(!line.contains(typed), "{typed} reached the SIEM: {line}");
+            }
+            assert!(line.contains(WITHHELD), "{line}");
+            assert!(
+                line.contains("\"7\"") || line.contains("Patient/7"),
+                "the patient id goes: {line}"
+            );
+            assert!(
+                line.contains(&rec.hash.to_hex()),
+                "the hash ties it to the collector's copy"
+            );
+        }
+        assert!(format(&records[0], "h").contains("ETREAT"), "codes go");
+        // The ordinary detail of other events is kept.
+        let read = seal_all(GENESIS, [chart_read(1, "desk-1", 7, Some("3 results"))]);
+        assert!(format(&read[0], "h").contains("3 results"));
     }
 }
