@@ -56,6 +56,7 @@ def app(tmp_path: Path, request):
     env = dict(os.environ)
     env.update(
         CHARTROOM_VAULT=str(tmp_path / "vault"),
+        CHARTROOM_DEMO_VAULT=str(tmp_path / "demo-vault"),
         CHARTROOM_STATE_DIR=str(tmp_path / "state"),
         CHARTROOM_KDF_TARGET_MS="1",
         WEBKIT_DISABLE_COMPOSITING_MODE="1",
@@ -326,7 +327,16 @@ def test_front_desk_sees_no_clinical_data_and_the_console_is_refused(clinic, app
 def test_restricted_chart_break_the_glass_and_the_auditor_sees_it(clinic, app):
     d = app
     sign_in(d, NURSE, NURSE_PW)
-    hits = search(d, "vanderbilt")
+    # Her name finds nothing for someone who may not open her chart: the search does not
+    # confirm that she is a patient here. Her exact MRN finds her, masked.
+    box = visible(d, "#search-input")
+    box.clear()
+    box.send_keys("vanderbilt")
+    empty = visible(d, "#search-empty")
+    assert "exact MRN" in empty.text, empty.text
+    assert not d.find_elements(By.CSS_SELECTOR, "#search-results .hit")
+    shot(d, "29-restricted-name-finds-nothing")
+    hits = search(d, clinic.patients["vip"]["mrn"])
     assert hits[0].text.startswith("Restricted patient"), hits[0].text
     assert "Vanderbilt" not in hits[0].text, "a restricted name is not shown to others"
     click(d, hits[0])
@@ -500,6 +510,10 @@ def test_demo_mode_opens_a_synthetic_clinic_with_full_charts(app, cli):
     assert "Demo clinic" in card.text
     click(d, d.find_element(By.ID, "open-demo"))
     assert visible(d, "#signed-in-user", timeout=120).text == "dr.demo"
+    # The fictional clinic, with its published passwords, is built in its own folder, never
+    # where CHARTROOM_VAULT says the clinic's real vault is.
+    assert (cli.vault.parent / "demo-vault" / "keyslots.json").exists()
+    assert not cli.vault.exists()
     hits = search(d, "an")
     assert len(hits) >= 5
     time.sleep(0.3)

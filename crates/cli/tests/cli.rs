@@ -196,7 +196,25 @@ fn wrong_password_is_refused_and_changes_no_file() {
     assert_eq!(run.code, 77);
     assert_eq!(run.error()["code"], "auth_failed");
     assert!(!run.stderr.contains("not-the-password"));
-    assert_eq!(snapshot(&c.dir()), before);
+    // Only the failure count, kept in the vault folder, changes.
+    let mut after = snapshot(&c.dir());
+    let failures = after
+        .remove("unlock-failures.json")
+        .expect("the failure is counted in the vault folder");
+    assert!(!String::from_utf8_lossy(&failures).contains("not-the-password"));
+    assert_eq!(after, before);
+    // Pointing the state folder elsewhere does not switch the count off.
+    for _ in 0..5 {
+        let _ = c.run(
+            &["--user", "admin", "--json", "user", "list"],
+            &[
+                ("CHARTROOM_PASSWORD", "not-the-password"),
+                ("CHARTROOM_STATE_DIR", "/nonexistent/elsewhere"),
+            ],
+        );
+    }
+    let paused = c.as_user("admin", "admin-password", &["user", "list"]);
+    assert_eq!(paused.error()["code"], "locked_out", "{}", paused.stderr);
 }
 
 #[test]
@@ -571,12 +589,17 @@ fn restricted_charts_break_the_glass_alerts_and_settings_through_the_cli() {
     // Front desk sees demographics of unrestricted patients only, and never notes.
     let desk = c.as_user("desk.bo", "frontdesk-password", &["patient", "show", &id]);
     assert_eq!(desk.code, 77);
+    // Her name finds nothing for the front desk; her exact MRN finds her, masked.
     let search = c.as_user(
         "desk.bo",
         "frontdesk-password",
         &["patient", "search", "varga"],
     );
+    assert_eq!(search.json()["patients"], serde_json::json!([]));
+    let mrn = patient["mrn"].as_str().expect("mrn");
+    let search = c.as_user("desk.bo", "frontdesk-password", &["patient", "search", mrn]);
     assert_eq!(search.json()["patients"][0]["restricted"], true);
+    assert_eq!(search.json()["patients"][0]["masked"], true);
 
     // The auditor sees the break-the-glass alert and acknowledges it with a note.
     let alerts = c.as_user("aud.ray", "auditor-password", &["alerts", "list"]);

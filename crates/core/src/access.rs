@@ -13,7 +13,7 @@ use crate::chart::patient::Patient;
 use crate::ids::*;
 use crate::roles::Permission;
 use crate::users::find_user;
-use crate::{CoreError, Session};
+use crate::{CoreError, Denial, Session};
 
 /// How a session may open a patient's chart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -279,33 +279,44 @@ pub(crate) fn apply_care_team(
 }
 
 impl Session {
-    /// Puts a user on a patient's care team, which opens a restricted chart to them.
+    /// Puts a user on a patient's care team, which opens a restricted chart to them. The
+    /// care team of a restricted chart is changed only by someone who may open it (its care
+    /// team, or a break-the-glass grant), never by adding oneself, and every change to it
+    /// raises an alert.
     pub fn add_to_care_team(
         &mut self,
         patient_id: impl Into<PatientId>,
         user: &str,
     ) -> Result<(), CoreError> {
         let patient_id = patient_id.into().get();
-        self.run(
-            Permission::ManageCareTeam,
-            Op::update("care_team.add").patient(patient_id),
-            false,
-            |tx, op, ctx| {
-                let (uid, u) = find_user(tx, user)?.ok_or_else(|| {
-                    CoreError::NotFound(format!("There is no user named {user}."))
-                })?;
-                if u.disabled {
-                    return Err(CoreError::Conflict(format!("{} is disabled.", u.name)));
-                }
-                op.detail = Some(format!("added {}", u.name));
-                let joined = CareTeamChanged::joined(ctx.patient()?.uuid, uid, ctx.stamp());
-                apply(tx, &Change::CareTeamChanged(joined))?;
-                Ok(())
-            },
-        )
+        let op = Op::update("care_team.add").patient(patient_id);
+        let me = self.signed_in().user;
+        if self.can(Permission::ManageCareTeam)
+            && chartroom_vault::account_key(&me) == chartroom_vault::account_key(user)
+        {
+            self.touch()?;
+            return Err(self.deny(
+                op,
+                Denial::NotYours(
+                    "Nobody adds themselves to a care team: ask someone on it to add you, or break the glass in an emergency.",
+                ),
+            ));
+        }
+        self.run(Permission::ManageCareTeam, op, true, |tx, op, ctx| {
+            let (uid, u) = find_user(tx, user)?
+                .ok_or_else(|| CoreError::NotFound(format!("There is no user named {user}.")))?;
+            if u.disabled {
+                return Err(CoreError::Conflict(format!("{} is disabled.", u.name)));
+            }
+            op.detail = Some(format!("added {}", u.name));
+            let joined = CareTeamChanged::joined(ctx.patient()?.uuid, uid, ctx.stamp());
+            apply(tx, &Change::CareTeamChanged(joined))?;
+            Ok(())
+        })
     }
 
-    /// Takes a user off a patient's care team.
+    /// Takes a user off a patient's care team; for a restricted chart, only someone who may
+    /// open it, and the change raises an alert.
     pub fn remove_from_care_team(
         &mut self,
         patient_id: impl Into<PatientId>,
@@ -315,7 +326,7 @@ impl Session {
         self.run(
             Permission::ManageCareTeam,
             Op::update("care_team.remove").patient(patient_id),
-            false,
+            true,
             |tx, op, ctx| {
                 let (uid, u) = find_user(tx, user)?.ok_or_else(|| {
                     CoreError::NotFound(format!("There is no user named {user}."))

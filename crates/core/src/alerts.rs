@@ -13,8 +13,11 @@ use crate::CoreError;
 
 /// The rules.
 pub mod rule {
-    /// One user opened many distinct charts in a short window.
+    /// One user read many distinct patients' data in a short window (charts, note and
+    /// vitals lists, histories, exports: every patient-scoped read).
     pub const CHART_BURST: &str = "chart_burst";
+    /// An export held more than one patient (a selection, or the whole clinic).
+    pub const BULK_EXPORT: &str = "bulk_export";
     /// Someone broke the glass into a restricted chart.
     pub const BREAK_GLASS: &str = "break_glass";
     /// Repeated failed unlocks of one account.
@@ -23,6 +26,11 @@ pub mod rule {
     pub const OUTSIDE_HOURS: &str = "outside_hours";
     /// A user opened the chart of a patient who shares their family name.
     pub const SAME_FAMILY_NAME: &str = "same_family_name";
+    /// Someone was put on, or taken off, the care team of a restricted chart.
+    pub const CARE_TEAM_CHANGE: &str = "care_team_change";
+    /// A setting that decides which alerts are raised (a threshold, clinic hours, the
+    /// break-the-glass time box) was changed.
+    pub const ALERT_SETTING_CHANGED: &str = "alert_setting_changed";
     /// The audit trail's append-only triggers were found missing.
     pub const AUDIT_TAMPERING: &str = "audit_tampering";
     /// Users, slots, restrictions or care teams changed outside Chartroom, or the security
@@ -116,6 +124,47 @@ pub(crate) fn evaluate(
                 e.seq,
             )?;
         }
+        ("care_team.add" | "care_team.remove", Outcome::Success) => {
+            let restricted: Option<(bool, String)> = conn
+                .prepare_cached("SELECT restricted, mrn FROM patients WHERE id = ?1")?
+                .query_row([e.patient_id.as_deref()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((true, mrn)) = restricted {
+                let summary = format!(
+                    "{user} changed the care team of restricted patient {} (MRN {mrn}): {}",
+                    e.patient_id.as_deref().unwrap_or("?"),
+                    e.detail.as_deref().unwrap_or("")
+                );
+                raise(
+                    conn,
+                    rule::CARE_TEAM_CHANGE,
+                    e.time,
+                    Some(user),
+                    e.patient_id.as_deref(),
+                    &summary,
+                    e.seq,
+                )?;
+            }
+        }
+        ("settings.update", Outcome::Success)
+            if e.object_id
+                .as_deref()
+                .is_some_and(crate::settings::governs_alerts) =>
+        {
+            let summary = format!(
+                "{user} changed an alert setting: {}",
+                e.detail.as_deref().unwrap_or("")
+            );
+            raise(
+                conn,
+                rule::ALERT_SETTING_CHANGED,
+                e.time,
+                Some(user),
+                None,
+                &summary,
+                e.seq,
+            )?;
+        }
         ("session.unlock", Outcome::Failed) => {
             // Failures for this account since its last successful unlock.
             let last_success: i64 = conn
@@ -143,30 +192,20 @@ pub(crate) fn evaluate(
                 )?;
             }
         }
-        ("chart.read", Outcome::Success) => {
-            let window_start =
-                e.time - chrono::Duration::minutes(i64::from(settings.alert_chart_burst_minutes));
-            // Stops counting at the threshold, so a busy window costs no more than a quiet one.
-            let distinct: i64 = conn
+        ("records.export", Outcome::Success) => {
+            let patients: i64 = conn
                 .prepare_cached(
-                    "SELECT count(*) FROM (SELECT DISTINCT patient_id FROM audit_log
-                      WHERE actor = ?1 AND event = 'chart.read' AND outcome = 'success' AND time >= ?2
-                      LIMIT ?3)",
+                    "SELECT count(*) FROM disclosure_patients WHERE disclosure_id = ?1",
                 )?
-                .query_row(
-                    params![user, format_time(window_start), settings.alert_chart_burst_count],
-                    |r| r.get(0),
-                )?;
-            if distinct >= i64::from(settings.alert_chart_burst_count)
-                && !fired_since(conn, rule::CHART_BURST, user, None, window_start)?
-            {
+                .query_row([e.object_id.as_deref()], |r| r.get(0))?;
+            if patients > 1 {
                 let summary = format!(
-                    "{user} opened {distinct} different charts within {} minutes",
-                    settings.alert_chart_burst_minutes
+                    "{user} exported the records of {patients} patients at once (disclosure {})",
+                    e.object_id.as_deref().unwrap_or("?")
                 );
                 raise(
                     conn,
-                    rule::CHART_BURST,
+                    rule::BULK_EXPORT,
                     e.time,
                     Some(user),
                     None,
@@ -174,6 +213,8 @@ pub(crate) fn evaluate(
                     e.seq,
                 )?;
             }
+        }
+        ("chart.read", Outcome::Success) => {
             if let (Some(actor_id), Some(patient)) = (e.actor_id, e.patient_id.as_deref()) {
                 // One lookup on every chart read: both family names, when the user has one.
                 let names: Option<(String, String)> = conn
@@ -212,6 +253,12 @@ pub(crate) fn evaluate(
         _ => {}
     }
     if e.outcome == Outcome::Success
+        && e.action == chartroom_audit::Action::Read
+        && e.patient_id.is_some()
+    {
+        chart_burst(conn, settings, rec)?;
+    }
+    if e.outcome == Outcome::Success
         && e.patient_id.is_some()
         && e.actor_id.is_some()
         && settings.outside_clinic_hours(e.time)
@@ -230,6 +277,50 @@ pub(crate) fn evaluate(
             e.time,
             Some(user),
             e.patient_id.as_deref(),
+            &summary,
+            e.seq,
+        )?;
+    }
+    Ok(())
+}
+
+/// One user reading many different patients' data within the window: every
+/// patient-scoped read counts (a chart, a note or vitals list, a history, each patient of
+/// an export), so looping over list verbs goes past the rule no more than opening charts.
+fn chart_burst(conn: &Connection, settings: &Settings, rec: &Record) -> Result<(), CoreError> {
+    let e = &rec.entry;
+    let user = e.actor.as_str();
+    let window_start =
+        e.time - chrono::Duration::minutes(i64::from(settings.alert_chart_burst_minutes));
+    // Stops counting at the threshold, so a busy window costs no more than a quiet one.
+    let distinct: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT DISTINCT patient_id FROM audit_log
+              WHERE actor = ?1 AND time >= ?2 AND patient_id IS NOT NULL
+                AND action = 'R' AND outcome = 'success'
+              LIMIT ?3)",
+        )?
+        .query_row(
+            params![
+                user,
+                format_time(window_start),
+                settings.alert_chart_burst_count
+            ],
+            |r| r.get(0),
+        )?;
+    if distinct >= i64::from(settings.alert_chart_burst_count)
+        && !fired_since(conn, rule::CHART_BURST, user, None, window_start)?
+    {
+        let summary = format!(
+            "{user} read the data of {distinct} different patients within {} minutes",
+            settings.alert_chart_burst_minutes
+        );
+        raise(
+            conn,
+            rule::CHART_BURST,
+            e.time,
+            Some(user),
+            None,
             &summary,
             e.seq,
         )?;
@@ -275,7 +366,9 @@ impl crate::Session {
         )
     }
 
-    /// Acknowledges an alert with a note saying what was found.
+    /// Acknowledges an alert with a note saying what was found. Nobody acknowledges an
+    /// alert about themselves: a colleague (the admin for the auditor, the auditor for the
+    /// admin) reviews it.
     pub fn acknowledge_alert(&mut self, id: i64, note: &str) -> Result<(), CoreError> {
         let note = note.trim().to_owned();
         if note.is_empty() || note.chars().count() > 2000 {
@@ -284,9 +377,29 @@ impl crate::Session {
                     .into(),
             ));
         }
+        let op = Op::update("alert.acknowledge").object("Alert", id);
+        let about: Option<Option<String>> = self
+            .connection()?
+            .prepare_cached("SELECT actor FROM alerts WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let me = self.signed_in().user;
+        if self.can(Permission::ManageAlerts)
+            && about.flatten().is_some_and(|a| {
+                chartroom_vault::account_key(&a) == chartroom_vault::account_key(&me)
+            })
+        {
+            self.touch()?;
+            return Err(self.deny(
+                op,
+                crate::Denial::NotYours(
+                    "This alert is about you: a colleague who reviews alerts acknowledges it.",
+                ),
+            ));
+        }
         self.run(
             Permission::ManageAlerts,
-            Op::update("alert.acknowledge").object("Alert", id),
+            op,
             false,
             |tx, _, ctx| {
                 let state: Option<Option<String>> = tx

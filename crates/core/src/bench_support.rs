@@ -21,7 +21,14 @@ pub fn search(
     cache: &mut SearchCache,
     query: &str,
 ) -> Result<Vec<SearchHit>, CoreError> {
-    search::search(conn, &mut cache.0, query, Utc::now().date_naive(), 50)
+    search::search(
+        conn,
+        &mut cache.0,
+        query,
+        Utc::now().date_naive(),
+        50,
+        |_| Ok(true),
+    )
 }
 
 /// The writes of `Session::record_vitals` (through the same change and writer), in one

@@ -16,6 +16,9 @@ pub enum Denial {
     /// The role may read clinical content, but the key that opens it has not reached this
     /// user's slot yet (they were added since anyone who holds it last signed in).
     KeyNotHandedOver,
+    /// A rule about who, not which role: only a draft's author edits it, nobody adds
+    /// themselves to a care team, nobody acknowledges an alert about themselves.
+    NotYours(&'static str),
 }
 
 impl std::fmt::Display for Denial {
@@ -34,6 +37,7 @@ impl std::fmt::Display for Denial {
                 f.write_str("This patient's chart is restricted to their care team.")
             }
             Denial::KeyNotHandedOver => f.write_str(&crate::keys::FieldError::NotHandedOver.to_string()),
+            Denial::NotYours(why) => f.write_str(why),
         }
     }
 }

@@ -101,6 +101,8 @@ pub use users::{check_new_password, User, UserName, MIN_PASSWORD_CHARS};
 #[cfg(test)]
 mod gate_tests;
 #[cfg(test)]
+mod hardening_tests;
+#[cfg(test)]
 mod key_tests;
 #[cfg(test)]
 mod record_tests;

@@ -820,14 +820,31 @@ fn restricted_patients_are_shown_to_outsiders_only_as_restricted() {
         "the care team sees who it is"
     );
     assert_eq!(hit.family, "Castellanos");
+    let mrn = hit.mrn.clone();
     drop(doctor);
 
     let mut nurse = clinic.as_role(Role::Nurse);
-    let hit = nurse
-        .search_patients("castellanos")
-        .expect("searches")
-        .remove(0);
+    // Name, a typo of it, a prefix, the birth date: nothing, exactly as for someone who is
+    // not a patient here.
+    for query in [
+        "castellanos",
+        "castelanos",
+        "castel",
+        "Mateo",
+        "1979-11-02",
+        "02.11.1979",
+    ] {
+        assert_eq!(
+            nurse.search_patients(query).expect("searches"),
+            vec![],
+            "{query} must not find a restricted chart the nurse may not open"
+        );
+    }
+    let found = nurse.search_patients(&mrn).expect("searches");
+    assert_eq!(found.len(), 1, "the exact MRN finds it");
+    let hit = found[0].clone();
     assert!(hit.restricted && hit.masked);
+    assert_eq!((hit.matched, hit.rank), ("mrn", 0));
     assert_eq!(
         (hit.id.get(), hit.family.as_str(), hit.given.as_str()),
         (2, "Restricted patient", "")
@@ -843,6 +860,14 @@ fn restricted_patients_are_shown_to_outsiders_only_as_restricted() {
         .expect("searches")
         .remove(0);
     assert!(!hit.masked, "during the grant the nurse sees who it is");
+    drop(nurse);
+    // The admin, never on the care team and unable to break the glass, likewise.
+    let mut admin = clinic.as_role(Role::Admin);
+    assert_eq!(
+        admin.search_patients("castellanos").expect("searches"),
+        vec![]
+    );
+    assert!(admin.search_patients(&mrn).expect("searches")[0].masked);
 }
 
 #[test]

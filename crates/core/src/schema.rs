@@ -742,6 +742,16 @@ pub const MIGRATIONS: &[Migration] = &[
         BEGIN SELECT RAISE(ABORT, 'the security log is append-only'); END;
     ",
     },
+    Migration {
+        version: 9,
+        name: "every patient-scoped read counts toward the chart-burst alert",
+        sql: "
+        -- The rule counts the distinct patients one user read in a window, whatever the
+        -- read (a chart, a note list, a history, an export): by actor and time.
+        CREATE INDEX audit_log_actor_patient_time ON audit_log (actor, time)
+            WHERE patient_id IS NOT NULL;
+    ",
+    },
 ];
 
 /// Seals the clinical columns that rows written before version 7 still hold in clear, a batch

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::chart::patient::{name_words, Sex};
 use crate::ids::*;
+use crate::roles::Permission;
 use crate::CoreError;
 
 /// How many index entries a prefix may expand to before the rest are left out: for a query
@@ -38,8 +39,9 @@ pub struct SearchHit {
     pub sex: Option<Sex>,
     /// The chart opens only for the care team (or through break-the-glass).
     pub restricted: bool,
-    /// A restricted patient the searcher may not open: shown only as "Restricted patient"
-    /// with its id and MRN (to break the glass by), no name, birth date or sex.
+    /// A restricted patient the searcher may not open: found only by its exact MRN, and
+    /// shown only as "Restricted patient" with its id and MRN (to break the glass by), no
+    /// name, birth date or sex.
     pub masked: bool,
     /// What matched: `mrn`, `phone`, `birth_date` or `name`.
     pub matched: &'static str,
@@ -48,7 +50,8 @@ pub struct SearchHit {
 }
 
 impl SearchHit {
-    /// Hides who this is: for a restricted patient the searcher may not open.
+    /// Hides who this is: for a restricted patient the searcher may not open, found by its
+    /// exact MRN (the only way such a patient is found, so `matched` and `rank` say nothing).
     pub(crate) fn mask(&mut self) {
         self.family = "Restricted patient".into();
         self.given = String::new();
@@ -118,13 +121,16 @@ fn parse_date_query(q: &str) -> Option<NaiveDate> {
         .find_map(|f| NaiveDate::parse_from_str(q, f).ok())
 }
 
-/// Finds patients; at most `limit`, best first.
+/// Finds patients; at most `limit`, best first. `may_open` says whether the searcher may
+/// open a restricted patient's chart: one they may not is found only by its exact MRN, and
+/// then masked, so that a search never confirms that a named person is a patient here.
 pub(crate) fn search(
     conn: &Connection,
     dictionary: &mut Option<NameDictionary>,
     query: &str,
     today: NaiveDate,
     limit: usize,
+    mut may_open: impl FnMut(i64) -> Result<bool, CoreError>,
 ) -> Result<Vec<SearchHit>, CoreError> {
     let q = query.trim();
     if q.is_empty() || q.chars().count() > 200 {
@@ -184,13 +190,15 @@ pub(crate) fn search(
         .map(|(id, (r, m, o))| (id, r, m, o))
         .collect();
     ranked.sort_by_key(|(id, rank, _, order)| (*rank, *order, *id));
-    ranked.truncate(limit);
     let mut stmt = conn.prepare_cached(
         "SELECT id, mrn, family, given, preferred_name, birth_date, sex, restricted FROM patients WHERE id = ?1",
     )?;
-    let mut hits = Vec::with_capacity(ranked.len());
+    let mut hits = Vec::with_capacity(ranked.len().min(limit));
     for (id, rank, matched, _) in ranked {
-        let hit = stmt.query_row([id], |r| {
+        if hits.len() == limit {
+            break;
+        }
+        let mut hit = stmt.query_row([id], |r| {
             let birth: String = r.get(5)?;
             let sex: String = r.get(6)?;
             let birth_date =
@@ -210,6 +218,13 @@ pub(crate) fn search(
                 rank,
             })
         })?;
+        if hit.restricted && !may_open(id)? {
+            // Left out before the limit is applied, so the count of hits shows nothing either.
+            if !(matched == "mrn" && rank == 0) {
+                continue;
+            }
+            hit.mask();
+        }
         hits.push(hit);
     }
     // Shown alphabetically within a rank.
@@ -320,24 +335,20 @@ impl crate::Session {
         let today = self.clock.now().date_naive();
         let mut dictionary = self.search_dictionary.take();
         let result = self.run(
-            crate::Permission::SearchPatients,
+            Permission::SearchPatients,
             crate::audit::Op::execute("patient.search"),
             false,
             |tx, op, ctx| {
-                let mut hits = search(tx, &mut dictionary, query, today, 50)?;
-                // Restricted patients the searcher may not open are shown only as restricted.
-                for hit in hits.iter_mut().filter(|h| h.restricted) {
-                    let allowed = match ctx.actor.id {
-                        Some(uid) => {
-                            crate::access::on_care_team(tx, hit.id, uid)?
-                                || crate::access::active_grant(tx, hit.id, uid, ctx.now)?.is_some()
-                        }
-                        None => false,
-                    };
-                    if !allowed {
-                        hit.mask();
-                    }
-                }
+                let may_open = |id: i64| match ctx.actor.id {
+                    Some(uid) => Ok(crate::access::on_care_team(tx, id, uid)?
+                        || (ctx
+                            .actor
+                            .role
+                            .is_some_and(|r| r.allows(Permission::BreakGlass))
+                            && crate::access::active_grant(tx, id, uid, ctx.now)?.is_some())),
+                    None => Ok(false),
+                };
+                let hits = search(tx, &mut dictionary, query, today, 50, may_open)?;
                 op.detail = Some(format!("{} results", hits.len()));
                 Ok(hits)
             },

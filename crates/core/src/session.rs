@@ -680,14 +680,25 @@ fn append_failed_unlock(
     settings: &Settings,
     failure: &FailedUnlock,
 ) -> Result<(), CoreError> {
-    let name = failure
-        .account
-        .strip_prefix("user:")
-        .unwrap_or("recovery key");
-    let who = ActorRef {
-        id: find_user(conn, name)?.map(|(id, _)| id),
-        name: name.chars().take(64).collect(),
-        role: None,
+    // A name with no slot comes as its tag, never as typed. One written by an earlier
+    // version (a plain `user:` name that no user has) is not repeated either.
+    let who = if let Some(tag) = failure.account.strip_prefix("unknown:") {
+        unknown_user(tag)
+    } else if let Some(name) = failure.account.strip_prefix("user:") {
+        match find_user(conn, name)? {
+            Some((id, user)) => ActorRef {
+                id: Some(id),
+                name: user.name.to_string(),
+                role: None,
+            },
+            None => unknown_user(""),
+        }
+    } else {
+        ActorRef {
+            id: None,
+            name: "recovery key".into(),
+            role: None,
+        }
     };
     let op = Op::execute("session.unlock")
         .outcome(Outcome::Failed)
@@ -698,6 +709,25 @@ fn append_failed_unlock(
         });
     let rec = audit::append(conn, device, &who, failure.at, &op)?;
     alerts::evaluate(conn, settings, &rec)
+}
+
+/// The actor of a failed sign-in with a user name that has no slot: "unknown user", with
+/// the name's correlation tag when there is one.
+fn unknown_user(tag: &str) -> ActorRef {
+    let tag: String = tag
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(16)
+        .collect();
+    ActorRef {
+        id: None,
+        name: if tag.is_empty() {
+            "unknown user".into()
+        } else {
+            format!("unknown user ({tag})")
+        },
+        role: None,
+    }
 }
 
 /// Re-creates any missing append-only trigger; returns the names that were missing.

@@ -100,6 +100,15 @@ pub const SETTING_KEYS: [&str; 8] = [
     "clinic_utc_offset",
 ];
 
+/// Whether a setting decides which alerts are raised: changing one raises an alert itself.
+pub(crate) fn governs_alerts(key: &str) -> bool {
+    key.starts_with("alert_")
+        || matches!(
+            key,
+            "clinic_hours" | "clinic_days" | "clinic_utc_offset" | "break_glass_minutes"
+        )
+}
+
 fn number(key: &str, value: &str, min: u32, max: u32) -> Result<u32, CoreError> {
     value
         .trim()

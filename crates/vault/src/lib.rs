@@ -30,6 +30,22 @@ pub fn account_key(name: &str) -> String {
     name.trim().to_ascii_lowercase()
 }
 
+/// The tag a failed sign-in with a user name that has no slot is recorded under: 12 hex
+/// digits of Argon2id (at the slots' own cost) over the folded name, salted by the vault, so
+/// the same mistyped name is recognisable in the trail while the name (perhaps a password
+/// typed into the wrong field) is kept nowhere and guessing at it is as slow as at a slot.
+fn unknown_name_tag(vault_id: &str, name: &str, params: KdfParams) -> String {
+    use sha2::Digest;
+    let salt = sha2::Sha256::new()
+        .chain_update(b"chartroom unknown user name v1\0")
+        .chain_update(vault_id.as_bytes())
+        .finalize();
+    match params.derive(account_key(name).as_bytes(), &salt[..kdf::SALT_LEN]) {
+        Ok(out) => hex::encode(&out[..6]),
+        Err(_) => String::new(),
+    }
+}
+
 /// Makes every file and folder this process creates from now on private to its owner
 /// (umask 077). Chartroom's programs call it first thing; the vault also sets its own
 /// files' modes explicitly, so this is the net under everything else they write.
@@ -369,27 +385,50 @@ impl Vault {
                 "recovery".to_owned(),
             ),
         };
-        let lockout = Lockout::new(&config.state_dir, &slots.vault_id);
+        // A name with no slot is never kept as typed: it may be a password typed into the
+        // wrong field. Its attempts count against one "unknown user" account.
+        let found = slots.find(kind, &owner);
+        let account = if found.is_none() && kind == SlotKind::User {
+            lockout::UNKNOWN_ACCOUNT.to_owned()
+        } else {
+            account
+        };
+        let lockout = Lockout::new(&config.dir, &config.state_dir, &slots.vault_id);
         let now = Utc::now();
         if let Err(e) = lockout.check(&account, now) {
             let _ = lockout.record_refused(&account, now);
             return Err(e);
         }
 
-        let opened = match slots.find(kind, &owner) {
+        let mut recorded = account.clone();
+        let opened = match found {
             Some(slot) => slot
                 .open_identity_kek(&slots.vault_id, credential.secret_bytes())
                 .map(|id| (slot, id)),
             None => {
-                // Spend the same effort as a real slot so timing does not reveal who has one.
-                let _ = KdfParams::FLOOR.derive(credential.secret_bytes(), &[0u8; kdf::SALT_LEN]);
+                // The correlation tag costs what opening a real slot costs, so timing does
+                // not reveal who has one, and guessing at the tag is no cheaper than at a slot.
+                let params = slots
+                    .slots
+                    .iter()
+                    .map(|s| s.kdf.params)
+                    .find(|p| p.check_readable().is_ok())
+                    .unwrap_or(KdfParams::FLOOR);
+                if kind == SlotKind::User {
+                    recorded = format!(
+                        "unknown:{}",
+                        unknown_name_tag(&slots.vault_id, &owner, params)
+                    );
+                } else {
+                    let _ = params.derive(credential.secret_bytes(), &[0u8; kdf::SALT_LEN]);
+                }
                 Err(VaultError::WrongCredential(None))
             }
         };
         let (slot, (identity, kek)) = match opened {
             Ok(found) => found,
             Err(VaultError::WrongCredential(_)) => {
-                let after = lockout.record_failure(&account, now)?;
+                let after = lockout.record_failure_as(&account, &recorded, now)?;
                 return Err(VaultError::WrongCredential(Some(after)));
             }
             Err(other) => return Err(other),
@@ -514,12 +553,22 @@ impl Vault {
 
     /// Failed unlocks of this vault not yet written to its audit trail, oldest first.
     pub fn unaudited_failed_unlocks(&self) -> Vec<FailedUnlock> {
-        Lockout::new(&self.config.state_dir, &self.slots.vault_id).unaudited()
+        Lockout::new(
+            &self.config.dir,
+            &self.config.state_dir,
+            &self.slots.vault_id,
+        )
+        .unaudited()
     }
 
     /// Forgets the first `n` failed unlocks, once the audit trail holds them.
     pub fn forget_failed_unlocks(&self, n: usize) -> Result<(), VaultError> {
-        Lockout::new(&self.config.state_dir, &self.slots.vault_id).forget_unaudited(n)
+        Lockout::new(
+            &self.config.dir,
+            &self.config.state_dir,
+            &self.slots.vault_id,
+        )
+        .forget_unaudited(n)
     }
 
     /// Locks the vault: closes the connection (checkpointing the WAL) and zeroizes the key.

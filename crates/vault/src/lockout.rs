@@ -1,8 +1,15 @@
 //! Slowing down repeated failed unlocks, remembered across restarts.
 //!
-//! The state lives outside the vault folder (in the user's state directory), so a failed
-//! unlock changes nothing in the vault itself. It is a brake on guessing at the sign-in
-//! screen; someone holding a copy of the files is held back by Argon2id instead.
+//! The state lives in the vault folder, beside the slot file, so no setting of the person
+//! signing in (an environment variable, a state folder of their own) switches the count
+//! off: a wrong password changes that one file and nothing else. It is a brake on guessing
+//! at the sign-in screen and the CLI; someone holding a copy of the files is held back by
+//! Argon2id instead.
+//!
+//! A user name that has no slot is never kept as typed (it may be a password typed into
+//! the wrong field): its attempts count as one "unknown user" account, and each is kept
+//! for the trail with a tag for correlation, derived with the slots' own Argon2id cost so
+//! that guessing at it is no cheaper than guessing at a slot.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -34,10 +41,16 @@ struct State {
 /// The most failed attempts kept for the audit trail; older ones are summarised by count.
 const MAX_UNAUDITED: usize = 1000;
 
-/// A failed unlock, kept outside the vault until the next unlock can audit it.
+/// The file in the vault folder.
+pub const FILE_NAME: &str = "unlock-failures.json";
+/// The account that attempts with a user name that has no slot count against.
+pub const UNKNOWN_ACCOUNT: &str = "unknown";
+
+/// A failed unlock, kept until the next unlock can audit it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedUnlock {
-    /// `user:NAME` or `recovery`.
+    /// `user:NAME` (a user who has a slot), `unknown:TAG` (a name with no slot, as its
+    /// correlation tag; `unknown:` without one when sign-in was paused) or `recovery`.
     pub account: String,
     pub at: DateTime<Utc>,
     /// True when refused because sign-in was paused, rather than for a wrong secret.
@@ -55,7 +68,9 @@ struct Failures {
 #[derive(Debug, Clone)]
 pub struct Lockout {
     dir: PathBuf,
-    file: String,
+    /// Where an earlier version kept the count (the state folder): read and merged once,
+    /// so that moving the file does not forget failures, then removed.
+    legacy: PathBuf,
 }
 
 /// What a failure did to the account.
@@ -68,27 +83,52 @@ pub enum AfterFailure {
 }
 
 impl Lockout {
-    /// Bookkeeping for the vault `vault_id`, kept in `state_dir`.
-    pub fn new(state_dir: &Path, vault_id: &str) -> Self {
+    /// Bookkeeping for the vault in `vault_dir` (whose id is `vault_id`); an earlier
+    /// version's count in `legacy_state_dir` is taken over.
+    pub fn new(vault_dir: &Path, legacy_state_dir: &Path, vault_id: &str) -> Self {
         Self {
-            dir: state_dir.to_path_buf(),
-            file: format!("unlock-failures-{vault_id}.json"),
+            dir: vault_dir.to_path_buf(),
+            legacy: legacy_state_dir.join(format!("unlock-failures-{vault_id}.json")),
         }
     }
 
-    fn load(&self) -> State {
-        // A damaged or missing state file counts as no failures: it can only lengthen a pause,
-        // and refusing every sign-in because of it would lock the whole clinic out.
-        fs::read(self.dir.join(&self.file))
+    fn read(path: &Path) -> State {
+        // A damaged or missing file counts as no failures: refusing every sign-in because
+        // of it would lock the whole clinic out.
+        fs::read(path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
 
+    fn load(&self) -> State {
+        let mut state = Self::read(&self.dir.join(FILE_NAME));
+        if self.legacy.exists() {
+            let old = Self::read(&self.legacy);
+            for (account, f) in old.accounts {
+                let e = state.accounts.entry(account).or_insert(Failures {
+                    count: 0,
+                    last: f.last,
+                });
+                e.count = e.count.max(f.count);
+                e.last = e.last.max(f.last);
+            }
+            let mut merged = old.unaudited;
+            merged.append(&mut state.unaudited);
+            merged.sort_by_key(|f| f.at);
+            let over = merged.len().saturating_sub(MAX_UNAUDITED);
+            merged.drain(..over);
+            state.unaudited = merged;
+        }
+        state
+    }
+
     fn save(&self, state: &State) -> Result<(), VaultError> {
-        crate::files::private_dir(&self.dir)?;
         let bytes = serde_json::to_vec(state).map_err(|_| VaultError::Crypto)?;
-        atomic_write(&self.dir, &self.file, &bytes)
+        atomic_write(&self.dir, FILE_NAME, &bytes)?;
+        // Taken over: the old file goes (best effort; it only ever adds to the count).
+        let _ = fs::remove_file(&self.legacy);
+        Ok(())
     }
 
     /// Refuses with [`VaultError::LockedOut`] while `account` is paused.
@@ -114,6 +154,16 @@ impl Lockout {
         account: &str,
         now: DateTime<Utc>,
     ) -> Result<AfterFailure, VaultError> {
+        self.record_failure_as(account, account, now)
+    }
+
+    /// Counts a failed attempt for `account`, kept for the trail as `recorded`.
+    pub fn record_failure_as(
+        &self,
+        account: &str,
+        recorded: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AfterFailure, VaultError> {
         let mut state = self.load();
         let entry = state
             .accounts
@@ -125,7 +175,7 @@ impl Lockout {
         entry.count = entry.count.saturating_add(1);
         entry.last = now;
         let count = entry.count;
-        push_unaudited(&mut state, account, now, false);
+        push_unaudited(&mut state, recorded, now, false);
         self.save(&state)?;
         Ok(match pause_after(count) {
             Some(pause) => AfterFailure::Paused(pause),
@@ -136,7 +186,12 @@ impl Lockout {
     /// Notes an attempt refused because sign-in was paused, for the audit trail.
     pub fn record_refused(&self, account: &str, now: DateTime<Utc>) -> Result<(), VaultError> {
         let mut state = self.load();
-        push_unaudited(&mut state, account, now, true);
+        let recorded = if account == UNKNOWN_ACCOUNT {
+            "unknown:"
+        } else {
+            account
+        };
+        push_unaudited(&mut state, recorded, now, true);
         self.save(&state)
     }
 
@@ -217,7 +272,7 @@ mod tests {
     fn failures_are_remembered_by_a_new_instance_and_cleared_by_success() {
         let dir = tempfile::tempdir().expect("tempdir");
         let now = Utc::now();
-        let lockout = Lockout::new(dir.path(), "abc");
+        let lockout = Lockout::new(dir.path(), &dir.path().join("state"), "abc");
         for i in 1..=4 {
             assert_eq!(
                 lockout.record_failure("user:a", now).expect("records"),
@@ -230,7 +285,7 @@ mod tests {
             AfterFailure::Paused(Duration::from_secs(30))
         );
         // A restart: a new instance reads the same state.
-        let again = Lockout::new(dir.path(), "abc");
+        let again = Lockout::new(dir.path(), &dir.path().join("state"), "abc");
         assert!(matches!(
             again.check("user:a", now),
             Err(VaultError::LockedOut { .. })
@@ -244,6 +299,42 @@ mod tests {
             .is_ok());
         again.record_success("user:a").expect("clears");
         assert!(again.check("user:a", now).is_ok());
+    }
+
+    #[test]
+    fn an_earlier_versions_count_in_the_state_folder_is_taken_over_not_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        fs::create_dir(&state).expect("mkdir");
+        let now = Utc::now();
+        let old = Lockout {
+            dir: state.clone(),
+            legacy: state.join("none"),
+        };
+        for _ in 0..5 {
+            old.record_failure("user:a", now).expect("records");
+        }
+        fs::rename(
+            state.join(FILE_NAME),
+            state.join("unlock-failures-abc.json"),
+        )
+        .expect("mv");
+        let lockout = Lockout::new(dir.path(), &state, "abc");
+        assert!(matches!(
+            lockout.check("user:a", now),
+            Err(VaultError::LockedOut { .. })
+        ));
+        assert_eq!(lockout.unaudited().len(), 5);
+        lockout.record_failure("user:a", now).expect("records");
+        assert!(
+            !state.join("unlock-failures-abc.json").exists(),
+            "taken over"
+        );
+        assert_eq!(lockout.unaudited().len(), 6);
+        assert!(matches!(
+            lockout.check("user:a", now),
+            Err(VaultError::LockedOut { .. })
+        ));
     }
 
     #[test]

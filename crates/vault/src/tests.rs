@@ -60,6 +60,18 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    fn lockout(&self) -> Lockout {
+        Lockout::new(
+            self.dir(),
+            &self.config.state_dir,
+            &Vault::info(self.dir()).expect("info").vault_id,
+        )
+    }
+}
+
+const LOCKOUT_FILE_NAME: &str = crate::lockout::FILE_NAME;
+
 fn pw(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
 }
@@ -108,18 +120,69 @@ fn a_second_create_in_the_same_folder_is_refused() {
 }
 
 #[test]
-fn wrong_password_and_unknown_user_change_no_file() {
+fn wrong_password_and_unknown_user_change_only_the_failure_count() {
     let f = Fixture::new();
     f.create();
-    let before = snapshot(f.dir());
+    let mut before = snapshot(f.dir());
     let err = f.unlock("alice", "not-her-password").expect_err("refused");
     assert!(matches!(err, VaultError::WrongCredential(_)), "{err:?}");
     assert!(err.to_string().contains("password is wrong"));
+    // A password typed into the user-name field.
     let err = f
-        .unlock("nobody", "whatever-password")
+        .unlock("Correct-Horse-Battery-9", "whatever-password")
         .expect_err("refused");
     assert!(matches!(err, VaultError::WrongCredential(_)));
-    assert_eq!(snapshot(f.dir()), before);
+    let mut after = snapshot(f.dir());
+    let failures = after
+        .remove(LOCKOUT_FILE_NAME)
+        .expect("counted in the vault folder");
+    before.remove(LOCKOUT_FILE_NAME);
+    assert_eq!(after, before, "nothing else changed");
+    let text = String::from_utf8_lossy(&failures).to_lowercase();
+    assert!(
+        !text.contains("correct-horse"),
+        "the typed name is kept nowhere: {text}"
+    );
+    assert!(!text.contains("password"), "{text}");
+    let kept = f.lockout().unaudited();
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0].account, "user:alice");
+    let tag = kept[1]
+        .account
+        .strip_prefix("unknown:")
+        .expect("as unknown");
+    assert_eq!(tag.len(), 12);
+    // The same mistyped name gets the same tag; another name another.
+    let _ = f.unlock("correct-horse-battery-9", "x");
+    let _ = f.unlock("someone-else", "x");
+    let kept = f.lockout().unaudited();
+    assert_eq!(
+        kept[2].account, kept[1].account,
+        "case and spaces do not matter"
+    );
+    assert_ne!(kept[3].account, kept[1].account);
+}
+
+#[test]
+fn the_failure_count_ignores_the_state_folder_setting() {
+    let f = Fixture::new();
+    f.create();
+    for _ in 0..5 {
+        let _ = f.unlock("alice", "guess-guess");
+    }
+    // A fresh state folder (CHARTROOM_STATE_DIR pointed elsewhere) changes nothing.
+    let mut moved = f.config.clone();
+    moved.state_dir = f._tmp.path().join("elsewhere");
+    let err = Vault::unlock(
+        moved,
+        Credential::Password {
+            user: "alice",
+            password: &pw("alice-password"),
+        },
+        MIGRATIONS,
+    )
+    .expect_err("still paused");
+    assert!(matches!(err, VaultError::LockedOut { .. }), "{err:?}");
 }
 
 #[test]
@@ -136,11 +199,7 @@ fn repeated_failures_pause_sign_in_even_for_the_right_password() {
     assert!(matches!(err, VaultError::LockedOut { .. }), "{err:?}");
     assert!(err.to_string().contains("try again in 30 seconds"), "{err}");
     // Another account is not paused by alice's failures.
-    let recovery_state = Lockout::new(
-        &f.config.state_dir,
-        &Vault::info(f.dir()).expect("info").vault_id,
-    );
-    assert!(recovery_state.check("recovery", chrono::Utc::now()).is_ok());
+    assert!(f.lockout().check("recovery", chrono::Utc::now()).is_ok());
 }
 
 #[test]
@@ -208,7 +267,12 @@ fn a_slot_moved_to_another_user_does_not_open() {
         f.unlock("bob", "alice-password"),
         Err(VaultError::WrongCredential(_))
     ));
-    assert_eq!(snapshot(f.dir()), before);
+    let mut after = snapshot(f.dir());
+    assert!(
+        after.remove(LOCKOUT_FILE_NAME).is_some(),
+        "the failure is counted"
+    );
+    assert_eq!(after, before);
 }
 
 #[test]
@@ -607,7 +671,8 @@ fn the_vault_its_backup_and_the_lockout_state_are_for_their_owner_only() {
     assert_private(&backup);
     vault.lock().expect("locks");
     let _ = f.unlock("alice", "wrong password");
-    assert_private(&f.config.state_dir);
+    assert!(f.dir().join(LOCKOUT_FILE_NAME).exists());
+    assert_private(f.dir());
 
     // A vault left readable by an earlier version is tightened at its next unlock.
     fs::set_permissions(f.dir(), fs::Permissions::from_mode(0o755)).expect("chmod");

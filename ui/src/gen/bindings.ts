@@ -51,8 +51,9 @@ birth_date: string | null, age: number | null, sex: Sex | null,
  */
 restricted: boolean, 
 /**
- * A restricted patient the searcher may not open: shown only as "Restricted patient"
- * with its id and MRN (to break the glass by), no name, birth date or sex.
+ * A restricted patient the searcher may not open: found only by its exact MRN, and
+ * shown only as "Restricted patient" with its id and MRN (to break the glass by), no
+ * name, birth date or sex.
  */
 masked: boolean, 
 /**

@@ -12,7 +12,7 @@ use crate::audit::Op;
 use crate::ids::*;
 use crate::keys::open_field;
 use crate::roles::Permission;
-use crate::{CoreError, Session};
+use crate::{CoreError, Denial, Session};
 
 const MAX_NOTE_CHARS: usize = 20_000;
 
@@ -648,7 +648,8 @@ impl Session {
         )
     }
 
-    /// Replaces a draft's content. A signed note is never edited: add an addendum.
+    /// Replaces a draft's content. Only its author edits a draft (it goes out under their
+    /// name); a signed note is never edited: add an addendum.
     pub fn edit_draft(
         &mut self,
         note_id: impl Into<NoteId>,
@@ -656,22 +657,33 @@ impl Session {
     ) -> Result<Note, CoreError> {
         let note_id = note_id.into().get();
         let patient_id = self.owner(Item::Note, note_id)?;
-        self.run(
-            Permission::DraftNote,
-            Op::update("note.update")
-                .patient(patient_id)
-                .object("Note", note_id),
-            true,
-            |tx, _, ctx| {
-                // The writer refuses a signed note.
-                let edited = DraftEdited {
-                    note: change::id_of(tx, Table::Notes, note_id)?,
-                    content: content.validated()?,
-                    edited: ctx.stamp(),
-                };
-                note(tx, apply(tx, &Change::DraftEdited(edited))?.row())
-            },
-        )
+        let me = self.actor_user_id();
+        let op = Op::update("note.update")
+            .patient(patient_id)
+            .object("Note", note_id);
+        // A signed note is refused as final by its writer, whoever asks.
+        let (author, draft): (Option<i64>, bool) = self
+            .connection()?
+            .prepare_cached("SELECT author_id, status = 'draft' FROM notes WHERE id = ?1")?
+            .query_row([note_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if self.can(Permission::DraftNote) && draft && (me.is_none() || author != me) {
+            self.touch()?;
+            return Err(self.deny(
+                op,
+                Denial::NotYours(
+                    "This draft is another person's: only its author edits it (it goes out under their name).",
+                ),
+            ));
+        }
+        self.run(Permission::DraftNote, op, true, |tx, _, ctx| {
+            // The writer refuses a signed note.
+            let edited = DraftEdited {
+                note: change::id_of(tx, Table::Notes, note_id)?,
+                content: content.validated()?,
+                edited: ctx.stamp(),
+            };
+            note(tx, apply(tx, &Change::DraftEdited(edited))?.row())
+        })
     }
 
     /// Signs a draft (a note, addendum or amendment), which makes it final. Physicians only.

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::gate_tests::{debug_value, denied_by_role, rows, Clinic, RECORD_TABLES};
-use crate::{AuditFilter, Chart, DemoOptions, NoteContent, Role};
+use crate::{alert_rule, AuditFilter, Chart, DemoOptions, NoteContent, Role};
 
 fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
@@ -959,4 +959,58 @@ fn an_administrators_export_carries_demographics_only_and_says_so() {
     );
     assert!(!report.clinical_left_out);
     assert!(report.resources.len() > 1, "{report:?}");
+}
+
+#[test]
+fn bulk_reads_count_toward_the_burst_rule_and_a_multi_patient_export_raises_its_own_alert() {
+    let clinic = Clinic::new();
+    let count = |rule: &str| {
+        clinic
+            .as_role(Role::Auditor)
+            .alerts(true)
+            .expect("lists")
+            .iter()
+            .filter(|a| a.rule == rule)
+            .count()
+    };
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .set_setting("alert_chart_burst_count", "3")
+        .expect("sets");
+    admin.lock().expect("locks");
+    let mut doctor = clinic.as_role(Role::Physician);
+    let today = NaiveDate::from_ymd_opt(2026, 3, 3).expect("date");
+    let third = doctor
+        .register_patient(
+            &crate::NewPatient::new("Adeyemi", "Tolu", "1990-01-01", "female", false, today)
+                .expect("valid"),
+        )
+        .expect("registers");
+    // No chart opened: a loop over the list verbs alone.
+    doctor.notes(1).expect("lists");
+    doctor.vitals(2).expect("lists");
+    assert_eq!(count(alert_rule::CHART_BURST), 0);
+    doctor.patient_history(third.id).expect("lists");
+    assert_eq!(count(alert_rule::CHART_BURST), 1);
+    doctor.lock().expect("locks");
+
+    // An export of one patient is ordinary; of several, or the whole clinic, an alert.
+    let (_identity, recipient) = keypair();
+    clinic.clock.advance(chrono::Duration::minutes(30));
+    let mut doctor = clinic.as_role(Role::Physician);
+    let one = request(
+        Selection::Patients(vec![1]),
+        Destination::Recipients(vec![recipient.clone()]),
+    );
+    export(&mut doctor, &one);
+    assert_eq!(count(alert_rule::BULK_EXPORT), 0);
+    let all = request(Selection::All, Destination::Recipients(vec![recipient]));
+    export(&mut doctor, &all);
+    doctor.lock().expect("locks");
+    assert_eq!(count(alert_rule::BULK_EXPORT), 1);
+    assert_eq!(
+        count(alert_rule::CHART_BURST),
+        2,
+        "each patient of the export counts as a read"
+    );
 }

@@ -1,0 +1,244 @@
+//! What an outside review found (the hardening issue), each as the insider or attacker
+//! tried it, through the operations a clinic's staff have.
+
+use crate::alerts::rule as alert_rule;
+use crate::audit::AuditFilter;
+use crate::chart::note::NoteContent;
+use crate::gate_tests::{pw, Clinic};
+use crate::{CoreError, Denial, Outcome, Role, Session};
+
+fn not_yours<T: std::fmt::Debug>(result: Result<T, CoreError>) -> String {
+    match result {
+        Err(CoreError::Forbidden(Denial::NotYours(why))) => why.to_owned(),
+        other => panic!("expected a refusal about who, got {other:?}"),
+    }
+}
+
+fn restricted<T: std::fmt::Debug>(result: Result<T, CoreError>) {
+    match result {
+        Err(CoreError::Forbidden(Denial::Restricted { .. })) => {}
+        other => panic!("expected the restriction to refuse, got {other:?}"),
+    }
+}
+
+/// A second physician, not on Castellanos' (patient 2's) care team.
+fn with_second_physician(clinic: &Clinic) -> Session {
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .add_user("dr.osei", Role::Physician, None, &pw("osei-password"))
+        .expect("adds");
+    admin.lock().expect("locks");
+    // Any holder's sign-in hands the clinical key over.
+    clinic.as_role(Role::Physician).lock().expect("locks");
+    clinic.unlock("dr.osei", "osei-password").expect("unlocks")
+}
+
+fn count_rule(clinic: &Clinic, rule: &str) -> usize {
+    clinic
+        .as_role(Role::Auditor)
+        .alerts(true)
+        .expect("lists")
+        .iter()
+        .filter(|a| a.rule == rule)
+        .count()
+}
+
+#[test]
+fn only_someone_who_may_open_a_restricted_chart_changes_its_care_team_and_nobody_adds_themselves() {
+    let clinic = Clinic::new();
+    let mut osei = with_second_physician(&clinic);
+    // Adding themselves, then anyone else, then taking the registering physician off.
+    let why = not_yours(osei.add_to_care_team(2, "dr.osei"));
+    assert!(why.contains("Nobody adds themselves"), "{why}");
+    not_yours(osei.add_to_care_team(2, "DR.OSEI "));
+    restricted(osei.add_to_care_team(2, "nurse.lee"));
+    restricted(osei.remove_from_care_team(2, "dr.okafor"));
+    restricted(osei.open_chart(2));
+    osei.lock().expect("locks");
+    // The admin is never on it and cannot break the glass.
+    let mut admin = clinic.as_role(Role::Admin);
+    restricted(admin.add_to_care_team(2, "dr.osei"));
+    not_yours(admin.add_to_care_team(1, "admin"));
+    admin.lock().expect("locks");
+    let mut doctor = clinic.as_role(Role::Physician);
+    assert_eq!(
+        doctor.open_chart(2).expect("opens").care_team,
+        ["dr.okafor"]
+    );
+    doctor.lock().expect("locks");
+    let refused = clinic.entries(AuditFilter {
+        event: Some("care_team.add".into()),
+        outcome: Some(Outcome::Denied),
+        ..AuditFilter::default()
+    });
+    assert_eq!(refused.len(), 5, "every refusal is on record");
+    assert_eq!(count_rule(&clinic, alert_rule::CARE_TEAM_CHANGE), 0);
+
+    // Through the glass (reason, time box, alert) the care team may be changed, and every
+    // change to a restricted chart's team raises an alert of its own.
+    let mut osei = clinic.unlock("dr.osei", "osei-password").expect("unlocks");
+    osei.break_glass(2, "Covering for Dr Okafor on leave")
+        .expect("breaks the glass");
+    osei.add_to_care_team(2, "nurse.lee").expect("adds");
+    osei.lock().expect("locks");
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor
+        .remove_from_care_team(2, "nurse.lee")
+        .expect("removes");
+    // An open chart's team changes without an alert.
+    doctor.add_to_care_team(1, "nurse.lee").expect("adds");
+    doctor.lock().expect("locks");
+    assert_eq!(count_rule(&clinic, alert_rule::CARE_TEAM_CHANGE), 2);
+    assert_eq!(count_rule(&clinic, alert_rule::BREAK_GLASS), 1);
+}
+
+#[test]
+fn only_the_author_edits_a_draft() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    let draft = doctor
+        .draft_note(
+            1,
+            None,
+            &NoteContent::free("Chest pain, resolved.").expect("valid"),
+        )
+        .expect("drafts");
+    doctor.lock().expect("locks");
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let why = not_yours(nurse.edit_draft(
+        draft.id,
+        &NoteContent::free("Nothing to worry about.").expect("valid"),
+    ));
+    assert!(why.contains("only its author"), "{why}");
+    nurse.lock().expect("locks");
+    let mut recovery = clinic.as_recovery();
+    assert_eq!(
+        recovery
+            .edit_draft(draft.id, &NoteContent::free("x").expect("valid"))
+            .expect_err("refused")
+            .code(),
+        "forbidden"
+    );
+    recovery.lock().expect("locks");
+    let mut doctor = clinic.as_role(Role::Physician);
+    let notes = doctor.notes(1).expect("lists");
+    assert_eq!(notes[0].content.as_text(), "Chest pain, resolved.");
+    doctor
+        .edit_draft(
+            draft.id,
+            &NoteContent::free("Chest pain, resolved; ECG normal.").expect("valid"),
+        )
+        .expect("the author edits it");
+    doctor.lock().expect("locks");
+    let refused = clinic.entries(AuditFilter {
+        event: Some("note.update".into()),
+        outcome: Some(Outcome::Denied),
+        ..AuditFilter::default()
+    });
+    assert_eq!(refused.len(), 2);
+}
+
+#[test]
+fn a_restricted_charts_disclosures_are_closed_as_the_chart_is() {
+    let clinic = Clinic::new();
+    let mut osei = with_second_physician(&clinic);
+    restricted(osei.disclosures(2));
+    // An open chart's accounting stays open to physicians.
+    osei.disclosures(1).expect("reads");
+    osei.lock().expect("locks");
+    clinic
+        .as_role(Role::Physician)
+        .disclosures(2)
+        .expect("the care team reads it");
+    for role in [Role::Admin, Role::Auditor] {
+        clinic
+            .as_role(role)
+            .disclosures(2)
+            .expect("oversight keeps its access");
+    }
+}
+
+#[test]
+fn nobody_acknowledges_an_alert_about_themselves_and_changing_an_alert_setting_raises_one() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .set_setting("clinic_hours", "08:00-18:00")
+        .expect("sets");
+    admin
+        .set_setting("alert_chart_burst_count", "1000")
+        .expect("sets");
+    // Not an alert setting: no alert.
+    admin
+        .set_setting("idle_timeout_minutes", "15")
+        .expect("sets");
+    admin.lock().expect("locks");
+    assert_eq!(count_rule(&clinic, alert_rule::ALERT_SETTING_CHANGED), 2);
+
+    clinic.clock.advance(chrono::Duration::hours(11));
+    let mut admin = clinic.as_role(Role::Admin);
+    admin.open_chart(1).expect("opens");
+    let about_admin: Vec<_> = admin
+        .alerts(false)
+        .expect("lists")
+        .into_iter()
+        .filter(|a| a.user.as_deref() == Some("admin"))
+        .collect();
+    assert!(about_admin
+        .iter()
+        .any(|a| a.rule == alert_rule::OUTSIDE_HOURS));
+    for alert in &about_admin {
+        let why = not_yours(admin.acknowledge_alert(alert.id, "Checked, all fine."));
+        assert!(why.contains("about you"), "{why}");
+    }
+    admin.lock().expect("locks");
+    let mut auditor = clinic.as_role(Role::Auditor);
+    for alert in &about_admin {
+        auditor
+            .acknowledge_alert(
+                alert.id,
+                "Asked the admin: a records request from the courts.",
+            )
+            .expect("a colleague acknowledges it");
+    }
+}
+
+#[test]
+fn a_password_typed_into_the_user_name_field_is_kept_nowhere() {
+    let clinic = Clinic::new();
+    let typed = "Tr0ub4dor-and-3";
+    for _ in 0..2 {
+        assert_eq!(
+            clinic
+                .unlock(typed, "admin-password")
+                .err()
+                .map(|e| e.code()),
+            Some("auth_failed")
+        );
+    }
+    let _ = clinic.unlock("nobody-at-all", "x");
+    let failures = std::fs::read(clinic.config.dir.join(chartroom_vault::lockout::FILE_NAME))
+        .expect("counted in the vault folder");
+    assert!(!String::from_utf8_lossy(&failures)
+        .to_lowercase()
+        .contains("tr0ub4dor"));
+    let failed = clinic.entries(AuditFilter {
+        event: Some("session.unlock".into()),
+        outcome: Some(Outcome::Failed),
+        ..AuditFilter::default()
+    });
+    assert_eq!(failed.len(), 3);
+    let actors: Vec<&str> = failed.iter().map(|r| r.entry.actor.as_str()).collect();
+    assert!(
+        actors.iter().all(|a| a.starts_with("unknown user (")),
+        "{actors:?}"
+    );
+    assert_eq!(actors[0], actors[1], "the same name correlates");
+    assert_ne!(actors[0], actors[2]);
+    let dump = crate::gate_tests::raw_dump(&clinic.raw()).to_lowercase();
+    assert!(
+        !dump.contains("tr0ub4dor"),
+        "the typed name is in the trail"
+    );
+    assert!(!dump.contains("nobody-at-all"));
+}
