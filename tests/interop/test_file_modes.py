@@ -1,5 +1,5 @@
 """Files only for their owner, checked on the files the real programs leave: the vault folder,
-a backup, the sign-in state, an export and the collector's database, certificate and key.
+a backup, the sign-in failure count, an export and the collector's database, certificate and key.
 Another account on the computer must not be able to copy any of them for offline guessing."""
 
 import os
@@ -28,13 +28,15 @@ def test_vault_backup_state_and_export_are_private(cli, tmp_path):
     cli.run("vault", "init", "--admin", "admin", password=ADMIN_PW)
     cli.run("--user", "admin", "user", "add", "front.desk", "--role", "front_desk",
             password=ADMIN_PW, new_password="front-password-1")
-    # A wrong password writes the sign-in state.
+    # A wrong password writes the sign-in failure count, which lives in the vault folder.
     bad = cli.run("--user", "front.desk", "user", "list", password="not-the-password", check=False)
     assert bad.returncode != 0
+    assert (cli.vault / "unlock-failures.json").exists()
+    assert not (tmp_path / "state").exists(), "the state folder no longer holds the count"
     cli.run("--user", "admin", "vault", "backup", "--out", str(tmp_path / "backup"), password=ADMIN_PW)
     assert_private(cli.vault)
     assert_private(tmp_path / "backup")
-    assert_private(tmp_path / "state")
+    assert not (tmp_path / "backup" / "unlock-failures.json").exists(), "a backup holds no count"
 
 
 def test_a_vault_left_readable_is_tightened_at_unlock(cli):

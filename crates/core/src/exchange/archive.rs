@@ -22,6 +22,75 @@ const SCRYPT_MAX_LOG_N: u8 = 20;
 /// of the whole clinic holds.
 const PART_BYTES: usize = 8 << 20;
 
+/// What an import reads at most, checked before anything is read into memory: a file that
+/// claims more is refused with these numbers in words (the README lists them).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// The whole decrypted file.
+    pub plaintext: usize,
+    /// One file inside a Bulk Data archive, or a single Bundle.
+    pub entry: u64,
+    /// Resources in all.
+    pub resources: usize,
+}
+
+impl Limits {
+    /// 2 GiB decrypted, 256 MiB per file (Chartroom's own parts are 8 MiB), two million
+    /// resources: a whole clinic of about 20,000 patients with ten years of history.
+    pub(crate) const IMPORT: Limits = Limits {
+        plaintext: 2 << 30,
+        entry: 256 << 20,
+        resources: 2_000_000,
+    };
+}
+
+fn too_big(what: &str, limit: u64) -> CoreError {
+    CoreError::InvalidFile(format!(
+        "{what} is larger than Chartroom imports ({}). Nothing was imported.",
+        bytes_in_words(limit)
+    ))
+}
+
+fn bytes_in_words(n: u64) -> String {
+    if n >= 1 << 30 && n % (1 << 30) == 0 {
+        format!("{} GiB", n >> 30)
+    } else if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Reads `reader` to its end into memory that is wiped when dropped, also each time it
+/// grows (a growing Vec would leave copies of the plaintext behind in freed memory), and
+/// refuses past `limit` bytes.
+pub(crate) fn read_wiped(
+    mut reader: impl Read,
+    limit: usize,
+) -> std::io::Result<Result<zeroize::Zeroizing<Vec<u8>>, usize>> {
+    let mut buf = zeroize::Zeroizing::new(Vec::with_capacity(1 << 16));
+    let mut chunk = zeroize::Zeroizing::new([0u8; 1 << 16]);
+    loop {
+        let n = match reader.read(chunk.as_mut()) {
+            Ok(0) => return Ok(Ok(buf)),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.len() + n > limit {
+            return Ok(Err(limit));
+        }
+        if buf.len() + n > buf.capacity() {
+            let mut bigger = zeroize::Zeroizing::new(Vec::with_capacity(
+                (buf.capacity() * 2).max(buf.len() + n).min(limit),
+            ));
+            bigger.extend_from_slice(&buf);
+            buf = bigger;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// Where an export is encrypted to.
 #[derive(Debug)]
 pub enum Destination {
@@ -235,7 +304,18 @@ pub enum ImportKey {
 }
 
 /// Decrypts a whole export into memory. Every failure says which of the usual causes it is.
-pub(crate) fn decrypt(input: impl Read, key: &ImportKey) -> Result<Vec<u8>, CoreError> {
+pub(crate) fn decrypt(
+    input: impl Read,
+    key: &ImportKey,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CoreError> {
+    decrypt_within(input, key, Limits::IMPORT)
+}
+
+pub(crate) fn decrypt_within(
+    input: impl Read,
+    key: &ImportKey,
+    limits: Limits,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CoreError> {
     use age::secrecy::ExposeSecret;
     let not_age = || {
         CoreError::InvalidFile(
@@ -321,25 +401,39 @@ pub(crate) fn decrypt(input: impl Read, key: &ImportKey) -> Result<Vec<u8>, Core
                 })?
         }
     };
-    let mut plain = Vec::new();
-    let mut reader = reader;
-    reader.read_to_end(&mut plain).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::InvalidData || e.kind() == std::io::ErrorKind::UnexpectedEof {
-            CoreError::Integrity(
+    match read_wiped(reader, limits.plaintext) {
+        Ok(Ok(plain)) => Ok(plain),
+        Ok(Err(limit)) => Err(too_big("The decrypted export", limit as u64)),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::InvalidData
+                || e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Err(CoreError::Integrity(
                 "The export is damaged: it ends early or was altered after it was made. Nothing was imported."
                     .into(),
-            )
-        } else {
-            CoreError::from(e)
+            ))
         }
-    })?;
-    Ok(plain)
+        Err(e) => Err(CoreError::from(e)),
+    }
 }
 
 /// The resources of a decrypted export, Bundle or Bulk archive alike.
 pub(crate) fn resources(plain: &[u8]) -> Result<Vec<Value>, CoreError> {
+    resources_within(plain, Limits::IMPORT)
+}
+
+pub(crate) fn resources_within(plain: &[u8], limits: Limits) -> Result<Vec<Value>, CoreError> {
+    let too_many = || {
+        CoreError::InvalidFile(format!(
+            "The export holds more than {} resources, more than Chartroom imports at once. Nothing was imported.",
+            limits.resources
+        ))
+    };
     let first = plain.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'{') {
+        if plain.len() as u64 > limits.entry {
+            return Err(too_big("The Bundle", limits.entry));
+        }
         let bundle: Value = serde_json::from_slice(plain)
             .map_err(|e| invalid("the Bundle", format!("not valid JSON ({e})")))?;
         if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
@@ -349,6 +443,9 @@ pub(crate) fn resources(plain: &[u8]) -> Result<Vec<Value>, CoreError> {
             .get("entry")
             .and_then(Value::as_array)
             .ok_or_else(|| invalid("the Bundle", "it has no entries"))?;
+        if entries.len() > limits.resources {
+            return Err(too_many());
+        }
         return entries
             .iter()
             .map(|e| {
@@ -373,9 +470,32 @@ pub(crate) fn resources(plain: &[u8]) -> Result<Vec<Value>, CoreError> {
             .map_err(|_| invalid("the archive", "it is damaged (a tar entry cannot be read)"))?;
         // Names are only compared, never used as paths.
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let mut text = String::new();
-        entry
-            .read_to_string(&mut text)
+        // Plain files only: a sparse entry (which can claim gigabytes from a few bytes), a
+        // link, a directory or a device is refused before a byte of it is read.
+        let kind = entry.header().entry_type();
+        if kind != tar::EntryType::Regular {
+            return Err(invalid(
+                &clip_name(&name),
+                format!(
+                    "a {} in the archive, where only plain files belong",
+                    entry_kind_in_words(kind)
+                ),
+            ));
+        }
+        let size = entry.header().size().unwrap_or(u64::MAX);
+        if size > limits.entry || entry.size() > limits.entry {
+            return Err(too_big(
+                &format!("The file {}", clip_name(&name)),
+                limits.entry,
+            ));
+        }
+        let mut bytes =
+            Vec::with_capacity(usize::try_from(size.min(plain.len() as u64)).unwrap_or(0));
+        (&mut entry)
+            .take(limits.entry + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|_| invalid("the archive", "it is damaged (a tar entry cannot be read)"))?;
+        let text = String::from_utf8(bytes)
             .map_err(|_| invalid(&clip_name(&name), "it is not UTF-8 text"))?;
         if name == "manifest.json" {
             manifest = Some(
@@ -406,6 +526,9 @@ pub(crate) fn resources(plain: &[u8]) -> Result<Vec<Value>, CoreError> {
                     format!("not a {kind}"),
                 ));
             }
+            if out.len() == limits.resources {
+                return Err(too_many());
+            }
             out.push(value);
         }
         *counted.entry(name).or_default() +=
@@ -429,6 +552,18 @@ pub(crate) fn resources(plain: &[u8]) -> Result<Vec<Value>, CoreError> {
         ));
     }
     Ok(out)
+}
+
+fn entry_kind_in_words(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::GNUSparse => "sparse file",
+        tar::EntryType::Symlink => "symbolic link",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Directory => "folder",
+        tar::EntryType::Char | tar::EntryType::Block => "device",
+        tar::EntryType::Fifo => "pipe",
+        _ => "special entry",
+    }
 }
 
 fn clip_name(name: &str) -> String {

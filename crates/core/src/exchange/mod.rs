@@ -357,7 +357,6 @@ impl Session {
         let own = fhir::source_uri(&self.vault_id()?);
         let today = self.clock.now().date_naive();
         let checked = archive::decrypt(input, key)
-            .map(zeroize::Zeroizing::new)
             .and_then(|plain| import::parse(&plain, today))
             .and_then(|parsed| {
                 if parsed.source == own {

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use chrono::NaiveDate;
 use secrecy::SecretString;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::gate_tests::{debug_value, denied_by_role, rows, Clinic, RECORD_TABLES};
@@ -77,7 +77,7 @@ fn export(session: &mut Session, req: &ExportRequest) -> (Vec<u8>, ExportReport)
 
 fn decrypt_with(file: &[u8], identity: &str) -> Vec<u8> {
     let key = ImportKey::Identities(secret(identity));
-    archive::decrypt(file, &key).expect("decrypts")
+    archive::decrypt(file, &key).expect("decrypts").to_vec()
 }
 
 /// Everything a chart holds that must survive a move, without the ids and registration
@@ -404,6 +404,33 @@ fn every_bad_file_is_refused_clearly_and_changes_nothing() {
             .position(|e| e["resource"]["resourceType"] == kind)
             .expect("has one")
     };
+    // One tar entry, built by hand as a hostile sender would.
+    let tar_of = |kind: tar::EntryType, claimed: u64, data: &[u8], sparse_size: Option<u64>| {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("Patient.ndjson").expect("path");
+        h.set_entry_type(kind);
+        h.set_size(claimed);
+        h.set_mode(0o644);
+        if kind == tar::EntryType::Symlink {
+            h.set_link_name("/etc/passwd").expect("link");
+        }
+        if let Some(real) = sparse_size {
+            let gnu = h.as_gnu_mut().expect("gnu");
+            gnu.set_real_size(real);
+            gnu.sparse[0].set_offset(real - data.len() as u64);
+            gnu.sparse[0].set_length(data.len() as u64);
+        }
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+        out
+    };
+    // 2.4 KB that asks for 4 GiB: a GNU sparse entry whose one byte lies at its end.
+    let sparse = reencrypt(&tar_of(tar::EntryType::GNUSparse, 1, b"{", Some(4 << 30)));
+    assert!(sparse.len() < 4096, "{}", sparse.len());
+    let link = reencrypt(&tar_of(tar::EntryType::Symlink, 0, b"", None));
+    let claims_a_gigabyte = reencrypt(&tar_of(tar::EntryType::Regular, 1 << 30, b"{}", None));
     let mut truncated = bulk.clone();
     truncated.truncate(bulk.len() - 100);
     let mut altered = bulk.clone();
@@ -456,6 +483,24 @@ fn every_bad_file_is_refused_clearly_and_changes_nothing() {
         (
             "not JSON inside",
             reencrypt(b"{ this is not json"),
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "a sparse entry claiming 4 GiB",
+            sparse,
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "a symbolic link",
+            link,
+            ImportKey::Identities(secret(&identity)),
+            "invalid_file",
+        ),
+        (
+            "an entry claiming 1 GiB",
+            claims_a_gigabyte,
             ImportKey::Identities(secret(&identity)),
             "invalid_file",
         ),
@@ -533,6 +578,19 @@ fn every_bad_file_is_refused_clearly_and_changes_nothing() {
         );
         let secret_line = identity.lines().last().expect("key line");
         assert!(!message.contains(secret_line), "{what}: {message}");
+        // The hostile archives are refused for what they are, before they are read.
+        for (case, words) in [
+            ("a sparse entry claiming 4 GiB", "sparse file"),
+            ("a symbolic link", "symbolic link"),
+            (
+                "an entry claiming 1 GiB",
+                "larger than Chartroom imports (256 MiB)",
+            ),
+        ] {
+            if what == case {
+                assert!(message.contains(words), "{what}: {message}");
+            }
+        }
     }
     // A file of this same vault is refused too.
     let mut doctor_b = target.as_role(Role::Physician);
@@ -560,7 +618,7 @@ fn every_bad_file_is_refused_clearly_and_changes_nothing() {
             ..Default::default()
         })
         .len();
-    assert_eq!(failed, 16);
+    assert_eq!(failed, 19);
 }
 
 #[test]
@@ -1013,4 +1071,53 @@ fn bulk_reads_count_toward_the_burst_rule_and_a_multi_patient_export_raises_its_
         2,
         "each patient of the export counts as a read"
     );
+}
+
+#[test]
+fn an_import_refuses_past_its_limits_before_reading_on() {
+    let small = archive::Limits {
+        plaintext: 4096,
+        entry: 1024,
+        resources: 2,
+    };
+    let (identity, recipient) = keypair();
+    let r: age::x25519::Recipient = recipient.parse().expect("recipient");
+    let encrypt = |plain: &[u8]| {
+        let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+            .expect("encryptor");
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out).expect("wraps");
+        std::io::Write::write_all(&mut w, plain).expect("writes");
+        w.finish().expect("finishes");
+        out
+    };
+    let key = ImportKey::Identities(secret(&identity));
+    let big = encrypt(&vec![b' '; 5000]);
+    let err = archive::decrypt_within(big.as_slice(), &key, small).expect_err("too big");
+    assert_eq!(err.code(), "invalid_file");
+    assert!(err.to_string().contains("4096 bytes"), "{err}");
+    let within = archive::decrypt_within(encrypt(b"{}").as_slice(), &key, small).expect("fits");
+    assert_eq!(within.as_slice(), b"{}");
+
+    let bundle = |n: usize| {
+        json!({"resourceType": "Bundle", "entry": (0..n).map(|i| json!({"resource": {"resourceType": "Patient", "id": i.to_string()}})).collect::<Vec<_>>()})
+            .to_string()
+    };
+    let err = archive::resources_within(bundle(3).as_bytes(), small).expect_err("too many");
+    assert!(err.to_string().contains("more than 2 resources"), "{err}");
+    assert_eq!(
+        archive::resources_within(bundle(2).as_bytes(), small)
+            .expect("two fit")
+            .len(),
+        2
+    );
+    let err = archive::resources_within(
+        bundle(40).as_bytes(),
+        archive::Limits {
+            resources: 100,
+            ..small
+        },
+    )
+    .expect_err("a Bundle over the per-file limit");
+    assert!(err.to_string().contains("1024 bytes"), "{err}");
 }
