@@ -40,6 +40,10 @@ if [ "$want" = test ]; then
     echo "==> cargo install cargo-nextest"
     cargo install cargo-nextest --locked
   fi
+  if ! command -v cargo-deny >/dev/null; then
+    echo "==> cargo install cargo-deny"
+    cargo install cargo-deny --locked
+  fi
   if ! command -v tauri-driver >/dev/null && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
     echo "==> cargo install tauri-driver"
     cargo install tauri-driver --locked

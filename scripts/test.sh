@@ -14,6 +14,9 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 (cd crates/collector && cargo fmt -- --check)
 
+step "cargo deny: advisories (offline RustSec snapshot), licences, sources, both workspaces"
+scripts/deny.sh
+
 step "ui: svelte-check, Vitest, build (the desktop binary embeds ui/dist)"
 (cd ui && npm test --silent && npm run build --silent)
 

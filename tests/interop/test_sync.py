@@ -16,10 +16,12 @@ def test_enroll_push_and_survive_a_collector_outage(cli, collector):
     assert status["configured"] is False and status["queued"] > 0
 
     token = collector.run("token")
-    doc = cli.json("--user", "admin", "sync", "enroll", collector.url, token, "--cert", str(collector.cert),
-                   password=ADMIN_PW)
+    # The token from the environment, so it is not in the process list for others to see.
+    doc = cli.json("--user", "admin", "sync", "enroll", collector.url, "--cert", str(collector.cert),
+                   password=ADMIN_PW, extra_env={"CHARTROOM_ENROLL_TOKEN": token})
     assert doc["configured"] is True and doc["url"] == collector.url
-    # The token is spent: a second computer cannot reuse it.
+    # The token is spent: a second computer cannot reuse it (given as an argument, as
+    # earlier scripts do).
     again = cli.run("--user", "admin", "sync", "enroll", collector.url, token, "--cert", str(collector.cert),
                     password=ADMIN_PW, check=False)
     assert again.returncode == 65, again.stderr
@@ -60,3 +62,11 @@ def test_only_an_admin_enrolls(cli, collector):
     # Everyone may see the state.
     status = cli.json("--user", "nurse.ho", "sync", "status", password="nurse-password-1")
     assert status["configured"] is False
+
+
+def test_enroll_without_a_token_anywhere_says_how_to_give_one(cli, collector):
+    cli.run("vault", "init", "--admin", "admin", password=ADMIN_PW)
+    proc = cli.run("--user", "admin", "sync", "enroll", collector.url, "--cert", str(collector.cert),
+                   password=ADMIN_PW, check=False)
+    assert proc.returncode == 64, proc.stderr
+    assert "CHARTROOM_ENROLL_TOKEN" in json.loads(proc.stderr)["error"]["message"]

@@ -67,6 +67,7 @@ pub struct ImportArgs {
 
 fn passphrase(inputs: &mut Inputs, given: &str, confirm: bool) -> Result<SecretString, Failure> {
     if !given.is_empty() {
+        crate::secrets::warn_visible("passphrase", crate::secrets::ENV_EXPORT_PASSPHRASE);
         return Ok(SecretString::from(given.to_owned()));
     }
     inputs.export_passphrase(confirm)

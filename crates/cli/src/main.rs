@@ -614,7 +614,12 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             session.lock()?;
             Ok(out)
         }
-        Command::Sync(cmd) => with_session(cli, &config, &mut inputs, |s| sync::run(s, cmd)),
+        Command::Sync(cmd) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let out = sync::run(&mut session, cmd, &mut inputs)?;
+            session.lock()?;
+            Ok(out)
+        }
         Command::Disclosures { patient } => with_session(cli, &config, &mut inputs, |s| {
             exchange::disclosures(s, *patient)
         }),

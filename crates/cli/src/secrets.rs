@@ -14,6 +14,21 @@ pub const ENV_NEW_PASSWORD: &str = "CHARTROOM_NEW_PASSWORD";
 pub const ENV_RECOVERY_KEY: &str = "CHARTROOM_RECOVERY_KEY";
 /// An export's passphrase, for `export --passphrase` and `import --passphrase`.
 pub const ENV_EXPORT_PASSPHRASE: &str = "CHARTROOM_EXPORT_PASSPHRASE";
+/// The collector's one-time enrollment token, for `sync enroll URL` given without one.
+pub const ENV_ENROLL_TOKEN: &str = "CHARTROOM_ENROLL_TOKEN";
+
+/// Says on standard error that a secret given as an argument is visible to every account on
+/// the computer (`ps`, /proc) while the command runs, and how to give it instead. Only to a
+/// person at a terminal: a script's standard error stays the one JSON error it expects.
+pub fn warn_visible(what: &str, env: &str) {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    eprintln!(
+        "chartroom: warning: the {what} was given on the command line, where other accounts on this computer can read it in the process list; set {env} or let Chartroom ask for it instead."
+    );
+}
 
 pub enum SecretSource {
     Given(String),
@@ -137,7 +152,10 @@ impl Inputs {
     /// The recovery key: as given, else CHARTROOM_RECOVERY_KEY, else standard input, else a prompt.
     pub fn recovery_key(&mut self, source: SecretSource) -> Result<SecretString, Failure> {
         match source {
-            SecretSource::Given(k) => Ok(SecretString::from(k)),
+            SecretSource::Given(k) => {
+                warn_visible("recovery key", ENV_RECOVERY_KEY);
+                Ok(SecretString::from(k))
+            }
             SecretSource::Interactive => {
                 if let Some(k) = Self::env(ENV_RECOVERY_KEY) {
                     return Ok(k);
@@ -152,6 +170,26 @@ impl Inputs {
                 })
             }
         }
+    }
+}
+
+impl Inputs {
+    /// The collector's enrollment token: CHARTROOM_ENROLL_TOKEN, else standard input, else
+    /// a prompt that does not echo.
+    pub fn enroll_token(&mut self) -> Result<SecretString, Failure> {
+        if let Some(t) = Self::env(ENV_ENROLL_TOKEN) {
+            return Ok(t);
+        }
+        if self.stdin {
+            return self.stdin_line("enrollment token");
+        }
+        rpassword::prompt_password("Enrollment token: ")
+            .map(SecretString::from)
+            .map_err(|_| {
+                Failure::usage(format!(
+                    "No enrollment token given: set {ENV_ENROLL_TOKEN}, use --password-stdin (the token on the line after the password), or run in a terminal."
+                ))
+            })
     }
 }
 

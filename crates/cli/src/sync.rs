@@ -18,8 +18,10 @@ pub enum SyncCommand {
     Enroll {
         /// The collector's address, e.g. https://collector.clinic.lan:8443
         url: String,
-        /// The one-time enrollment token.
-        token: String,
+        /// The one-time enrollment token. Better left out: it is then read from
+        /// CHARTROOM_ENROLL_TOKEN, standard input (with --password-stdin, on the line after
+        /// the password) or a prompt, instead of being visible in the process list.
+        token: Option<String>,
         /// The collector's certificate or its CA (PEM) to pin; without it, the usual public
         /// CAs are trusted. Also read from CHARTROOM_COLLECTOR_CA.
         #[arg(long, value_name = "PEM", env = "CHARTROOM_COLLECTOR_CA")]
@@ -91,7 +93,11 @@ fn status_text(s: &chartroom_core::SyncStatus) -> String {
     )
 }
 
-pub fn run(session: &mut Session, cmd: &SyncCommand) -> Result<Output, Failure> {
+pub fn run(
+    session: &mut Session,
+    cmd: &SyncCommand,
+    inputs: &mut crate::secrets::Inputs,
+) -> Result<Output, Failure> {
     match cmd {
         SyncCommand::Status => {
             let s = session.sync_status()?;
@@ -107,6 +113,16 @@ pub fn run(session: &mut Session, cmd: &SyncCommand) -> Result<Output, Failure> 
             label,
         } => {
             session.require(chartroom_core::Permission::ManageSync, "sync.configure")?;
+            let token = match token {
+                Some(t) => {
+                    crate::secrets::warn_visible(
+                        "enrollment token",
+                        crate::secrets::ENV_ENROLL_TOKEN,
+                    );
+                    secrecy::SecretString::from(t.clone())
+                }
+                None => inputs.enroll_token()?,
+            };
             let pem = match cert {
                 Some(path) => std::fs::read_to_string(path).map_err(|e| Failure {
                     code: "no_input",
@@ -119,8 +135,13 @@ pub fn run(session: &mut Session, cmd: &SyncCommand) -> Result<Output, Failure> 
             let device = session.device_id().to_owned();
             let public_key = session.device_public_key();
             let rt = runtime()?;
-            rt.block_on(client.enroll(token, &device, &public_key, label.clone()))
-                .map_err(failure)?;
+            rt.block_on(client.enroll(
+                secrecy::ExposeSecret::expose_secret(&token),
+                &device,
+                &public_key,
+                label.clone(),
+            ))
+            .map_err(failure)?;
             session.sync_configure(url, &pem)?;
             let access = Cell(RefCell::new(session));
             let pushed = rt.block_on(push_pending(&access, &client, 1000));

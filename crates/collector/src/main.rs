@@ -135,6 +135,14 @@ fn load_config() -> Result<(), String> {
 fn main() -> ExitCode {
     // Its database, keys and logs are for the account that runs it only.
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    // No core dump either: one would hold tokens and whatever was in flight.
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
     if let Err(message) = load_config() {
         eprintln!("chartroom-collector: {message}");
         return ExitCode::from(78);

@@ -82,7 +82,8 @@ fn client_config(ca: &PathBuf) -> Result<Arc<rustls::ClientConfig>, String> {
     let pem = std::fs::read(ca)
         .map_err(|e| format!("cannot read the syslog CA {}: {e}", ca.display()))?;
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+    use rustls::pki_types::pem::PemObject;
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| format!("the syslog CA is not PEM: {e}"))?;
         roots
             .add(cert)

@@ -242,3 +242,49 @@ fn a_password_typed_into_the_user_name_field_is_kept_nowhere() {
     );
     assert!(!dump.contains("nobody-at-all"));
 }
+
+#[test]
+fn a_slot_change_leaves_a_trace_before_the_slot_file_changes() {
+    let clinic = Clinic::new();
+    let mut nurse = clinic.as_role(Role::Nurse);
+    nurse
+        .change_own_password(&pw("a-new-nurse-password"))
+        .expect("changes");
+    nurse.lock().expect("locks");
+    let trail = clinic.entries(AuditFilter::default());
+    let begun = trail
+        .iter()
+        .position(|r| r.entry.event == "key_slot.change_begun" && r.entry.actor == "nurse.lee")
+        .expect("a trace of the slot change, committed first");
+    let done = trail
+        .iter()
+        .position(|r| r.entry.event == "user.password_change" && r.entry.actor == "nurse.lee")
+        .expect("the change itself");
+    assert!(begun < done);
+    assert_eq!(
+        trail[begun].entry.detail.as_deref(),
+        Some("user.password_change")
+    );
+}
+
+#[test]
+fn a_backup_carries_the_slot_file_as_it_is_now_not_as_the_session_loaded_it() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    // While the admin's window is open, the nurse changes her password in another.
+    let mut nurse = clinic.as_role(Role::Nurse);
+    nurse
+        .change_own_password(&pw("a-new-nurse-password"))
+        .expect("changes");
+    nurse.lock().expect("locks");
+    let target = clinic.config.dir.with_file_name("backup-now");
+    admin.backup(&target).expect("backs up");
+    admin.lock().expect("locks");
+    let mut config = clinic.config.clone();
+    config.dir = target;
+    Session::unlock(config.clone(), "nurse.lee", &pw("a-new-nurse-password"))
+        .expect("her new password opens the backup")
+        .lock()
+        .expect("locks");
+    assert!(Session::unlock(config, "nurse.lee", &pw("nurse-password")).is_err());
+}

@@ -627,6 +627,13 @@ impl Session {
         undo: impl FnOnce(&mut Vault),
     ) -> Result<(D, T), CoreError> {
         let (now, actor) = self.admit(permission, &op)?;
+        // A trace committed before the slot file changes: a crash between writing the slot
+        // file and the commit below (which would leave a slot the security log does not
+        // know, refused at its owner's next sign-in) is then on record as begun and never
+        // finished.
+        let mut begun = Op::execute("key_slot.change_begun").detail(op.event);
+        begun.object = op.object.clone();
+        self.record(&begun)?;
         let expired = self.expired();
         let vault = self.vault.as_mut().ok_or(expired)?;
         // Not a rusqlite Transaction: the slot change needs `&mut Vault` while it is open.

@@ -28,6 +28,19 @@ pub struct Migration {
 
 /// Opens the database file with `key`. With `create` false a missing file is an error rather
 /// than a new empty database.
+/// `PRAGMA key` or `PRAGMA rekey` with the raw key, the statement built in memory that is
+/// wiped afterwards (rusqlite's own pragma helper would leave a copy in a plain String).
+pub(crate) fn keyed(conn: &Connection, verb: &str, key: &DataKey) -> rusqlite::Result<()> {
+    let value = key.pragma_value();
+    let mut sql = zeroize::Zeroizing::new(String::with_capacity(value.len() + 24));
+    sql.push_str("PRAGMA ");
+    sql.push_str(verb);
+    sql.push_str(" = \"");
+    sql.push_str(&value);
+    sql.push_str("\";");
+    conn.execute_batch(&sql)
+}
+
 pub(crate) fn open(path: &Path, key: &DataKey, create: bool) -> Result<Connection, VaultError> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
@@ -37,8 +50,7 @@ pub(crate) fn open(path: &Path, key: &DataKey, create: bool) -> Result<Connectio
     }
     let conn = Connection::open_with_flags(path, flags).map_err(VaultError::from_open)?;
     // Raw-key mode: the 256-bit key is used as is, so opening runs no PBKDF2.
-    conn.pragma_update(None, "key", key.pragma_value().as_str())
-        .map_err(VaultError::from_open)?;
+    keyed(&conn, "key", key).map_err(VaultError::from_open)?;
     check_key(&conn)?;
     configure(&conn)?;
     Ok(conn)

@@ -47,10 +47,19 @@ fn unknown_name_tag(vault_id: &str, name: &str, params: KdfParams) -> String {
 }
 
 /// Makes every file and folder this process creates from now on private to its owner
-/// (umask 077). Chartroom's programs call it first thing; the vault also sets its own
-/// files' modes explicitly, so this is the net under everything else they write.
+/// (umask 077), and turns core dumps off (RLIMIT_CORE 0). Chartroom's programs call it
+/// first thing; the vault also sets its own files' modes explicitly, so this is the net
+/// under everything else they write.
 pub fn restrict_new_files() {
     rustix::process::umask(rustix::fs::Mode::from_bits_truncate(0o077));
+    // And no core dump: one would hold the database key and whatever was decrypted.
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Core,
+        rustix::process::Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
 }
 
 pub use db::{Migration, CACHE_KIB, DB_FILE_NAME};
@@ -1188,7 +1197,15 @@ impl Vault {
                 return Err(VaultError::DatabaseDamaged);
             }
             dest.close().map_err(|(_, e)| VaultError::from(e))?;
-            self.slots.write(&staging)?;
+            // The slot file as it is now, not as this session loaded it: a password changed
+            // in another window since must open the backup too. One of another key epoch
+            // (a rekey in between) does not belong with this copy: sign in again.
+            let current = SlotFile::read(&self.config.dir)?;
+            if current.vault_id != self.slots.vault_id || current.key_epoch != self.slots.key_epoch
+            {
+                return Err(VaultError::Busy);
+            }
+            current.write(&staging)?;
             let size = fs::metadata(&dest_path)?.len();
             fs::rename(&staging, target)?;
             if let Ok(dir) = fs::File::open(parent) {
@@ -1257,9 +1274,7 @@ impl Vault {
         if !mode.eq_ignore_ascii_case("delete") {
             return Err(VaultError::Busy);
         }
-        let rekeyed = self
-            .conn
-            .pragma_update(None, "rekey", next_key.pragma_value().as_str());
+        let rekeyed = db::keyed(&self.conn, "rekey", next_key);
         let back: rusqlite::Result<String> =
             self.conn
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0));
