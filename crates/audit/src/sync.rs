@@ -101,6 +101,171 @@ pub enum BatchError {
     SecurityLog { held: u64, offered: String },
 }
 
+/// The longest text an entry's fields may hold, in bytes: the collector refuses a record
+/// past them before it is stored or logged, and the desktop clips to them when it writes.
+pub mod limits {
+    /// `detail`: a short, PHI-free detail (a count, what a repair undid).
+    pub const DETAIL: usize = 16 * 1024;
+    /// `reason`: a break-the-glass reason or an export's purpose.
+    pub const REASON: usize = 4 * 1024;
+    /// `actor` (a user name, or `unknown user (TAG)`).
+    pub const ACTOR: usize = 256;
+    /// Every other text field: `role`, `event`, `patient_id`, `object_type`, `object_id`,
+    /// `purpose`.
+    pub const SHORT: usize = 256;
+    /// A device id: 1 to this many letters, digits, `-` or `_`.
+    pub const DEVICE_ID: usize = 128;
+    /// An enrollment token (48 hex digits as issued).
+    pub const TOKEN: usize = 128;
+    /// What the collector keeps of a device's label.
+    pub const LABEL: usize = 100;
+}
+
+/// Text clipped to at most `max` bytes, at a character boundary.
+pub fn clip(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Whether `id` is a device id: 1 to 128 letters, digits, `-` or `_`. Checked before a
+/// device id is used for anything (a lookup, a lock, a log line).
+pub fn valid_device_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= limits::DEVICE_ID
+        && id
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len && text.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Why a request body is refused before anything else looks at it; the message names the
+/// field, never its content.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ShapeError(pub &'static str);
+
+/// The header carrying the time a head request was signed at (RFC 3339).
+pub const HEAD_TIME_HEADER: &str = "x-chartroom-time";
+/// The header carrying the device's Ed25519 signature over [`head_request_message`], hex.
+pub const HEAD_SIGNATURE_HEADER: &str = "x-chartroom-signature";
+/// How far a signed head request's time may be from the collector's clock.
+pub const HEAD_REQUEST_SKEW_SECONDS: i64 = 300;
+
+/// What a device signs to ask for its own head (`GET /v1/devices/{id}/head`): only the
+/// device learns how far the collector holds its trail.
+pub fn head_request_message(device_id: &str, time: &str) -> Vec<u8> {
+    let mut m = b"chartroom head request v1\0".to_vec();
+    m.extend_from_slice(device_id.as_bytes());
+    m.push(0);
+    m.extend_from_slice(time.as_bytes());
+    m
+}
+
+/// Checks a signed head request: the device's signature over its id and a time within
+/// [`HEAD_REQUEST_SKEW_SECONDS`] of `now`.
+pub fn check_head_request(
+    device_id: &str,
+    time: &str,
+    signature_hex: &str,
+    key: &VerifyingKey,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let Some(at) = crate::parse_time(time) else {
+        return false;
+    };
+    if (now - at).num_seconds().abs() > HEAD_REQUEST_SKEW_SECONDS {
+        return false;
+    }
+    let Some(sig) = hex::decode(signature_hex)
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok())
+    else {
+        return false;
+    };
+    key.verify_strict(
+        &head_request_message(device_id, time),
+        &ed25519_dalek::Signature::from_bytes(&sig),
+    )
+    .is_ok()
+}
+
+/// Checks every field of an enrollment's shape and size.
+pub fn validate_enroll(req: &EnrollRequest) -> Result<(), ShapeError> {
+    if !valid_device_id(&req.device_id) {
+        return Err(ShapeError(
+            "device_id must be 1 to 128 letters, digits, - or _",
+        ));
+    }
+    if req.token.is_empty() || req.token.len() > limits::TOKEN {
+        return Err(ShapeError("token must be 1 to 128 characters"));
+    }
+    if !is_hex(&req.public_key, 64) {
+        return Err(ShapeError(
+            "public_key must be an Ed25519 public key in 64 hex digits",
+        ));
+    }
+    if req
+        .label
+        .as_ref()
+        .is_some_and(|l| l.len() > 4 * limits::LABEL)
+    {
+        return Err(ShapeError("label must be at most 100 characters"));
+    }
+    Ok(())
+}
+
+/// Checks every field of a push's shape and size (not yet its signatures or its chain).
+pub fn validate_push(batch: &PushBatch) -> Result<(), ShapeError> {
+    if !valid_device_id(&batch.device_id) {
+        return Err(ShapeError(
+            "device_id must be 1 to 128 letters, digits, - or _",
+        ));
+    }
+    if batch.records.len() > MAX_BATCH {
+        return Err(ShapeError("a push holds at most 1000 records"));
+    }
+    if batch.checkpoints.len() > batch.records.len() + 1 {
+        return Err(ShapeError("a push holds more checkpoints than records"));
+    }
+    for r in &batch.records {
+        let e = &r.entry;
+        let short = [
+            e.role.as_deref(),
+            Some(e.event.as_str()),
+            e.patient_id.as_deref(),
+            e.object_type.as_deref(),
+            e.object_id.as_deref(),
+            e.purpose.as_deref(),
+        ];
+        if e.actor.len() > limits::ACTOR
+            || short.iter().flatten().any(|t| t.len() > limits::SHORT)
+            || e.reason.as_ref().is_some_and(|t| t.len() > limits::REASON)
+            || e.detail.as_ref().is_some_and(|t| t.len() > limits::DETAIL)
+            || e.device_id.len() > limits::DEVICE_ID
+        {
+            return Err(ShapeError(
+                "a record has a field longer than the collector accepts",
+            ));
+        }
+    }
+    if let Some(head) = &batch.security_log {
+        let at_known_ok = head.at_known.as_ref().is_none_or(|(_, h)| is_hex(h, 64));
+        if !is_hex(&head.hash, 64) || !at_known_ok {
+            return Err(ShapeError("security_log hashes must be 64 hex digits"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a batch is well formed and signed, before it is compared with what is stored.
 pub fn check_batch(batch: &PushBatch, key: &VerifyingKey) -> Result<(), BatchError> {
     let (first, last) = match (batch.records.first(), batch.records.last()) {

@@ -2,7 +2,9 @@
 //! `{"error": {"code", "message"}}` and changes nothing.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -10,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chartroom_audit::sync::{BatchError, EnrollRequest, PushBatch};
+use chartroom_audit::sync::{validate_enroll, validate_push, BatchError, EnrollRequest, PushBatch};
 use chartroom_audit::VerifyingKey;
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -19,29 +21,115 @@ use crate::store::{Query, Store, StoreError};
 
 /// Bodies above this are refused before they are parsed (a full batch is ~1 MB).
 pub const MAX_BODY: usize = 4 << 20;
+/// A request (body included) that takes longer than this is cut off with 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Per client address, by default: this many requests at once, refilled at
+/// `RATE_PER_SECOND`; past it, 429. A desktop catching up sends a batch of 1,000 entries
+/// per request, so even a long backlog stays well inside.
+pub const RATE_BURST: u32 = 120;
+pub const RATE_PER_SECOND: u32 = 20;
+
+/// A per-client rate: `per_second` sustained, `burst` at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl Default for Rate {
+    fn default() -> Rate {
+        Rate {
+            per_second: f64::from(RATE_PER_SECOND),
+            burst: f64::from(RATE_BURST),
+        }
+    }
+}
+/// The most client addresses and device locks remembered; idle ones are forgotten first.
+const MAX_TRACKED: usize = 10_000;
 
 #[derive(Clone)]
 pub struct App {
     pub store: Store,
-    /// One push at a time per device, so a retry never races its original.
+    /// One push at a time per device, so a retry never races its original. Only enrolled
+    /// devices get one, and the map is pruned of idle locks past MAX_TRACKED.
     locks: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+    /// Token buckets per client address.
+    buckets: Arc<std::sync::Mutex<HashMap<IpAddr, (f64, Instant)>>>,
+    rate: Rate,
 }
 
 impl App {
-    pub fn new(store: Store) -> App {
+    pub fn new(store: Store, rate: Rate) -> App {
         App {
             store,
             locks: Arc::default(),
+            buckets: Arc::default(),
+            rate,
         }
     }
 
     async fn device_lock(&self, device: &str) -> Arc<Mutex<()>> {
-        self.locks
-            .lock()
-            .await
-            .entry(device.to_owned())
-            .or_default()
-            .clone()
+        let mut locks = self.locks.lock().await;
+        if locks.len() >= MAX_TRACKED && !locks.contains_key(device) {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(device.to_owned()).or_default().clone()
+    }
+
+    /// Takes one request from the client's bucket; false when it is empty.
+    fn admit(&self, client: IpAddr) -> bool {
+        let now = Instant::now();
+        let Rate { per_second, burst } = self.rate;
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&client) {
+            // Forget the clients whose buckets have filled up again: they lose nothing.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
+            });
+            if buckets.len() >= MAX_TRACKED {
+                return false;
+            }
+        }
+        let (tokens, at) = buckets.entry(client).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * per_second).min(burst);
+        *at = now;
+        if *tokens < 1.0 {
+            return false;
+        }
+        *tokens -= 1.0;
+        true
+    }
+}
+
+/// Every request: the client's rate limit, then the handler within REQUEST_TIMEOUT.
+async fn guard(
+    State(app): State<App>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(ip) = client {
+        if !app.admit(ip) {
+            tracing::warn!(client = %ip, "rate limited");
+            return ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many requests from this address; slow down and retry.".into(),
+            )
+            .into_response();
+        }
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "The request took too long and was cut off; retry.".into(),
+        )
+        .into_response(),
     }
 }
 
@@ -116,19 +204,8 @@ async fn enroll(
     payload: Result<Json<EnrollRequest>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let req = body(payload)?;
-    let valid_id = !req.device_id.is_empty()
-        && req.device_id.len() <= 128
-        && req
-            .device_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !valid_id {
-        return Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "device_id must be 1 to 128 letters, digits, - or _".into(),
-        ));
-    }
+    // Every field's shape and size, before anything is looked up or logged.
+    validate_enroll(&req).map_err(invalid)?;
     let key = hex::decode(&req.public_key)
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
@@ -140,10 +217,11 @@ async fn enroll(
                 "public_key must be an Ed25519 public key in 64 hex digits".into(),
             )
         })?;
-    let label = req
-        .label
-        .as_deref()
-        .map(|l| l.chars().take(100).collect::<String>());
+    let label = req.label.as_deref().map(|l| {
+        l.chars()
+            .take(chartroom_audit::sync::limits::LABEL)
+            .collect::<String>()
+    });
     match app
         .store
         .enroll(&req.token, &req.device_id, &key, label.as_deref())
@@ -168,6 +246,10 @@ async fn push(
     payload: Result<Json<PushBatch>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let batch = body(payload)?;
+    // Shape and size first; then only an enrolled device gets a lock (a stranger's made-up
+    // device ids take no memory beyond this request).
+    validate_push(&batch).map_err(invalid)?;
+    app.store.device_key(&batch.device_id).await?;
     let lock = app.device_lock(&batch.device_id).await;
     let _held = lock.lock().await;
     match app.store.push(&batch).await {
@@ -260,10 +342,48 @@ async fn audit(
         .into_response())
 }
 
+fn invalid(e: chartroom_audit::sync::ShapeError) -> ApiError {
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+}
+
+/// A device's own head, for the device alone: the request carries its signature over its
+/// id and the time (`chartroom_audit::sync::head_request_message`).
 async fn head(
     State(app): State<App>,
     Path(device): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
+    use chartroom_audit::sync::{HEAD_SIGNATURE_HEADER, HEAD_TIME_HEADER};
+    if !chartroom_audit::sync::valid_device_id(&device) {
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "device_id must be 1 to 128 letters, digits, - or _".into(),
+        ));
+    }
+    let key = app.store.device_key(&device).await?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if !chartroom_audit::sync::check_head_request(
+        &device,
+        &header(HEAD_TIME_HEADER),
+        &header(HEAD_SIGNATURE_HEADER),
+        &key,
+        chrono::Utc::now(),
+    ) {
+        tracing::warn!(device = %device, "head request without the device's signature");
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "A device's head is told only to the device: sign the request with its key (and check the computer's clock)."
+                .into(),
+        ));
+    }
     Ok(Json(app.store.head(&device).await?))
 }
 
@@ -276,5 +396,6 @@ pub fn router(app: App) -> Router {
         .route("/v1/audit", get(audit))
         .route("/v1/alerts", get(alerts))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), guard))
         .with_state(app)
 }

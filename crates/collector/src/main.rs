@@ -73,10 +73,29 @@ enum Command {
             requires = "syslog"
         )]
         syslog_ca: Option<PathBuf>,
+        /// Raise an alert when an enrolled device has sent nothing for this long: a number
+        /// with h, m or s (72h, 30m), or `off`.
+        #[arg(
+            long,
+            env = "CHARTROOM_COLLECTOR_ALERT_SILENCE",
+            default_value = "72h",
+            value_parser = parse_silence
+        )]
+        alert_silence: Silence,
+        /// Requests per second one client address may make, sustained.
+        #[arg(long, env = "CHARTROOM_COLLECTOR_RATE", default_value_t = api::RATE_PER_SECOND, value_parser = clap::value_parser!(u32).range(1..))]
+        rate: u32,
+        /// Requests one client address may make at once before the rate applies.
+        #[arg(long, env = "CHARTROOM_COLLECTOR_BURST", default_value_t = api::RATE_BURST, value_parser = clap::value_parser!(u32).range(1..))]
+        burst: u32,
     },
-    /// Issue a one-time enrollment token for a desktop (`chartroom sync enroll URL TOKEN`),
-    /// or with --auditor an access token for auditors' queries.
+    /// Issue a one-time enrollment token for a desktop (`chartroom sync enroll URL`), or
+    /// with --auditor an access token for auditors' queries; `token list` and
+    /// `token revoke ID` manage those issued.
+    #[command(args_conflicts_with_subcommands = true)]
     Token {
+        #[command(subcommand)]
+        action: Option<TokenAction>,
         /// How long it stays valid, in hours (an auditor token: days).
         #[arg(long, default_value_t = 24)]
         hours: i64,
@@ -95,6 +114,45 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Every token issued (enrollment and auditor), newest first: its id (the start of its
+    /// hash; the token itself is never kept), kind, times and state.
+    List,
+    /// Revoke a token by the id `token list` shows: it opens nothing from now on.
+    Revoke { id: String },
+}
+
+/// How long a device may stay quiet before an alert; None for never.
+#[derive(Clone, Copy, Debug)]
+struct Silence(Option<Duration>);
+
+/// `72h`, `30m`, `45s`, or `off`.
+fn parse_silence(text: &str) -> Result<Silence, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Silence(None));
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 72h, 30m or 45s, or off"))?;
+    let secs = match unit {
+        "h" => n.saturating_mul(3600),
+        "m" => n.saturating_mul(60),
+        "s" => n,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration like 72h, 30m or 45s, or off"
+            ))
+        }
+    };
+    if secs == 0 {
+        return Err("the silence before an alert must be longer than 0".into());
+    }
+    Ok(Silence(Some(Duration::from_secs(secs))))
 }
 
 /// Reads the configuration file named by --config (or CHARTROOM_COLLECTOR_CONFIG) into the
@@ -191,7 +249,37 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             println!("{}", out.join("collector.crt").display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Token { hours, auditor } => {
+        Command::Token {
+            action: Some(TokenAction::List),
+            ..
+        } => {
+            let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+            println!("id            kind        created                      expires                      state");
+            for t in store.tokens().await.map_err(|e| e.to_string())? {
+                println!(
+                    "{:<13} {:<11} {:<28} {:<28} {}",
+                    t.id, t.kind, t.created_at, t.expires_at, t.state
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token {
+            action: Some(TokenAction::Revoke { id }),
+            ..
+        } => {
+            let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+            if store.revoke_token(&id).await.map_err(|e| e.to_string())? {
+                println!("revoked {id}");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(format!("there is no token {id} (see `token list`)"))
+            }
+        }
+        Command::Token {
+            action: None,
+            hours,
+            auditor,
+        } => {
             let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
             let token = if auditor {
                 store.issue_auditor_token(30).await
@@ -232,9 +320,25 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             key,
             syslog,
             syslog_ca,
+            alert_silence,
+            rate,
+            burst,
         } => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             let store = Store::open(&cli.db).await.map_err(|e| e.to_string())?;
+            if let Silence(Some(silence)) = alert_silence {
+                let watched = store.clone();
+                // Looked at often enough that an alert comes within a tenth of the silence.
+                let every = (silence / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+                tokio::spawn(async move {
+                    loop {
+                        if let Err(e) = watched.alert_silent_devices(silence).await {
+                            tracing::error!(error = %e, "checking for silent devices failed");
+                        }
+                        tokio::time::sleep(every).await;
+                    }
+                });
+            }
             if let Some(address) = syslog {
                 let ca = syslog_ca
                     .ok_or("--syslog needs --syslog-ca (the receiver's CA certificate)")?;
@@ -253,7 +357,16 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             tracing::info!(%listen, db = %redact(&cli.db), "collector listening");
             axum_server::bind_rustls(listen, tls)
                 .handle(handle)
-                .serve(api::router(api::App::new(store)).into_make_service())
+                .serve(
+                    api::router(api::App::new(
+                        store,
+                        api::Rate {
+                            per_second: f64::from(rate),
+                            burst: f64::from(burst),
+                        },
+                    ))
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+                )
                 .await
                 .map_err(|e| format!("the server stopped: {e}"))?;
             Ok(ExitCode::SUCCESS)

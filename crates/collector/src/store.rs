@@ -82,7 +82,29 @@ const SCHEMA: &[&str] = &[
         device_id   TEXT,
         kind        TEXT NOT NULL,
         summary     TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS revoked_tokens (
+        token_hash  TEXT PRIMARY KEY,
+        revoked_at  TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS device_activity (
+        device_id       TEXT PRIMARY KEY,
+        last_push_at    TEXT NOT NULL,
+        silence_alerted BIGINT NOT NULL)",
 ];
+
+/// The most pushes kept as evidence of a fork per device: enough to show what a device
+/// sent, not so many that one device can fill the disk.
+pub const MAX_EVIDENCE: i64 = 20;
+
+/// A token as `token list` shows it: never the token, only the start of its hash.
+#[derive(Debug)]
+pub struct TokenInfo {
+    pub id: String,
+    pub kind: &'static str,
+    pub created_at: String,
+    pub expires_at: String,
+    /// `active`, `used by DEVICE`, `expired` or `revoked`.
+    pub state: String,
+}
 
 fn now() -> String {
     chartroom_audit::format_time(chrono::Utc::now())
@@ -186,16 +208,142 @@ impl Store {
         Ok(token)
     }
 
-    /// Whether `token` is a valid auditor token.
+    /// Whether `token` is a valid auditor token: known, not expired, not revoked.
     pub async fn auditor_allowed(&self, token: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT expires_at FROM auditor_tokens WHERE token_hash = $1")
-            .bind(token_hash(token))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT a.expires_at, r.revoked_at FROM auditor_tokens a
+               LEFT JOIN revoked_tokens r ON r.token_hash = a.token_hash WHERE a.token_hash = $1",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(match row {
-            Some(r) => r.try_get::<String, _>(0)? > now(),
+            Some(r) => {
+                r.try_get::<String, _>(0)? > now() && r.try_get::<Option<String>, _>(1)?.is_none()
+            }
             None => false,
         })
+    }
+
+    /// Every token issued, enrollment and auditor, newest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        let mut out = Vec::new();
+        let now = now();
+        for (table, kind) in [("tokens", "enrollment"), ("auditor_tokens", "auditor")] {
+            let used = if table == "tokens" {
+                "t.used_by"
+            } else {
+                "NULL"
+            };
+            let rows = sqlx::query(&format!(
+                "SELECT t.token_hash, t.created_at, t.expires_at, {used}, r.revoked_at FROM {table} t
+                   LEFT JOIN revoked_tokens r ON r.token_hash = t.token_hash"
+            ))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                let hash: String = r.try_get(0)?;
+                let expires_at: String = r.try_get(2)?;
+                let used_by: Option<String> = r.try_get(3)?;
+                let revoked: Option<String> = r.try_get(4)?;
+                let state = if revoked.is_some() {
+                    "revoked".to_owned()
+                } else if let Some(device) = used_by {
+                    format!("used by {device}")
+                } else if expires_at <= now {
+                    "expired".to_owned()
+                } else {
+                    "active".to_owned()
+                };
+                out.push(TokenInfo {
+                    id: hash[..12.min(hash.len())].to_owned(),
+                    kind,
+                    created_at: r.try_get(1)?,
+                    expires_at,
+                    state,
+                });
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(out)
+    }
+
+    /// Revokes the token whose id (`token list`: the start of its hash, at least 8 hex
+    /// digits) is `id`. Returns whether one was found; an ambiguous id is refused.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() < 8 || id.len() > 64 || !id.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(StoreError::Invalid(
+                "A token id is 8 to 64 hex digits, as `token list` shows it.".into(),
+            ));
+        }
+        let mut found = Vec::new();
+        for table in ["tokens", "auditor_tokens"] {
+            let rows = sqlx::query(&format!(
+                "SELECT token_hash FROM {table} WHERE token_hash LIKE $1"
+            ))
+            // Hex digits only (checked above): nothing in it is a LIKE wildcard.
+            .bind(format!("{id}%"))
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                found.push(r.try_get::<String, _>(0)?);
+            }
+        }
+        match found.as_slice() {
+            [] => Ok(false),
+            [hash] => {
+                sqlx::query(
+                    "INSERT INTO revoked_tokens (token_hash, revoked_at) VALUES ($1, $2)
+                     ON CONFLICT (token_hash) DO NOTHING",
+                )
+                .bind(hash)
+                .bind(now())
+                .execute(&self.pool)
+                .await?;
+                Ok(true)
+            }
+            _ => Err(StoreError::Invalid(
+                "More than one token starts with that id; give more of it.".into(),
+            )),
+        }
+    }
+
+    /// Raises an alert, once, for every device that has not pushed for `silence`; a device
+    /// that pushes again is watched afresh. Returns the devices alerted.
+    pub async fn alert_silent_devices(
+        &self,
+        silence: std::time::Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let cutoff = chartroom_audit::format_time(
+            chrono::Utc::now() - chrono::Duration::from_std(silence).unwrap_or_default(),
+        );
+        let rows = sqlx::query(
+            "SELECT device_id, last_push_at FROM device_activity WHERE last_push_at < $1 AND silence_alerted = 0",
+        )
+        .bind(&cutoff)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut alerted = Vec::new();
+        for r in rows {
+            let device: String = r.try_get(0)?;
+            let last: String = r.try_get(1)?;
+            self.alert(
+                &device,
+                "silent",
+                &format!(
+                    "Device {device} has sent nothing since {last}: it may be off, offline, or kept from syncing."
+                ),
+            )
+            .await?;
+            sqlx::query("UPDATE device_activity SET silence_alerted = 1 WHERE device_id = $1")
+                .bind(&device)
+                .execute(&self.pool)
+                .await?;
+            tracing::warn!(device = %device, since = %last, "device silent");
+            alerted.push(device);
+        }
+        Ok(alerted)
     }
 
     /// Records matching an auditor's query, oldest first (at most `limit`).
@@ -275,7 +423,12 @@ impl Store {
         };
         let expires: String = row.try_get(0)?;
         let used: Option<String> = row.try_get(1)?;
-        if used.is_some() || expires < now() {
+        let revoked = sqlx::query("SELECT 1 FROM revoked_tokens WHERE token_hash = $1")
+            .bind(token_hash(token))
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if used.is_some() || revoked || expires < now() {
             return Err(StoreError::BadToken);
         }
         let key_hex = hex::encode(public_key.as_bytes());
@@ -300,17 +453,32 @@ impl Store {
                 .await?;
             }
         }
-        sqlx::query("UPDATE tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3")
-            .bind(now())
-            .bind(device_id)
-            .bind(token_hash(token))
-            .execute(&mut *tx)
-            .await?;
+        // Spent only if nobody spent it meanwhile: of two enrollments racing with one token
+        // (on PostgreSQL both can read it unused), exactly one changes the row.
+        let spent = sqlx::query(
+            "UPDATE tokens SET used_at = $1, used_by = $2 WHERE token_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now())
+        .bind(device_id)
+        .bind(token_hash(token))
+        .execute(&mut *tx)
+        .await?;
+        if spent.rows_affected() != 1 {
+            return Err(StoreError::BadToken);
+        }
+        sqlx::query(
+            "INSERT INTO device_activity (device_id, last_push_at, silence_alerted) VALUES ($1, $2, 0)
+             ON CONFLICT (device_id) DO NOTHING",
+        )
+        .bind(device_id)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn device_key(&self, device_id: &str) -> Result<VerifyingKey, StoreError> {
+    pub async fn device_key(&self, device_id: &str) -> Result<VerifyingKey, StoreError> {
         let row = sqlx::query("SELECT public_key FROM devices WHERE device_id = $1")
             .bind(device_id)
             .fetch_optional(&self.pool)
@@ -429,6 +597,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        sqlx::query(
+            "INSERT INTO device_activity (device_id, last_push_at, silence_alerted) VALUES ($1, $2, 0)
+             ON CONFLICT (device_id) DO UPDATE SET last_push_at = excluded.last_push_at, silence_alerted = 0",
+        )
+        .bind(&batch.device_id)
+        .bind(&received)
+        .execute(&mut *tx)
+        .await?;
         for cp in &batch.checkpoints {
             sqlx::query(
                 "INSERT INTO checkpoints (device_id, seq, checkpoint) VALUES ($1, $2, $3)
@@ -466,26 +642,56 @@ impl Store {
         held: Option<Hash>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO evidence (device_id, seq, received_at, held_hash, offered) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&batch.device_id)
-        .bind(seq as i64)
-        .bind(now())
-        .bind(held.map(|h| h.to_hex()))
-        .bind(serde_json::to_string(batch).unwrap_or_default())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO alerts (time, device_id, kind, summary) VALUES ($1, $2, $3, $4)")
+        let kept: i64 = sqlx::query("SELECT COUNT(*) FROM evidence WHERE device_id = $1")
+            .bind(&batch.device_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        // Up to MAX_EVIDENCE pushes are kept whole; after that, one alert says so, and each
+        // further fork is refused without filling the disk or the alert list.
+        if kept < MAX_EVIDENCE {
+            sqlx::query(
+                "INSERT INTO evidence (device_id, seq, received_at, held_hash, offered) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&batch.device_id)
+            .bind(seq as i64)
+            .bind(now())
+            .bind(held.map(|h| h.to_hex()))
+            .bind(serde_json::to_string(batch).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if kept <= MAX_EVIDENCE {
+            let summary = if kept < MAX_EVIDENCE {
+                format!(
+                    "Device {} sent a different record {seq} from the one already held: its audit history was rewritten.",
+                    batch.device_id
+                )
+            } else {
+                // Recorded as a row so that this alert is raised only once.
+                sqlx::query(
+                    "INSERT INTO evidence (device_id, seq, received_at, held_hash, offered) VALUES ($1, $2, $3, NULL, '')",
+                )
+                .bind(&batch.device_id)
+                .bind(seq as i64)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+                format!(
+                    "Device {} keeps sending rewritten history ({MAX_EVIDENCE} pushes kept as evidence); further ones are refused and not kept.",
+                    batch.device_id
+                )
+            };
+            sqlx::query(
+                "INSERT INTO alerts (time, device_id, kind, summary) VALUES ($1, $2, $3, $4)",
+            )
             .bind(now())
             .bind(&batch.device_id)
             .bind("tamper")
-            .bind(format!(
-                "Device {} sent a different record {seq} from the one already held: its audit history was rewritten.",
-                batch.device_id
-            ))
+            .bind(summary)
             .execute(&mut *tx)
             .await?;
+        }
         tx.commit().await?;
         tracing::warn!(device = %batch.device_id, seq, "fork: a device rewrote its audit history; evidence kept");
         Ok(())

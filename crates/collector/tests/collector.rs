@@ -30,10 +30,16 @@ struct Collector {
     port: u16,
     child: Option<Child>,
     client: reqwest::blocking::Client,
+    /// More arguments for `serve`.
+    extra: Vec<String>,
 }
 
 impl Collector {
     fn start(db: &str) -> Collector {
+        Collector::start_with(db, &[])
+    }
+
+    fn start_with(db: &str, extra: &[&str]) -> Collector {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = db.replace("{dir}", &dir.path().display().to_string());
         let ok = Command::new(bin())
@@ -58,6 +64,7 @@ impl Collector {
             port: free_port(),
             child: None,
             client,
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
         };
         c.serve();
         c
@@ -76,8 +83,15 @@ impl Collector {
             .arg(self.dir.path().join("collector.crt"))
             .arg("--key")
             .arg(self.dir.path().join("collector.key"))
+            .args(&self.extra)
             .env("CHARTROOM_COLLECTOR_LOG", "warn")
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.log())
+                    .expect("log file"),
+            )
             .spawn()
             .expect("starts");
         self.child = Some(child);
@@ -89,6 +103,67 @@ impl Collector {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What the collector wrote to its log (standard error).
+    fn log(&self) -> PathBuf {
+        self.dir.path().join("collector.log")
+    }
+
+    /// The collector process's resident memory, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("status")
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// A device's head, asked for as the device (signed by `key`).
+    fn head(&self, device: &str, key: &SigningKey) -> (u16, Value) {
+        use ed25519_dalek::Signer;
+        let time = chartroom_audit::format_time(chrono::Utc::now());
+        let sig = key.sign(&chartroom_audit::sync::head_request_message(device, &time));
+        let r = self
+            .client
+            .get(self.url(&format!("/v1/devices/{device}/head")))
+            .header(chartroom_audit::sync::HEAD_TIME_HEADER, time)
+            .header(
+                chartroom_audit::sync::HEAD_SIGNATURE_HEADER,
+                hex::encode(sig.to_bytes()),
+            )
+            .send()
+            .expect("sends");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn alerts(&self) -> Vec<String> {
+        let token = self.auditor_token();
+        let r = self
+            .client
+            .get(self.url("/v1/alerts"))
+            .bearer_auth(&token)
+            .send()
+            .expect("sends");
+        let alerts: Value = r.json().expect("json");
+        alerts["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .map(|a| a["summary"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(["--db", &self.db])
+            .args(args)
+            .env("CHARTROOM_COLLECTOR_LOG", "warn")
+            .output()
+            .expect("runs")
     }
 
     fn kill(&mut self) {
@@ -248,11 +323,8 @@ impl Device {
 
     /// Pushes everything from the collector's head on, in batches of 1,000.
     fn sync(&self, c: &Collector) -> u64 {
-        let head: Value = c
-            .get(&format!("/v1/devices/{}/head", self.id))
-            .expect("head")
-            .json()
-            .expect("json");
+        let (status, head) = c.head(&self.id, &self.key);
+        assert_eq!(status, 200, "{head}");
         let mut seq = head["seq"].as_u64().expect("seq");
         while seq < self.records.len() as u64 {
             let to = (seq + 1000).min(self.records.len() as u64);
@@ -283,7 +355,7 @@ fn fresh(db: &str) {
         .args([
             "-q",
             "-c",
-            "DROP TABLE IF EXISTS devices, tokens, entries, checkpoints, evidence, alerts, auditor_tokens, forwarded",
+            "DROP TABLE IF EXISTS devices, tokens, entries, checkpoints, evidence, alerts, auditor_tokens, forwarded, security_heads, revoked_tokens, device_activity",
         ])
         .stdout(Stdio::null())
         .status()
@@ -468,11 +540,7 @@ fn bad_bodies_get_a_clear_4xx_and_change_nothing() {
         }
         let (status, _) = c.raw_post("/v1/enroll", b"[]".to_vec());
         assert_eq!(status, 422);
-        let head: Value = c
-            .get("/v1/devices/desk-1/head")
-            .expect("head")
-            .json()
-            .expect("json");
+        let (_, head) = c.head("desk-1", &d.key);
         assert_eq!(head["seq"], 0);
     });
 }
@@ -651,4 +719,223 @@ action(type="omfile" file="{out}" template="raw")
         + 2;
     let event: Value = serde_json::from_str(&first[json_start..]).expect("json");
     assert_eq!(event["resourceType"], "AuditEvent");
+}
+
+#[test]
+fn a_stranger_with_huge_device_ids_costs_no_lasting_memory_and_no_log() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let before = c.rss_kib();
+        let huge = "A".repeat(4_000_000);
+        let body =
+            serde_json::to_vec(&json!({"device_id": huge, "records": [], "checkpoints": []}))
+                .expect("json");
+        for _ in 0..60 {
+            let (status, reply) = c.raw_post("/v1/push", body.clone());
+            assert_eq!(status, 422, "{reply}");
+            assert_eq!(reply["error"]["code"], "invalid");
+            assert!(
+                !reply.to_string().contains("AAAA"),
+                "the reply does not echo it"
+            );
+        }
+        // A made-up id of a valid shape is refused as unknown and takes no lock either.
+        for i in 0..200 {
+            let (status, _) = c.post(
+                "/v1/push",
+                &json!({"device_id": format!("stranger-{i}"), "records": [], "checkpoints": []}),
+            );
+            assert!(status == 401 || status == 429, "{status}");
+        }
+        let grown = c.rss_kib().saturating_sub(before);
+        assert!(
+            grown < 64 * 1024,
+            "the collector grew by {grown} KiB and kept it"
+        );
+        let log = std::fs::read_to_string(c.log()).unwrap_or_default();
+        assert!(log.len() < 256 * 1024, "{} bytes of log", log.len());
+        assert!(
+            !log.contains("AAAAAAAA"),
+            "unvalidated input reached the log"
+        );
+    });
+}
+
+#[test]
+fn a_record_with_an_oversized_field_is_refused_whole() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        assert_eq!(d.enroll(&c, &c.token()).0, 201);
+        d.write(3, &"x".repeat(chartroom_audit::sync::limits::DETAIL + 1));
+        let (status, reply) = c.post("/v1/push", &d.batch(1, 3, &d.key));
+        assert_eq!(status, 422, "{reply}");
+        assert_eq!(c.head("desk-1", &d.key).1["seq"], 0);
+    });
+}
+
+#[test]
+fn a_devices_head_is_told_only_to_the_device() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        assert_eq!(d.enroll(&c, &c.token()).0, 201);
+        d.write(10, "ok");
+        d.sync(&c);
+        assert_eq!(c.head("desk-1", &d.key), (200, c.head("desk-1", &d.key).1));
+        assert_eq!(c.head("desk-1", &d.key).1["seq"], 10);
+        // Unsigned, signed by another key, or signed long ago: refused.
+        let r = c.get("/v1/devices/desk-1/head").expect("sends");
+        assert_eq!(r.status().as_u16(), 401);
+        let stranger = SigningKey::from_bytes(&[9; 32]);
+        assert_eq!(c.head("desk-1", &stranger).0, 401);
+        use ed25519_dalek::Signer;
+        let old = chartroom_audit::format_time(chrono::Utc::now() - chrono::Duration::hours(1));
+        let sig = d
+            .key
+            .sign(&chartroom_audit::sync::head_request_message("desk-1", &old));
+        let r = c
+            .client
+            .get(c.url("/v1/devices/desk-1/head"))
+            .header(chartroom_audit::sync::HEAD_TIME_HEADER, old)
+            .header(
+                chartroom_audit::sync::HEAD_SIGNATURE_HEADER,
+                hex::encode(sig.to_bytes()),
+            )
+            .send()
+            .expect("sends");
+        assert_eq!(r.status().as_u16(), 401, "a replayed signature");
+    });
+}
+
+#[test]
+fn one_client_is_slowed_past_its_rate() {
+    let c = Collector::start_with(
+        "sqlite://{dir}/collector.db",
+        &["--rate", "2", "--burst", "10"],
+    );
+    let statuses: Vec<u16> = (0..30)
+        .map(|_| c.get("/health").expect("answers").status().as_u16())
+        .collect();
+    // The burst (less what starting the collector asked) is served at once.
+    assert!(statuses[..5].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        c.get("/health").expect("answers").status().as_u16(),
+        200,
+        "it recovers"
+    );
+}
+
+#[test]
+fn tokens_are_listed_and_revoked_and_one_token_enrolls_one_device_even_in_a_race() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let auditor = c.auditor_token();
+        assert_eq!(c.audit(&auditor, "limit=1").0, 200);
+        let list = String::from_utf8(c.command(&["token", "list"]).stdout).expect("utf8");
+        assert!(!list.contains(&auditor), "the token itself is never shown");
+        let line = list
+            .lines()
+            .find(|l| l.contains("auditor") && l.contains("active"))
+            .expect("listed");
+        let id = line.split_whitespace().next().expect("id");
+        let out = c.command(&["token", "revoke", id]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            c.audit(&auditor, "limit=1").0,
+            401,
+            "a revoked token opens nothing"
+        );
+        let list = String::from_utf8(c.command(&["token", "list"]).stdout).expect("utf8");
+        assert!(
+            list.lines()
+                .any(|l| l.starts_with(id) && l.contains("revoked")),
+            "{list}"
+        );
+        assert!(!c
+            .command(&["token", "revoke", "0000000000"])
+            .status
+            .success());
+
+        // Two computers enrolling at the same moment with one token: one gets in.
+        let token = c.token();
+        let results: Vec<u16> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let token = token.clone();
+                    let c = &c;
+                    scope
+                        .spawn(move || Device::new(&format!("desk-{i}"), i + 1).enroll(c, &token).0)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("joins"))
+                .collect()
+        });
+        assert_eq!(
+            results.iter().filter(|s| **s == 201).count(),
+            1,
+            "{results:?}"
+        );
+        assert!(
+            results.iter().all(|s| *s == 201 || *s == 401),
+            "{results:?}"
+        );
+    });
+}
+
+#[test]
+fn fork_evidence_is_capped_per_device() {
+    let c = Collector::start("sqlite://{dir}/collector.db");
+    let mut d = Device::new("desk-1", 1);
+    assert_eq!(d.enroll(&c, &c.token()).0, 201);
+    d.write(5, "ok");
+    d.sync(&c);
+    for i in 0..30 {
+        let mut liar = Device::new("desk-1", 1);
+        liar.write(5, &format!("rewritten {i}"));
+        let (status, _) = c.post("/v1/push", &liar.batch(1, 5, &liar.key));
+        assert_eq!(status, 409);
+    }
+    let alerts = c.alerts();
+    assert_eq!(
+        alerts.len(),
+        21,
+        "20 forks kept, then one alert that no more are: {alerts:?}"
+    );
+    assert!(alerts
+        .last()
+        .expect("one")
+        .contains("further ones are refused and not kept"));
+}
+
+#[test]
+fn a_device_that_goes_quiet_raises_an_alert_once() {
+    let c = Collector::start_with("sqlite://{dir}/collector.db", &["--alert-silence", "2s"]);
+    let mut d = Device::new("desk-1", 1);
+    assert_eq!(d.enroll(&c, &c.token()).0, 201);
+    d.write(5, "ok");
+    d.sync(&c);
+    let started = Instant::now();
+    let alerts = loop {
+        let alerts = c.alerts();
+        if !alerts.is_empty() || started.elapsed() > Duration::from_secs(20) {
+            break alerts;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains("desk-1 has sent nothing since"),
+        "{alerts:?}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(c.alerts().len(), 1, "raised once, not again and again");
 }

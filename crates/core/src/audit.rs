@@ -83,6 +83,15 @@ impl Device {
     pub fn public_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }
+
+    /// Signs a request for this device's head at the collector: (time, signature in hex).
+    pub(crate) fn sign_head_request(&self, now: DateTime<Utc>) -> (String, String) {
+        use chartroom_vault::ed25519_dalek::Signer as _;
+        let time = format_time(now);
+        let message = chartroom_audit::sync::head_request_message(&self.id, &time);
+        let signature = hex::encode(self.key.sign(&message).to_bytes());
+        (time, signature)
+    }
 }
 
 /// The stored public key and device id, for verification.
@@ -187,6 +196,8 @@ pub(crate) fn head(conn: &Connection) -> Result<(u64, Hash), CoreError> {
     }
 }
 
+use chartroom_audit::sync::{clip, limits};
+
 /// Appends one entry to the chain. Call inside the transaction of the change it records.
 pub(crate) fn append(
     conn: &Connection,
@@ -200,7 +211,7 @@ pub(crate) fn append(
         seq: head_seq + 1,
         time: chartroom_audit::truncate_to_micros(now),
         actor_id: actor.id,
-        actor: actor.name.clone(),
+        actor: clip(&actor.name, limits::ACTOR).to_owned(),
         role: actor.role.map(|r| r.as_str().to_owned()),
         device_id: device.id.clone(),
         action: op.action,
@@ -210,8 +221,15 @@ pub(crate) fn append(
         object_type: op.object.as_ref().map(|(t, _)| (*t).to_owned()),
         object_id: op.object.as_ref().map(|(_, id)| id.clone()),
         purpose: op.purpose.clone(),
-        reason: op.reason.clone(),
-        detail: op.detail.clone(),
+        // Clipped to what the collector accepts, so one long detail never stops sync.
+        reason: op
+            .reason
+            .as_deref()
+            .map(|t| clip(t, limits::REASON).to_owned()),
+        detail: op
+            .detail
+            .as_deref()
+            .map(|t| clip(t, limits::DETAIL).to_owned()),
     };
     let rec = entry.seal(head_hash);
     let e = &rec.entry;

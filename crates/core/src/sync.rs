@@ -99,6 +99,12 @@ impl Session {
         })
     }
 
+    /// This device's signed request for its head at the collector: (time, signature). The
+    /// computer's own clock, not the session's: the collector compares it with its clock.
+    pub fn sync_head_proof(&self) -> (String, String) {
+        self.device.sign_head_request(chrono::Utc::now())
+    }
+
     /// The collector this computer pushes to, when one is configured.
     pub fn sync_target(&mut self) -> Result<Option<SyncTarget>, CoreError> {
         let device_id = self.device_id().to_owned();
@@ -335,10 +341,14 @@ impl CollectorClient {
         Ok(())
     }
 
-    pub async fn head(&self, device_id: &str) -> Result<Head, SyncError> {
+    /// What the collector holds for this device; `proof` is the device's signed request
+    /// ([`Session::sync_head_proof`]): the collector tells only the device itself.
+    pub async fn head(&self, device_id: &str, proof: &(String, String)) -> Result<Head, SyncError> {
         self.send(
             self.http
-                .get(format!("{}/v1/devices/{device_id}/head", self.base)),
+                .get(format!("{}/v1/devices/{device_id}/head", self.base))
+                .header(chartroom_audit::sync::HEAD_TIME_HEADER, &proof.0)
+                .header(chartroom_audit::sync::HEAD_SIGNATURE_HEADER, &proof.1),
         )
         .await
     }
@@ -365,7 +375,8 @@ pub async fn push_pending<A: SessionAccess>(
     let device = access.with(|s| Ok(s.device_id().to_owned()))?;
     let outcome = async {
         // Resume from what the collector holds (it may have restarted, or been restored).
-        let head = client.head(&device).await?;
+        let proof = access.with(|s| Ok(s.sync_head_proof()))?;
+        let head = client.head(&device, &proof).await?;
         access.with(|s| s.sync_acknowledged(&head))?;
         let mut stored = 0;
         while let Some(next) = access.with(|s| s.sync_next_batch(batch))? {
