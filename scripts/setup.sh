@@ -40,6 +40,10 @@ if [ "$want" = test ]; then
     echo "==> cargo install cargo-nextest"
     cargo install cargo-nextest --locked
   fi
+  if ! command -v cargo-fuzz >/dev/null; then
+    echo "==> cargo install cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
   if ! command -v cargo-deny >/dev/null; then
     echo "==> cargo install cargo-deny"
     cargo install cargo-deny --locked

@@ -37,6 +37,9 @@ step "cargo nextest (unit and integration tests; sync tests run the real collect
 CHARTROOM_COLLECTOR_BIN="$CARGO_TARGET_DIR_COLLECTOR/debug/chartroom-collector" \
   cargo nextest run --workspace --locked --no-fail-fast
 
+step "fuzz every parser of outside input, a minute per target (nightly, cargo-fuzz)"
+scripts/fuzz.sh
+
 step "build the binaries the process-level suites drive"
 cargo build --locked -p chartroom-cli -p chartroom-desktop
 

@@ -242,6 +242,9 @@ def test_bad_files_are_refused_with_clear_errors_and_change_nothing(clinic, othe
     plain = age_decrypt(good, identity)
     files = ndjson_resources(plain)
     files["Observation.ndjson"][0]["encounter"] = {"reference": "Encounter/e99999999"}
+    # Unsigned, so that the broken reference (not the signature, which any edit breaks) is
+    # what refuses it: an unsigned file from a source never seen here.
+    del files["manifest.json"]["extension"]["chartroom"]["signature"]
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, content in files.items():
@@ -351,3 +354,49 @@ def test_disclosures_list_every_export_of_a_patient(clinic, tmp_path):
     exports = [e for e in entries if e["event"] == "patient.export"]
     assert len(exports) == 2
     assert shutil.which("age")
+
+
+def test_a_file_dressed_up_as_another_clinics_export_is_refused(clinic, other, tmp_path):
+    """An insider at a third clinic edits their own export to say it comes from `clinic`,
+    with Python and the age tool, as the review did; the receiving vault knows `clinic`'s
+    key from its first import and refuses the file."""
+    identity, recipient = keypair(tmp_path)
+    real = tmp_path / "real.age"
+    clinic.json("--user", "dr.adeyemi", "export", "--patient", clinic.marker_patient, "--recipient", recipient,
+                "--purpose", "Referral", "--out", str(real), password=DOCTOR_PW)
+    bundle = json.loads(age_decrypt(real, identity))
+    validate(bundle)
+    signature = bundle["signature"]
+    assert signature["sigFormat"] == "application/x-chartroom-ed25519"
+    assert signature["who"]["identifier"]["system"] == "urn:chartroom:vault-key"
+    first = other.json("--user", "admin", "import", str(real), "--identity", str(identity), password=ADMIN_PW)
+    assert first["signed"] is True and first["source_key"].startswith("SHA256:")
+
+    third = Cli(tmp_path / "third")
+    (tmp_path / "third").mkdir()
+    third.run("vault", "init", "--admin", "admin", password=ADMIN_PW)
+    third.run("--user", "admin", "user", "add", "dr.x", "--role", "physician", password=ADMIN_PW,
+              new_password=DOCTOR_PW)
+    made = third.json("--user", "dr.x", "patient", "add", "--family", "Forgery", "--given", "Fay",
+                      "--birth-date", "1970-01-01", password=DOCTOR_PW)
+    theirs = tmp_path / "theirs.age"
+    third.json("--user", "dr.x", "export", "--patient", str(made["id"]), "--recipient", recipient,
+               "--purpose", "x", "--out", str(theirs), password=DOCTOR_PW)
+    forged = json.loads(age_decrypt(theirs, identity))
+    text = json.dumps(forged).replace(forged["meta"]["source"], bundle["meta"]["source"])
+
+    def attempt(doc: dict, name: str):
+        path = tmp_path / name
+        subprocess.run(["age", "-r", recipient, "-o", str(path)], input=json.dumps(doc).encode(), check=True)
+        return other.run("--user", "admin", "import", str(path), "--identity", str(identity),
+                         password=ADMIN_PW, check=False)
+
+    before = dump(other)
+    relabelled = json.loads(text)
+    stripped = dict(relabelled)
+    del stripped["signature"]
+    for doc, name in [(relabelled, "relabelled.age"), (stripped, "stripped.age")]:
+        proc = attempt(doc, name)
+        assert proc.returncode == 65, (name, proc.stderr)
+        assert json.loads(proc.stderr)["error"]["code"] == "integrity", proc.stderr
+    assert dump(other) == before, "nothing of the forgery was imported"

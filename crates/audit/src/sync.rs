@@ -332,7 +332,7 @@ pub fn plan_batch(
     head: u64,
     stored_hash: impl Fn(u64) -> Option<Hash>,
 ) -> Result<Plan, BatchError> {
-    let first = batch.records[0].entry.seq;
+    let first = batch.records.first().ok_or(BatchError::Empty)?.entry.seq;
     if first > head + 1 {
         return Err(BatchError::Gap { first, head });
     }

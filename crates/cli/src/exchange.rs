@@ -201,6 +201,15 @@ pub fn import(
         if report.patients_added == 1 { "" } else { "s" },
         report.patients_already_here,
     );
+    text.push_str(&match &report.source_key {
+        Some(key) => {
+            format!("Signed there by the vault key {key}, the one this vault knows it by.\n")
+        }
+        None => {
+            "Not signed (made before exports were signed): its source is as it says, unchecked.\n"
+                .to_owned()
+        }
+    });
     if report.added.is_empty() {
         text.push_str("Nothing new: everything in this file was imported before.\n");
     } else {

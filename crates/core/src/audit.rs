@@ -84,6 +84,11 @@ impl Device {
         self.key.verifying_key()
     }
 
+    /// The device's signing key: it signs the trail's checkpoints and what the vault exports.
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// Signs a request for this device's head at the collector: (time, signature in hex).
     pub(crate) fn sign_head_request(&self, now: DateTime<Utc>) -> (String, String) {
         use chartroom_vault::ed25519_dalek::Signer as _;

@@ -752,6 +752,19 @@ pub const MIGRATIONS: &[Migration] = &[
             WHERE patient_id IS NOT NULL;
     ",
     },
+    Migration {
+        version: 10,
+        name: "the key each source's exports are signed with",
+        sql: "
+        -- Pinned at the first signed import from a source (trust on first use); every later
+        -- file naming that source must be signed by the same key.
+        CREATE TABLE import_sources (
+            source     TEXT PRIMARY KEY,
+            public_key BLOB NOT NULL CHECK (length(public_key) = 32),
+            pinned_at  TEXT NOT NULL
+        ) STRICT;
+    ",
+    },
 ];
 
 /// Seals the clinical columns that rows written before version 7 still hold in clear, a batch

@@ -115,7 +115,7 @@ pub fn within_one_edit(a: &str, b: &str) -> bool {
     }
 }
 
-fn parse_date_query(q: &str) -> Option<NaiveDate> {
+pub(crate) fn parse_date_query(q: &str) -> Option<NaiveDate> {
     ["%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%d %b %Y", "%d %B %Y"]
         .iter()
         .find_map(|f| NaiveDate::parse_from_str(q, f).ok())

@@ -176,9 +176,45 @@ impl Session {
         )
     }
 
-    /// Notes what the collector holds (after a push, or its head at start).
+    /// Notes what the collector holds (after a push, or its head at start), once it is a
+    /// point of this vault's own chain. A head this vault does not hold (the collector has
+    /// more entries than it, or a different one at that sequence: a vault restored from a
+    /// backup, or copied) is never adopted: adopting it by number would mark entries
+    /// written since as delivered without sending them. That is refused, audited, and
+    /// nothing is marked.
     pub fn sync_acknowledged(&mut self, head: &Head) -> Result<(), CoreError> {
         let now = format_time(self.clock.now());
+        let conn = self.connection()?;
+        if head.seq > 0 {
+            let own: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT hash FROM audit_log WHERE seq = ?1",
+                    [i64::try_from(head.seq).unwrap_or(i64::MAX)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if own.as_deref() != Some(head.hash.0.as_slice()) {
+                let (mine, _) = audit::head(conn)?;
+                let why = if own.is_none() {
+                    format!(
+                        "the collector holds {} audit entries from this computer, more than the {mine} this vault has",
+                        head.seq
+                    )
+                } else {
+                    format!(
+                        "the collector holds a different audit entry {} from this computer than this vault does",
+                        head.seq
+                    )
+                };
+                let op = Op::execute("sync.diverged")
+                    .outcome(chartroom_audit::Outcome::Failed)
+                    .detail(why.clone());
+                let _ = self.record(&op);
+                return Err(CoreError::Conflict(format!(
+                    "Sync stopped: {why}. This vault was restored from a backup or copied from another computer; nothing was marked as sent. Ask the clinic's administrator (README, \"Recovering data\")."
+                )));
+            }
+        }
         let conn = self.connection()?;
         conn.execute(
             "UPDATE sync_state SET acked_seq = ?1, last_success = ?2, last_attempt = ?2, last_error = NULL,

@@ -355,3 +355,44 @@ fn only_an_admin_configures_sync_and_bad_settings_are_refused() {
         "invalid_input"
     );
 }
+
+#[test]
+fn a_vault_restored_from_a_backup_never_adopts_a_head_it_does_not_hold() {
+    let clinic = Clinic::new();
+    let c = Collector::start();
+    enroll(&clinic, &c);
+    let mut admin = clinic.as_role(Role::Admin);
+    let backup = clinic.config.dir.with_file_name("backup-before");
+    admin.backup(&backup).expect("backs up");
+    admin.lock().expect("locks");
+    let mut doctor = clinic.as_role(Role::Physician);
+    for _ in 0..20 {
+        doctor.search_patients("lee").expect("searches");
+    }
+    push(&mut doctor).expect("pushes");
+    doctor.lock().expect("locks");
+
+    // The backup goes back in place and is used: new entries under numbers the collector
+    // already holds, with other content.
+    std::fs::remove_dir_all(&clinic.config.dir).expect("removes");
+    std::fs::rename(&backup, &clinic.config.dir).expect("restores");
+    let mut doctor = clinic.as_role(Role::Physician);
+    for _ in 0..40 {
+        doctor.search_patients("mat").expect("searches");
+    }
+    let before = doctor.sync_status().expect("status");
+    let err = push(&mut doctor).expect_err("refused");
+    assert!(err.to_string().contains("restored from a backup"), "{err}");
+    let after = doctor.sync_status().expect("status");
+    assert_eq!(
+        after.acknowledged, before.acknowledged,
+        "nothing written since the restore is marked as sent"
+    );
+    assert!(after.queued > 0);
+    doctor.lock().expect("locks");
+    let diverged = clinic.entries(AuditFilter {
+        event: Some("sync.diverged".into()),
+        ..AuditFilter::default()
+    });
+    assert!(!diverged.is_empty(), "the refusal is in the trail");
+}

@@ -77,6 +77,20 @@ pub use kdf::{KdfParams, KdfPolicy};
 pub use lockout::{AfterFailure, FailedUnlock, Lockout};
 pub use secret::{Credential, DataKey, RecoveryKey};
 pub use slots::{SlotKind, SLOT_FILE_NAME};
+
+/// Reads a key slot file's bytes as an unlock does before any key derivation: the file,
+/// then each slot's KDF parameters, public key and root. For the fuzz targets; returns the
+/// number of slots.
+#[doc(hidden)]
+pub fn check_slot_file(bytes: &[u8]) -> Result<usize, VaultError> {
+    let file = SlotFile::parse(bytes)?;
+    for slot in &file.slots {
+        slot.kdf.params.check_readable()?;
+        let _ = slot.root()?;
+        let _ = file.find(slot.kind, &slot.owner);
+    }
+    Ok(file.slots.len())
+}
 pub use x25519_dalek;
 
 use slots::{Slot, SlotFile};

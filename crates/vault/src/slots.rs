@@ -699,8 +699,18 @@ impl SlotFile {
                 "the key slot file is not a Chartroom key slot file",
             ));
         }
-        let bytes = fs::read(&path)?;
-        let file: SlotFile = serde_json::from_slice(&bytes).map_err(|_| {
+        SlotFile::parse(&fs::read(&path)?)
+    }
+
+    /// Checks a slot file's bytes: its JSON, format, version and vault id (what `read` does
+    /// once the file is read; also the fuzz target's entry).
+    pub fn parse(bytes: &[u8]) -> Result<SlotFile, VaultError> {
+        if bytes.len() as u64 > MAX_SLOT_FILE_BYTES {
+            return Err(VaultError::SlotFileInvalid(
+                "the key slot file is not a Chartroom key slot file",
+            ));
+        }
+        let file: SlotFile = serde_json::from_slice(bytes).map_err(|_| {
             VaultError::SlotFileInvalid("the key slot file is damaged or truncated")
         })?;
         if file.format != SLOT_FILE_FORMAT {

@@ -417,12 +417,29 @@ pub(crate) fn decrypt_within(
     }
 }
 
-/// The resources of a decrypted export, Bundle or Bulk archive alike.
-pub(crate) fn resources(plain: &[u8]) -> Result<Vec<Value>, CoreError> {
-    resources_within(plain, Limits::IMPORT)
+/// What a decrypted export holds: its resources, and the sending vault's signature if it
+/// carries one (Bundle.signature, or the Bulk manifest's Chartroom extension).
+pub(crate) struct Contents {
+    pub resources: Vec<Value>,
+    pub signature: Option<Value>,
 }
 
+/// The resources of a decrypted export, Bundle or Bulk archive alike.
+#[cfg(test)]
+pub(crate) fn resources(plain: &[u8]) -> Result<Vec<Value>, CoreError> {
+    Ok(contents(plain)?.resources)
+}
+
+#[cfg(test)]
 pub(crate) fn resources_within(plain: &[u8], limits: Limits) -> Result<Vec<Value>, CoreError> {
+    Ok(contents_within(plain, limits)?.resources)
+}
+
+pub(crate) fn contents(plain: &[u8]) -> Result<Contents, CoreError> {
+    contents_within(plain, Limits::IMPORT)
+}
+
+pub(crate) fn contents_within(plain: &[u8], limits: Limits) -> Result<Contents, CoreError> {
     let too_many = || {
         CoreError::InvalidFile(format!(
             "The export holds more than {} resources, more than Chartroom imports at once. Nothing was imported.",
@@ -446,14 +463,18 @@ pub(crate) fn resources_within(plain: &[u8], limits: Limits) -> Result<Vec<Value
         if entries.len() > limits.resources {
             return Err(too_many());
         }
-        return entries
+        let resources = entries
             .iter()
             .map(|e| {
                 e.get("resource")
                     .cloned()
                     .ok_or_else(|| invalid("the Bundle", "an entry has no resource"))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
+        return Ok(Contents {
+            resources,
+            signature: bundle.get("signature").cloned(),
+        });
     }
     let mut archive = tar::Archive::new(plain);
     let mut out = Vec::new();
@@ -551,7 +572,11 @@ pub(crate) fn resources_within(plain: &[u8], limits: Limits) -> Result<Vec<Value
             "the files and counts it lists are not the files in the archive (a file is missing or was cut short)",
         ));
     }
-    Ok(out)
+    let signature = manifest.pointer("/extension/chartroom/signature").cloned();
+    Ok(Contents {
+        resources: out,
+        signature,
+    })
 }
 
 fn entry_kind_in_words(kind: tar::EntryType) -> &'static str {

@@ -52,6 +52,11 @@ pub struct ImportedPatient {
 pub struct ImportReport {
     /// The vault the export came from.
     pub source: String,
+    /// Whether the file carried the sending vault's signature (checked against its
+    /// contents, and against the key pinned at the first import from that vault).
+    pub signed: bool,
+    /// The fingerprint of the key that signed it (`SHA256:…`).
+    pub source_key: Option<String>,
     pub patients_added: u64,
     pub patients_already_here: u64,
     #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
@@ -79,6 +84,9 @@ pub(crate) struct InPatient {
 /// A whole export, checked: every resource valid, every reference inside the file.
 pub(crate) struct Parsed {
     pub source: String,
+    /// The key that signed the file, checked against its contents; None for an unsigned
+    /// file (made before exports were signed).
+    pub signer: Option<[u8; 32]>,
     patients: Vec<InPatient>,
 }
 
@@ -91,7 +99,8 @@ impl Parsed {
 
 /// Reads and checks a decrypted export. Nothing here touches the vault.
 pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, CoreError> {
-    let values = super::archive::resources(plain)?;
+    let contents = super::archive::contents(plain)?;
+    let values = contents.resources;
     let mut source: Option<String> = None;
     let mut seen = HashSet::new();
     let mut all: Vec<Res<'_>> = Vec::with_capacity(values.len());
@@ -120,6 +129,16 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
         all.push(r);
     }
     let source = source.ok_or_else(|| invalid("the file", "it holds no resources"))?;
+    let signer = match &contents.signature {
+        Some(signature) => {
+            let mut digest = super::signing::ExportDigest::default();
+            for v in &values {
+                digest.add(v);
+            }
+            Some(super::signing::verify(signature, &digest.message(&source))?)
+        }
+        None => None,
+    };
 
     let mut patients: BTreeMap<String, InPatient> = BTreeMap::new();
     for r in all.iter().filter(|r| r.kind() == "Patient") {
@@ -277,8 +296,52 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
     }
     Ok(Parsed {
         source,
+        signer,
         patients: list,
     })
+}
+
+/// The first signed file from a source pins that source's key; every later file naming the
+/// source must be signed by it. An unsigned file is accepted only from a source never seen
+/// before (an export made before exports were signed), and said so in the report.
+fn check_source_key(
+    tx: &Transaction<'_>,
+    source: &str,
+    signer: Option<[u8; 32]>,
+    now: &str,
+) -> Result<(), CoreError> {
+    let pinned: Option<Vec<u8>> = tx
+        .prepare_cached("SELECT public_key FROM import_sources WHERE source = ?1")?
+        .query_row([source], |r| r.get(0))
+        .optional()?;
+    let seen: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM imported_records WHERE source = ?1)")?
+        .query_row([source], |r| r.get(0))?;
+    let forged = |why: &str| {
+        CoreError::Integrity(format!(
+            "This file says it comes from {source}, but {why}. It may have been made to look like that vault's export. Nothing was imported."
+        ))
+    };
+    match (pinned, signer) {
+        (Some(pinned), Some(key)) if pinned == key => Ok(()),
+        (Some(_), Some(_)) => Err(forged(
+            "it is signed by a different key than the earlier files from that vault",
+        )),
+        (Some(_), None) => Err(forged(
+            "it is not signed, while the earlier files from that vault were",
+        )),
+        (None, Some(key)) => {
+            tx.prepare_cached(
+                "INSERT INTO import_sources (source, public_key, pinned_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![source, key.as_slice(), now])?;
+            Ok(())
+        }
+        (None, None) if seen => Err(forged(
+            "it is not signed, and records from that vault are already here",
+        )),
+        (None, None) => Ok(()),
+    }
 }
 
 /// Orders notes so each comes after the note it appends to; refuses cycles.
@@ -378,8 +441,11 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
             change::bulk(|| {
                 let now = format_time(ctx.now);
                 let source = parsed.source.as_str();
+                check_source_key(tx, source, parsed.signer, &now)?;
                 let mut report = ImportReport {
                     source: source.to_owned(),
+                    signed: parsed.signer.is_some(),
+                    source_key: parsed.signer.as_ref().map(super::signing::fingerprint),
                     patients_added: 0,
                     patients_already_here: 0,
                     added: Counts::new(),

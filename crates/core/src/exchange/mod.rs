@@ -4,6 +4,7 @@
 mod archive;
 pub(crate) mod fhir;
 mod import;
+mod signing;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -137,6 +138,9 @@ impl Session {
         let clinical = reads && crate::keys::lock(&self.keys).holds_clinical();
         let mut op = Op::execute("records.export");
         op.reason = Some(purpose.clone());
+        // The vault's own key signs what leaves it, so a receiving clinic can tell this
+        // vault's files from ones made to look like them.
+        let signer = self.device.signing_key().clone();
         self.run(Permission::ExportRecords, op, false, |tx, op, ctx| {
             let wanted: Vec<i64> = match &request.selection {
                 Selection::All => tx
@@ -187,12 +191,22 @@ impl Session {
                 for r in &resources {
                     fhir::count(&mut mine, r["resourceType"].as_str().unwrap_or_default());
                 }
+                let mut digest = signing::ExportDigest::default();
+                for r in &resources {
+                    digest.add(r);
+                }
+                let signature = signing::signature_element(
+                    &signer,
+                    &digest.message(&source),
+                    &format_time(ctx.now),
+                );
                 let bundle = json!({
                     "resourceType": "Bundle",
                     "meta": {"source": source},
                     "type": "collection",
                     "timestamp": format_time(ctx.now),
                     "entry": resources.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>(),
+                    "signature": signature,
                 });
                 serde_json::to_writer(&mut stream, &bundle)
                     .map_err(|e| CoreError::from(std::io::Error::other(e)))?;
@@ -201,6 +215,7 @@ impl Session {
                 per_patient.push((bundle_patient_id(&bundle), mine));
             } else {
                 let mut bulk = archive::Bulk::new(&mut stream, ctx.now.timestamp().max(0) as u64);
+                let mut digest = signing::ExportDigest::default();
                 for (done, patient) in included.into_iter().enumerate() {
                     let id = patient.id;
                     let (resources, d) = chart_export(tx, patient, &source, ctx.now, clinical)?;
@@ -208,6 +223,7 @@ impl Session {
                     let mut mine = Counts::new();
                     for r in &resources {
                         fhir::count(&mut mine, r["resourceType"].as_str().unwrap_or_default());
+                        digest.add(r);
                         bulk.push(r)?;
                     }
                     merge(&mut counts, &mine);
@@ -219,7 +235,15 @@ impl Session {
                     "request": format!("{source}:export"),
                     "requiresAccessToken": false,
                     "error": [],
-                    "extension": {"chartroom": {"source": source, "purpose": purpose}},
+                    "extension": {"chartroom": {
+                        "source": source,
+                        "purpose": purpose,
+                        "signature": signing::signature_element(
+                            &signer,
+                            &digest.message(&source),
+                            &format_time(ctx.now),
+                        ),
+                    }},
                 }))?;
             }
             stream.finish()?;

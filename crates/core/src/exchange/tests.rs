@@ -391,8 +391,12 @@ fn every_bad_file_is_refused_clearly_and_changes_nothing() {
         out
     };
     let bundle: Value = serde_json::from_slice(&decrypt_with(&single, &identity)).expect("json");
+    // Each case changes one thing; without the signature (which would refuse every change
+    // first) it is an unsigned file from a source never seen here, so the check of that
+    // one thing is what refuses it.
     let with = |f: &dyn Fn(&mut Value)| {
         let mut b = bundle.clone();
+        b.as_object_mut().expect("object").remove("signature");
         f(&mut b);
         reencrypt(b.to_string().as_bytes())
     };
@@ -1120,4 +1124,118 @@ fn an_import_refuses_past_its_limits_before_reading_on() {
     )
     .expect_err("a Bundle over the per-file limit");
     assert!(err.to_string().contains("1024 bytes"), "{err}");
+}
+
+#[test]
+fn exports_are_signed_and_a_file_dressed_up_as_another_clinics_is_refused() {
+    let (identity, recipient) = keypair();
+    let key = ImportKey::Identities(secret(&identity));
+    let encrypt = |plain: &[u8]| {
+        let r: age::x25519::Recipient = recipient.parse().expect("recipient");
+        let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+            .expect("encryptor");
+        let mut out = Vec::new();
+        let mut w = enc.wrap_output(&mut out).expect("wraps");
+        std::io::Write::write_all(&mut w, plain).expect("writes");
+        w.finish().expect("finishes");
+        out
+    };
+    let export_of = |clinic: &Clinic, patients: Vec<i64>| {
+        let mut doctor = clinic.as_role(Role::Physician);
+        let (file, _) = export(
+            &mut doctor,
+            &request(
+                Selection::Patients(patients),
+                Destination::Recipients(vec![recipient.clone()]),
+            ),
+        );
+        doctor.lock().expect("locks");
+        file
+    };
+    let clinic_a = Clinic::new();
+    let clinic_b = Clinic::new();
+    let target = Clinic::new();
+    let from_a = export_of(&clinic_a, vec![1]);
+    let plain_a: Value = serde_json::from_slice(&decrypt_with(&from_a, &identity)).expect("json");
+    let source_a = plain_a["meta"]["source"]
+        .as_str()
+        .expect("source")
+        .to_owned();
+    assert_eq!(plain_a["signature"]["sigFormat"], fhir::ED25519_SIG_FORMAT);
+
+    let mut admin = target.as_role(Role::Admin);
+    let first = admin.import_records(&from_a[..], &key).expect("imports");
+    assert!(first.signed);
+    let pinned = first.source_key.clone().expect("a key");
+    assert!(pinned.starts_with("SHA256:"));
+
+    // Clinic B's file, every meta.source edited to say clinic A, B's signature kept: the
+    // signature covers the source, so it no longer matches.
+    let relabel = |v: &mut Value, to: &str| {
+        let text = v.to_string();
+        let from = v["meta"]["source"].as_str().expect("source").to_owned();
+        *v = serde_json::from_str(&text.replace(&from, to)).expect("json");
+    };
+    let from_b = export_of(&clinic_b, vec![1]);
+    let mut plain_b: Value =
+        serde_json::from_slice(&decrypt_with(&from_b, &identity)).expect("json");
+    let signature_b = plain_b["signature"].clone();
+    relabel(&mut plain_b, &source_a);
+    plain_b["signature"] = signature_b;
+    let err = admin
+        .import_records(&encrypt(plain_b.to_string().as_bytes())[..], &key)
+        .expect_err("refused");
+    assert_eq!(err.code(), "integrity", "{err}");
+    // Without a signature at all, or signed afresh by B's key: refused for what it is.
+    let mut unsigned = plain_b.clone();
+    unsigned
+        .as_object_mut()
+        .expect("object")
+        .remove("signature");
+    let err = admin
+        .import_records(&encrypt(unsigned.to_string().as_bytes())[..], &key)
+        .expect_err("refused");
+    assert!(err.to_string().contains("not signed"), "{err}");
+    let doctor_b = clinic_b.as_role(Role::Physician);
+    let signer_b = doctor_b.device.signing_key().clone();
+    doctor_b.lock().expect("locks");
+    let mut resigned = unsigned.clone();
+    let mut digest = super::signing::ExportDigest::default();
+    for e in resigned["entry"].as_array().expect("entries") {
+        digest.add(&e["resource"]);
+    }
+    resigned["signature"] = super::signing::signature_element(
+        &signer_b,
+        &digest.message(&source_a),
+        "2026-03-03T10:00:00Z",
+    );
+    let err = admin
+        .import_records(&encrypt(resigned.to_string().as_bytes())[..], &key)
+        .expect_err("refused");
+    assert!(err.to_string().contains("different key"), "{err}");
+    // A changed value inside a signed file of A's.
+    let mut altered = plain_a.clone();
+    altered["entry"][0]["resource"]["birthDate"] = "1990-01-01".into();
+    let err = admin
+        .import_records(&encrypt(altered.to_string().as_bytes())[..], &key)
+        .expect_err("refused");
+    assert_eq!(err.code(), "integrity", "{err}");
+    // A's own next file, a Bulk archive, imports: the same key.
+    admin.lock().expect("locks");
+    let bulk = export_of(&clinic_a, vec![1, 2]);
+    let mut admin = target.as_role(Role::Admin);
+    let next = admin.import_records(&bulk[..], &key).expect("imports");
+    assert_eq!(next.source_key.as_deref(), Some(pinned.as_str()));
+    // An unsigned file from a source never seen before still imports, and says so.
+    let from_new = export_of(&Clinic::new(), vec![1]);
+    let mut plain_new: Value =
+        serde_json::from_slice(&decrypt_with(&from_new, &identity)).expect("json");
+    plain_new
+        .as_object_mut()
+        .expect("object")
+        .remove("signature");
+    let report = admin
+        .import_records(&encrypt(plain_new.to_string().as_bytes())[..], &key)
+        .expect("imports");
+    assert!(!report.signed && report.source_key.is_none());
 }
