@@ -222,6 +222,16 @@ impl Clinic {
         self.unlock(name, password).expect("unlocks")
     }
 
+    /// How many alerts of `rule` there are, acknowledged or not (as the auditor sees them).
+    pub(crate) fn alert_count(&self, rule: &str) -> usize {
+        self.as_role(Role::Auditor)
+            .alerts(true)
+            .expect("the auditor lists alerts")
+            .iter()
+            .filter(|a| a.rule == rule)
+            .count()
+    }
+
     pub(crate) fn entries(&self, filter: AuditFilter) -> Vec<Record> {
         self.as_role(Role::Auditor)
             .audit_entries(&filter)
@@ -910,15 +920,7 @@ fn each_alert_rule_fires_at_its_threshold_and_not_below() {
             )
             .expect("registers");
     }
-    let count_rule = |rule: &str| -> usize {
-        clinic
-            .as_role(Role::Auditor)
-            .alerts(true)
-            .expect("lists")
-            .iter()
-            .filter(|a| a.rule == rule)
-            .count()
-    };
+    let count_rule = |rule: &str| clinic.alert_count(rule);
     // Distinct charts: 29 in the window is quiet, the 30th raises one alert.
     for id in 3..32 {
         doctor.open_chart(id).expect("opens");

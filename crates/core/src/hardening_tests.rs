@@ -33,16 +33,6 @@ fn with_second_physician(clinic: &Clinic) -> Session {
     clinic.unlock("dr.osei", "osei-password").expect("unlocks")
 }
 
-fn count_rule(clinic: &Clinic, rule: &str) -> usize {
-    clinic
-        .as_role(Role::Auditor)
-        .alerts(true)
-        .expect("lists")
-        .iter()
-        .filter(|a| a.rule == rule)
-        .count()
-}
-
 #[test]
 fn only_someone_who_may_open_a_restricted_chart_changes_its_care_team_and_nobody_adds_themselves() {
     let clinic = Clinic::new();
@@ -72,7 +62,7 @@ fn only_someone_who_may_open_a_restricted_chart_changes_its_care_team_and_nobody
         ..AuditFilter::default()
     });
     assert_eq!(refused.len(), 5, "every refusal is on record");
-    assert_eq!(count_rule(&clinic, alert_rule::CARE_TEAM_CHANGE), 0);
+    assert_eq!(clinic.alert_count(alert_rule::CARE_TEAM_CHANGE), 0);
 
     // Through the glass (reason, time box, alert) the care team may be changed, and every
     // change to a restricted chart's team raises an alert of its own.
@@ -88,8 +78,8 @@ fn only_someone_who_may_open_a_restricted_chart_changes_its_care_team_and_nobody
     // An open chart's team changes without an alert.
     doctor.add_to_care_team(1, "nurse.lee").expect("adds");
     doctor.lock().expect("locks");
-    assert_eq!(count_rule(&clinic, alert_rule::CARE_TEAM_CHANGE), 2);
-    assert_eq!(count_rule(&clinic, alert_rule::BREAK_GLASS), 1);
+    assert_eq!(clinic.alert_count(alert_rule::CARE_TEAM_CHANGE), 2);
+    assert_eq!(clinic.alert_count(alert_rule::BREAK_GLASS), 1);
 }
 
 #[test]
@@ -173,7 +163,7 @@ fn nobody_acknowledges_an_alert_about_themselves_and_changing_an_alert_setting_r
         .set_setting("idle_timeout_minutes", "15")
         .expect("sets");
     admin.lock().expect("locks");
-    assert_eq!(count_rule(&clinic, alert_rule::ALERT_SETTING_CHANGED), 2);
+    assert_eq!(clinic.alert_count(alert_rule::ALERT_SETTING_CHANGED), 2);
 
     clinic.clock.advance(chrono::Duration::hours(11));
     let mut admin = clinic.as_role(Role::Admin);

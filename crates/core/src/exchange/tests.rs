@@ -1026,15 +1026,7 @@ fn an_administrators_export_carries_demographics_only_and_says_so() {
 #[test]
 fn bulk_reads_count_toward_the_burst_rule_and_a_multi_patient_export_raises_its_own_alert() {
     let clinic = Clinic::new();
-    let count = |rule: &str| {
-        clinic
-            .as_role(Role::Auditor)
-            .alerts(true)
-            .expect("lists")
-            .iter()
-            .filter(|a| a.rule == rule)
-            .count()
-    };
+    let count = |rule: &str| clinic.alert_count(rule);
     let mut admin = clinic.as_role(Role::Admin);
     admin
         .set_setting("alert_chart_burst_count", "3")
