@@ -77,18 +77,20 @@ pub fn demo_dir() -> Result<PathBuf, String> {
 fn same_place(a: &std::path::Path, b: &std::path::Path) -> bool {
     let resolve = |p: &std::path::Path| {
         let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-        // `..` taken lexically first (a folder that does not exist yet cannot be resolved).
-        let mut lexical = std::path::PathBuf::new();
+        // `..` steps up from where the path so far really leads (through any symbolic
+        // link in it), as the file system would; lexically only where nothing exists yet.
+        let mut walked = std::path::PathBuf::new();
         for part in absolute.components() {
             match part {
                 std::path::Component::ParentDir => {
-                    lexical.pop();
+                    walked = walked.canonicalize().unwrap_or(walked);
+                    walked.pop();
                 }
                 std::path::Component::CurDir => {}
-                other => lexical.push(other),
+                other => walked.push(other),
             }
         }
-        let absolute = lexical;
+        let absolute = walked;
         // The nearest existing ancestor is resolved; the rest is kept as written.
         let mut existing = absolute.clone();
         let mut rest = Vec::new();
@@ -164,6 +166,16 @@ mod tests {
         assert!(same_place(&real, &link));
         // A folder that does not exist yet, below a link to the same place.
         assert!(same_place(&real.join("sub"), &link.join("sub")));
+        // `..` after a link steps up from where the link leads.
+        let deep = tmp.path().join("a").join("b");
+        std::fs::create_dir_all(&deep).expect("mkdir");
+        let up = tmp.path().join("up");
+        std::os::unix::fs::symlink(&deep, &up).expect("symlink");
+        std::fs::create_dir(tmp.path().join("a").join("vault")).expect("mkdir");
+        assert!(same_place(
+            &tmp.path().join("a").join("vault"),
+            &up.join("..").join("vault")
+        ));
         assert!(!same_place(&real, &tmp.path().join("demo-vault")));
     }
 

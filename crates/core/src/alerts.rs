@@ -28,6 +28,8 @@ pub mod rule {
     pub const SAME_FAMILY_NAME: &str = "same_family_name";
     /// Someone was put on, or taken off, the care team of a restricted chart.
     pub const CARE_TEAM_CHANGE: &str = "care_team_change";
+    /// A chart was restricted, or its restriction lifted.
+    pub const RESTRICTION_CHANGE: &str = "restriction_change";
     /// A setting that decides which alerts are raised (a threshold, clinic hours, the
     /// break-the-glass time box) was changed.
     pub const ALERT_SETTING_CHANGED: &str = "alert_setting_changed";
@@ -146,6 +148,25 @@ pub(crate) fn evaluate(
                 )?;
             }
         }
+        ("patient.update", Outcome::Success)
+            if e.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("changed") && d.contains("restricted")) =>
+        {
+            let summary = format!(
+                "{user} changed whether patient {} is restricted to their care team",
+                e.patient_id.as_deref().unwrap_or("?")
+            );
+            raise(
+                conn,
+                rule::RESTRICTION_CHANGE,
+                e.time,
+                Some(user),
+                e.patient_id.as_deref(),
+                &summary,
+                e.seq,
+            )?;
+        }
         ("settings.update", Outcome::Success)
             if e.object_id
                 .as_deref()
@@ -252,8 +273,13 @@ pub(crate) fn evaluate(
         }
         _ => {}
     }
+    // A change shows the chart it changes (an update answers with the whole record), so it
+    // counts as a look at that patient too.
     if e.outcome == Outcome::Success
-        && e.action == chartroom_audit::Action::Read
+        && matches!(
+            e.action,
+            chartroom_audit::Action::Read | chartroom_audit::Action::Update
+        )
         && e.patient_id.is_some()
     {
         chart_burst(conn, settings, rec)?;
@@ -285,8 +311,9 @@ pub(crate) fn evaluate(
 }
 
 /// One user reading many different patients' data within the window: every
-/// patient-scoped read counts (a chart, a note or vitals list, a history, each patient of
-/// an export), so looping over list verbs goes past the rule no more than opening charts.
+/// patient-scoped read or change counts (a chart, a note or vitals list, a history, each
+/// patient of an export, an update, which answers with the record), so looping over list
+/// or update verbs goes past the rule no more than opening charts.
 fn chart_burst(conn: &Connection, settings: &Settings, rec: &Record) -> Result<(), CoreError> {
     let e = &rec.entry;
     let user = e.actor.as_str();
@@ -297,7 +324,7 @@ fn chart_burst(conn: &Connection, settings: &Settings, rec: &Record) -> Result<(
         .prepare_cached(
             "SELECT count(*) FROM (SELECT DISTINCT patient_id FROM audit_log
               WHERE actor = ?1 AND time >= ?2 AND patient_id IS NOT NULL
-                AND action = 'R' AND outcome = 'success'
+                AND action IN ('R', 'U') AND outcome = 'success'
               LIMIT ?3)",
         )?
         .query_row(

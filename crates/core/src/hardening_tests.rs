@@ -70,6 +70,13 @@ fn only_someone_who_may_open_a_restricted_chart_changes_its_care_team_and_nobody
     osei.break_glass(2, "Covering for Dr Okafor on leave")
         .expect("breaks the glass");
     osei.add_to_care_team(2, "nurse.lee").expect("adds");
+    // The grant does not reach the restriction: lifting it and setting it again would put
+    // the person on the care team for good.
+    let lift = crate::PatientChanges {
+        restricted: Some(false),
+        ..Default::default()
+    };
+    not_yours(osei.update_patient(2, &lift));
     osei.lock().expect("locks");
     let mut doctor = clinic.as_role(Role::Physician);
     doctor
@@ -80,6 +87,12 @@ fn only_someone_who_may_open_a_restricted_chart_changes_its_care_team_and_nobody
     doctor.lock().expect("locks");
     assert_eq!(clinic.alert_count(alert_rule::CARE_TEAM_CHANGE), 2);
     assert_eq!(clinic.alert_count(alert_rule::BREAK_GLASS), 1);
+    // A member may lift the restriction; that raises an alert of its own.
+    assert_eq!(clinic.alert_count(alert_rule::RESTRICTION_CHANGE), 0);
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor.update_patient(2, &lift).expect("a member lifts it");
+    doctor.lock().expect("locks");
+    assert_eq!(clinic.alert_count(alert_rule::RESTRICTION_CHANGE), 1);
 }
 
 #[test]
@@ -277,4 +290,35 @@ fn a_backup_carries_the_slot_file_as_it_is_now_not_as_the_session_loaded_it() {
         .lock()
         .expect("locks");
     assert!(Session::unlock(config, "nurse.lee", &pw("nurse-password")).is_err());
+}
+
+#[test]
+fn updates_count_toward_the_burst_rule_as_reads_do() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .set_setting("alert_chart_burst_count", "3")
+        .expect("sets");
+    admin.lock().expect("locks");
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date");
+    let third = desk
+        .register_patient(
+            &crate::NewPatient::new("Adeyemi", "Tolu", "1990-01-01", "female", false, today)
+                .expect("valid"),
+        )
+        .expect("registers");
+    let fourth = desk
+        .register_patient(
+            &crate::NewPatient::new("Osei", "Kofi", "1985-05-05", "male", false, today)
+                .expect("valid"),
+        )
+        .expect("registers");
+    // An update that changes nothing still answers with the whole record.
+    for id in [1, third.id.get(), fourth.id.get()] {
+        desk.update_patient(id, &crate::PatientChanges::default())
+            .expect("updates");
+    }
+    desk.lock().expect("locks");
+    assert_eq!(clinic.alert_count(alert_rule::CHART_BURST), 1);
 }

@@ -840,6 +840,26 @@ fn restricted_patients_are_shown_to_outsiders_only_as_restricted() {
             "{query} must not find a restricted chart the nurse may not open"
         );
     }
+    // A decoy whose name is the date typed: it is found whether or not a restricted patient
+    // was born that day (the date match of a chart one may not open decides nothing).
+    drop(nurse);
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    for (family, given) in [("Nov", "02 1979"), ("Nov", "03 1979")] {
+        desk.register_patient(
+            &NewPatient::new(family, given, "1990-01-01", "female", false, today()).expect("valid"),
+        )
+        .expect("registers");
+    }
+    let born_that_day = desk.search_patients("02 Nov 1979").expect("searches");
+    let born_another = desk.search_patients("03 Nov 1979").expect("searches");
+    assert_eq!(
+        (born_that_day.len(), born_another.len()),
+        (1, 1),
+        "{born_that_day:?} {born_another:?}"
+    );
+    assert!(born_that_day.iter().all(|h| !h.restricted));
+    drop(desk);
+    let mut nurse = clinic.as_role(Role::Nurse);
     let found = nurse.search_patients(&mrn).expect("searches");
     assert_eq!(found.len(), 1, "the exact MRN finds it");
     let hit = found[0].clone();

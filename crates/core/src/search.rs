@@ -176,6 +176,24 @@ pub(crate) fn search(
             note(&mut found, id?, 0, "birth_date");
         }
     }
+    // A restricted chart the searcher may not open counts only as an exact MRN match: left
+    // out here, before it can decide whether the names are searched too (which would show
+    // that such a patient was born on the date typed).
+    let mut hidden = Vec::new();
+    for (&id, &(rank, what, _)) in &found {
+        if what == "mrn" && rank == 0 {
+            continue;
+        }
+        let restricted: bool = conn
+            .prepare_cached("SELECT restricted FROM patients WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?;
+        if restricted && !may_open(id)? {
+            hidden.push(id);
+        }
+    }
+    for id in hidden {
+        found.remove(&id);
+    }
     let tokens = name_words(q);
     if found.is_empty() && !tokens.is_empty() && !numeric {
         for (id, rank, order) in name_matches(conn, dictionary, &tokens)? {

@@ -709,10 +709,13 @@ fn append_failed_unlock(
     };
     let op = Op::execute("session.unlock")
         .outcome(Outcome::Failed)
-        .detail(if failure.while_paused {
-            "refused: sign-in paused after repeated failures"
-        } else {
-            "wrong password or recovery key"
+        .detail(match (failure.while_paused, failure.repeats) {
+            (true, 0) => "refused: sign-in paused after repeated failures".to_owned(),
+            (true, n) => format!(
+                "refused: sign-in paused after repeated failures ({} attempts while paused)",
+                u64::from(n) + 1
+            ),
+            (false, _) => "wrong password or recovery key".to_owned(),
         });
     let rec = audit::append(conn, device, &who, failure.at, &op)?;
     alerts::evaluate(conn, settings, &rec)

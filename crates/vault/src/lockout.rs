@@ -56,6 +56,10 @@ pub struct FailedUnlock {
     /// True when refused because sign-in was paused, rather than for a wrong secret.
     #[serde(default)]
     pub while_paused: bool,
+    /// Further refusals of the same account while paused, right after this one: a flood of
+    /// attempts against a paused account is one entry, not a thousand.
+    #[serde(default)]
+    pub repeats: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -222,13 +226,30 @@ impl Lockout {
 }
 
 fn push_unaudited(state: &mut State, account: &str, at: DateTime<Utc>, while_paused: bool) {
+    if while_paused {
+        if let Some(last) = state
+            .unaudited
+            .last_mut()
+            .filter(|l| l.while_paused && l.account == account)
+        {
+            last.repeats = last.repeats.saturating_add(1);
+            return;
+        }
+    }
     if state.unaudited.len() >= MAX_UNAUDITED {
-        state.unaudited.remove(0);
+        // Full: an attempt with a name that has no slot goes first, so a flood of made-up
+        // names cannot push a real account's failures out before the trail records them.
+        let oldest_unknown = state
+            .unaudited
+            .iter()
+            .position(|f| f.account.starts_with("unknown:"));
+        state.unaudited.remove(oldest_unknown.unwrap_or(0));
     }
     state.unaudited.push(FailedUnlock {
         account: account.to_owned(),
         at,
         while_paused,
+        repeats: 0,
     });
 }
 
@@ -335,6 +356,44 @@ mod tests {
             lockout.check("user:a", now),
             Err(VaultError::LockedOut { .. })
         ));
+    }
+
+    #[test]
+    fn a_flood_of_made_up_names_does_not_push_a_real_accounts_failures_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Utc::now();
+        let lockout = Lockout::new(dir.path(), &dir.path().join("state"), "abc");
+        for _ in 0..6 {
+            lockout.record_failure("user:drkim", now).expect("records");
+        }
+        for i in 0..(MAX_UNAUDITED + 10) {
+            lockout
+                .record_failure_as(UNKNOWN_ACCOUNT, &format!("unknown:{i:012x}"), now)
+                .expect("records");
+            lockout
+                .record_refused(UNKNOWN_ACCOUNT, now)
+                .expect("records");
+        }
+        let kept = lockout.unaudited();
+        assert!(kept.len() <= MAX_UNAUDITED);
+        assert_eq!(
+            kept.iter().filter(|f| f.account == "user:drkim").count(),
+            6,
+            "the real account's failures all wait for the trail"
+        );
+    }
+
+    #[test]
+    fn refusals_while_paused_are_one_entry_with_a_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Utc::now();
+        let lockout = Lockout::new(dir.path(), &dir.path().join("state"), "abc");
+        for _ in 0..500 {
+            lockout.record_refused("user:a", now).expect("records");
+        }
+        let kept = lockout.unaudited();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].repeats, 499);
     }
 
     #[test]

@@ -969,6 +969,14 @@ impl Session {
                 let demographics = form.validate(ctx.now.date_naive())?;
                 let restricted = changes.restricted.unwrap_or(current.restricted);
                 if restricted != current.restricted {
+                    // Breaking the glass opens a chart for a while; it never changes who may
+                    // open it (lifting the restriction and setting it again would otherwise
+                    // put the person on the care team for good).
+                    if matches!(ctx.access, Some(crate::access::ChartAccess::BreakGlass { .. })) {
+                        return Err(CoreError::Forbidden(Denial::NotYours(
+                            "Breaking the glass opens this chart for a while; it does not let you change its restriction. Ask its care team.",
+                        )));
+                    }
                     changed.push("restricted");
                 }
                 let stamp = ctx.stamp();

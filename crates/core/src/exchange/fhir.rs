@@ -50,6 +50,20 @@ pub(crate) fn source_uri(vault_id: &str) -> String {
     format!("urn:chartroom:vault:{vault_id}")
 }
 
+/// Whether `source` is exactly a vault's URN: the prefix and 32 lower-case hex digits, as
+/// `source_uri` writes it. Nothing else may name a source (a case change, a space or an
+/// invisible character would otherwise make one vault look like a new one).
+pub(crate) fn is_source_uri(source: &str) -> bool {
+    source
+        .strip_prefix("urn:chartroom:vault:")
+        .is_some_and(|id| {
+            id.len() == 32
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
 fn coding(system: &str, code: &str, display: &str) -> Value {
     json!({"system": system, "code": code, "display": display})
 }

@@ -114,7 +114,7 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
         }
         let from = r
             .opt_str("meta.source")?
-            .filter(|s| s.starts_with("urn:chartroom:vault:"))
+            .filter(|s| fhir::is_source_uri(s))
             .ok_or_else(|| {
                 r.err("it was not exported by Chartroom (meta.source names no Chartroom vault)")
             })?;

@@ -1205,6 +1205,31 @@ fn exports_are_signed_and_a_file_dressed_up_as_another_clinics_is_refused() {
         .import_records(&encrypt(resigned.to_string().as_bytes())[..], &key)
         .expect_err("refused");
     assert!(err.to_string().contains("different key"), "{err}");
+    // The same source spelled another way (upper-case hex, a trailing space, an invisible
+    // character), signed afresh: not a source name at all, so it cannot pose as a new one.
+    for variant in [
+        source_a
+            .to_uppercase()
+            .replace("URN:CHARTROOM:VAULT:", "urn:chartroom:vault:"),
+        format!("{source_a} "),
+        format!("{source_a}\u{200b}"),
+    ] {
+        let mut dressed = unsigned.clone();
+        relabel(&mut dressed, &variant);
+        let mut digest = super::signing::ExportDigest::default();
+        for e in dressed["entry"].as_array().expect("entries") {
+            digest.add(&e["resource"]);
+        }
+        dressed["signature"] = super::signing::signature_element(
+            &signer_b,
+            &digest.message(&variant),
+            "2026-03-03T10:00:00Z",
+        );
+        let err = admin
+            .import_records(&encrypt(dressed.to_string().as_bytes())[..], &key)
+            .expect_err("refused");
+        assert_eq!(err.code(), "invalid_file", "{variant:?}: {err}");
+    }
     // A changed value inside a signed file of A's.
     let mut altered = plain_a.clone();
     altered["entry"][0]["resource"]["birthDate"] = "1990-01-01".into();
