@@ -81,6 +81,17 @@ pub(crate) fn raise(
     Ok(())
 }
 
+/// Raises `rule` about the actor of entry `e` (the entry that raised it).
+fn raise_about(
+    conn: &Connection,
+    rule: &str,
+    e: &chartroom_audit::Entry,
+    patient: Option<&str>,
+    summary: &str,
+) -> Result<(), CoreError> {
+    raise(conn, rule, e.time, Some(&e.actor), patient, summary, e.seq)
+}
+
 /// Whether `rule` already fired for `user` (and `patient`, when given) since `since`.
 fn fired_since(
     conn: &Connection,
@@ -116,14 +127,12 @@ pub(crate) fn evaluate(
                 e.patient_id.as_deref().unwrap_or("?"),
                 e.reason.as_deref().unwrap_or("")
             );
-            raise(
+            raise_about(
                 conn,
                 rule::BREAK_GLASS,
-                e.time,
-                Some(user),
+                e,
                 e.patient_id.as_deref(),
                 &summary,
-                e.seq,
             )?;
         }
         ("care_team.add" | "care_team.remove", Outcome::Success) => {
@@ -137,14 +146,12 @@ pub(crate) fn evaluate(
                     e.patient_id.as_deref().unwrap_or("?"),
                     e.detail.as_deref().unwrap_or("")
                 );
-                raise(
+                raise_about(
                     conn,
                     rule::CARE_TEAM_CHANGE,
-                    e.time,
-                    Some(user),
+                    e,
                     e.patient_id.as_deref(),
                     &summary,
-                    e.seq,
                 )?;
             }
         }
@@ -157,14 +164,12 @@ pub(crate) fn evaluate(
                 "{user} changed whether patient {} is restricted to their care team",
                 e.patient_id.as_deref().unwrap_or("?")
             );
-            raise(
+            raise_about(
                 conn,
                 rule::RESTRICTION_CHANGE,
-                e.time,
-                Some(user),
+                e,
                 e.patient_id.as_deref(),
                 &summary,
-                e.seq,
             )?;
         }
         ("settings.update", Outcome::Success)
@@ -176,15 +181,7 @@ pub(crate) fn evaluate(
                 "{user} changed an alert setting: {}",
                 e.detail.as_deref().unwrap_or("")
             );
-            raise(
-                conn,
-                rule::ALERT_SETTING_CHANGED,
-                e.time,
-                Some(user),
-                None,
-                &summary,
-                e.seq,
-            )?;
+            raise_about(conn, rule::ALERT_SETTING_CHANGED, e, None, &summary)?;
         }
         ("session.unlock", Outcome::Failed) => {
             // Failures for this account since its last successful unlock.
@@ -202,15 +199,7 @@ pub(crate) fn evaluate(
                 .query_row(params![user, last_success], |r| r.get(0))?;
             if failures == i64::from(settings.alert_failed_unlocks) {
                 let summary = format!("{failures} failed sign-in attempts in a row for {user}");
-                raise(
-                    conn,
-                    rule::FAILED_UNLOCKS,
-                    e.time,
-                    Some(user),
-                    None,
-                    &summary,
-                    e.seq,
-                )?;
+                raise_about(conn, rule::FAILED_UNLOCKS, e, None, &summary)?;
             }
         }
         ("records.export", Outcome::Success) => {
@@ -224,15 +213,7 @@ pub(crate) fn evaluate(
                     "{user} exported the records of {patients} patients at once (disclosure {})",
                     e.object_id.as_deref().unwrap_or("?")
                 );
-                raise(
-                    conn,
-                    rule::BULK_EXPORT,
-                    e.time,
-                    Some(user),
-                    None,
-                    &summary,
-                    e.seq,
-                )?;
+                raise_about(conn, rule::BULK_EXPORT, e, None, &summary)?;
             }
         }
         ("chart.read", Outcome::Success) => {
@@ -258,15 +239,7 @@ pub(crate) fn evaluate(
                         let summary = format!(
                             "{user} opened the chart of patient {patient}, who shares their family name"
                         );
-                        raise(
-                            conn,
-                            rule::SAME_FAMILY_NAME,
-                            e.time,
-                            Some(user),
-                            Some(patient),
-                            &summary,
-                            e.seq,
-                        )?;
+                        raise_about(conn, rule::SAME_FAMILY_NAME, e, Some(patient), &summary)?;
                     }
                 }
             }
@@ -297,14 +270,12 @@ pub(crate) fn evaluate(
         )?
     {
         let summary = format!("{user} opened patient data outside clinic hours");
-        raise(
+        raise_about(
             conn,
             rule::OUTSIDE_HOURS,
-            e.time,
-            Some(user),
+            e,
             e.patient_id.as_deref(),
             &summary,
-            e.seq,
         )?;
     }
     Ok(())
@@ -342,15 +313,7 @@ fn chart_burst(conn: &Connection, settings: &Settings, rec: &Record) -> Result<(
             "{user} read the data of {distinct} different patients within {} minutes",
             settings.alert_chart_burst_minutes
         );
-        raise(
-            conn,
-            rule::CHART_BURST,
-            e.time,
-            Some(user),
-            None,
-            &summary,
-            e.seq,
-        )?;
+        raise_about(conn, rule::CHART_BURST, e, None, &summary)?;
     }
     Ok(())
 }
