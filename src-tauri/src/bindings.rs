@@ -37,6 +37,7 @@ fn generate() -> String {
         c::SearchHit,
         c::Sex,
         c::Chart,
+        c::ImportOrigin,
         c::ChartAccess,
         c::Patient,
         c::Demographics,

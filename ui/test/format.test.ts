@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ageOn, axisDate, displayName, formatDate, formatDateTime, timeLeft, withUnit } from "../src/lib/format";
+import { ageOn, axisDate, displayName, formatDate, formatDateTime, originWords, sourceLabel, timeLeft, withUnit } from "../src/lib/format";
 
 describe("dates", () => {
   it("writes calendar dates unambiguously, without a zone shift", () => {
@@ -49,5 +49,27 @@ describe("plot axis", () => {
     const t = new Date(2024, 2, 2, 14, 5).getTime() / 1000;
     expect(axisDate(t, 400 * 86_400)).toBe("02 Mar 2024");
     expect(axisDate(t, 3600)).toBe("02 Mar 14:05");
+  });
+});
+
+describe("imported items", () => {
+  const origins = [
+    { item: "problem", id: 7, source: "urn:chartroom:vault:3f9a00000000000000000000000c21d", signed_by: "SHA256:ab12", imported_at: "2026-12-01T10:00:00.000000Z" },
+    { item: "note", id: 7, source: "urn:chartroom:vault:0123456789abcdef0123456789abcdef", signed_by: null, imported_at: "2026-11-30T10:00:00.000000Z" },
+  ];
+
+  it("says where an item came from and which key signed it", () => {
+    expect(originWords(origins, "problem", 7)).toBe("Imported 01 Dec 2026 from vault 3f9a…c21d, signed there by key SHA256:ab12");
+    expect(originWords(origins, "note", 7)).toContain("not signed");
+  });
+
+  it("says nothing of an item made here, even with the same id in another section", () => {
+    expect(originWords(origins, "medication", 7)).toBeNull();
+    expect(originWords(origins, "problem", 8)).toBeNull();
+    expect(originWords(undefined, "problem", 7)).toBeNull();
+  });
+
+  it("shortens a vault's id", () => {
+    expect(sourceLabel("urn:chartroom:vault:0123456789abcdef0123456789abcdef")).toBe("vault 0123…cdef");
   });
 });

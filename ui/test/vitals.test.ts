@@ -32,6 +32,7 @@ describe("vitals table", () => {
     expect(rows[1].values.diastolic).toEqual({ value: 80, flag: "N" });
     expect(rows[0].values.systolic).toEqual({ value: 150, flag: "H" });
     expect(rows[0].values.diastolic).toBeUndefined();
+    expect(rows[1].ids).toHaveLength(2);
   });
 
   it("lists only the vitals that were measured, in a fixed order", () => {

@@ -38,6 +38,90 @@ pub struct PushBatch {
     /// is shorter than one it was shown before, or that differs where it overlaps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security_log: Option<SecurityLogHead>,
+    /// Sent once by a vault restored from a backup: its chain goes on from the backup's
+    /// head, superseding what the collector holds after it (kept, not deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch_start: Option<EpochStart>,
+}
+
+/// A restored vault's signed statement that its trail goes on from an earlier point of its
+/// own chain (the backup's head) rather than from the collector's head. The collector
+/// accepts it only when `base` is an entry it holds from this device and `follows` is its
+/// current head; what it holds after `base` becomes the closed epoch `epoch - 1`, kept and
+/// still queried and verified, and an alert says "restored from backup".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochStart {
+    /// The new epoch's number: one more than the collector's current one for the device.
+    pub epoch: u64,
+    /// The backup's head: the batch's first record follows it.
+    pub base_seq: u64,
+    pub base_hash: Hash,
+    /// The collector's head this epoch supersedes, as the collector reported it.
+    pub follows_seq: u64,
+    pub follows_hash: Hash,
+    /// When the device signed this statement (RFC 3339).
+    pub time: String,
+    /// The device's Ed25519 signature over [`EpochStart::message`], 128 hex digits.
+    pub signature: String,
+}
+
+impl EpochStart {
+    /// What the device signs: every field but the signature, and the device id.
+    pub fn message(&self, device_id: &str) -> Vec<u8> {
+        let mut m = b"chartroom epoch start v1\0".to_vec();
+        for part in [
+            device_id.to_owned(),
+            self.epoch.to_string(),
+            self.base_seq.to_string(),
+            self.base_hash.to_hex(),
+            self.follows_seq.to_string(),
+            self.follows_hash.to_hex(),
+            self.time.clone(),
+        ] {
+            m.extend_from_slice(part.as_bytes());
+            m.push(0);
+        }
+        m
+    }
+
+    /// Signs a statement with the device's key.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sign(
+        key: &ed25519_dalek::SigningKey,
+        device_id: &str,
+        epoch: u64,
+        base: (u64, Hash),
+        follows: (u64, Hash),
+        time: chrono::DateTime<chrono::Utc>,
+    ) -> EpochStart {
+        use ed25519_dalek::Signer;
+        let mut start = EpochStart {
+            epoch,
+            base_seq: base.0,
+            base_hash: base.1,
+            follows_seq: follows.0,
+            follows_hash: follows.1,
+            time: crate::format_time(time),
+            signature: String::new(),
+        };
+        start.signature = hex::encode(key.sign(&start.message(device_id)).to_bytes());
+        start
+    }
+
+    /// Whether the device's key signed this statement.
+    pub fn is_signed_by(&self, key: &VerifyingKey, device_id: &str) -> bool {
+        let Some(sig) = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return false;
+        };
+        key.verify_strict(
+            &self.message(device_id),
+            &ed25519_dalek::Signature::from_bytes(&sig),
+        )
+        .is_ok()
+    }
 }
 
 /// A security log's length and last hash, and its hash at the length the collector holds.
@@ -62,6 +146,10 @@ pub struct Head {
     /// The length of the device's security log the collector holds; 0 for none.
     #[serde(default)]
     pub security_entries: u64,
+    /// How many times the device's trail was restored from a backup (0 for never): the
+    /// epoch its head belongs to.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// The collector's answer to a push.
@@ -99,6 +187,8 @@ pub enum BatchError {
     Fork { seq: u64 },
     #[error("the security log was cut back or rewritten: the collector holds {held} entries, and the device's log {offered}")]
     SecurityLog { held: u64, offered: String },
+    #[error("the restore statement is refused: {0}")]
+    EpochStart(&'static str),
 }
 
 /// The longest text an entry's fields may hold, in bytes: the collector refuses a record
@@ -257,6 +347,13 @@ pub fn validate_push(batch: &PushBatch) -> Result<(), ShapeError> {
             ));
         }
     }
+    if let Some(start) = &batch.epoch_start {
+        if start.time.len() > 64 || !is_hex(&start.signature, 128) {
+            return Err(ShapeError(
+                "epoch_start needs a time and a signature in 128 hex digits",
+            ));
+        }
+    }
     if let Some(head) = &batch.security_log {
         let at_known_ok = head.at_known.as_ref().is_none_or(|(_, h)| is_hex(h, 64));
         if !is_hex(&head.hash, 64) || !at_known_ok {
@@ -314,6 +411,23 @@ pub fn check_batch(batch: &PushBatch, key: &VerifyingKey) -> Result<(), BatchErr
     }
     if first.entry.seq == 1 && first.prev_hash != GENESIS {
         return Err(BatchError::BrokenChain(1));
+    }
+    if let Some(start) = &batch.epoch_start {
+        if !start.is_signed_by(key, &batch.device_id) || crate::parse_time(&start.time).is_none() {
+            return Err(BatchError::EpochStart(
+                "it is not signed by this device's key",
+            ));
+        }
+        if start.epoch == 0 || start.base_seq >= start.follows_seq {
+            return Err(BatchError::EpochStart(
+                "it must follow a head past the backup's",
+            ));
+        }
+        if first.entry.seq != start.base_seq + 1 || first.prev_hash != start.base_hash {
+            return Err(BatchError::EpochStart(
+                "the batch does not start right after the backup's head",
+            ));
+        }
     }
     Ok(())
 }
@@ -448,6 +562,7 @@ mod tests {
         let last = records.last().expect("records");
         PushBatch {
             security_log: None,
+            epoch_start: None,
             device_id: DEVICE.into(),
             records: records.to_vec(),
             checkpoints: vec![Checkpoint::sign(

@@ -83,6 +83,22 @@ impl<'k> Verifier<'k> {
         }
     }
 
+    /// Starts after entry `seq` whose hash is `hash`, proven elsewhere: a segment of a chain
+    /// (a restored device's closed epoch, which goes on from an entry held before it).
+    pub fn resume(
+        device_id: &str,
+        key: &'k VerifyingKey,
+        checkpoints: Vec<Checkpoint>,
+        seq: u64,
+        hash: Hash,
+    ) -> Self {
+        let mut v = Self::new(device_id, key, checkpoints);
+        v.expected_seq = seq + 1;
+        v.prev_hash = hash;
+        v.checkpoints.retain(|c| c.seq > seq);
+        v
+    }
+
     fn fail(&mut self, seq: u64, reason: String) -> bool {
         self.failure = Some(Failure { seq, reason });
         false

@@ -42,6 +42,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
                 hash: "ab".repeat(32),
                 at_known: Some((1, "cd".repeat(32))),
             }),
+            epoch_start: None,
         };
         serde_json::to_vec_pretty(&b).expect("json")
     };

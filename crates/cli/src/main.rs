@@ -172,6 +172,16 @@ enum VaultCommand {
         #[command(flatten)]
         recovery: RecoveryArg,
     },
+    /// Put a backup back in place of the vault (which is kept beside it, renamed). Sign in
+    /// with the passwords or recovery key valid when the backup was taken. Sync then goes on
+    /// from the backup as a new, signed chain epoch.
+    Restore {
+        /// The backup's folder (as `vault backup --out` wrote it); it is left as it is.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        #[command(flatten)]
+        recovery: RecoveryArg,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -497,6 +507,52 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
                        previously exported keys no longer do."
                     .into(),
             })
+        }
+        Command::Vault(VaultCommand::Restore { from, recovery }) => {
+            // The backup's credentials, asked before anything is copied; the vault itself
+            // may be gone.
+            let report = if let Some(given) = &recovery.recovery_key {
+                let source = if given.is_empty() {
+                    SecretSource::Interactive
+                } else {
+                    SecretSource::Given(given.clone())
+                };
+                let text = inputs.recovery_key(source)?;
+                let key = RecoveryKey::parse(text.expose_secret()).map_err(CoreError::from)?;
+                chartroom_core::restore_vault(&config, from, |staged| {
+                    Session::unlock_with_recovery_key(staged, &key)
+                })?
+            } else {
+                let user = cli.user.as_deref().ok_or_else(|| {
+                    Failure::usage(
+                        "Say who you are with --user NAME (or CHARTROOM_USER), or use --recovery-key.",
+                    )
+                })?;
+                let password = inputs.password(user)?;
+                chartroom_core::restore_vault(&config, from, |staged| {
+                    Session::unlock(staged, user, &password)
+                })?
+            };
+            let kept = match &report.replaced {
+                Some(p) => format!(" The vault that was there is kept at {}.", p.display()),
+                None => String::new(),
+            };
+            Ok(Output::new(
+                json!({
+                    "restored": true,
+                    "vault": report.vault,
+                    "from": report.from,
+                    "replaced": report.replaced,
+                    "backup_head": report.backup_head,
+                    "restore_entry": report.restore_entry,
+                }),
+                format!(
+                    "Restored the vault from {} (its audit trail ended at entry {}; the restore is entry {}).{kept} Sync goes on from the backup as a new chain epoch.",
+                    report.from.display(),
+                    report.backup_head,
+                    report.restore_entry
+                ),
+            ))
         }
         Command::Vault(VaultCommand::Backup { out, recovery }) => {
             let mut session = unlock(cli, &config, &mut inputs, recovery)?;

@@ -475,6 +475,31 @@ fn allergy_banner(status: &str, list: Option<&[chartroom_core::Allergy]>) -> Str
     }
 }
 
+/// The marker after an imported item's line (" [imported, 1]"), numbering the sources in the
+/// order the chart's "Imported" section lists them.
+fn origin_mark(c: &Chart, item: &str, id: i64) -> String {
+    let Some(o) = c.imported.iter().find(|o| o.item == item && o.id == id) else {
+        return String::new();
+    };
+    let n = origin_sources(c)
+        .iter()
+        .position(|s| *s == (o.source.as_str(), o.signed_by.as_deref()))
+        .map_or(0, |i| i + 1);
+    format!("  [imported, {n}]")
+}
+
+/// The distinct (source, signing key) pairs of a chart's imported items, oldest first.
+fn origin_sources(c: &Chart) -> Vec<(&str, Option<&str>)> {
+    let mut out: Vec<(&str, Option<&str>)> = Vec::new();
+    for o in &c.imported {
+        let s = (o.source.as_str(), o.signed_by.as_deref());
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
 fn chart_text(c: &Chart) -> String {
     let p = &c.patient;
     let d = &p.demographics;
@@ -534,7 +559,7 @@ fn chart_text(c: &Chart) -> String {
         t.push_str("\nProblems:\n");
         for pr in problems {
             t.push_str(&format!(
-                "  [{}] {}{}{}\n",
+                "  [{}] {}{}{}{}\n",
                 pr.status,
                 pr.text,
                 pr.code
@@ -544,7 +569,8 @@ fn chart_text(c: &Chart) -> String {
                 pr.onset
                     .as_deref()
                     .map(|o| format!(", since {}", show_date(o)))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                origin_mark(c, "problem", pr.id.get())
             ));
         }
     }
@@ -552,12 +578,13 @@ fn chart_text(c: &Chart) -> String {
         t.push_str("\nMedications:\n");
         for m in meds {
             t.push_str(&format!(
-                "  [{}] {} {} {} {}\n",
+                "  [{}] {} {} {} {}{}\n",
                 m.status,
                 m.name,
                 m.dose.as_deref().unwrap_or(""),
                 m.route.map(|r| r.as_str()).unwrap_or(""),
-                m.frequency.as_deref().unwrap_or("")
+                m.frequency.as_deref().unwrap_or(""),
+                origin_mark(c, "medication", m.id.get())
             ));
         }
     }
@@ -565,7 +592,7 @@ fn chart_text(c: &Chart) -> String {
         t.push_str("\nImmunizations:\n");
         for i in imms {
             t.push_str(&format!(
-                "  {}  {} (CVX {}){}\n",
+                "  {}  {} (CVX {}){}{}\n",
                 show_date(&i.date),
                 i.vaccine,
                 i.cvx,
@@ -573,7 +600,8 @@ fn chart_text(c: &Chart) -> String {
                     " [entered in error]"
                 } else {
                     ""
-                }
+                },
+                origin_mark(c, "immunization", i.id.get())
             ));
         }
     }
@@ -587,19 +615,50 @@ fn chart_text(c: &Chart) -> String {
         t.push_str("\nEncounters:\n");
         for e in encounters.iter().take(20) {
             t.push_str(&format!(
-                "  {:>5}  {}  {:<12} {}  ({})\n",
+                "  {:>5}  {}  {:<12} {}  ({}){}\n",
                 e.id,
                 show_time(&e.start),
                 e.kind.label(),
                 e.reason,
-                e.clinician
+                e.clinician,
+                origin_mark(c, "encounter", e.id.get())
             ));
         }
     }
     if let Some(notes) = &c.notes {
         for n in notes.iter().take(10) {
             t.push('\n');
+            let mark = origin_mark(c, "note", n.id.get());
+            if !mark.is_empty() {
+                t.push_str(&format!("{}\n", mark.trim_start()));
+            }
             t.push_str(&note_text(n));
+        }
+    }
+    let sources = origin_sources(c);
+    if !sources.is_empty() {
+        t.push_str("\nImported (the items marked [imported, N] above):\n");
+        for (i, (source, key)) in sources.iter().enumerate() {
+            let items = c
+                .imported
+                .iter()
+                .filter(|o| (o.source.as_str(), o.signed_by.as_deref()) == (*source, *key))
+                .count();
+            let first = c
+                .imported
+                .iter()
+                .find(|o| o.source == *source)
+                .map(|o| show_time(&o.imported_at))
+                .unwrap_or_default();
+            t.push_str(&format!(
+                "  {}. from {source}, {}; {items} item{} (first on {first})\n",
+                i + 1,
+                match key {
+                    Some(k) => format!("signed there by key {k}"),
+                    None => "not signed (exported before exports were signed)".to_owned(),
+                },
+                if items == 1 { "" } else { "s" },
+            ));
         }
     }
     t

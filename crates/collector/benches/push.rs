@@ -139,6 +139,7 @@ fn device(s: &Server, id: &str, seed: u8, n: u64) -> Vec<Vec<u8>> {
                 records: records.to_vec(),
                 checkpoints,
                 security_log: None,
+                epoch_start: None,
             })
             .expect("json")
         })

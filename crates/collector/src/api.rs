@@ -163,6 +163,7 @@ impl From<StoreError> for ApiError {
                 }
                 BatchError::Fork { .. } => ApiError(StatusCode::CONFLICT, "fork", message),
                 BatchError::Gap { .. } => ApiError(StatusCode::CONFLICT, "gap", message),
+                BatchError::EpochStart(_) => ApiError(StatusCode::CONFLICT, "epoch", message),
                 BatchError::SecurityLog { .. } => {
                     ApiError(StatusCode::CONFLICT, "security_log", message)
                 }

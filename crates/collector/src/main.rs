@@ -299,12 +299,75 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     .checkpoints(&device)
                     .await
                     .map_err(|e| e.to_string())?;
+                let mut held: std::collections::HashSet<(u64, chartroom_audit::Hash)> =
+                    records.iter().map(|r| (r.entry.seq, r.hash)).collect();
                 let report = chartroom_audit::verify(&device, &key, records, checkpoints);
                 match &report.failure {
                     None => println!("{device}: {} entries, intact", report.entries),
                     Some(f) => {
                         broken += 1;
                         println!("{device}: BROKEN at entry {}: {}", f.seq, f.reason);
+                    }
+                }
+                // Each restore: its statement signed by the device, and the epoch it closed
+                // intact from the entry it went on from.
+                let closed = store
+                    .closed_epochs(&device)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                held.extend(
+                    closed
+                        .iter()
+                        .flat_map(|c| c.records.iter().map(|r| (r.entry.seq, r.hash))),
+                );
+                for epoch in &closed {
+                    let start = &epoch.closed_by;
+                    let first = epoch.records.first();
+                    // The closed epoch's first record follows an entry held in the current
+                    // trail or in another closed epoch.
+                    let anchored = first.is_none_or(|r| {
+                        held.contains(&(r.entry.seq.saturating_sub(1), r.prev_hash))
+                    });
+                    let from = first.map_or(start.base_seq, |r| r.entry.seq.saturating_sub(1));
+                    let base = first.map_or(start.base_hash, |r| r.prev_hash);
+                    let mut v = chartroom_audit::Verifier::resume(
+                        &device,
+                        &key,
+                        epoch.checkpoints.clone(),
+                        from,
+                        base,
+                    );
+                    for r in &epoch.records {
+                        v.push(r);
+                    }
+                    let segment = v.finish();
+                    let signed = start.is_signed_by(&key, &device);
+                    match (&segment.failure, signed, anchored) {
+                        (None, true, true) => println!(
+                            "{device}: epoch {} (closed when it was restored from a backup at entry {}): {} entries, intact",
+                            epoch.epoch, start.base_seq, segment.entries
+                        ),
+                        (Some(f), _, _) => {
+                            broken += 1;
+                            println!(
+                                "{device}: epoch {} BROKEN at entry {}: {}",
+                                epoch.epoch, f.seq, f.reason
+                            );
+                        }
+                        (None, false, _) => {
+                            broken += 1;
+                            println!(
+                                "{device}: the restore that opened epoch {} is not signed by the device's key",
+                                start.epoch
+                            );
+                        }
+                        (None, true, false) => {
+                            broken += 1;
+                            println!(
+                                "{device}: epoch {} does not go on from any entry held from the device",
+                                epoch.epoch
+                            );
+                        }
                     }
                 }
             }

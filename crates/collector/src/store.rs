@@ -3,7 +3,7 @@
 //! and the same portable SQL, so one test suite covers both.
 
 use chartroom_audit::sync::{
-    check_batch, check_security_head, plan_batch, BatchError, Head, PushAck, PushBatch,
+    check_batch, check_security_head, plan_batch, BatchError, EpochStart, Head, PushAck, PushBatch,
 };
 use chartroom_audit::{Checkpoint, Hash, Record, VerifyingKey, GENESIS};
 use sha2::{Digest, Sha256};
@@ -89,7 +89,51 @@ const SCHEMA: &[&str] = &[
         device_id       TEXT PRIMARY KEY,
         last_push_at    TEXT NOT NULL,
         silence_alerted BIGINT NOT NULL)",
+    // A restored device's trail goes on from its backup's head: each restore is an epoch,
+    // with the device's signed statement, and what the collector held after that head moves
+    // to the superseded tables under the epoch it belonged to. Nothing is deleted.
+    "CREATE TABLE IF NOT EXISTS epochs (
+        device_id    TEXT NOT NULL,
+        epoch        BIGINT NOT NULL,
+        base_seq     BIGINT NOT NULL,
+        base_hash    TEXT NOT NULL,
+        follows_seq  BIGINT NOT NULL,
+        follows_hash TEXT NOT NULL,
+        statement    TEXT NOT NULL,
+        received_at  TEXT NOT NULL,
+        PRIMARY KEY (device_id, epoch))",
+    "CREATE TABLE IF NOT EXISTS superseded_entries (
+        device_id   TEXT NOT NULL,
+        epoch       BIGINT NOT NULL,
+        seq         BIGINT NOT NULL,
+        time        TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        patient_id  TEXT,
+        record      TEXT NOT NULL,
+        hash        TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (device_id, epoch, seq))",
+    "CREATE INDEX IF NOT EXISTS superseded_hash ON superseded_entries (device_id, hash)",
+    "CREATE TABLE IF NOT EXISTS superseded_checkpoints (
+        device_id   TEXT NOT NULL,
+        epoch       BIGINT NOT NULL,
+        seq         BIGINT NOT NULL,
+        checkpoint  TEXT NOT NULL,
+        PRIMARY KEY (device_id, epoch, seq))",
 ];
+
+/// One closed epoch of a restored device, for `verify`.
+#[derive(Debug)]
+pub struct ClosedEpoch {
+    /// The epoch the superseded records belonged to.
+    pub epoch: u64,
+    /// The statement that closed it (signed by the device).
+    pub closed_by: EpochStart,
+    pub records: Vec<Record>,
+    pub checkpoints: Vec<Checkpoint>,
+}
 
 /// The most pushes kept as evidence of a fork per device: enough to show what a device
 /// sent, not so many that one device can fill the disk.
@@ -348,7 +392,14 @@ impl Store {
 
     /// Records matching an auditor's query, oldest first (at most `limit`).
     pub async fn query(&self, q: &Query) -> Result<Vec<Record>, StoreError> {
-        let mut sql = String::from("SELECT record FROM entries WHERE 1 = 1");
+        // The current trail and what restores superseded: an auditor sees both.
+        let mut sql = String::from(
+            "SELECT record FROM (
+               SELECT record, patient_id, actor, device_id, event, time, seq FROM entries
+               UNION ALL
+               SELECT record, patient_id, actor, device_id, event, time, seq FROM superseded_entries
+             ) e WHERE 1 = 1",
+        );
         let mut args: Vec<String> = Vec::new();
         let mut add = |column: &str, op: &str, value: &Option<String>| {
             if let Some(v) = value {
@@ -496,20 +547,214 @@ impl Store {
         .bind(device_id)
         .fetch_optional(&self.pool)
         .await?;
+        let epoch = self.epoch(device_id).await?;
         Ok(match row {
             None => Head {
                 device_id: device_id.to_owned(),
                 seq: 0,
                 hash: GENESIS,
                 security_entries: 0,
+                epoch,
             },
             Some(r) => Head {
                 device_id: device_id.to_owned(),
                 seq: r.try_get::<i64, _>(0)?.max(0) as u64,
                 hash: Hash::from_hex(&r.try_get::<String, _>(1)?).unwrap_or(GENESIS),
                 security_entries: self.security_head(device_id).await?.map_or(0, |(n, _)| n),
+                epoch,
             },
         })
+    }
+
+    /// The device's current epoch: how many times its trail was restored from a backup.
+    async fn epoch(&self, device_id: &str) -> Result<u64, StoreError> {
+        let row = sqlx::query("SELECT MAX(epoch) FROM epochs WHERE device_id = $1")
+            .bind(device_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0).max(0) as u64)
+    }
+
+    /// Opens a new epoch for a restored device inside `tx`: checks the signed statement
+    /// against what is held (the backup's head must be an entry held from this device, the
+    /// statement must follow the current head and epoch), moves what is held after the
+    /// backup's head to the superseded tables, and raises a "restored" alert. Returns the
+    /// alert's words.
+    async fn begin_epoch(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        batch: &PushBatch,
+        start: &EpochStart,
+        security_note: Option<String>,
+    ) -> Result<String, StoreError> {
+        let device = batch.device_id.as_str();
+        let current: i64 = sqlx::query("SELECT MAX(epoch) FROM epochs WHERE device_id = $1")
+            .bind(device)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get::<Option<i64>, _>(0)?
+            .unwrap_or(0);
+        if start.epoch != current.max(0) as u64 + 1 {
+            return Err(BatchError::EpochStart("it names another epoch than the next").into());
+        }
+        let head = sqlx::query(
+            "SELECT seq, hash FROM entries WHERE device_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(device)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let head = match head {
+            Some(r) => (
+                r.try_get::<i64, _>(0)?.max(0) as u64,
+                Hash::from_hex(&r.try_get::<String, _>(1)?).unwrap_or(GENESIS),
+            ),
+            None => (0, GENESIS),
+        };
+        if head != (start.follows_seq, start.follows_hash) {
+            return Err(BatchError::EpochStart(
+                "the collector's head has moved since the device asked for it",
+            )
+            .into());
+        }
+        let base: Option<String> =
+            sqlx::query("SELECT hash FROM entries WHERE device_id = $1 AND seq = $2")
+                .bind(device)
+                .bind(start.base_seq as i64)
+                .fetch_optional(&mut **tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        if base.as_deref().and_then(Hash::from_hex) != Some(start.base_hash) {
+            return Err(BatchError::EpochStart(
+                "the backup's head is not an entry the collector holds from this device",
+            )
+            .into());
+        }
+        let closed = current.max(0);
+        let moved = sqlx::query(
+            "INSERT INTO superseded_entries (device_id, epoch, seq, time, actor, event, outcome, patient_id, record, hash, received_at)
+             SELECT device_id, $2, seq, time, actor, event, outcome, patient_id, record, hash, received_at
+               FROM entries WHERE device_id = $1 AND seq > $3",
+        )
+        .bind(device)
+        .bind(closed)
+        .bind(start.base_seq as i64)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM entries WHERE device_id = $1 AND seq > $2")
+            .bind(device)
+            .bind(start.base_seq as i64)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO superseded_checkpoints (device_id, epoch, seq, checkpoint)
+             SELECT device_id, $2, seq, checkpoint FROM checkpoints WHERE device_id = $1 AND seq > $3",
+        )
+        .bind(device)
+        .bind(closed)
+        .bind(start.base_seq as i64)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM checkpoints WHERE device_id = $1 AND seq > $2")
+            .bind(device)
+            .bind(start.base_seq as i64)
+            .execute(&mut **tx)
+            .await?;
+        // The SIEM gets the new epoch's entries from the backup's head on.
+        sqlx::query("UPDATE forwarded SET seq = $2 WHERE device_id = $1 AND seq > $2")
+            .bind(device)
+            .bind(start.base_seq as i64)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO epochs (device_id, epoch, base_seq, base_hash, follows_seq, follows_hash, statement, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(device)
+        .bind(start.epoch as i64)
+        .bind(start.base_seq as i64)
+        .bind(start.base_hash.to_hex())
+        .bind(start.follows_seq as i64)
+        .bind(start.follows_hash.to_hex())
+        .bind(serde_json::to_string(start).unwrap_or_default())
+        .bind(now())
+        .execute(&mut **tx)
+        .await?;
+        let mut summary = format!(
+            "Device {device} was restored from a backup: its trail goes on from entry {} (epoch {}). The {moved} entries it had sent after that (up to entry {}) are kept as epoch {closed} and still searchable; nothing written since the restore is lost.",
+            start.base_seq, start.epoch, start.follows_seq
+        );
+        if let Some(note) = security_note {
+            summary.push_str(&format!(
+                " Its security log went back to the backup's ({note}): user and role changes made after the backup are undone there."
+            ));
+        }
+        sqlx::query("INSERT INTO alerts (time, device_id, kind, summary) VALUES ($1, $2, $3, $4)")
+            .bind(now())
+            .bind(device)
+            .bind("restored")
+            .bind(&summary)
+            .execute(&mut **tx)
+            .await?;
+        Ok(summary)
+    }
+
+    /// Whether `hash` is an entry of a closed epoch of the device: a push that follows it
+    /// comes from a copy of the vault still running as it was before the restore.
+    async fn follows_closed_epoch(&self, device_id: &str, hash: &Hash) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 FROM superseded_entries WHERE device_id = $1 AND hash = $2")
+                .bind(device_id)
+                .bind(hash.to_hex())
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
+    /// The closed epochs of a device, each with the statement that closed it.
+    pub async fn closed_epochs(&self, device_id: &str) -> Result<Vec<ClosedEpoch>, StoreError> {
+        let rows =
+            sqlx::query("SELECT epoch, statement FROM epochs WHERE device_id = $1 ORDER BY epoch")
+                .bind(device_id)
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let epoch: i64 = r.try_get(0)?;
+            let statement: String = r.try_get(1)?;
+            let closed_by: EpochStart = serde_json::from_str(&statement).map_err(|_| {
+                StoreError::Invalid(format!(
+                    "a stored restore statement of {device_id} is damaged"
+                ))
+            })?;
+            let closed = epoch - 1;
+            let records = sqlx::query(
+                "SELECT record FROM superseded_entries WHERE device_id = $1 AND epoch = $2 ORDER BY seq",
+            )
+            .bind(device_id)
+            .bind(closed)
+            .fetch_all(&self.pool)
+            .await?;
+            let checkpoints = sqlx::query(
+                "SELECT checkpoint FROM superseded_checkpoints WHERE device_id = $1 AND epoch = $2 ORDER BY seq",
+            )
+            .bind(device_id)
+            .bind(closed)
+            .fetch_all(&self.pool)
+            .await?;
+            out.push(ClosedEpoch {
+                epoch: closed.max(0) as u64,
+                closed_by,
+                records: from_json_column(records, || {
+                    format!("a superseded record of {device_id} is damaged")
+                })?,
+                checkpoints: from_json_column(checkpoints, || {
+                    format!("a superseded checkpoint of {device_id} is damaged")
+                })?,
+            });
+        }
+        Ok(out)
     }
 
     /// The security log length and last hash a device last showed.
@@ -530,10 +775,25 @@ impl Store {
         let key = self.device_key(&batch.device_id).await?;
         check_batch(batch, &key)?;
         let held_log = self.security_head(&batch.device_id).await?;
-        if let Err(e) = check_security_head(
+        let log_check = check_security_head(
             batch.security_log.as_ref(),
             held_log.as_ref().map(|(n, h)| (*n, h.as_str())),
-        ) {
+        );
+        // A restored vault's security log is the backup's: shorter than the one held is
+        // expected then, and said in the restore's alert rather than refused.
+        let mut security_note = None;
+        let log_check = match (log_check, &batch.epoch_start) {
+            (Err(_), Some(_)) => {
+                security_note = Some(format!(
+                    "{} entries, where the collector had seen {}",
+                    batch.security_log.as_ref().map_or(0, |l| l.entries),
+                    held_log.as_ref().map_or(0, |(n, _)| *n)
+                ));
+                Ok(())
+            }
+            (other, _) => other,
+        };
+        if let Err(e) = log_check {
             self.alert(
                 &batch.device_id,
                 "security_log",
@@ -547,6 +807,27 @@ impl Store {
             return Err(e.into());
         }
         let mut tx = self.pool.begin().await?;
+        let restored = match &batch.epoch_start {
+            Some(start) => match Self::begin_epoch(&mut tx, batch, start, security_note).await {
+                Ok(summary) => Some(summary),
+                Err(e) => {
+                    drop(tx);
+                    if let StoreError::Batch(BatchError::EpochStart(why)) = &e {
+                        self.alert(
+                            &batch.device_id,
+                            "tamper",
+                            &format!(
+                                "Device {} asked to go on from a backup, refused: {why}.",
+                                batch.device_id
+                            ),
+                        )
+                        .await?;
+                    }
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         let first = batch.records[0].entry.seq;
         let from = first.saturating_sub(1).max(1) as i64;
         let to = batch.records.last().map_or(0, |r| r.entry.seq) as i64;
@@ -571,9 +852,22 @@ impl Store {
         let head = head_row.try_get::<Option<i64>, _>(0)?.unwrap_or(0).max(0) as u64;
         let plan = match plan_batch(batch, head, |seq| held.get(&seq).copied()) {
             Ok(plan) => plan,
-            Err(BatchError::Fork { seq }) => {
+            Err(e @ (BatchError::Fork { .. } | BatchError::Gap { .. })) => {
                 drop(tx);
-                self.keep_evidence(batch, seq, held.get(&seq).copied())
+                // Records that go on from a closed epoch: a copy of the vault as it was before
+                // the restore is still in use. Two computers running one vault is a fork.
+                let prev = batch.records[0].prev_hash;
+                let stray = self.follows_closed_epoch(&batch.device_id, &prev).await?;
+                let seq = match e {
+                    BatchError::Fork { seq } => seq,
+                    BatchError::Gap { first, .. } if stray => first.saturating_sub(1),
+                    _ => return Err(e.into()),
+                };
+                let why = stray.then(|| format!(
+                    "Device {} sent entries that go on from its trail as it was before it was restored from a backup: a second computer is running a copy of that vault.",
+                    batch.device_id
+                ));
+                self.keep_evidence(batch, seq, held.get(&seq).copied(), why)
                     .await?;
                 return Err(BatchError::Fork { seq }.into());
             }
@@ -617,6 +911,9 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        if let Some(summary) = restored {
+            tracing::warn!(device = %batch.device_id, "restored from a backup: {summary}");
+        }
         let last = batch.records.last().expect("checked: not empty");
         let head = if last.entry.seq >= head {
             Head {
@@ -624,6 +921,7 @@ impl Store {
                 seq: last.entry.seq,
                 hash: last.hash,
                 security_entries: batch.security_log.as_ref().map_or(0, |l| l.entries),
+                epoch: self.epoch(&batch.device_id).await?,
             }
         } else {
             self.head(&batch.device_id).await?
@@ -640,6 +938,7 @@ impl Store {
         batch: &PushBatch,
         seq: u64,
         held: Option<Hash>,
+        why: Option<String>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let kept: i64 = sqlx::query("SELECT COUNT(*) FROM evidence WHERE device_id = $1")
@@ -663,10 +962,10 @@ impl Store {
         }
         if kept <= MAX_EVIDENCE {
             let summary = if kept < MAX_EVIDENCE {
-                format!(
+                why.unwrap_or_else(|| format!(
                     "Device {} sent a different record {seq} from the one already held: its audit history was rewritten.",
                     batch.device_id
-                )
+                ))
             } else {
                 // Recorded as a row so that this alert is raised only once.
                 sqlx::query(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chartroom_audit::sync::{EnrollRequest, PushAck, PushBatch};
+use chartroom_audit::sync::{EnrollRequest, EpochStart, PushAck, PushBatch};
 use chartroom_audit::{Checkpoint, Record, SigningKey, GENESIS};
 use serde_json::{json, Value};
 
@@ -307,6 +307,7 @@ impl Device {
             records,
             checkpoints,
             security_log: None,
+            epoch_start: None,
         })
         .expect("json")
     }
@@ -355,7 +356,7 @@ fn fresh(db: &str) {
         .args([
             "-q",
             "-c",
-            "DROP TABLE IF EXISTS devices, tokens, entries, checkpoints, evidence, alerts, auditor_tokens, forwarded, security_heads, revoked_tokens, device_activity",
+            "DROP TABLE IF EXISTS devices, tokens, entries, checkpoints, evidence, alerts, auditor_tokens, forwarded, security_heads, revoked_tokens, device_activity, epochs, superseded_entries, superseded_checkpoints",
         ])
         .stdout(Stdio::null())
         .status()
@@ -503,6 +504,103 @@ fn a_device_that_rewrites_its_history_is_refused_and_the_evidence_kept() {
         let alerts = c.alerts();
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert!(alerts[0].contains("rewritten"));
+    });
+}
+
+#[test]
+fn a_device_restored_from_a_backup_goes_on_as_a_new_epoch_and_its_old_copy_is_a_fork() {
+    each_backend(|db| {
+        let c = Collector::start(db);
+        let mut d = Device::new("desk-1", 1);
+        assert_eq!(d.enroll(&c, &c.token()).0, 201);
+        d.write(50, "before");
+        d.sync(&c);
+        // The backup held 30 entries; the restored vault writes 25 more after them.
+        let mut restored = Device::new("desk-1", 1);
+        restored.records = d.records[..30].to_vec();
+        restored.write(25, "after the restore");
+        let statement = |epoch: u64, follows: (u64, chartroom_audit::Hash), key: &SigningKey| {
+            EpochStart::sign(
+                key,
+                "desk-1",
+                epoch,
+                (30, restored.records[29].hash),
+                follows,
+                chrono::Utc::now(),
+            )
+        };
+        let head = (50, d.records[49].hash);
+        let with = |start: EpochStart| {
+            let mut b = restored.batch(31, 55, &restored.key);
+            b["epoch_start"] = serde_json::to_value(start).expect("json");
+            b
+        };
+        // Without a statement, a statement by another key, or one that follows a head the
+        // collector does not have: refused, nothing moved.
+        let (status, body) = c.post("/v1/push", &restored.batch(31, 55, &restored.key));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("fork")),
+            "{body}"
+        );
+        let (status, body) = c.post(
+            "/v1/push",
+            &with(statement(1, head, &SigningKey::from_bytes(&[9; 32]))),
+        );
+        assert_eq!(status, 409, "{body}");
+        assert!(body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not signed")));
+        let (status, body) = c.post(
+            "/v1/push",
+            &with(statement(1, (49, d.records[48].hash), &restored.key)),
+        );
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("epoch")),
+            "{body}"
+        );
+        let (ok, out) = c.verify();
+        assert!(ok && out.contains("50 entries, intact"), "{out}");
+
+        // The signed statement that follows the collector's head: a new epoch.
+        let (status, body) = c.post("/v1/push", &with(statement(1, head, &restored.key)));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["head"]["seq"], 55);
+        assert_eq!(body["head"]["epoch"], 1);
+        let (status, now_head) = c.head("desk-1", &restored.key);
+        assert_eq!((status, now_head["epoch"].as_u64()), (200, Some(1)));
+        let (ok, out) = c.verify();
+        assert!(ok, "{out}");
+        assert!(out.contains("55 entries, intact"), "{out}");
+        assert!(out.contains("epoch 0 (closed when it was restored from a backup at entry 30): 20 entries, intact"), "{out}");
+        // The auditor sees every entry ever sent: the 20 superseded ones too.
+        let (status, all) = c.audit(&c.auditor_token(), "device=desk-1&format=ndjson&limit=1000");
+        assert_eq!(status, 200);
+        assert_eq!(all.lines().count(), 75);
+        assert!(c
+            .alerts()
+            .iter()
+            .any(|a| a.contains("restored from a backup")));
+
+        // The old copy, still running, sends what follows its 50: a fork, kept as evidence.
+        d.write(10, "the other computer");
+        let (status, body) = c.post("/v1/push", &d.batch(51, 60, &d.key));
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("fork")),
+            "{body}"
+        );
+        assert!(
+            c.alerts().iter().any(|a| a.contains("second computer")),
+            "{:?}",
+            c.alerts()
+        );
+        // A replayed statement opens nothing more.
+        let (status, body) = c.post("/v1/push", &with(statement(1, head, &restored.key)));
+        assert_eq!(status, 409, "{body}");
+        let (ok, out) = c.verify();
+        assert!(ok && out.contains("55 entries, intact"), "{out}");
     });
 }
 

@@ -429,6 +429,7 @@ pub(crate) fn batch_after(
         records,
         checkpoints,
         security_log: crate::security_log::push_head(conn)?,
+        epoch_start: None,
     }))
 }
 

@@ -34,6 +34,7 @@ mod exchange;
 pub mod fuzz_support;
 mod ids;
 pub mod keys;
+mod restore;
 mod roles;
 mod schema;
 mod search;
@@ -70,6 +71,7 @@ pub use chartroom_audit::{format_time, Action, Entry, Outcome, Record};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(any(test, feature = "demo"))]
 pub use demo::{DemoOptions, DemoSummary, Rng as SeededRng};
+pub use restore::{restore_vault, RestoreReport};
 pub use search::{within_one_edit, SearchHit};
 pub use security_log::{fingerprint as root_fingerprint, LogVerification, VaultVerification};
 pub use settings::{ClinicHours, Settings, SETTING_KEYS};
@@ -87,8 +89,8 @@ pub use config::{
 };
 pub use error::{CoreError, Denial, ErrorKind};
 pub use exchange::{
-    Counts, Destination, Disclosure, ExportReport, ExportRequest, ImportKey, ImportReport,
-    ImportedPatient, KeyInfo, LeftOut, Selection, RESOURCE_TYPES,
+    Counts, Destination, Disclosure, ExportReport, ExportRequest, ImportKey, ImportOrigin,
+    ImportReport, ImportedPatient, KeyInfo, LeftOut, Selection, RESOURCE_TYPES,
 };
 pub use ids::{
     AllergyId, EncounterId, ImmunizationId, MedicationId, NoteId, ObservationId, PatientId,

@@ -55,6 +55,8 @@ pub(crate) const KNOWN_TRIGGERS: &[&str] = &[
     "patient_versions_no_update",
     "security_log_no_delete",
     "security_log_no_update",
+    "vault_restores_no_delete",
+    "vault_restores_no_update",
 ];
 
 /// The content keys: each a random key sealed to a compartment's public key (see
@@ -763,6 +765,33 @@ pub const MIGRATIONS: &[Migration] = &[
             public_key BLOB NOT NULL CHECK (length(public_key) = 32),
             pinned_at  TEXT NOT NULL
         ) STRICT;
+    ",
+    },
+    Migration {
+        version: 11,
+        name: "which key signed each imported record; restores and sync epochs",
+        sql: "
+        -- The sending vault's key (32 bytes) that signed the file a record came in with; NULL
+        -- for a file made before exports were signed. The chart shows it beside the item.
+        ALTER TABLE imported_records ADD COLUMN signer_key BLOB
+            CHECK (signer_key IS NULL OR length(signer_key) = 32);
+        CREATE INDEX imported_records_local ON imported_records (resource_type, local_id);
+
+        -- Every `vault restore`: the audit entry that records it, and the backup's audit head
+        -- (the last entry the backup held). Sync goes on from that head as a new chain epoch.
+        CREATE TABLE vault_restores (
+            restore_seq INTEGER PRIMARY KEY,
+            base_seq    INTEGER NOT NULL,
+            restored_at TEXT NOT NULL
+        ) STRICT;
+        CREATE TRIGGER vault_restores_no_update BEFORE UPDATE ON vault_restores
+        BEGIN SELECT RAISE(ABORT, 'the list of restores is append-only'); END;
+        CREATE TRIGGER vault_restores_no_delete BEFORE DELETE ON vault_restores
+        BEGIN SELECT RAISE(ABORT, 'the list of restores is append-only'); END;
+        -- The collector's epoch for this device, and the head a pending epoch supersedes.
+        ALTER TABLE sync_state ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sync_state ADD COLUMN follows_seq INTEGER;
+        ALTER TABLE sync_state ADD COLUMN follows_hash BLOB;
     ",
     },
 ];

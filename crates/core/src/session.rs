@@ -63,6 +63,9 @@ pub struct Session {
     pub(crate) keys: crate::keys::SharedKeyring,
     /// The key hand-overs and removals this session made.
     pub(crate) handed_over: chartroom_vault::HolderChanges,
+    /// The audit head as the vault held it before this session's unlock wrote anything: a
+    /// restored backup's own head, for `vault restore`.
+    pub(crate) opened_after: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -186,6 +189,7 @@ impl Session {
             search_dictionary: None,
             keys,
             handed_over: Default::default(),
+            opened_after: 0,
         };
         Ok((session, recovery))
     }
@@ -246,6 +250,7 @@ impl Session {
         crate::keys::lock(&keys).take_compartment(&vault);
         let failures = vault.unaudited_failed_unlocks();
         let tx = immediate(vault.connection_mut())?;
+        let (opened_after, _) = audit::head(&tx)?;
         let device = Device::load_or_create(&tx, now)?;
         let settings = Settings::load(&tx)?;
         let system = ActorRef {
@@ -335,6 +340,7 @@ impl Session {
             search_dictionary: None,
             keys,
             handed_over: Default::default(),
+            opened_after,
         };
         session.settle_keys()?;
         Ok(session)
@@ -511,6 +517,33 @@ impl Session {
         alerts::evaluate(&tx, &self.settings, &rec)?;
         tx.commit()?;
         Ok(rec)
+    }
+
+    /// Writes the `vault.restore` entry of a vault just put back from a backup, with the
+    /// backup's own audit head (what the vault held before this session's unlock) as the
+    /// point its trail goes on from. Returns (backup head, restore entry).
+    pub(crate) fn record_restore(&mut self, detail: String) -> Result<(u64, u64), CoreError> {
+        let now = self.clock.now();
+        let actor = actor_ref(&self.actor);
+        let base = self.opened_after;
+        let expired = self.expired();
+        let vault = self.vault.as_mut().ok_or(expired)?;
+        let tx = immediate(vault.connection_mut())?;
+        let op = Op::execute("vault.restore").detail(format!(
+            "{detail}; the backup's audit trail ends at entry {base}"
+        ));
+        let rec = audit::append(&tx, &self.device, &actor, now, &op)?;
+        tx.execute(
+            "INSERT INTO vault_restores (restore_seq, base_seq, restored_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![
+                i64::try_from(rec.entry.seq).unwrap_or(i64::MAX),
+                i64::try_from(base).unwrap_or(i64::MAX),
+                format_time(now)
+            ],
+        )?;
+        alerts::evaluate(&tx, &self.settings, &rec)?;
+        tx.commit()?;
+        Ok((base, rec.entry.seq))
     }
 
     /// Audits a refusal and returns the error to give the caller. If even the audit write

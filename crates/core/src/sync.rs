@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use chartroom_audit::format_time;
-use chartroom_audit::sync::{EnrollRequest, Head, PushAck, PushBatch, MAX_BATCH};
+use chartroom_audit::sync::{EnrollRequest, EpochStart, Head, PushAck, PushBatch, MAX_BATCH};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -162,18 +162,38 @@ impl Session {
     /// The next batch to push (at most `max` records), after what the collector holds.
     pub fn sync_next_batch(&mut self, max: usize) -> Result<Option<PushBatch>, CoreError> {
         let conn = self.connection()?;
-        let acked: i64 = conn
-            .query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .unwrap_or(0);
-        audit::batch_after(
-            conn,
-            &self.device,
-            u64::try_from(acked).unwrap_or(0),
-            max.clamp(1, MAX_BATCH),
-        )
+        // (acknowledged, epoch, the head a pending epoch supersedes)
+        type State = (i64, i64, Option<i64>, Option<Vec<u8>>);
+        let state: Option<State> = conn
+            .query_row(
+                "SELECT acked_seq, epoch, follows_seq, follows_hash FROM sync_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let (acked, epoch, follows_seq, follows_hash) = state.unwrap_or((0, 0, None, None));
+        let acked = u64::try_from(acked).unwrap_or(0);
+        let Some(mut batch) =
+            audit::batch_after(conn, &self.device, acked, max.clamp(1, MAX_BATCH))?
+        else {
+            return Ok(None);
+        };
+        // The first batch after a restore says where it goes on from, signed.
+        if let (Some(seq), Some(hash)) = (follows_seq, follows_hash) {
+            let follows_hash = <[u8; 32]>::try_from(hash.as_slice())
+                .map(chartroom_audit::Hash)
+                .map_err(|_| CoreError::Integrity("The sync state is damaged.".into()))?;
+            let base_hash = batch.records[0].prev_hash;
+            batch.epoch_start = Some(EpochStart::sign(
+                self.device.signing_key(),
+                &self.device.id,
+                u64::try_from(epoch).unwrap_or(0) + 1,
+                (acked, base_hash),
+                (u64::try_from(seq).unwrap_or(0), follows_hash),
+                chrono::Utc::now(),
+            ));
+        }
+        Ok(Some(batch))
     }
 
     /// Notes what the collector holds (after a push, or its head at start), once it is a
@@ -194,6 +214,22 @@ impl Session {
                 )
                 .optional()?;
             if own.as_deref() != Some(head.hash.0.as_slice()) {
+                // A vault put back with `vault restore` goes on from the backup's head as a
+                // new epoch, once the collector holds more than that head.
+                if let Some(base) = pending_restore(conn)?.filter(|b| *b < head.seq) {
+                    conn.execute(
+                        "UPDATE sync_state SET acked_seq = ?1, epoch = ?2, follows_seq = ?3, follows_hash = ?4,
+                                last_attempt = ?5, last_error = NULL WHERE id = 1",
+                        params![
+                            i64::try_from(base).unwrap_or(i64::MAX),
+                            i64::try_from(head.epoch).unwrap_or(i64::MAX),
+                            i64::try_from(head.seq).unwrap_or(i64::MAX),
+                            head.hash.0.as_slice(),
+                            now
+                        ],
+                    )?;
+                    return Ok(());
+                }
                 let (mine, _) = audit::head(conn)?;
                 let why = if own.is_none() {
                     format!(
@@ -211,18 +247,19 @@ impl Session {
                     .detail(why.clone());
                 let _ = self.record(&op);
                 return Err(CoreError::Conflict(format!(
-                    "Sync stopped: {why}. This vault was restored from a backup or copied from another computer; nothing was marked as sent. Ask the clinic's administrator (README, \"Recovering data\")."
+                    "Sync stopped: {why}. This vault was restored from a backup or copied from another computer without `chartroom vault restore`; nothing was marked as sent. Ask the clinic's administrator (README, \"Recovering data\")."
                 )));
             }
         }
         let conn = self.connection()?;
         conn.execute(
             "UPDATE sync_state SET acked_seq = ?1, last_success = ?2, last_attempt = ?2, last_error = NULL,
-                    security_entries = ?3 WHERE id = 1",
+                    security_entries = ?3, epoch = ?4, follows_seq = NULL, follows_hash = NULL WHERE id = 1",
             params![
                 i64::try_from(head.seq).unwrap_or(i64::MAX),
                 now,
-                i64::try_from(head.security_entries).unwrap_or(i64::MAX)
+                i64::try_from(head.security_entries).unwrap_or(i64::MAX),
+                i64::try_from(head.epoch).unwrap_or(i64::MAX)
             ],
         )?;
         Ok(())
@@ -238,6 +275,25 @@ impl Session {
         )?;
         Ok(())
     }
+}
+
+/// The backup head of a `vault restore` whose new epoch the collector has not accepted yet:
+/// the latest restore recorded after what the collector last acknowledged.
+fn pending_restore(conn: &rusqlite::Connection) -> Result<Option<u64>, CoreError> {
+    let acked: i64 = conn
+        .query_row("SELECT acked_seq FROM sync_state WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(0);
+    let base: Option<i64> = conn
+        .query_row(
+            "SELECT base_seq FROM vault_restores WHERE restore_seq > ?1 ORDER BY restore_seq DESC LIMIT 1",
+            [acked],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(base.and_then(|b| u64::try_from(b).ok()))
 }
 
 /// A pasted certificate made readable again: each PEM block's base64 re-wrapped at 64

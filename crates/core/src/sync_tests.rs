@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::gate_tests::Clinic;
 use crate::sync::push_pending;
+use secrecy::SecretString;
 
 fn collector_bin() -> PathBuf {
     let path = std::env::var_os("CHARTROOM_COLLECTOR_BIN")
@@ -395,4 +396,158 @@ fn a_vault_restored_from_a_backup_never_adopts_a_head_it_does_not_hold() {
         ..AuditFilter::default()
     });
     assert!(!diverged.is_empty(), "the refusal is in the trail");
+}
+
+/// The collector's alerts as the auditor reads them: their summaries.
+fn collector_alerts(c: &Collector) -> Vec<String> {
+    let token = c.run(&["token", "--auditor"]);
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(c.cert().as_bytes()).expect("pem"))
+        .tls_built_in_root_certs(false)
+        .build()
+        .expect("client");
+    let body: serde_json::Value = client
+        .get(format!("{}/v1/alerts", c.url()))
+        .bearer_auth(token)
+        .send()
+        .expect("sends")
+        .json()
+        .expect("json");
+    body["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| a["summary"].as_str().expect("summary").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_vault_put_back_with_vault_restore_syncs_as_a_new_epoch_and_a_second_copy_is_a_fork() {
+    let clinic = Clinic::new();
+    let c = Collector::start();
+    enroll(&clinic, &c);
+    let mut admin = clinic.as_role(Role::Admin);
+    let backup = clinic.config.dir.with_file_name("backup-before");
+    admin.backup(&backup).expect("backs up");
+    admin.lock().expect("locks");
+    let mut doctor = clinic.as_role(Role::Physician);
+    for _ in 0..20 {
+        doctor.search_patients("lee").expect("searches");
+    }
+    push(&mut doctor).expect("pushes");
+    let device = doctor.device_id().to_owned();
+    doctor.lock().expect("locks");
+    let before_restore = collector_copy(&c, &device);
+    // The computer as it was, copied elsewhere before the restore: a second computer.
+    let other = clinic.config.dir.with_file_name("other-computer");
+    std::fs::create_dir_all(&other).expect("makes the folder");
+    for name in ["chartroom.db", "keyslots.json"] {
+        std::fs::copy(clinic.config.dir.join(name), other.join(name)).expect("copies");
+    }
+
+    // A restore refuses a vault in use, and a role that may not make backups.
+    let busy = clinic.as_role(Role::Physician);
+    let err = restore_vault(&clinic.config, &backup, |staged| {
+        Session::unlock(
+            staged,
+            "admin",
+            &SecretString::from("admin-password".to_owned()),
+        )
+    })
+    .expect_err("refused while open");
+    assert_eq!(err.code(), "conflict", "{err}");
+    busy.lock().expect("locks");
+    let (name, password) = crate::gate_tests::password_of(Role::Physician);
+    let err = restore_vault(&clinic.config, &backup, |staged| {
+        Session::unlock(staged, name, &SecretString::from(password.to_owned()))
+    })
+    .expect_err("a physician may not restore");
+    assert_eq!(err.code(), "forbidden", "{err}");
+    assert!(backup.join("chartroom.db").exists(), "the backup stays");
+
+    let report = restore_vault(&clinic.config, &backup, |staged| {
+        Session::unlock(
+            staged,
+            "admin",
+            &SecretString::from("admin-password".to_owned()),
+        )
+    })
+    .expect("restores");
+    let replaced = report.replaced.clone().expect("the vault that was there");
+    assert!(replaced.join("chartroom.db").exists(), "kept, not deleted");
+    assert!(report.restore_entry > report.backup_head);
+    let restores = clinic.entries(AuditFilter {
+        event: Some("vault.restore".into()),
+        ..AuditFilter::default()
+    });
+    assert_eq!(restores.len(), 1);
+
+    // Used after the restore, then synced: a new epoch, nothing lost either side.
+    let mut doctor = clinic.as_role(Role::Physician);
+    for _ in 0..40 {
+        doctor.search_patients("mat").expect("searches");
+    }
+    push(&mut doctor).expect("sync goes on after the restore");
+    let status = doctor.sync_status().expect("status");
+    assert_eq!(status.queued, 0, "{status:?}");
+    assert!(status.last_error.is_none());
+    doctor.lock().expect("locks");
+    let after = collector_copy(&c, &device);
+    let id_of = |e: &serde_json::Value| e["id"].as_str().expect("id").to_owned();
+    let held: std::collections::HashSet<String> = after.iter().map(id_of).collect();
+    for e in &before_restore {
+        assert!(
+            held.contains(&id_of(e)),
+            "an entry sent before the restore is kept"
+        );
+    }
+    let acknowledged = status.acknowledged as usize;
+    let superseded = before_restore.len() - report.backup_head as usize;
+    assert_eq!(after.len(), acknowledged + superseded);
+    let alerts = collector_alerts(&c);
+    assert!(
+        alerts.iter().any(|a| a.contains("restored from a backup")),
+        "{alerts:?}"
+    );
+    assert!(
+        !alerts.iter().any(|a| a.contains("rewritten")),
+        "a restore is not a tamper alarm: {alerts:?}"
+    );
+    let verified = c.run(&["verify"]);
+    assert!(verified.contains("epoch 0"), "{verified}");
+
+    // The copy from before the restore, still in use on another computer: a fork.
+    let copy = VaultConfig {
+        dir: other.clone(),
+        ..clinic.config.clone()
+    };
+    let mut stray = Session::unlock(copy, name, &SecretString::from(password.to_owned()))
+        .expect("the copy opens");
+    for _ in 0..90 {
+        stray.search_patients("lee").expect("searches");
+    }
+    // Its own sync stops before sending anything: the collector's head is not one it holds.
+    let err = push(&mut stray).expect_err("refused");
+    assert!(err.to_string().contains("restored from a backup"), "{err}");
+    // Sent anyway (an old version, or by hand), the collector refuses it as a fork.
+    let batch = stray
+        .sync_next_batch(1000)
+        .expect("reads")
+        .expect("a batch");
+    let target = stray.sync_target().expect("reads").expect("configured");
+    stray.lock().expect("locks");
+    let client = CollectorClient::new(&target.url, &target.certificate).expect("client");
+    let err = runtime()
+        .block_on(client.push(&batch))
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("fork") || err.to_string().contains("rewritten"),
+        "{err}"
+    );
+    let alerts = collector_alerts(&c);
+    assert!(
+        alerts.iter().any(|a| a.contains("second computer")),
+        "{alerts:?}"
+    );
+    assert_eq!(collector_copy(&c, &device).len(), after.len());
 }

@@ -142,6 +142,61 @@ pub struct Vault {
     /// A MAC key only the unlocker's secret yields (derived from the slot's private key), for
     /// what they leave in the database for their own next unlock (the security log's head).
     head_key: Option<zeroize::Zeroizing<[u8; 32]>>,
+    /// A shared lock on the folder's `chartroom.lock` for as long as the vault is open, so
+    /// that `vault restore` can tell a vault in use from one nobody has open.
+    _in_use: Option<fs::File>,
+}
+
+/// The file every open vault holds a shared lock on (see [`in_use`]).
+pub const IN_USE_FILE_NAME: &str = "chartroom.lock";
+
+/// A shared lock on `dir`'s in-use file (several windows may have one vault open). Best
+/// effort: a folder where it cannot be made still opens.
+fn hold_in_use(dir: &Path) -> Option<fs::File> {
+    let path = dir.join(IN_USE_FILE_NAME);
+    let _ = files::private_empty_file(&path);
+    let file = fs::OpenOptions::new().read(true).open(&path).ok()?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared).ok()?;
+    Some(file)
+}
+
+/// Whether a Chartroom program has the vault in `dir` open now (it holds the in-use lock).
+pub fn in_use(dir: &Path) -> bool {
+    let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .open(dir.join(IN_USE_FILE_NAME))
+    else {
+        return false;
+    };
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            let _ = rustix::fs::flock(&file, rustix::fs::FlockOperation::Unlock);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Copies a backup (its database and slot file, nothing else) into the new private folder
+/// `staging`, each file synced, after checking it looks like a vault at all. What the copy
+/// holds is checked when it is unlocked.
+pub fn stage_backup(from: &Path, staging: &Path) -> Result<(), VaultError> {
+    Vault::info(from)?;
+    if !from.join(DB_FILE_NAME).is_file() {
+        return Err(VaultError::DatabaseMissing);
+    }
+    fs::create_dir(staging)?;
+    files::private_dir(staging)?;
+    for name in [DB_FILE_NAME, slots::SLOT_FILE_NAME] {
+        let mut source = fs::File::open(from.join(name))?;
+        let mut copy = files::private_file_options().open(staging.join(name))?;
+        std::io::copy(&mut source, &mut copy)?;
+        copy.sync_all()?;
+    }
+    if let Ok(dir) = fs::File::open(staging) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// A copy of one user's slot as it was, to put back if the change replacing it does not
@@ -365,6 +420,7 @@ impl Vault {
         )?;
         // The slot file is written last: until it exists there is no vault.
         slots.write(&config.dir)?;
+        let in_use = hold_in_use(&config.dir);
         let vault = Vault {
             config,
             conn,
@@ -377,6 +433,7 @@ impl Vault {
             own_public,
             rebind: None,
             head_key: None,
+            _in_use: in_use,
         };
         Ok((vault, recovery))
     }
@@ -559,6 +616,7 @@ impl Vault {
             SlotKind::User => Unlocker::User(owner),
             SlotKind::Recovery => Unlocker::Recovery,
         };
+        let in_use = hold_in_use(&config.dir);
         Ok(Vault {
             config,
             conn,
@@ -571,6 +629,7 @@ impl Vault {
             own_public,
             rebind,
             head_key,
+            _in_use: in_use,
         })
     }
 

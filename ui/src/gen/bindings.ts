@@ -71,7 +71,12 @@ export type Chart = { age: number, care_team: Array<string>,
 /**
  * How this session got in.
  */
-access: ChartAccess, allergies?: Array<Allergy>, problems?: Array<Problem>, medications?: Array<Medication>, immunizations?: Array<Immunization>, encounters?: Array<Encounter>, vitals?: Array<Observation>, notes?: Array<Note>, id: PatientId, mrn: string, restricted: boolean, 
+access: ChartAccess, allergies?: Array<Allergy>, problems?: Array<Problem>, medications?: Array<Medication>, immunizations?: Array<Immunization>, encounters?: Array<Encounter>, vitals?: Array<Observation>, notes?: Array<Note>, 
+/**
+ * The items shown here that an import brought in: from which vault, signed there by
+ * which key (empty for a chart made here).
+ */
+imported: Array<ImportOrigin>, id: PatientId, mrn: string, restricted: boolean, 
 /**
  * How the allergy list stands: `unknown`, `no_known_allergies` or `recorded`. Clinical
  * information: absent for roles that may not read the clinical record.
@@ -81,6 +86,27 @@ allergy_status?: string,
  * Increases with every change of demographics.
  */
 version: number, created_at: string, created_by: string, updated_at: string, updated_by: string, family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
+
+export type ImportOrigin = { 
+/**
+ * The item's kind as the chart's sections name it: `patient`, `encounter`, `vitals`,
+ * `problem`, `allergy`, `no_known_allergies`, `medication`, `immunization` or `note`.
+ */
+item: string, 
+/**
+ * The item's id in this vault (the patient's id for `patient` and
+ * `no_known_allergies`).
+ */
+id: number, 
+/**
+ * The vault it came from (`urn:chartroom:vault:…`).
+ */
+source: string, 
+/**
+ * The fingerprint (`SHA256:…`) of the sending vault's key that signed the file it came
+ * in with; absent for a file made before exports were signed.
+ */
+signed_by: string | null, imported_at: string, };
 
 export type ChartAccess = { "via": "open" } | { "via": "care_team" } | { "via": "break_glass", reason: string, expires_at: string, };
 

@@ -1,6 +1,6 @@
 // How Chartroom writes dates, ages, names and measurements: unambiguous at a glance
 // ("02 Mar 2024", never 03/02/2024), always with units.
-import type { Flag, Permission, Role, Sex, Vital } from "../gen/bindings";
+import type { Flag, ImportOrigin, Permission, Role, Sex, Vital } from "../gen/bindings";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -115,4 +115,25 @@ export function axisDate(seconds: number, spanSeconds: number): string {
   const d = new Date(seconds * 1000);
   const day = `${pad(d.getDate())} ${MONTHS[d.getMonth()]}`;
   return spanSeconds < 2 * 86_400 ? `${day} ${pad(d.getHours())}:${pad(d.getMinutes())}` : `${day} ${d.getFullYear()}`;
+}
+
+/** The vault a record came from, short enough for a list line: "vault 3f9a…c21d". */
+export function sourceLabel(source: string): string {
+  const id = source.replace(/^urn:chartroom:vault:/, "");
+  return id.length > 12 ? `vault ${id.slice(0, 4)}…${id.slice(-4)}` : `vault ${id}`;
+}
+
+/**
+ * Where an imported item came from, in words: "Imported 01 Dec 2026 from vault 3f9a…c21d,
+ * signed there by key SHA256:ab12…"; null for an item made here.
+ */
+export function originWords(
+  origins: readonly ImportOrigin[] | undefined,
+  item: string,
+  id: number,
+): string | null {
+  const o = origins?.find((x) => x.item === item && x.id === id);
+  if (!o) return null;
+  const signed = o.signed_by ? `signed there by key ${o.signed_by}` : "not signed (an export from before exports were signed)";
+  return `Imported ${formatDate(o.imported_at)} from ${sourceLabel(o.source)}, ${signed}`;
 }

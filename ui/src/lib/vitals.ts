@@ -17,6 +17,8 @@ export const TABLE_VITALS: Vital[] = [
 export interface VitalsRow {
   effective: string;
   values: Partial<Record<Vital, { value: number; flag: Flag }>>;
+  /** The observations in the row, for finding where imported ones came from. */
+  ids: number[];
 }
 
 /** Observations grouped by the moment they were taken, newest first. */
@@ -25,10 +27,11 @@ export function vitalsRows(observations: readonly Observation[]): VitalsRow[] {
   for (const o of observations) {
     let row = byTime.get(o.effective);
     if (!row) {
-      row = { effective: o.effective, values: {} };
+      row = { effective: o.effective, values: {}, ids: [] };
       byTime.set(o.effective, row);
     }
     row.values[o.vital] = { value: o.value, flag: o.flag };
+    row.ids.push(o.id);
   }
   return [...byTime.values()].sort((a, b) => b.effective.localeCompare(a.effective));
 }

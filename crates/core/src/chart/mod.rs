@@ -65,6 +65,9 @@ pub struct Chart {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub notes: Option<Vec<Note>>,
+    /// The items shown here that an import brought in: from which vault, signed there by
+    /// which key (empty for a chart made here).
+    pub imported: Vec<crate::exchange::ImportOrigin>,
 }
 
 /// Which table an item id belongs to, for finding its patient before the gate runs.
@@ -285,6 +288,7 @@ fn load_chart(
             .map(|()| vitals::observations(conn, id))
             .transpose()?,
         notes: some(notes).map(|()| note::notes(conn, id)).transpose()?,
+        imported: crate::exchange::origins(conn, id, clinical, notes)?,
         patient,
     })
 }

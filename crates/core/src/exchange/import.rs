@@ -383,19 +383,32 @@ fn known(
         .optional()?)
 }
 
+/// When a file's records arrived, and the sending vault's key that signed it.
+struct Arrival {
+    at: String,
+    signer: Option<[u8; 32]>,
+}
+
 fn remember(
     tx: &Transaction<'_>,
     source: &str,
     kind: &str,
     id: &str,
     local: i64,
-    now: &str,
+    now: &Arrival,
 ) -> Result<(), CoreError> {
     tx.prepare_cached(
-        "INSERT INTO imported_records (source, resource_type, source_id, local_id, imported_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO imported_records (source, resource_type, source_id, local_id, imported_at, signer_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![source, kind, id, local, now])?;
+    .execute(params![
+        source,
+        kind,
+        id,
+        local,
+        now.at,
+        now.signer.as_ref().map(|k| k.as_slice())
+    ])?;
     Ok(())
 }
 
@@ -422,7 +435,7 @@ fn note_added(
     kind: &str,
     id: &str,
     local: i64,
-    now: &str,
+    now: &Arrival,
     added: &mut Counts,
 ) -> Result<(), CoreError> {
     remember(tx, source, kind, id, local, now)?;
@@ -439,9 +452,12 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
         false,
         |tx, op, ctx| {
             change::bulk(|| {
-                let now = format_time(ctx.now);
+                let now = Arrival {
+                    at: format_time(ctx.now),
+                    signer: parsed.signer,
+                };
                 let source = parsed.source.as_str();
-                check_source_key(tx, source, parsed.signer, &now)?;
+                check_source_key(tx, source, parsed.signer, &now.at)?;
                 let mut report = ImportReport {
                     source: source.to_owned(),
                     signed: parsed.signer.is_some(),
@@ -852,4 +868,104 @@ fn date(text: Option<&str>) -> Result<Option<NaiveDate>, CoreError> {
             .map_err(|_| invalid("a date in the file", "it is not a date"))
     })
     .transpose()
+}
+
+/// Where an item in a chart came from, when an import brought it in.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ImportOrigin {
+    /// The item's kind as the chart's sections name it: `patient`, `encounter`, `vitals`,
+    /// `problem`, `allergy`, `no_known_allergies`, `medication`, `immunization` or `note`.
+    pub item: String,
+    /// The item's id in this vault (the patient's id for `patient` and
+    /// `no_known_allergies`).
+    pub id: i64,
+    /// The vault it came from (`urn:chartroom:vault:…`).
+    pub source: String,
+    /// The fingerprint (`SHA256:…`) of the sending vault's key that signed the file it came
+    /// in with; absent for a file made before exports were signed.
+    pub signed_by: Option<String>,
+    pub imported_at: String,
+}
+
+/// The imported items of one patient's chart, oldest import first: the patient, and the
+/// clinical items or notes when `clinical` / `notes` (what the reader may see).
+pub(crate) fn origins(
+    conn: &rusqlite::Connection,
+    patient_id: i64,
+    clinical: bool,
+    notes: bool,
+) -> Result<Vec<ImportOrigin>, CoreError> {
+    // (resource type in the file, chart item, table of this vault's items)
+    const KINDS: [(&str, &str, &str); 7] = [
+        ("Encounter", "encounter", "encounters"),
+        ("Observation", "vitals", "observations"),
+        ("Condition", "problem", "problems"),
+        ("AllergyIntolerance", "allergy", "allergies"),
+        ("MedicationStatement", "medication", "medications"),
+        ("Immunization", "immunization", "immunizations"),
+        ("DocumentReference", "note", "notes"),
+    ];
+    let mut out = Vec::new();
+    let mut read = |sql: &str, item: &str| -> Result<(), CoreError> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([patient_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, source, imported_at, key) = row?;
+            let signed_by = key
+                .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                .map(|k| super::signing::fingerprint(&k));
+            out.push(ImportOrigin {
+                item: item.to_owned(),
+                id,
+                source,
+                signed_by,
+                imported_at,
+            });
+        }
+        Ok(())
+    };
+    read(
+        "SELECT local_id, source, imported_at, signer_key FROM imported_records
+          WHERE resource_type = 'Patient' AND local_id = ?1",
+        "patient",
+    )?;
+    if clinical {
+        // A "no known allergies" statement is kept against the patient (its id in the file
+        // is `nka…`), an allergy against its own row.
+        read(
+            "SELECT local_id, source, imported_at, signer_key FROM imported_records
+              WHERE resource_type = 'AllergyIntolerance' AND local_id = ?1
+                AND source_id LIKE 'nka%'",
+            "no_known_allergies",
+        )?;
+    }
+    for (resource, item, table) in KINDS {
+        let shown = if table == "notes" { notes } else { clinical };
+        if !shown {
+            continue;
+        }
+        let nka = if resource == "AllergyIntolerance" {
+            " AND source_id NOT LIKE 'nka%'"
+        } else {
+            ""
+        };
+        read(
+            &format!(
+                "SELECT local_id, source, imported_at, signer_key FROM imported_records
+                  WHERE resource_type = '{resource}'{nka}
+                    AND local_id IN (SELECT id FROM {table} WHERE patient_id = ?1)"
+            ),
+            item,
+        )?;
+    }
+    out.sort_by(|a, b| a.imported_at.cmp(&b.imported_at));
+    Ok(out)
 }

@@ -24,7 +24,8 @@ use crate::{CoreError, Session};
 
 pub use archive::{Destination, ImportKey, KeyInfo};
 pub use fhir::{Counts, RESOURCE_TYPES};
-pub use import::{ImportReport, ImportedPatient};
+pub(crate) use import::origins;
+pub use import::{ImportOrigin, ImportReport, ImportedPatient};
 
 /// Which patients an export holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::gate_tests::{debug_value, denied_by_role, rows, Clinic, RECORD_TABLES};
-use crate::{alert_rule, AuditFilter, Chart, DemoOptions, NoteContent, Role};
+use crate::{
+    alert_rule, AuditFilter, Chart, DemoOptions, NewProblem, NoteContent, NoteStatus, Role,
+};
 
 fn secret(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
@@ -119,11 +121,56 @@ fn portable(chart: &Chart) -> Value {
         "updated_by",
         "care_team",
         "access",
+        "imported",
     ] {
         map.remove(key);
     }
     strip(&mut v);
     v
+}
+
+/// Every item a chart shows, as (item kind, id) the way `Chart::imported` names them.
+fn chart_items(c: &Chart) -> Vec<(&'static str, i64)> {
+    let mut out = vec![("patient", c.patient.id.get())];
+    let ids = |kind: &'static str, ids: Vec<i64>| ids.into_iter().map(move |id| (kind, id));
+    out.extend(ids(
+        "problem",
+        c.problems.iter().flatten().map(|x| x.id.get()).collect(),
+    ));
+    out.extend(ids(
+        "allergy",
+        c.allergies.iter().flatten().map(|x| x.id.get()).collect(),
+    ));
+    out.extend(ids(
+        "medication",
+        c.medications.iter().flatten().map(|x| x.id.get()).collect(),
+    ));
+    out.extend(ids(
+        "immunization",
+        c.immunizations
+            .iter()
+            .flatten()
+            .map(|x| x.id.get())
+            .collect(),
+    ));
+    out.extend(ids(
+        "encounter",
+        c.encounters.iter().flatten().map(|x| x.id.get()).collect(),
+    ));
+    out.extend(ids(
+        "vitals",
+        c.vitals.iter().flatten().map(|x| x.id.get()).collect(),
+    ));
+    out.extend(ids(
+        "note",
+        c.notes
+            .iter()
+            .flatten()
+            .filter(|n| n.status == NoteStatus::Signed)
+            .map(|x| x.id.get())
+            .collect(),
+    ));
+    out
 }
 
 /// FHIR resources without what names the vault they came from (ids, references, sources).
@@ -224,7 +271,20 @@ fn a_clinic_moves_whole_and_comes_back_the_same() {
         let b = doctor_b.open_chart(p.id).expect("opens in B");
         assert!(p.id.get() > before_ids);
         assert_eq!(portable(&a), portable(&b), "patient {source_id}");
+        // Every item that arrived says where from and which key signed it there; nothing
+        // in the sending chart, made there, claims to be imported.
+        assert!(a.imported.is_empty());
+        let origin = |item: &str, id: i64| b.imported.iter().find(|o| o.item == item && o.id == id);
+        for (item, id) in chart_items(&b) {
+            let o = origin(item, id).unwrap_or_else(|| panic!("{item} {id} has no origin"));
+            assert_eq!(o.source, imported.source);
+            assert_eq!(o.signed_by, imported.source_key, "{item} {id}");
+        }
+        if b.patient.allergy_status.as_deref() == Some("no_known_allergies") {
+            assert!(origin("no_known_allergies", p.id.get()).is_some());
+        }
     }
+
     // NKA and the allergy states came across as such.
     let moved = imported
         .patients
@@ -282,6 +342,23 @@ fn a_clinic_moves_whole_and_comes_back_the_same() {
         })
         .collect();
     assert_eq!(portable_fhir(&first), portable_fhir(&second));
+
+    // An item added here afterwards is this clinic's own.
+    let mut doctor_b = target.as_role(Role::Physician);
+    let moved = imported.patients[0].id;
+    let today = chrono::Utc::now().date_naive();
+    let local = doctor_b
+        .add_problem(
+            moved,
+            &NewProblem::new("Local finding", None, None, None, today).expect("valid"),
+        )
+        .expect("adds");
+    let chart = doctor_b.open_chart(moved).expect("opens");
+    assert!(!chart
+        .imported
+        .iter()
+        .any(|o| o.item == "problem" && o.id == local.id.get()));
+    doctor_b.lock().expect("locks");
 }
 
 #[test]
@@ -910,7 +987,8 @@ fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
         };
         let sql = format!("SELECT * FROM {table} ORDER BY {order}");
         // Global ids are random by design, and so are the personal signatures of the source's
-        // notes (each vault's signing keys are its own), which came after these dumps.
+        // notes and the key that signed an imported file (each vault's signing keys are its
+        // own), which came after these dumps.
         for row in rows(
             conn,
             table,
@@ -1255,4 +1333,30 @@ fn exports_are_signed_and_a_file_dressed_up_as_another_clinics_is_refused() {
         .import_records(&encrypt(plain_new.to_string().as_bytes())[..], &key)
         .expect("imports");
     assert!(!report.signed && report.source_key.is_none());
+    // Its chart says so beside each item, where A's says which key signed it.
+    admin.lock().expect("locks");
+    let mut doctor = target.as_role(Role::Physician);
+    let unsigned_chart = doctor.open_chart(report.patients[0].id).expect("opens");
+    assert!(!unsigned_chart.imported.is_empty());
+    assert!(unsigned_chart
+        .imported
+        .iter()
+        .all(|o| o.signed_by.is_none()));
+    let signed_chart = doctor.open_chart(first.patients[0].id).expect("opens");
+    assert!(signed_chart
+        .imported
+        .iter()
+        .all(|o| o.signed_by.as_deref() == Some(pinned.as_str())));
+    // The front desk sees where the patient came from, and nothing of the clinical items.
+    doctor.lock().expect("locks");
+    let mut desk = target.as_role(Role::FrontDesk);
+    let desk_chart = desk.open_chart(first.patients[0].id).expect("opens");
+    assert_eq!(
+        desk_chart
+            .imported
+            .iter()
+            .map(|o| o.item.as_str())
+            .collect::<Vec<_>>(),
+        ["patient"]
+    );
 }
