@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use chartroom_core::{vault_config, CoreError, ErrorKind, RecoveryKey, Role, Session, User};
 use clap::{Args, Parser, Subcommand};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use secrets::{Inputs, SecretSource};
@@ -511,28 +511,9 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
         Command::Vault(VaultCommand::Restore { from, recovery }) => {
             // The backup's credentials, asked before anything is copied; the vault itself
             // may be gone.
-            let report = if let Some(given) = &recovery.recovery_key {
-                let source = if given.is_empty() {
-                    SecretSource::Interactive
-                } else {
-                    SecretSource::Given(given.clone())
-                };
-                let text = inputs.recovery_key(source)?;
-                let key = RecoveryKey::parse(text.expose_secret()).map_err(CoreError::from)?;
-                chartroom_core::restore_vault(&config, from, |staged| {
-                    Session::unlock_with_recovery_key(staged, &key)
-                })?
-            } else {
-                let user = cli.user.as_deref().ok_or_else(|| {
-                    Failure::usage(
-                        "Say who you are with --user NAME (or CHARTROOM_USER), or use --recovery-key.",
-                    )
-                })?;
-                let password = inputs.password(user)?;
-                chartroom_core::restore_vault(&config, from, |staged| {
-                    Session::unlock(staged, user, &password)
-                })?
-            };
+            let credentials = credentials(cli, &mut inputs, recovery)?;
+            let report =
+                chartroom_core::restore_vault(&config, from, |staged| credentials.unlock(staged))?;
             let kept = match &report.replaced {
                 Some(p) => format!(" The vault that was there is kept at {}.", p.display()),
                 None => String::new(),
@@ -829,6 +810,31 @@ fn unlock(
 ) -> Result<Session, Failure> {
     // Fail on a missing vault before asking anyone for a password.
     chartroom_core::vault_info(config)?;
+    Ok(credentials(cli, inputs, recovery)?.unlock(config.clone())?)
+}
+
+/// Who is signing in: a user and their password, or the recovery key.
+enum Credentials<'a> {
+    Password(&'a str, SecretString),
+    Recovery(RecoveryKey),
+}
+
+impl Credentials<'_> {
+    fn unlock(&self, config: chartroom_core::VaultConfig) -> Result<Session, CoreError> {
+        match self {
+            Credentials::Password(user, password) => Session::unlock(config, user, password),
+            Credentials::Recovery(key) => Session::unlock_with_recovery_key(config, key),
+        }
+    }
+}
+
+/// Reads the credentials `--user` or `--recovery-key` asks for (given, from the
+/// environment or stdin, or by a prompt).
+fn credentials<'a>(
+    cli: &'a Cli,
+    inputs: &mut Inputs,
+    recovery: &RecoveryArg,
+) -> Result<Credentials<'a>, Failure> {
     if let Some(given) = &recovery.recovery_key {
         let source = if given.is_empty() {
             SecretSource::Interactive
@@ -837,15 +843,14 @@ fn unlock(
         };
         let text = inputs.recovery_key(source)?;
         let key = RecoveryKey::parse(text.expose_secret()).map_err(CoreError::from)?;
-        return Ok(Session::unlock_with_recovery_key(config.clone(), &key)?);
+        return Ok(Credentials::Recovery(key));
     }
     let user = cli.user.as_deref().ok_or_else(|| {
         Failure::usage(
             "Say who you are with --user NAME (or CHARTROOM_USER), or use --recovery-key.",
         )
     })?;
-    let password = inputs.password(user)?;
-    Ok(Session::unlock(config.clone(), user, &password)?)
+    Ok(Credentials::Password(user, inputs.password(user)?))
 }
 
 fn user_json(u: &User) -> Value {
