@@ -330,7 +330,12 @@ def test_disclosures_list_every_export_of_a_patient(clinic, tmp_path):
                "--out", str(tmp_path / "a.age"), password=DOCTOR_PW)
     clinic.run("--user", "admin", "export", "--all", "--recipient", recipient, "--purpose", "Practice move",
                "--out", str(tmp_path / "b.age"), password=ADMIN_PW)
+    # Why and to whom are the audit trail's words: the administrator (and an auditor) reads
+    # them; the physician, signed in again, sees that they are there, sealed.
     doc = clinic.json("--user", "dr.adeyemi", "disclosures", pid, password=DOCTOR_PW)
+    assert [d["purpose"] for d in doc["disclosures"]] == [
+        "[sealed: only an auditor or administrator can read this]"] * 2
+    doc = clinic.json("--user", "admin", "disclosures", pid, password=ADMIN_PW)
     assert [d["purpose"] for d in doc["disclosures"]] == ["Referral to cardiology", "Practice move"]
     first = doc["disclosures"][0]
     assert first["recipient"] == "Dr. Osei, Harbour Cardiology"

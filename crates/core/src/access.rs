@@ -265,6 +265,16 @@ pub(crate) fn apply_care_team(
         let name: String = conn
             .prepare_cached("SELECT name FROM users WHERE id = ?1")?
             .query_row([c.user_id], |r| r.get(0))?;
+        // The chart's key follows its team: sealed to who joins; a new key, and the chart
+        // sealed anew, when someone leaves (what they kept opens nothing written after).
+        let at = c.changed.time();
+        if c.member {
+            crate::patient_keys::grant_for(conn, patient, c.patient.as_bytes(), Some(&name), &at)?;
+        } else {
+            let members = care_team(conn, patient)?;
+            crate::patient_keys::make_for(conn, patient, c.patient.as_bytes(), &members, &at)?;
+            crate::chart::patient::reseal_restricted(conn, patient, &c.patient)?;
+        }
         crate::security_log::append(
             conn,
             &c.changed.time(),
@@ -369,7 +379,14 @@ impl Session {
                     .into(),
             ));
         }
-        op.reason = Some(reason.clone());
+        // The reason is the audit trail's free text: sealed to the auditors and
+        // administrators, in the grant and in every entry that quotes it.
+        let sealed = if self.can(Permission::BreakGlass) {
+            crate::keys::lock(&self.keys).seal_text(&reason)?
+        } else {
+            String::new()
+        };
+        op.reason = (!sealed.is_empty()).then(|| sealed.clone());
         self.run(Permission::BreakGlass, op, false, |tx, op, ctx| {
             let patient = ctx.patient()?;
             op.purpose = Some("ETREAT".into());
@@ -392,7 +409,7 @@ impl Session {
             tx.execute(
                 "INSERT INTO access_grants (user_id, patient_id, reason, granted_at, expires_at, audit_seq)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![uid, patient_id, reason, format_time(ctx.now), format_time(expires), i64::try_from(head + 1).unwrap_or(i64::MAX)],
+                params![uid, patient_id, sealed, format_time(ctx.now), format_time(expires), i64::try_from(head + 1).unwrap_or(i64::MAX)],
             )?;
             op.detail = Some(format!("{minutes} minutes"));
             Ok(Grant {

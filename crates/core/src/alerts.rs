@@ -354,6 +354,13 @@ impl crate::Session {
                 Ok(list)
             },
         )
+        .map(|mut list| {
+            let keys = crate::keys::lock(&self.keys);
+            for alert in &mut list {
+                alert.summary = keys.reveal(&alert.summary);
+            }
+            list
+        })
     }
 
     /// Acknowledges an alert with a note saying what was found. Nobody acknowledges an

@@ -570,6 +570,20 @@ impl From<Report> for Verification {
     }
 }
 
+/// An entry as the reader is shown it: its sealed free text (a break-the-glass reason, an
+/// export's purpose and recipient) opened where the reader's keys open it, withheld where
+/// not. Its hashes are the stored ones; `audit verify` checks the stored entry.
+fn revealed(keys: &crate::keys::SharedKeyring, mut r: Record) -> Record {
+    let keys = crate::keys::lock(keys);
+    if let Some(reason) = &mut r.entry.reason {
+        *reason = keys.reveal(reason);
+    }
+    if let Some(detail) = &mut r.entry.detail {
+        *detail = keys.reveal(detail);
+    }
+    r
+}
+
 impl crate::Session {
     /// Verifies the whole trail: the hash chain and every signed checkpoint.
     pub fn verify_audit(&mut self) -> Result<Verification, CoreError> {
@@ -606,14 +620,15 @@ impl crate::Session {
     pub fn audit_entries_each(
         &mut self,
         filter: &AuditFilter,
-        each: impl FnMut(Record) -> Result<(), CoreError>,
+        mut each: impl FnMut(Record) -> Result<(), CoreError>,
     ) -> Result<u64, CoreError> {
+        let keys = std::sync::Arc::clone(&self.keys);
         self.run(
             Permission::ReadAudit,
             Op::read("audit.read"),
             false,
             |tx, op, _| {
-                let n = list(tx, filter, each)?;
+                let n = list(tx, filter, |r| each(revealed(&keys, r)))?;
                 op.detail = Some(format!("{n} entries"));
                 Ok(n)
             },
@@ -627,12 +642,14 @@ impl crate::Session {
         filter: &AuditFilter,
         out: &mut dyn Write,
     ) -> Result<u64, CoreError> {
+        let keys = std::sync::Arc::clone(&self.keys);
         self.run(
             Permission::ReadAudit,
             Op::execute("audit.export"),
             false,
             |tx, op, _| {
                 let n = list(tx, filter, |r| {
+                    let r = revealed(&keys, r);
                     let line = serde_json::to_string(&chartroom_audit::to_fhir_audit_event(&r))
                         .map_err(|e| CoreError::Integrity(e.to_string()))?;
                     writeln!(out, "{line}").map_err(|e| CoreError::Vault(VaultError::Io(e)))

@@ -27,6 +27,7 @@ pub fn search(
         query,
         Utc::now().date_naive(),
         50,
+        &Default::default(),
         |_| Ok(true),
     )
 }

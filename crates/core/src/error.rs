@@ -183,7 +183,10 @@ impl From<crate::keys::FieldError> for CoreError {
         match e {
             FieldError::NotHandedOver => CoreError::Forbidden(Denial::KeyNotHandedOver),
             FieldError::Tampered(_) => CoreError::Integrity(e.to_string()),
-            FieldError::Clear(_) | FieldError::NoWriteKey => CoreError::Conflict(e.to_string()),
+            FieldError::Clear(_)
+            | FieldError::NoWriteKey
+            | FieldError::NoAuditTextKey
+            | FieldError::NoPatientKey => CoreError::Conflict(e.to_string()),
         }
     }
 }

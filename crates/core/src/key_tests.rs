@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 
 use crate::gate_tests::Clinic;
-use crate::keys::{CLINICAL, UPGRADE_STEPS};
+use crate::keys::{AUDIT_TEXT, CLINICAL, UPGRADE_STEPS};
 use crate::*;
 
 fn pw(s: &str) -> SecretString {
@@ -54,7 +54,8 @@ fn only_physicians_nurses_and_the_recovery_key_hold_the_clinical_key() {
     for user in admin.users().expect("lists") {
         let want: &[&str] = match user.role {
             Role::Physician | Role::Nurse => &["database", "clinical"],
-            _ => &["database"],
+            Role::Admin | Role::Auditor => &["database", "audit_text"],
+            Role::FrontDesk => &["database"],
         };
         assert_eq!(user.keys, want, "{}", user.name);
         assert!(user.keys_pending.is_empty());
@@ -315,4 +316,298 @@ fn disabling_a_user_or_resetting_a_password_rotates_the_database_key() {
         ),
         "{refused:?}"
     );
+}
+
+#[test]
+fn the_trails_words_are_sealed_to_auditors_and_administrators_and_rotate_when_trust_ends() {
+    let clinic = Clinic::new();
+    let reason = "Found in the car park, MRK-btg-Vk";
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let grant = nurse.break_glass(2, reason).expect("breaks the glass");
+    assert_eq!(grant.reason, reason, "the nurse is shown her own words");
+    let chart = nurse.open_chart(2).expect("opens");
+    assert_eq!(
+        chart.access,
+        ChartAccess::BreakGlass {
+            reason: reason.into(),
+            expires_at: grant.expires_at.clone()
+        },
+        "and sees them on the banner while this session lasts"
+    );
+    nurse.lock().expect("locks");
+    // Signed in again, she holds no key that opens them.
+    let mut nurse = clinic.as_role(Role::Nurse);
+    match nurse.open_chart(2).expect("opens").access {
+        ChartAccess::BreakGlass { reason: shown, .. } => {
+            assert_eq!(shown, crate::audit_text::WITHHELD)
+        }
+        other => panic!("{other:?}"),
+    }
+    nurse.lock().expect("locks");
+
+    // The database key shows none of it; the grant, the entries and the alert hold it sealed.
+    let raw = clinic.raw();
+    let dump = crate::gate_tests::raw_dump(&raw);
+    assert!(
+        !dump.contains("MRK-btg-Vk"),
+        "the reason is readable with the database key"
+    );
+    let sealed: String = raw
+        .query_row("SELECT reason FROM access_grants", [], |r| r.get(0))
+        .expect("a grant");
+    assert!(sealed.starts_with(crate::audit_text::PREFIX));
+    drop(raw);
+
+    // The auditor and the administrator read it; the chain still verifies.
+    let entries = clinic.entries(AuditFilter {
+        event: Some("break_glass".into()),
+        outcome: Some(Outcome::Success),
+        ..AuditFilter::default()
+    });
+    assert_eq!(entries[0].entry.reason.as_deref(), Some(reason));
+    let mut admin = clinic.as_role(Role::Admin);
+    let alerts = admin.alerts(true).expect("lists");
+    assert!(alerts
+        .iter()
+        .any(|a| a.rule == alert_rule::BREAK_GLASS && a.summary.contains(reason)));
+    assert!(admin.verify_audit().expect("verifies").ok);
+
+    // The auditor is disabled: the administrator rotates the key there and then; what is
+    // written afterwards is sealed to the new epoch, and the old words still open.
+    admin.disable_user("audit.kim").expect("disables");
+    let (epoch, _) = admin
+        .vault()
+        .expect("open")
+        .compartment_public(AUDIT_TEXT)
+        .expect("an audit text key");
+    assert_eq!(epoch, 1);
+    admin.lock().expect("locks");
+    clinic.clock.advance(chrono::Duration::minutes(61));
+    let mut nurse = clinic.as_role(Role::Nurse);
+    nurse
+        .break_glass(2, "Second time, MRK-after-Vk")
+        .expect("breaks the glass again");
+    nurse.lock().expect("locks");
+    let raw = clinic.raw();
+    let newest: String = raw
+        .query_row(
+            "SELECT reason FROM access_grants ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a grant");
+    assert!(newest.starts_with("sealed:v1:1:"), "{newest}");
+    drop(raw);
+    let mut admin = clinic.as_role(Role::Admin);
+    let summaries: Vec<String> = admin
+        .alerts(true)
+        .expect("lists")
+        .into_iter()
+        .filter(|a| a.rule == alert_rule::BREAK_GLASS)
+        .map(|a| a.summary)
+        .collect();
+    assert!(summaries.iter().any(|s| s.contains("MRK-after-Vk")));
+    assert!(
+        summaries.iter().any(|s| s.contains(reason)),
+        "the earlier epoch opens through the retired key"
+    );
+    admin.lock().expect("locks");
+}
+
+#[test]
+fn reasons_purposes_and_recipients_an_earlier_version_left_in_clear_are_sealed_at_sign_in() {
+    let clinic = Clinic::new();
+    // What the release before wrote: the words in clear in a grant, the accounting and an alert.
+    let raw = clinic.raw();
+    raw.execute_batch(
+        "INSERT INTO access_grants (user_id, patient_id, reason, granted_at, expires_at, audit_seq)
+           VALUES (3, 2, 'OLDREASON-Vk chest pain', '2026-03-03T09:00:00Z', '2026-03-03T10:00:00Z', 1);
+         INSERT INTO disclosures (time, actor, role, recipient, keys, purpose, format, patients,
+                                  resources, left_out, bytes, sha256)
+           VALUES ('2026-03-03T09:00:00Z', 'dr.osei', 'physician', 'OLDRECIPIENT-Vk', '[]',
+                   'OLDPURPOSE-Vk', 'bundle', 1, '{}', 0, 10, 'ab');
+         INSERT INTO disclosure_patients (disclosure_id, patient_id, resources)
+           VALUES (last_insert_rowid(), 1, '{}');
+         INSERT INTO alerts (rule, time, actor, patient_id, summary, audit_seq)
+           VALUES ('break_glass', '2026-03-03T09:00:00Z', 'nurse.lee', '2',
+                   'nurse.lee broke the glass into restricted patient 2: \"OLDREASON-Vk chest pain\"', 1);",
+    )
+    .expect("writes as the old release did");
+    drop(raw);
+    // Any sign-in that may seal (here a physician's) seals them; the trigger is back.
+    clinic.as_role(Role::Physician).lock().expect("locks");
+    let raw = clinic.raw();
+    let dump = crate::gate_tests::raw_dump(&raw);
+    assert!(
+        !dump.contains("OLDREASON")
+            && !dump.contains("OLDRECIPIENT")
+            && !dump.contains("OLDPURPOSE")
+    );
+    assert!(
+        raw.execute("UPDATE disclosures SET purpose = 'x'", [])
+            .is_err(),
+        "the accounting is append-only again"
+    );
+    drop(raw);
+    let mut auditor = clinic.as_role(Role::Auditor);
+    let alert = auditor
+        .alerts(true)
+        .expect("lists")
+        .into_iter()
+        .find(|a| a.rule == alert_rule::BREAK_GLASS)
+        .expect("the old alert");
+    assert_eq!(
+        alert.summary,
+        "nurse.lee broke the glass into restricted patient 2: \"OLDREASON-Vk chest pain\""
+    );
+    let accounting = auditor.disclosures(1).expect("reads");
+    assert_eq!(accounting[0].purpose, "OLDPURPOSE-Vk");
+    assert_eq!(accounting[0].recipient, "OLDRECIPIENT-Vk");
+    auditor.lock().expect("locks");
+}
+
+/// The names a search shows for `query`, masked ones as "Restricted patient".
+fn found(session: &mut Session, query: &str) -> Vec<String> {
+    session
+        .search_patients(query)
+        .expect("searches")
+        .into_iter()
+        .map(|h| h.family)
+        .collect()
+}
+
+#[test]
+fn a_restricted_chart_is_sealed_to_a_key_of_its_own_that_follows_its_care_team() {
+    let clinic = Clinic::new();
+    // Patient 2, Castellanos, restricted, registered by the physician: nothing of who they
+    // are is in the database in clear, not even in the name index.
+    let raw = clinic.raw();
+    let dump = crate::gate_tests::raw_dump(&raw);
+    assert!(!dump.contains("Castellanos") && !dump.contains("1979-11-02"));
+    assert!(
+        !dump.contains("castellanos"),
+        "the name index holds no word of it"
+    );
+    let holders: Vec<String> = raw
+        .prepare("SELECT holder FROM patient_keys WHERE patient_id = 2 ORDER BY holder")
+        .expect("prepares")
+        .query_map([], |r| r.get(0))
+        .expect("queries")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(holders, ["clinical:0", "recovery", "user:dr.okafor"]);
+    drop(raw);
+
+    // The team finds them by name; the chart and its history open.
+    let mut doctor = clinic.as_role(Role::Physician);
+    assert_eq!(
+        found(&mut doctor, "Castelanos"),
+        ["Castellanos"],
+        "a typo too"
+    );
+    assert_eq!(found(&mut doctor, "1979-11-02"), ["Castellanos"]);
+    let chart = doctor.open_chart(2).expect("opens");
+    assert_eq!(chart.patient.demographics.given, "Mateo");
+    assert_eq!(
+        doctor.patient_history(2).expect("history")[0]
+            .demographics
+            .family,
+        "Castellanos"
+    );
+    doctor.add_to_care_team(2, "desk.ruiz").expect("adds");
+    doctor.lock().expect("locks");
+    // The front desk joins: their own slot now opens the chart's key.
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    assert_eq!(found(&mut desk, "castellanos"), ["Castellanos"]);
+    desk.lock().expect("locks");
+
+    // Outside the team: only the exact MRN finds it, masked, until the glass is broken.
+    let mut nurse = clinic.as_role(Role::Nurse);
+    assert!(found(&mut nurse, "Castellanos").is_empty());
+    assert!(found(&mut nurse, "1979-11-02").is_empty());
+    let mrn = {
+        let raw = clinic.raw();
+        raw.query_row("SELECT mrn FROM patients WHERE id = 2", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .expect("mrn")
+    };
+    assert_eq!(found(&mut nurse, &mrn), ["Restricted patient"]);
+    nurse
+        .break_glass(2, "Collapsed in the lobby")
+        .expect("breaks the glass");
+    assert_eq!(found(&mut nurse, "Castellanos"), ["Castellanos"]);
+    nurse.lock().expect("locks");
+
+    // The front desk leaves the team: a new key, the chart sealed anew; the old key's seal to
+    // the front desk opens nothing current.
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor
+        .remove_from_care_team(2, "desk.ruiz")
+        .expect("removes");
+    doctor.lock().expect("locks");
+    let raw = clinic.raw();
+    let (epoch, desk_epochs): (i64, String) = raw
+        .query_row(
+            "SELECT max(epoch), (SELECT group_concat(epoch) FROM patient_keys
+                                  WHERE patient_id = 2 AND holder = 'user:desk.ruiz')
+               FROM patient_keys WHERE patient_id = 2",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("epochs");
+    assert_eq!((epoch, desk_epochs.as_str()), (1, "0"));
+    let sealed: String = raw
+        .query_row("SELECT sealed FROM patients WHERE id = 2", [], |r| r.get(0))
+        .expect("sealed");
+    assert!(sealed.starts_with("psealed:v1:1:"), "{sealed}");
+    drop(raw);
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    assert!(found(&mut desk, "Castellanos").is_empty());
+    desk.lock().expect("locks");
+
+    // Lifting the restriction puts the chart, its history and its words back in clear.
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor
+        .update_patient(
+            2,
+            &PatientChanges {
+                restricted: Some(false),
+                ..Default::default()
+            },
+        )
+        .expect("lifts");
+    doctor.lock().expect("locks");
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    assert_eq!(found(&mut desk, "Castellanos"), ["Castellanos"]);
+    let history = desk.patient_history(2).expect("history");
+    assert!(history
+        .iter()
+        .all(|v| v.demographics.family == "Castellanos"));
+    desk.lock().expect("locks");
+    let raw = clinic.raw();
+    assert!(!crate::gate_tests::raw_dump(&raw).contains("psealed:"));
+}
+
+#[test]
+fn restricted_charts_an_earlier_version_kept_in_clear_are_sealed_at_the_next_sign_in() {
+    let clinic = Clinic::new();
+    // What the release before wrote: a restricted chart in clear, with no key of its own.
+    let raw = clinic.raw();
+    raw.execute_batch(
+        "DELETE FROM patient_keys;
+         UPDATE patients SET family = 'Castellanos', given = 'Mateo', birth_date = '1979-11-02',
+                             sealed = NULL WHERE id = 2;
+         INSERT INTO patient_name_words (word, patient_id, field) VALUES ('castellanos', 2, 0);",
+    )
+    .expect("writes as the old release did");
+    drop(raw);
+    clinic.as_role(Role::FrontDesk).lock().expect("locks");
+    let raw = clinic.raw();
+    let dump = crate::gate_tests::raw_dump(&raw);
+    assert!(!dump.contains("Castellanos") && !dump.contains("castellanos"));
+    drop(raw);
+    let mut doctor = clinic.as_role(Role::Physician);
+    assert_eq!(found(&mut doctor, "Castellanos"), ["Castellanos"]);
+    doctor.lock().expect("locks");
 }

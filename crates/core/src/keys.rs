@@ -41,9 +41,15 @@ const MAX_FIELDS_PER_KEY: u64 = 1 << 32;
 pub fn compartments_of(role: Role) -> &'static [&'static str] {
     match role {
         Role::Physician | Role::Nurse => &[CLINICAL],
-        Role::Admin | Role::FrontDesk | Role::Auditor => &[],
+        Role::Admin | Role::Auditor => &[AUDIT_TEXT],
+        Role::FrontDesk => &[],
     }
 }
+
+/// Every compartment, in the order a sign-in settles them.
+pub const COMPARTMENTS: [&str; 2] = [CLINICAL, AUDIT_TEXT];
+
+pub use crate::audit_text::AUDIT_TEXT;
 
 /// Why a field could not be sealed or opened. Carried out of SQLite as a user-function error
 /// and turned into a [`crate::CoreError`] with these words.
@@ -57,6 +63,10 @@ pub enum FieldError {
     Clear(String),
     #[error("Clinical content cannot be written in this session: it holds no key to write with.")]
     NoWriteKey,
+    #[error("The clinic has no key for the audit trail's reasons yet: an administrator must sign in once with this version of Chartroom.")]
+    NoAuditTextKey,
+    #[error("This restricted chart's key could not be found or opened in this session: someone on its care team must sign in once.")]
+    NoPatientKey,
 }
 
 impl FieldError {
@@ -67,6 +77,10 @@ impl FieldError {
             Some(FieldError::NotHandedOver)
         } else if message == FieldError::NoWriteKey.to_string() {
             Some(FieldError::NoWriteKey)
+        } else if message == FieldError::NoAuditTextKey.to_string() {
+            Some(FieldError::NoAuditTextKey)
+        } else if message == FieldError::NoPatientKey.to_string() {
+            Some(FieldError::NoPatientKey)
         } else if let Some(rest) = message.strip_prefix("A clinical field (") {
             let what = rest.split(')').next().unwrap_or_default().to_owned();
             Some(if message.contains("without encryption") {
@@ -137,6 +151,10 @@ pub(crate) struct Keyring {
     retired: Option<HashMap<u64, StaticSecret>>,
     /// The security log's length and head as this session last verified it.
     pub(crate) verified_head: Option<(u64, [u8; 32])>,
+    /// The audit trail's free text: sealed by anyone, opened by its holders.
+    pub(crate) audit: crate::audit_text::Keys,
+    /// Restricted patients' keys.
+    pub(crate) patients: crate::patient_keys::PatientKeys,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -155,6 +173,20 @@ pub(crate) type SharedKeyring = Arc<Mutex<Keyring>>;
 pub(crate) fn lock(keys: &SharedKeyring) -> MutexGuard<'_, Keyring> {
     // A panic while holding the lock leaves no half-made state worth refusing over.
     keys.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The clinical private key of `epoch` from a keyring's parts (borrowed apart from its
+/// patient keys, which open through it).
+fn self_clinical(
+    public: &Option<(u64, PublicKey)>,
+    secret: &Option<StaticSecret>,
+    retired: &Option<HashMap<u64, StaticSecret>>,
+    epoch: u64,
+) -> Option<StaticSecret> {
+    match public {
+        Some((current, _)) if *current == epoch => secret.clone(),
+        _ => retired.as_ref()?.get(&epoch).cloned(),
+    }
 }
 
 /// Length-prefixed concatenation: no two different field lists give the same bytes.
@@ -194,6 +226,7 @@ type SealedRetired = ([u8; 32], [u8; NONCE_LEN], Vec<u8>);
 /// `retired_keys` table: (ephemeral, nonce, sealed).
 fn seal_retired(
     vault_id: &str,
+    compartment: &str,
     epoch: u64,
     secret: &StaticSecret,
     public: &PublicKey,
@@ -214,11 +247,76 @@ fn seal_retired(
             Nonce::from_slice(&nonce),
             Payload {
                 msg: plain.as_ref(),
-                aad: &retired_key_ad(vault_id, CLINICAL, epoch),
+                aad: &retired_key_ad(vault_id, compartment, epoch),
             },
         )
         .map_err(|_| FieldError::NoWriteKey)?;
     Ok((*ephemeral_public.as_bytes(), nonce, sealed))
+}
+
+/// Opens compartment `name`'s earlier epochs' private keys from `retired_keys`, newest first
+/// from `secret` (the key of `epoch`), each checked against the public key the security log
+/// registered for its epoch (a planted row opens nothing).
+fn retired_chain(
+    conn: &Connection,
+    vault_id: &str,
+    name: &str,
+    secret: StaticSecret,
+    epoch: u64,
+) -> rusqlite::Result<HashMap<u64, StaticSecret>> {
+    let mut out = HashMap::new();
+    let logged = crate::security_log::compartment_publics(conn, name).unwrap_or_default();
+    let mut holder = secret;
+    let mut e = epoch;
+    while e > 0 {
+        let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
+            .prepare_cached(
+                "SELECT ephemeral, nonce, sealed FROM retired_keys WHERE compartment = ?1 AND epoch = ?2",
+            )?
+            .query_row(params![name, (e - 1) as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((ephemeral, nonce, sealed)) = row else {
+            break;
+        };
+        let (Ok(ephemeral), Ok(nonce)) = (
+            <[u8; 32]>::try_from(ephemeral),
+            <[u8; NONCE_LEN]>::try_from(nonce),
+        ) else {
+            break;
+        };
+        let public = PublicKey::from(&holder);
+        let shared = holder.diffie_hellman(&PublicKey::from(ephemeral));
+        let wrap = content_key_wrap(shared.as_bytes(), &ephemeral, public.as_bytes());
+        let Ok(plain) = ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(wrap.as_slice()))
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &sealed,
+                    aad: &retired_key_ad(vault_id, name, e - 1),
+                },
+            )
+        else {
+            break;
+        };
+        let plain = Zeroizing::new(plain);
+        let Ok(bytes) = <[u8; 32]>::try_from(plain.as_slice()) else {
+            break;
+        };
+        let old = StaticSecret::from(bytes);
+        let registered = logged.get(&(e - 1)).and_then(|k| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(k).ok()
+        });
+        if registered.as_deref() != Some(PublicKey::from(&old).as_bytes().as_slice()) {
+            break;
+        }
+        out.insert(e - 1, old.clone());
+        holder = old;
+        e -= 1;
+    }
+    Ok(out)
 }
 
 fn content_key_ad(vault_id: &str, compartment: &str, epoch: u64, id: i64) -> Vec<u8> {
@@ -279,7 +377,19 @@ impl Keyring {
             signer: None,
             retired: None,
             verified_head: None,
+            audit: Default::default(),
+            patients: Default::default(),
         };
+        ring.patients.slots = crate::patient_keys::slot_publics(vault);
+        ring.patients.own = vault.own_identity().map(|secret| {
+            let holder = match vault.unlocker() {
+                chartroom_vault::Unlocker::User(name) => crate::patient_keys::user_holder(name),
+                chartroom_vault::Unlocker::Recovery => {
+                    crate::patient_keys::RECOVERY_HOLDER.to_owned()
+                }
+            };
+            (holder, secret)
+        });
         ring.take_compartment(vault);
         if let Some(key) = vault.signing_key() {
             let name = match vault.unlocker() {
@@ -307,69 +417,89 @@ impl Keyring {
             .map(|(epoch, public)| (epoch, PublicKey::from(public)));
         self.secret = vault.compartment_secret(CLINICAL).map(|(_, s)| s);
         self.retired = None;
+        self.audit.public = vault
+            .compartment_public(AUDIT_TEXT)
+            .map(|(epoch, public)| (epoch, PublicKey::from(public)));
+        self.audit.secrets.clear();
+        if let Some((epoch, secret)) = vault.compartment_secret(AUDIT_TEXT) {
+            self.audit.secrets.insert(epoch, secret);
+        }
+        self.audit.retired_loaded = false;
     }
 
-    /// Opens the earlier epochs' private keys from `retired_keys`, newest first, each checked
-    /// against the public key the security log registered for its epoch (a planted row opens
-    /// nothing).
+    /// Seals a free text of the audit trail (a break-the-glass reason, an export's purpose or
+    /// recipient) to the audit-text compartment.
+    pub(crate) fn seal_text(&mut self, plain: &str) -> Result<String, FieldError> {
+        let vault_id = self.vault_id.clone();
+        self.audit
+            .seal(&vault_id, plain)
+            .ok_or(FieldError::NoAuditTextKey)
+    }
+
+    /// `text` with its sealed parts opened where this session may, withheld where not.
+    pub(crate) fn reveal(&self, text: &str) -> String {
+        self.audit.reveal(&self.vault_id, text)
+    }
+
+    pub(crate) fn holds_audit_text(&self) -> bool {
+        self.audit.holds()
+    }
+
+    /// Opens a restricted patient's text; None where this session holds no key for it.
+    pub(crate) fn open_patient_text(
+        &mut self,
+        patient: &[u8; 16],
+        what: &str,
+        token: &str,
+    ) -> Option<String> {
+        let clinical = |e: u64| self_clinical(&self.public, &self.secret, &self.retired, e);
+        self.patients
+            .open(&self.vault_id, patient, what, token, &clinical)
+    }
+
+    /// A new key for a restricted patient (see [`crate::patient_keys::PatientKeys::make`]).
+    pub(crate) fn make_patient_key(
+        &mut self,
+        patient: &[u8; 16],
+        members: &[String],
+    ) -> Vec<crate::patient_keys::SealRow> {
+        let clinical = self.public.map(|(e, p)| (e, *p.as_bytes()));
+        self.patients
+            .make(&self.vault_id, patient, members, clinical)
+    }
+
+    /// The patient's current key sealed to `holder` (a member's slot, or the current clinical
+    /// key when `holder` is None); None where there is nothing to add or nothing to add with.
+    pub(crate) fn grant_patient_key(
+        &mut self,
+        patient: &[u8; 16],
+        holder: Option<&str>,
+    ) -> Option<crate::patient_keys::SealRow> {
+        let (holder, to) = match holder {
+            Some(h) => (h.to_owned(), None),
+            None => {
+                let (e, p) = self.public?;
+                (crate::patient_keys::clinical_holder(e), Some(*p.as_bytes()))
+            }
+        };
+        let clinical = |e: u64| self_clinical(&self.public, &self.secret, &self.retired, e);
+        self.patients
+            .grant(&self.vault_id, patient, &holder, to, &clinical)
+    }
+
+    /// Opens the clinical key's earlier epochs (see [`retired_chain`]).
     fn load_retired(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        let mut out = HashMap::new();
         let (Some(secret), Some((epoch, _))) = (self.secret.clone(), self.public) else {
-            self.retired = Some(out);
+            self.retired = Some(HashMap::new());
             return Ok(());
         };
-        let logged = crate::security_log::compartment_publics(conn, CLINICAL).unwrap_or_default();
-        let mut holder = secret;
-        let mut e = epoch;
-        while e > 0 {
-            let row: Option<(Vec<u8>, Vec<u8>, Vec<u8>)> = conn
-                .prepare_cached(
-                    "SELECT ephemeral, nonce, sealed FROM retired_keys WHERE compartment = ?1 AND epoch = ?2",
-                )?
-                .query_row(params![CLINICAL, (e - 1) as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .optional()?;
-            let Some((ephemeral, nonce, sealed)) = row else {
-                break;
-            };
-            let (Ok(ephemeral), Ok(nonce)) = (
-                <[u8; 32]>::try_from(ephemeral),
-                <[u8; NONCE_LEN]>::try_from(nonce),
-            ) else {
-                break;
-            };
-            let public = PublicKey::from(&holder);
-            let shared = holder.diffie_hellman(&PublicKey::from(ephemeral));
-            let wrap = content_key_wrap(shared.as_bytes(), &ephemeral, public.as_bytes());
-            let Ok(plain) =
-                ChaCha20Poly1305::new(chacha20poly1305::Key::from_slice(wrap.as_slice())).decrypt(
-                    Nonce::from_slice(&nonce),
-                    Payload {
-                        msg: &sealed,
-                        aad: &retired_key_ad(&self.vault_id, CLINICAL, e - 1),
-                    },
-                )
-            else {
-                break;
-            };
-            let plain = Zeroizing::new(plain);
-            let Ok(bytes) = <[u8; 32]>::try_from(plain.as_slice()) else {
-                break;
-            };
-            let old = StaticSecret::from(bytes);
-            let registered = logged.get(&(e - 1)).and_then(|k| {
-                use base64::Engine as _;
-                base64::engine::general_purpose::STANDARD.decode(k).ok()
-            });
-            if registered.as_deref() != Some(PublicKey::from(&old).as_bytes().as_slice()) {
-                break;
-            }
-            out.insert(e - 1, old.clone());
-            holder = old;
-            e -= 1;
-        }
-        self.retired = Some(out);
+        self.retired = Some(retired_chain(
+            conn,
+            &self.vault_id,
+            CLINICAL,
+            secret,
+            epoch,
+        )?);
         Ok(())
     }
 
@@ -386,6 +516,18 @@ impl Keyring {
         if self.retired.is_none() && self.secret.is_some() {
             self.load_retired(conn)?;
         }
+        if !self.audit.retired_loaded {
+            if let Some((epoch, secret)) = self
+                .audit
+                .public
+                .and_then(|(e, _)| Some((e, self.audit.secrets.get(&e)?.clone())))
+            {
+                let earlier = retired_chain(conn, &self.vault_id, AUDIT_TEXT, secret, epoch)?;
+                self.audit.secrets.extend(earlier);
+            }
+            self.audit.retired_loaded = true;
+        }
+        self.patients.refresh(conn)?;
         let mut stmt = conn.prepare_cached(
             "SELECT seq, id, compartment, epoch, ephemeral, nonce, sealed FROM content_keys WHERE seq > ?1 ORDER BY seq",
         )?;
@@ -650,6 +792,8 @@ pub fn install_copy(session: &crate::Session, conn: &Connection) -> rusqlite::Re
         signer: None,
         retired: None,
         verified_head: None,
+        audit: Default::default(),
+        patients: Default::default(),
     };
     drop(from);
     let mut copy = copy;
@@ -708,6 +852,8 @@ pub fn field_open_costs() -> (f64, f64, f64) {
     let db = Connection::open_in_memory().expect("opens");
     db.execute_batch(crate::schema::CONTENT_KEYS_SQL)
         .expect("table");
+    db.execute_batch(crate::schema::PATIENT_KEYS_FOR_TESTS_SQL)
+        .expect("tables");
     let mut ring = Keyring {
         vault_id: "bench".into(),
         public: Some((0, public)),
@@ -719,6 +865,8 @@ pub fn field_open_costs() -> (f64, f64, f64) {
         signer: None,
         retired: None,
         verified_head: None,
+        audit: Default::default(),
+        patients: Default::default(),
     };
     ring.prepare_write(&db, Some("dr"), "now").expect("key");
     let (row, patient) = ([1; 16], [2; 16]);
@@ -770,6 +918,16 @@ fn uuid_arg<'a>(ctx: &'a Context<'_>, i: usize, what: &str) -> rusqlite::Result<
     }
 }
 
+fn patient_arg(ctx: &Context<'_>, i: usize) -> rusqlite::Result<[u8; 16]> {
+    match ctx.get_raw(i) {
+        ValueRef::Blob(b) => <[u8; 16]>::try_from(b)
+            .map_err(|_| user_error(FieldError::Tampered("the patient has no global id".into()))),
+        _ => Err(user_error(FieldError::Tampered(
+            "the patient has no global id".into(),
+        ))),
+    }
+}
+
 fn user_error(e: FieldError) -> rusqlite::Error {
     rusqlite::Error::UserFunctionError(Box::new(e))
 }
@@ -812,6 +970,60 @@ pub(crate) fn install(conn: &Connection, keys: &SharedKeyring) -> rusqlite::Resu
             }
             _ => Err(user_error(FieldError::Clear(format!("{table}.{column}")))),
         }
+    })?;
+    // Restricted patients' texts and keys (crate::patient_keys).
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_pseal", 3, flags, move |ctx| {
+        let patient = patient_arg(ctx, 0)?;
+        let what = text_arg(ctx, 1)?;
+        let plain = match ctx.get_raw(2) {
+            ValueRef::Null => return Ok(None),
+            ValueRef::Text(t) => Zeroizing::new(String::from_utf8_lossy(t).into_owned()),
+            _ => return Err(user_error(FieldError::NoWriteKey)),
+        };
+        let keys = lock(&ring);
+        keys.patients
+            .seal(&keys.vault_id, &patient, what, &plain)
+            .map(Some)
+            .ok_or_else(|| user_error(FieldError::NoPatientKey))
+    })?;
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_popen", 3, flags, move |ctx| {
+        // Anything but a sealed text (NULL, the clear history of an open chart) opens to NULL.
+        let token = match ctx.get_raw(2) {
+            ValueRef::Text(t)
+                if t.starts_with(crate::patient_keys::PATIENT_TEXT.prefix.as_bytes()) =>
+            {
+                String::from_utf8_lossy(t).into_owned()
+            }
+            _ => return Ok(None),
+        };
+        let patient = patient_arg(ctx, 0)?;
+        let what = text_arg(ctx, 1)?;
+        Ok(lock(&ring).open_patient_text(&patient, what, &token))
+    })?;
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_pkey", 2, flags, move |ctx| {
+        let patient = patient_arg(ctx, 0)?;
+        let members: Vec<String> = serde_json::from_str(text_arg(ctx, 1)?)
+            .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+        let rows = lock(&ring).make_patient_key(&patient, &members);
+        serde_json::to_string(&rows).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
+    })?;
+    let ring = Arc::clone(keys);
+    conn.create_scalar_function("cr_pkey_grant", 2, flags, move |ctx| {
+        let patient = patient_arg(ctx, 0)?;
+        let holder = match ctx.get_raw(1) {
+            ValueRef::Text(t) => Some(crate::patient_keys::user_holder(&String::from_utf8_lossy(
+                t,
+            ))),
+            _ => None,
+        };
+        let rows: Vec<_> = lock(&ring)
+            .grant_patient_key(&patient, holder.as_deref())
+            .into_iter()
+            .collect();
+        serde_json::to_string(&rows).map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))
     })?;
     // The security log's signer: the session's own key, never leaving the keyring.
     let ring = Arc::clone(keys);
@@ -906,6 +1118,8 @@ mod tests {
             signer: None,
             retired: None,
             verified_head: None,
+            audit: Default::default(),
+            patients: Default::default(),
         }
     }
 
@@ -913,6 +1127,8 @@ mod tests {
         let conn = Connection::open_in_memory().expect("opens");
         conn.execute_batch(crate::schema::CONTENT_KEYS_SQL)
             .expect("table");
+        conn.execute_batch(crate::schema::PATIENT_KEYS_FOR_TESTS_SQL)
+            .expect("tables");
         conn
     }
 
@@ -1015,48 +1231,49 @@ thread_local! {
         const { std::cell::Cell::new(None) };
 }
 
-/// The enabled users whose role holds the clinical compartment.
+/// The enabled users whose role holds compartment `name`.
 ///
-/// With the security log started, a holder must also be an enabled physician or nurse in the
-/// log as this session verified it: a role written into the table (or by a trigger, or a row
-/// forged into the log after the unlock) hands nobody a key.
-fn clinical_holders(
+/// With the security log started, a holder must also hold the role in the log as this
+/// session verified it: a role written into the table (or by a trigger, or a row forged into
+/// the log after the unlock) hands nobody a key.
+fn holders(
     conn: &Connection,
     state: Option<&crate::security_log::State>,
+    name: &str,
 ) -> Result<Vec<String>, crate::CoreError> {
-    let table = clinical_holders_in_table(conn)?;
+    let table = holders_in_table(conn, name)?;
     let Some(state) = state.filter(|s| s.root.is_some()) else {
         return Ok(table);
     };
     Ok(table
         .into_iter()
-        .filter(|name| {
-            state.user(name).is_some_and(|u| {
-                u.enabled && compartments_of(u.role).contains(&CLINICAL) && u.slot_key.is_some()
+        .filter(|user| {
+            state.user(user).is_some_and(|u| {
+                u.enabled && compartments_of(u.role).contains(&name) && u.slot_key.is_some()
             })
         })
         .collect())
 }
 
-fn clinical_holders_in_table(conn: &Connection) -> Result<Vec<String>, crate::CoreError> {
+fn holders_in_table(conn: &Connection, name: &str) -> Result<Vec<String>, crate::CoreError> {
     // Account names compare trimmed and without case (as slots do): an account holds the key
-    // only when every row that names it is an enabled clinician, so a second row "dr.x " added
-    // by hand cannot lend its role to the slot of "dr.x".
+    // only when every row that names it has a role that holds it, so a second row "dr.x "
+    // added by hand cannot lend its role to the slot of "dr.x".
     let mut by_account: std::collections::BTreeMap<String, (String, bool)> = Default::default();
-    for (name, role, enabled) in crate::users::user_rows(conn)? {
-        let clinical = enabled
+    for (user, role, enabled) in crate::users::user_rows(conn)? {
+        let holds = enabled
             && role
                 .parse::<Role>()
-                .is_ok_and(|role| compartments_of(role).contains(&CLINICAL));
+                .is_ok_and(|role| compartments_of(role).contains(&name));
         by_account
-            .entry(chartroom_vault::account_key(&name))
-            .or_insert((name, true))
-            .1 &= clinical;
+            .entry(chartroom_vault::account_key(&user))
+            .or_insert((user, true))
+            .1 &= holds;
     }
     Ok(by_account
         .into_values()
-        .filter(|(_, clinical)| *clinical)
-        .map(|(name, _)| name)
+        .filter(|(_, holds)| *holds)
+        .map(|(user, _)| user)
         .collect())
 }
 
@@ -1095,26 +1312,36 @@ pub(crate) fn owe_compartment_rotation(
     Ok(())
 }
 
-/// Signs the clinical key's current epoch and public key (just made) into the security log,
+/// Signs compartment `name`'s current epoch and public key (just made) into the security log,
 /// in the slot change's transaction.
-fn log_clinical_public(
+fn log_compartment_public(
     vault: &chartroom_vault::Vault,
+    name: &str,
     at: &str,
 ) -> Result<(u64, [u8; 32]), crate::CoreError> {
     let (epoch, public) = vault
-        .compartment_public(CLINICAL)
+        .compartment_public(name)
         .ok_or(FieldError::NoWriteKey)?;
     use base64::Engine as _;
     crate::security_log::append(
         vault.connection(),
         at,
         crate::security_log::Fact::Compartment {
-            name: CLINICAL.to_owned(),
+            name: name.to_owned(),
             epoch,
             public_key: base64::engine::general_purpose::STANDARD.encode(public),
         },
     )?;
     Ok((epoch, public))
+}
+
+/// Whether compartment `name`'s public key is in the security log.
+pub(crate) fn compartment_exists(conn: &Connection, name: &str) -> Result<bool, crate::CoreError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM security_log WHERE kind = 'compartment' AND subject = ?1)",
+        [name],
+        |r| r.get(0),
+    )?)
 }
 
 /// Whether the vault has a clinical compartment yet (its public key is in the security log
@@ -1160,7 +1387,27 @@ fn upgrade_pending(conn: &Connection) -> Result<bool, crate::CoreError> {
         .unwrap_or(false))
 }
 
+/// Whether compartment `name`'s rotation is owed, and the epoch made for it if any.
+fn rotation_owed_for(
+    conn: &Connection,
+    name: &str,
+) -> Result<Option<(String, Option<u64>)>, crate::CoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT reason, rotated_to FROM compartment_rotation WHERE compartment = ?1",
+            [name],
+            |r| Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(|e| e as u64))),
+        )
+        .optional()?)
+}
+
 impl crate::Session {
+    /// Whether this session reads compartment `name` by its role (or is the recovery key).
+    fn reads(&self, name: &str) -> bool {
+        matches!(self.actor, crate::session::Actor::Recovery)
+            || compartments_of(self.role()).contains(&name)
+    }
+
     /// After an unlock: makes the clinical compartment when the vault has none and this
     /// session needs it, hands keys over (or takes them back) as the users' roles say, gets a
     /// key to write with, and seals what an earlier version left in clear.
@@ -1176,7 +1423,12 @@ impl crate::Session {
             ));
         }
         if !lock(&self.keys).has_compartment() && (holder || recovery || pending) {
-            self.make_clinical_compartment()?;
+            self.make_compartment(CLINICAL)?;
+        }
+        // The audit trail's words are sealed from the first sign-in of anyone who may write
+        // or read them (the front desk writes none).
+        if lock(&self.keys).audit.public.is_none() && (recovery || role != Role::FrontDesk) {
+            self.make_compartment(AUDIT_TEXT)?;
         }
         self.settle_key_holders()?;
         let name = self.signed_in().user;
@@ -1194,8 +1446,11 @@ impl crate::Session {
         if pending {
             self.seal_what_was_clear(None)?;
         }
-        // A clinical key rotation owed (or cut short) is done by the next session holding it.
+        self.seal_clear_audit_text()?;
+        self.settle_patient_keys()?;
+        // A rotation owed (or cut short) is done by the next session holding the key.
         self.rotate_clinical_if_owed(None)?;
+        self.rotate_audit_text_if_owed()?;
         // A rotation a crash cut short is finished by the next session that may rotate.
         if self.role().allows(crate::Permission::ManageKeys) {
             // Best effort: another window holding the vault open makes it wait again.
@@ -1263,7 +1518,7 @@ impl crate::Session {
         let owner = (!recovery).then_some(name.clone());
         let epoch = match rotated_to {
             Some(epoch) => epoch,
-            None => self.new_clinical_epoch(&reason)?,
+            None => self.new_epoch(CLINICAL, &reason)?,
         };
         let now = crate::format_time(self.clock.now());
         {
@@ -1300,52 +1555,89 @@ impl crate::Session {
         Ok(done > 0)
     }
 
-    /// Makes the clinical key's next epoch (see [`Session::rotate_clinical_if_owed`]).
-    fn new_clinical_epoch(&mut self, reason: &str) -> Result<u64, crate::CoreError> {
+    /// Rotates the audit-text key if a rotation is owed and this session holds it. Nothing is
+    /// re-sealed: the words already written stay under the epoch they were sealed to (the
+    /// audit entries that carry them are hash-chained and cannot change), and the holders
+    /// open them through the retired keys; what is written from now on is sealed to a key
+    /// that whoever lost their trust never held. Returns whether it rotated.
+    pub(crate) fn rotate_audit_text_if_owed(&mut self) -> Result<bool, crate::CoreError> {
+        let Some((reason, rotated_to)) = rotation_owed_for(self.connection()?, AUDIT_TEXT)? else {
+            return Ok(false);
+        };
+        if !lock(&self.keys).holds_audit_text() {
+            return Ok(false);
+        }
+        let epoch = match rotated_to {
+            Some(epoch) => epoch,
+            None => self.new_epoch(AUDIT_TEXT, &reason)?,
+        };
+        let conn = self.connection()?;
+        let done = conn.execute(
+            "DELETE FROM compartment_rotation WHERE compartment = ?1 AND rotated_to = ?2",
+            params![AUDIT_TEXT, epoch as i64],
+        )?;
+        self.record(
+            &crate::audit::Op::execute("key.rotate")
+                .object("Compartment", AUDIT_TEXT)
+                .detail(format!(
+                    "audit text key rotated to epoch {epoch} ({reason})"
+                )),
+        )?;
+        Ok(done > 0)
+    }
+
+    /// Makes compartment `name`'s next epoch: a new key pair sealed to its holders and the
+    /// recovery key, its public key signed into the log, the old private key sealed to the
+    /// new public key in `retired_keys`; the old seals go once this has committed.
+    fn new_epoch(&mut self, name: &'static str, reason: &str) -> Result<u64, crate::CoreError> {
         let state = self.verified_state()?;
-        let holders = clinical_holders(self.connection()?, state.as_ref())?;
+        let holders = holders(self.connection()?, state.as_ref(), name)?;
         let at = crate::format_time(self.clock.now());
         let keys = Arc::clone(&self.keys);
         let vault_id = self.vault()?.vault_id().to_owned();
         let ((), epoch) = self.with_slot_change(
             None,
             crate::audit::Op::execute("key.compartment_rotate")
-                .object("Compartment", CLINICAL)
-                .detail(format!("a new clinical key, because {reason}")),
+                .object("Compartment", name)
+                .detail(format!("a new {name} key, because {reason}")),
             |_, _| Ok(()),
             move |vault| {
-                let old = vault.rotate_compartment(CLINICAL, &holders)?;
-                let (epoch, public) = log_clinical_public(vault, &at)?;
+                let old = vault.rotate_compartment(name, &holders)?;
+                let (epoch, public) = log_compartment_public(vault, name, &at)?;
                 let (ephemeral, nonce, sealed) =
-                    seal_retired(&vault_id, epoch - 1, &old, &PublicKey::from(public))?;
+                    seal_retired(&vault_id, name, epoch - 1, &old, &PublicKey::from(public))?;
                 vault.connection().execute(
                     "INSERT OR REPLACE INTO retired_keys (compartment, epoch, ephemeral, nonce, sealed, created_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![CLINICAL, (epoch - 1) as i64, ephemeral.as_slice(), nonce.as_slice(), sealed, at],
+                    params![name, (epoch - 1) as i64, ephemeral.as_slice(), nonce.as_slice(), sealed, at],
                 )?;
                 vault.connection().execute(
-                    "UPDATE compartment_rotation SET rotated_to = ?1 WHERE compartment = 'clinical'",
-                    [epoch as i64],
+                    "UPDATE compartment_rotation SET rotated_to = ?1 WHERE compartment = ?2",
+                    params![epoch as i64, name],
                 )?;
                 let mut ring = lock(&keys);
                 ring.take_compartment(vault);
-                ring.write = None;
+                if name == CLINICAL {
+                    ring.write = None;
+                }
                 Ok(epoch)
             },
             |_| {},
         )?;
         // Committed: the old key's seals can go (a crash before this leaves them, unused).
         if let Some(vault) = self.vault.as_mut() {
-            let _ = vault.prune_compartment_seals(CLINICAL);
+            let _ = vault.prune_compartment_seals(name);
         }
         Ok(epoch)
     }
 
-    fn make_clinical_compartment(&mut self) -> Result<(), crate::CoreError> {
+    /// Makes compartment `name` (epoch 0), sealed to its holders and the recovery key, its
+    /// public key signed into the security log.
+    fn make_compartment(&mut self, name: &'static str) -> Result<(), crate::CoreError> {
         let state = self.verified_state()?;
-        let holders = clinical_holders(self.connection()?, state.as_ref())?;
+        let holders = holders(self.connection()?, state.as_ref(), name)?;
         let detail = format!(
-            "clinical key made, sealed to the recovery key and {}",
+            "{name} key made, sealed to the recovery key and {}",
             if holders.is_empty() {
                 "no one else yet".to_owned()
             } else {
@@ -1353,22 +1645,22 @@ impl crate::Session {
             }
         );
         let keys = Arc::clone(&self.keys);
-        // Made for others by a role that may not read it (an import, the demo, an upgrade):
-        // the private key is sealed and then forgotten at once.
-        let reads = matches!(self.actor, crate::session::Actor::Recovery)
-            || compartments_of(self.role()).contains(&CLINICAL);
+        // Made for others by a role that may not read it (an import, the demo, an upgrade,
+        // a clinician's first sign-in for the audit text): the private key is sealed and
+        // then forgotten at once.
+        let reads = self.reads(name);
         let at = crate::format_time(self.clock.now());
         self.with_slot_change(
             None,
             crate::audit::Op::execute("key.compartment_create")
-                .object("Compartment", CLINICAL)
+                .object("Compartment", name)
                 .detail(detail),
             |_, _| Ok(()),
             move |vault| {
-                vault.create_compartment(CLINICAL, &holders)?;
-                log_clinical_public(vault, &at)?;
+                vault.create_compartment(name, &holders)?;
+                log_compartment_public(vault, name, &at)?;
                 if !reads {
-                    vault.forget_compartment_secret(CLINICAL);
+                    vault.forget_compartment_secret(name);
                 }
                 lock(&keys).take_compartment(vault);
                 Ok(())
@@ -1378,16 +1670,30 @@ impl crate::Session {
         Ok(())
     }
 
-    /// Seals the clinical compartment to every enabled physician and nurse who lacks it
+    /// Seals each compartment to every enabled user whose role reads it and who lacks it
     /// (when this session holds it) and takes it from every slot whose user may no longer
     /// read it; each hand-over and removal is an audit entry. Run at every unlock and after
     /// every change of users, roles or slots.
     pub(crate) fn settle_key_holders(&mut self) -> Result<(), crate::CoreError> {
-        if !lock(&self.keys).has_compartment() {
-            return Ok(());
+        for name in COMPARTMENTS {
+            let exists = {
+                let keys = lock(&self.keys);
+                if name == CLINICAL {
+                    keys.has_compartment()
+                } else {
+                    keys.audit.public.is_some()
+                }
+            };
+            if exists {
+                self.settle_holders_of(name)?;
+            }
         }
+        Ok(())
+    }
+
+    fn settle_holders_of(&mut self, name: &'static str) -> Result<(), crate::CoreError> {
         let state = self.verified_state()?;
-        let holders = clinical_holders(self.connection()?, state.as_ref())?;
+        let holders = holders(self.connection()?, state.as_ref(), name)?;
         let now = self.clock.now();
         let actor = crate::session::actor_ref(&self.actor);
         let expired = self.expired();
@@ -1396,7 +1702,7 @@ impl crate::Session {
         let vault = self.vault.as_mut().ok_or(expired)?;
         vault.connection().execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| {
-            let changes = vault.set_compartment_holders(CLINICAL, &holders)?;
+            let changes = vault.set_compartment_holders(name, &holders)?;
             let conn = vault.connection();
             for (event, users) in [
                 ("key.grant", &changes.granted),
@@ -1410,7 +1716,7 @@ impl crate::Session {
                         now,
                         &crate::audit::Op::execute(event)
                             .object("User", user)
-                            .detail(CLINICAL),
+                            .detail(name),
                     )?;
                 }
             }
@@ -1418,9 +1724,163 @@ impl crate::Session {
             Ok(changes)
         })();
         let changes = crate::session::finish_manual_tx(vault, result, |_| {})?;
-        self.handed_over.granted.extend(changes.granted);
-        self.handed_over.revoked.extend(changes.revoked);
-        self.handed_over.pending = changes.pending;
+        // What the window says about hand-overs is about the clinical key, the one a
+        // clinician waits for.
+        if name == CLINICAL {
+            self.handed_over.granted.extend(changes.granted);
+            self.handed_over.revoked.extend(changes.revoked);
+            self.handed_over.pending = changes.pending;
+        }
+        Ok(())
+    }
+
+    /// Restricted charts an earlier version kept in clear get keys of their own and are
+    /// sealed; a chart key with no seal to the current clinical key (made before there was
+    /// one, or before the clinical key rotated) gets one where this session opens it, so that
+    /// break-the-glass keeps working. One transaction; nothing to do is one query.
+    pub(crate) fn settle_patient_keys(&mut self) -> Result<(), crate::CoreError> {
+        let now = self.clock.now();
+        let at = crate::format_time(now);
+        let actor = crate::session::actor_ref(&self.actor);
+        let keys = Arc::clone(&self.keys);
+        let expired = self.expired();
+        let device = &self.device;
+        let vault = self.vault.as_mut().ok_or(expired)?;
+        let clear: bool = vault.connection().query_row(
+            "SELECT EXISTS (SELECT 1 FROM patients WHERE restricted = 1 AND sealed IS NULL AND uuid IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )?;
+        let tx = vault
+            .connection_mut()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        lock(&keys).refresh(&tx)?;
+        let sealed = if clear {
+            crate::chart::patient::seal_restricted_in_clear(&tx, &at)?
+        } else {
+            0
+        };
+        let lacking = {
+            let keys = lock(&keys);
+            match keys.public {
+                Some((epoch, _)) => keys
+                    .patients
+                    .lacking(&crate::patient_keys::clinical_holder(epoch)),
+                None => Vec::new(),
+            }
+        };
+        for uuid in lacking {
+            let id: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM patients WHERE uuid = ?1",
+                    [uuid.as_slice()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = id {
+                crate::patient_keys::grant_for(&tx, id, &uuid, None, &at)?;
+            }
+        }
+        if sealed > 0 {
+            crate::audit::append(
+                &tx,
+                device,
+                &actor,
+                now,
+                &crate::audit::Op::execute("vault.upgrade").detail(format!(
+                    "{sealed} restricted charts sealed under keys of their own"
+                )),
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Seals what earlier versions kept in clear of the audit trail's free text outside the
+    /// trail itself: break-the-glass reasons in `access_grants`, export purposes and
+    /// recipients in `disclosures`, and the reasons quoted in break-the-glass alerts. The
+    /// audit entries written before stay as they were: they are hash-chained, and changing
+    /// them would break the chain (docs/security.md says so). One transaction; small tables.
+    pub(crate) fn seal_clear_audit_text(&mut self) -> Result<(), crate::CoreError> {
+        if lock(&self.keys).audit.public.is_none() {
+            return Ok(());
+        }
+        let like = format!("{}%", crate::audit_text::PREFIX);
+        let conn = self.connection()?;
+        let clear: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM access_grants WHERE reason NOT LIKE ?1)
+                 OR EXISTS (SELECT 1 FROM disclosures WHERE purpose NOT LIKE ?1 OR recipient NOT LIKE ?1)
+                 OR EXISTS (SELECT 1 FROM alerts WHERE rule = 'break_glass' AND summary LIKE '%: \"%' AND summary NOT LIKE ?2)",
+            params![like, format!("%{}%", crate::audit_text::PREFIX)],
+            |r| r.get(0),
+        )?;
+        if !clear {
+            return Ok(());
+        }
+        let keys = Arc::clone(&self.keys);
+        let expired = self.expired();
+        let vault = self.vault.as_mut().ok_or(expired)?;
+        let tx = vault
+            .connection_mut()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut keys = lock(&keys);
+        let grants: Vec<(i64, String)> = tx
+            .prepare("SELECT id, reason FROM access_grants WHERE reason NOT LIKE ?1")?
+            .query_map([&like], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, reason) in grants {
+            tx.execute(
+                "UPDATE access_grants SET reason = ?1 WHERE id = ?2",
+                params![keys.seal_text(&reason)?, id],
+            )?;
+        }
+        let disclosures: Vec<(i64, String, String)> = tx
+            .prepare(
+                "SELECT id, purpose, recipient FROM disclosures WHERE purpose NOT LIKE ?1 OR recipient NOT LIKE ?1",
+            )?
+            .query_map([&like], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        if !disclosures.is_empty() {
+            // The accounting is append-only to the app; sealing it in place is the one
+            // change it takes, and the trigger is back before the transaction commits.
+            tx.execute_batch("DROP TRIGGER disclosures_no_update")?;
+            for (id, purpose, recipient) in disclosures {
+                let seal = |keys: &mut Keyring, t: String| {
+                    if crate::audit_text::is_sealed(&t) {
+                        Ok(t)
+                    } else {
+                        keys.seal_text(&t)
+                    }
+                };
+                let purpose = seal(&mut keys, purpose)?;
+                let recipient = seal(&mut keys, recipient)?;
+                tx.execute(
+                    "UPDATE disclosures SET purpose = ?1, recipient = ?2 WHERE id = ?3",
+                    params![purpose, recipient, id],
+                )?;
+            }
+            tx.execute_batch(crate::schema::DISCLOSURES_NO_UPDATE_SQL)?;
+        }
+        let alerts: Vec<(i64, String)> = tx
+            .prepare(
+                "SELECT id, summary FROM alerts WHERE rule = 'break_glass' AND summary NOT LIKE ?1",
+            )?
+            .query_map([format!("%{}%", crate::audit_text::PREFIX)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        for (id, summary) in alerts {
+            // "… restricted patient N: \"REASON\"": the quoted reason is sealed in place.
+            if let Some((head, quoted)) = summary.split_once(": \"") {
+                let reason = quoted.strip_suffix('"').unwrap_or(quoted);
+                tx.execute(
+                    "UPDATE alerts SET summary = ?1 WHERE id = ?2",
+                    params![format!("{head}: \"{}\"", keys.seal_text(reason)?), id],
+                )?;
+            }
+        }
+        drop(keys);
+        tx.commit()?;
         Ok(())
     }
 
@@ -1433,7 +1893,7 @@ impl crate::Session {
     /// the demo clinic), making the clinical compartment first if the vault has none.
     pub(crate) fn prepare_clinical_writes(&mut self) -> Result<(), crate::CoreError> {
         if !lock(&self.keys).has_compartment() {
-            self.make_clinical_compartment()?;
+            self.make_compartment(CLINICAL)?;
         }
         let now = crate::format_time(self.clock.now());
         let name = self.signed_in().user;

@@ -19,6 +19,7 @@
 mod access;
 mod alerts;
 mod audit;
+mod audit_text;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench_support;
@@ -34,6 +35,7 @@ mod exchange;
 pub mod fuzz_support;
 mod ids;
 pub mod keys;
+mod patient_keys;
 mod restore;
 mod roles;
 mod schema;

@@ -59,6 +59,18 @@ pub(crate) const KNOWN_TRIGGERS: &[&str] = &[
     "vault_restores_no_update",
 ];
 
+/// The accounting of disclosures' protection against updates, made again after the one
+/// change it allows (sealing what an earlier version wrote in clear).
+pub(crate) const DISCLOSURES_NO_UPDATE_SQL: &str =
+    "CREATE TRIGGER disclosures_no_update BEFORE UPDATE ON disclosures
+        BEGIN SELECT RAISE(ABORT, 'the accounting of disclosures is append-only'); END;";
+
+/// The patient history's protection against updates, made again after the one change it
+/// allows (sealing a restricted chart's history, or opening it when the restriction is lifted).
+pub(crate) const PATIENT_VERSIONS_NO_UPDATE_SQL: &str =
+    "CREATE TRIGGER patient_versions_no_update BEFORE UPDATE ON patient_versions
+        BEGIN SELECT RAISE(ABORT, 'patient history is append-only'); END;";
+
 /// The content keys: each a random key sealed to a compartment's public key (see
 /// docs/security.md). `seq` orders them for loading; `id` is what a sealed field names.
 macro_rules! content_keys_sql {
@@ -81,6 +93,14 @@ macro_rules! content_keys_sql {
 
 #[cfg(any(test, feature = "bench"))]
 pub(crate) const CONTENT_KEYS_SQL: &str = content_keys_sql!();
+
+/// The tables a keyring reads restricted patients' keys from, alone, for tests and benches
+/// that key an in-memory database.
+#[cfg(any(test, feature = "bench"))]
+pub(crate) const PATIENT_KEYS_FOR_TESTS_SQL: &str = "
+    CREATE TABLE patients (id INTEGER PRIMARY KEY, uuid BLOB);
+    CREATE TABLE patient_keys (seq INTEGER PRIMARY KEY, patient_id INTEGER, epoch INTEGER,
+        public_key BLOB, holder TEXT, to_public BLOB, ephemeral BLOB, nonce BLOB, sealed BLOB);";
 
 /// The clinical columns sealed under the clinical compartment, by table.
 pub(crate) const SEALED_COLUMNS: &[(&str, &[&str])] = &[
@@ -792,6 +812,31 @@ pub const MIGRATIONS: &[Migration] = &[
         ALTER TABLE sync_state ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE sync_state ADD COLUMN follows_seq INTEGER;
         ALTER TABLE sync_state ADD COLUMN follows_hash BLOB;
+    ",
+    },
+    Migration {
+        version: 12,
+        name: "restricted patients' keys",
+        sql: "
+        -- A restricted patient's key, of an epoch, sealed to one holder each row: a member of
+        -- the care team ('user:NAME'), the recovery slot ('recovery') or the clinical key of
+        -- an epoch ('clinical:N', the break-the-glass path). docs/security.md gives the format.
+        CREATE TABLE patient_keys (
+            seq         INTEGER PRIMARY KEY,
+            patient_id  INTEGER NOT NULL REFERENCES patients (id),
+            epoch       INTEGER NOT NULL,
+            public_key  BLOB NOT NULL CHECK (length(public_key) = 32),
+            holder      TEXT NOT NULL,
+            to_public   BLOB NOT NULL CHECK (length(to_public) = 32),
+            ephemeral   BLOB NOT NULL CHECK (length(ephemeral) = 32),
+            nonce       BLOB NOT NULL CHECK (length(nonce) = 12),
+            sealed      BLOB NOT NULL,
+            created_at  TEXT NOT NULL,
+            UNIQUE (patient_id, epoch, holder)
+        ) STRICT;
+        -- A restricted patient's demographics, sealed to the patient's key ('psealed:v1:…');
+        -- the clear columns then hold placeholders. NULL for every other patient.
+        ALTER TABLE patients ADD COLUMN sealed TEXT;
     ",
     },
 ];

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::chart::patient::{name_words, Sex};
+use crate::chart::patient::{name_words, phone_digits, Demographics, Sex};
 use crate::ids::*;
 use crate::roles::Permission;
 use crate::CoreError;
@@ -124,12 +124,17 @@ pub(crate) fn parse_date_query(q: &str) -> Option<NaiveDate> {
 /// Finds patients; at most `limit`, best first. `may_open` says whether the searcher may
 /// open a restricted patient's chart: one they may not is found only by its exact MRN, and
 /// then masked, so that a search never confirms that a named person is a patient here.
+///
+/// A restricted patient's words are in no index (they are sealed to the patient's key):
+/// `openable` holds the restricted patients the searcher may open, with their demographics
+/// opened, and they are matched here in memory as the index would match them.
 pub(crate) fn search(
     conn: &Connection,
     dictionary: &mut Option<NameDictionary>,
     query: &str,
     today: NaiveDate,
     limit: usize,
+    openable: &HashMap<i64, Demographics>,
     mut may_open: impl FnMut(i64) -> Result<bool, CoreError>,
 ) -> Result<Vec<SearchHit>, CoreError> {
     let q = query.trim();
@@ -194,10 +199,25 @@ pub(crate) fn search(
     for id in hidden {
         found.remove(&id);
     }
+    let date = parse_date_query(q);
+    for (&id, d) in openable {
+        let phone = d.phone.as_deref().map(phone_digits).unwrap_or_default();
+        if numeric && digits.len() >= 4 && !phone.is_empty() && phone.starts_with(&digits) {
+            note(&mut found, id, u32::from(phone != digits), "phone");
+        }
+        if date == Some(d.birth_date) {
+            note(&mut found, id, 0, "birth_date");
+        }
+    }
     let tokens = name_words(q);
     if found.is_empty() && !tokens.is_empty() && !numeric {
         for (id, rank, order) in name_matches(conn, dictionary, &tokens)? {
             found.insert(id, (rank, "name", order));
+        }
+        for (&id, d) in openable {
+            if let Some(rank) = name_rank(d, &tokens) {
+                note(&mut found, id, rank, "name");
+            }
         }
     }
 
@@ -217,16 +237,26 @@ pub(crate) fn search(
             break;
         }
         let mut hit = stmt.query_row([id], |r| {
+            let sealed = openable.get(&id);
             let birth: String = r.get(5)?;
             let sex: String = r.get(6)?;
             let birth_date =
                 NaiveDate::parse_from_str(&birth, "%Y-%m-%d").unwrap_or(NaiveDate::MIN);
+            let (family, given, preferred, birth_date) = match sealed {
+                Some(d) => (
+                    d.family.clone(),
+                    d.given.clone(),
+                    d.preferred.clone(),
+                    d.birth_date,
+                ),
+                None => (r.get(2)?, r.get(3)?, r.get(4)?, birth_date),
+            };
             Ok(SearchHit {
                 id: r.get(0)?,
                 mrn: r.get(1)?,
-                family: r.get(2)?,
-                given: r.get(3)?,
-                preferred: r.get(4)?,
+                family,
+                given,
+                preferred,
                 birth_date: Some(birth_date),
                 age: Some(today.years_since(birth_date).unwrap_or(0)),
                 sex: Some(Sex::parse(&sex).unwrap_or(Sex::Unknown)),
@@ -255,6 +285,42 @@ pub(crate) fn search(
         )
     });
     Ok(hits)
+}
+
+/// How a restricted patient's names match every token, scored as [`name_matches`] scores
+/// the index (exact, prefix, substring, one typo; a given or preferred name a little lower).
+fn name_rank(d: &Demographics, tokens: &[String]) -> Option<u32> {
+    let words: Vec<(String, u32)> = [
+        (Some(d.family.as_str()), 0),
+        (Some(d.given.as_str()), 1),
+        (d.preferred.as_deref(), 1),
+    ]
+    .into_iter()
+    .filter_map(|(text, field)| Some((text?, field)))
+    .flat_map(|(text, field)| name_words(text).into_iter().map(move |w| (w, field)))
+    .collect();
+    let mut total = 0;
+    for token in tokens.iter().take(6) {
+        let best = words
+            .iter()
+            .filter_map(|(w, field)| {
+                let level = if w == token {
+                    0
+                } else if w.starts_with(token.as_str()) {
+                    1
+                } else if token.chars().count() >= 3 && w.contains(token.as_str()) {
+                    2
+                } else if token.chars().count() >= 3 && within_one_edit(w, token) {
+                    3
+                } else {
+                    return None;
+                };
+                Some(level * 10 + field)
+            })
+            .min()?;
+        total += best;
+    }
+    Some(total)
 }
 
 /// Patients whose names match every token, with a rank: the sum over tokens of 0 (exact
@@ -345,6 +411,50 @@ fn name_matches(
         .collect())
 }
 
+/// The restricted patients the searcher may open (on the care team, or an active grant),
+/// with their demographics opened by the session's keys.
+fn openable_restricted(
+    conn: &Connection,
+    ctx: &crate::session::Ctx<'_>,
+) -> Result<HashMap<i64, Demographics>, CoreError> {
+    let Some(uid) = ctx.actor.id else {
+        return Ok(HashMap::new());
+    };
+    let grants = ctx
+        .actor
+        .role
+        .is_some_and(|r| r.allows(Permission::BreakGlass));
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT p.id FROM patients p WHERE p.restricted = 1 AND (
+                 EXISTS (SELECT 1 FROM care_team c WHERE c.patient_id = p.id AND c.user_id = ?1)
+              OR (?2 AND EXISTS (SELECT 1 FROM access_grants g
+                                  WHERE g.patient_id = p.id AND g.user_id = ?1 AND g.expires_at > ?3)))",
+        )?
+        .query_map(
+            params![uid, grants, chartroom_audit::format_time(ctx.now)],
+            |r| r.get(0),
+        )?
+        .collect::<Result<_, _>>()?;
+    let mut out = HashMap::new();
+    for id in ids {
+        // The table rows name members; the security log decides (as the gate does).
+        let may = crate::access::on_care_team(conn, id, uid)?
+            || (grants && crate::access::active_grant(conn, id, uid, ctx.now)?.is_some());
+        if !may {
+            continue;
+        }
+        let p = crate::chart::patient::get(conn, id)?;
+        // Placeholders are what a chart whose key this session cannot open shows.
+        let sealed_shut = p.demographics.family == crate::chart::patient::RESTRICTED_FAMILY
+            && p.demographics.given.is_empty();
+        if !sealed_shut {
+            out.insert(id, p.demographics);
+        }
+    }
+    Ok(out)
+}
+
 impl crate::Session {
     /// Finds patients by name (prefix, substring, one typo, accents ignored), birth date,
     /// MRN or phone. The trail records that a search ran and how many it found, never what
@@ -366,7 +476,8 @@ impl crate::Session {
                             && crate::access::active_grant(tx, id, uid, ctx.now)?.is_some())),
                     None => Ok(false),
                 };
-                let hits = search(tx, &mut dictionary, query, today, 50, may_open)?;
+                let openable = openable_restricted(tx, ctx)?;
+                let hits = search(tx, &mut dictionary, query, today, 50, &openable, may_open)?;
                 op.detail = Some(format!("{} results", hits.len()));
                 Ok(hits)
             },

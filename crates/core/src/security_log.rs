@@ -182,6 +182,14 @@ impl Authority {
         }
     }
 
+    /// Whether the authority's role holds compartment `name` (the bootstrap holds all).
+    fn reads(&self, name: &str) -> bool {
+        match self {
+            Authority::Bootstrap => true,
+            Authority::Role(role) => crate::keys::compartments_of(*role).contains(&name),
+        }
+    }
+
     fn is_clinical_or_admin(&self) -> bool {
         match self {
             Authority::Bootstrap => true,
@@ -273,7 +281,14 @@ impl State {
                 }
             }
             Fact::Compartment { name, epoch, .. } => {
-                if !authority.is_clinical_or_admin() {
+                // The audit text's key is rotated only by those who read it (an auditor or an
+                // administrator); any role that writes it may make its first one.
+                let may = authority.is_clinical_or_admin()
+                    && (name != crate::keys::AUDIT_TEXT
+                        || !self.compartments.contains_key(name)
+                        || authority.reads(name))
+                    || authority.reads(name);
+                if !may {
                     return Err(format!("{} may not make the {name} key", e.by));
                 }
                 match self.compartments.get(name) {

@@ -175,7 +175,7 @@ impl Session {
             Ok((device, id))
         })();
         let (device, id) = finish_manual_tx(&mut vault, result, |_| {})?;
-        let session = Session {
+        let mut session = Session {
             vault: Some(vault),
             actor: Actor::User {
                 id,
@@ -191,6 +191,8 @@ impl Session {
             handed_over: Default::default(),
             opened_after: 0,
         };
+        // The audit trail's free text is sealed from the first entry that has any.
+        session.settle_keys()?;
         Ok((session, recovery))
     }
 

@@ -467,6 +467,9 @@ impl Session {
         // The clinical key only where this session holds it (the recovery key); otherwise
         // the next physician's or nurse's sign-in rotates it.
         let _ = self.rotate_clinical_if_owed(None);
+        // The audit text's key: an administrator who disables or resets an auditor or
+        // another administrator holds it, and rotates it at once.
+        let _ = self.rotate_audit_text_if_owed();
     }
 
     /// Whether a rotation of the clinical key is owed (waiting for a holder's sign-in).
@@ -504,10 +507,20 @@ impl Session {
                         &ctx.actor.name,
                     )?;
                 }
+                if crate::keys::compartment_exists(tx, crate::keys::AUDIT_TEXT)? {
+                    crate::keys::owe_compartment_rotation(
+                        tx,
+                        crate::keys::AUDIT_TEXT,
+                        &reason,
+                        &at,
+                        &ctx.actor.name,
+                    )?;
+                }
                 Ok(())
             },
         )?;
         self.rekey_because(&reason)?;
+        self.rotate_audit_text_if_owed()?;
         self.rotate_clinical_if_owed(None)
     }
 

@@ -142,6 +142,9 @@ pub struct Vault {
     /// A MAC key only the unlocker's secret yields (derived from the slot's private key), for
     /// what they leave in the database for their own next unlock (the security log's head).
     head_key: Option<zeroize::Zeroizing<[u8; 32]>>,
+    /// The unlocker's slot private key, for keys sealed to this slot outside the slot file
+    /// (a restricted patient's key); zeroized when the vault locks.
+    agreement: Option<Agreement>,
     /// A shared lock on the folder's `chartroom.lock` for as long as the vault is open, so
     /// that `vault restore` can tell a vault in use from one nobody has open.
     _in_use: Option<fs::File>,
@@ -210,6 +213,15 @@ struct Rebind(zeroize::Zeroizing<[u8; 32]>, StaticSecret);
 impl std::fmt::Debug for Rebind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Rebind(..)")
+    }
+}
+
+/// The unlocker's slot private key (zeroized on drop by `StaticSecret`).
+struct Agreement(StaticSecret);
+
+impl std::fmt::Debug for Agreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Agreement(..)")
     }
 }
 
@@ -433,6 +445,7 @@ impl Vault {
             own_public,
             rebind: None,
             head_key: None,
+            agreement: None,
             _in_use: in_use,
         };
         Ok((vault, recovery))
@@ -552,6 +565,7 @@ impl Vault {
         let root = slot.root()?;
         let own_public = slot.public_key.clone();
         let head_key = Some(derive_head_key(&slots.vault_id, &identity));
+        let agreement = Some(Agreement(identity.clone()));
         let rebind = if root.is_none() {
             Some(Rebind(kek, identity))
         } else {
@@ -629,8 +643,23 @@ impl Vault {
             own_public,
             rebind,
             head_key,
+            agreement,
             _in_use: in_use,
         })
+    }
+
+    /// The unlocker's slot private key, for keys sealed to this slot outside the slot file (a
+    /// restricted patient's key). None for a vault made in this session. Whoever holds it
+    /// opens everything sealed to this slot: keep it in memory only, for the session.
+    pub fn own_identity(&self) -> Option<StaticSecret> {
+        self.agreement
+            .as_ref()
+            .map(|Agreement(secret)| secret.clone())
+    }
+
+    /// The unlocker's slot public key (base64), as it was when the vault opened.
+    pub fn own_slot_public(&self) -> &str {
+        &self.own_public
     }
 
     /// Failed unlocks of this vault not yet written to its audit trail, oldest first.
@@ -887,6 +916,11 @@ impl Vault {
     }
 
     /// The public keys of every slot in the slot file as it is now on disk.
+    /// The public keys of every slot, as the slot file stood when it was last read.
+    pub fn loaded_slot_keys(&self) -> Vec<SlotKeys> {
+        self.slots.slots.iter().map(SlotKeys::of).collect()
+    }
+
     pub fn slot_keys(&mut self) -> Result<Vec<SlotKeys>, VaultError> {
         self.reload_slots()?;
         Ok(self.slots.slots.iter().map(SlotKeys::of).collect())

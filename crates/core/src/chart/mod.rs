@@ -176,6 +176,14 @@ impl Session {
                 load_chart(tx, patient, access, clinical, notes, ctx.now.date_naive())
             },
         )
+        .map(|mut chart| {
+            // The grant's reason is sealed to the auditors: its writer sees it back in the
+            // session that wrote it, others see that it is withheld.
+            if let ChartAccess::BreakGlass { reason, .. } = &mut chart.access {
+                *reason = crate::keys::lock(&self.keys).reveal(reason);
+            }
+            chart
+        })
     }
 
     /// The shared shape of "add an item to a patient's list": gate, build the change from

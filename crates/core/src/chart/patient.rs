@@ -398,7 +398,13 @@ fn luhn_digit(digits: &str) -> u32 {
 
 pub(crate) const PATIENT_COLUMNS: &str = "id, mrn, family, given, preferred_name, birth_date, sex,
     gender_identity, phone, email, address, emergency_name, emergency_phone, emergency_relation,
-    restricted, allergy_state, version, created_at, created_by, updated_at, updated_by, uuid";
+    restricted, allergy_state, version, created_at, created_by, updated_at, updated_by, uuid,
+    cr_popen(uuid, 'patients', sealed)";
+
+/// What the clear columns of a restricted patient hold in place of who they are: their
+/// demographics are sealed to the patient's own key (`patients.sealed`).
+pub(crate) const RESTRICTED_FAMILY: &str = "Restricted patient";
+const RESTRICTED_BIRTH_DATE: &str = "1900-01-01";
 
 pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
     let birth: String = r.get(5)?;
@@ -442,6 +448,18 @@ pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient>
         created_at,
         created_by,
     })
+    .map(|mut p| {
+        // A restricted patient's demographics, where this session's keys open them.
+        if let Some(d) = r
+            .get::<_, Option<String>>(22)
+            .ok()
+            .flatten()
+            .and_then(|json| serde_json::from_str::<Demographics>(&json).ok())
+        {
+            p.demographics = d;
+        }
+        p
+    })
 }
 
 /// The patient `id`, or a "not found" error that says so.
@@ -471,19 +489,23 @@ pub struct PatientVersion {
 
 pub(crate) fn history(conn: &Connection, id: i64) -> Result<Vec<PatientVersion>, CoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT version, changed_at, changed_by, data FROM patient_versions WHERE patient_id = ?1 ORDER BY version",
+        "SELECT v.version, v.changed_at, v.changed_by,
+                CASE WHEN v.data LIKE 'psealed:%' THEN cr_popen(p.uuid, 'patient_versions', v.data) ELSE v.data END
+           FROM patient_versions v JOIN patients p ON p.id = v.patient_id
+          WHERE v.patient_id = ?1 ORDER BY v.version",
     )?;
     let rows = stmt.query_map([id], |r| {
         Ok((
             r.get::<_, i64>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
+            r.get::<_, Option<String>>(3)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
         let (version, changed_at, changed_by, data) = row?;
+        let data = data.ok_or(crate::keys::FieldError::NoPatientKey)?;
         #[derive(Deserialize)]
         struct Snapshot {
             demographics: Demographics,
@@ -651,9 +673,11 @@ fn index_names(conn: &Connection, id: impl Into<i64>, d: &Demographics) -> Resul
     Ok(())
 }
 
+/// Keeps a version in the history; a restricted patient's sealed to their key.
 fn write_version(
     conn: &Connection,
     id: PatientId,
+    uuid: &RecordId,
     version: i64,
     d: &Demographics,
     restricted: bool,
@@ -661,10 +685,120 @@ fn write_version(
 ) -> Result<(), CoreError> {
     let snapshot = serde_json::json!({ "demographics": d, "restricted": restricted });
     conn.prepare_cached(
-        "INSERT INTO patient_versions (patient_id, version, data, changed_at, changed_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO patient_versions (patient_id, version, data, changed_at, changed_by)
+         VALUES (?1, ?2, CASE WHEN ?6 THEN cr_pseal(?7, 'patient_versions', ?3) ELSE ?3 END, ?4, ?5)",
     )?
-    .execute(params![id, version, snapshot.to_string(), stamp.time(), stamp.by])?;
+    .execute(params![
+        id,
+        version,
+        snapshot.to_string(),
+        stamp.time(),
+        stamp.by,
+        restricted,
+        uuid.as_bytes().as_slice()
+    ])?;
     Ok(())
+}
+
+/// Seals a restricted patient's demographics into `patients.sealed` and leaves placeholders
+/// in the clear columns and nothing in the name index (the care team finds them in memory).
+fn write_sealed_demographics(
+    conn: &Connection,
+    id: i64,
+    uuid: &RecordId,
+    d: &Demographics,
+) -> Result<(), CoreError> {
+    let json =
+        serde_json::to_string(d).map_err(|e| CoreError::Integrity(format!("demographics: {e}")))?;
+    conn.prepare_cached(
+        "UPDATE patients SET family = ?2, given = '', preferred_name = NULL, birth_date = ?3,
+            gender_identity = NULL, phone = NULL, phone_digits = NULL, email = NULL, address = NULL,
+            emergency_name = NULL, emergency_phone = NULL, emergency_relation = NULL,
+            sealed = cr_pseal(?4, 'patients', ?5)
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        RESTRICTED_FAMILY,
+        RESTRICTED_BIRTH_DATE,
+        uuid.as_bytes().as_slice(),
+        json
+    ])?;
+    conn.prepare_cached("DELETE FROM patient_name_words WHERE patient_id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
+/// Seals (or, when a restriction is lifted, opens) the history of patient `id`: the one
+/// change the append-only history allows, with its protection back before the commit.
+fn convert_history(
+    conn: &Connection,
+    id: i64,
+    uuid: &RecordId,
+    restricted: bool,
+) -> Result<(), CoreError> {
+    conn.execute_batch("DROP TRIGGER IF EXISTS patient_versions_no_update")?;
+    let uuid = uuid.as_bytes().as_slice();
+    let result = if restricted {
+        conn.execute(
+            "UPDATE patient_versions SET data = cr_pseal(?2, 'patient_versions', data)
+              WHERE patient_id = ?1 AND data NOT LIKE 'psealed:%'",
+            params![id, uuid],
+        )
+    } else {
+        conn.execute(
+            "UPDATE patient_versions SET data = cr_popen(?2, 'patient_versions', data)
+              WHERE patient_id = ?1 AND data LIKE 'psealed:%'",
+            params![id, uuid],
+        )
+    };
+    conn.execute_batch(crate::schema::PATIENT_VERSIONS_NO_UPDATE_SQL)?;
+    match result {
+        Ok(_) => Ok(()),
+        // A version that does not open (NULL) cannot be put back in clear.
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(crate::keys::FieldError::NoPatientKey.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Seals what a restricted patient's history holds anew under their current key (after a
+/// new epoch: a member left the care team).
+pub(crate) fn reseal_restricted(
+    conn: &Connection,
+    id: i64,
+    uuid: &RecordId,
+) -> Result<(), CoreError> {
+    let current = get(conn, id)?;
+    if !current.restricted {
+        return Ok(());
+    }
+    convert_history(conn, id, uuid, false)?;
+    convert_history(conn, id, uuid, true)?;
+    write_sealed_demographics(conn, id, uuid, &current.demographics)
+}
+
+/// Seals the restricted patients an earlier version kept in clear: a key of their own
+/// (sealed to their care team, the recovery key and the clinical key), their demographics
+/// and history sealed, the clear columns emptied. Returns how many.
+pub(crate) fn seal_restricted_in_clear(conn: &Connection, at: &str) -> Result<usize, CoreError> {
+    let rows: Vec<i64> = conn
+        .prepare(
+            "SELECT id FROM patients WHERE restricted = 1 AND sealed IS NULL AND uuid IS NOT NULL",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &rows {
+        let p = get(conn, *id)?;
+        let members = crate::access::care_team(conn, *id)?;
+        crate::patient_keys::make_for(conn, *id, p.uuid.as_bytes(), &members, at)?;
+        convert_history(conn, *id, &p.uuid, true)?;
+        write_sealed_demographics(conn, *id, &p.uuid, &p.demographics)?;
+    }
+    Ok(rows.len())
 }
 
 /// The one writer of `patients`, for a registration.
@@ -677,6 +811,8 @@ pub(super) fn apply_registered(
     check_demographics(d, c.registered.at.date_naive())?;
     let e = d.emergency_contact.as_ref();
     let at = c.registered.time();
+    // A restricted patient's row is written in clear for a moment, inside this transaction,
+    // and sealed before it commits (below).
     conn.prepare_cached(
         "INSERT INTO patients (uuid, mrn, family, given, preferred_name, birth_date, sex, gender_identity,
             phone, phone_digits, email, address, emergency_name, emergency_phone, emergency_relation,
@@ -704,8 +840,23 @@ pub(super) fn apply_registered(
         c.registered.by
     ])?;
     let id = conn.last_insert_rowid();
-    index_names(conn, id, d)?;
-    write_version(conn, PatientId(id), 1, d, c.new.restricted, &c.registered)?;
+    if c.new.restricted {
+        // Its key, sealed to the recovery key and the clinical key; the registrant joins the
+        // care team (and gets their seal) in the change after this one.
+        crate::patient_keys::make_for(conn, id, c.patient.as_bytes(), &[], &at)?;
+        write_sealed_demographics(conn, id, &c.patient, d)?;
+    } else {
+        index_names(conn, id, d)?;
+    }
+    write_version(
+        conn,
+        PatientId(id),
+        &c.patient,
+        1,
+        d,
+        c.new.restricted,
+        &c.registered,
+    )?;
     if c.new.restricted {
         // Who may open a restricted chart is signed into the security log; its registrant
         // joins the team in the entry after this one.
@@ -791,6 +942,17 @@ fn write_patient(
     }
     let e = d.emergency_contact.as_ref();
     let version = current.version + 1;
+    // Restricting: the chart gets its key first (sealed to the care team as it stands).
+    if restricted && !current.restricted {
+        let members = crate::access::care_team(conn, current.id.get())?;
+        crate::patient_keys::make_for(
+            conn,
+            current.id.get(),
+            current.uuid.as_bytes(),
+            &members,
+            &stamp.time(),
+        )?;
+    }
     conn.prepare_cached(
         "UPDATE patients SET family = ?1, given = ?2, preferred_name = ?3, birth_date = ?4, sex = ?5,
             gender_identity = ?6, phone = ?7, phone_digits = ?8, email = ?9, address = ?10,
@@ -819,8 +981,25 @@ fn write_patient(
         current.id,
         current.version
     ])?;
-    index_names(conn, current.id, d)?;
-    write_version(conn, current.id, version, d, restricted, stamp)
+    if restricted {
+        write_sealed_demographics(conn, current.id.get(), &current.uuid, d)?;
+    } else {
+        conn.prepare_cached("UPDATE patients SET sealed = NULL WHERE id = ?1")?
+            .execute([current.id])?;
+        index_names(conn, current.id, d)?;
+    }
+    if restricted != current.restricted {
+        convert_history(conn, current.id.get(), &current.uuid, restricted)?;
+    }
+    write_version(
+        conn,
+        current.id,
+        &current.uuid,
+        version,
+        d,
+        restricted,
+        stamp,
+    )
 }
 
 /// The one writer of `patients`, for new demographics.

@@ -137,8 +137,17 @@ impl Session {
         // no copy, and this check stands even if it did.
         let reads = self.signed_in().recovery || self.can(Permission::ReadClinical);
         let clinical = reads && crate::keys::lock(&self.keys).holds_clinical();
+        // Why and to whom are the audit trail's free text: sealed to the auditors and
+        // administrators in the accounting and in every entry (the file itself carries the
+        // purpose in clear, to its recipient).
+        let (sealed_purpose, sealed_recipient) = if self.can(Permission::ExportRecords) {
+            let mut keys = crate::keys::lock(&self.keys);
+            (keys.seal_text(&purpose)?, keys.seal_text(&recipient)?)
+        } else {
+            Default::default()
+        };
         let mut op = Op::execute("records.export");
-        op.reason = Some(purpose.clone());
+        op.reason = (!sealed_purpose.is_empty()).then(|| sealed_purpose.clone());
         // The vault's own key signs what leaves it, so a receiving clinic can tell this
         // vault's files from ones made to look like them.
         let signer = self.device.signing_key().clone();
@@ -260,9 +269,9 @@ impl Session {
                     format_time(ctx.now),
                     ctx.actor.name,
                     ctx.actor.role.map(|r| r.as_str()),
-                    recipient,
+                    sealed_recipient,
                     serde_json::to_string(&keys).unwrap_or_default(),
-                    purpose,
+                    sealed_purpose,
                     format,
                     per_patient.len() as i64,
                     serde_json::to_string(&counts).unwrap_or_default(),
@@ -281,16 +290,16 @@ impl Session {
                 let mut each = Op::read("patient.export")
                     .patient(*patient_id)
                     .detail(format!(
-                        "disclosure {disclosure_id} to {recipient} ({key_words}): {}",
+                        "disclosure {disclosure_id} to {sealed_recipient} ({key_words}): {}",
                         counts_words(mine)
                     ));
                 each.purpose = ctx.actor.role.map(|r| r.purpose_of_use().to_owned());
-                each.reason = Some(purpose.clone());
+                each.reason = Some(sealed_purpose.clone());
                 ctx.also(each);
             }
             *op = op.clone().object("Disclosure", disclosure_id);
             op.detail = Some(format!(
-                "{format} to {recipient} ({key_words}): {} patients, {} left out (restricted); {}",
+                "{format} to {sealed_recipient} ({key_words}): {} patients, {} left out (restricted); {}",
                 per_patient.len(),
                 left_out.len(),
                 counts_words(&counts)
@@ -427,6 +436,14 @@ impl Session {
                 Ok(list)
             },
         )
+        .map(|mut list| {
+            let keys = crate::keys::lock(&self.keys);
+            for d in &mut list {
+                d.purpose = keys.reveal(&d.purpose);
+                d.recipient = keys.reveal(&d.recipient);
+            }
+            list
+        })
     }
 }
 
