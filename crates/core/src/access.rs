@@ -85,6 +85,25 @@ pub(crate) fn care_team(conn: &Connection, patient: i64) -> Result<Vec<String>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The members of a restricted chart's care team as the security log states them (a row
+/// added to the table outside Chartroom is left out): whom the chart's key is sealed to.
+pub(crate) fn verified_team(conn: &Connection, patient: i64) -> Result<Vec<String>, CoreError> {
+    let rows: Vec<(i64, String)> = conn
+        .prepare_cached(
+            "SELECT u.id, u.name FROM care_team c JOIN users u ON u.id = c.user_id
+              WHERE c.patient_id = ?1 ORDER BY u.name",
+        )?
+        .query_map([patient], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for (id, name) in rows {
+        if on_care_team(conn, patient, id)? {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
 /// Every restricted chart and its care team, for the start of the security log: (patient
 /// uuid in hex, member names).
 pub(crate) fn restricted_teams(conn: &Connection) -> Result<Vec<(String, Vec<String>)>, CoreError> {
@@ -265,25 +284,26 @@ pub(crate) fn apply_care_team(
         let name: String = conn
             .prepare_cached("SELECT name FROM users WHERE id = ?1")?
             .query_row([c.user_id], |r| r.get(0))?;
+        crate::security_log::append(
+            conn,
+            &c.changed.time(),
+            crate::security_log::Fact::CareTeam {
+                patient: crate::security_log::patient_hex(c.patient.as_bytes()),
+                user: name.clone(),
+                member: c.member,
+            },
+        )?;
         // The chart's key follows its team: sealed to who joins; a new key, and the chart
         // sealed anew, when someone leaves (what they kept opens nothing written after).
         let at = c.changed.time();
         if c.member {
             crate::patient_keys::grant_for(conn, patient, c.patient.as_bytes(), Some(&name), &at)?;
         } else {
-            let members = care_team(conn, patient)?;
+            let members = verified_team(conn, patient)?;
             crate::patient_keys::make_for(conn, patient, c.patient.as_bytes(), &members, &at)?;
             crate::chart::patient::reseal_restricted(conn, patient, &c.patient)?;
+            crate::patient_keys::prune_earlier(conn, patient)?;
         }
-        crate::security_log::append(
-            conn,
-            &c.changed.time(),
-            crate::security_log::Fact::CareTeam {
-                patient: crate::security_log::patient_hex(c.patient.as_bytes()),
-                user: name,
-                member: c.member,
-            },
-        )?;
     }
     Ok(Applied::one(patient))
 }

@@ -547,7 +547,7 @@ fn a_restricted_chart_is_sealed_to_a_key_of_its_own_that_follows_its_care_team()
         .expect("removes");
     doctor.lock().expect("locks");
     let raw = clinic.raw();
-    let (epoch, desk_epochs): (i64, String) = raw
+    let (epoch, desk_epochs): (i64, Option<String>) = raw
         .query_row(
             "SELECT max(epoch), (SELECT group_concat(epoch) FROM patient_keys
                                   WHERE patient_id = 2 AND holder = 'user:desk.ruiz')
@@ -556,7 +556,11 @@ fn a_restricted_chart_is_sealed_to_a_key_of_its_own_that_follows_its_care_team()
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .expect("epochs");
-    assert_eq!((epoch, desk_epochs.as_str()), (1, "0"));
+    assert_eq!(
+        (epoch, desk_epochs),
+        (1, None),
+        "a new key, and the old one's seals gone"
+    );
     let sealed: String = raw
         .query_row("SELECT sealed FROM patients WHERE id = 2", [], |r| r.get(0))
         .expect("sealed");
@@ -610,4 +614,52 @@ fn restricted_charts_an_earlier_version_kept_in_clear_are_sealed_at_the_next_sig
     let mut doctor = clinic.as_role(Role::Physician);
     assert_eq!(found(&mut doctor, "Castellanos"), ["Castellanos"]);
     doctor.lock().expect("locks");
+}
+
+#[test]
+fn a_rotation_of_the_clinical_key_gives_every_restricted_chart_a_new_key() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin.disable_user("nurse.lee").expect("disables");
+    admin.lock().expect("locks");
+    // The physician's sign-in rotates the clinical key, and with it the chart's key.
+    let mut doctor = clinic.as_role(Role::Physician);
+    assert_eq!(
+        doctor.open_chart(2).expect("opens").patient.demographics.family,
+        "Castellanos"
+    );
+    doctor.lock().expect("locks");
+    let raw = clinic.raw();
+    let holders: Vec<String> = raw
+        .prepare("SELECT epoch || ' ' || holder FROM patient_keys WHERE patient_id = 2 ORDER BY 1")
+        .expect("prepares")
+        .query_map([], |r| r.get(0))
+        .expect("queries")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(holders, ["1 clinical:1", "1 recovery", "1 user:dr.okafor"]);
+    let sealed: String = raw
+        .query_row("SELECT sealed FROM patients WHERE id = 2", [], |r| r.get(0))
+        .expect("sealed");
+    assert!(sealed.starts_with("psealed:v1:1:"));
+}
+
+#[test]
+fn a_member_whose_password_was_reset_is_sealed_in_again_by_the_next_clinician() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor.add_to_care_team(2, "desk.ruiz").expect("adds");
+    doctor.lock().expect("locks");
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .reset_password("desk.ruiz", &pw("a-brand-new-password"))
+        .expect("resets");
+    admin.lock().expect("locks");
+    // Her new slot opens nothing of the chart yet; the physician's next sign-in seals it in.
+    let mut desk = clinic.unlock("desk.ruiz", "a-brand-new-password").expect("unlocks");
+    assert!(found(&mut desk, "Castellanos").is_empty());
+    desk.lock().expect("locks");
+    clinic.as_role(Role::Physician).lock().expect("locks");
+    let mut desk = clinic.unlock("desk.ruiz", "a-brand-new-password").expect("unlocks");
+    assert_eq!(found(&mut desk, "Castellanos"), ["Castellanos"]);
 }

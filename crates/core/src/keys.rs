@@ -1540,16 +1540,27 @@ impl crate::Session {
         else {
             return Ok(false);
         };
-        let conn = self.connection()?;
-        let done = conn.execute(
+        // The restricted charts' keys were sealed to the old clinical key too: each gets a
+        // new one, in the transaction that ends the rotation.
+        let at = crate::format_time(self.clock.now());
+        let keys = Arc::clone(&self.keys);
+        let expired = self.expired();
+        let vault = self.vault.as_mut().ok_or(expired)?;
+        let tx = vault
+            .connection_mut()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        lock(&keys).refresh(&tx)?;
+        let charts = crate::chart::patient::rekey_restricted_charts(&tx, &at)?;
+        let done = tx.execute(
             "DELETE FROM compartment_rotation WHERE compartment = 'clinical' AND rotated_to = ?1",
             [epoch as i64],
         )?;
+        tx.commit()?;
         self.record(
             &crate::audit::Op::execute("key.rotate")
                 .object("Compartment", CLINICAL)
                 .detail(format!(
-                    "clinical key rotated to epoch {epoch}: {fields} fields re-sealed ({reason})"
+                    "clinical key rotated to epoch {epoch}: {fields} fields re-sealed, {charts} restricted charts given new keys ({reason})"
                 )),
         )?;
         Ok(done > 0)
@@ -1779,6 +1790,30 @@ impl crate::Session {
                 .optional()?;
             if let Some(id) = id {
                 crate::patient_keys::grant_for(&tx, id, &uuid, None, &at)?;
+            }
+        }
+        // A member whose slot changed (a password reset) is sealed in again by any session
+        // that opens the chart's key; one that has their seal already costs nothing.
+        if lock(&keys).holds_clinical() {
+            let members: Vec<(i64, Vec<u8>, i64, String)> = tx
+                .prepare(
+                    "SELECT p.id, p.uuid, u.id, u.name FROM care_team c
+                       JOIN patients p ON p.id = c.patient_id JOIN users u ON u.id = c.user_id
+                      WHERE p.restricted = 1 AND p.sealed IS NOT NULL",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, uuid, user_id, name) in members {
+                let Ok(uuid) = <[u8; 16]>::try_from(uuid) else {
+                    continue;
+                };
+                let holder = crate::patient_keys::user_holder(&name);
+                if lock(&keys).patients.sealed_to(&uuid, &holder)
+                    || !crate::access::on_care_team(&tx, id, user_id)?
+                {
+                    continue;
+                }
+                crate::patient_keys::grant_for(&tx, id, &uuid, Some(&name), &at)?;
             }
         }
         if sealed > 0 {

@@ -386,6 +386,19 @@ impl PatientKeys {
         Some(row)
     }
 
+    /// Whether `patient`'s current key is sealed to `holder`'s slot as it is now.
+    pub(crate) fn sealed_to(&self, patient: &[u8; 16], holder: &str) -> bool {
+        let (Some(chart), Some(to)) = (self.charts.get(patient), self.slots.get(holder)) else {
+            return false;
+        };
+        let Some((epoch, _)) = chart.current() else {
+            return false;
+        };
+        chart.seals.iter().any(|s| {
+            s.epoch == epoch && s.holder == holder && key_bytes(&s.to_public) == Some(*to)
+        })
+    }
+
     /// The restricted patients whose current key has no seal to `holder`: those a new
     /// clinical epoch, a password reset or a key made before the clinical key existed left
     /// without one.
@@ -474,6 +487,17 @@ pub(crate) fn grant_for(
     let rows: Vec<SealRow> = serde_json::from_str(&rows).map_err(json_error)?;
     store(conn, id, &rows, at)?;
     Ok(!rows.is_empty())
+}
+
+/// Removes the seals of restricted patient `id`'s earlier keys once everything of the chart
+/// is sealed under its current one: they protect nothing any more.
+pub(crate) fn prune_earlier(conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM patient_keys WHERE patient_id = ?1
+           AND epoch < (SELECT max(epoch) FROM patient_keys WHERE patient_id = ?1)",
+    )?
+    .execute([id])?;
+    Ok(())
 }
 
 /// Every slot's public key by holder name, for sealing patient keys to members.

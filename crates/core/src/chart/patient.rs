@@ -781,6 +781,23 @@ pub(crate) fn reseal_restricted(
     write_sealed_demographics(conn, id, uuid, &current.demographics)
 }
 
+/// Gives every restricted chart a new key and seals it anew (after the clinical key rotated:
+/// someone who kept the old clinical key opens the charts' old keys through their seals to
+/// it, and nothing written after). Returns how many.
+pub(crate) fn rekey_restricted_charts(conn: &Connection, at: &str) -> Result<usize, CoreError> {
+    let rows: Vec<(i64, RecordId)> = conn
+        .prepare("SELECT id, uuid FROM patients WHERE restricted = 1 AND sealed IS NOT NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, uuid) in &rows {
+        let members = crate::access::verified_team(conn, *id)?;
+        crate::patient_keys::make_for(conn, *id, uuid.as_bytes(), &members, at)?;
+        reseal_restricted(conn, *id, uuid)?;
+        crate::patient_keys::prune_earlier(conn, *id)?;
+    }
+    Ok(rows.len())
+}
+
 /// Seals the restricted patients an earlier version kept in clear: a key of their own
 /// (sealed to their care team, the recovery key and the clinical key), their demographics
 /// and history sealed, the clear columns emptied. Returns how many.
