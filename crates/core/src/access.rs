@@ -66,12 +66,24 @@ pub(crate) fn active_grant(
 ) -> Result<Option<(String, String)>, CoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT reason, expires_at FROM access_grants
-              WHERE patient_id = ?1 AND user_id = ?2 AND expires_at > ?3
-              ORDER BY expires_at DESC LIMIT 1",
+            // A grant counts only with the audit entry that made it (the same user and
+            // patient), and a time box no longer than the longest setting allows
+            // (a row planted in access_grants with the database key opens nothing).
+            "SELECT g.reason, g.expires_at FROM access_grants g
+               JOIN audit_log a ON a.seq = g.audit_seq
+              WHERE g.patient_id = ?1 AND g.user_id = ?2 AND g.expires_at > ?3
+                AND a.event = 'break_glass' AND a.outcome = 'success' AND a.actor_id = g.user_id
+                AND a.patient_id = CAST(g.patient_id AS TEXT)
+                AND julianday(g.expires_at) - julianday(a.time) <= ?4 / 1440.0
+              ORDER BY g.expires_at DESC LIMIT 1",
         )?
         .query_row(
-            params![patient.into(), user, chartroom_audit::format_time(now)],
+            params![
+                patient.into(),
+                user,
+                chartroom_audit::format_time(now),
+                f64::from(crate::settings::MAX_BREAK_GLASS_MINUTES) + 0.02
+            ],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?)

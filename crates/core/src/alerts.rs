@@ -221,7 +221,9 @@ pub(crate) fn evaluate(
                 // One lookup on every chart read: both family names, when the user has one.
                 let names: Option<(String, String)> = conn
                     .prepare_cached(
-                        "SELECT p.family, u.family_name FROM patients p JOIN users u ON u.id = ?2
+                        "SELECT coalesce(json_extract(cr_popen(p.uuid, 'patients', p.sealed), '$.family'), p.family),
+                                u.family_name
+                           FROM patients p JOIN users u ON u.id = ?2
                           WHERE p.id = ?1 AND u.family_name IS NOT NULL",
                     )?
                     .query_row(params![patient, actor_id], |r| Ok((r.get(0)?, r.get(1)?)))

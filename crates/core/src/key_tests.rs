@@ -625,7 +625,12 @@ fn a_rotation_of_the_clinical_key_gives_every_restricted_chart_a_new_key() {
     // The physician's sign-in rotates the clinical key, and with it the chart's key.
     let mut doctor = clinic.as_role(Role::Physician);
     assert_eq!(
-        doctor.open_chart(2).expect("opens").patient.demographics.family,
+        doctor
+            .open_chart(2)
+            .expect("opens")
+            .patient
+            .demographics
+            .family,
         "Castellanos"
     );
     doctor.lock().expect("locks");
@@ -656,10 +661,14 @@ fn a_member_whose_password_was_reset_is_sealed_in_again_by_the_next_clinician() 
         .expect("resets");
     admin.lock().expect("locks");
     // Her new slot opens nothing of the chart yet; the physician's next sign-in seals it in.
-    let mut desk = clinic.unlock("desk.ruiz", "a-brand-new-password").expect("unlocks");
+    let mut desk = clinic
+        .unlock("desk.ruiz", "a-brand-new-password")
+        .expect("unlocks");
     assert!(found(&mut desk, "Castellanos").is_empty());
     desk.lock().expect("locks");
     clinic.as_role(Role::Physician).lock().expect("locks");
-    let mut desk = clinic.unlock("desk.ruiz", "a-brand-new-password").expect("unlocks");
+    let mut desk = clinic
+        .unlock("desk.ruiz", "a-brand-new-password")
+        .expect("unlocks");
     assert_eq!(found(&mut desk, "Castellanos"), ["Castellanos"]);
 }

@@ -1494,7 +1494,11 @@ impl crate::Session {
                     "The clinic's security log does not verify ({b}); sign in again to see why."
                 ))
             })?;
-        lock(&self.keys).verified_head = Some((state.len, state.head));
+        {
+            let mut ring = lock(&self.keys);
+            ring.verified_head = Some((state.len, state.head));
+            ring.patients.slots = crate::patient_keys::slot_publics_from_log(&state);
+        }
         Ok(Some(state))
     }
 

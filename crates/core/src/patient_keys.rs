@@ -394,9 +394,10 @@ impl PatientKeys {
         let Some((epoch, _)) = chart.current() else {
             return false;
         };
-        chart.seals.iter().any(|s| {
-            s.epoch == epoch && s.holder == holder && key_bytes(&s.to_public) == Some(*to)
-        })
+        chart
+            .seals
+            .iter()
+            .any(|s| s.epoch == epoch && s.holder == holder && key_bytes(&s.to_public) == Some(*to))
     }
 
     /// The restricted patients whose current key has no seal to `holder`: those a new
@@ -425,7 +426,7 @@ pub(crate) fn store(
     at: &str,
 ) -> rusqlite::Result<()> {
     let mut insert = conn.prepare_cached(
-        "INSERT OR REPLACE INTO patient_keys (patient_id, epoch, public_key, holder, to_public, ephemeral, nonce, sealed, created_at)
+        "INSERT OR IGNORE INTO patient_keys (patient_id, epoch, public_key, holder, to_public, ephemeral, nonce, sealed, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let bytes = |t: &str| b64().decode(t).unwrap_or_default();
@@ -500,7 +501,28 @@ pub(crate) fn prune_earlier(conn: &Connection, id: i64) -> rusqlite::Result<()> 
     Ok(())
 }
 
-/// Every slot's public key by holder name, for sealing patient keys to members.
+/// Every slot's public key by holder name as the security log registers them (enabled
+/// users and the recovery slot): a slot added to the slot file outside Chartroom is never
+/// sealed to, whatever name it carries.
+pub(crate) fn slot_publics_from_log(
+    state: &crate::security_log::State,
+) -> HashMap<String, [u8; 32]> {
+    let mut out: HashMap<String, [u8; 32]> = state
+        .users
+        .values()
+        .filter(|u| u.enabled)
+        .filter_map(|u| Some((user_holder(&u.name), key_bytes(u.slot_key.as_deref()?)?)))
+        .collect();
+    if let Some((Some(slot), _)) = &state.recovery {
+        if let Some(key) = key_bytes(slot) {
+            out.insert(RECOVERY_HOLDER.to_owned(), key);
+        }
+    }
+    out
+}
+
+/// Every slot's public key by holder name as the slot file lists them: for a vault whose
+/// security log has not started (the previous release's, until its upgrade).
 pub(crate) fn slot_publics(vault: &chartroom_vault::Vault) -> HashMap<String, [u8; 32]> {
     vault
         .loaded_slot_keys()

@@ -832,7 +832,7 @@ pub const MIGRATIONS: &[Migration] = &[
             nonce       BLOB NOT NULL CHECK (length(nonce) = 12),
             sealed      BLOB NOT NULL,
             created_at  TEXT NOT NULL,
-            UNIQUE (patient_id, epoch, holder)
+            UNIQUE (patient_id, epoch, holder, to_public)
         ) STRICT;
         -- A restricted patient's demographics, sealed to the patient's key ('psealed:v1:…');
         -- the clear columns then hold placeholders. NULL for every other patient.

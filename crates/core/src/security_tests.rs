@@ -739,3 +739,102 @@ fn the_front_desk_may_restrict_only_a_chart_it_registers_and_only_with_an_empty_
     };
     assert!(state.authorize(&compartment("desk", "desk-key")).is_err());
 }
+
+#[test]
+fn a_slot_planted_under_a_members_name_is_never_sealed_a_charts_key() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor.add_to_care_team(2, "desk.ruiz").expect("adds");
+    doctor.lock().expect("locks");
+    // An outsider puts a slot of their own making under the front desk member's name.
+    swap_in_forged_slot(&clinic, "desk.ruiz", "chosen-by-insider");
+    let forged = read_slots(&clinic.config.dir)["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .find(|s| s["owner"] == "desk.ruiz")
+        .and_then(|s| s["public_key"].as_str())
+        .map(|k| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(k)
+                .expect("base64")
+        })
+        .expect("the planted slot");
+    // The physician signs in and the chart gets new keys twice (a member joins and leaves):
+    // none of them is sealed to the planted slot.
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor.add_to_care_team(2, "nurse.lee").expect("adds");
+    doctor
+        .remove_from_care_team(2, "nurse.lee")
+        .expect("removes");
+    doctor.lock().expect("locks");
+    let raw = clinic.raw();
+    let to: Vec<Vec<u8>> = raw
+        .prepare("SELECT to_public FROM patient_keys WHERE holder = 'user:desk.ruiz'")
+        .expect("prepares")
+        .query_map([], |r| r.get(0))
+        .expect("queries")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert!(
+        !to.is_empty(),
+        "the member keeps a seal to her registered slot"
+    );
+    assert!(!to.contains(&forged), "a seal went to the planted slot");
+}
+
+#[test]
+fn a_break_the_glass_grant_without_its_audit_entry_or_beyond_the_time_box_opens_nothing() {
+    let clinic = Clinic::new();
+    let raw = clinic.raw();
+    let patient = restricted_patient(&raw);
+    // A nurse may break the glass; rows planted for her open nothing: one that points at an
+    // entry that is not her break-the-glass, and one that outlasts any clinic's time box.
+    raw.execute(
+        "INSERT INTO access_grants (user_id, patient_id, reason, granted_at, expires_at, audit_seq)
+         SELECT id, ?1, 'planted', '2026-03-03T10:00:00Z', '2099-01-01T00:00:00Z', 1 FROM users WHERE name = 'nurse.lee'",
+        [patient],
+    )
+    .expect("plants");
+    drop(raw);
+    let mut nurse = clinic.as_role(Role::Nurse);
+    assert!(nurse.open_chart(patient).is_err());
+    nurse
+        .break_glass(patient, "Collapsed in the lobby")
+        .expect("breaks the glass");
+    nurse.open_chart(patient).expect("the real grant opens it");
+    nurse.lock().expect("locks");
+    let raw = clinic.raw();
+    raw.execute(
+        "UPDATE access_grants SET expires_at = '2099-01-01T00:00:00Z' WHERE reason <> 'planted'",
+        [],
+    )
+    .expect("stretches the real grant");
+    drop(raw);
+    // A grant stretched past the longest time box a clinic may set is no grant at all.
+    let mut nurse = clinic.as_role(Role::Nurse);
+    assert!(nurse.open_chart(patient).is_err());
+}
+
+#[test]
+fn a_restricted_chart_that_shares_the_readers_family_name_raises_its_alert() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date");
+    let lee = doctor
+        .register_patient(
+            &NewPatient::new("Lee", "Harold", "1950-01-02", "male", true, today).expect("valid"),
+        )
+        .expect("registers");
+    doctor.add_to_care_team(lee.id, "nurse.lee").expect("adds");
+    doctor.lock().expect("locks");
+    let before = clinic.alert_count(crate::alert_rule::SAME_FAMILY_NAME);
+    let mut nurse = clinic.as_role(Role::Nurse);
+    nurse.open_chart(lee.id).expect("opens");
+    nurse.lock().expect("locks");
+    assert_eq!(
+        clinic.alert_count(crate::alert_rule::SAME_FAMILY_NAME),
+        before + 1
+    );
+}

@@ -247,7 +247,10 @@ impl Session {
             crate::security_log::Checked::NotStarted => None,
         };
         if let crate::security_log::Checked::Verified(state) = &checked {
-            crate::keys::lock(&keys).verified_head = Some((state.len, state.head));
+            let mut ring = crate::keys::lock(&keys);
+            ring.verified_head = Some((state.len, state.head));
+            // Chart keys are sealed only to slots the log registers (after the repairs above).
+            ring.patients.slots = crate::patient_keys::slot_publics_from_log(state);
         }
         crate::keys::lock(&keys).take_compartment(&vault);
         let failures = vault.unaudited_failed_unlocks();

@@ -20,6 +20,9 @@ pub struct ClinicHours {
     pub close: NaiveTime,
 }
 
+/// The longest break-the-glass time box a clinic may set, in minutes.
+pub(crate) const MAX_BREAK_GLASS_MINUTES: u32 = 720;
+
 /// The clinic's settings, with their defaults.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -140,7 +143,9 @@ impl Settings {
         let value = value.trim();
         match key {
             "idle_timeout_minutes" => self.idle_timeout_minutes = number(key, value, 1, 240)?,
-            "break_glass_minutes" => self.break_glass_minutes = number(key, value, 5, 720)?,
+            "break_glass_minutes" => {
+                self.break_glass_minutes = number(key, value, 5, MAX_BREAK_GLASS_MINUTES)?
+            }
             "alert_chart_burst_count" => {
                 self.alert_chart_burst_count = number(key, value, 2, 10_000)?
             }

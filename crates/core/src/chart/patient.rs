@@ -1208,6 +1208,16 @@ impl Session {
                 get(tx, patient_id).map(|p| super::hide_clinical(p, clinical))
             },
         )
+        .inspect(|p| {
+            // A chart just restricted: its clear demographics leave the write-ahead log for
+            // the database file, where secure_delete has overwritten them. Best effort:
+            // another open connection's snapshot keeps the log until it closes.
+            if p.restricted && changes.restricted == Some(true) {
+                if let Ok(conn) = self.connection() {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                }
+            }
+        })
     }
 
     /// Every version of a patient's demographics, oldest first.
