@@ -178,16 +178,32 @@ fn text_ad(vault_id: &str, patient: &[u8], epoch: u64, what: &str) -> Vec<u8> {
 
 #[derive(Default)]
 struct Chart {
+    /// The seals stored in `patient_keys` (as loaded; a row the session wrote in a
+    /// transaction that rolled back is never here).
     seals: Vec<SealRow>,
-    secrets: HashMap<u64, StaticSecret>,
+    /// The public key of each epoch as the security log registers it.
+    logged: std::collections::BTreeMap<u64, [u8; 32]>,
+    /// Private keys opened or made, by (epoch, public key).
+    secrets: HashMap<(u64, [u8; 32]), StaticSecret>,
 }
 
 impl Chart {
+    /// The chart's current key: the newest the security log registers; for a vault whose log
+    /// has not started, the newest stored.
     fn current(&self) -> Option<(u64, [u8; 32])> {
+        if let Some((epoch, public)) = self.logged.iter().next_back() {
+            return Some((*epoch, *public));
+        }
         self.seals
             .iter()
             .max_by_key(|s| s.epoch)
             .and_then(|s| Some((s.epoch, key_bytes(&s.public_key)?)))
+    }
+
+    /// Whether a stored seal is of a key the log registers for its epoch (when the log
+    /// registers any): a row planted with the database key is never used.
+    fn genuine(&self, row: &SealRow) -> bool {
+        self.logged.is_empty() || self.logged.get(&row.epoch).copied() == key_bytes(&row.public_key)
     }
 }
 
@@ -196,11 +212,15 @@ impl Chart {
 pub(crate) struct PatientKeys {
     charts: HashMap<[u8; 16], Chart>,
     loaded_through: i64,
+    log_loaded_through: i64,
+    /// Keys made in the operation under way, by chart: used until the next refresh (the
+    /// start of the next operation), when what committed is loaded from the tables.
+    pending: HashMap<[u8; 16], (u64, [u8; 32])>,
     /// (patient, what, token) → text: a token moved to another patient or place is not found.
     opened: HashMap<([u8; 16], String, String), String>,
     /// This session's slot: its holder name and private key.
     pub(crate) own: Option<(String, StaticSecret)>,
-    /// Every slot's public key, by holder name (as the slot file stood at unlock).
+    /// Every slot's public key by holder name, as the security log registers them.
     pub(crate) slots: HashMap<String, [u8; 32]>,
 }
 
@@ -209,8 +229,10 @@ pub(crate) struct PatientKeys {
 pub(crate) type ClinicalSecrets<'a> = &'a dyn Fn(u64) -> Option<StaticSecret>;
 
 impl PatientKeys {
-    /// Loads the seals written since the last look.
+    /// Loads the seals and the log's chart keys written since the last look, and forgets the
+    /// keys the previous operation made (committed, they are in what was just loaded).
     pub(crate) fn refresh(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.pending.clear();
         let mut stmt = conn.prepare_cached(
             "SELECT k.seq, p.uuid, k.epoch, k.public_key, k.holder, k.to_public, k.ephemeral, k.nonce, k.sealed
                FROM patient_keys k JOIN patients p ON p.id = k.patient_id
@@ -240,26 +262,69 @@ impl PatientKeys {
             };
             self.charts.entry(uuid).or_default().seals.push(row);
         }
+        drop(rows);
+        // The chart keys the security log registers (an unlock verified the log; entries
+        // after it are read as they stand, as the care teams are).
+        let started: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'security_log')",
+            )?
+            .query_row([], |r| r.get(0))?;
+        if !started {
+            return Ok(());
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, entry FROM security_log WHERE kind = 'patient' AND seq > ?1 ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([self.log_loaded_through])?;
+        while let Some(r) = rows.next()? {
+            self.log_loaded_through = self.log_loaded_through.max(r.get(0)?);
+            let entry: String = r.get(1)?;
+            let Ok(e) = serde_json::from_str::<crate::security_log::Entry>(&entry) else {
+                continue;
+            };
+            if let crate::security_log::Fact::ChartKey {
+                patient,
+                epoch,
+                public_key,
+            } = e.fact
+            {
+                let uuid = hex::decode(&patient)
+                    .ok()
+                    .and_then(|u| <[u8; 16]>::try_from(u).ok());
+                if let (Some(uuid), Some(public)) = (uuid, key_bytes(&public_key)) {
+                    self.charts
+                        .entry(uuid)
+                        .or_default()
+                        .logged
+                        .insert(epoch, public);
+                }
+            }
+        }
         Ok(())
     }
 
-    /// The private key of `patient`'s key at `epoch`, opened through this session's slot or
-    /// a clinical key it holds.
+    /// The private key of `patient`'s key at `epoch` (`public`), opened through this session's
+    /// slot or a clinical key it holds.
     fn secret(
         &mut self,
         vault_id: &str,
         patient: &[u8; 16],
         epoch: u64,
+        public: Option<[u8; 32]>,
         clinical: ClinicalSecrets<'_>,
     ) -> Option<StaticSecret> {
         let chart = self.charts.get_mut(patient)?;
-        if let Some(secret) = chart.secrets.get(&epoch) {
-            return Some(secret.clone());
+        if let Some(public) = public {
+            if let Some(secret) = chart.secrets.get(&(epoch, public)) {
+                return Some(secret.clone());
+            }
         }
         let found = chart
             .seals
             .iter()
-            .filter(|s| s.epoch == epoch)
+            .filter(|s| s.epoch == epoch && chart.genuine(s))
+            .filter(|s| public.is_none() || key_bytes(&s.public_key) == public)
             .find_map(|row| {
                 let with = match (&self.own, row.holder.strip_prefix("clinical:")) {
                     (Some((own, secret)), _) if *own == row.holder => Some(secret.clone()),
@@ -268,12 +333,17 @@ impl PatientKeys {
                 }?;
                 open_seal(vault_id, patient, row, &with)
             })?;
-        chart.secrets.insert(epoch, found.clone());
+        chart
+            .secrets
+            .insert((epoch, *PublicKey::from(&found).as_bytes()), found.clone());
         Some(found)
     }
 
-    /// The current epoch of `patient`'s key, and whether this session opens it.
+    /// The current epoch of `patient`'s key and its public key.
     pub(crate) fn current(&self, patient: &[u8; 16]) -> Option<(u64, [u8; 32])> {
+        if let Some(made) = self.pending.get(patient) {
+            return Some(*made);
+        }
         self.charts.get(patient)?.current()
     }
 
@@ -310,9 +380,17 @@ impl PatientKeys {
             return Some(plain.clone());
         }
         let (epoch, _) = crate::audit_text::parse(PATIENT_TEXT, token)?;
-        let secret = self.secret(vault_id, patient, epoch, clinical)?;
-        let plain = open_with(PATIENT_TEXT, &secret, token, |e| {
-            text_ad(vault_id, patient, e, what)
+        let mut candidates: Vec<Option<[u8; 32]>> = vec![None];
+        if let Some((e, public)) = self.current(patient) {
+            if e == epoch {
+                candidates.insert(0, Some(public));
+            }
+        }
+        let plain = candidates.into_iter().find_map(|public| {
+            let secret = self.secret(vault_id, patient, epoch, public, clinical)?;
+            open_with(PATIENT_TEXT, &secret, token, |e| {
+                text_ad(vault_id, patient, e, what)
+            })
         })?;
         if self.opened.len() < OPENED_MAX {
             self.opened.insert(cached, plain.clone());
@@ -322,7 +400,8 @@ impl PatientKeys {
 
     /// A new key for `patient` at the next epoch (0 for a chart restricted now), sealed to
     /// `members`, the recovery slot and the current clinical key: the rows to store. The
-    /// session keeps the private key (it made it). A member without a slot is left out.
+    /// session keeps the private key (it made it) and seals to it until the operation ends.
+    /// A member without a registered slot is left out.
     pub(crate) fn make(
         &mut self,
         vault_id: &str,
@@ -332,6 +411,7 @@ impl PatientKeys {
     ) -> Vec<SealRow> {
         let epoch = self.current(patient).map_or(0, |(e, _)| e + 1);
         let secret = StaticSecret::random_from_rng(OsRng);
+        let public = *PublicKey::from(&secret).as_bytes();
         let mut holders: Vec<(String, [u8; 32])> = Vec::new();
         for member in members {
             let holder = user_holder(member);
@@ -352,14 +432,14 @@ impl PatientKeys {
             .map(|(holder, to)| seal_key(vault_id, patient, epoch, &secret, holder, to))
             .collect();
         let chart = self.charts.entry(*patient).or_default();
-        chart.secrets.insert(epoch, secret);
-        chart.seals.extend(rows.iter().cloned());
+        chart.secrets.insert((epoch, public), secret);
+        self.pending.insert(*patient, (epoch, public));
         rows
     }
 
     /// The current key of `patient` sealed to one more holder (a member who joins the care
     /// team, the clinical key of a new epoch); None where this session does not open it, the
-    /// holder has no slot, or the seal is there already.
+    /// holder has no registered slot, or the seal is there already.
     pub(crate) fn grant(
         &mut self,
         vault_id: &str,
@@ -372,18 +452,20 @@ impl PatientKeys {
             Some(to) => to,
             None => *self.slots.get(holder)?,
         };
-        let (epoch, _) = self.current(patient)?;
-        let exists =
-            self.charts.get(patient)?.seals.iter().any(|s| {
-                s.epoch == epoch && s.holder == holder && key_bytes(&s.to_public) == Some(to)
-            });
+        let (epoch, public) = self.current(patient)?;
+        let exists = self.charts.get(patient).is_some_and(|c| {
+            c.seals.iter().any(|s| {
+                s.epoch == epoch
+                    && s.holder == holder
+                    && key_bytes(&s.to_public) == Some(to)
+                    && key_bytes(&s.public_key) == Some(public)
+            })
+        });
         if exists {
             return None;
         }
-        let secret = self.secret(vault_id, patient, epoch, clinical)?;
-        let row = seal_key(vault_id, patient, epoch, &secret, holder, &to);
-        self.charts.get_mut(patient)?.seals.push(row.clone());
-        Some(row)
+        let secret = self.secret(vault_id, patient, epoch, Some(public), clinical)?;
+        Some(seal_key(vault_id, patient, epoch, &secret, holder, &to))
     }
 
     /// Whether `patient`'s current key is sealed to `holder`'s slot as it is now.
@@ -391,13 +473,15 @@ impl PatientKeys {
         let (Some(chart), Some(to)) = (self.charts.get(patient), self.slots.get(holder)) else {
             return false;
         };
-        let Some((epoch, _)) = chart.current() else {
+        let Some((epoch, public)) = chart.current() else {
             return false;
         };
-        chart
-            .seals
-            .iter()
-            .any(|s| s.epoch == epoch && s.holder == holder && key_bytes(&s.to_public) == Some(*to))
+        chart.seals.iter().any(|s| {
+            s.epoch == epoch
+                && s.holder == holder
+                && key_bytes(&s.to_public) == Some(*to)
+                && key_bytes(&s.public_key) == Some(public)
+        })
     }
 
     /// The restricted patients whose current key has no seal to `holder`: those a new
@@ -407,10 +491,12 @@ impl PatientKeys {
         self.charts
             .iter()
             .filter(|(_, c)| {
-                c.current().is_some_and(|(epoch, _)| {
-                    !c.seals
-                        .iter()
-                        .any(|s| s.epoch == epoch && s.holder == holder)
+                c.current().is_some_and(|(epoch, public)| {
+                    !c.seals.iter().any(|s| {
+                        s.epoch == epoch
+                            && s.holder == holder
+                            && key_bytes(&s.public_key) == Some(public)
+                    })
                 })
             })
             .map(|(p, _)| *p)
@@ -451,8 +537,9 @@ fn json_error(e: serde_json::Error) -> crate::CoreError {
 }
 
 /// Makes a new key for restricted patient `id` (`patient` its global id): epoch 0, or the
-/// next one, which takes over from the old (see [`PatientKeys::make`]). In the writer's
-/// transaction.
+/// next one, which takes over from the old (see [`PatientKeys::make`]), and signs its public
+/// half into the security log. In the writer's transaction, after the log's entry that
+/// restricts the chart (when this operation makes one).
 pub(crate) fn make_for(
     conn: &Connection,
     id: i64,
@@ -468,6 +555,17 @@ pub(crate) fn make_for(
     )?;
     let rows: Vec<SealRow> = serde_json::from_str(&rows).map_err(json_error)?;
     store(conn, id, &rows, at)?;
+    if let Some(row) = rows.first() {
+        crate::security_log::append(
+            conn,
+            at,
+            crate::security_log::Fact::ChartKey {
+                patient: crate::security_log::patient_hex(patient),
+                epoch: row.epoch,
+                public_key: row.public_key.clone(),
+            },
+        )?;
+    }
     Ok(())
 }
 

@@ -76,6 +76,13 @@ pub(crate) enum Fact {
         user: String,
         member: bool,
     },
+    /// A restricted chart's key, at each epoch (its public half): what its demographics are
+    /// sealed to.
+    ChartKey {
+        patient: String,
+        epoch: u64,
+        public_key: String,
+    },
 }
 
 impl Fact {
@@ -87,9 +94,9 @@ impl Fact {
             Fact::User { user, .. } => ("user", account_key(user)),
             Fact::Recovery { .. } => ("recovery", String::new()),
             Fact::Compartment { name, .. } => ("compartment", name.clone()),
-            Fact::Restriction { patient, .. } | Fact::CareTeam { patient, .. } => {
-                ("patient", patient.clone())
-            }
+            Fact::Restriction { patient, .. }
+            | Fact::CareTeam { patient, .. }
+            | Fact::ChartKey { patient, .. } => ("patient", patient.clone()),
         }
     }
 }
@@ -157,6 +164,8 @@ pub(crate) struct State {
     pub compartments: BTreeMap<String, (u64, String)>,
     /// Restricted charts (patient uuid, hex) and their care teams (account keys).
     pub restricted: BTreeMap<String, BTreeSet<String>>,
+    /// Each restricted chart's newest key: (epoch, public key).
+    pub chart_keys: BTreeMap<String, (u64, String)>,
     /// Every chart the log has ever named (restricted once, or still).
     seen: BTreeSet<String>,
     /// The last entry absorbed: who signed it and what it said.
@@ -331,6 +340,28 @@ impl State {
                     ))
                 }
             }
+            Fact::ChartKey { patient, epoch, .. } => {
+                if !self.restricted.contains_key(patient) {
+                    return Err(format!("chart {} is not restricted", short(patient)));
+                }
+                if let Some((current, _)) = self.chart_keys.get(patient) {
+                    if *epoch <= *current {
+                        return Err(format!(
+                            "the key of chart {} at epoch {epoch} is not new",
+                            short(patient)
+                        ));
+                    }
+                }
+                if self.may_key(&authority, e, patient) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{} may not give chart {} a new key",
+                        e.by,
+                        short(patient)
+                    ))
+                }
+            }
             Fact::CareTeam {
                 patient,
                 user,
@@ -362,6 +393,25 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Whether `e`'s signer may give restricted chart `patient` a new key: someone who may
+    /// open it (on its team, or a role that may break the glass), an administrator (an
+    /// import, an upgrade), or whoever restricted it in the entry just before.
+    fn may_key(&self, authority: &Authority, e: &Entry, patient: &str) -> bool {
+        let member = self
+            .restricted
+            .get(patient)
+            .is_some_and(|team| team.contains(&account_key(&e.by)));
+        let restricting = matches!(
+            &self.last,
+            Some((by, Fact::Restriction { patient: p, restricted: true, .. }))
+                if p == patient && account_key(by) == account_key(&e.by)
+        );
+        member
+            || restricting
+            || authority.allows(Permission::BreakGlass)
+            || authority.allows(Permission::ManageUsers)
     }
 
     /// Takes `e`'s change into the state (after [`State::authorize`], or for entries already
@@ -416,6 +466,14 @@ impl State {
                 } else {
                     self.restricted.remove(patient);
                 }
+            }
+            Fact::ChartKey {
+                patient,
+                epoch,
+                public_key,
+            } => {
+                self.chart_keys
+                    .insert(patient.clone(), (*epoch, public_key.clone()));
             }
             Fact::CareTeam {
                 patient,

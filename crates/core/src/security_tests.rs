@@ -838,3 +838,42 @@ fn a_restricted_chart_that_shares_the_readers_family_name_raises_its_alert() {
         before + 1
     );
 }
+
+#[test]
+fn a_chart_key_planted_in_the_table_is_never_sealed_to() {
+    let clinic = Clinic::new();
+    let raw = clinic.raw();
+    let patient = restricted_patient(&raw);
+    // An insider adds a newer key of their own making for the chart (sealed to nobody who
+    // matters: they need only the public half to be written to).
+    let insider = chartroom_vault::x25519_dalek::StaticSecret::random_from_rng(rand_core::OsRng);
+    let public = chartroom_vault::x25519_dalek::PublicKey::from(&insider);
+    raw.execute(
+        "INSERT INTO patient_keys (patient_id, epoch, public_key, holder, to_public, ephemeral, nonce, sealed, created_at)
+         VALUES (?1, 7, ?2, 'clinical:0', ?2, ?2, zeroblob(12), zeroblob(48), '2026-03-03T10:00:00Z')",
+        rusqlite::params![patient, public.as_bytes().as_slice()],
+    )
+    .expect("plants");
+    drop(raw);
+    // The team's next edit is sealed to the key the security log registers, not the planted.
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor
+        .update_patient(
+            patient,
+            &PatientChanges {
+                phone: Some("+1 555 010 0199".into()),
+                ..Default::default()
+            },
+        )
+        .expect("updates");
+    doctor.lock().expect("locks");
+    let raw = clinic.raw();
+    let sealed: String = raw
+        .query_row(
+            "SELECT sealed FROM patients WHERE id = ?1",
+            [patient],
+            |r| r.get(0),
+        )
+        .expect("sealed");
+    assert!(sealed.starts_with("psealed:v1:0:"), "{sealed}");
+}

@@ -858,8 +858,19 @@ pub(super) fn apply_registered(
     ])?;
     let id = conn.last_insert_rowid();
     if c.new.restricted {
-        // Its key, sealed to the recovery key and the clinical key; the registrant joins the
-        // care team (and gets their seal) in the change after this one.
+        // Who may open a restricted chart is signed into the security log; its registrant
+        // joins the team in the entry after its key's.
+        crate::security_log::append(
+            conn,
+            &at,
+            crate::security_log::Fact::Restriction {
+                patient: crate::security_log::patient_hex(c.patient.as_bytes()),
+                restricted: true,
+                team: Vec::new(),
+            },
+        )?;
+        // Its key, sealed to the recovery key and the clinical key (the registrant gets their
+        // seal as they join the care team, in the change after this one).
         crate::patient_keys::make_for(conn, id, c.patient.as_bytes(), &[], &at)?;
         write_sealed_demographics(conn, id, &c.patient, d)?;
     } else {
@@ -874,19 +885,6 @@ pub(super) fn apply_registered(
         c.new.restricted,
         &c.registered,
     )?;
-    if c.new.restricted {
-        // Who may open a restricted chart is signed into the security log; its registrant
-        // joins the team in the entry after this one.
-        crate::security_log::append(
-            conn,
-            &at,
-            crate::security_log::Fact::Restriction {
-                patient: crate::security_log::patient_hex(c.patient.as_bytes()),
-                restricted: true,
-                team: Vec::new(),
-            },
-        )?;
-    }
     Ok(Applied::one(id))
 }
 
@@ -959,17 +957,6 @@ fn write_patient(
     }
     let e = d.emergency_contact.as_ref();
     let version = current.version + 1;
-    // Restricting: the chart gets its key first (sealed to the care team as it stands).
-    if restricted && !current.restricted {
-        let members = crate::access::care_team(conn, current.id.get())?;
-        crate::patient_keys::make_for(
-            conn,
-            current.id.get(),
-            current.uuid.as_bytes(),
-            &members,
-            &stamp.time(),
-        )?;
-    }
     conn.prepare_cached(
         "UPDATE patients SET family = ?1, given = ?2, preferred_name = ?3, birth_date = ?4, sex = ?5,
             gender_identity = ?6, phone = ?7, phone_digits = ?8, email = ?9, address = ?10,
@@ -1042,14 +1029,9 @@ pub(super) fn apply_restriction(
     c: &RestrictionChanged,
 ) -> Result<Applied, CoreError> {
     let current = get(conn, change::row_of(conn, Table::Patients, c.patient)?)?;
-    write_patient(
-        conn,
-        &current,
-        &current.demographics,
-        c.restricted,
-        &c.changed,
-    )?;
     if current.restricted != c.restricted {
+        // The log says who may open it first; a chart restricted now then gets its key,
+        // sealed to the care team as it stands, before anything is sealed to it.
         let team = if c.restricted {
             crate::access::care_team(conn, current.id.get())?
         } else {
@@ -1061,10 +1043,26 @@ pub(super) fn apply_restriction(
             crate::security_log::Fact::Restriction {
                 patient: crate::security_log::patient_hex(c.patient.as_bytes()),
                 restricted: c.restricted,
-                team,
+                team: team.clone(),
             },
         )?;
+        if c.restricted {
+            crate::patient_keys::make_for(
+                conn,
+                current.id.get(),
+                c.patient.as_bytes(),
+                &team,
+                &c.changed.time(),
+            )?;
+        }
     }
+    write_patient(
+        conn,
+        &current,
+        &current.demographics,
+        c.restricted,
+        &c.changed,
+    )?;
     Ok(Applied::one(current.id))
 }
 
