@@ -38,7 +38,7 @@ fn b64() -> base64::engine::GeneralPurpose {
 
 /// The AEAD key for one sealed text: HKDF-SHA256 over the X25519 shared secret, salted with
 /// both public keys, with the kind of text (`label`) as its info.
-fn wrap_key(
+pub(crate) fn wrap_key(
     label: &[u8],
     shared: &[u8],
     ephemeral: &[u8; 32],

@@ -16,11 +16,9 @@ use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use chartroom_vault::x25519_dalek::{PublicKey, StaticSecret};
-use hkdf::Hkdf;
 use rand_core::{OsRng, RngCore};
 use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::audit_text::{associated_data, open_with, seal_to, Kind};
@@ -84,14 +82,7 @@ fn seal_ad(vault_id: &str, patient: &[u8], epoch: u64, public: &[u8], holder: &s
 }
 
 fn wrap(shared: &[u8], ephemeral: &[u8; 32], to: &[u8; 32]) -> Zeroizing<[u8; 32]> {
-    let mut salt = [0u8; 64];
-    salt[..32].copy_from_slice(ephemeral);
-    salt[32..].copy_from_slice(to);
-    let mut key = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(Some(&salt), shared)
-        .expand(AD_PATIENT_KEY, key.as_mut())
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
-    key
+    crate::audit_text::wrap_key(AD_PATIENT_KEY, shared, ephemeral, to)
 }
 
 /// Seals patient key `secret` (of `epoch`) to `to` for `holder`.
