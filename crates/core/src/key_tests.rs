@@ -339,7 +339,7 @@ fn the_trails_words_are_sealed_to_auditors_and_administrators_and_rotate_when_tr
     let mut nurse = clinic.as_role(Role::Nurse);
     match nurse.open_chart(2).expect("opens").access {
         ChartAccess::BreakGlass { reason: shown, .. } => {
-            assert_eq!(shown, crate::audit_text::WITHHELD)
+            assert_eq!(shown, "the reason you gave, kept sealed for the auditor")
         }
         other => panic!("{other:?}"),
     }

@@ -807,6 +807,9 @@ pub fn install_copy(session: &crate::Session, conn: &Connection) -> rusqlite::Re
 #[cfg(feature = "bench")]
 pub fn install_clear(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY;
+    // A restricted chart's sealed demographics stay shut on the baseline (its placeholders
+    // are read): the same SQL runs, with nothing to open.
+    conn.create_scalar_function("cr_popen", 3, flags, |_| Ok(None::<String>))?;
     for name in ["cr_open", "cr_seal"] {
         conn.create_scalar_function(name, 5, flags, |ctx| {
             Ok(match ctx.get_raw(0) {
@@ -1690,6 +1693,7 @@ impl crate::Session {
     /// read it; each hand-over and removal is an audit entry. Run at every unlock and after
     /// every change of users, roles or slots.
     pub(crate) fn settle_key_holders(&mut self) -> Result<(), crate::CoreError> {
+        let state = self.verified_state()?;
         for name in COMPARTMENTS {
             let exists = {
                 let keys = lock(&self.keys);
@@ -1700,15 +1704,18 @@ impl crate::Session {
                 }
             };
             if exists {
-                self.settle_holders_of(name)?;
+                self.settle_holders_of(name, state.as_ref())?;
             }
         }
         Ok(())
     }
 
-    fn settle_holders_of(&mut self, name: &'static str) -> Result<(), crate::CoreError> {
-        let state = self.verified_state()?;
-        let holders = holders(self.connection()?, state.as_ref(), name)?;
+    fn settle_holders_of(
+        &mut self,
+        name: &'static str,
+        state: Option<&crate::security_log::State>,
+    ) -> Result<(), crate::CoreError> {
+        let holders = holders(self.connection()?, state, name)?;
         let now = self.clock.now();
         let actor = crate::session::actor_ref(&self.actor);
         let expired = self.expired();
@@ -1765,11 +1772,13 @@ impl crate::Session {
         let expired = self.expired();
         let device = &self.device;
         let vault = self.vault.as_mut().ok_or(expired)?;
-        let clear: bool = may_key && vault.connection().query_row(
-            "SELECT EXISTS (SELECT 1 FROM patients WHERE restricted = 1 AND sealed IS NULL AND uuid IS NOT NULL)",
-            [],
-            |r| r.get(0),
-        )?;
+        let clear: bool = may_key
+            && vault.connection().query_row(
+                "SELECT EXISTS (SELECT 1 FROM patients INDEXED BY patients_restricted
+                             WHERE restricted = 1 AND sealed IS NULL AND uuid IS NOT NULL)",
+                [],
+                |r| r.get(0),
+            )?;
         let tx = vault
             .connection_mut()
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1805,8 +1814,10 @@ impl crate::Session {
         if lock(&keys).holds_clinical() {
             let members: Vec<(i64, Vec<u8>, i64, String)> = tx
                 .prepare(
-                    "SELECT p.id, p.uuid, u.id, u.name FROM care_team c
-                       JOIN patients p ON p.id = c.patient_id JOIN users u ON u.id = c.user_id
+                    "SELECT p.id, p.uuid, u.id, u.name
+                       FROM patients p INDEXED BY patients_restricted
+                       CROSS JOIN care_team c ON c.patient_id = p.id
+                       JOIN users u ON u.id = c.user_id
                       WHERE p.restricted = 1 AND p.sealed IS NOT NULL",
                 )?
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
@@ -1816,9 +1827,14 @@ impl crate::Session {
                     continue;
                 };
                 let holder = crate::patient_keys::user_holder(&name);
-                if lock(&keys).patients.sealed_to(&uuid, &holder)
-                    || !crate::access::on_care_team(&tx, id, user_id)?
-                {
+                // Only a member with a registered slot and no seal to it yet costs a look at
+                // the security log.
+                let settled = {
+                    let keys = lock(&keys);
+                    !keys.patients.slots.contains_key(&holder)
+                        || keys.patients.sealed_to(&uuid, &holder)
+                };
+                if settled || !crate::access::on_care_team(&tx, id, user_id)? {
                     continue;
                 }
                 crate::patient_keys::grant_for(&tx, id, &uuid, Some(&name), &at)?;

@@ -256,21 +256,21 @@ impl PatientKeys {
         drop(rows);
         // The chart keys the security log registers (an unlock verified the log; entries
         // after it are read as they stand, as the care teams are).
-        let started: bool = conn
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'security_log')",
-            )?
+        // By sequence (the table's rowid): usually nothing new, whatever the log's length.
+        let top: i64 = conn
+            .prepare_cached("SELECT coalesce(max(seq), 0) FROM security_log")?
             .query_row([], |r| r.get(0))?;
-        if !started {
-            return Ok(());
-        }
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, entry FROM security_log WHERE kind = 'patient' AND seq > ?1 ORDER BY seq",
+            "SELECT seq, kind, entry FROM security_log
+              WHERE seq > ?1 AND seq <= ?2 AND instr(entry, '\"kind\":\"chart_key\"') > 0
+              ORDER BY seq",
         )?;
-        let mut rows = stmt.query([self.log_loaded_through])?;
+        let mut rows = stmt.query([self.log_loaded_through, top])?;
         while let Some(r) = rows.next()? {
-            self.log_loaded_through = self.log_loaded_through.max(r.get(0)?);
-            let entry: String = r.get(1)?;
+            if r.get_ref(1)?.as_str().ok() != Some("patient") {
+                continue;
+            }
+            let entry: String = r.get(2)?;
             let Ok(e) = serde_json::from_str::<crate::security_log::Entry>(&entry) else {
                 continue;
             };
@@ -292,6 +292,8 @@ impl PatientKeys {
                 }
             }
         }
+        drop(rows);
+        self.log_loaded_through = top;
         Ok(())
     }
 

@@ -100,7 +100,8 @@ pub(crate) const CONTENT_KEYS_SQL: &str = content_keys_sql!();
 pub(crate) const PATIENT_KEYS_FOR_TESTS_SQL: &str = "
     CREATE TABLE patients (id INTEGER PRIMARY KEY, uuid BLOB);
     CREATE TABLE patient_keys (seq INTEGER PRIMARY KEY, patient_id INTEGER, epoch INTEGER,
-        public_key BLOB, holder TEXT, to_public BLOB, ephemeral BLOB, nonce BLOB, sealed BLOB);";
+        public_key BLOB, holder TEXT, to_public BLOB, ephemeral BLOB, nonce BLOB, sealed BLOB);
+    CREATE TABLE security_log (seq INTEGER PRIMARY KEY, kind TEXT, subject TEXT, entry TEXT);";
 
 /// The clinical columns sealed under the clinical compartment, by table.
 pub(crate) const SEALED_COLUMNS: &[(&str, &[&str])] = &[
@@ -837,6 +838,9 @@ pub const MIGRATIONS: &[Migration] = &[
         -- A restricted patient's demographics, sealed to the patient's key ('psealed:v1:…');
         -- the clear columns then hold placeholders. NULL for every other patient.
         ALTER TABLE patients ADD COLUMN sealed TEXT;
+        -- The few restricted charts, found without reading every patient (the search, the
+        -- unlock's checks and a key rotation look for them).
+        CREATE INDEX patients_restricted ON patients (id) WHERE restricted = 1;
     ",
     },
 ];

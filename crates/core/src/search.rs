@@ -426,7 +426,7 @@ fn openable_restricted(
         .is_some_and(|r| r.allows(Permission::BreakGlass));
     let ids: Vec<i64> = conn
         .prepare_cached(
-            "SELECT p.id FROM patients p WHERE p.restricted = 1 AND (
+            "SELECT p.id FROM patients p INDEXED BY patients_restricted WHERE p.restricted = 1 AND (
                  EXISTS (SELECT 1 FROM care_team c WHERE c.patient_id = p.id AND c.user_id = ?1)
               OR (?2 AND EXISTS (SELECT 1 FROM access_grants g
                                   WHERE g.patient_id = p.id AND g.user_id = ?1 AND g.expires_at > ?3)))",

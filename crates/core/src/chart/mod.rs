@@ -180,7 +180,12 @@ impl Session {
             // The grant's reason is sealed to the auditors: its writer sees it back in the
             // session that wrote it, others see that it is withheld.
             if let ChartAccess::BreakGlass { reason, .. } = &mut chart.access {
-                *reason = crate::keys::lock(&self.keys).reveal(reason);
+                let shown = crate::keys::lock(&self.keys).reveal(reason);
+                *reason = if shown == crate::audit_text::WITHHELD {
+                    "the reason you gave, kept sealed for the auditor".into()
+                } else {
+                    shown
+                };
             }
             chart
         })

@@ -786,7 +786,10 @@ pub(crate) fn reseal_restricted(
 /// it, and nothing written after). Returns how many.
 pub(crate) fn rekey_restricted_charts(conn: &Connection, at: &str) -> Result<usize, CoreError> {
     let rows: Vec<(i64, RecordId)> = conn
-        .prepare("SELECT id, uuid FROM patients WHERE restricted = 1 AND sealed IS NOT NULL")?
+        .prepare(
+            "SELECT id, uuid FROM patients INDEXED BY patients_restricted
+              WHERE restricted = 1 AND sealed IS NOT NULL",
+        )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (id, uuid) in &rows {
@@ -804,7 +807,8 @@ pub(crate) fn rekey_restricted_charts(conn: &Connection, at: &str) -> Result<usi
 pub(crate) fn seal_restricted_in_clear(conn: &Connection, at: &str) -> Result<usize, CoreError> {
     let rows: Vec<i64> = conn
         .prepare(
-            "SELECT id FROM patients WHERE restricted = 1 AND sealed IS NULL AND uuid IS NOT NULL",
+            "SELECT id FROM patients INDEXED BY patients_restricted
+              WHERE restricted = 1 AND sealed IS NULL AND uuid IS NOT NULL",
         )?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
@@ -901,7 +905,7 @@ pub(crate) fn restore_restrictions(
     }
     let rows: Vec<(i64, Option<Vec<u8>>, String, bool)> = {
         let mut stmt = conn.prepare_cached(
-            "SELECT id, uuid, mrn, restricted FROM patients WHERE restricted = 1",
+            "SELECT id, uuid, mrn, restricted FROM patients INDEXED BY patients_restricted WHERE restricted = 1",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
         rows.collect::<Result<_, _>>()?
