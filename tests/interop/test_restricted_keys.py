@@ -174,3 +174,15 @@ def test_a_member_who_leaves_opens_nothing_written_after(clinic):
     # The team reads the new address.
     doctor, _ = what_opens(clinic.vault, "dr.adeyemi", STAFF["dr.adeyemi"][1])
     assert any("12 New Street" in t for t in doctor)
+
+
+def test_the_front_desk_registers_a_restricted_chart_and_alone_of_the_front_desk_opens_it(clinic):
+    pw = STAFF["desk.two"][1]
+    made = clinic.json("--user", "desk.two", "patient", "add", "--family", "Qzregistered", "--given", "Ida",
+                       "--birth-date", "1981-01-01", "--sex", "female", "--restricted", password=pw)
+    assert made["family"] == "Qzregistered"
+    texts, _ = what_opens(clinic.vault, "desk.two", pw)
+    assert any("Qzregistered" in t for t in texts), "the registrant is its first member"
+    others, _ = what_opens(clinic.vault, "desk.kim", STAFF["desk.kim"][1])
+    assert not any("Qzregistered" in t for t in others)
+    assert clinic.json("--user", "admin", "vault", "verify", password=ADMIN_PW)["ok"] is True

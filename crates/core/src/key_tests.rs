@@ -675,3 +675,27 @@ fn a_member_whose_password_was_reset_is_sealed_in_again_by_the_next_clinician() 
         .expect("unlocks");
     assert_eq!(found(&mut desk, "Castellanos"), ["Castellanos"]);
 }
+
+#[test]
+fn the_front_desk_registers_a_restricted_chart_and_is_its_first_member() {
+    let clinic = Clinic::new();
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date");
+    let secret = desk
+        .register_patient(
+            &NewPatient::new("Quillfeather", "Sam", "1970-01-01", "male", true, today)
+                .expect("valid"),
+        )
+        .expect("the front desk registers a restricted chart");
+    assert_eq!(secret.demographics.family, "Quillfeather");
+    assert_eq!(found(&mut desk, "Quillfeather"), ["Quillfeather"]);
+    desk.lock().expect("locks");
+    let mut admin = clinic.as_role(Role::Admin);
+    assert!(
+        admin.verify_vault().expect("verifies").ok,
+        "the log allows each entry"
+    );
+    admin.lock().expect("locks");
+    let raw = clinic.raw();
+    assert!(!crate::gate_tests::raw_dump(&raw).contains("Quillfeather"));
+}

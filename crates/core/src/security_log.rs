@@ -376,12 +376,32 @@ impl State {
                 if authority.allows(Permission::ManageCareTeam) {
                     return Ok(());
                 }
-                // Whoever registers a restricted chart joins its team, right after.
-                let registering = matches!(
-                    &self.last,
-                    Some((by, Fact::Restriction { patient: p, restricted: true, team }))
-                        if p == patient && team.is_empty() && account_key(by) == account_key(&e.by)
-                );
+                // Whoever registers a restricted chart joins its team, right after (after the
+                // chart's first key, which they sign in between).
+                let same = |by: &str| account_key(by) == account_key(&e.by);
+                let registering = match &self.last {
+                    Some((
+                        by,
+                        Fact::Restriction {
+                            patient: p,
+                            restricted: true,
+                            team,
+                        },
+                    )) => p == patient && team.is_empty() && same(by),
+                    Some((
+                        by,
+                        Fact::ChartKey {
+                            patient: p,
+                            epoch: 0,
+                            ..
+                        },
+                    )) => {
+                        p == patient
+                            && same(by)
+                            && self.restricted.get(patient).is_some_and(|t| t.is_empty())
+                    }
+                    _ => false,
+                };
                 if *member && registering && account_key(user) == account_key(&e.by) {
                     Ok(())
                 } else {
