@@ -122,13 +122,16 @@ pub fn add_encounter(
     patient_id: i64,
     encounter: EncounterInput,
 ) -> Result<Encounter, AppError> {
-    let e = NewEncounter::new(
-        &encounter.kind,
-        given(&encounter.start),
-        &encounter.reason,
-        Utc::now(),
-    )?;
-    state.with_session(|s| s.add_encounter(patient_id, &e))
+    state.with_session(|s| {
+        let e = NewEncounter::new(
+            &encounter.kind,
+            given(&encounter.start),
+            &encounter.reason,
+            Utc::now(),
+            &s.settings().zone(),
+        )?;
+        s.add_encounter(patient_id, &e)
+    })
 }
 
 #[tauri::command(async, rename_all = "snake_case")]
@@ -202,10 +205,11 @@ pub fn record_vitals(
         weight: vitals.weight,
         height: vitals.height,
     };
-    let effective = given(&vitals.effective)
-        .map(|t| parse_time_input("time of the vitals", t, Utc::now()))
-        .transpose()?;
     state.with_session(|s| {
+        let zone = s.settings().zone();
+        let effective = given(&vitals.effective)
+            .map(|t| parse_time_input("time of the vitals", t, Utc::now(), &zone))
+            .transpose()?;
         s.record_vitals(
             patient_id,
             &input,

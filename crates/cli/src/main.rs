@@ -810,7 +810,9 @@ fn unlock(
 ) -> Result<Session, Failure> {
     // Fail on a missing vault before asking anyone for a password.
     chartroom_core::vault_info(config)?;
-    Ok(credentials(cli, inputs, recovery)?.unlock(config.clone())?)
+    let session = credentials(cli, inputs, recovery)?.unlock(config.clone())?;
+    records::use_clinic_zone(session.settings().zone());
+    Ok(session)
 }
 
 /// Who is signing in: a user and their password, or the recovery key.

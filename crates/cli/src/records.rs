@@ -25,9 +25,34 @@ fn show_date(iso: &str) -> String {
         .unwrap_or_else(|_| iso.to_owned())
 }
 
-fn show_time(rfc3339: &str) -> String {
+/// The clinic's time zone, once a session has read it (this process serves one command).
+static CLINIC_ZONE: std::sync::OnceLock<chartroom_core::ClinicZone> = std::sync::OnceLock::new();
+
+/// Remembers the clinic's zone for the times this command prints.
+pub fn use_clinic_zone(zone: chartroom_core::ClinicZone) {
+    let _ = CLINIC_ZONE.set(zone);
+}
+
+/// The zone times are printed in: the clinic's, or UTC before any session was opened.
+pub fn clinic_zone() -> chartroom_core::ClinicZone {
+    CLINIC_ZONE
+        .get()
+        .copied()
+        .unwrap_or_else(chartroom_core::ClinicZone::utc)
+}
+
+/// A stored instant as the clinic's clocks show it: "02 Mar 2026 09:00".
+pub fn show_time(rfc3339: &str) -> String {
+    let zone = clinic_zone();
     chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| t.format("%d %b %Y %H:%M UTC").to_string())
+        .map(|t| {
+            let local = zone.local(t.with_timezone(&chrono::Utc));
+            if zone == chartroom_core::ClinicZone::utc() {
+                local.format("%d %b %Y %H:%M UTC").to_string()
+            } else {
+                local.format("%d %b %Y %H:%M").to_string()
+            }
+        })
         .unwrap_or_else(|_| rfc3339.to_owned())
 }
 
@@ -878,7 +903,8 @@ pub fn encounter(session: &mut Session, cmd: &EncounterCommand) -> Result<Output
             reason,
             at,
         } => {
-            let e = NewEncounter::new(kind, at.as_deref(), reason, chrono::Utc::now())?;
+            let zone = session.settings().zone();
+            let e = NewEncounter::new(kind, at.as_deref(), reason, chrono::Utc::now(), &zone)?;
             let e = session.add_encounter(*patient, &e)?;
             Ok(Output::new(
                 to_json(&e),
@@ -953,9 +979,10 @@ pub fn vitals(session: &mut Session, cmd: &VitalsCommand) -> Result<Output, Fail
                 weight: *weight,
                 height: *height,
             };
+            let zone = session.settings().zone();
             let effective = at
                 .as_deref()
-                .map(|t| parse_time_input("time of the vitals", t, chrono::Utc::now()))
+                .map(|t| parse_time_input("time of the vitals", t, chrono::Utc::now(), &zone))
                 .transpose()?;
             let obs =
                 session.record_vitals(*patient, &input, effective, encounter.map(Into::into))?;

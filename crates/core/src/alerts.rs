@@ -40,6 +40,11 @@ pub mod rule {
     pub const SECURITY_TAMPERING: &str = "security_tampering";
 }
 
+/// A day's appointment book names every patient on it (each is on record as read), and the
+/// front desk moves a sick clinician's day at once, but neither looks into a chart: the
+/// book's events do not count toward the chart-burst rule (opening the chart still does).
+const APPOINTMENT_EVENTS: &str = "appointment.";
+
 /// A stored alert.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -256,6 +261,7 @@ pub(crate) fn evaluate(
             chartroom_audit::Action::Read | chartroom_audit::Action::Update
         )
         && e.patient_id.is_some()
+        && !e.event.starts_with(APPOINTMENT_EVENTS)
     {
         chart_burst(conn, settings, rec)?;
     }
@@ -297,7 +303,7 @@ fn chart_burst(conn: &Connection, settings: &Settings, rec: &Record) -> Result<(
         .prepare_cached(
             "SELECT count(*) FROM (SELECT DISTINCT patient_id FROM audit_log
               WHERE actor = ?1 AND time >= ?2 AND patient_id IS NOT NULL
-                AND action IN ('R', 'U') AND outcome = 'success'
+                AND action IN ('R', 'U') AND outcome = 'success' AND event NOT LIKE 'appointment.%'
               LIMIT ?3)",
         )?
         .query_row(

@@ -25,7 +25,7 @@ pub fn parse_recovery_key(text: &str) -> bool {
 /// date), and the collector's query times.
 pub fn parse_times(text: &str) -> usize {
     let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
-    usize::from(crate::parse_time_input("time", text, now).is_ok())
+    usize::from(crate::parse_time_input("time", text, now, &crate::ClinicZone::utc()).is_ok())
         + usize::from(chartroom_audit::parse_time(text).is_some())
         + usize::from(crate::search::parse_date_query(text).is_some())
 }

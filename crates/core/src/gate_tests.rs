@@ -38,7 +38,7 @@ pub(crate) fn password_of(role: Role) -> (&'static str, &'static str) {
 }
 
 /// The tables of the clinic's record (every table a change writes), in a fixed order.
-pub(crate) const RECORD_TABLES: [&str; 11] = [
+pub(crate) const RECORD_TABLES: [&str; 12] = [
     "patients",
     "patient_versions",
     "patient_name_words",
@@ -50,6 +50,7 @@ pub(crate) const RECORD_TABLES: [&str; 11] = [
     "allergies",
     "medications",
     "immunizations",
+    "appointments",
 ];
 
 /// Each row `sql` selects from `table`, as `"{table}: v1 | v2 | ..."` with every value as
@@ -315,6 +316,8 @@ fn expected(role: Role, p: Permission) -> bool {
         ReadDisclosures,
         ManageSync,
         Backup,
+        ManageSchedules,
+        ViewSchedules,
     ];
     let physician = [
         SearchPatients,
@@ -334,6 +337,9 @@ fn expected(role: Role, p: Permission) -> bool {
         BreakGlass,
         ExportRecords,
         ReadDisclosures,
+        ViewSchedules,
+        ViewAppointments,
+        StartAppointments,
     ];
     let nurse = [
         SearchPatients,
@@ -346,12 +352,21 @@ fn expected(role: Role, p: Permission) -> bool {
         RecordImmunizations,
         DraftNote,
         BreakGlass,
+        ViewSchedules,
+        ViewAppointments,
+        CheckInPatients,
+        RoomPatients,
+        StartAppointments,
     ];
     let front_desk = [
         SearchPatients,
         RegisterPatient,
         ReadDemographics,
         EditDemographics,
+        ViewSchedules,
+        ViewAppointments,
+        BookAppointments,
+        CheckInPatients,
     ];
     let auditor = [
         ViewUsers,
@@ -489,10 +504,19 @@ fn every_cell_of_the_matrix_through_the_session() {
         );
         check(
             Permission::RecordEncounter,
-            gate(s.add_encounter(
-                1,
-                &NewEncounter::new("office", None, "Review", clinic.clock.now()).expect("valid"),
-            )),
+            gate(
+                s.add_encounter(
+                    1,
+                    &NewEncounter::new(
+                        "office",
+                        None,
+                        "Review",
+                        clinic.clock.now(),
+                        &crate::ClinicZone::utc(),
+                    )
+                    .expect("valid"),
+                ),
+            ),
             "add_encounter",
         );
         check(
@@ -575,6 +599,70 @@ fn every_cell_of_the_matrix_through_the_session() {
         );
         check(Permission::VerifyAudit, gate(s.verify_audit()), "verify");
         check(Permission::ManageAlerts, gate(s.alerts(true)), "alerts");
+        // The appointment book: each appointment is booked by the front desk with the
+        // session's own clinician (so starting it is "theirs" for a physician or nurse).
+        let mine = if role == Role::Nurse {
+            "nurse.lee"
+        } else {
+            "dr.okafor"
+        };
+        let booked = |hour: u32| {
+            let mut desk = clinic.as_role(Role::FrontDesk);
+            desk.book_appointment(
+                1,
+                &Booking {
+                    clinician: mine.into(),
+                    at: format!("2026-03-04T{hour:02}:00:00Z"),
+                    overbook: true,
+                    ..Booking::default()
+                },
+            )
+            .expect("the front desk books")
+            .id
+        };
+        check(
+            Permission::ManageSchedules,
+            gate(s.set_schedule("dr.okafor", "wed", "08:00-12:00,13:00-17:00")),
+            "set_schedule",
+        );
+        check(
+            Permission::ViewSchedules,
+            gate(s.appointment_types()),
+            "appointment_types",
+        );
+        check(
+            Permission::ViewAppointments,
+            gate(s.appointments(&AppointmentQuery::default())),
+            "appointments",
+        );
+        check(
+            Permission::BookAppointments,
+            gate(s.book_appointment(
+                1,
+                &Booking {
+                    clinician: "dr.okafor".into(),
+                    at: "2026-03-04T16:00:00Z".into(),
+                    overbook: true,
+                    ..Booking::default()
+                },
+            )),
+            "book_appointment",
+        );
+        check(
+            Permission::CheckInPatients,
+            gate(s.arrive_appointment(booked(9))),
+            "arrive",
+        );
+        check(
+            Permission::RoomPatients,
+            gate(s.room_appointment(booked(10))),
+            "room",
+        );
+        check(
+            Permission::StartAppointments,
+            gate(s.start_appointment(booked(11))),
+            "start",
+        );
         s.lock().expect("locks");
     }
     // Every denial above is in the trail as "denied".
@@ -610,6 +698,13 @@ fn every_cell_of_the_matrix_through_the_session() {
                 Permission::ReadAudit,
                 Permission::VerifyAudit,
                 Permission::ManageAlerts,
+                Permission::ManageSchedules,
+                Permission::ViewSchedules,
+                Permission::ViewAppointments,
+                Permission::BookAppointments,
+                Permission::CheckInPatients,
+                Permission::RoomPatients,
+                Permission::StartAppointments,
             ]
             .iter()
             .filter(|p| !expected(*r, **p))

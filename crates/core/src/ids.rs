@@ -101,3 +101,7 @@ local_id!(
     /// An immunization's row id.
     ImmunizationId
 );
+local_id!(
+    /// An appointment's row id.
+    AppointmentId
+);

@@ -87,6 +87,7 @@ fn the_database_key_alone_shows_no_clinical_word() {
                 None,
                 &format!("{marker} reason"),
                 clinic.clock.now(),
+                &crate::ClinicZone::utc(),
             )
             .expect("valid"),
         )

@@ -38,6 +38,7 @@ pub mod keys;
 mod patient_keys;
 mod restore;
 mod roles;
+pub mod schedule;
 mod schema;
 mod search;
 mod security_log;
@@ -45,6 +46,7 @@ mod session;
 mod settings;
 pub mod sync;
 mod users;
+pub mod zone;
 
 pub use access::{ChartAccess, Grant};
 pub use alerts::{rule as alert_rule, Alert};
@@ -53,6 +55,7 @@ pub use audit::{AuditFilter, Verification, CHECKPOINT_EVERY};
 pub use chart::read_chart_for_benchmarks;
 pub use chart::{
     allergy::{Allergy, AllergyCategory, AllergyList, NewAllergy, Severity},
+    appointment::{Appointment, AppointmentQuery, AppointmentStatus, Booking, FreeSlot, Started},
     change::{Change, RecordId, Stamp, CHANGE_FORMAT},
     encounter::{Encounter, EncounterKind, NewEncounter},
     immunization::{Immunization, NewImmunization, Site},
@@ -95,12 +98,14 @@ pub use exchange::{
     ImportReport, ImportedPatient, KeyInfo, LeftOut, Selection, RESOURCE_TYPES,
 };
 pub use ids::{
-    AllergyId, EncounterId, ImmunizationId, MedicationId, NoteId, ObservationId, PatientId,
-    ProblemId,
+    AllergyId, AppointmentId, EncounterId, ImmunizationId, MedicationId, NoteId, ObservationId,
+    PatientId, ProblemId,
 };
 pub use roles::{matrix_markdown, Permission, Role};
+pub use schedule::{AppointmentType, ScheduleDay, ScheduleView};
 pub use session::{Session, SignedIn};
 pub use users::{check_new_password, User, UserName, MIN_PASSWORD_CHARS};
+pub use zone::ClinicZone;
 
 #[cfg(test)]
 mod gate_tests;

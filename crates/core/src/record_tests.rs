@@ -48,13 +48,27 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
     let enc = doctor
         .add_encounter(
             1,
-            &NewEncounter::new("office", None, "Review", clinic.clock.now()).expect("valid"),
+            &NewEncounter::new(
+                "office",
+                None,
+                "Review",
+                clinic.clock.now(),
+                &crate::ClinicZone::utc(),
+            )
+            .expect("valid"),
         )
         .expect("opens");
     let other = doctor
         .add_encounter(
             2,
-            &NewEncounter::new("office", None, "Review", clinic.clock.now()).expect("valid"),
+            &NewEncounter::new(
+                "office",
+                None,
+                "Review",
+                clinic.clock.now(),
+                &crate::ClinicZone::utc(),
+            )
+            .expect("valid"),
         )
         .expect("opens");
     let med = doctor
@@ -193,8 +207,14 @@ fn bad_input_is_refused_with_a_clear_message_and_changes_nothing() {
             doctor
                 .add_encounter(
                     999,
-                    &NewEncounter::new("office", None, "Review", clinic.clock.now())
-                        .expect("valid"),
+                    &NewEncounter::new(
+                        "office",
+                        None,
+                        "Review",
+                        clinic.clock.now(),
+                        &crate::ClinicZone::utc(),
+                    )
+                    .expect("valid"),
                 )
                 .map(|_| ()),
         ),

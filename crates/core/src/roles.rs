@@ -78,10 +78,24 @@ pub enum Permission {
     ManageSync,
     /// Make a backup copy of the vault.
     Backup,
+    /// Set clinicians' working hours, days off and the appointment types.
+    ManageSchedules,
+    /// See clinicians' working hours, free slots and the appointment types.
+    ViewSchedules,
+    /// See appointment books: who is booked with whom, when and why.
+    ViewAppointments,
+    /// Book, move and cancel appointments; mark no-shows.
+    BookAppointments,
+    /// Check patients in when they arrive.
+    CheckInPatients,
+    /// Mark a waiting patient as in an examination room.
+    RoomPatients,
+    /// Start one's own appointments (opens the encounter).
+    StartAppointments,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 28] = [
+    pub const ALL: [Permission; 35] = [
         Permission::ManageUsers,
         Permission::ViewUsers,
         Permission::ManageKeys,
@@ -110,6 +124,13 @@ impl Permission {
         Permission::ReadDisclosures,
         Permission::ManageSync,
         Permission::Backup,
+        Permission::ManageSchedules,
+        Permission::ViewSchedules,
+        Permission::ViewAppointments,
+        Permission::BookAppointments,
+        Permission::CheckInPatients,
+        Permission::RoomPatients,
+        Permission::StartAppointments,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -142,6 +163,13 @@ impl Permission {
             Permission::ReadDisclosures => "read_disclosures",
             Permission::ManageSync => "manage_sync",
             Permission::Backup => "backup",
+            Permission::ManageSchedules => "manage_schedules",
+            Permission::ViewSchedules => "view_schedules",
+            Permission::ViewAppointments => "view_appointments",
+            Permission::BookAppointments => "book_appointments",
+            Permission::CheckInPatients => "check_in_patients",
+            Permission::RoomPatients => "room_patients",
+            Permission::StartAppointments => "start_appointments",
         }
     }
 
@@ -176,6 +204,13 @@ impl Permission {
             Permission::ReadDisclosures => "see the accounting of disclosures",
             Permission::ManageSync => "manage audit sync",
             Permission::Backup => "make backups",
+            Permission::ManageSchedules => "set schedules and appointment types",
+            Permission::ViewSchedules => "see schedules and free slots",
+            Permission::ViewAppointments => "see appointment books",
+            Permission::BookAppointments => "book, move and cancel appointments",
+            Permission::CheckInPatients => "check patients in",
+            Permission::RoomPatients => "put patients in a room",
+            Permission::StartAppointments => "start their own appointments",
         }
     }
 }
@@ -210,6 +245,8 @@ impl Role {
                 ReadDisclosures,
                 ManageSync,
                 Backup,
+                ManageSchedules,
+                ViewSchedules,
             ],
             Role::Physician => &[
                 SearchPatients,
@@ -229,6 +266,9 @@ impl Role {
                 BreakGlass,
                 ExportRecords,
                 ReadDisclosures,
+                ViewSchedules,
+                ViewAppointments,
+                StartAppointments,
             ],
             Role::Nurse => &[
                 SearchPatients,
@@ -241,12 +281,21 @@ impl Role {
                 RecordImmunizations,
                 DraftNote,
                 BreakGlass,
+                ViewSchedules,
+                ViewAppointments,
+                CheckInPatients,
+                RoomPatients,
+                StartAppointments,
             ],
             Role::FrontDesk => &[
                 SearchPatients,
                 RegisterPatient,
                 ReadDemographics,
                 EditDemographics,
+                ViewSchedules,
+                ViewAppointments,
+                BookAppointments,
+                CheckInPatients,
             ],
             Role::Auditor => &[
                 ViewUsers,

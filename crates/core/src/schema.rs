@@ -843,6 +843,62 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX patients_restricted ON patients (id) WHERE restricted = 1;
     ",
     },
+    Migration {
+        version: 13,
+        name: "schedules and appointments",
+        sql: "
+        -- A clinician's working hours on one weekday (0 Monday … 6 Sunday), local times in
+        -- the clinic's zone: '08:00-12:00,13:00-17:00' (the gap is the break) or 'off'.
+        CREATE TABLE schedule_hours (
+            clinician  TEXT NOT NULL,
+            weekday    INTEGER NOT NULL CHECK (weekday BETWEEN 0 AND 6),
+            hours      TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL,
+            PRIMARY KEY (clinician, weekday)
+        ) STRICT;
+        CREATE TABLE schedule_days_off (
+            clinician  TEXT NOT NULL,
+            day        TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            PRIMARY KEY (clinician, day)
+        ) STRICT;
+        CREATE TABLE appointment_types (
+            name       TEXT PRIMARY KEY COLLATE NOCASE,
+            minutes    INTEGER NOT NULL CHECK (minutes BETWEEN 5 AND 480),
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL
+        ) STRICT;
+        -- Written only by the appointment changes (chart/appointment.rs). Instants in UTC.
+        CREATE TABLE appointments (
+            id            INTEGER PRIMARY KEY,
+            uuid          BLOB NOT NULL UNIQUE CHECK (length(uuid) = 16),
+            patient_id    INTEGER NOT NULL REFERENCES patients (id),
+            clinician     TEXT NOT NULL,
+            start         TEXT NOT NULL,
+            end           TEXT NOT NULL,
+            type          TEXT,
+            reason        TEXT,
+            status        TEXT NOT NULL CHECK (status IN
+                ('booked', 'arrived', 'in_room', 'seen', 'no_show', 'cancelled')),
+            overbooked    INTEGER NOT NULL DEFAULT 0 CHECK (overbooked IN (0, 1)),
+            cancel_reason TEXT,
+            arrived_at    TEXT,
+            roomed_at     TEXT,
+            seen_at       TEXT,
+            encounter_id  INTEGER REFERENCES encounters (id),
+            created_at    TEXT NOT NULL,
+            created_by    TEXT NOT NULL,
+            updated_at    TEXT NOT NULL,
+            updated_by    TEXT NOT NULL,
+            CHECK (end > start)
+        ) STRICT;
+        CREATE INDEX appointments_clinician_start ON appointments (clinician, start);
+        CREATE INDEX appointments_start ON appointments (start);
+        CREATE INDEX appointments_patient ON appointments (patient_id, start);
+    ",
+    },
 ];
 
 /// Seals the clinical columns that rows written before version 7 still hold in clear, a batch

@@ -2,7 +2,7 @@
 //!
 //! Stored as key/value rows inside the encrypted database; every change is audited.
 
-use chrono::{DateTime, Datelike, FixedOffset, Local, NaiveTime, Offset, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveTime, Offset, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
 
@@ -45,8 +45,18 @@ pub struct Settings {
     #[serde(serialize_with = "ser_days")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub clinic_days: [bool; 7],
-    /// The clinic's UTC offset in minutes; none means this computer's local time.
+    /// The clinic's UTC offset in minutes, as versions before the time zone set it: when
+    /// set, clinic hours are read at this fixed offset. New clinics set the time zone.
     pub clinic_utc_offset_minutes: Option<i32>,
+    /// The clinic's time zone (an IANA name): every local time shown or typed is in it.
+    /// By default this computer's zone.
+    #[serde(serialize_with = "ser_zone")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub clinic_time_zone: crate::ClinicZone,
+}
+
+fn ser_zone<S: serde::Serializer>(z: &crate::ClinicZone, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(z.name())
 }
 
 impl Default for Settings {
@@ -60,6 +70,7 @@ impl Default for Settings {
             clinic_hours: None,
             clinic_days: [true, true, true, true, true, false, false],
             clinic_utc_offset_minutes: None,
+            clinic_time_zone: crate::ClinicZone::system(),
         }
     }
 }
@@ -92,7 +103,7 @@ fn days_text(d: &[bool; 7]) -> String {
 }
 
 /// The setting names, as `settings set` takes them.
-pub const SETTING_KEYS: [&str; 8] = [
+pub const SETTING_KEYS: [&str; 9] = [
     "idle_timeout_minutes",
     "break_glass_minutes",
     "alert_chart_burst_count",
@@ -101,6 +112,7 @@ pub const SETTING_KEYS: [&str; 8] = [
     "clinic_hours",
     "clinic_days",
     "clinic_utc_offset",
+    "clinic_time_zone",
 ];
 
 /// Whether a setting decides which alerts are raised: changing one raises an alert itself.
@@ -108,7 +120,11 @@ pub(crate) fn governs_alerts(key: &str) -> bool {
     key.starts_with("alert_")
         || matches!(
             key,
-            "clinic_hours" | "clinic_days" | "clinic_utc_offset" | "break_glass_minutes"
+            "clinic_hours"
+                | "clinic_days"
+                | "clinic_utc_offset"
+                | "clinic_time_zone"
+                | "break_glass_minutes"
         )
 }
 
@@ -124,6 +140,11 @@ fn number(key: &str, value: &str, min: u32, max: u32) -> Result<u32, CoreError> 
 }
 
 impl Settings {
+    /// The clinic's time zone.
+    pub fn zone(&self) -> crate::ClinicZone {
+        self.clinic_time_zone
+    }
+
     /// Reads the stored settings over the defaults.
     pub(crate) fn load(conn: &Connection) -> Result<Settings, CoreError> {
         let mut settings = Settings::default();
@@ -176,6 +197,14 @@ impl Settings {
                 };
                 return Ok(value.to_ascii_lowercase());
             }
+            "clinic_time_zone" => {
+                self.clinic_time_zone = if value.eq_ignore_ascii_case("local") {
+                    crate::ClinicZone::system()
+                } else {
+                    crate::ClinicZone::parse(value)?
+                };
+                return Ok(self.clinic_time_zone.name().to_owned());
+            }
             _ => {
                 return Err(CoreError::InvalidInput(format!(
                     "There is no setting called \"{}\". Settings are: {}.",
@@ -192,16 +221,19 @@ impl Settings {
         let Some(hours) = self.clinic_hours else {
             return false;
         };
-        let offset = match self.clinic_utc_offset_minutes {
-            Some(m) => FixedOffset::east_opt(m * 60).unwrap_or(Utc.fix()),
-            None => Local::now().offset().fix(),
+        let (day, now) = match self.clinic_utc_offset_minutes {
+            Some(m) => {
+                let local = t.with_timezone(&FixedOffset::east_opt(m * 60).unwrap_or(Utc.fix()));
+                (local.weekday(), local.time())
+            }
+            None => {
+                let local = self.clinic_time_zone.local(t);
+                (local.weekday(), local.time())
+            }
         };
-        let local = t.with_timezone(&offset);
-        let day = local.weekday().num_days_from_monday() as usize;
-        if !self.clinic_days[day] {
+        if !self.clinic_days[day.num_days_from_monday() as usize] {
             return true;
         }
-        let now = local.time();
         if hours.open <= hours.close {
             now < hours.open || now >= hours.close
         } else {
@@ -290,9 +322,16 @@ impl crate::Session {
                         updated_at = excluded.updated_at, updated_by = excluded.updated_by",
                     params![key_owned, normalised, format_time(ctx.now), ctx.actor.name],
                 )?;
+                // The time zone supersedes the fixed offset of earlier versions.
+                if key_owned == "clinic_time_zone" {
+                    tx.execute("DELETE FROM settings WHERE key = 'clinic_utc_offset'", [])?;
+                }
                 Ok(())
             },
         )?;
+        if key == "clinic_time_zone" {
+            next.clinic_utc_offset_minutes = None;
+        }
         self.settings = next;
         Ok(self.settings.clone())
     }

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::allergy::{AllergyRecorded, AllergyResolved, NoKnownAllergiesRecorded};
+use super::appointment::{
+    AppointmentBooked, AppointmentCancelled, AppointmentMoved, AppointmentStatusChanged,
+};
 use super::encounter::EncounterOpened;
 use super::immunization::{ImmunizationEnteredInError, ImmunizationRecorded};
 use super::medication::{MedicationStarted, MedicationStopped};
@@ -160,6 +163,10 @@ pub enum Change {
     MedicationStopped(MedicationStopped),
     ImmunizationRecorded(ImmunizationRecorded),
     ImmunizationEnteredInError(ImmunizationEnteredInError),
+    AppointmentBooked(AppointmentBooked),
+    AppointmentMoved(AppointmentMoved),
+    AppointmentCancelled(AppointmentCancelled),
+    AppointmentStatusChanged(AppointmentStatusChanged),
 }
 
 /// The encoded form: the format version beside the change.
@@ -222,6 +229,10 @@ impl Change {
             Change::MedicationStopped(_) => "MedicationStopped",
             Change::ImmunizationRecorded(_) => "ImmunizationRecorded",
             Change::ImmunizationEnteredInError(_) => "ImmunizationEnteredInError",
+            Change::AppointmentBooked(_) => "AppointmentBooked",
+            Change::AppointmentMoved(_) => "AppointmentMoved",
+            Change::AppointmentCancelled(_) => "AppointmentCancelled",
+            Change::AppointmentStatusChanged(_) => "AppointmentStatusChanged",
         }
     }
 
@@ -236,6 +247,7 @@ impl Change {
             Change::AllergyRecorded(c) => (Table::Allergies, c.allergy),
             Change::MedicationStarted(c) => (Table::Medications, c.medication),
             Change::ImmunizationRecorded(c) => (Table::Immunizations, c.immunization),
+            Change::AppointmentBooked(c) => (Table::Appointments, c.appointment),
             _ => return None,
         })
     }
@@ -261,6 +273,10 @@ impl Change {
             Change::MedicationStopped(c) => &c.stopped,
             Change::ImmunizationRecorded(c) => &c.recorded,
             Change::ImmunizationEnteredInError(c) => &c.marked,
+            Change::AppointmentBooked(c) => &c.booked,
+            Change::AppointmentMoved(c) => &c.moved,
+            Change::AppointmentCancelled(c) => &c.cancelled,
+            Change::AppointmentStatusChanged(c) => &c.changed,
         }
     }
 }
@@ -316,6 +332,10 @@ fn write(conn: &Connection, change: &Change) -> Result<Applied, CoreError> {
         Change::ImmunizationEnteredInError(c) => {
             super::immunization::apply_entered_in_error(conn, c)
         }
+        Change::AppointmentBooked(c) => super::appointment::apply_booked(conn, c),
+        Change::AppointmentMoved(c) => super::appointment::apply_moved(conn, c),
+        Change::AppointmentCancelled(c) => super::appointment::apply_cancelled(conn, c),
+        Change::AppointmentStatusChanged(c) => super::appointment::apply_status(conn, c),
     }
 }
 
@@ -329,6 +349,7 @@ pub(crate) enum Table {
     Allergies,
     Medications,
     Immunizations,
+    Appointments,
 }
 
 impl Table {
@@ -341,6 +362,7 @@ impl Table {
             Table::Allergies => "allergies",
             Table::Medications => "medications",
             Table::Immunizations => "immunizations",
+            Table::Appointments => "appointments",
         }
     }
 
@@ -353,6 +375,7 @@ impl Table {
             Table::Allergies => "allergy",
             Table::Medications => "medication",
             Table::Immunizations => "immunization",
+            Table::Appointments => "appointment",
         }
     }
 }
@@ -456,6 +479,7 @@ mod tests {
         AllergyCategory, AllergyRecorded, AllergyResolved, NewAllergy, NoKnownAllergiesRecorded,
         Severity,
     };
+    use crate::chart::appointment::AppointmentStatus;
     use crate::chart::encounter::{EncounterKind, EncounterOpened};
     use crate::chart::immunization::{
         ImmunizationEnteredInError, ImmunizationRecorded, NewImmunization, Site,
@@ -509,6 +533,7 @@ mod tests {
         moved.address = Some("1 Example Lane, Demo Town".into());
         let (encounter, note, addendum, problem, allergy, medication, immunization) =
             (id(2), id(3), id(4), id(5), id(6), id(7), id(8));
+        let appointment = id(9);
         vec![
             Change::PatientRegistered(PatientRegistered {
                 patient,
@@ -654,6 +679,35 @@ mod tests {
                 immunization,
                 marked: stamp(17),
             }),
+            Change::AppointmentBooked(AppointmentBooked {
+                appointment,
+                patient,
+                clinician: "dr.okafor".into(),
+                start: t(24 * 60),
+                end: t(24 * 60 + 30),
+                appointment_type: Some("New patient".into()),
+                reason: Some("Knee pain".into()),
+                overbooked: false,
+                booked: stamp(18),
+            }),
+            Change::AppointmentMoved(AppointmentMoved {
+                appointment,
+                start: t(25 * 60),
+                end: t(25 * 60 + 30),
+                overbooked: true,
+                moved: stamp(19),
+            }),
+            Change::AppointmentStatusChanged(AppointmentStatusChanged {
+                appointment,
+                status: AppointmentStatus::Seen,
+                encounter: Some(encounter),
+                changed: stamp(20),
+            }),
+            Change::AppointmentCancelled(AppointmentCancelled {
+                appointment,
+                reason: "Seen early instead".into(),
+                cancelled: stamp(21),
+            }),
         ]
     }
 
@@ -736,6 +790,22 @@ mod tests {
             "ImmunizationEnteredInError",
             "ecb5efdd755d244e268244c714a42103b93a669c8ae8dedc5e34776d8d4d943a",
         ),
+        (
+            "AppointmentBooked",
+            "e5e79338582d02c970f48668b94c62200530d345a046b0f63b36e36b9892032a",
+        ),
+        (
+            "AppointmentMoved",
+            "f9691346d5b32b69078b1eb86bdcc9b5ef8d96c2abf2cb007fc43db9e22d5bb1",
+        ),
+        (
+            "AppointmentStatusChanged",
+            "44d350ce9e04cd869e02513e6da2cd728877b18525348cdc91fa769553cadce3",
+        ),
+        (
+            "AppointmentCancelled",
+            "14575221d4dda0796af432ca3bc7cf7d66d8a7bdf440c84b8fa7136ee40dc7d3",
+        ),
     ];
 
     /// The first sample in full, so a reader sees what the bytes are (cross-checked with
@@ -746,7 +816,7 @@ mod tests {
     fn every_change_type_has_a_golden_encoding() {
         let all = samples();
         let kinds: std::collections::BTreeSet<&str> = all.iter().map(Change::kind).collect();
-        assert_eq!(kinds.len(), 19, "one sample of each change type");
+        assert_eq!(kinds.len(), 23, "one sample of each change type");
         assert_eq!(String::from_utf8(all[0].encode()).expect("utf-8"), FIRST);
         assert_eq!(hex::encode(Sha256::digest(FIRST.as_bytes())), GOLDEN[0].1);
         assert_eq!(GOLDEN.len(), all.len());

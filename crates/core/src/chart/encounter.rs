@@ -72,11 +72,12 @@ impl NewEncounter {
         start: Option<&str>,
         reason: &str,
         now: DateTime<Utc>,
+        zone: &crate::ClinicZone,
     ) -> Result<NewEncounter, CoreError> {
         Ok(NewEncounter {
             kind: EncounterKind::parse(kind)?,
             start: match start {
-                Some(s) => parse_time_input("encounter time", s, now)?,
+                Some(s) => parse_time_input("encounter time", s, now, zone)?,
                 None => chartroom_audit::truncate_to_micros(now),
             },
             reason: bounded_text("reason for the encounter", reason, 500)?,
@@ -174,6 +175,7 @@ impl EncounterOpened {
             Some(&chartroom_audit::format_time(self.start)),
             &self.reason,
             self.opened.at,
+            &crate::ClinicZone::utc(),
         )?;
         same("encounter", &checked.start, &self.start)?;
         same("reason for the encounter", &checked.reason, &self.reason)?;

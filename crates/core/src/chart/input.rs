@@ -29,39 +29,16 @@ pub(crate) fn parse_choice<T: Copy>(
         })
 }
 
-/// Parses a point in time: RFC 3339, or `YYYY-MM-DD HH:MM` / `YYYY-MM-DD` read as UTC.
-/// Refuses times more than an hour ahead of `now` (clock skew) and before 1900.
+/// Parses a point in time: RFC 3339 with its offset, or `YYYY-MM-DD HH:MM` / `YYYY-MM-DD`
+/// in the clinic's time zone. Refuses times more than an hour ahead of `now` (clock skew) and
+/// before 1900.
 pub fn parse_time_input(
     label: &str,
     text: &str,
     now: DateTime<Utc>,
+    zone: &crate::ClinicZone,
 ) -> Result<DateTime<Utc>, CoreError> {
-    let t = text.trim();
-    let parsed = DateTime::parse_from_rfc3339(t)
-        .map(|d| d.with_timezone(&Utc))
-        .ok()
-        .or_else(|| {
-            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M")
-                .ok()
-                .map(|n| n.and_utc())
-        })
-        .or_else(|| {
-            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M")
-                .ok()
-                .map(|n| n.and_utc())
-        })
-        .or_else(|| {
-            NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-                .map(|n| n.and_utc())
-        })
-        .ok_or_else(|| {
-            CoreError::InvalidInput(format!(
-                "The {label} \"{}\" is not a time. Write 2026-03-02T14:30:00Z or 2026-03-02 14:30.",
-                t.chars().take(30).collect::<String>()
-            ))
-        })?;
+    let parsed = zone.parse_instant(label, text)?;
     if parsed > now + chrono::Duration::hours(1) {
         return Err(CoreError::InvalidInput(format!(
             "The {label} is in the future."

@@ -13,6 +13,7 @@ use crate::roles::Permission;
 use crate::{CoreError, Session};
 
 pub mod allergy;
+pub mod appointment;
 pub mod change;
 pub mod encounter;
 pub mod immunization;
@@ -65,6 +66,10 @@ pub struct Chart {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub notes: Option<Vec<Note>>,
+    /// Upcoming and past appointments, newest first (roles that see appointment books).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub appointments: Option<Vec<appointment::Appointment>>,
     /// The items shown here that an import brought in: from which vault, signed there by
     /// which key (empty for a chart made here).
     pub imported: Vec<crate::exchange::ImportOrigin>,
@@ -144,6 +149,8 @@ impl Session {
         let patient_id = patient_id.into().get();
         let clinical = self.can(Permission::ReadClinical);
         let notes = self.can(Permission::ReadNotes);
+        let appointments = self.can(Permission::ViewAppointments);
+        let zone = self.settings().zone();
         if (clinical || notes) && !crate::keys::lock(&self.keys).holds_clinical() {
             return Err(self.deny(
                 Op::read("chart.read").patient(patient_id),
@@ -173,7 +180,18 @@ impl Session {
                     }
                     .into(),
                 );
-                load_chart(tx, patient, access, clinical, notes, ctx.now.date_naive())
+                let mut chart =
+                    load_chart(tx, patient, access, clinical, notes, ctx.now.date_naive())?;
+                if appointments {
+                    chart.appointments = Some(appointment::for_chart(
+                        tx,
+                        zone,
+                        ctx.actor,
+                        ctx.now,
+                        chart.patient.id.get(),
+                    )?);
+                }
+                Ok(chart)
             },
         )
         .map(|mut chart| {
@@ -301,6 +319,7 @@ fn load_chart(
             .map(|()| vitals::observations(conn, id))
             .transpose()?,
         notes: some(notes).map(|()| note::notes(conn, id)).transpose()?,
+        appointments: None,
         imported: crate::exchange::origins(conn, id, clinical, notes)?,
         patient,
     })
@@ -425,12 +444,39 @@ mod tests {
 
     #[test]
     fn encounters_validate_type_time_and_reason() {
-        assert!(NewEncounter::new("office", None, "Cough", now()).is_ok());
-        assert!(NewEncounter::new("Home visit", Some("2026-11-20 09:30"), "Review", now()).is_ok());
-        assert!(NewEncounter::new("drive-by", None, "Cough", now()).is_err());
-        assert!(NewEncounter::new("office", Some("2027-01-01"), "Cough", now()).is_err());
-        assert!(NewEncounter::new("office", Some("yesterday"), "Cough", now()).is_err());
-        assert!(NewEncounter::new("office", None, "   ", now()).is_err());
+        assert!(
+            NewEncounter::new("office", None, "Cough", now(), &crate::ClinicZone::utc()).is_ok()
+        );
+        assert!(NewEncounter::new(
+            "Home visit",
+            Some("2026-11-20 09:30"),
+            "Review",
+            now(),
+            &crate::ClinicZone::utc()
+        )
+        .is_ok());
+        assert!(
+            NewEncounter::new("drive-by", None, "Cough", now(), &crate::ClinicZone::utc()).is_err()
+        );
+        assert!(NewEncounter::new(
+            "office",
+            Some("2027-01-01"),
+            "Cough",
+            now(),
+            &crate::ClinicZone::utc()
+        )
+        .is_err());
+        assert!(NewEncounter::new(
+            "office",
+            Some("yesterday"),
+            "Cough",
+            now(),
+            &crate::ClinicZone::utc()
+        )
+        .is_err());
+        assert!(
+            NewEncounter::new("office", None, "   ", now(), &crate::ClinicZone::utc()).is_err()
+        );
     }
 
     #[test]
