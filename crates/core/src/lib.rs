@@ -108,6 +108,8 @@ pub use users::{check_new_password, User, UserName, MIN_PASSWORD_CHARS};
 pub use zone::ClinicZone;
 
 #[cfg(test)]
+mod appointment_tests;
+#[cfg(test)]
 mod gate_tests;
 #[cfg(test)]
 mod hardening_tests;

@@ -137,8 +137,6 @@ pub struct Appointment {
     pub created_by: String,
     /// What the person booking should know (outside working hours, a day off); only in
     /// the answer to a booking or a move.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[cfg_attr(feature = "ts", ts(optional))]
     pub warnings: Vec<String>,
 }
 
