@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod book;
 mod exchange;
 mod records;
 mod secrets;
@@ -97,6 +98,15 @@ enum Command {
     /// Immunizations: add, list, mark entered in error.
     #[command(subcommand, aliases = ["immunizations", "vaccination", "vaccinations"])]
     Immunization(records::ImmunizationCommand),
+    /// Clinicians' working hours and days off.
+    #[command(subcommand, alias = "schedules")]
+    Schedule(book::ScheduleCommand),
+    /// The clinic's appointment types and their lengths.
+    #[command(subcommand, name = "appointment-type", alias = "appointment-types")]
+    AppointmentType(book::AppointmentTypeCommand),
+    /// The appointment book: book, list, free slots, move, cancel, arrive, room, no-show, start.
+    #[command(subcommand, aliases = ["appointments", "appt"])]
+    Appointment(book::AppointmentCommand),
     /// Export records, encrypted (age) as FHIR R4, for another clinic; recorded as a disclosure.
     Export {
         #[command(flatten)]
@@ -621,6 +631,15 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
             Ok(out)
         }
         Command::Note(cmd) => with_session(cli, &config, &mut inputs, |s| records::note(s, cmd)),
+        Command::Schedule(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| book::schedule(s, cmd))
+        }
+        Command::AppointmentType(cmd) => with_session(cli, &config, &mut inputs, |s| {
+            book::appointment_type(s, cmd)
+        }),
+        Command::Appointment(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| book::appointment(s, cmd))
+        }
         Command::Encounter(cmd) => {
             with_session(cli, &config, &mut inputs, |s| records::encounter(s, cmd))
         }

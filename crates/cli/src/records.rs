@@ -236,7 +236,7 @@ pub enum EncounterCommand {
         kind: String,
         #[arg(long)]
         reason: String,
-        /// When it started (default now): 2026-03-02T14:30:00Z or "2026-03-02 14:30" (UTC).
+        /// When it started (default now): "2026-03-02 14:30" in the clinic's time zone, or with an offset (2026-03-02T14:30:00Z).
         #[arg(long, aliases = ["time", "date", "start"], value_name = "TIME")]
         at: Option<String>,
     },

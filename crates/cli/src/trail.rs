@@ -335,7 +335,8 @@ pub enum SettingsCommand {
     Set {
         /// idle_timeout_minutes, break_glass_minutes, alert_chart_burst_count,
         /// alert_chart_burst_minutes, alert_failed_unlocks, clinic_hours (07:30-18:00 or off),
-        /// clinic_days (mon-fri), clinic_utc_offset (+01:00 or local).
+        /// clinic_days (mon-fri), clinic_time_zone (an IANA name such as Europe/Berlin, or
+        /// local), clinic_utc_offset (+01:00 or local; superseded by clinic_time_zone).
         key: String,
         value: String,
     },

@@ -1028,3 +1028,294 @@ fn a_backup_opens_like_the_vault() {
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     assert_eq!(listed.json()["users"].as_array().map(Vec::len), Some(2));
 }
+
+#[test]
+fn a_day_at_the_front_desk_through_the_cli() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("dr.ito", "physician", "physician-password");
+    c.add_user("nurse.ana", "nurse", "nurse-password");
+    c.add_user("desk.bo", "front_desk", "frontdesk-password");
+    let admin = |args: &[&str]| c.as_user("admin", "admin-password", args);
+    let doctor = |args: &[&str]| c.as_user("dr.ito", "physician-password", args);
+    let nurse = |args: &[&str]| c.as_user("nurse.ana", "nurse-password", args);
+    let desk = |args: &[&str]| c.as_user("desk.bo", "frontdesk-password", args);
+    // A week from now, in the clinic's zone.
+    let day = (chrono::Utc::now() + chrono::Duration::days(7))
+        .format("%Y-%m-%d")
+        .to_string();
+    let at = |hm: &str| format!("{day} {hm}");
+
+    let zone = admin(&["settings", "set", "clinic_time_zone", "europe/berlin"]);
+    assert_eq!(zone.code, 0, "{}", zone.stderr);
+    assert_eq!(zone.json()["settings"]["clinic_time_zone"], "Europe/Berlin");
+    assert_eq!(
+        admin(&["settings", "set", "clinic_time_zone", "Mars/Olympus"]).code,
+        65
+    );
+    let set = admin(&[
+        "schedule",
+        "set",
+        "dr.ito",
+        "--day",
+        "mon-sun",
+        "--hours",
+        "08:00-12:00,13:00-17:00",
+    ]);
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert_eq!(set.json()["hours"]["wed"], "08:00-12:00,13:00-17:00");
+    assert_eq!(
+        admin(&[
+            "schedule",
+            "set",
+            "desk.bo",
+            "--day",
+            "mon",
+            "--hours",
+            "08:00-12:00"
+        ])
+        .code,
+        65,
+        "only clinicians have a book"
+    );
+    assert_eq!(
+        desk(&["schedule", "set", "dr.ito", "--day", "mon", "--hours", "off"]).code,
+        77
+    );
+    let t = admin(&["appointment-type", "add", "New patient", "--minutes", "30"]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    assert_eq!(
+        t.json(),
+        serde_json::json!({"name": "New patient", "minutes": 30})
+    );
+    admin(&["appointment-type", "add", "Follow-up", "--minutes", "15"]);
+    let types = desk(&["appointment-type", "list"]).json();
+    assert_eq!(types["appointment_types"].as_array().map(Vec::len), Some(2));
+
+    let p = desk(&[
+        "patient",
+        "add",
+        "--family",
+        "Okoye",
+        "--given",
+        "Ada",
+        "--birth-date",
+        "1980-05-01",
+        "--sex",
+        "female",
+    ]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let patient = p.json()["id"].as_i64().expect("id").to_string();
+
+    let book = |extra: &[&str]| {
+        let mut args = vec![
+            "appointment",
+            "book",
+            "--patient",
+            &patient,
+            "--with",
+            "dr.ito",
+        ];
+        args.extend_from_slice(extra);
+        desk(&args)
+    };
+    let first = book(&[
+        "--at",
+        &at("09:00"),
+        "--type",
+        "new patient",
+        "--reason",
+        "Knee pain",
+    ]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let a = first.json();
+    for field in [
+        "id",
+        "patient_id",
+        "clinician",
+        "start",
+        "end",
+        "type",
+        "reason",
+        "status",
+        "overbooked",
+    ] {
+        assert!(a.get(field).is_some(), "{field} missing: {a}");
+    }
+    assert!(a["start"]
+        .as_str()
+        .expect("start")
+        .starts_with(&format!("{day}T09:00:00+0")));
+    assert!(a["end"]
+        .as_str()
+        .expect("end")
+        .starts_with(&format!("{day}T09:30:00+0")));
+    assert_eq!(a["type"], "New patient");
+    assert_eq!(a["status"], "booked");
+    assert_eq!(a["overbooked"], false);
+    assert_eq!(a["clinician"], "dr.ito");
+    let id = a["id"].as_i64().expect("id").to_string();
+
+    // A clash is exit 65 `conflict`; overbooking on purpose is marked.
+    let clash = book(&["--at", &at("09:15")]);
+    assert_eq!(clash.code, 65, "{}", clash.stderr);
+    assert_eq!(clash.error()["code"], "conflict");
+    let over = book(&["--at", &at("09:15"), "--overbook"]);
+    assert_eq!(over.code, 0, "{}", over.stderr);
+    assert_eq!(over.json()["overbooked"], true);
+    let over_id = over.json()["id"].as_i64().expect("id").to_string();
+    // Outside working hours: booked, with a warning.
+    let late = book(&["--at", &at("18:00"), "--minutes", "20"]);
+    assert_eq!(late.code, 0, "{}", late.stderr);
+    assert!(late.json()["warnings"][0]
+        .as_str()
+        .unwrap_or_default()
+        .contains("outside"));
+    let late_id = late.json()["id"].as_i64().expect("id").to_string();
+    // Bad input: exit 65, in words.
+    let bad = book(&["--at", "the thirteenth"]);
+    assert_eq!(bad.code, 65);
+    assert_eq!(bad.error()["code"], "invalid_input");
+
+    let free = desk(&[
+        "appointment",
+        "free",
+        "--with",
+        "dr.ito",
+        "--from",
+        &at("08:00"),
+        "--type",
+        "Follow-up",
+        "--count",
+        "3",
+    ]);
+    assert_eq!(free.code, 0, "{}", free.stderr);
+    let slots: Vec<String> = free.json()["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .map(|s| s["start"].as_str().unwrap_or_default()[11..16].to_owned())
+        .collect();
+    assert_eq!(slots, ["08:00", "08:15", "08:30"]);
+
+    let moved = desk(&["appointment", "move", &id, "--at", &at("10:00")]);
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    assert!(moved.json()["start"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with(&format!("{day}T10:00")));
+    let cancelled = desk(&[
+        "appointment",
+        "cancel",
+        &over_id,
+        "--reason",
+        "Double booked",
+    ]);
+    assert_eq!(cancelled.json()["status"], "cancelled");
+    assert_eq!(
+        desk(&["appointment", "cancel", &over_id, "--reason", "again"]).code,
+        65
+    );
+    let listed = desk(&["appointment", "list", "--day", &day]).json();
+    assert_eq!(listed["appointments"].as_array().map(Vec::len), Some(3));
+    let mine = doctor(&["appointment", "list", "--day", &day, "--with", "dr.ito"]).json();
+    let knee = mine["appointments"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|a| a["id"].as_i64().map(|n| n.to_string()).as_deref() == Some(id.as_str()))
+        .expect("the first booking")
+        .clone();
+    assert_eq!(knee["reason"], "Knee pain");
+    assert_eq!(
+        mine["appointments"][0]["status"], "cancelled",
+        "by time, cancelled too"
+    );
+
+    // The patient arrives, is roomed, and the doctor starts the visit.
+    assert_eq!(
+        desk(&["appointment", "arrive", &id]).json()["status"],
+        "arrived"
+    );
+    assert_eq!(
+        nurse(&["appointment", "room", &id]).json()["status"],
+        "in_room"
+    );
+    assert_eq!(
+        doctor(&[
+            "appointment",
+            "book",
+            "--patient",
+            &patient,
+            "--with",
+            "dr.ito",
+            "--at",
+            &at("11:00")
+        ])
+        .code,
+        77
+    );
+    assert_eq!(desk(&["appointment", "start", &id]).code, 77);
+    assert_eq!(
+        nurse(&["appointment", "start", &id]).code,
+        77,
+        "not the nurse's"
+    );
+    let started = doctor(&["appointment", "start", &id]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let s = started.json();
+    assert_eq!(s["appointment"]["status"], "seen");
+    assert_eq!(s["appointment"]["encounter_id"], s["id"]);
+    assert_eq!(s["reason"], "Knee pain", "{s}");
+    let encounters = doctor(&["encounter", "list", "--patient", &patient]).json();
+    assert_eq!(encounters["encounters"][0]["id"], s["id"]);
+    assert_eq!(
+        desk(&["appointment", "no-show", &late_id]).code,
+        65,
+        "not yet"
+    );
+    let auditor_list = {
+        c.add_user("audit.kim", "auditor", "auditor-password");
+        c.as_user("audit.kim", "auditor-password", &["appointment", "list"])
+    };
+    assert_eq!(auditor_list.code, 77);
+
+    let week = desk(&["schedule", "show", "dr.ito", "--week", &day]).json();
+    assert_eq!(week["days"].as_array().map(Vec::len), Some(7));
+    let off = admin(&["schedule", "off", "dr.ito", "--date", &day]);
+    assert_eq!(off.code, 0, "{}", off.stderr);
+    assert_eq!(off.json()["days_off"][0], day.as_str());
+
+    // Two processes racing for one slot: one books, the other is told it was taken.
+    let slot = at("15:00");
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            c.command(
+                &[
+                    "--user",
+                    "desk.bo",
+                    "--json",
+                    "appointment",
+                    "book",
+                    "--patient",
+                    &patient,
+                    "--with",
+                    "dr.ito",
+                    "--at",
+                    &slot,
+                ],
+                &[("CHARTROOM_PASSWORD", "frontdesk-password")],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawns")
+        })
+        .collect();
+    let mut codes: Vec<i32> = racers
+        .into_iter()
+        .map(|child| Run::from(child.wait_with_output().expect("waits")).code)
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, [0, 65]);
+}

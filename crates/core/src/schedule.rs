@@ -26,6 +26,9 @@ pub const MAX_MINUTES: u32 = 480;
 /// The length of an appointment booked with neither a type nor a length.
 pub const DEFAULT_MINUTES: u32 = 15;
 
+/// A half-open stretch of time, [start, end), as instants.
+pub type Interval = (DateTime<Utc>, DateTime<Utc>);
+
 /// One stretch of working time in a day, local: 08:00-12:00.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span {
@@ -99,7 +102,7 @@ pub fn parse_weekday(text: &str) -> Result<Weekday, CoreError> {
     WEEKDAYS
         .iter()
         .position(|d| *d == short)
-        .map(|i| weekday(i))
+        .map(weekday)
         .ok_or_else(|| {
             CoreError::InvalidInput(format!(
                 "\"{}\" is not a day of the week. Use mon, tue, wed, thu, fri, sat or sun.",
@@ -129,11 +132,7 @@ pub(crate) struct Schedule {
 
 impl Schedule {
     /// The working spans of `date` as instants, in order (none on a day off).
-    pub fn working(
-        &self,
-        zone: &ClinicZone,
-        date: NaiveDate,
-    ) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    pub fn working(&self, zone: &ClinicZone, date: NaiveDate) -> Vec<Interval> {
         if self.days_off.contains(&date) {
             return Vec::new();
         }
@@ -153,15 +152,15 @@ impl Schedule {
 }
 
 /// Whether two half-open intervals overlap: back to back is not a clash.
-pub fn overlaps(a: (DateTime<Utc>, DateTime<Utc>), b: (DateTime<Utc>, DateTime<Utc>)) -> bool {
+pub fn overlaps(a: Interval, b: Interval) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
 /// Free starts of `length` inside the working `spans`, not before `from`, around the `busy`
 /// intervals (sorted by start): consecutive slots from each gap's start, at most `count`.
 pub fn free_in(
-    spans: &[(DateTime<Utc>, DateTime<Utc>)],
-    busy: &[(DateTime<Utc>, DateTime<Utc>)],
+    spans: &[Interval],
+    busy: &[Interval],
     from: DateTime<Utc>,
     length: Duration,
     count: usize,
@@ -322,8 +321,8 @@ pub struct ScheduleDay {
 pub struct ScheduleView {
     pub clinician: String,
     pub time_zone: String,
-    /// Weekday (`mon` …) to hours, Monday first.
-    pub week: Vec<(String, String)>,
+    /// Weekday (`mon` …) to its hours (`08:00-12:00,13:00-17:00` or `off`).
+    pub hours: std::collections::BTreeMap<String, String>,
     pub days_off: Vec<String>,
     pub days: Vec<ScheduleDay>,
 }
@@ -355,7 +354,7 @@ fn view(
     Ok(ScheduleView {
         clinician: clinician.to_owned(),
         time_zone: zone.name().to_owned(),
-        week: WEEKDAYS
+        hours: WEEKDAYS
             .iter()
             .zip(&schedule.week)
             .map(|(d, h)| ((*d).to_owned(), hours_text(h)))

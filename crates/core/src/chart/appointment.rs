@@ -363,7 +363,7 @@ fn busy(
     clinician: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, CoreError> {
+) -> Result<Vec<schedule::Interval>, CoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT start, end FROM appointments
           WHERE clinician = ?1 AND start < ?3 AND end > ?2 AND status NOT IN ('cancelled', 'no_show')
@@ -390,8 +390,7 @@ fn check_clash(
     conn: &Connection,
     zone: &ClinicZone,
     clinician: &str,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    (start, end): schedule::Interval,
     except: i64,
     overbook: bool,
     now: DateTime<Utc>,
@@ -403,7 +402,7 @@ fn check_clash(
         return Ok(true);
     }
     let (a, b) = (instant(&a), instant(&b));
-    let just = now - instant(&made) < Duration::seconds(60);
+    let just = now - instant(&made) < Duration::seconds(5);
     Err(CoreError::Conflict(format!(
         "{}{clinician} already has appointment {other} from {} to {} on {}. Choose another time, or overbook on purpose.",
         if just { "That time was just taken: " } else { "" },
@@ -708,8 +707,7 @@ impl Session {
                     tx,
                     &zone,
                     &clinician,
-                    start,
-                    end,
+                    (start, end),
                     0,
                     booking.overbook,
                     ctx.now,
@@ -772,8 +770,7 @@ impl Session {
                     tx,
                     &zone,
                     &current.clinician,
-                    start,
-                    end,
+                    (start, end),
                     id,
                     overbook,
                     ctx.now,
