@@ -93,6 +93,16 @@ fn generate() -> String {
         c::KeyInfo,
         c::Disclosure,
         c::SyncStatus,
+        c::Appointment,
+        c::AppointmentId,
+        c::AppointmentStatus,
+        c::AppointmentQuery,
+        c::Booking,
+        c::FreeSlot,
+        c::Started,
+        c::AppointmentType,
+        c::ScheduleView,
+        c::ScheduleDay,
     );
     out.trim_end().to_owned() + "\n"
 }

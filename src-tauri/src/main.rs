@@ -7,6 +7,7 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod admin;
+mod book;
 mod demo;
 mod error;
 mod exchange;
@@ -129,6 +130,16 @@ fn main() {
             records::stop_medication,
             records::add_immunization,
             records::resolve_immunization,
+            book::list_appointments,
+            book::book_appointment,
+            book::free_slots,
+            book::move_appointment,
+            book::cancel_appointment,
+            book::appointment_status,
+            book::start_appointment,
+            book::list_clinicians,
+            book::appointment_types,
+            book::clinician_schedule,
             admin::list_users,
             admin::add_user,
             admin::disable_user,

@@ -33,6 +33,8 @@ pub struct SessionInfo {
     idle_timeout_minutes: u32,
     /// How long a break-the-glass grant lasts, for the dialog to say.
     break_glass_minutes: u32,
+    /// The clinic's time zone (IANA): every time on screen is shown in it.
+    time_zone: String,
 }
 
 impl SessionInfo {
@@ -45,6 +47,7 @@ impl SessionInfo {
             permissions: session.permissions().to_vec(),
             idle_timeout_minutes: session.settings().idle_timeout_minutes,
             break_glass_minutes: session.settings().break_glass_minutes,
+            time_zone: session.settings().zone().name().to_owned(),
         }
     }
 }

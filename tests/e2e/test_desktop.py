@@ -658,3 +658,68 @@ def test_the_admin_enrolls_this_computer_with_the_collector(clinic, collector, a
     shot(d, "92-sync-enrolled")
     assert "intact" in collector.run("verify")
     WebDriverWait(d, 30).until(lambda _: "up to date" in d.find_element(By.ID, "sync-state").text)
+
+
+def test_the_front_desk_books_and_checks_in_and_the_physician_starts_the_visit(clinic, app):
+    """Front desk books a patient into a free slot and checks them in; the physician lands on
+    "My day", sees them waiting, starts the visit and lands in the chart with the encounter."""
+    cli = clinic
+    cli.run("--user", ADMIN, "settings", "set", "clinic_time_zone", "Europe/Berlin", password=ADMIN_PW)
+    # Working all day, every day, so a free slot is today whenever the suite runs.
+    cli.run("--user", ADMIN, "schedule", "set", DOC, "--day", "mon-sun", "--hours", "00:00-23:55",
+            password=ADMIN_PW)
+    cli.run("--user", ADMIN, "appointment-type", "add", "Follow-up", "--minutes", "15", password=ADMIN_PW)
+
+    d = app
+    sign_in(d, DESK, DESK_PW)
+    click(d, visible(d, "#nav-book"))
+    visible(d, "#day-view")
+    click(d, visible(d, "#book-new"))
+    visible(d, "#book-patient").send_keys("okaf")
+    hit = WebDriverWait(d, 20).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#book-hits .hit button"))[0]
+    assert "Okafor, Chidi" in hit.text
+    click(d, hit)
+    Select(visible(d, "#book-type")).select_by_value("Follow-up")
+    slot = WebDriverWait(d, 20).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#book-slots .slot"))[0]
+    start = slot.get_attribute("data-start")
+    click(d, slot)
+    visible(d, "#book-reason").send_keys("Blood pressure review")
+    click(d, d.find_element(By.ID, "book-submit"))
+    card = WebDriverWait(d, 20).until(
+        lambda _: [c for c in d.find_elements(By.CSS_SELECTOR, "#day-view .appt") if "Okafor, Chidi" in c.text])[0]
+    assert start[11:16] in card.text, (start, card.text)
+    assert "Booked" in card.text and "Blood pressure review" in card.text
+    appt_id = card.get_attribute("id").split("-")[1]
+
+    # The same slot again is refused in words; nothing is booked twice.
+    booked = invoke(d, "book_appointment", {"patient_id": cli.patients["okafor"]["id"],
+                                            "booking": {"clinician": DOC, "at": start, "overbook": False}})
+    assert not booked["ok"] and booked["error"]["code"] == "conflict", booked
+    # Starting is a clinician's, not the front desk's.
+    assert invoke(d, "start_appointment", {"appointment_id": int(appt_id)})["error"]["code"] == "forbidden"
+
+    click(d, visible(d, f"#arrive-{appt_id}"))
+    WebDriverWait(d, 20).until(lambda _: "Arrived" in d.find_element(By.ID, f"appt-{appt_id}").text)
+    waiting = visible(d, "#waiting-room")
+    assert "Okafor, Chidi" in waiting.text and "waiting 0 min" in waiting.text, waiting.text
+    shot(d, "40-appointments-day")
+    click(d, d.find_element(By.ID, "view-week"))
+    visible(d, "#week-view")
+    shot(d, "41-appointments-week")
+    lock(d)
+
+    sign_in(d, DOC, DOC_PW)
+    row = visible(d, f"#myday-{appt_id}")
+    assert visible(d, "#myday-title").text == "My day", "a clinician lands on My day"
+    assert "Okafor, Chidi" in row.text and "Arrived" in row.text and "waiting" in row.text, row.text
+    assert visible(d, "#search-input"), "and can still find any patient at once"
+    shot(d, "42-my-day")
+    click(d, d.find_element(By.ID, f"start-{appt_id}"))
+    assert visible(d, "#chart-name").text == "Okafor, Chidi"
+    assert "Encounter opened" in visible(d, "#chart-notice").text
+    listed = invoke(d, "list_appointments", {"query": {"clinician": DOC, "active_only": False}})
+    mine = [a for a in listed["value"] if a["id"] == int(appt_id)][0]
+    assert mine["status"] == "seen" and mine["encounter_id"], mine
+    panel = visible(d, "#chart-panel")
+    assert "Blood pressure review" in panel.text, panel.text
+    shot(d, "43-visit-started")

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { ageOn, axisDate, displayName, formatDate, formatDateTime, originWords, sourceLabel, timeLeft, withUnit } from "../src/lib/format";
+import { describe, expect, it, afterEach } from "vitest";
+import { ageOn, axisDate, displayName, formatDate, formatDateTime, originWords, sourceLabel, timeLeft, withUnit, setClinicZone, clinicToday, addDays, mondayOf, clockTime, minutesSince } from "../src/lib/format";
 
 describe("dates", () => {
   it("writes calendar dates unambiguously, without a zone shift", () => {
@@ -71,5 +71,33 @@ describe("imported items", () => {
 
   it("shortens a vault's id", () => {
     expect(sourceLabel("urn:chartroom:vault:0123456789abcdef0123456789abcdef")).toBe("vault 0123…cdef");
+  });
+});
+
+describe("times in the clinic's zone", () => {
+  afterEach(() => setClinicZone(undefined));
+
+  it("shows a moment in the clinic's zone, whatever this computer's", () => {
+    setClinicZone("America/Chicago");
+    // 15:00 UTC on a winter day is 09:00 in Chicago; in July it is 10:00 (daylight time).
+    expect(formatDateTime("2026-01-14T15:00:00Z")).toBe("14 Jan 2026 09:00");
+    expect(formatDateTime("2026-07-14T15:00:00Z")).toBe("14 Jul 2026 10:00");
+    setClinicZone("Europe/Berlin");
+    expect(formatDateTime("2026-01-14T23:30:00Z")).toBe("15 Jan 2026 00:30");
+    expect(clinicToday(new Date("2026-01-14T23:30:00Z"))).toBe("2026-01-15");
+  });
+
+  it("ignores a zone name it cannot use", () => {
+    setClinicZone("Mars/Olympus");
+    expect(formatDateTime("2026-01-14T15:00:00Z")).toMatch(/^14 Jan 2026 \d\d:\d\d$/);
+  });
+
+  it("walks calendar days and weeks without a time-zone shift", () => {
+    expect(addDays("2026-03-28", 2)).toBe("2026-03-30");
+    expect(addDays("2026-12-31", 1)).toBe("2027-01-01");
+    expect(mondayOf("2026-12-06")).toBe("2026-11-30");
+    expect(mondayOf("2026-12-07")).toBe("2026-12-07");
+    expect(clockTime("2026-03-04T09:15:00+01:00")).toBe("09:15");
+    expect(minutesSince("2026-03-04T09:00:00+01:00", new Date("2026-03-04T08:12:30Z"))).toBe(12);
   });
 });

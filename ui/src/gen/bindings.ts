@@ -23,7 +23,11 @@ export type SessionInfo = { user: string, role: Role, recovery: boolean, permiss
 /**
  * How long a break-the-glass grant lasts, for the dialog to say.
  */
-break_glass_minutes: number, };
+break_glass_minutes: number, 
+/**
+ * The clinic's time zone (IANA): every time on screen is shown in it.
+ */
+time_zone: string, };
 
 export type Created = { 
 /**
@@ -39,7 +43,7 @@ export type AppError = { code: string, message: string, };
 
 export type Role = "admin" | "physician" | "nurse" | "front_desk" | "auditor";
 
-export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "record_immunizations" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "read_disclosures" | "manage_sync" | "backup";
+export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "record_immunizations" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "read_disclosures" | "manage_sync" | "backup" | "manage_schedules" | "view_schedules" | "view_appointments" | "book_appointments" | "check_in_patients" | "room_patients" | "start_appointments";
 
 export type SearchHit = { id: PatientId, mrn: string, family: string, given: string, preferred: string | null, 
 /**
@@ -72,6 +76,10 @@ export type Chart = { age: number, care_team: Array<string>,
  * How this session got in.
  */
 access: ChartAccess, allergies?: Array<Allergy>, problems?: Array<Problem>, medications?: Array<Medication>, immunizations?: Array<Immunization>, encounters?: Array<Encounter>, vitals?: Array<Observation>, notes?: Array<Note>, 
+/**
+ * Upcoming and past appointments, newest first (roles that see appointment books).
+ */
+appointments?: Array<Appointment>, 
 /**
  * The items shown here that an import brought in: from which vault, signed there by
  * which key (empty for a chart made here).
@@ -280,9 +288,15 @@ clinic_hours: string,
  */
 clinic_days: string, 
 /**
- * The clinic's UTC offset in minutes; none means this computer's local time.
+ * The clinic's UTC offset in minutes, as versions before the time zone set it: when
+ * set, clinic hours are read at this fixed offset. New clinics set the time zone.
  */
-clinic_utc_offset_minutes: number | null, };
+clinic_utc_offset_minutes: number | null, 
+/**
+ * The clinic's time zone (an IANA name): every local time shown or typed is in it.
+ * By default this computer's zone.
+ */
+clinic_time_zone: string, };
 
 export type Alert = { id: number, rule: string, time: string, 
 /**
@@ -451,3 +465,56 @@ queued: number, last_success: string | null, last_attempt: string | null,
  * The last failure, in words; cleared by a success.
  */
 last_error: string | null, };
+
+export type Appointment = { id: AppointmentId, patient_id: PatientId, mrn: string, 
+/**
+ * "Family, Given" (a restricted patient's placeholder for those outside its care team).
+ */
+patient_name: string, birth_date: string, restricted: boolean, clinician: string, start: string, end: string, minutes: number, type: string | null, 
+/**
+ * Withheld (None) from those outside a restricted patient's care team.
+ */
+reason: string | null, status: AppointmentStatus, overbooked: boolean, cancel_reason: string | null, arrived_at: string | null, roomed_at: string | null, seen_at: string | null, encounter_id: EncounterId | null, created_at: string, created_by: string, 
+/**
+ * What the person booking should know (outside working hours, a day off); only in
+ * the answer to a booking or a move.
+ */
+warnings: Array<string>, };
+
+export type AppointmentId = number;
+
+export type AppointmentStatus = "booked" | "arrived" | "in_room" | "seen" | "no_show" | "cancelled";
+
+export type AppointmentQuery = { 
+/**
+ * The first day (clinic's date); default today, or every day for a patient's list.
+ */
+day?: string, 
+/**
+ * How many days from `day` (1: a day view, 7: a week view).
+ */
+days?: number, clinician?: string, patient_id?: number, 
+/**
+ * Leave out cancelled appointments and no-shows.
+ */
+active_only: boolean, };
+
+export type Booking = { clinician: string, at: string, appointment_type?: string, minutes?: number, reason?: string, overbook: boolean, };
+
+export type FreeSlot = { clinician: string, start: string, end: string, minutes: number, };
+
+export type Started = { appointment: Appointment, encounter: Encounter, };
+
+export type AppointmentType = { name: string, minutes: number, };
+
+export type ScheduleView = { clinician: string, time_zone: string, 
+/**
+ * Weekday (`mon` …) to its hours (`08:00-12:00,13:00-17:00` or `off`).
+ */
+hours: { [key in string]: string }, days_off: Array<string>, days: Array<ScheduleDay>, };
+
+export type ScheduleDay = { date: string, weekday: string, 
+/**
+ * `08:00-12:00,13:00-17:00`, or `off`.
+ */
+hours: string, day_off: boolean, };

@@ -4,6 +4,13 @@
 import { invoke } from "@tauri-apps/api/core";
 import type {
   Alert,
+  Appointment,
+  AppointmentQuery,
+  AppointmentType,
+  Booking,
+  FreeSlot,
+  ScheduleView,
+  Started,
   Allergy,
   AllergyInput,
   AllergyList,
@@ -89,6 +96,23 @@ export const api = {
     invoke<Immunization>("add_immunization", { patient_id, immunization }),
   resolveImmunization: (immunization_id: number) =>
     invoke<Immunization>("resolve_immunization", { immunization_id }),
+
+  listAppointments: (query: AppointmentQuery) => invoke<Appointment[]>("list_appointments", { query }),
+  bookAppointment: (patient_id: number, booking: Booking) =>
+    invoke<Appointment>("book_appointment", { patient_id, booking }),
+  freeSlots: (clinician: string, from: string | null, appointment_type: string | null, count: number) =>
+    invoke<FreeSlot[]>("free_slots", { clinician, from, appointment_type, count }),
+  moveAppointment: (appointment_id: number, at: string, overbook: boolean) =>
+    invoke<Appointment>("move_appointment", { appointment_id, at, overbook }),
+  cancelAppointment: (appointment_id: number, reason: string) =>
+    invoke<Appointment>("cancel_appointment", { appointment_id, reason }),
+  appointmentStatus: (appointment_id: number, step: "arrive" | "room" | "no_show") =>
+    invoke<Appointment>("appointment_status", { appointment_id, step }),
+  startAppointment: (appointment_id: number) => invoke<Started>("start_appointment", { appointment_id }),
+  listClinicians: () => invoke<string[]>("list_clinicians"),
+  appointmentTypes: () => invoke<AppointmentType[]>("appointment_types"),
+  clinicianSchedule: (clinician: string, week_of: string | null) =>
+    invoke<ScheduleView>("clinician_schedule", { clinician, week_of }),
 
   listUsers: () => invoke<User[]>("list_users"),
   addUser: (name: string, role: string, family_name: string | null, password: string) =>

@@ -15,7 +15,41 @@ export function formatDate(iso: string | null | undefined): string {
   return month ? `${m[3]} ${month} ${m[1]}` : iso;
 }
 
-/** A moment (RFC 3339, UTC) in this computer's local time: "02 Mar 2024 14:05". */
+/** The clinic's time zone (IANA), set at sign-in: every moment on screen is shown in it. */
+let clinicZone: string | undefined;
+
+export function setClinicZone(zone: string | undefined): void {
+  try {
+    // An unknown name would make every formatter throw; fall back to this computer's zone.
+    if (zone) new Intl.DateTimeFormat("en-GB", { timeZone: zone });
+    clinicZone = zone || undefined;
+  } catch {
+    clinicZone = undefined;
+  }
+}
+
+/** A moment's calendar date and clock time in the clinic's zone. */
+export function clinicParts(d: Date): { y: number; m: number; day: number; hh: number; mm: number } {
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: clinicZone,
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(d);
+  const get = (t: string) => Number(parts.find((p) => p.type === t)?.value ?? "0");
+  return { y: get("year"), m: get("month"), day: get("day"), hh: get("hour"), mm: get("minute") };
+}
+
+/** Today's date in the clinic (YYYY-MM-DD). */
+export function clinicToday(now: Date = new Date()): string {
+  const p = clinicParts(now);
+  return `${p.y}-${pad(p.m)}-${pad(p.day)}`;
+}
+
+/** A moment (RFC 3339) in the clinic's time zone: "02 Mar 2024 14:05". */
 export function formatDateTime(iso: string | null | undefined, zone?: string): string {
   if (!iso) return "—";
   const d = new Date(iso);
@@ -23,8 +57,45 @@ export function formatDateTime(iso: string | null | undefined, zone?: string): s
   if (zone === "UTC") {
     return `${pad(d.getUTCDate())} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`;
   }
-  return `${pad(d.getDate())} ${MONTHS[d.getMonth()]} ${d.getFullYear()} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const p = clinicParts(d);
+  return `${pad(p.day)} ${MONTHS[p.m - 1]} ${p.y} ${pad(p.hh)}:${pad(p.mm)}`;
 }
+
+/** The clock time of a moment written with the clinic's offset ("…T09:00:00+01:00"). */
+export function clockTime(iso: string): string {
+  return iso.slice(11, 16);
+}
+
+/** Minutes since a moment, for "waiting 12 min". */
+export function minutesSince(iso: string | null | undefined, now: Date): number {
+  if (!iso) return 0;
+  return Math.max(0, Math.floor((now.getTime() - new Date(iso).getTime()) / 60_000));
+}
+
+/** A date (YYYY-MM-DD) moved by whole days, as a calendar date. */
+export function addDays(date: string, days: number): string {
+  const d = new Date(`${date}T12:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+/** The Monday of a date's week. */
+export function mondayOf(date: string): string {
+  const d = new Date(`${date}T12:00:00Z`);
+  return addDays(date, -((d.getUTCDay() + 6) % 7));
+}
+
+export const WEEKDAY_NAMES = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/** Appointment statuses in words, with a symbol so colour is never the only cue. */
+export const STATUS_WORDS: Record<string, { label: string; symbol: string }> = {
+  booked: { label: "Booked", symbol: "○" },
+  arrived: { label: "Arrived", symbol: "●" },
+  in_room: { label: "In room", symbol: "▣" },
+  seen: { label: "Seen", symbol: "✓" },
+  no_show: { label: "No-show", symbol: "✗" },
+  cancelled: { label: "Cancelled", symbol: "–" },
+};
 
 /** Whole years between a birth date and `today`; the same rule as the Rust side. */
 export function ageOn(birth: string, today: Date): number {
