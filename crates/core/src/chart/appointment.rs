@@ -135,6 +135,8 @@ pub struct Appointment {
     pub encounter_id: Option<EncounterId>,
     pub created_at: String,
     pub created_by: String,
+    pub updated_at: String,
+    pub updated_by: String,
     /// What the person booking should know (outside working hours, a day off); only in
     /// the answer to a booking or a move.
     pub warnings: Vec<String>,
@@ -204,7 +206,7 @@ pub struct AppointmentQuery {
 const APPOINTMENT_COLUMNS: &str =
     "a.id, a.patient_id, a.clinician, a.start, a.end, a.type, a.reason,
     a.status, a.overbooked, a.cancel_reason, a.arrived_at, a.roomed_at, a.seen_at, a.encounter_id,
-    a.created_at, a.created_by";
+    a.created_at, a.created_by, a.updated_at, a.updated_by";
 
 /// A row before the patient's name and the zone are put in.
 struct Row {
@@ -224,6 +226,8 @@ struct Row {
     encounter_id: Option<i64>,
     created_at: String,
     created_by: String,
+    updated_at: String,
+    updated_by: String,
 }
 
 fn to_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
@@ -244,6 +248,8 @@ fn to_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
         encounter_id: r.get(13)?,
         created_at: r.get(14)?,
         created_by: r.get(15)?,
+        updated_at: r.get(16)?,
+        updated_by: r.get(17)?,
     })
 }
 
@@ -258,6 +264,8 @@ struct Shower<'a> {
     actor: &'a crate::audit::ActorRef,
     now: DateTime<Utc>,
     patients: std::collections::HashMap<i64, (String, String, String, bool, bool)>,
+    /// Shows every reason (an export of charts the exporter may read).
+    all_visible: bool,
 }
 
 impl Shower<'_> {
@@ -266,7 +274,8 @@ impl Shower<'_> {
             Some(p) => p.clone(),
             None => {
                 let p = super::patient::get(self.conn, row.patient_id)?;
-                let visible = !p.restricted
+                let visible = self.all_visible
+                    || !p.restricted
                     || crate::access::chart_access(self.conn, &p, self.actor, self.now)?.is_some();
                 let entry = (
                     p.mrn.clone(),
@@ -306,6 +315,8 @@ impl Shower<'_> {
             encounter_id: row.encounter_id.map(EncounterId),
             created_at: local(&row.created_at),
             created_by: row.created_by,
+            updated_at: local(&row.updated_at),
+            updated_by: row.updated_by,
             warnings: Vec::new(),
         })
     }
@@ -1187,8 +1198,31 @@ impl<'a> Shower<'a> {
             actor: ctx.actor,
             now: ctx.now,
             patients: Default::default(),
+            all_visible: false,
         }
     }
+}
+
+/// A patient's appointments, oldest first, every field (times in UTC): for an export of a
+/// chart the exporter may read.
+pub(crate) fn for_export(
+    conn: &Connection,
+    actor: &crate::audit::ActorRef,
+    now: DateTime<Utc>,
+    patient_id: i64,
+) -> Result<Vec<Appointment>, CoreError> {
+    let mut shower = Shower {
+        conn,
+        zone: ClinicZone::utc(),
+        actor,
+        now,
+        patients: Default::default(),
+        all_visible: true,
+    };
+    of_patient_rows(conn, patient_id)?
+        .into_iter()
+        .map(|r| shower.show(r))
+        .collect()
 }
 
 /// A patient's appointments for the chart, shown as this session may see them.
@@ -1205,6 +1239,7 @@ pub(crate) fn for_chart(
         actor: ctx_actor,
         now,
         patients: Default::default(),
+        all_visible: false,
     };
     let mut out = of_patient_rows(conn, patient_id)?
         .into_iter()

@@ -19,8 +19,8 @@ use crate::chart::vitals::Vital;
 use crate::chart::Chart;
 use crate::CoreError;
 use crate::{
-    Allergy, AllergyCategory, CodeSystem, Encounter, EncounterKind, Immunization, Medication,
-    NoteContent, NoteKind, Observation, Problem, Route, Severity, Site,
+    Allergy, AllergyCategory, Appointment, AppointmentStatus, CodeSystem, Encounter, EncounterKind,
+    Immunization, Medication, NoteContent, NoteKind, Observation, Problem, Route, Severity, Site,
 };
 
 pub(crate) const EXT: &str = "https://chartroom.example/fhir/StructureDefinition/";
@@ -33,7 +33,7 @@ const NKA_CODE: &str = "716186003";
 const PROGRESS_NOTE: &str = "11506-3";
 
 /// The resource types an export holds, in the order a reader needs them.
-pub const RESOURCE_TYPES: [&str; 9] = [
+pub const RESOURCE_TYPES: [&str; 12] = [
     "Patient",
     "Encounter",
     "Observation",
@@ -43,6 +43,9 @@ pub const RESOURCE_TYPES: [&str; 9] = [
     "Immunization",
     "DocumentReference",
     "Provenance",
+    "Schedule",
+    "Slot",
+    "Appointment",
 ];
 
 /// The `meta.source` of everything one vault exports: the vault's id as a URN.
@@ -111,8 +114,28 @@ pub(crate) struct ChartExtras {
 pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str) -> Vec<Value> {
     let p = &chart.patient;
     let mut out = vec![patient_resource(chart, source)];
+    let started: BTreeMap<i64, i64> = chart
+        .appointments
+        .iter()
+        .flatten()
+        .filter_map(|a| a.encounter_id.map(|e| (e.get(), a.id.get())))
+        .collect();
     for e in chart.encounters.iter().flatten() {
-        out.push(encounter_resource(e, source));
+        let mut r = encounter_resource(e, source);
+        if let Some(a) = started.get(&e.id.get()) {
+            r["appointment"] = json!([{"reference": format!("Appointment/a{a}")}]);
+        }
+        out.push(r);
+    }
+    let mut schedules = std::collections::BTreeSet::new();
+    for a in chart.appointments.iter().flatten() {
+        if schedules.insert(a.clinician.clone()) {
+            out.push(schedule_resource(&a.clinician, source));
+        }
+        if a.status.holds_time() {
+            out.push(slot_resource(a, source));
+        }
+        out.push(appointment_resource(a, source));
     }
     for o in chart.vitals.iter().flatten() {
         out.push(observation_resource(o, source));
@@ -309,6 +332,76 @@ fn encounter_resource(e: &Encounter, source: &str) -> Value {
         "reasonCode": [{"text": e.reason}],
         "extension": history(&e.created_by, &e.created_at, None),
     })
+}
+
+/// A clinician's Schedule, named by a digest of their user name (a FHIR id allows no `_`).
+pub(crate) fn schedule_id(clinician: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(clinician.to_lowercase().as_bytes());
+    format!("sch-{}", &hex::encode(digest)[..16])
+}
+
+fn schedule_resource(clinician: &str, source: &str) -> Value {
+    json!({
+        "resourceType": "Schedule",
+        "id": schedule_id(clinician),
+        "meta": meta(source),
+        "active": true,
+        "actor": [{"display": clinician}],
+        "comment": format!("The appointment book of {clinician}"),
+    })
+}
+
+fn slot_resource(a: &Appointment, source: &str) -> Value {
+    json!({
+        "resourceType": "Slot",
+        "id": format!("sl{}", a.id),
+        "meta": meta(source),
+        "schedule": {"reference": format!("Schedule/{}", schedule_id(&a.clinician))},
+        "status": "busy",
+        "start": a.start,
+        "end": a.end,
+        "overbooked": a.overbooked,
+    })
+}
+
+fn appointment_resource(a: &Appointment, source: &str) -> Value {
+    let mut ext = history(
+        &a.created_by,
+        &a.created_at,
+        Some((&a.updated_by, &a.updated_at)),
+    );
+    if let Value::Array(list) = &mut ext {
+        list.push(json!({"url": format!("{EXT}overbooked"), "valueBoolean": a.overbooked}));
+    }
+    let mut r = json!({
+        "resourceType": "Appointment",
+        "id": format!("a{}", a.id),
+        "meta": meta(source),
+        "status": a.status.fhir(),
+        "start": a.start,
+        "end": a.end,
+        "minutesDuration": a.minutes,
+        "created": a.created_at,
+        "participant": [
+            {"actor": patient_ref(a.patient_id), "required": "required", "status": "accepted"},
+            {"actor": {"display": a.clinician}, "required": "required", "status": "accepted"},
+        ],
+        "extension": ext,
+    });
+    if let Some(t) = &a.kind {
+        r["appointmentType"] = json!({"text": t});
+    }
+    if let Some(reason) = &a.reason {
+        r["reasonCode"] = json!([{"text": reason}]);
+    }
+    if let Some(why) = &a.cancel_reason {
+        r["cancelationReason"] = json!({"text": why});
+    }
+    if a.status.holds_time() {
+        r["slot"] = json!([{"reference": format!("Slot/sl{}", a.id)}]);
+    }
+    r
 }
 
 fn observation_resource(o: &Observation, source: &str) -> Value {
@@ -736,6 +829,82 @@ pub(crate) struct InEncounter {
     pub clinician: String,
     pub reason: String,
     pub stamp: Stamp,
+}
+
+pub(crate) struct InAppointment {
+    pub clinician: String,
+    pub start: String,
+    pub end: String,
+    pub kind: Option<String>,
+    pub reason: Option<String>,
+    pub status: AppointmentStatus,
+    pub cancel_reason: Option<String>,
+    pub overbooked: bool,
+    pub stamp: Stamp,
+}
+
+/// The Patient an Appointment is for: the participant whose actor is a Patient.
+pub(crate) fn appointment_patient(r: &Res<'_>) -> Result<String, CoreError> {
+    let count = r
+        .value
+        .get("participant")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    for i in 0..count.min(16) {
+        if let Some(p) = r.reference(&format!("participant.{i}.actor.reference"), "Patient")? {
+            return Ok(p);
+        }
+    }
+    Err(r.err("it names no Patient among its participants"))
+}
+
+pub(crate) fn read_appointment(r: &Res<'_>) -> Result<InAppointment, CoreError> {
+    let count = r
+        .value
+        .get("participant")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let mut clinician = None;
+    for i in 0..count.min(16) {
+        if let Some(name) = r.opt_str(&format!("participant.{i}.actor.display"))? {
+            if r.opt_str(&format!("participant.{i}.actor.reference"))?
+                .is_none()
+            {
+                clinician = Some(who(r, "clinician", name)?);
+                break;
+            }
+        }
+    }
+    let status = r.str("status")?;
+    let status = AppointmentStatus::from_fhir(status).ok_or_else(|| {
+        r.err(format!(
+            "its status \"{}\" is not one Chartroom keeps",
+            clip(status)
+        ))
+    })?;
+    let optional = |path: &str, label: &str, max: usize| -> Result<Option<String>, CoreError> {
+        r.opt_str(path)?
+            .map(|t| crate::chart::input::bounded_text(label, t, max).map_err(|e| r.err(e)))
+            .transpose()
+    };
+    let overbooked = r
+        .value
+        .get("extension")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|e| e["url"] == format!("{EXT}overbooked") && e["valueBoolean"] == true);
+    Ok(InAppointment {
+        clinician: clinician.ok_or_else(|| r.err("it names no clinician"))?,
+        start: time(r, "start", r.str("start")?)?,
+        end: time(r, "end", r.str("end")?)?,
+        kind: optional("appointmentType.text", "appointment type", 60)?,
+        reason: optional("reasonCode.0.text", "reason for the appointment", 500)?,
+        cancel_reason: optional("cancelationReason.text", "reason for cancelling", 500)?,
+        status,
+        overbooked,
+        stamp: read_stamp(r, true)?,
+    })
 }
 
 pub(crate) fn read_encounter(r: &Res<'_>) -> Result<InEncounter, CoreError> {

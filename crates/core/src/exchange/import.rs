@@ -17,6 +17,9 @@ use crate::audit::Op;
 use crate::chart::allergy::{
     AllergyRecorded, AllergyResolved, NewAllergy, NoKnownAllergiesRecorded,
 };
+use crate::chart::appointment::{
+    AppointmentBooked, AppointmentCancelled, AppointmentStatus, AppointmentStatusChanged,
+};
 use crate::chart::change::{self, apply, Change, RecordId, Stamp, Table};
 use crate::chart::encounter::EncounterOpened;
 use crate::chart::immunization::{
@@ -79,6 +82,8 @@ pub(crate) struct InPatient {
     immunizations: Vec<(String, InImmunization)>,
     /// Parents before their addenda.
     notes: Vec<(String, InNote)>,
+    /// With the encounter each started, when it was started.
+    appointments: Vec<(String, fhir::InAppointment, Option<String>)>,
 }
 
 /// A whole export, checked: every resource valid, every reference inside the file.
@@ -88,6 +93,8 @@ pub(crate) struct Parsed {
     /// file (made before exports were signed).
     pub signer: Option<[u8; 32]>,
     patients: Vec<InPatient>,
+    /// The clinicians' books (Schedule) the file holds.
+    schedules: u64,
 }
 
 impl Parsed {
@@ -165,11 +172,51 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
     let mut signatures: HashMap<String, String> = HashMap::new();
     let mut personal: HashMap<String, note::NoteSignature> = HashMap::new();
     let mut placed: Vec<(String, &Res<'_>)> = Vec::new();
+    // Which encounter each appointment's start opened (Encounter.appointment).
+    let mut started: HashMap<String, String> = HashMap::new();
+    let schedules: HashSet<&str> = all
+        .iter()
+        .filter(|r| r.kind() == "Schedule")
+        .map(|r| r.id())
+        .collect();
     for r in all.iter().filter(|r| r.kind() != "Patient") {
         match r.kind() {
             "Encounter" => {
                 let p = owner(r, "subject.reference")?;
                 encounter_of.insert(r.id().to_owned(), p.clone());
+                if let Some(a) = r.reference("appointment.0.reference", "Appointment")? {
+                    if started.insert(a, r.id().to_owned()).is_some() {
+                        return Err(r.err("two encounters claim to start one appointment"));
+                    }
+                }
+                placed.push((p, r));
+            }
+            // A clinician's book and its busy slots: checked; the appointments they hold
+            // come back through Appointment (working hours are the clinic's settings).
+            "Schedule" => {
+                r.str("actor.0.display")?;
+            }
+            "Slot" => {
+                let schedule = r
+                    .reference("schedule.reference", "Schedule")?
+                    .ok_or_else(|| r.err("schedule is missing"))?;
+                if !schedules.contains(schedule.as_str()) {
+                    return Err(r.err(format!(
+                        "it refers to Schedule/{}, which is not in the file",
+                        clip(&schedule)
+                    )));
+                }
+                time(&fhir_time(r, "start")?)?;
+                time(&fhir_time(r, "end")?)?;
+            }
+            "Appointment" => {
+                let p = fhir::appointment_patient(r)?;
+                if !patients.contains_key(&p) {
+                    return Err(r.err(format!(
+                        "it refers to Patient/{}, which is not in the file",
+                        clip(&p)
+                    )));
+                }
                 placed.push((p, r));
             }
             "DocumentReference" => {
@@ -244,6 +291,19 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
             "Immunization" => entry
                 .immunizations
                 .push((id, fhir::read_immunization(r, today)?)),
+            "Appointment" => {
+                let a = fhir::read_appointment(r)?;
+                let enc = started.get(&id).cloned();
+                if let Some(e) = &enc {
+                    same_patient(r, "Encounter", e, &encounter_of, &p)?;
+                }
+                if (a.status == crate::AppointmentStatus::Seen) != enc.is_some() {
+                    return Err(r.err(
+                        "a fulfilled appointment names the encounter it opened, and only it does",
+                    ));
+                }
+                entry.appointments.push((id, a, enc));
+            }
             "DocumentReference" => {
                 let mut note = fhir::read_note(r)?;
                 if let Some(e) = &note.encounter {
@@ -298,6 +358,7 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
         source,
         signer,
         patients: list,
+        schedules: schedules.len() as u64,
     })
 }
 
@@ -807,6 +868,65 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         count(&mut added, "Provenance");
                         debug_assert!(n.kind != NoteKind::Note || parent.is_none());
                     }
+                    for (id, a, enc) in &p.appointments {
+                        if held(tx, source, "Appointment", id, &mut report)? {
+                            if a.status.holds_time() {
+                                count(&mut report.already_here, "Slot");
+                            }
+                            continue;
+                        }
+                        let appointment = RecordId::new(ctx.now);
+                        let l = apply(
+                            tx,
+                            &Change::AppointmentBooked(AppointmentBooked {
+                                appointment,
+                                patient: patient_uuid,
+                                clinician: a.clinician.clone(),
+                                start: time(&a.start)?,
+                                end: time(&a.end)?,
+                                appointment_type: a.kind.clone(),
+                                reason: a.reason.clone(),
+                                overbooked: a.overbooked,
+                                booked: recorded(&a.stamp)?,
+                            }),
+                        )?
+                        .row();
+                        let changed = updated(&a.stamp)?;
+                        match a.status {
+                            AppointmentStatus::Booked => {}
+                            AppointmentStatus::Cancelled => {
+                                apply(
+                                    tx,
+                                    &Change::AppointmentCancelled(AppointmentCancelled {
+                                        appointment,
+                                        reason: a
+                                            .cancel_reason
+                                            .clone()
+                                            .unwrap_or_else(|| "Cancelled".into()),
+                                        cancelled: changed,
+                                    }),
+                                )?;
+                            }
+                            status => {
+                                let encounter = encounter(tx, enc)?
+                                    .map(|e| change::id_of(tx, Table::Encounters, e))
+                                    .transpose()?;
+                                apply(
+                                    tx,
+                                    &Change::AppointmentStatusChanged(AppointmentStatusChanged {
+                                        appointment,
+                                        status,
+                                        encounter,
+                                        changed,
+                                    }),
+                                )?;
+                            }
+                        }
+                        note_added(tx, source, "Appointment", id, l, &now, &mut added)?;
+                        if a.status.holds_time() {
+                            count(&mut added, "Slot");
+                        }
+                    }
                     let total: u64 = added.values().sum();
                     let mrn: String =
                         tx.query_row("SELECT mrn FROM patients WHERE id = ?1", [local], |r| {
@@ -835,6 +955,15 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         added: total,
                     });
                 }
+                // The clinicians' books come with the appointments they hold.
+                if parsed.schedules > 0 {
+                    let into = if report.added.contains_key("Appointment") {
+                        &mut report.added
+                    } else {
+                        &mut report.already_here
+                    };
+                    *into.entry("Schedule".into()).or_default() += parsed.schedules;
+                }
                 op.detail = Some(format!(
                     "from {source}: {} patients new, {} already here; added {}",
                     report.patients_added,
@@ -855,6 +984,11 @@ fn recorded(stamp: &fhir::Stamp) -> Result<Stamp, CoreError> {
 /// Who last changed an imported item and when.
 fn updated(stamp: &fhir::Stamp) -> Result<Stamp, CoreError> {
     Stamp::parse(&stamp.updated_at, &stamp.updated_by)
+}
+
+/// A required time field of a resource, as written.
+fn fhir_time(r: &Res<'_>, path: &str) -> Result<String, CoreError> {
+    Ok(r.str(path)?.to_owned())
 }
 
 fn time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, CoreError> {

@@ -195,7 +195,7 @@ impl Session {
             let mut drafts = 0u64;
             if single {
                 let patient = included.remove(0);
-                let (resources, d) = chart_export(tx, patient, &source, ctx.now, clinical)?;
+                let (resources, d) = chart_export(tx, patient, &source, ctx, clinical)?;
                 drafts += d;
                 let mut mine = Counts::new();
                 for r in &resources {
@@ -226,12 +226,19 @@ impl Session {
             } else {
                 let mut bulk = archive::Bulk::new(&mut stream, ctx.now.timestamp().max(0) as u64);
                 let mut digest = signing::ExportDigest::default();
+                let mut schedules = std::collections::HashSet::new();
                 for (done, patient) in included.into_iter().enumerate() {
                     let id = patient.id;
-                    let (resources, d) = chart_export(tx, patient, &source, ctx.now, clinical)?;
+                    let (resources, d) = chart_export(tx, patient, &source, ctx, clinical)?;
                     drafts += d;
                     let mut mine = Counts::new();
                     for r in &resources {
+                        // A clinician's Schedule is shared by every patient booked with them.
+                        if r["resourceType"] == "Schedule"
+                            && !schedules.insert(r["id"].as_str().unwrap_or_default().to_owned())
+                        {
+                            continue;
+                        }
                         fhir::count(&mut mine, r["resourceType"].as_str().unwrap_or_default());
                         digest.add(r);
                         bulk.push(r)?;
@@ -495,13 +502,21 @@ fn chart_export(
     conn: &Connection,
     patient: crate::Patient,
     source: &str,
-    now: chrono::DateTime<chrono::Utc>,
+    ctx: &crate::session::Ctx<'_>,
     clinical: bool,
 ) -> Result<(Vec<Value>, u64), CoreError> {
+    let now = ctx.now;
+    let patient_id = patient.id.get();
     let (at, by): (Option<String>, Option<String>) = conn
         .prepare_cached("SELECT allergy_state_at, allergy_state_by FROM patients WHERE id = ?1")?
         .query_row([patient.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let chart = load_full_chart(conn, patient, now.date_naive(), clinical)?;
+    let mut chart = load_full_chart(conn, patient, now.date_naive(), clinical)?;
+    // Appointments travel with the clinical record (their reasons are patient data).
+    if clinical {
+        chart.appointments = Some(crate::chart::appointment::for_export(
+            conn, ctx.actor, now, patient_id,
+        )?);
+    }
     let drafts = chart
         .notes
         .iter()

@@ -1363,3 +1363,124 @@ fn exports_are_signed_and_a_file_dressed_up_as_another_clinics_is_refused() {
         ["patient"]
     );
 }
+
+#[test]
+fn appointments_travel_as_schedule_slot_and_appointment_and_come_back() {
+    let source = Clinic::new();
+    let mut desk = source.as_role(Role::FrontDesk);
+    let booking = |at: &str, reason: Option<&str>| crate::Booking {
+        clinician: "dr.okafor".into(),
+        at: at.into(),
+        appointment_type: None,
+        minutes: Some(20),
+        reason: reason.map(str::to_owned),
+        overbook: false,
+    };
+    let seen = desk
+        .book_appointment(1, &booking("2026-03-03T10:00:00Z", Some("Knee pain")))
+        .expect("books");
+    let cancelled = desk
+        .book_appointment(1, &booking("2026-03-05T09:00:00Z", None))
+        .expect("books");
+    desk.cancel_appointment(cancelled.id, "Patient is travelling")
+        .expect("cancels");
+    desk.book_appointment(1, &booking("2026-03-06T09:00:00Z", Some("Review")))
+        .expect("books");
+    desk.arrive_appointment(seen.id).expect("arrives");
+    desk.lock().expect("locks");
+    let mut doctor = source.as_role(Role::Physician);
+    doctor.start_appointment(seen.id).expect("starts");
+    let passphrase = secret("correct horse battery staple");
+    let (file, report) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Passphrase(passphrase.clone()),
+        ),
+    );
+    assert_eq!(report.resources["Appointment"], 3, "{report:?}");
+    assert_eq!(report.resources["Slot"], 2, "a cancelled one holds no time");
+    assert_eq!(report.resources["Schedule"], 1);
+    let plain =
+        archive::decrypt(&file[..], &ImportKey::Passphrase(passphrase.clone())).expect("opens");
+    let resources = archive::resources(&plain).expect("reads");
+    let encounter = resources
+        .iter()
+        .find(|r| r["resourceType"] == "Encounter")
+        .expect("the visit");
+    let appointment = |status: &str| {
+        resources
+            .iter()
+            .find(|r| r["resourceType"] == "Appointment" && r["status"] == status)
+            .unwrap_or_else(|| panic!("an appointment {status}"))
+    };
+    assert_eq!(
+        encounter["appointment"][0]["reference"],
+        format!(
+            "Appointment/{}",
+            appointment("fulfilled")["id"].as_str().expect("id")
+        )
+    );
+    assert_eq!(
+        appointment("cancelled")["cancelationReason"]["text"],
+        "Patient is travelling"
+    );
+    assert_eq!(appointment("booked")["reasonCode"][0]["text"], "Review");
+    assert_eq!(appointment("booked")["minutesDuration"], 20);
+    doctor.lock().expect("locks");
+
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let key = ImportKey::Passphrase(passphrase);
+    let first = admin.import_records(&file[..], &key).expect("imports");
+    assert_eq!(first.added, report.resources, "{first:?}");
+    let again = admin.import_records(&file[..], &key).expect("again");
+    assert!(again.added.is_empty(), "{again:?}");
+    admin.lock().expect("locks");
+    let local = first.patients[0].id;
+    let mut doctor_b = target.as_role(Role::Physician);
+    let chart = doctor_b.open_chart(local).expect("opens");
+    let mut came = chart.appointments.clone().expect("appointments");
+    came.sort_by(|a, b| a.start.cmp(&b.start));
+    let shape: Vec<(String, &str, Option<&str>, Option<&str>, u32)> = came
+        .iter()
+        .map(|a| {
+            (
+                a.start.clone(),
+                a.status.as_str(),
+                a.reason.as_deref(),
+                a.cancel_reason.as_deref(),
+                a.minutes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (
+                "2026-03-03T10:00:00+00:00".to_owned(),
+                "seen",
+                Some("Knee pain"),
+                None,
+                20
+            ),
+            (
+                "2026-03-05T09:00:00+00:00".to_owned(),
+                "cancelled",
+                None,
+                Some("Patient is travelling"),
+                20
+            ),
+            (
+                "2026-03-06T09:00:00+00:00".to_owned(),
+                "booked",
+                Some("Review"),
+                None,
+                20
+            ),
+        ]
+    );
+    // The visit's encounter came back linked to its appointment.
+    let encounters = chart.encounters.expect("encounters");
+    assert_eq!(came[0].encounter_id, Some(encounters[0].id));
+}
