@@ -1442,7 +1442,8 @@ fn appointments_travel_as_schedule_slot_and_appointment_and_come_back() {
     let chart = doctor_b.open_chart(local).expect("opens");
     let mut came = chart.appointments.clone().expect("appointments");
     came.sort_by(|a, b| a.start.cmp(&b.start));
-    let shape: Vec<(String, &str, Option<&str>, Option<&str>, u32)> = came
+    type Shape<'a> = (String, &'a str, Option<&'a str>, Option<&'a str>, u32);
+    let shape: Vec<Shape<'_>> = came
         .iter()
         .map(|a| {
             (
