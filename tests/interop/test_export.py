@@ -7,6 +7,7 @@ the documented exit codes and leave the target unchanged, and no plaintext ever 
 the disk while a large export runs.
 """
 
+import datetime
 import importlib
 import io
 import json
@@ -25,6 +26,7 @@ from conftest import Cli
 
 ADMIN_PW = "admin-password-1"
 DOCTOR_PW = "doctor-password-1"
+DESK_PW = "desk-password-1"
 MARKER = "Quokkamarker"
 NOTE_MARKER = "MARKER-7d1e-note-text"
 
@@ -39,6 +41,9 @@ MODULES = {
     "Immunization": "immunization",
     "DocumentReference": "documentreference",
     "Provenance": "provenance",
+    "Schedule": "schedule",
+    "Slot": "slot",
+    "Appointment": "appointment",
 }
 
 
@@ -96,6 +101,21 @@ def make_clinic(cli, patients=40):
                     password=DOCTOR_PW)
     cli.run(*doctor, "note", "sign", str(note["id"]), password=DOCTOR_PW)
     cli.run(*doctor, "allergy", "none", "--patient", pid, password=DOCTOR_PW)
+    # The appointment book travels too: one visit started today, one booked ahead, one cancelled.
+    cli.run("--user", "admin", "user", "add", "desk.ola", "--role", "front_desk",
+            password=ADMIN_PW, new_password=DESK_PW)
+    cli.run("--user", "admin", "schedule", "set", "dr.adeyemi", "--day", "mon-sun", "--hours", "08:00-17:00",
+            password=ADMIN_PW)
+    cli.run("--user", "admin", "appointment-type", "add", "Follow-up", "--minutes", "20", password=ADMIN_PW)
+    today = datetime.date.today()
+    desk = ("--user", "desk.ola", "appointment", "book", "--patient", pid, "--with", "dr.adeyemi")
+    visit = cli.json(*desk, "--at", f"{today} 00:05", "--reason", "Blood pressure review", password=DESK_PW)
+    ahead = today + datetime.timedelta(days=14)
+    cli.json(*desk, "--at", f"{ahead} 09:00", "--type", "Follow-up", password=DESK_PW)
+    gone = cli.json(*desk, "--at", f"{ahead} 10:00", password=DESK_PW)
+    cli.run("--user", "desk.ola", "appointment", "cancel", str(gone["id"]), "--reason", "Moved away",
+            password=DESK_PW)
+    cli.run(*doctor, "appointment", "start", str(visit["id"]), password=DOCTOR_PW)
     return pid
 
 
@@ -184,6 +204,20 @@ def test_one_patient_is_a_bundle_and_a_passphrase_export_opens_at_ages_prompt(cl
     assert patient["name"][0]["family"] == MARKER
     note = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DocumentReference")
     assert note["content"][0]["attachment"]["contentType"].startswith("text/plain")
+    # The appointment book: each appointment, its clinician's Schedule, a busy Slot for each
+    # that holds time, and the visit's Encounter pointing back at the appointment it started.
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert (kinds.count("Appointment"), kinds.count("Slot"), kinds.count("Schedule")) == (3, 2, 1), kinds
+    appointments = {e["resource"]["status"]: e["resource"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Appointment"}
+    assert set(appointments) == {"fulfilled", "booked", "cancelled"}
+    assert appointments["cancelled"]["cancelationReason"]["text"] == "Moved away"
+    assert appointments["booked"]["appointmentType"]["text"] == "Follow-up"
+    assert appointments["booked"]["minutesDuration"] == 20
+    visit = next(e["resource"] for e in bundle["entry"]
+                 if e["resource"]["resourceType"] == "Encounter" and "appointment" in e["resource"])
+    assert visit["appointment"][0]["reference"] == f"Appointment/{appointments['fulfilled']['id']}"
+    assert visit["reasonCode"][0]["text"] == "Blood pressure review"
 
 
 def test_import_round_trips_and_a_second_import_adds_nothing(clinic, other, tmp_path):

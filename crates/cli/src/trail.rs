@@ -183,7 +183,7 @@ pub fn audit(session: &mut Session, cmd: &AuditCommand, json: bool) -> Result<Ou
                 writeln!(
                     out,
                     "{:>7}  {:<27} {:<16} {:<11} {:<26} {:<8} {:<8} DETAIL",
-                    "SEQ", "TIME (UTC)", "USER", "ROLE", "EVENT", "OUTCOME", "PATIENT"
+                    "SEQ", "TIME", "USER", "ROLE", "EVENT", "OUTCOME", "PATIENT"
                 )
                 .map_err(io)?;
             }
@@ -200,7 +200,7 @@ pub fn audit(session: &mut Session, cmd: &AuditCommand, json: bool) -> Result<Ou
                         out,
                         "{:>7}  {:<27} {:<16} {:<11} {:<26} {:<8} {:<8} {}{}",
                         e.seq,
-                        format_time(e.time),
+                        crate::records::clinic_zone().rfc3339(e.time),
                         e.actor,
                         e.role.as_deref().unwrap_or("-"),
                         e.event,

@@ -75,7 +75,7 @@ pub use chart::{
 pub use chartroom_audit::{format_time, Action, Entry, Outcome, Record};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(any(test, feature = "demo"))]
-pub use demo::{DemoOptions, DemoSummary, Rng as SeededRng};
+pub use demo::{DemoBook, DemoOptions, DemoSummary, Rng as SeededRng};
 pub use restore::{restore_vault, RestoreReport};
 pub use search::{within_one_edit, SearchHit};
 pub use security_log::{fingerprint as root_fingerprint, LogVerification, VaultVerification};

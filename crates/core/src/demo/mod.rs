@@ -706,3 +706,165 @@ impl Session {
         Ok(summary)
     }
 }
+
+/// A synthetic appointment book for demos and benchmarks: each clinician works Monday to
+/// Friday, 08:00-12:00 and 13:00-17:00 in the clinic's zone, with `per_day` appointments of
+/// 20 minutes on each working day from `days_before` days before `as_of` to `days_after`
+/// after it, for random patients of the clinic. Past appointments are mostly left booked
+/// (the demo's visits are not linked to them), some cancelled, some no-shows.
+#[derive(Debug, Clone)]
+pub struct DemoBook {
+    /// Enabled physicians or nurses of the vault.
+    pub clinicians: Vec<String>,
+    pub as_of: NaiveDate,
+    pub days_before: u32,
+    pub days_after: u32,
+    /// At most 21 (the working day holds 21 twenty-minute slots).
+    pub per_day: u32,
+    pub seed: u64,
+}
+
+impl Session {
+    /// Fills the clinicians' books (see [`DemoBook`]); returns the appointments written.
+    /// Needs the import permission, as [`Session::generate_demo`] does; one audited
+    /// transaction per month of the book.
+    pub fn generate_demo_appointments(&mut self, book: &DemoBook) -> Result<u64, CoreError> {
+        if book.per_day == 0 || book.per_day > 21 || book.clinicians.is_empty() {
+            return Err(CoreError::InvalidInput(
+                "A demo book has 1 to 21 appointments a day and at least one clinician.".into(),
+            ));
+        }
+        let zone = self.settings().zone();
+        let patients: i64 = self.run(
+            Permission::ImportRecords,
+            Op::execute("demo.book").detail(format!(
+                "synthetic appointments for {} clinicians",
+                book.clinicians.len()
+            )),
+            false,
+            |tx, _, ctx| {
+                let now = chartroom_audit::format_time(ctx.now);
+                for c in &book.clinicians {
+                    let name = crate::schedule::clinician(tx, c)?;
+                    for day in 0..5 {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO schedule_hours (clinician, weekday, hours, updated_at, updated_by)
+                             VALUES (?1, ?2, '08:00-12:00,13:00-17:00', ?3, ?4)",
+                            rusqlite::params![name, day, now, ctx.actor.name],
+                        )?;
+                    }
+                }
+                for (name, minutes) in [("New patient", 40), ("Follow-up", 20), ("Telehealth", 20)] {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO appointment_types (name, minutes, updated_at, updated_by)
+                         VALUES (?1, ?2, ?3, ?4)",
+                        rusqlite::params![name, minutes, now, ctx.actor.name],
+                    )?;
+                }
+                Ok(tx.query_row("SELECT count(*) FROM patients", [], |r| r.get(0))?)
+            },
+        )?;
+        if patients == 0 {
+            return Err(CoreError::InvalidInput(
+                "The demo book needs patients: generate the clinic first.".into(),
+            ));
+        }
+        let mut rng = Rng::new(book.seed ^ 0x6170_706f_696e_746d);
+        let slots: Vec<chrono::NaiveTime> = (0..24)
+            .map(|i| 8 * 60 + i * 20)
+            .filter(|m| !(12 * 60..13 * 60).contains(m))
+            .filter_map(|m| chrono::NaiveTime::from_hms_opt(m / 60, m % 60, 0))
+            .collect();
+        let first = book.as_of - Duration::days(i64::from(book.days_before));
+        let last = book.as_of + Duration::days(i64::from(book.days_after));
+        let mut written = 0u64;
+        let mut month_start = first;
+        while month_start <= last {
+            let month_end = (month_start + Duration::days(30)).min(last + Duration::days(1));
+            let n = self.run(
+                Permission::ImportRecords,
+                Op::create("demo.book").detail(format!(
+                    "synthetic appointments {month_start} to {}",
+                    month_end - Duration::days(1)
+                )),
+                false,
+                |tx, _, ctx| {
+                    let mut n = 0u64;
+                    let mut day = month_start;
+                    while day < month_end {
+                        if day.weekday().num_days_from_monday() < 5 {
+                            for c in &book.clinicians {
+                                let mut times = slots.clone();
+                                for _ in 0..book.per_day {
+                                    let i = rng.below(times.len() as u64) as usize;
+                                    let t = times.swap_remove(i);
+                                    let patient = 1 + rng.below(patients as u64) as i64;
+                                    let uuid: RecordId = tx.query_row(
+                                        "SELECT uuid FROM patients WHERE id = ?1",
+                                        [patient],
+                                        |r| r.get(0),
+                                    )?;
+                                    let start = zone.at(day, t);
+                                    let (kind, reason) = *rng.pick(&[
+                                        ("Follow-up", "Blood pressure review"),
+                                        ("Follow-up", "Results discussion"),
+                                        ("Telehealth", "Medication check"),
+                                        ("Follow-up", "Knee pain"),
+                                        ("Follow-up", "Annual review"),
+                                    ]);
+                                    let appointment = RecordId::new(ctx.now);
+                                    apply(
+                                        tx,
+                                        &Change::AppointmentBooked(
+                                            crate::chart::appointment::AppointmentBooked {
+                                                appointment,
+                                                patient: uuid,
+                                                clinician: c.clone(),
+                                                start,
+                                                end: start + Duration::minutes(20),
+                                                appointment_type: Some(kind.into()),
+                                                reason: Some(reason.into()),
+                                                overbooked: false,
+                                                booked: Stamp::new(ctx.now, &ctx.actor.name),
+                                            },
+                                        ),
+                                    )?;
+                                    if day < book.as_of {
+                                        let roll = rng.below(100);
+                                        if roll < 6 {
+                                            apply(tx, &Change::AppointmentCancelled(
+                                                crate::chart::appointment::AppointmentCancelled {
+                                                    appointment,
+                                                    reason: "Patient called to cancel".into(),
+                                                    cancelled: Stamp::new(ctx.now, &ctx.actor.name),
+                                                },
+                                            ))?;
+                                        } else if roll < 10 {
+                                            apply(tx, &Change::AppointmentStatusChanged(
+                                                crate::chart::appointment::AppointmentStatusChanged {
+                                                    appointment,
+                                                    status: crate::AppointmentStatus::NoShow,
+                                                    encounter: None,
+                                                    changed: Stamp::new(ctx.now, &ctx.actor.name),
+                                                },
+                                            ))?;
+                                        }
+                                    }
+                                    n += 1;
+                                }
+                            }
+                        }
+                        day = match day.succ_opt() {
+                            Some(d) => d,
+                            None => break,
+                        };
+                    }
+                    Ok(n)
+                },
+            )?;
+            written += n;
+            month_start = month_end;
+        }
+        Ok(written)
+    }
+}
