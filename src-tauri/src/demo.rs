@@ -128,6 +128,15 @@ fn build(config: VaultConfig, info: &DemoInfo) -> Result<Session, chartroom_core
         long_chart_every: 250,
     };
     admin.generate_demo(&options, |_| {})?;
+    // A month of appointments either side of today, so "My day" and the book have a day.
+    admin.generate_demo_appointments(&chartroom_core::DemoBook {
+        clinicians: vec!["dr.demo".into(), "nurse.demo".into()],
+        as_of: options.as_of,
+        days_before: 30,
+        days_after: 30,
+        per_day: 8,
+        seed: 7,
+    })?;
     admin.lock()?;
     Session::unlock(config, "dr.demo", &password)
 }

@@ -474,7 +474,7 @@ patient_name: string, birth_date: string, restricted: boolean, clinician: string
 /**
  * Withheld (None) from those outside a restricted patient's care team.
  */
-reason: string | null, status: AppointmentStatus, overbooked: boolean, cancel_reason: string | null, arrived_at: string | null, roomed_at: string | null, seen_at: string | null, encounter_id: EncounterId | null, created_at: string, created_by: string, 
+reason: string | null, status: AppointmentStatus, overbooked: boolean, cancel_reason: string | null, arrived_at: string | null, roomed_at: string | null, seen_at: string | null, encounter_id: EncounterId | null, created_at: string, created_by: string, updated_at: string, updated_by: string, 
 /**
  * What the person booking should know (outside working hours, a day off); only in
  * the answer to a booking or a move.
