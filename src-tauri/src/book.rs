@@ -115,3 +115,38 @@ pub fn clinician_schedule(
         s.schedule(&clinician, week)
     })
 }
+
+/// Sets a clinician's hours on one weekday (`08:00-12:00,13:00-17:00` or `off`); admin.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn set_schedule(
+    state: State<'_, AppState>,
+    clinician: String,
+    day: String,
+    hours: String,
+) -> Result<ScheduleView, AppError> {
+    state.with_session(|s| s.set_schedule(&clinician, &day, &hours))
+}
+
+/// Marks a day off (or a working day again); admin.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn set_day_off(
+    state: State<'_, AppState>,
+    clinician: String,
+    date: String,
+    off: bool,
+) -> Result<ScheduleView, AppError> {
+    state.with_session(|s| {
+        let date = chartroom_core::zone::parse_date("date", &date)?;
+        s.set_day_off(&clinician, date, off)
+    })
+}
+
+/// Adds an appointment type, or changes the length of one; admin.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_appointment_type(
+    state: State<'_, AppState>,
+    name: String,
+    minutes: u32,
+) -> Result<AppointmentType, AppError> {
+    state.with_session(|s| s.add_appointment_type(&name, minutes))
+}

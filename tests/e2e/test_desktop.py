@@ -723,3 +723,44 @@ def test_the_front_desk_books_and_checks_in_and_the_physician_starts_the_visit(c
     panel = visible(d, "#chart-panel")
     assert "Blood pressure review" in panel.text, panel.text
     shot(d, "43-visit-started")
+
+
+def test_the_admin_sets_the_time_zone_working_hours_and_appointment_types(clinic, app):
+    d = app
+    sign_in(d, ADMIN, ADMIN_PW)
+    click(d, visible(d, "#nav-settings"))
+    zone = visible(d, "#set-clinic_time_zone")
+    zone.clear()
+    zone.send_keys("Mars/Olympus")
+    click(d, d.find_element(By.ID, "settings-save"))
+    assert "IANA" in visible(d, "#set-clinic_time_zone-error").text
+    zone.clear()
+    zone.send_keys("America/Chicago")
+    click(d, d.find_element(By.ID, "settings-save"))
+    assert "Saved" in visible(d, "#settings-saved").text
+
+    Select(visible(d, "#schedule-clinician")).select_by_value(DOC)
+    monday = visible(d, "#hours-mon")
+    monday.clear()
+    monday.send_keys("9 to 5")
+    click(d, d.find_element(By.ID, "save-hours"))
+    assert "08:00-12:00" in visible(d, "#hours-mon-error").text, "the error shows the shape to type"
+    monday.clear()
+    monday.send_keys("08:00-12:00,13:00-17:00")
+    click(d, d.find_element(By.ID, "save-hours"))
+    WebDriverWait(d, 10).until(lambda _: "saved" in page_text(d))
+    visible(d, "#type-name").send_keys("New patient")
+    minutes = d.find_element(By.ID, "type-minutes")
+    minutes.clear()
+    minutes.send_keys("30")
+    click(d, d.find_element(By.ID, "add-type"))
+    WebDriverWait(d, 10).until(lambda _: "New patient: 30 min" in d.find_element(By.ID, "appointment-types").text)
+    d.execute_script("document.getElementById('schedule-settings').scrollIntoView({block: 'start'})")
+    time.sleep(0.3)
+    shot(d, "44-admin-schedules")
+
+    shown = clinic.json("--user", ADMIN, "schedule", "show", DOC, password=ADMIN_PW)
+    assert shown["time_zone"] == "America/Chicago"
+    assert shown["hours"]["mon"] == "08:00-12:00,13:00-17:00" and shown["hours"]["tue"] == "off", shown
+    types = clinic.json("--user", DESK, "appointment-type", "list", password=DESK_PW)["appointment_types"]
+    assert types == [{"name": "New patient", "minutes": 30}]

@@ -113,6 +113,12 @@ export const api = {
   appointmentTypes: () => invoke<AppointmentType[]>("appointment_types"),
   clinicianSchedule: (clinician: string, week_of: string | null) =>
     invoke<ScheduleView>("clinician_schedule", { clinician, week_of }),
+  setSchedule: (clinician: string, day: string, hours: string) =>
+    invoke<ScheduleView>("set_schedule", { clinician, day, hours }),
+  setDayOff: (clinician: string, date: string, off: boolean) =>
+    invoke<ScheduleView>("set_day_off", { clinician, date, off }),
+  addAppointmentType: (name: string, minutes: number) =>
+    invoke<AppointmentType>("add_appointment_type", { name, minutes }),
 
   listUsers: () => invoke<User[]>("list_users"),
   addUser: (name: string, role: string, family_name: string | null, password: string) =>
