@@ -341,6 +341,74 @@ fn a_restricted_patient_is_booked_without_showing_who_they_are() {
         day[0].reason.as_deref(),
         Some("Follow-up of the confidential matter")
     );
+    // A nurse outside the care team: her keys could open the chart (to break the glass), but
+    // the book shows her the placeholder and the MRN only, as it shows the front desk.
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let seen = nurse
+        .appointments(&AppointmentQuery {
+            patient_id: Some(2),
+            ..AppointmentQuery::default()
+        })
+        .expect("lists");
+    assert_eq!(seen[0].patient_name, "Restricted patient");
+    assert_eq!(seen[0].birth_date, "");
+    assert_eq!(seen[0].reason, None);
+    assert_eq!(seen[0].mrn, a.mrn);
+    let roomed = nurse.room_appointment(a.id).expect("rooms");
+    assert_eq!(roomed.patient_name, "Restricted patient");
+}
+
+#[test]
+fn a_no_show_who_turns_up_gets_the_time_back_only_if_it_is_still_free() {
+    let clinic = berlin();
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let first = desk
+        .book_appointment(1, &booking("dr.okafor", "2026-03-04 09:00"))
+        .expect("books");
+    let late = desk
+        .book_appointment(2, &booking("dr.okafor", "2026-03-04 10:00"))
+        .expect("books");
+    desk.lock().expect("locks");
+    clinic.clock.advance(chrono::Duration::hours(24)); // Wednesday 11:00 in Berlin
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    for id in [first.id, late.id] {
+        desk.no_show_appointment(id).expect("no-show");
+    }
+    // 09:00 stays free: the patient who turns up late takes it back.
+    assert_eq!(
+        desk.arrive_appointment(first.id).expect("arrives").status,
+        AppointmentStatus::Arrived
+    );
+    // 10:00 was given to someone else meanwhile: refused, nothing changed.
+    desk.book_appointment(1, &booking("dr.okafor", "2026-03-04 10:05"))
+        .expect("a walk-in in the freed time");
+    let e = desk.arrive_appointment(late.id).expect_err("taken");
+    assert_eq!(e.code(), "conflict");
+    let day = desk
+        .appointments(&AppointmentQuery {
+            day: Some("2026-03-04".into()),
+            ..AppointmentQuery::default()
+        })
+        .expect("lists");
+    let late_now = day.iter().find(|a| a.id == late.id).expect("listed");
+    assert_eq!(late_now.status, AppointmentStatus::NoShow);
+}
+
+#[test]
+fn text_that_would_display_as_something_else_is_refused() {
+    let clinic = berlin();
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let mut b = booking("dr.okafor", "2026-03-04 09:00");
+    b.reason = Some("ok \u{202e}gnp.exe".into());
+    let e = desk.book_appointment(1, &b).expect_err("bidi override");
+    assert!(e.to_string().contains("text-direction"), "{e}");
+    let e = desk
+        .book_appointment(1, &booking("dr.okafor", "+262142-12-31 23:50"))
+        .expect_err("far-off year");
+    assert!(e.to_string().contains("1900 to 2200"), "{e}");
+    assert!(desk
+        .free_slots("dr.okafor", Some("+262142-12-31 23:50"), None, None, 1)
+        .is_err());
 }
 
 #[test]

@@ -136,6 +136,12 @@ impl ClinicZone {
     /// local `YYYY-MM-DD HH:MM`, `YYYY-MM-DDTHH:MM[:SS]` or `YYYY-MM-DD` (midnight) in the
     /// clinic's zone.
     pub fn parse_instant(&self, label: &str, text: &str) -> Result<DateTime<Utc>, CoreError> {
+        let t = self.parse_any(label, text)?;
+        in_range(label, self.date_of(t))?;
+        Ok(t)
+    }
+
+    fn parse_any(&self, label: &str, text: &str) -> Result<DateTime<Utc>, CoreError> {
         let t = text.trim();
         if let Ok(d) = DateTime::parse_from_rfc3339(t) {
             return Ok(d.with_timezone(&Utc));
@@ -161,14 +167,30 @@ impl ClinicZone {
     }
 }
 
-/// Reads a calendar date, `YYYY-MM-DD`.
+/// The years Chartroom reads dates and times in: no record is older, no plan longer.
+pub const FIRST_YEAR: i32 = 1900;
+pub const LAST_YEAR: i32 = 2200;
+
+fn in_range(label: &str, date: NaiveDate) -> Result<NaiveDate, CoreError> {
+    use chrono::Datelike as _;
+    if (FIRST_YEAR..=LAST_YEAR).contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(CoreError::InvalidInput(format!(
+            "The {label} is outside the years {FIRST_YEAR} to {LAST_YEAR}."
+        )))
+    }
+}
+
+/// Reads a calendar date, `YYYY-MM-DD`, from 1900 to 2200.
 pub fn parse_date(label: &str, text: &str) -> Result<NaiveDate, CoreError> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+    let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
         CoreError::InvalidInput(format!(
             "The {label} \"{}\" is not a date. Write it as 2026-03-02.",
             text.trim().chars().take(30).collect::<String>()
         ))
-    })
+    })?;
+    in_range(label, date)
 }
 
 #[cfg(test)]
@@ -284,5 +306,11 @@ mod tests {
         let t = z.parse_instant("t", "2026-07-01 09:00").expect("local");
         assert_eq!(t.to_rfc3339(), "2026-07-01T07:00:00+00:00");
         assert!(z.parse_instant("t", "tomorrow").is_err());
+        // Far-off years are refused in words, never overflow later arithmetic.
+        for far in ["+262142-12-31 23:50", "1899-12-31 10:00", "2201-01-01"] {
+            let e = z.parse_instant("time", far).expect_err(far);
+            assert!(e.to_string().contains("1900 to 2200"), "{far}: {e}");
+        }
+        assert!(parse_date("date", "+262142-12-15").is_err());
     }
 }

@@ -113,8 +113,9 @@ pub struct Appointment {
     pub id: AppointmentId,
     pub patient_id: PatientId,
     pub mrn: String,
-    /// "Family, Given" (a restricted patient's placeholder for those outside its care team).
+    /// "Family, Given" ("Restricted patient" for those outside a restricted chart's care team).
     pub patient_name: String,
+    /// Empty for those outside a restricted chart's care team.
     pub birth_date: String,
     pub restricted: bool,
     pub clinician: String,
@@ -277,15 +278,28 @@ impl Shower<'_> {
                 let visible = self.all_visible
                     || !p.restricted
                     || crate::access::chart_access(self.conn, &p, self.actor, self.now)?.is_some();
-                let entry = (
-                    p.mrn.clone(),
-                    format!("{}, {}", p.demographics.family, p.demographics.given)
-                        .trim_end_matches(", ")
-                        .to_owned(),
-                    p.demographics.birth_date.to_string(),
-                    p.restricted,
-                    visible,
-                );
+                // Outside a restricted chart's care team, the placeholder and the MRN only,
+                // whatever this session's keys could open (a clinician's open every chart's
+                // demographics, for breaking the glass).
+                let entry = if visible {
+                    (
+                        p.mrn.clone(),
+                        format!("{}, {}", p.demographics.family, p.demographics.given)
+                            .trim_end_matches(", ")
+                            .to_owned(),
+                        p.demographics.birth_date.to_string(),
+                        p.restricted,
+                        true,
+                    )
+                } else {
+                    (
+                        p.mrn.clone(),
+                        super::patient::RESTRICTED_FAMILY.to_owned(),
+                        String::new(),
+                        true,
+                        false,
+                    )
+                };
                 self.patients.insert(row.patient_id, entry.clone());
                 entry
             }
@@ -366,6 +380,17 @@ fn clash(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?)
+}
+
+/// Whether `clinician`'s book already holds time overlapping `[start, end)` (an import
+/// marks what it brings in over a booking here as overbooked).
+pub(crate) fn clashes(
+    conn: &Connection,
+    clinician: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<bool, CoreError> {
+    Ok(clash(conn, clinician, start, end, 0)?.is_some())
 }
 
 /// The intervals `clinician`'s book holds between two instants, by start.
@@ -913,6 +938,19 @@ impl Session {
                         status.label(),
                         to.label()
                     )));
+                }
+                // A patient marked a no-show who turns up after all takes the time back only
+                // if nobody was booked into it meanwhile.
+                if status == AppointmentStatus::NoShow {
+                    check_clash(
+                        tx,
+                        &zone,
+                        &current.clinician,
+                        (instant(&current.start), instant(&current.end)),
+                        id,
+                        false,
+                        ctx.now,
+                    )?;
                 }
                 if to == AppointmentStatus::NoShow && instant(&current.start) > ctx.now {
                     return Err(CoreError::Conflict(format!(

@@ -73,7 +73,19 @@ pub(crate) fn bounded_text(label: &str, text: &str, max: usize) -> Result<String
             "The {label} contains a control character."
         )));
     }
+    // Text-direction overrides and isolates make a value display as something it is not
+    // ("ok\u{202e}gnp.exe" shows as "okexe.png").
+    if t.chars().any(is_direction_override) {
+        return Err(CoreError::InvalidInput(format!(
+            "The {label} contains an invisible text-direction character."
+        )));
+    }
     Ok(t.to_owned())
+}
+
+/// The Unicode formatting characters that reorder how text is shown (Trojan Source).
+pub(crate) fn is_direction_override(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Like [`bounded_text`], but empty means "none".

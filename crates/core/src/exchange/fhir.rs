@@ -850,12 +850,15 @@ pub(crate) fn appointment_patient(r: &Res<'_>) -> Result<String, CoreError> {
         .get("participant")
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
+    let mut found = None;
     for i in 0..count.min(16) {
         if let Some(p) = r.reference(&format!("participant.{i}.actor.reference"), "Patient")? {
-            return Ok(p);
+            if found.replace(p).is_some() {
+                return Err(r.err("it names more than one Patient"));
+            }
         }
     }
-    Err(r.err("it names no Patient among its participants"))
+    found.ok_or_else(|| r.err("it names no Patient among its participants"))
 }
 
 pub(crate) fn read_appointment(r: &Res<'_>) -> Result<InAppointment, CoreError> {

@@ -31,7 +31,7 @@ use crate::chart::patient::{self, Demographics, NewPatient, PatientRegistered};
 use crate::chart::problem::{NewProblem, ProblemAdded, ProblemOutcome, ProblemResolved};
 use crate::chart::vitals::VitalsRecorded;
 use crate::ids::*;
-use crate::roles::Permission;
+use crate::roles::{Permission, Role};
 use crate::{CoreError, Session};
 
 /// One patient in an import report.
@@ -206,8 +206,9 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
                         clip(&schedule)
                     )));
                 }
-                time(&fhir_time(r, "start")?)?;
-                time(&fhir_time(r, "end")?)?;
+                if time(&fhir_time(r, "start")?)? >= time(&fhir_time(r, "end")?)? {
+                    return Err(r.err("it ends before it starts"));
+                }
             }
             "Appointment" => {
                 let p = fhir::appointment_patient(r)?;
@@ -293,6 +294,16 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
                 .push((id, fhir::read_immunization(r, today)?)),
             "Appointment" => {
                 let a = fhir::read_appointment(r)?;
+                // The same years as typed times; a booking still to come no further ahead
+                // than the desk may book.
+                let start = time(&a.start)?;
+                let year = chrono::Datelike::year(&start);
+                if !(crate::zone::FIRST_YEAR..=crate::zone::LAST_YEAR).contains(&year)
+                    || (a.status.holds_time()
+                        && start.date_naive() > today + chrono::Duration::days(731))
+                {
+                    return Err(r.err("its start is out of range"));
+                }
                 let enc = started.get(&id).cloned();
                 if let Some(e) = &enc {
                     same_patient(r, "Encounter", e, &encounter_of, &p)?;
@@ -876,17 +887,39 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             continue;
                         }
                         let appointment = RecordId::new(ctx.now);
+                        // A clinician who is a user here is named as this vault names them,
+                        // and must be one who keeps a book; a name no user here has stays as
+                        // the sending clinic's history.
+                        let clinician = match crate::users::find_user(tx, &a.clinician)? {
+                            Some((_, u)) if matches!(u.role, Role::Physician | Role::Nurse) => {
+                                u.name.as_str().to_owned()
+                            }
+                            Some(_) => {
+                                return Err(invalid(
+                                    &format!("Appointment/{}", clip(id)),
+                                    format!(
+                                        "its clinician \"{}\" is a user here who is not a physician or nurse",
+                                        clip(&a.clinician)
+                                    ),
+                                ))
+                            }
+                            None => a.clinician.clone(),
+                        };
+                        let (start, end) = (time(&a.start)?, time(&a.end)?);
+                        // Brought in over a booking here: kept, and marked as overbooked.
+                        let over = a.status.holds_time()
+                            && crate::chart::appointment::clashes(tx, &clinician, start, end)?;
                         let l = apply(
                             tx,
                             &Change::AppointmentBooked(AppointmentBooked {
                                 appointment,
                                 patient: patient_uuid,
-                                clinician: a.clinician.clone(),
-                                start: time(&a.start)?,
-                                end: time(&a.end)?,
+                                clinician,
+                                start,
+                                end,
                                 appointment_type: a.kind.clone(),
                                 reason: a.reason.clone(),
-                                overbooked: a.overbooked,
+                                overbooked: a.overbooked || over,
                                 booked: recorded(&a.stamp)?,
                             }),
                         )?

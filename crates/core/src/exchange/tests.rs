@@ -1484,4 +1484,28 @@ fn appointments_travel_as_schedule_slot_and_appointment_and_come_back() {
     // The visit's encounter came back linked to its appointment.
     let encounters = chart.encounters.expect("encounters");
     assert_eq!(came[0].encounter_id, Some(encounters[0].id));
+    // dr.okafor works here too: the booking still to come lands in her book as she is named
+    // here; here she already had that time, so it arrives marked as overbooked.
+    assert!(!came[2].overbooked);
+    let third = Clinic::new();
+    let mut desk = third.as_role(Role::FrontDesk);
+    desk.book_appointment(1, &booking("2026-03-06T09:10:00Z", None))
+        .expect("books here first");
+    desk.lock().expect("locks");
+    let mut admin = third.as_role(Role::Admin);
+    let into_third = admin.import_records(&file[..], &key).expect("imports");
+    admin.lock().expect("locks");
+    let mut doctor_c = third.as_role(Role::Physician);
+    let book = doctor_c
+        .appointments(&crate::AppointmentQuery {
+            day: Some("2026-03-06".into()),
+            ..crate::AppointmentQuery::default()
+        })
+        .expect("lists");
+    let arrived = book
+        .iter()
+        .find(|a| a.patient_id == into_third.patients[0].id)
+        .expect("the imported booking");
+    assert!(arrived.overbooked, "{arrived:?}");
+    assert_eq!(arrived.clinician, "dr.okafor");
 }
