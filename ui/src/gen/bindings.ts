@@ -468,9 +468,13 @@ last_error: string | null, };
 
 export type Appointment = { id: AppointmentId, patient_id: PatientId, mrn: string, 
 /**
- * "Family, Given" (a restricted patient's placeholder for those outside its care team).
+ * "Family, Given" ("Restricted patient" for those outside a restricted chart's care team).
  */
-patient_name: string, birth_date: string, restricted: boolean, clinician: string, start: string, end: string, minutes: number, type: string | null, 
+patient_name: string, 
+/**
+ * Empty for those outside a restricted chart's care team.
+ */
+birth_date: string, restricted: boolean, clinician: string, start: string, end: string, minutes: number, type: string | null, 
 /**
  * Withheld (None) from those outside a restricted patient's care team.
  */
