@@ -74,6 +74,7 @@ fn generate() -> String {
         c::User,
         c::UserName,
         c::Settings,
+        c::DateFormat,
         c::Alert,
         c::Verification,
         crate::records::PatientInput,

@@ -414,7 +414,7 @@ fn hit_line(p: &SearchHit) -> String {
         );
     }
     format!(
-        "{:>6}  {:<9} {:<32} {}  {:>3} y  {}{}",
+        "{:>6}  {:<9} {:<32} {}  {:>3} y  {:<7} {}{}",
         p.id,
         p.mrn,
         format!("{}, {}", p.family, p.given),
@@ -423,6 +423,7 @@ fn hit_line(p: &SearchHit) -> String {
             .unwrap_or_default(),
         p.age.unwrap_or(0),
         p.sex.map(|s| s.as_str()).unwrap_or(""),
+        p.phone.as_deref().unwrap_or(""),
         if p.restricted { "  [restricted]" } else { "" }
     )
 }

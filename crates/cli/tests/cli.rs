@@ -734,6 +734,21 @@ fn a_charting_session_through_the_cli() {
         found["patients"][0]["age"].as_u64().map(|a| a > 60),
         Some(true)
     );
+    // A caller's number without the country code, and a name with a birth date.
+    for query in [
+        "30 5550 1987",
+        "305550 1987",
+        "jurgen 1961-07-15",
+        "Müller 15.07.1961",
+    ] {
+        let hit = desk(&["patient", "search", query]).json();
+        assert_eq!(
+            hit["patients"][0]["id"].as_i64().map(|i| i.to_string()),
+            Some(id.clone()),
+            "{query}"
+        );
+        assert_eq!(hit["patients"][0]["phone"], "+49 30 5550 1987");
+    }
 
     let upd = desk(&["patient", "update", &id, "--email", "jm@example.org"]);
     assert_eq!(upd.code, 0, "{}", upd.stderr);

@@ -27,6 +27,7 @@ pub fn search(
         query,
         Utc::now().date_naive(),
         50,
+        crate::DateFormat::Ymd,
         &Default::default(),
         |_| Ok(true),
     )

@@ -27,5 +27,5 @@ pub fn parse_times(text: &str) -> usize {
     let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
     usize::from(crate::parse_time_input("time", text, now, &crate::ClinicZone::utc()).is_ok())
         + usize::from(chartroom_audit::parse_time(text).is_some())
-        + usize::from(crate::search::parse_date_query(text).is_some())
+        + usize::from(crate::search::parse_date_query(text, crate::DateFormat::Mdy).is_some())
 }

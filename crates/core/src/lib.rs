@@ -79,7 +79,7 @@ pub use demo::{DemoBook, DemoOptions, DemoSummary, Rng as SeededRng};
 pub use restore::{restore_vault, RestoreReport};
 pub use search::{within_one_edit, SearchHit};
 pub use security_log::{fingerprint as root_fingerprint, LogVerification, VaultVerification};
-pub use settings::{ClinicHours, Settings, SETTING_KEYS};
+pub use settings::{ClinicHours, DateFormat, Settings, SETTING_KEYS};
 pub use sync::{CollectorClient, SessionAccess, SyncError, SyncStatus, SyncTarget};
 
 // The store's types a caller needs to name a vault and read its errors; never the store

@@ -703,6 +703,97 @@ fn search_finds_the_right_patient_first() {
 }
 
 #[test]
+fn a_phone_call_finds_the_caller_by_number_date_as_said_or_name_and_birth_date() {
+    let clinic = Clinic::new();
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let mut add = |family: &str, given: &str, birth: &str, phone: Option<&str>| -> Patient {
+        let form = PatientForm {
+            family: family.into(),
+            given: given.into(),
+            birth_date: birth.into(),
+            sex: "female".into(),
+            phone: phone.map(str::to_owned),
+            ..PatientForm::default()
+        };
+        desk.register_patient(&NewPatient::from_form(&form, false, today()).expect("valid"))
+            .expect("registers")
+    };
+    let anna = add("Lindqvist", "Anna", "1978-12-18", Some("+1 (415) 555-0111"));
+    let other_anna = add("Berg", "Anna", "1980-01-02", Some("+1 (212) 555-0199"));
+    add("Lindqvist", "Karin", "1978-12-18", None);
+    let first = |desk: &mut Session, q: &str| {
+        let hits = desk.search_patients(q).expect("searches");
+        (
+            hits.len(),
+            hits.first().map(|h| (h.id, h.matched, h.phone.clone())),
+        )
+    };
+    // The number without its country code, with its punctuation, or its last seven digits.
+    for q in [
+        "415-555-0111",
+        "4155550111",
+        "(415) 555 0111",
+        "555-0111",
+        "5550111",
+    ] {
+        let (n, hit) = first(&mut desk, q);
+        assert_eq!(n, 1, "{q}");
+        assert_eq!(
+            hit,
+            Some((anna.id, "phone", Some("+1 (415) 555-0111".into()))),
+            "{q}"
+        );
+    }
+    // A date as said on the phone: the clinic's order decides for slashes; a day past 12
+    // reads one way only.
+    assert_eq!(first(&mut desk, "12/18/1978").0, 2, "Anna and Karin");
+    desk.lock().expect("locks");
+    let mut admin = clinic.as_role(Role::Admin);
+    admin.set_setting("date_format", "mdy").expect("mdy");
+    assert_eq!(
+        admin
+            .set_setting("date_format", "yyyy")
+            .expect_err("bad")
+            .code(),
+        "invalid_input"
+    );
+    admin.lock().expect("locks");
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let hits = desk.search_patients("01/02/1980").expect("searches");
+    assert_eq!(hits[0].id, other_anna.id, "month first in this clinic");
+    // A name and a birth date together: only that person.
+    for q in [
+        "Anna 1978-12-18",
+        "anna 12/18/1978",
+        "18.12.1978 Lindqvist Anna",
+        "lindqvst 1978-12-18 anna",
+    ] {
+        let hits = desk.search_patients(q).expect("searches");
+        assert_eq!(
+            hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+            vec![anna.id],
+            "{q}"
+        );
+        assert_eq!(hits[0].matched, "name_and_birth_date");
+    }
+    assert!(desk
+        .search_patients("Anna 1999-01-01")
+        .expect("searches")
+        .is_empty());
+    // A restricted patient outside one's care team is not found by name and birth date either.
+    assert!(desk
+        .search_patients("Mateo 1979-11-02")
+        .expect("searches")
+        .is_empty());
+    let mut doctor = clinic.as_role(Role::Physician);
+    let hits = doctor
+        .search_patients("Mateo 1979-11-02")
+        .expect("searches");
+    assert_eq!(hits.len(), 1, "the care team finds him in memory");
+    assert_eq!(hits[0].id, 2);
+}
+
+#[test]
 fn the_demo_clinic_is_deterministic_and_plausible() {
     let charts = |seed: u64| -> (DemoSummary, Vec<String>) {
         let clinic = Clinic::new();

@@ -899,6 +899,22 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX appointments_patient ON appointments (patient_id, start);
     ",
     },
+    Migration {
+        version: 14,
+        name: "phone numbers found by their last digits",
+        sql: "
+        -- The phone's digits reversed, so that its last seven to ten digits (a number given
+        -- without its country or area code) are a prefix an index finds.
+        ALTER TABLE patients ADD COLUMN phone_rev TEXT;
+        UPDATE patients SET phone_rev = (
+            WITH RECURSIVE r(i, out) AS (
+                SELECT length(patients.phone_digits), ''
+                UNION ALL SELECT i - 1, out || substr(patients.phone_digits, i, 1) FROM r WHERE i > 0)
+            SELECT out FROM r WHERE i = 0)
+        WHERE phone_digits IS NOT NULL AND phone_digits <> '';
+        CREATE INDEX patients_phone_rev ON patients (phone_rev) WHERE phone_rev IS NOT NULL;
+    ",
+    },
 ];
 
 /// Seals the clinical columns that rows written before version 7 still hold in clear, a batch
@@ -1035,4 +1051,34 @@ pub(crate) fn seal_clear_fields(
             rusqlite::params![from, to],
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phones_registered_before_version_14_are_found_by_their_last_digits() {
+        let conn = rusqlite::Connection::open_in_memory().expect("opens");
+        conn.execute_batch(
+            "CREATE TABLE patients (id INTEGER PRIMARY KEY, phone_digits TEXT);
+             INSERT INTO patients (phone_digits) VALUES ('14155550111'), (NULL), ('');",
+        )
+        .expect("an older table");
+        let v14 = super::MIGRATIONS
+            .iter()
+            .find(|m| m.version == 14)
+            .expect("version 14");
+        conn.execute_batch(v14.sql).expect("migrates");
+        let rows: Vec<Option<String>> = conn
+            .prepare("SELECT phone_rev FROM patients ORDER BY id")
+            .expect("prepares")
+            .query_map([], |r| r.get(0))
+            .expect("reads")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(rows, [Some("11105555141".to_owned()), None, None]);
+        assert_eq!(
+            crate::chart::patient::phone_reversed("+1 (415) 555-0111"),
+            "11105555141"
+        );
+    }
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::chart::patient::{name_words, phone_digits, Demographics, Sex};
 use crate::ids::*;
 use crate::roles::Permission;
+use crate::settings::DateFormat;
 use crate::CoreError;
 
 /// How many index entries a prefix may expand to before the rest are left out: for a query
@@ -43,7 +44,9 @@ pub struct SearchHit {
     /// shown only as "Restricted patient" with its id and MRN (to break the glass by), no
     /// name, birth date or sex.
     pub masked: bool,
-    /// What matched: `mrn`, `phone`, `birth_date` or `name`.
+    /// The phone number as registered (absent when `masked`), to tell callers apart.
+    pub phone: Option<String>,
+    /// What matched: `mrn`, `phone`, `birth_date`, `name` or `name_and_birth_date`.
     pub matched: &'static str,
     /// How well: 0 is exact; larger is looser (prefix, substring, typo).
     pub rank: u32,
@@ -59,6 +62,7 @@ impl SearchHit {
         self.birth_date = None;
         self.age = None;
         self.sex = None;
+        self.phone = None;
         self.masked = true;
     }
 }
@@ -115,10 +119,24 @@ pub fn within_one_edit(a: &str, b: &str) -> bool {
     }
 }
 
-pub(crate) fn parse_date_query(q: &str) -> Option<NaiveDate> {
-    ["%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y", "%d %b %Y", "%d %B %Y"]
+/// A birth date as people type it: `1978-12-18`, `18 Dec 1978`, and with slashes or dots in
+/// the clinic's order (`date_format`), falling back to the other order when that cannot be a
+/// date (`12/18/1978` is December whatever the setting).
+pub(crate) fn parse_date_query(q: &str, format: DateFormat) -> Option<NaiveDate> {
+    let slashed: &[&str] = match format {
+        DateFormat::Mdy => &["%m/%d/%Y", "%m.%d.%Y", "%m-%d-%Y", "%d/%m/%Y", "%d.%m.%Y"],
+        DateFormat::Dmy | DateFormat::Ymd => {
+            &["%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m/%d/%Y", "%m.%d.%Y"]
+        }
+    };
+    ["%Y-%m-%d", "%Y/%m/%d", "%d %b %Y", "%d %B %Y"]
         .iter()
+        .chain(slashed)
         .find_map(|f| NaiveDate::parse_from_str(q, f).ok())
+        .filter(|d| {
+            let y = chrono::Datelike::year(d);
+            (1850..=2200).contains(&y)
+        })
 }
 
 /// Finds patients; at most `limit`, best first. `may_open` says whether the searcher may
@@ -128,18 +146,50 @@ pub(crate) fn parse_date_query(q: &str) -> Option<NaiveDate> {
 /// A restricted patient's words are in no index (they are sealed to the patient's key):
 /// `openable` holds the restricted patients the searcher may open, with their demographics
 /// opened, and they are matched here in memory as the index would match them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn search(
     conn: &Connection,
     dictionary: &mut Option<NameDictionary>,
     query: &str,
     today: NaiveDate,
     limit: usize,
+    date_format: DateFormat,
     openable: &HashMap<i64, Demographics>,
     mut may_open: impl FnMut(i64) -> Result<bool, CoreError>,
 ) -> Result<Vec<SearchHit>, CoreError> {
     let q = query.trim();
     if q.is_empty() || q.chars().count() > 200 {
         return Ok(Vec::new());
+    }
+    // A name with a birth date ("Anna 1978-12-18", "12/18/1978 Anna Lee"): the name's
+    // matches born on that day.
+    let words: Vec<&str> = q.split_whitespace().collect();
+    if words.len() >= 2 {
+        let dated: Vec<(usize, NaiveDate)> = words
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| parse_date_query(w, date_format).map(|d| (i, d)))
+            .collect();
+        if let [(at, born)] = dated[..] {
+            let name: Vec<&str> = words
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != at)
+                .map(|(_, w)| *w)
+                .collect();
+            if name.iter().any(|w| w.chars().any(char::is_alphabetic)) {
+                return search_name_born(
+                    conn,
+                    dictionary,
+                    &name.join(" "),
+                    born,
+                    today,
+                    limit,
+                    openable,
+                    may_open,
+                );
+            }
+        }
     }
     // patient id -> (rank, what matched, the order it was found in)
     let mut found: HashMap<i64, (u32, &'static str, usize)> = HashMap::new();
@@ -171,8 +221,19 @@ pub(crate) fn search(
             let (id, exact) = row?;
             note(&mut found, id, if exact { 0 } else { 1 }, "phone");
         }
+        // A number given without its country or area code: its last 7 to 10 digits.
+        if (7..=15).contains(&digits.len()) {
+            let reversed: String = digits.chars().rev().collect();
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM patients
+                  WHERE phone_rev >= ?1 AND phone_rev < ?1 || ':' ORDER BY phone_rev LIMIT 200",
+            )?;
+            for id in stmt.query_map([&reversed], |r| r.get::<_, i64>(0))? {
+                note(&mut found, id?, 1, "phone");
+            }
+        }
     }
-    if let Some(date) = parse_date_query(q) {
+    if let Some(date) = parse_date_query(q, date_format) {
         let mut stmt =
             conn.prepare_cached("SELECT id FROM patients WHERE birth_date = ?1 LIMIT 1000")?;
         for id in stmt.query_map([date.format("%Y-%m-%d").to_string()], |r| {
@@ -199,11 +260,13 @@ pub(crate) fn search(
     for id in hidden {
         found.remove(&id);
     }
-    let date = parse_date_query(q);
+    let date = parse_date_query(q, date_format);
     for (&id, d) in openable {
         let phone = d.phone.as_deref().map(phone_digits).unwrap_or_default();
         if numeric && digits.len() >= 4 && !phone.is_empty() && phone.starts_with(&digits) {
             note(&mut found, id, u32::from(phone != digits), "phone");
+        } else if numeric && (7..=15).contains(&digits.len()) && phone.ends_with(&digits) {
+            note(&mut found, id, 1, "phone");
         }
         if date == Some(d.birth_date) {
             note(&mut found, id, 0, "birth_date");
@@ -221,6 +284,20 @@ pub(crate) fn search(
         }
     }
 
+    hits_of(conn, found, today, limit, openable, may_open)
+}
+
+/// The hits for what was found (patient id → rank, what matched, order), best first, at most
+/// `limit`, restricted charts the searcher may not open left out unless found by exact MRN
+/// (and then masked).
+fn hits_of(
+    conn: &Connection,
+    found: HashMap<i64, (u32, &'static str, usize)>,
+    today: NaiveDate,
+    limit: usize,
+    openable: &HashMap<i64, Demographics>,
+    mut may_open: impl FnMut(i64) -> Result<bool, CoreError>,
+) -> Result<Vec<SearchHit>, CoreError> {
     // Best rank first; within a rank, the order the index gave (alphabetical by the word
     // that matched). Rows are read only for the few that are shown.
     let mut ranked: Vec<(i64, u32, &'static str, usize)> = found
@@ -229,7 +306,7 @@ pub(crate) fn search(
         .collect();
     ranked.sort_by_key(|(id, rank, _, order)| (*rank, *order, *id));
     let mut stmt = conn.prepare_cached(
-        "SELECT id, mrn, family, given, preferred_name, birth_date, sex, restricted FROM patients WHERE id = ?1",
+        "SELECT id, mrn, family, given, preferred_name, birth_date, sex, restricted, phone FROM patients WHERE id = ?1",
     )?;
     let mut hits = Vec::with_capacity(ranked.len().min(limit));
     for (id, rank, matched, _) in ranked {
@@ -242,14 +319,15 @@ pub(crate) fn search(
             let sex: String = r.get(6)?;
             let birth_date =
                 NaiveDate::parse_from_str(&birth, "%Y-%m-%d").unwrap_or(NaiveDate::MIN);
-            let (family, given, preferred, birth_date) = match sealed {
+            let (family, given, preferred, birth_date, phone) = match sealed {
                 Some(d) => (
                     d.family.clone(),
                     d.given.clone(),
                     d.preferred.clone(),
                     d.birth_date,
+                    d.phone.clone(),
                 ),
-                None => (r.get(2)?, r.get(3)?, r.get(4)?, birth_date),
+                None => (r.get(2)?, r.get(3)?, r.get(4)?, birth_date, r.get(8)?),
             };
             Ok(SearchHit {
                 id: r.get(0)?,
@@ -261,6 +339,7 @@ pub(crate) fn search(
                 age: Some(today.years_since(birth_date).unwrap_or(0)),
                 sex: Some(Sex::parse(&sex).unwrap_or(Sex::Unknown)),
                 restricted: r.get(7)?,
+                phone,
                 masked: false,
                 matched,
                 rank,
@@ -285,6 +364,43 @@ pub(crate) fn search(
         )
     });
     Ok(hits)
+}
+
+/// Patients whose names match `name` and who were born on `born`.
+#[allow(clippy::too_many_arguments)]
+fn search_name_born(
+    conn: &Connection,
+    dictionary: &mut Option<NameDictionary>,
+    name: &str,
+    born: NaiveDate,
+    today: NaiveDate,
+    limit: usize,
+    openable: &HashMap<i64, Demographics>,
+    mut may_open: impl FnMut(i64) -> Result<bool, CoreError>,
+) -> Result<Vec<SearchHit>, CoreError> {
+    let tokens = name_words(name);
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let born_text = born.format("%Y-%m-%d").to_string();
+    let mut found: HashMap<i64, (u32, &'static str, usize)> = HashMap::new();
+    let mut birth =
+        conn.prepare_cached("SELECT birth_date, restricted FROM patients WHERE id = ?1")?;
+    for (id, rank, order) in name_matches(conn, dictionary, &tokens)? {
+        let (b, restricted): (String, bool) =
+            birth.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if b == born_text && (!restricted || may_open(id)?) {
+            found.insert(id, (rank, "name_and_birth_date", order));
+        }
+    }
+    for (&id, d) in openable {
+        if d.birth_date == born {
+            if let Some(rank) = name_rank(d, &tokens) {
+                found.insert(id, (rank, "name_and_birth_date", usize::MAX));
+            }
+        }
+    }
+    hits_of(conn, found, today, limit, openable, may_open)
 }
 
 /// How a restricted patient's names match every token, scored as [`name_matches`] scores
@@ -477,7 +593,16 @@ impl crate::Session {
                     None => Ok(false),
                 };
                 let openable = openable_restricted(tx, ctx)?;
-                let hits = search(tx, &mut dictionary, query, today, 50, &openable, may_open)?;
+                let hits = search(
+                    tx,
+                    &mut dictionary,
+                    query,
+                    today,
+                    50,
+                    ctx.settings.date_format,
+                    &openable,
+                    may_open,
+                )?;
                 op.detail = Some(format!("{} results", hits.len()));
                 Ok(hits)
             },
@@ -506,9 +631,18 @@ mod tests {
     #[test]
     fn dates_are_read_in_the_usual_ways() {
         let d = NaiveDate::from_ymd_opt(1984, 3, 2).expect("date");
-        assert_eq!(parse_date_query("1984-03-02"), Some(d));
-        assert_eq!(parse_date_query("02.03.1984"), Some(d));
-        assert_eq!(parse_date_query("02 Mar 1984"), Some(d));
-        assert_eq!(parse_date_query("Okafor"), None);
+        let ymd = DateFormat::Ymd;
+        assert_eq!(parse_date_query("1984-03-02", ymd), Some(d));
+        assert_eq!(parse_date_query("02.03.1984", ymd), Some(d));
+        assert_eq!(parse_date_query("02 Mar 1984", ymd), Some(d));
+        assert_eq!(parse_date_query("Okafor", ymd), None);
+        // Slashes: the clinic's order decides; a day past 12 can only be read one way.
+        assert_eq!(parse_date_query("03/02/1984", DateFormat::Mdy), Some(d));
+        assert_eq!(parse_date_query("02/03/1984", DateFormat::Dmy), Some(d));
+        let dec = NaiveDate::from_ymd_opt(1978, 12, 18).expect("date");
+        for f in [DateFormat::Ymd, DateFormat::Dmy, DateFormat::Mdy] {
+            assert_eq!(parse_date_query("12/18/1978", f), Some(dec));
+            assert_eq!(parse_date_query("18.12.1978", f), Some(dec));
+        }
     }
 }

@@ -53,6 +53,41 @@ pub struct Settings {
     #[serde(serialize_with = "ser_zone")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub clinic_time_zone: crate::ClinicZone,
+    /// How typed dates with slashes or dots are read: `ymd`, `dmy` (18/12/1978) or `mdy`
+    /// (12/18/1978). Dates are always shown unambiguously (18 Dec 1978).
+    pub date_format: DateFormat,
+}
+
+/// The order of day and month in a date typed with slashes or dots.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum DateFormat {
+    #[default]
+    Ymd,
+    Dmy,
+    Mdy,
+}
+
+impl DateFormat {
+    pub fn parse(text: &str) -> Result<DateFormat, CoreError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "ymd" => Ok(DateFormat::Ymd),
+            "dmy" => Ok(DateFormat::Dmy),
+            "mdy" => Ok(DateFormat::Mdy),
+            _ => Err(CoreError::InvalidInput(
+                "The date format is ymd (1978-12-18), dmy (18/12/1978) or mdy (12/18/1978).".into(),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateFormat::Ymd => "ymd",
+            DateFormat::Dmy => "dmy",
+            DateFormat::Mdy => "mdy",
+        }
+    }
 }
 
 fn ser_zone<S: serde::Serializer>(z: &crate::ClinicZone, s: S) -> Result<S::Ok, S::Error> {
@@ -71,6 +106,7 @@ impl Default for Settings {
             clinic_days: [true, true, true, true, true, false, false],
             clinic_utc_offset_minutes: None,
             clinic_time_zone: crate::ClinicZone::system(),
+            date_format: DateFormat::Ymd,
         }
     }
 }
@@ -103,7 +139,7 @@ fn days_text(d: &[bool; 7]) -> String {
 }
 
 /// The setting names, as `settings set` takes them.
-pub const SETTING_KEYS: [&str; 9] = [
+pub const SETTING_KEYS: [&str; 10] = [
     "idle_timeout_minutes",
     "break_glass_minutes",
     "alert_chart_burst_count",
@@ -113,6 +149,7 @@ pub const SETTING_KEYS: [&str; 9] = [
     "clinic_days",
     "clinic_utc_offset",
     "clinic_time_zone",
+    "date_format",
 ];
 
 /// Whether a setting decides which alerts are raised: changing one raises an alert itself.
@@ -196,6 +233,10 @@ impl Settings {
                     Some(parse_offset(value)?)
                 };
                 return Ok(value.to_ascii_lowercase());
+            }
+            "date_format" => {
+                self.date_format = DateFormat::parse(value)?;
+                return Ok(self.date_format.as_str().to_owned());
             }
             "clinic_time_zone" => {
                 self.clinic_time_zone = if value.eq_ignore_ascii_case("local") {

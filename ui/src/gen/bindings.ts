@@ -61,7 +61,11 @@ restricted: boolean,
  */
 masked: boolean, 
 /**
- * What matched: `mrn`, `phone`, `birth_date` or `name`.
+ * The phone number as registered (absent when `masked`), to tell callers apart.
+ */
+phone: string | null, 
+/**
+ * What matched: `mrn`, `phone`, `birth_date`, `name` or `name_and_birth_date`.
  */
 matched: string, 
 /**
@@ -296,7 +300,14 @@ clinic_utc_offset_minutes: number | null,
  * The clinic's time zone (an IANA name): every local time shown or typed is in it.
  * By default this computer's zone.
  */
-clinic_time_zone: string, };
+clinic_time_zone: string, 
+/**
+ * How typed dates with slashes or dots are read: `ymd`, `dmy` (18/12/1978) or `mdy`
+ * (12/18/1978). Dates are always shown unambiguously (18 Dec 1978).
+ */
+date_format: DateFormat, };
+
+export type DateFormat = "ymd" | "dmy" | "mdy";
 
 export type Alert = { id: number, rule: string, time: string, 
 /**

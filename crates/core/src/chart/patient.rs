@@ -356,6 +356,12 @@ pub fn name_words(text: &str) -> Vec<String> {
 }
 
 /// Just the digits of a phone number, for search.
+/// A phone's digits reversed: its last digits first, as the index finds a number given
+/// without its country or area code.
+pub(crate) fn phone_reversed(text: &str) -> String {
+    phone_digits(text).chars().rev().collect()
+}
+
 pub fn phone_digits(text: &str) -> String {
     text.chars().filter(char::is_ascii_digit).collect()
 }
@@ -712,7 +718,8 @@ fn write_sealed_demographics(
         serde_json::to_string(d).map_err(|e| CoreError::Integrity(format!("demographics: {e}")))?;
     conn.prepare_cached(
         "UPDATE patients SET family = ?2, given = '', preferred_name = NULL, birth_date = ?3,
-            gender_identity = NULL, phone = NULL, phone_digits = NULL, email = NULL, address = NULL,
+            gender_identity = NULL, phone = NULL, phone_digits = NULL, phone_rev = NULL,
+            email = NULL, address = NULL,
             emergency_name = NULL, emergency_phone = NULL, emergency_relation = NULL,
             sealed = cr_pseal(?4, 'patients', ?5)
          WHERE id = ?1",
@@ -837,8 +844,8 @@ pub(super) fn apply_registered(
     conn.prepare_cached(
         "INSERT INTO patients (uuid, mrn, family, given, preferred_name, birth_date, sex, gender_identity,
             phone, phone_digits, email, address, emergency_name, emergency_phone, emergency_relation,
-            restricted, created_at, created_by, updated_at, updated_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?17, ?18)",
+            restricted, created_at, created_by, updated_at, updated_by, phone_rev)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?17, ?18, ?19)",
     )?
     .execute(params![
         c.patient,
@@ -858,7 +865,8 @@ pub(super) fn apply_registered(
         e.and_then(|e| e.relationship.as_deref()),
         c.new.restricted,
         at,
-        c.registered.by
+        c.registered.by,
+        d.phone.as_deref().map(phone_reversed),
     ])?;
     let id = conn.last_insert_rowid();
     if c.new.restricted {
@@ -965,7 +973,7 @@ fn write_patient(
         "UPDATE patients SET family = ?1, given = ?2, preferred_name = ?3, birth_date = ?4, sex = ?5,
             gender_identity = ?6, phone = ?7, phone_digits = ?8, email = ?9, address = ?10,
             emergency_name = ?11, emergency_phone = ?12, emergency_relation = ?13, restricted = ?14,
-            version = ?15, updated_at = ?16, updated_by = ?17
+            version = ?15, updated_at = ?16, updated_by = ?17, phone_rev = ?20
          WHERE id = ?18 AND version = ?19",
     )?
     .execute(params![
@@ -987,7 +995,8 @@ fn write_patient(
         stamp.time(),
         stamp.by,
         current.id,
-        current.version
+        current.version,
+        d.phone.as_deref().map(phone_reversed),
     ])?;
     if restricted {
         write_sealed_demographics(conn, current.id.get(), &current.uuid, d)?;

@@ -988,12 +988,13 @@ fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
         let sql = format!("SELECT * FROM {table} ORDER BY {order}");
         // Global ids are random by design, and so are the personal signatures of the source's
         // notes and the key that signed an imported file (each vault's signing keys are its
-        // own), which came after these dumps.
+        // own), which came after these dumps; nor is the phone's reversed digits, an index
+        // column derived from the phone.
         for row in rows(
             conn,
             table,
             &sql,
-            &["uuid", "signature", "signer_key"],
+            &["uuid", "signature", "signer_key", "phone_rev"],
             plain_value,
         ) {
             out.push_str(&row);
