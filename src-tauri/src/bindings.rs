@@ -40,6 +40,7 @@ fn generate() -> String {
         c::ImportOrigin,
         c::ChartAccess,
         c::Patient,
+        c::DuplicateCandidate,
         c::Demographics,
         c::EmergencyContact,
         c::Grant,

@@ -14,6 +14,10 @@ use ts_rs::TS;
 pub struct AppError {
     pub code: &'static str,
     pub message: String,
+    /// The patients a registration may duplicate (`possible_duplicate` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub candidates: Option<Vec<chartroom_core::DuplicateCandidate>>,
 }
 
 impl AppError {
@@ -21,6 +25,7 @@ impl AppError {
         AppError {
             code,
             message: message.into(),
+            candidates: None,
         }
     }
 }
@@ -37,7 +42,10 @@ impl From<CoreError> for AppError {
                 code,
                 "Something went wrong. Nothing was changed; please try again.",
             ),
-            _ => AppError::new(code, e.to_string()),
+            _ => AppError {
+                candidates: e.duplicate_candidates().map(<[_]>::to_vec),
+                ..AppError::new(code, e.to_string())
+            },
         }
     }
 }

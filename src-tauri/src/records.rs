@@ -73,6 +73,10 @@ pub struct PatientInput {
     emergency_phone: Option<String>,
     emergency_relationship: Option<String>,
     restricted: bool,
+    /// Register even though the patient looks like one already here: the person
+    /// registering checked the candidates and this is someone else.
+    #[serde(default)]
+    new_person: bool,
 }
 
 #[tauri::command(async, rename_all = "snake_case")]
@@ -95,7 +99,13 @@ pub fn register_patient(
         emergency_relationship: optional(&patient.emergency_relationship),
     };
     let new = NewPatient::from_form(&form, patient.restricted, today())?;
-    state.with_session(|s| s.register_patient(&new))
+    state.with_session(|s| {
+        if patient.new_person {
+            s.register_new_person(&new)
+        } else {
+            s.register_patient(&new)
+        }
+    })
 }
 
 #[tauri::command(async, rename_all = "snake_case")]

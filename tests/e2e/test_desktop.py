@@ -485,6 +485,24 @@ def test_front_desk_registers_a_patient(clinic, app):
     found = clinic.json("--user", DOC, "patient", "search", "nakamura", password=DOC_PW)
     assert len(found["patients"]) == 1, found
 
+    # The same person again: the possible match is shown before anything is saved, and a
+    # second chart needs an explicit "this is a different person".
+    click(d, d.find_element(By.ID, "nav-register"))
+    visible(d, "#reg-family").send_keys("Nakamura")
+    d.find_element(By.ID, "reg-given").send_keys("Emi")
+    d.find_element(By.ID, "reg-birth").send_keys("2001-03-02")
+    click(d, d.find_element(By.ID, "register-submit"))
+    dup = visible(d, "#register-duplicates")
+    assert "Nakamura, Emi" in dup.text and "born 02 Mar 2001" in dup.text and "MRN" in dup.text, dup.text
+    shot(d, "45-possible-duplicate")
+    found = clinic.json("--user", DOC, "patient", "search", "nakamura", password=DOC_PW)
+    assert len(found["patients"]) == 1, "nothing was saved"
+    click(d, d.find_element(By.ID, "reg-new-person"))
+    click(d, d.find_element(By.ID, "register-submit"))
+    assert visible(d, "#chart-name").text == "Nakamura, Emi"
+    found = clinic.json("--user", DOC, "patient", "search", "nakamura", password=DOC_PW)
+    assert len(found["patients"]) == 2, found
+
 
 def test_repeated_wrong_passwords_pause_sign_in_with_a_clear_message(clinic, app):
     d = app

@@ -178,6 +178,7 @@ pub fn import(
                 code: "no_input",
                 message: format!("Cannot read the identity file {}: {e}.", path.display()),
                 exit: exit::NO_INPUT,
+                detail: None,
             })?;
             ImportKey::Identities(SecretString::from(text))
         }
@@ -191,6 +192,7 @@ pub fn import(
         code: "no_input",
         message: format!("Cannot open {}: {e}.", args.file.display()),
         exit: exit::NO_INPUT,
+        detail: None,
     })?;
     let report = session.import_records(file, &key)?;
     let doc = serde_json::to_value(&report).unwrap_or(Value::Null);

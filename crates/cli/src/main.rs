@@ -242,6 +242,8 @@ struct Failure {
     code: &'static str,
     message: String,
     exit: u8,
+    /// More for scripts beside the code and message (a possible duplicate's candidates).
+    detail: Option<(&'static str, Value)>,
 }
 
 impl Failure {
@@ -250,6 +252,7 @@ impl Failure {
             code: "usage",
             message: message.into(),
             exit: exit::USAGE,
+            detail: None,
         }
     }
 }
@@ -263,10 +266,14 @@ impl From<CoreError> for Failure {
             ErrorKind::Temporary => exit::TEMP_FAIL,
             ErrorKind::Io => exit::IO,
         };
+        let detail = e
+            .duplicate_candidates()
+            .map(|c| ("candidates", serde_json::to_value(c).unwrap_or(Value::Null)));
         Failure {
             code: e.code(),
             message: e.to_string(),
             exit,
+            detail,
         }
     }
 }
@@ -341,10 +348,11 @@ fn main() -> ExitCode {
 
 fn report(json: bool, failure: &Failure) {
     if json {
-        eprintln!(
-            "{}",
-            json!({"error": {"code": failure.code, "message": failure.message}})
-        );
+        let mut error = json!({"code": failure.code, "message": failure.message});
+        if let (Some((key, value)), Value::Object(map)) = (&failure.detail, &mut error) {
+            map.insert((*key).to_owned(), value.clone());
+        }
+        eprintln!("{}", json!({ "error": error }));
     } else {
         eprintln!("chartroom: {}", failure.message);
     }

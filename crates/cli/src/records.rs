@@ -108,6 +108,10 @@ pub enum PatientCommand {
         /// Only the care team may open the chart; others must break the glass.
         #[arg(long)]
         restricted: bool,
+        /// Register even though the patient looks like one already here (the same name and
+        /// birth date, or phone): they were checked and are a different person.
+        #[arg(long)]
+        new_person: bool,
         #[command(flatten)]
         contact: ContactArgs,
     },
@@ -721,11 +725,16 @@ pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Fa
             birth_date,
             sex,
             restricted,
+            new_person,
             contact,
         } => {
             let form = form_from(family, given, birth_date, sex, contact);
             let new = NewPatient::from_form(&form, *restricted, today())?;
-            let p = session.register_patient(&new)?;
+            let p = if *new_person {
+                session.register_new_person(&new)?
+            } else {
+                session.register_patient(&new)?
+            };
             let text = format!(
                 "Registered {}, {} (id {}, MRN {}).",
                 p.demographics.family, p.demographics.given, p.id, p.mrn

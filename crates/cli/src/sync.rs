@@ -55,6 +55,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
             code: "io",
             message: format!("cannot start: {e}"),
             exit: exit::IO,
+            detail: None,
         })
 }
 
@@ -67,11 +68,13 @@ fn failure(e: SyncError) -> Failure {
                 "Sync: {e}. The entries stay queued and are sent when the collector is back."
             ),
             exit: exit::TEMP_FAIL,
+            detail: None,
         },
         SyncError::Refused(_) => Failure {
             code: "refused",
             message: format!("Sync: {e}."),
             exit: exit::DATA,
+            detail: None,
         },
     }
 }
@@ -128,6 +131,7 @@ pub fn run(
                     code: "no_input",
                     message: format!("Cannot read the certificate {}: {e}.", path.display()),
                     exit: exit::NO_INPUT,
+                    detail: None,
                 })?,
                 None => String::new(),
             };

@@ -272,6 +272,7 @@ fn io_failure(e: std::io::Error) -> Failure {
         },
         message: format!("Could not write the export: {e}."),
         exit: exit::IO,
+        detail: None,
     }
 }
 

@@ -734,6 +734,38 @@ fn a_charting_session_through_the_cli() {
         found["patients"][0]["age"].as_u64().map(|a| a > 60),
         Some(true)
     );
+    // The same person again: exit 65, `possible_duplicate`, with the candidates; nothing
+    // written until `--new-person` says this is someone else.
+    let twice = [
+        "patient",
+        "add",
+        "--family",
+        "Muller",
+        "--given",
+        "Jurgen",
+        "--birth-date",
+        "1961-07-15",
+        "--sex",
+        "male",
+    ];
+    let dup = desk(&twice);
+    assert_eq!(dup.code, 65, "{}", dup.stderr);
+    let error = dup.error();
+    assert_eq!(error["code"], "possible_duplicate");
+    assert_eq!(
+        error["candidates"][0]["id"].as_i64().map(|i| i.to_string()),
+        Some(id.clone())
+    );
+    assert_eq!(error["candidates"][0]["matched"], "name_and_birth_date");
+    assert!(error["candidates"][0]["mrn"].is_string());
+    let mut anyway = twice.to_vec();
+    anyway.push("--new-person");
+    let second = desk(&anyway);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_ne!(
+        second.json()["id"].as_i64().map(|i| i.to_string()),
+        Some(id.clone())
+    );
     // A caller's number without the country code, and a name with a birth date.
     for query in [
         "30 5550 1987",

@@ -68,6 +68,33 @@ pub enum CoreError {
     /// A file to import is not what it should be: not an export, not FHIR, or inconsistent.
     #[error("{0}")]
     InvalidFile(String),
+    /// A patient being registered looks like one already here.
+    #[error("{}", duplicate_message(.0))]
+    PossibleDuplicate(Vec<crate::chart::patient::DuplicateCandidate>),
+}
+
+fn duplicate_message(c: &[crate::chart::patient::DuplicateCandidate]) -> String {
+    let named = c
+        .iter()
+        .take(3)
+        .map(|c| {
+            format!(
+                "{}, {} (born {}, MRN {}{})",
+                c.family,
+                c.given,
+                c.birth_date,
+                c.mrn,
+                c.phone
+                    .as_deref()
+                    .map(|p| format!(", {p}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "This may be a patient already registered: {named}. Open that chart instead, or confirm that this is a different person."
+    )
 }
 
 /// What kind of failure an error is, as scripts see it.
@@ -125,6 +152,15 @@ impl CoreError {
             CoreError::Conflict(_) => "conflict",
             CoreError::WrongKey(_) => "wrong_key",
             CoreError::InvalidFile(_) => "invalid_file",
+            CoreError::PossibleDuplicate(_) => "possible_duplicate",
+        }
+    }
+
+    /// The patients a registration may duplicate, when that is why it was refused.
+    pub fn duplicate_candidates(&self) -> Option<&[crate::chart::patient::DuplicateCandidate]> {
+        match self {
+            CoreError::PossibleDuplicate(c) => Some(c),
+            _ => None,
         }
     }
 

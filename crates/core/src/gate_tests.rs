@@ -1012,7 +1012,8 @@ fn each_alert_rule_fires_at_its_threshold_and_not_below() {
     let mut doctor = clinic.as_role(Role::Physician);
     for i in 0..30 {
         doctor
-            .register_patient(
+            // Synthetic people born the same day, distinct on purpose.
+            .register_new_person(
                 &NewPatient::new(
                     "Patient",
                     &format!("Number{i}"),

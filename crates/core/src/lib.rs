@@ -65,8 +65,8 @@ pub use chart::{
         note_digest, signature_message, Note, NoteContent, NoteKind, NoteSignature, NoteStatus,
     },
     patient::{
-        fold, mrn_for, name_words, Demographics, EmergencyContact, NewPatient, Patient,
-        PatientChanges, PatientForm, PatientVersion, Sex, GENDER_IDENTITIES,
+        fold, mrn_for, name_words, Demographics, DuplicateCandidate, EmergencyContact, NewPatient,
+        Patient, PatientChanges, PatientForm, PatientVersion, Sex, GENDER_IDENTITIES,
     },
     problem::{CodeSystem, NewProblem, Problem},
     vitals::{bmi, Flag, Observation, Vital, VitalsInput},

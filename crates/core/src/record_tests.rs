@@ -1106,3 +1106,109 @@ fn whoever_restricts_a_chart_joins_its_care_team() {
     assert_eq!(chart.care_team, ["desk.ruiz", "dr.okafor"]);
     assert_eq!(chart.access, ChartAccess::CareTeam);
 }
+
+#[test]
+fn a_patient_registered_twice_is_caught_with_the_candidates_and_nothing_written() {
+    let clinic = Clinic::new();
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let form = |family: &str, given: &str, birth: &str, phone: Option<&str>| {
+        let form = PatientForm {
+            family: family.into(),
+            given: given.into(),
+            birth_date: birth.into(),
+            sex: "female".into(),
+            phone: phone.map(str::to_owned),
+            ..PatientForm::default()
+        };
+        NewPatient::from_form(&form, false, today()).expect("valid")
+    };
+    let anna = desk
+        .register_patient(&form(
+            "Lindqvist",
+            "Anna",
+            "1978-12-18",
+            Some("+1 (415) 555-0111"),
+        ))
+        .expect("registers");
+    let count = |s: &Session| -> i64 {
+        s.connection_for_tests()
+            .query_row("SELECT count(*) FROM patients", [], |r| r.get(0))
+            .expect("count")
+    };
+    let before = count(&desk);
+    for (again, matched) in [
+        (
+            form("LINDQVIST", "anna", "1978-12-18", None),
+            "name_and_birth_date",
+        ),
+        (
+            form("Lindqvist", "Anna-Maria", "1978-12-18", None),
+            "name_and_birth_date",
+        ),
+        (
+            form("Lindkvist", "Ann", "1978-12-18", Some("415 555 0111")),
+            "birth_date_and_phone",
+        ),
+        (
+            form("Lindqvist", "Anna", "1987-12-18", Some("5550111")),
+            "name_and_phone",
+        ),
+    ] {
+        let e = desk
+            .register_patient(&again)
+            .expect_err("a possible duplicate");
+        assert_eq!(e.code(), "possible_duplicate");
+        assert_eq!(e.kind(), ErrorKind::BadData);
+        let c = e.duplicate_candidates().expect("candidates");
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].id, c[0].mrn.as_str(), c[0].matched),
+            (anna.id, anna.mrn.as_str(), matched)
+        );
+        assert!(e.to_string().contains(&anna.mrn), "{e}");
+        assert_eq!(count(&desk), before, "nothing written");
+    }
+    // Someone else born the same day, or a twin, is not a candidate.
+    desk.register_patient(&form("Berg", "Anna", "1978-12-18", None))
+        .expect("another family");
+    desk.register_patient(&form("Lindqvist", "Karin", "1978-12-18", None))
+        .expect("a twin sister");
+    // "This is a different person": registered, and the trail says it was confirmed.
+    let twin = desk
+        .register_new_person(&form("Lindqvist", "Anna", "1978-12-18", None))
+        .expect("confirmed");
+    assert_ne!(twin.mrn, anna.mrn);
+    desk.lock().expect("locks");
+    let created = clinic.entries(AuditFilter {
+        event: Some("patient.create".into()),
+        ..AuditFilter::default()
+    });
+    assert!(created
+        .iter()
+        .any(|r| r.entry.detail.as_deref() == Some("confirmed a different person")));
+    let refused = clinic.entries(AuditFilter {
+        event: Some("patient.create".into()),
+        outcome: Some(Outcome::Failed),
+        ..AuditFilter::default()
+    });
+    assert_eq!(refused.len(), 4);
+    assert!(refused
+        .iter()
+        .all(|r| r.entry.detail.as_deref() == Some("refused: possible_duplicate")));
+    // A restricted patient is a candidate only for someone who may open the chart: the
+    // front desk registering "Mateo Castellanos" is not told he is a restricted patient here.
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    desk.register_patient(&form("Castellanos", "Mateo", "1979-11-02", None))
+        .expect("the desk is told nothing");
+    let mut doctor = clinic.as_role(Role::Physician);
+    let e = doctor
+        .register_patient(&form("Castellanos", "Mateo", "1979-11-02", None))
+        .expect_err("the care team is");
+    let ids: Vec<i64> = e
+        .duplicate_candidates()
+        .expect("candidates")
+        .iter()
+        .map(|c| c.id.get())
+        .collect();
+    assert!(ids.contains(&2), "{ids:?}");
+}

@@ -529,7 +529,7 @@ fn name_matches(
 
 /// The restricted patients the searcher may open (on the care team, or an active grant),
 /// with their demographics opened by the session's keys.
-fn openable_restricted(
+pub(crate) fn openable_restricted(
     conn: &Connection,
     ctx: &crate::session::Ctx<'_>,
 ) -> Result<HashMap<i64, Demographics>, CoreError> {

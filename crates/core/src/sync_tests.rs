@@ -296,7 +296,7 @@ fn with_the_collector_down_charting_goes_on_the_queue_grows_and_all_arrives_late
     let before = doctor.sync_status().expect("status").queued;
     for i in 0..50 {
         doctor
-            .register_patient(
+            .register_new_person(
                 &crate::NewPatient::new(
                     "Offline",
                     &format!("Patient{}", char::from(b'a' + (i % 26) as u8)),

@@ -39,7 +39,11 @@ export type DemoInfo = { users: Array<DemoUser>, password: string, patients: num
 
 export type DemoUser = { name: string, role: Role, };
 
-export type AppError = { code: string, message: string, };
+export type AppError = { code: string, message: string, 
+/**
+ * The patients a registration may duplicate (`possible_duplicate` only).
+ */
+candidates?: Array<DuplicateCandidate>, };
 
 export type Role = "admin" | "physician" | "nurse" | "front_desk" | "auditor";
 
@@ -132,6 +136,12 @@ allergy_status?: string,
  * Increases with every change of demographics.
  */
 version: number, created_at: string, created_by: string, updated_at: string, updated_by: string, family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
+
+export type DuplicateCandidate = { id: PatientId, mrn: string, family: string, given: string, birth_date: string, phone: string | null, 
+/**
+ * What matched: `name_and_birth_date`, `birth_date_and_phone` or `name_and_phone`.
+ */
+matched: string, };
 
 export type Demographics = { family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
 
@@ -329,7 +339,12 @@ birth_date: string,
 /**
  * `female`, `male`, `other` or `unknown`.
  */
-sex: string, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, restricted: boolean, };
+sex: string, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, restricted: boolean, 
+/**
+ * Register even though the patient looks like one already here: the person
+ * registering checked the candidates and this is someone else.
+ */
+new_person: boolean, };
 
 export type EncounterInput = { kind: string, 
 /**

@@ -52,8 +52,10 @@ export type * from "../gen/bindings";
 /** Every command fails with an AppError; anything else becomes a generic message. */
 export function asAppError(e: unknown): AppError {
   if (e && typeof e === "object" && "message" in e && "code" in e) {
-    const { code, message } = e as AppError;
-    if (typeof code === "string" && typeof message === "string") return { code, message };
+    const { code, message, candidates } = e as AppError;
+    if (typeof code === "string" && typeof message === "string") {
+      return Array.isArray(candidates) ? { code, message, candidates } : { code, message };
+    }
   }
   return { code: "internal", message: "Something went wrong. Please try again." };
 }

@@ -706,6 +706,103 @@ fn write_version(
     Ok(())
 }
 
+/// A patient already here whom a registration may duplicate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct DuplicateCandidate {
+    pub id: PatientId,
+    pub mrn: String,
+    pub family: String,
+    pub given: String,
+    pub birth_date: String,
+    pub phone: Option<String>,
+    /// What matched: `name_and_birth_date`, `birth_date_and_phone` or `name_and_phone`.
+    pub matched: &'static str,
+}
+
+/// The patients here who look like `d`: the same birth date and family name with a given
+/// name equal or the start of the other; the same birth date and phone (its
+/// last seven digits); or the same names and phone (a birth date typed wrong). A restricted
+/// patient counts only for someone who may open the chart (the search's rule: a
+/// registration must not confirm that a named person is a restricted patient here).
+fn possible_duplicates(
+    conn: &Connection,
+    ctx: &crate::session::Ctx<'_>,
+    d: &Demographics,
+) -> Result<Vec<DuplicateCandidate>, CoreError> {
+    let same_name = |p: &Demographics| {
+        let (f1, f2) = (fold(&p.family), fold(&d.family));
+        let (g1, g2) = (fold(&p.given), fold(&d.given));
+        // "Jo" and "Johanna" may be one person; "Anna" and "Anne" born the same day are as
+        // likely twins, and are not matched.
+        f1 == f2
+            && (g1 == g2
+                || (g1.chars().count().min(g2.chars().count()) >= 2
+                    && (g1.starts_with(&g2) || g2.starts_with(&g1))))
+    };
+    let tail = |phone: &Option<String>| {
+        phone
+            .as_deref()
+            .map(phone_digits)
+            .and_then(|p| (p.len() >= 7).then(|| p[p.len() - 7..].to_owned()))
+    };
+    let my_tail = tail(&d.phone);
+    let mut ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM patients WHERE birth_date = ?1 LIMIT 500")?
+        .query_map([d.birth_date.format("%Y-%m-%d").to_string()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if let Some(t) = &my_tail {
+        let reversed: String = t.chars().rev().collect();
+        let by_phone: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM patients WHERE phone_rev >= ?1 AND phone_rev < ?1 || ':' LIMIT 500",
+            )?
+            .query_map([reversed], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.extend(by_phone);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut people: Vec<Patient> = Vec::new();
+    for id in ids {
+        let p = get(conn, id)?;
+        // A restricted chart's clear columns hold placeholders; it is compared below, and
+        // only where the registrant may open it.
+        if !p.restricted {
+            people.push(p);
+        }
+    }
+    for (id, _) in crate::search::openable_restricted(conn, ctx)? {
+        people.push(get(conn, id)?);
+    }
+    let mut out = Vec::new();
+    for p in people {
+        let pd = &p.demographics;
+        let born = pd.birth_date == d.birth_date;
+        let phone = my_tail.is_some() && tail(&pd.phone) == my_tail;
+        let matched = if born && same_name(pd) {
+            "name_and_birth_date"
+        } else if born && phone {
+            "birth_date_and_phone"
+        } else if phone && fold(&pd.family) == fold(&d.family) && fold(&pd.given) == fold(&d.given)
+        {
+            "name_and_phone"
+        } else {
+            continue;
+        };
+        out.push(DuplicateCandidate {
+            id: p.id,
+            mrn: p.mrn.clone(),
+            family: pd.family.clone(),
+            given: pd.given.clone(),
+            birth_date: pd.birth_date.format("%Y-%m-%d").to_string(),
+            phone: pd.phone.clone(),
+            matched,
+        });
+    }
+    Ok(out)
+}
+
 /// Seals a restricted patient's demographics into `patients.sealed` and leaves placeholders
 /// in the clear columns and nothing in the name index (the care team finds them in memory).
 fn write_sealed_demographics(
@@ -1107,7 +1204,21 @@ pub(crate) fn new_mrn(conn: &Connection) -> Result<String, CoreError> {
 
 impl Session {
     /// Registers a patient. The registering user joins the care team.
+    /// Registers a patient, unless they look like one already here (the same name and birth
+    /// date, a birth date and phone, or a name and phone): then `possible_duplicate` names
+    /// the candidates and nothing is written. [`Session::register_new_person`] registers
+    /// them anyway.
     pub fn register_patient(&mut self, new: &NewPatient) -> Result<Patient, CoreError> {
+        self.register(new, true)
+    }
+
+    /// Registers a patient the person registering has confirmed is not one of the possible
+    /// duplicates.
+    pub fn register_new_person(&mut self, new: &NewPatient) -> Result<Patient, CoreError> {
+        self.register(new, false)
+    }
+
+    fn register(&mut self, new: &NewPatient, check: bool) -> Result<Patient, CoreError> {
         let user_id = self.actor_user_id();
         let clinical = self.can(Permission::ReadClinical);
         self.run(
@@ -1115,6 +1226,14 @@ impl Session {
             Op::create("patient.create"),
             false,
             |tx, op, ctx| {
+                if check {
+                    let candidates = possible_duplicates(tx, ctx, &new.demographics)?;
+                    if !candidates.is_empty() {
+                        return Err(CoreError::PossibleDuplicate(candidates));
+                    }
+                } else {
+                    op.detail = Some("confirmed a different person".into());
+                }
                 let registered = ctx.stamp();
                 let patient = RecordId::new(registered.at);
                 let change = PatientRegistered {
