@@ -272,6 +272,10 @@ pub struct AllergyInput {
     severity: Option<String>,
     /// `medication`, `food`, `environment` or `biologic`.
     category: Option<String>,
+    /// The reason for recording it although a current medication matches it.
+    #[serde(default)]
+    #[ts(optional)]
+    override_allergy: Option<String>,
 }
 
 #[tauri::command(async, rename_all = "snake_case")]
@@ -286,7 +290,10 @@ pub fn add_allergy(
         given(&allergy.severity),
         given(&allergy.category),
     )?;
-    state.with_session(|s| s.add_allergy(patient_id, &a))
+    state.with_session(|s| match given(&allergy.override_allergy) {
+        Some(reason) => s.add_allergy_despite_medication(patient_id, &a, reason),
+        None => s.add_allergy(patient_id, &a),
+    })
 }
 
 /// Records that the patient was asked and has no known allergies.
@@ -313,6 +320,10 @@ pub struct MedicationInput {
     route: Option<String>,
     frequency: Option<String>,
     start: Option<String>,
+    /// The reason for saving it although it matches an active allergy.
+    #[serde(default)]
+    #[ts(optional)]
+    override_allergy: Option<String>,
 }
 
 #[tauri::command(async, rename_all = "snake_case")]
@@ -329,7 +340,10 @@ pub fn add_medication(
         given(&medication.start),
         today(),
     )?;
-    state.with_session(|s| s.add_medication(patient_id, &m))
+    state.with_session(|s| match given(&medication.override_allergy) {
+        Some(reason) => s.add_medication_despite_allergy(patient_id, &m, reason),
+        None => s.add_medication(patient_id, &m),
+    })
 }
 
 #[tauri::command(async, rename_all = "snake_case")]

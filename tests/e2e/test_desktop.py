@@ -782,3 +782,35 @@ def test_the_admin_sets_the_time_zone_working_hours_and_appointment_types(clinic
     assert shown["hours"]["mon"] == "08:00-12:00,13:00-17:00" and shown["hours"]["tue"] == "off", shown
     types = clinic.json("--user", DESK, "appointment-type", "list", password=DESK_PW)["appointment_types"]
     assert types == [{"name": "New patient", "minutes": 30}]
+
+
+def test_a_medication_against_a_recorded_allergy_warns_and_needs_a_reason(clinic, app):
+    okafor = str(clinic.patients["okafor"]["id"])
+    clinic.run("--user", DOC, "allergy", "add", "--patient", okafor, "--substance", "Penicillin",
+               "--reaction", "Anaphylaxis", "--severity", "severe", password=DOC_PW)
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    click(d, d.find_element(By.ID, "tab-medications"))
+    visible(d, "#f-name").send_keys("Amoxicillin")
+    d.find_element(By.ID, "f-dose").send_keys("500 mg")
+    click(d, d.find_element(By.ID, "list-add"))
+    warning = visible(d, "#allergy-conflict")
+    for words in ["Penicillin", "severe", "penicillins"]:
+        assert words in warning.text, warning.text
+    assert d.find_element(By.ID, "list-add").text == "Save anyway"
+    d.execute_script("document.getElementById('allergy-conflict').scrollIntoView({block: 'center'})")
+    time.sleep(0.3)
+    shot(d, "46-allergy-warning")
+    meds = clinic.json("--user", DOC, "medication", "list", "--patient", okafor, password=DOC_PW)["medications"]
+    assert meds == [], "nothing saved before a reason"
+    click(d, d.find_element(By.ID, "list-add"))  # no reason yet: the browser asks for one
+    assert visible(d, "#allergy-conflict")
+    d.find_element(By.ID, "f-override").send_keys("Tolerated a graded challenge in 2024")
+    click(d, d.find_element(By.ID, "list-add"))
+    note = WebDriverWait(d, 10).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#medication-list .override"))[0]
+    assert "Tolerated a graded challenge in 2024" in note.text
+    meds = clinic.json("--user", DOC, "medication", "list", "--patient", okafor, password=DOC_PW)["medications"]
+    assert [(m["name"], m["allergy_override"]) for m in meds] == [("Amoxicillin", "Tolerated a graded challenge in 2024")]

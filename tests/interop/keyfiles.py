@@ -21,8 +21,8 @@ SEALED = {
     "notes": ["text", "subjective", "objective", "assessment", "plan", "content_sha256", "signature", "signer_key"],
     "observations": ["value", "flag"],
     "problems": ["text", "system", "code"],
-    "allergies": ["substance", "reaction", "severity", "category"],
-    "medications": ["name", "dose", "route", "frequency"],
+    "allergies": ["substance", "reaction", "severity", "category", "allergy_override"],
+    "medications": ["name", "dose", "route", "frequency", "allergy_override"],
     "immunizations": ["vaccine", "cvx", "lot", "site"],
 }
 

@@ -334,6 +334,11 @@ pub enum AllergyCommand {
         /// food, medication, environment or biologic.
         #[arg(long)]
         category: Option<String>,
+        /// Save it although it matches an active allergy (or a current medication) by name
+        /// or drug class, for this reason (recorded with it); without it such a match exits
+        /// 65 with code `allergy_conflict`.
+        #[arg(long, value_name = "REASON")]
+        override_allergy: Option<String>,
     },
     /// Record "no known allergies" (a statement, not an empty list).
     None {
@@ -367,6 +372,11 @@ pub enum MedicationCommand {
         frequency: Option<String>,
         #[arg(long, value_name = "DATE")]
         start: Option<String>,
+        /// Save it although it matches an active allergy (or a current medication) by name
+        /// or drug class, for this reason (recorded with it); without it such a match exits
+        /// 65 with code `allergy_conflict`.
+        #[arg(long, value_name = "REASON")]
+        override_allergy: Option<String>,
     },
     /// List a patient's medications, active first.
     List {
@@ -1069,6 +1079,7 @@ pub fn allergy(session: &mut Session, cmd: &AllergyCommand) -> Result<Output, Fa
             reaction,
             severity,
             category,
+            override_allergy,
         } => {
             let a = NewAllergy::new(
                 substance,
@@ -1076,7 +1087,10 @@ pub fn allergy(session: &mut Session, cmd: &AllergyCommand) -> Result<Output, Fa
                 severity.as_deref(),
                 category.as_deref(),
             )?;
-            let a = session.add_allergy(*patient, &a)?;
+            let a = match override_allergy {
+                Some(reason) => session.add_allergy_despite_medication(*patient, &a, reason)?,
+                None => session.add_allergy(*patient, &a)?,
+            };
             Ok(Output::new(
                 to_json(&a),
                 format!("Allergy {} added: {}.", a.id, a.substance),
@@ -1128,6 +1142,7 @@ pub fn medication(session: &mut Session, cmd: &MedicationCommand) -> Result<Outp
             route,
             frequency,
             start,
+            override_allergy,
         } => {
             let m = NewMedication::new(
                 name,
@@ -1137,7 +1152,10 @@ pub fn medication(session: &mut Session, cmd: &MedicationCommand) -> Result<Outp
                 start.as_deref(),
                 today(),
             )?;
-            let m = session.add_medication(*patient, &m)?;
+            let m = match override_allergy {
+                Some(reason) => session.add_medication_despite_allergy(*patient, &m, reason)?,
+                None => session.add_medication(*patient, &m)?,
+            };
             Ok(Output::new(
                 to_json(&m),
                 format!("Medication {} added: {}.", m.id, m.name),

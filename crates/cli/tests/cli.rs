@@ -975,6 +975,52 @@ fn a_charting_session_through_the_cli() {
     assert_eq!(desk_chart["mrn"], chart["mrn"]);
     assert_eq!(desk(&["vitals", "list", "--patient", &id]).code, 77);
     assert_eq!(desk(&["note", "list", "--patient", &id]).code, 77);
+    // A drug against a recorded allergy: exit 65 `allergy_conflict` naming the allergy and
+    // the class; `--override-allergy REASON` saves it with the reason.
+    let doc = |args: &[&str]| c.as_user("dr.ito", "physician-password", args);
+    let allergy = doc(&[
+        "allergy",
+        "add",
+        "--patient",
+        &id,
+        "--substance",
+        "Penicillin",
+        "--severity",
+        "severe",
+    ]);
+    assert_eq!(allergy.code, 0, "{}", allergy.stderr);
+    let amox = [
+        "medication",
+        "add",
+        "--patient",
+        &id,
+        "--name",
+        "Amoxicillin",
+    ];
+    let refused = doc(&amox);
+    assert_eq!(refused.code, 65, "{}", refused.stderr);
+    let error = refused.error();
+    assert_eq!(error["code"], "allergy_conflict");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("Penicillin")
+            && message.contains("severe")
+            && message.contains("penicillins"),
+        "{message}"
+    );
+    let mut anyway = amox.to_vec();
+    anyway.extend(["--override-allergy", "Tolerated a graded challenge"]);
+    let saved = doc(&anyway);
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    assert_eq!(
+        saved.json()["allergy_override"],
+        "Tolerated a graded challenge"
+    );
+    let aspirin = doc(&["medication", "add", "--patient", &id, "--name", "Ibuprofen"]);
+    assert_eq!(aspirin.code, 0, "{}", aspirin.stderr);
+    let reverse = doc(&["allergy", "add", "--patient", &id, "--substance", "Aspirin"]);
+    assert_eq!(reverse.code, 65, "{}", reverse.stderr);
+    assert_eq!(reverse.error()["code"], "allergy_conflict");
 }
 
 #[test]

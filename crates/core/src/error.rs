@@ -68,6 +68,10 @@ pub enum CoreError {
     /// A file to import is not what it should be: not an export, not FHIR, or inconsistent.
     #[error("{0}")]
     InvalidFile(String),
+    /// A medication and an active allergy (or an allergy and a current medication) that
+    /// match by name or drug class; saving anyway takes a reason.
+    #[error("{0}")]
+    AllergyConflict(String),
     /// A patient being registered looks like one already here.
     #[error("{}", duplicate_message(.0))]
     PossibleDuplicate(Vec<crate::chart::patient::DuplicateCandidate>),
@@ -153,6 +157,7 @@ impl CoreError {
             CoreError::WrongKey(_) => "wrong_key",
             CoreError::InvalidFile(_) => "invalid_file",
             CoreError::PossibleDuplicate(_) => "possible_duplicate",
+            CoreError::AllergyConflict(_) => "allergy_conflict",
         }
     }
 

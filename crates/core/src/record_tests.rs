@@ -1212,3 +1212,103 @@ fn a_patient_registered_twice_is_caught_with_the_candidates_and_nothing_written(
         .collect();
     assert!(ids.contains(&2), "{ids:?}");
 }
+
+#[test]
+fn a_drug_against_a_recorded_allergy_needs_a_reason_and_the_reverse_too() {
+    let clinic = Clinic::new();
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor
+        .add_allergy(
+            1,
+            &NewAllergy::new(
+                "Penicillin",
+                Some("Anaphylaxis"),
+                Some("severe"),
+                Some("medication"),
+            )
+            .expect("valid"),
+        )
+        .expect("records");
+    let amoxicillin = NewMedication::new(
+        "Amoxicillin",
+        Some("500 mg"),
+        Some("oral"),
+        None,
+        None,
+        today(),
+    )
+    .expect("valid");
+    let before = doctor.medications(1).expect("lists").len();
+    let e = doctor.add_medication(1, &amoxicillin).expect_err("refused");
+    assert_eq!(e.code(), "allergy_conflict");
+    assert_eq!(e.kind(), ErrorKind::BadData);
+    let words = e.to_string();
+    for part in ["severe allergy to Penicillin", "penicillins", "reason"] {
+        assert!(words.contains(part), "{part}: {words}");
+    }
+    assert_eq!(
+        doctor.medications(1).expect("lists").len(),
+        before,
+        "nothing written"
+    );
+    // A cephalosporin warns too (a class that can cross-react); an unrelated drug does not.
+    let cef = NewMedication::new("Cefalexin", None, None, None, None, today()).expect("valid");
+    assert_eq!(
+        doctor.add_medication(1, &cef).expect_err("related").code(),
+        "allergy_conflict"
+    );
+    let metformin =
+        NewMedication::new("Metformin", None, None, None, None, today()).expect("valid");
+    doctor.add_medication(1, &metformin).expect("unrelated");
+    // Saving anyway takes a reason, kept (sealed) with the medication.
+    assert!(doctor
+        .add_medication_despite_allergy(1, &amoxicillin, "  ")
+        .is_err());
+    let given = doctor
+        .add_medication_despite_allergy(1, &amoxicillin, "Tolerated a graded challenge in 2024")
+        .expect("saved with a reason");
+    assert_eq!(
+        given.allergy_override.as_deref(),
+        Some("Tolerated a graded challenge in 2024")
+    );
+    // The same check when the allergy comes second.
+    let nsaid =
+        NewMedication::new("Ibuprofen", Some("400 mg"), None, None, None, today()).expect("valid");
+    doctor
+        .add_medication(1, &nsaid)
+        .expect("no NSAID allergy yet");
+    let aspirin =
+        NewAllergy::new("Aspirin", Some("Wheeze"), Some("moderate"), None).expect("valid");
+    let e = doctor
+        .add_allergy(1, &aspirin)
+        .expect_err("takes ibuprofen");
+    assert_eq!(e.code(), "allergy_conflict");
+    assert!(e.to_string().contains("Ibuprofen"), "{e}");
+    let recorded = doctor
+        .add_allergy_despite_medication(1, &aspirin, "Ibuprofen to be stopped today")
+        .expect("recorded with a reason");
+    assert_eq!(
+        recorded.allergy_override.as_deref(),
+        Some("Ibuprofen to be stopped today")
+    );
+    doctor.lock().expect("locks");
+    // The trail says which were overridden and refused; never the reason's words.
+    let entries = clinic.entries(AuditFilter {
+        event: Some("medication.create".into()),
+        ..AuditFilter::default()
+    });
+    assert!(entries
+        .iter()
+        .any(|r| r.entry.detail.as_deref() == Some("saved despite an allergy check: penicillins")));
+    let refused = entries
+        .iter()
+        .filter(|r| r.entry.detail.as_deref() == Some("refused: allergy_conflict"))
+        .count();
+    assert_eq!(refused, 2);
+    assert!(!entries.iter().any(|r| r
+        .entry
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("graded challenge")));
+}

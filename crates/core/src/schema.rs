@@ -123,9 +123,18 @@ pub(crate) const SEALED_COLUMNS: &[(&str, &[&str])] = &[
     ("problems", &["text", "system", "code"]),
     (
         "allergies",
-        &["substance", "reaction", "severity", "category"],
+        &[
+            "substance",
+            "reaction",
+            "severity",
+            "category",
+            "allergy_override",
+        ],
     ),
-    ("medications", &["name", "dose", "route", "frequency"]),
+    (
+        "medications",
+        &["name", "dose", "route", "frequency", "allergy_override"],
+    ),
     ("immunizations", &["vaccine", "cvx", "lot", "site"]),
 ];
 
@@ -913,6 +922,15 @@ pub const MIGRATIONS: &[Migration] = &[
             SELECT out FROM r WHERE i = 0)
         WHERE phone_digits IS NOT NULL AND phone_digits <> '';
         CREATE INDEX patients_phone_rev ON patients (phone_rev) WHERE phone_rev IS NOT NULL;
+    ",
+    },
+    Migration {
+        version: 15,
+        name: "the reason a medication or allergy was saved despite the allergy check",
+        sql: "
+        -- Sealed under the clinical compartment, as the item's other clinical fields.
+        ALTER TABLE medications ADD COLUMN allergy_override ANY;
+        ALTER TABLE allergies ADD COLUMN allergy_override ANY;
     ",
     },
 ];

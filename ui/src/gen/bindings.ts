@@ -230,7 +230,11 @@ export type Allergy = { id: AllergyId, patient_id: PatientId, substance: string,
 /**
  * `active` or `resolved`.
  */
-status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, };
+status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, 
+/**
+ * Why it was recorded although the patient takes a matching medication.
+ */
+allergy_override: string | null, };
 
 export type AllergyList = { 
 /**
@@ -246,7 +250,11 @@ export type Medication = { id: MedicationId, patient_id: PatientId, name: string
 /**
  * `active` or `stopped`.
  */
-status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, };
+status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, 
+/**
+ * Why it was saved despite a matching active allergy.
+ */
+allergy_override: string | null, };
 
 export type Route = "oral" | "sublingual" | "inhaled" | "nasal" | "topical" | "transdermal" | "ophthalmic" | "otic" | "rectal" | "vaginal" | "subcutaneous" | "intramuscular" | "intravenous";
 
@@ -372,9 +380,17 @@ severity: string | null,
 /**
  * `medication`, `food`, `environment` or `biologic`.
  */
-category: string | null, };
+category: string | null, 
+/**
+ * The reason for recording it although a current medication matches it.
+ */
+override_allergy?: string, };
 
-export type MedicationInput = { name: string, dose: string | null, route: string | null, frequency: string | null, start: string | null, };
+export type MedicationInput = { name: string, dose: string | null, route: string | null, frequency: string | null, start: string | null, 
+/**
+ * The reason for saving it although it matches an active allergy.
+ */
+override_allergy?: string, };
 
 export type ImmunizationInput = { vaccine: string, 
 /**

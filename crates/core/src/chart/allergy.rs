@@ -129,6 +129,8 @@ pub struct Allergy {
     pub recorded_at: String,
     pub updated_by: String,
     pub updated_at: String,
+    /// Why it was recorded although the patient takes a matching medication.
+    pub allergy_override: Option<String>,
 }
 
 const ALLERGY_COLUMNS: &str = concat!(
@@ -140,7 +142,8 @@ const ALLERGY_COLUMNS: &str = concat!(
     open_field!("allergies", "severity"),
     ", ",
     open_field!("allergies", "category"),
-    ", status, recorded_by, recorded_at, updated_by, updated_at"
+    ", status, recorded_by, recorded_at, updated_by, updated_at, ",
+    open_field!("allergies", "allergy_override")
 );
 
 fn row_to_allergy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Allergy> {
@@ -158,6 +161,7 @@ fn row_to_allergy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Allergy> {
         recorded_at: r.get(8)?,
         updated_by: r.get(9)?,
         updated_at: r.get(10)?,
+        allergy_override: r.get(11)?,
     })
 }
 
@@ -195,6 +199,10 @@ pub struct AllergyRecorded {
     #[serde(flatten)]
     pub item: NewAllergy,
     pub recorded: Stamp,
+    /// Why it was recorded although the patient takes a matching medication (absent from
+    /// earlier encodings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allergy_override: Option<String>,
 }
 
 /// An allergy that no longer applies: version 1 of [`Change::AllergyResolved`].
@@ -241,6 +249,17 @@ pub(super) fn apply_recorded(conn: &Connection, c: &AllergyRecorded) -> Result<A
         c.patient
     ])?;
     let id = conn.last_insert_rowid();
+    if let Some(why) = &c.allergy_override {
+        same(
+            "reason for going ahead",
+            &bounded_text("reason for going ahead", why, 500)?,
+            why,
+        )?;
+        conn.prepare_cached(
+            "UPDATE allergies SET allergy_override = cr_seal(?2, 'allergies', 'allergy_override', uuid, ?3) WHERE id = ?1",
+        )?
+        .execute(params![id, why, c.patient])?;
+    }
     patient::set_allergy_state(conn, patient, AllergyState::Recorded, &c.recorded)?;
     Ok(Applied::one(id))
 }
@@ -289,18 +308,40 @@ fn active_count(conn: &Connection, patient: i64) -> Result<i64, CoreError> {
 }
 
 impl Session {
+    /// Records an allergy, unless the patient takes a medication it matches by name or drug
+    /// class: then `allergy_conflict` names it, and nothing is written
+    /// ([`Session::add_allergy_despite_medication`] records it with a reason).
     pub fn add_allergy(
         &mut self,
         patient_id: impl Into<PatientId>,
         allergy: &NewAllergy,
     ) -> Result<Allergy, CoreError> {
-        let patient_id = patient_id.into().get();
-        self.add_item(
+        self.record_allergy(patient_id.into().get(), allergy, None)
+    }
+
+    /// Records an allergy that matches a current medication, with the reason for going
+    /// ahead (recorded, sealed, with the allergy).
+    pub fn add_allergy_despite_medication(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+        allergy: &NewAllergy,
+        reason: &str,
+    ) -> Result<Allergy, CoreError> {
+        let reason = bounded_text("reason for going ahead", reason, 500)?;
+        self.record_allergy(patient_id.into().get(), allergy, Some(reason))
+    }
+
+    fn record_allergy(
+        &mut self,
+        patient_id: i64,
+        allergy: &NewAllergy,
+        reason: Option<String>,
+    ) -> Result<Allergy, CoreError> {
+        self.run(
             Permission::RecordAllergies,
-            "allergy.create",
-            Item::Allergy,
-            patient_id,
-            |tx, patient, recorded| {
+            Op::create("allergy.create").patient(patient_id),
+            true,
+            |tx, op, ctx| {
                 let wanted = patient::fold(&allergy.substance);
                 if allergies(tx, patient_id)?
                     .iter()
@@ -311,14 +352,51 @@ impl Session {
                         allergy.substance
                     )));
                 }
-                Ok(Change::AllergyRecorded(AllergyRecorded {
+                let conflicts: Vec<(String, super::allergy_check::Conflict)> =
+                    super::medication::medications(tx, patient_id)?
+                        .into_iter()
+                        .filter(|m| m.status == "active")
+                        .filter_map(|m| {
+                            super::allergy_check::conflict(
+                                &allergy.substance,
+                                allergy.severity,
+                                &m.name,
+                            )
+                            .map(|c| (m.name, c))
+                        })
+                        .collect();
+                let overridden = match (&reason, conflicts.is_empty()) {
+                    (_, true) => None,
+                    (None, false) => {
+                        let drugs = conflicts
+                            .iter()
+                            .map(|(m, _)| m.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let each: Vec<_> = conflicts.iter().map(|(_, c)| c.clone()).collect();
+                        return Err(CoreError::AllergyConflict(format!(
+                            "The patient takes {drugs}. {}",
+                            super::allergy_check::message(&drugs, &each)
+                        )));
+                    }
+                    (Some(why), false) => Some(why.clone()),
+                };
+                let recorded = ctx.stamp();
+                let c = Change::AllergyRecorded(AllergyRecorded {
                     allergy: RecordId::new(recorded.at),
-                    patient,
+                    patient: ctx.patient()?.uuid,
                     item: allergy.clone(),
                     recorded,
-                }))
+                    allergy_override: overridden.clone(),
+                });
+                let row = change::apply(tx, &c)?.row();
+                op.object = Some(("AllergyIntolerance", row.to_string()));
+                if overridden.is_some() {
+                    op.detail =
+                        Some("recorded despite a current medication's allergy check".into());
+                }
+                self::allergy(tx, row)
             },
-            self::allergy,
         )
     }
 

@@ -637,6 +637,7 @@ mod tests {
                     category: Some(AllergyCategory::Medication),
                 },
                 recorded: stamp(11),
+                allergy_override: None,
             }),
             Change::AllergyResolved(AllergyResolved {
                 allergy,
@@ -657,6 +658,7 @@ mod tests {
                     start: Some(day(2026, 3, 3)),
                 },
                 recorded: stamp(14),
+                allergy_override: None,
             }),
             Change::MedicationStopped(MedicationStopped {
                 medication,

@@ -5,9 +5,10 @@ use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::change::{self, same, Applied, Change, RecordId, Stamp, Table};
+use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{bounded_text, optional_text, parse_choice, parse_past_date};
 use super::Item;
+use crate::audit::Op;
 use crate::ids::*;
 use crate::keys::open_field;
 use crate::roles::Permission;
@@ -118,6 +119,8 @@ pub struct Medication {
     pub recorded_at: String,
     pub updated_by: String,
     pub updated_at: String,
+    /// Why it was saved despite a matching active allergy.
+    pub allergy_override: Option<String>,
 }
 
 const MEDICATION_COLUMNS: &str = concat!(
@@ -129,7 +132,8 @@ const MEDICATION_COLUMNS: &str = concat!(
     open_field!("medications", "route"),
     ", ",
     open_field!("medications", "frequency"),
-    ", start, stop, status, recorded_by, recorded_at, updated_by, updated_at"
+    ", start, stop, status, recorded_by, recorded_at, updated_by, updated_at, ",
+    open_field!("medications", "allergy_override")
 );
 
 fn row_to_medication(r: &rusqlite::Row<'_>) -> rusqlite::Result<Medication> {
@@ -148,6 +152,7 @@ fn row_to_medication(r: &rusqlite::Row<'_>) -> rusqlite::Result<Medication> {
         recorded_at: r.get(10)?,
         updated_by: r.get(11)?,
         updated_at: r.get(12)?,
+        allergy_override: r.get(13)?,
     })
 }
 
@@ -178,6 +183,9 @@ pub struct MedicationStarted {
     #[serde(flatten)]
     pub item: NewMedication,
     pub recorded: Stamp,
+    /// Why it was saved despite a matching active allergy (absent from earlier encodings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allergy_override: Option<String>,
 }
 
 /// A medication stopped: version 1 of [`Change::MedicationStopped`].
@@ -223,7 +231,19 @@ pub(super) fn apply_started(
         c.recorded.time(),
         c.patient
     ])?;
-    Ok(Applied::one(conn.last_insert_rowid()))
+    let row = conn.last_insert_rowid();
+    if let Some(why) = &c.allergy_override {
+        change::same(
+            "reason for going ahead",
+            &super::input::bounded_text("reason for going ahead", why, 500)?,
+            why,
+        )?;
+        conn.prepare_cached(
+            "UPDATE medications SET allergy_override = cr_seal(?2, 'medications', 'allergy_override', uuid, ?3) WHERE id = ?1",
+        )?
+        .execute(params![row, why, c.patient])?;
+    }
+    Ok(Applied::one(row))
 }
 
 /// The one writer of `medications`, for a stop.
@@ -264,26 +284,77 @@ pub(super) fn apply_stopped(
 }
 
 impl Session {
+    /// Adds a medication, unless it matches one of the patient's active allergies by name
+    /// or drug class: then `allergy_conflict` names the allergy, its severity and the class,
+    /// and nothing is written ([`Session::add_medication_despite_allergy`] saves it with a
+    /// reason).
     pub fn add_medication(
         &mut self,
         patient_id: impl Into<PatientId>,
         medication: &NewMedication,
     ) -> Result<Medication, CoreError> {
-        let patient_id = patient_id.into().get();
-        self.add_item(
+        self.start_medication(patient_id.into().get(), medication, None)
+    }
+
+    /// Adds a medication that matches an active allergy, with the prescriber's reason for
+    /// going ahead: recorded (sealed) with the medication and on the audit entry as an
+    /// override (the reason's words stay in the chart).
+    pub fn add_medication_despite_allergy(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+        medication: &NewMedication,
+        reason: &str,
+    ) -> Result<Medication, CoreError> {
+        let reason = super::input::bounded_text("reason for going ahead", reason, 500)?;
+        self.start_medication(patient_id.into().get(), medication, Some(reason))
+    }
+
+    fn start_medication(
+        &mut self,
+        patient_id: i64,
+        medication: &NewMedication,
+        reason: Option<String>,
+    ) -> Result<Medication, CoreError> {
+        self.run(
             Permission::WriteClinical,
-            "medication.create",
-            Item::Medication,
-            patient_id,
-            |_, patient, recorded| {
-                Ok(Change::MedicationStarted(MedicationStarted {
+            Op::create("medication.create").patient(patient_id),
+            true,
+            |tx, op, ctx| {
+                let allergies = super::allergy::allergies(tx, patient_id)?;
+                let conflicts =
+                    super::allergy_check::against_allergies(&allergies, &medication.name);
+                let overridden = match (&reason, conflicts.is_empty()) {
+                    (_, true) => None,
+                    (None, false) => {
+                        return Err(CoreError::AllergyConflict(super::allergy_check::message(
+                            &medication.name,
+                            &conflicts,
+                        )))
+                    }
+                    (Some(why), false) => Some(why.clone()),
+                };
+                let recorded = ctx.stamp();
+                let c = Change::MedicationStarted(MedicationStarted {
                     medication: RecordId::new(recorded.at),
-                    patient,
+                    patient: ctx.patient()?.uuid,
                     item: medication.clone(),
                     recorded,
-                }))
+                    allergy_override: overridden.clone(),
+                });
+                let row = apply(tx, &c)?.row();
+                op.object = Some(("MedicationStatement", row.to_string()));
+                if overridden.is_some() {
+                    op.detail = Some(format!(
+                        "saved despite an allergy check: {}",
+                        conflicts
+                            .iter()
+                            .map(|c| c.class.clone().unwrap_or_else(|| "same drug".into()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                self::medication(tx, row)
             },
-            self::medication,
         )
     }
 

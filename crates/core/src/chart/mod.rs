@@ -13,6 +13,7 @@ use crate::roles::Permission;
 use crate::{CoreError, Session};
 
 pub mod allergy;
+pub(crate) mod allergy_check;
 pub mod appointment;
 pub mod change;
 pub mod encounter;

@@ -250,6 +250,7 @@ impl Generator<'_> {
                     patient,
                     item: NewAllergy::new(a.0, Some(a.1), Some(a.2), Some(a.3))?,
                     recorded: stamp.clone(),
+                    allergy_override: None,
                 }))?;
                 self.summary.allergies += 1;
             }
@@ -301,6 +302,7 @@ impl Generator<'_> {
                     onset,
                 )?,
                 recorded: onset_at,
+                allergy_override: None,
             }))?;
             self.summary.problems += 1;
             self.summary.medications += 1;
@@ -341,6 +343,7 @@ impl Generator<'_> {
                     onset,
                 )?,
                 recorded: at.clone(),
+                allergy_override: None,
             }))?;
             w.apply(Change::MedicationStopped(MedicationStopped {
                 medication,

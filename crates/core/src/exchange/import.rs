@@ -733,6 +733,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                     category: *category,
                                 },
                                 recorded: at,
+                                allergy_override: None,
                             }),
                         )?
                         .row();
@@ -766,6 +767,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                     start: date(m.start.as_deref())?,
                                 },
                                 recorded: at,
+                                allergy_override: None,
                             }),
                         )?
                         .row();

@@ -989,12 +989,19 @@ fn normalised_dump(clinic: &Clinic, source_vault: Option<&str>) -> String {
         // Global ids are random by design, and so are the personal signatures of the source's
         // notes and the key that signed an imported file (each vault's signing keys are its
         // own), which came after these dumps; nor is the phone's reversed digits, an index
-        // column derived from the phone.
+        // column derived from the phone, nor the allergy check's override reason, a column
+        // neither the demo nor an import ever fills (both came after these dumps too).
         for row in rows(
             conn,
             table,
             &sql,
-            &["uuid", "signature", "signer_key", "phone_rev"],
+            &[
+                "uuid",
+                "signature",
+                "signer_key",
+                "phone_rev",
+                "allergy_override",
+            ],
             plain_value,
         ) {
             out.push_str(&row);
