@@ -52,7 +52,6 @@ def app(tmp_path: Path, request):
     if not os.environ.get("DISPLAY"):
         pytest.fail("no DISPLAY: run under xvfb-run (the test script does)")
     driver_bin = shutil.which("tauri-driver") or str(Path.home() / ".cargo" / "bin" / "tauri-driver")
-    port, native_port = free_port(), free_port()
     env = dict(os.environ)
     env.update(
         CHARTROOM_VAULT=str(tmp_path / "vault"),
@@ -63,26 +62,41 @@ def app(tmp_path: Path, request):
         CHARTROOM_DEMO_PATIENTS="300",
         CHARTROOM_EXPORT_DIR=str(tmp_path / "exports"),
     )
-    server = subprocess.Popen(
-        [driver_bin, "--port", str(port), "--native-port", str(native_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        options = ArgOptions()
-        options.set_capability("browserName", "wry")
-        options.set_capability("tauri:options", {"application": str(binary("chartroom-desktop")), "args": args})
-        driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=options)
-        driver.set_script_timeout(30)
+    # Starting a WebDriver session now and then fails before the app is up (tauri-driver
+    # closes the connection: a port taken between picking and binding it, or the previous
+    # test's WebKitWebDriver not yet gone). That is the harness, not the app: a fresh driver
+    # on fresh ports is tried, three times at most; a failing app fails every time.
+    server = driver = None
+    for attempt in range(3):
+        port, native_port = free_port(), free_port()
+        server = subprocess.Popen(
+            [driver_bin, "--port", str(port), "--native-port", str(native_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
-            yield driver
-        finally:
-            driver.quit()
+            wait_for_port(port)
+            options = ArgOptions()
+            options.set_capability("browserName", "wry")
+            options.set_capability("tauri:options", {"application": str(binary("chartroom-desktop")), "args": args})
+            driver = webdriver.Remote(command_executor=f"http://127.0.0.1:{port}", options=options)
+            break
+        except Exception:
+            server.terminate()
+            server.wait(timeout=10)
+            if attempt == 2:
+                raise
+            time.sleep(2)
+    driver.set_script_timeout(30)
+    try:
+        yield driver
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        try:
+            driver.quit()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 def shot(driver, name: str) -> None:
