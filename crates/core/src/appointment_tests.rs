@@ -454,3 +454,50 @@ fn the_book_keeps_local_time_across_the_clocks_changing() {
         .expect("the second 01:30, written out");
     assert_eq!(second.start, "2026-11-01T01:30:00-06:00");
 }
+
+#[test]
+fn the_demo_book_fills_working_days_and_keeps_a_clinics_own_types() {
+    let clinic = berlin();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin
+        .generate_demo(
+            &DemoOptions {
+                patients: 30,
+                seed: 3,
+                as_of: chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
+                long_chart_every: 0,
+            },
+            |_| {},
+        )
+        .expect("demo");
+    let written = admin
+        .generate_demo_appointments(&DemoBook {
+            clinicians: vec!["dr.okafor".into(), "nurse.lee".into()],
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
+            days_before: 0,
+            days_after: 6,
+            per_day: 4,
+            seed: 3,
+        })
+        .expect("books");
+    // Tuesday 3 to Monday 9 March: five working days, two clinicians, four each.
+    assert_eq!(written, 5 * 2 * 4);
+    let types = admin.appointment_types().expect("types");
+    let new_patient = types
+        .iter()
+        .find(|t| t.name == "New patient")
+        .expect("kept");
+    assert_eq!(new_patient.minutes, 30, "the clinic's own length stays");
+    let week = admin.schedule("nurse.lee", None).expect("schedule");
+    assert_eq!(week.hours["fri"], "08:00-12:00,13:00-17:00");
+    assert!(admin
+        .generate_demo_appointments(&DemoBook {
+            clinicians: vec![],
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 3, 3).expect("date"),
+            days_before: 0,
+            days_after: 1,
+            per_day: 4,
+            seed: 3,
+        })
+        .is_err());
+}

@@ -197,6 +197,52 @@ pub(crate) fn round_up(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(up, 0).unwrap_or(t)
 }
 
+/// The one writer of `schedule_hours`: a clinician's hours on a weekday (0 is Monday).
+pub(crate) fn write_hours(
+    conn: &Connection,
+    clinician: &str,
+    weekday: u32,
+    spans: &[Span],
+    stamp: &crate::Stamp,
+) -> Result<(), CoreError> {
+    conn.prepare_cached(
+        "INSERT INTO schedule_hours (clinician, weekday, hours, updated_at, updated_by)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (clinician, weekday) DO UPDATE SET hours = excluded.hours,
+            updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+    )?
+    .execute(params![
+        clinician,
+        weekday,
+        hours_text(spans),
+        stamp.time(),
+        stamp.by
+    ])?;
+    Ok(())
+}
+
+/// The one writer of `appointment_types`: a type and its length.
+pub(crate) fn write_type(
+    conn: &Connection,
+    name: &str,
+    minutes: u32,
+    stamp: &crate::Stamp,
+) -> Result<(), CoreError> {
+    conn.prepare_cached(
+        "INSERT INTO appointment_types (name, minutes, updated_at, updated_by)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET minutes = excluded.minutes,
+            updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+    )?
+    .execute(params![
+        name,
+        check_minutes(minutes)?,
+        stamp.time(),
+        stamp.by
+    ])?;
+    Ok(())
+}
+
 pub(crate) fn load(conn: &Connection, clinician: &str) -> Result<Schedule, CoreError> {
     let mut schedule = Schedule::default();
     let mut stmt =
@@ -384,19 +430,7 @@ impl Session {
             |tx, op, ctx| {
                 let name = self::clinician(tx, clinician)?;
                 op.object = Some(("User", name.clone()));
-                tx.execute(
-                    "INSERT INTO schedule_hours (clinician, weekday, hours, updated_at, updated_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (clinician, weekday) DO UPDATE SET hours = excluded.hours,
-                        updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                    params![
-                        name,
-                        index,
-                        text,
-                        chartroom_audit::format_time(ctx.now),
-                        ctx.actor.name
-                    ],
-                )?;
+                write_hours(tx, &name, index, &spans, &ctx.stamp())?;
                 view(tx, &zone, &name, zone.date_of(ctx.now))
             },
         )
@@ -493,18 +527,7 @@ impl Session {
                 .detail(format!("{minutes} min")),
             false,
             |tx, _, ctx| {
-                tx.execute(
-                    "INSERT INTO appointment_types (name, minutes, updated_at, updated_by)
-                     VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (name) DO UPDATE SET minutes = excluded.minutes,
-                        updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                    params![
-                        name,
-                        minutes,
-                        chartroom_audit::format_time(ctx.now),
-                        ctx.actor.name
-                    ],
-                )?;
+                write_type(tx, &name, minutes, &ctx.stamp())?;
                 appointment_type(tx, &name)
             },
         )

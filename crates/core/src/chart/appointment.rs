@@ -231,6 +231,12 @@ struct Row {
     updated_by: String,
 }
 
+impl Row {
+    fn status(&self) -> AppointmentStatus {
+        AppointmentStatus::parse(&self.status).unwrap_or(AppointmentStatus::Booked)
+    }
+}
+
 fn to_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
         id: r.get(0)?,
@@ -305,6 +311,7 @@ impl Shower<'_> {
             }
         };
         let local = |t: &str| self.zone.rfc3339(instant(t));
+        let status = row.status();
         let start = instant(&row.start);
         let end = instant(&row.end);
         Ok(Appointment {
@@ -320,7 +327,7 @@ impl Shower<'_> {
             clinician: row.clinician,
             kind: row.kind,
             reason: if visible { row.reason } else { None },
-            status: AppointmentStatus::parse(&row.status).unwrap_or(AppointmentStatus::Booked),
+            status,
             overbooked: row.overbooked,
             cancel_reason: if visible { row.cancel_reason } else { None },
             arrived_at: row.arrived_at.as_deref().map(local),
@@ -791,8 +798,7 @@ impl Session {
             |tx, op, ctx| {
                 op.object = Some(("Appointment", id.to_string()));
                 let current = row(tx, id)?;
-                let status =
-                    AppointmentStatus::parse(&current.status).unwrap_or(AppointmentStatus::Booked);
+                let status = current.status();
                 if status != AppointmentStatus::Booked {
                     return Err(CoreError::Conflict(format!(
                         "Appointment {id} is {}; only a booked appointment is moved.",
@@ -849,8 +855,7 @@ impl Session {
             |tx, op, ctx| {
                 op.object = Some(("Appointment", id.to_string()));
                 let current = row(tx, id)?;
-                let status =
-                    AppointmentStatus::parse(&current.status).unwrap_or(AppointmentStatus::Booked);
+                let status = current.status();
                 if !matches!(
                     status,
                     AppointmentStatus::Booked | AppointmentStatus::Arrived
@@ -930,8 +935,7 @@ impl Session {
             |tx, op, ctx| {
                 op.object = Some(("Appointment", id.to_string()));
                 let current = row(tx, id)?;
-                let status =
-                    AppointmentStatus::parse(&current.status).unwrap_or(AppointmentStatus::Booked);
+                let status = current.status();
                 if !from.contains(&status) {
                     return Err(CoreError::Conflict(format!(
                         "Appointment {id} is {}; it cannot be marked {} now.",
@@ -1004,8 +1008,7 @@ impl Session {
             |tx, op, ctx| {
                 op.object = Some(("Appointment", id.to_string()));
                 let current = row(tx, id)?;
-                let status =
-                    AppointmentStatus::parse(&current.status).unwrap_or(AppointmentStatus::Booked);
+                let status = current.status();
                 if !matches!(
                     status,
                     AppointmentStatus::Booked

@@ -746,23 +746,20 @@ impl Session {
             )),
             false,
             |tx, _, ctx| {
-                let now = chartroom_audit::format_time(ctx.now);
+                let stamp = ctx.stamp();
+                let hours = crate::schedule::parse_hours("08:00-12:00,13:00-17:00")?;
                 for c in &book.clinicians {
                     let name = crate::schedule::clinician(tx, c)?;
                     for day in 0..5 {
-                        tx.execute(
-                            "INSERT OR REPLACE INTO schedule_hours (clinician, weekday, hours, updated_at, updated_by)
-                             VALUES (?1, ?2, '08:00-12:00,13:00-17:00', ?3, ?4)",
-                            rusqlite::params![name, day, now, ctx.actor.name],
-                        )?;
+                        crate::schedule::write_hours(tx, &name, day, &hours, &stamp)?;
                     }
                 }
-                for (name, minutes) in [("New patient", 40), ("Follow-up", 20), ("Telehealth", 20)] {
-                    tx.execute(
-                        "INSERT OR IGNORE INTO appointment_types (name, minutes, updated_at, updated_by)
-                         VALUES (?1, ?2, ?3, ?4)",
-                        rusqlite::params![name, minutes, now, ctx.actor.name],
-                    )?;
+                for (name, minutes) in [("New patient", 40), ("Follow-up", 20), ("Telehealth", 20)]
+                {
+                    // A type the clinic already has keeps its length.
+                    if crate::schedule::appointment_type(tx, name).is_err() {
+                        crate::schedule::write_type(tx, name, minutes, &stamp)?;
+                    }
                 }
                 Ok(tx.query_row("SELECT count(*) FROM patients", [], |r| r.get(0))?)
             },
