@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { latestOnly, moveSelection, throttle } from "../src/lib/activity";
+import { latestOnly, moveSelection, throttle, typingInField } from "../src/lib/activity";
 
 describe("throttle", () => {
   it("lets the first call through, then one per interval", () => {
@@ -47,5 +47,13 @@ describe("latestOnly", () => {
     pending.get("smi")!("40 hits");
     await new Promise((r) => setTimeout(r, 0));
     expect(seen).toEqual(["smith=2 hits"]);
+  });
+});
+
+describe("list shortcuts and form fields", () => {
+  it("leave keys typed into a field alone", () => {
+    for (const tagName of ["INPUT", "SELECT", "TEXTAREA"]) expect(typingInField({ tagName } as unknown as EventTarget)).toBe(true);
+    for (const tagName of ["LI", "BUTTON", "ARTICLE"]) expect(typingInField({ tagName } as unknown as EventTarget)).toBe(false);
+    expect(typingInField(null)).toBe(false);
   });
 });

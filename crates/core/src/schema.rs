@@ -1070,33 +1070,3 @@ pub(crate) fn seal_clear_fields(
         )
     })
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn phones_registered_before_version_14_are_found_by_their_last_digits() {
-        let conn = rusqlite::Connection::open_in_memory().expect("opens");
-        conn.execute_batch(
-            "CREATE TABLE patients (id INTEGER PRIMARY KEY, phone_digits TEXT);
-             INSERT INTO patients (phone_digits) VALUES ('14155550111'), (NULL), ('');",
-        )
-        .expect("an older table");
-        let v14 = super::MIGRATIONS
-            .iter()
-            .find(|m| m.version == 14)
-            .expect("version 14");
-        conn.execute_batch(v14.sql).expect("migrates");
-        let rows: Vec<Option<String>> = conn
-            .prepare("SELECT phone_rev FROM patients ORDER BY id")
-            .expect("prepares")
-            .query_map([], |r| r.get(0))
-            .expect("reads")
-            .collect::<Result<_, _>>()
-            .expect("rows");
-        assert_eq!(rows, [Some("11105555141".to_owned()), None, None]);
-        assert_eq!(
-            crate::chart::patient::phone_reversed("+1 (415) 555-0111"),
-            "11105555141"
-        );
-    }
-}

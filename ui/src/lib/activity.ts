@@ -13,6 +13,12 @@ export function throttle(fn: () => void, ms: number, now: () => number = Date.no
   };
 }
 
+/** Whether a key press is typing into a form field (list shortcuts leave it alone). */
+export function typingInField(target: EventTarget | null): boolean {
+  const tag = (target as { tagName?: unknown } | null)?.tagName;
+  return typeof tag === "string" && ["INPUT", "SELECT", "TEXTAREA"].includes(tag);
+}
+
 /** The index after pressing a key in a list of `length` items; -1 is "none selected". */
 export function moveSelection(current: number, key: string, length: number): number {
   if (length === 0) return -1;
