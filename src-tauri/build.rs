@@ -20,6 +20,7 @@ fn main() {
         "sign_note",
         "add_addendum",
         "record_vitals",
+        "mark_entered_in_error",
         "add_problem",
         "resolve_problem",
         "add_allergy",

@@ -18,6 +18,11 @@ pub struct AppError {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub candidates: Option<Vec<chartroom_core::DuplicateCandidate>>,
+    /// Each field's problem, to show beside it (`invalid_input` from a form), or the
+    /// questions about values far from the last ones (`check_values`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub fields: Option<Vec<chartroom_core::FieldError>>,
 }
 
 impl AppError {
@@ -26,6 +31,7 @@ impl AppError {
             code,
             message: message.into(),
             candidates: None,
+            fields: None,
         }
     }
 }
@@ -44,6 +50,7 @@ impl From<CoreError> for AppError {
             ),
             _ => AppError {
                 candidates: e.duplicate_candidates().map(<[_]>::to_vec),
+                fields: e.field_errors().map(<[_]>::to_vec),
                 ..AppError::new(code, e.to_string())
             },
         }

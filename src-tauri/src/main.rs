@@ -121,6 +121,7 @@ fn main() {
             records::sign_note,
             records::add_addendum,
             records::record_vitals,
+            records::mark_entered_in_error,
             records::add_problem,
             records::resolve_problem,
             records::add_allergy,

@@ -3,10 +3,11 @@
 //! restriction and writes the audit entry. Nothing here decides who may see what.
 
 use chartroom_core::{parse_time_input, Allergy, Encounter};
+use chartroom_core::{read_vitals_form, CoreError, Vital};
 use chartroom_core::{
     AllergyList, Chart, Grant, Immunization, Medication, NewAllergy, NewEncounter, NewImmunization,
     NewMedication, NewPatient, NewProblem, Note, NoteContent, Observation, Patient, PatientForm,
-    Problem, SearchHit, VitalsInput,
+    Problem, SearchHit,
 };
 use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
@@ -183,20 +184,25 @@ pub fn add_addendum(
     state.with_session(|s| s.add_addendum(note_id, &content, amendment))
 }
 
-/// One set of vitals, metric units; empty fields are not measured.
+/// One set of vitals as typed: each field a number in the clinic's units, or with its unit
+/// after it (`150lb`, `98.6F`); empty fields are not measured.
 #[derive(Debug, Deserialize, TS)]
 pub struct VitalsForm {
-    systolic: Option<f64>,
-    diastolic: Option<f64>,
-    heart_rate: Option<f64>,
-    respiratory_rate: Option<f64>,
-    temperature: Option<f64>,
-    spo2: Option<f64>,
-    weight: Option<f64>,
-    height: Option<f64>,
+    systolic: Option<String>,
+    diastolic: Option<String>,
+    heart_rate: Option<String>,
+    respiratory_rate: Option<String>,
+    temperature: Option<String>,
+    spo2: Option<String>,
+    weight: Option<String>,
+    height: Option<String>,
     /// When they were taken; now if empty.
     effective: Option<String>,
     encounter_id: Option<i64>,
+    /// The person has seen the questions about values far from the last ones and saves
+    /// as typed; without it such a value is refused with `check_values`.
+    #[serde(default)]
+    confirmed: bool,
 }
 
 #[tauri::command(async, rename_all = "snake_case")]
@@ -205,27 +211,64 @@ pub fn record_vitals(
     patient_id: i64,
     vitals: VitalsForm,
 ) -> Result<Vec<Observation>, AppError> {
-    let input = VitalsInput {
-        systolic: vitals.systolic,
-        diastolic: vitals.diastolic,
-        heart_rate: vitals.heart_rate,
-        respiratory_rate: vitals.respiratory_rate,
-        temperature: vitals.temperature,
-        spo2: vitals.spo2,
-        weight: vitals.weight,
-        height: vitals.height,
-    };
     state.with_session(|s| {
+        let fields: Vec<(Vital, &str)> = [
+            (Vital::Systolic, &vitals.systolic),
+            (Vital::Diastolic, &vitals.diastolic),
+            (Vital::HeartRate, &vitals.heart_rate),
+            (Vital::RespiratoryRate, &vitals.respiratory_rate),
+            (Vital::Temperature, &vitals.temperature),
+            (Vital::Spo2, &vitals.spo2),
+            (Vital::Weight, &vitals.weight),
+            (Vital::Height, &vitals.height),
+        ]
+        .into_iter()
+        .filter_map(|(v, t)| t.as_deref().map(|t| (v, t)))
+        .collect();
+        let input = read_vitals_form(&fields, s.settings().units).map_err(CoreError::Fields)?;
         let zone = s.settings().zone();
         let effective = given(&vitals.effective)
             .map(|t| parse_time_input("time of the vitals", t, Utc::now(), &zone))
             .transpose()?;
-        s.record_vitals(
+        s.record_vitals_checked(
             patient_id,
             &input,
             effective,
             vitals.encounter_id.map(Into::into),
+            vitals.confirmed,
         )
+        .map(|r| r.observations)
+    })
+}
+
+/// Which kind of list item to mark entered in error.
+#[derive(Debug, Deserialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ListItem {
+    Vital,
+    Problem,
+    Allergy,
+    Medication,
+    Immunization,
+}
+
+/// Marks a list item entered in error, with the reason; the chart is read again after.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn mark_entered_in_error(
+    state: State<'_, AppState>,
+    item: ListItem,
+    id: i64,
+    reason: String,
+) -> Result<(), AppError> {
+    state.with_session(|s| {
+        match item {
+            ListItem::Vital => s.vitals_entered_in_error(id, &reason).map(drop)?,
+            ListItem::Problem => s.problem_entered_in_error(id, &reason).map(drop)?,
+            ListItem::Allergy => s.allergy_entered_in_error(id, &reason).map(drop)?,
+            ListItem::Medication => s.medication_entered_in_error(id, &reason).map(drop)?,
+            ListItem::Immunization => s.immunization_entered_in_error(id, &reason).map(drop)?,
+        }
+        Ok(())
     })
 }
 

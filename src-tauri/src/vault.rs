@@ -35,6 +35,8 @@ pub struct SessionInfo {
     break_glass_minutes: u32,
     /// The clinic's time zone (IANA): every time on screen is shown in it.
     time_zone: String,
+    /// The units vital signs are shown and typed in.
+    units: chartroom_core::Units,
 }
 
 impl SessionInfo {
@@ -48,6 +50,7 @@ impl SessionInfo {
             idle_timeout_minutes: session.settings().idle_timeout_minutes,
             break_glass_minutes: session.settings().break_glass_minutes,
             time_zone: session.settings().zone().name().to_owned(),
+            units: session.settings().units,
         }
     }
 }

@@ -24,6 +24,7 @@ SEALED = {
     "allergies": ["substance", "reaction", "severity", "category", "allergy_override"],
     "medications": ["name", "dose", "route", "frequency", "allergy_override"],
     "immunizations": ["vaccine", "cvx", "lot", "site"],
+    "entered_in_error": ["reason"],
 }
 
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Flag, Observation, Vital } from "../src/gen/bindings";
-import { measured, parseMeasurement, plotData, vitalsRows } from "../src/lib/vitals";
+import { setClinicUnits, withUnit } from "../src/lib/format";
+import { current, measured, plotData, vitalsRows } from "../src/lib/vitals";
 
 let id = 0;
 function obs(vital: Vital, value: number, effective: string, flag: Flag = "N"): Observation {
@@ -18,6 +19,7 @@ function obs(vital: Vital, value: number, effective: string, flag: Flag = "N"): 
     flag,
     recorded_by: "nurse",
     recorded_at: effective,
+    status: "final",
   };
 }
 
@@ -29,8 +31,8 @@ describe("vitals table", () => {
   it("groups a set taken together into one row, newest first", () => {
     const rows = vitalsRows([obs("systolic", 120, T1), obs("diastolic", 80, T1), obs("systolic", 150, T2, "H")]);
     expect(rows.map((r) => r.effective)).toEqual([T2, T1]);
-    expect(rows[1].values.diastolic).toEqual({ value: 80, flag: "N" });
-    expect(rows[0].values.systolic).toEqual({ value: 150, flag: "H" });
+    expect(rows[1].values.diastolic).toMatchObject({ value: 80, flag: "N", reason: null });
+    expect(rows[0].values.systolic).toMatchObject({ value: 150, flag: "H", reason: null });
     expect(rows[0].values.diastolic).toBeUndefined();
     expect(rows[1].ids).toHaveLength(2);
   });
@@ -61,16 +63,35 @@ describe("vitals plot", () => {
   });
 });
 
-describe("typed measurements", () => {
-  it("reads numbers, a decimal comma, and empty as not measured", () => {
-    expect(parseMeasurement(" 120 ", "Systolic")).toBe(120);
-    expect(parseMeasurement("37,5", "Temperature")).toBe(37.5);
-    expect(parseMeasurement("", "Weight")).toBeNull();
+describe("values entered in error", () => {
+  it("stay in the table, struck out with the reason, and leave the plots and the latest values", () => {
+    const wrong: Observation = {
+      ...obs("weight", 180, T2),
+      status: "entered-in-error",
+      correction: { reason: "Pounds typed as kilograms", marked_by: "nurse", marked_at: T3 },
+    };
+    const all = [wrong, obs("weight", 55.5, T1)];
+    expect(current(all).map((o) => o.value)).toEqual([55.5]);
+    const rows = vitalsRows(all);
+    expect(rows[0].values.weight?.reason).toBe("Pounds typed as kilograms");
+    expect(rows[1].values.weight?.reason).toBeNull();
+    const d = plotData(all, ["weight"]);
+    expect(d.series.get("weight")).toEqual([55.5]);
   });
+});
 
-  it("refuses anything else with the field's name", () => {
-    expect(() => parseMeasurement("12o", "Systolic")).toThrow(/Systolic: type a number/);
-    expect(() => parseMeasurement("-5", "Weight")).toThrow(/Weight/);
-    expect(() => parseMeasurement("1e3", "Weight")).toThrow();
+describe("the clinic's units", () => {
+  it("shows weight, height and temperature in US units when the clinic uses them", () => {
+    setClinicUnits("us");
+    try {
+      expect(withUnit("weight", 68.04)).toBe("150.0 lb");
+      expect(withUnit("temperature", 37)).toBe("98.6 °F");
+      expect(withUnit("height", 165.1)).toBe("65.0 in");
+      expect(withUnit("systolic", 120)).toBe("120 mmHg");
+      expect(plotData([obs("weight", 68.04, T1)], ["weight"]).series.get("weight")?.[0]).toBeCloseTo(150, 1);
+    } finally {
+      setClinicUnits("metric");
+    }
+    expect(withUnit("weight", 68.04)).toBe("68.0 kg");
   });
 });

@@ -268,7 +268,11 @@ impl From<CoreError> for Failure {
         };
         let detail = e
             .duplicate_candidates()
-            .map(|c| ("candidates", serde_json::to_value(c).unwrap_or(Value::Null)));
+            .map(|c| ("candidates", serde_json::to_value(c).unwrap_or(Value::Null)))
+            .or_else(|| {
+                e.field_errors()
+                    .map(|f| ("fields", serde_json::to_value(f).unwrap_or(Value::Null)))
+            });
         Failure {
             code: e.code(),
             message: e.to_string(),

@@ -3,9 +3,9 @@
 //! gates and audits.
 
 use chartroom_core::{
-    parse_time_input, Chart, ChartAccess, NewAllergy, NewEncounter, NewImmunization, NewMedication,
-    NewPatient, NewProblem, Note, NoteContent, Observation, PatientChanges, PatientForm, SearchHit,
-    Session, VitalsInput,
+    parse_time_input, read_vitals_form, show_vital_in, Chart, ChartAccess, CoreError, NewAllergy,
+    NewEncounter, NewImmunization, NewMedication, NewPatient, NewProblem, Note, NoteContent,
+    Observation, PatientChanges, PatientForm, SearchHit, Session, Units, Vital,
 };
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
@@ -251,31 +251,38 @@ pub enum EncounterCommand {
     },
 }
 
+// Parsed once per run: the size of the typed fields does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum VitalsCommand {
-    /// Record vitals taken together. Units: mm[Hg], /min, °C, %, kg, cm. BMI is derived.
+    /// Record vitals taken together. Blood pressure in mmHg, rates per minute, SpO2 in %.
+    /// Weight, height and temperature are read in the clinic's units (setting `units`:
+    /// metric kg, cm, °C or us lb, in, °F) or in the unit written after the number:
+    /// `--weight 150lb`, `--height 65in` (or 5'5"), `--temp 98.6F`. BMI is derived. Every
+    /// field's problem is reported at once (exit 65, `fields`); a weight or height far from
+    /// the last one is saved with a warning (`questions`).
     Add {
         #[arg(long, value_name = "ID")]
         patient: i64,
         #[arg(long, value_name = "MMHG")]
-        systolic: Option<f64>,
+        systolic: Option<String>,
         #[arg(long, value_name = "MMHG")]
-        diastolic: Option<f64>,
+        diastolic: Option<String>,
         #[arg(long, visible_alias = "pulse", alias = "hr", value_name = "PER_MIN")]
-        heart_rate: Option<f64>,
+        heart_rate: Option<String>,
         #[arg(long, aliases = ["resp-rate", "rr"], value_name = "PER_MIN")]
-        respiratory_rate: Option<f64>,
-        #[arg(long, alias = "temp", value_name = "CELSIUS")]
-        temperature: Option<f64>,
+        respiratory_rate: Option<String>,
+        #[arg(long, alias = "temp", value_name = "TEMPERATURE")]
+        temperature: Option<String>,
         #[arg(long, aliases = ["sp-o2", "oxygen-saturation"], value_name = "PERCENT")]
-        spo2: Option<f64>,
+        spo2: Option<String>,
         /// Blood pressure as SYSTOLIC/DIASTOLIC, e.g. 128/82 (instead of the two flags).
         #[arg(long, value_name = "SYS/DIA", conflicts_with_all = ["systolic", "diastolic"])]
         bp: Option<String>,
-        #[arg(long, value_name = "KG")]
-        weight: Option<f64>,
-        #[arg(long, value_name = "CM")]
-        height: Option<f64>,
+        #[arg(long, value_name = "WEIGHT")]
+        weight: Option<String>,
+        #[arg(long, value_name = "HEIGHT")]
+        height: Option<String>,
         /// When they were taken (default now).
         #[arg(long, aliases = ["time", "date"], value_name = "TIME")]
         at: Option<String>,
@@ -286,6 +293,13 @@ pub enum VitalsCommand {
     List {
         #[arg(long, value_name = "ID")]
         patient: i64,
+    },
+    /// Mark a vital sign (with the other half of its blood pressure, or the BMI of its weight or height) entered in error: it stays in the record, struck out, with the reason.
+    EnteredInError {
+        id: i64,
+        /// Why (for example "pounds typed as kilograms"); kept with the record, sealed.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -315,6 +329,13 @@ pub enum ProblemCommand {
         id: i64,
         #[arg(long, value_name = "DATE")]
         date: Option<String>,
+    },
+    /// Mark a problem entered in error: it stays in the record, struck out, with the reason.
+    EnteredInError {
+        id: i64,
+        /// Why (for example "pounds typed as kilograms"); kept with the record, sealed.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -352,6 +373,13 @@ pub enum AllergyCommand {
     },
     /// Mark an allergy resolved.
     Resolve { id: i64 },
+    /// Mark an allergy entered in error: it stays in the record, struck out, with the reason.
+    EnteredInError {
+        id: i64,
+        /// Why (for example "pounds typed as kilograms"); kept with the record, sealed.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,6 +418,13 @@ pub enum MedicationCommand {
         #[arg(long, value_name = "DATE")]
         date: Option<String>,
     },
+    /// Mark a medication entered in error: it stays in the record, struck out, with the reason.
+    EnteredInError {
+        id: i64,
+        /// Why (for example "pounds typed as kilograms"); kept with the record, sealed.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -416,8 +451,15 @@ pub enum ImmunizationCommand {
         #[arg(long, value_name = "ID")]
         patient: i64,
     },
-    /// Mark an immunization entered in error.
+    /// Mark an immunization entered in error (without a reason; prefer entered-in-error).
     Resolve { id: i64 },
+    /// Mark an immunization entered in error: it stays in the record, struck out, with the reason.
+    EnteredInError {
+        id: i64,
+        /// Why (for example "pounds typed as kilograms"); kept with the record, sealed.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn hit_line(p: &SearchHit) -> String {
@@ -465,23 +507,21 @@ fn capitalised(s: &str) -> String {
         .unwrap_or_default()
 }
 
-fn vitals_text(obs: &[Observation]) -> String {
+fn vitals_text(obs: &[Observation], units: Units) -> String {
     if obs.is_empty() {
         return "No vital signs recorded.".into();
     }
     obs.iter()
         .map(|o| {
             format!(
-                "{}  {:<36} {:>7} {:<7} {}",
+                "{:>6}  {}  {:<36} {:>16} {}",
+                o.id,
                 show_time(&o.effective),
                 o.display,
-                o.value,
-                match o.unit.as_str() {
-                    "Cel" => "°C",
-                    "mm[Hg]" => "mmHg",
-                    other => other,
-                },
-                if o.flag.is_abnormal() {
+                show_vital_in(o.vital, o.value, units),
+                if !o.is_current() {
+                    "[entered in error]"
+                } else if o.flag.is_abnormal() {
                     o.flag.as_str()
                 } else {
                     ""
@@ -540,7 +580,7 @@ fn origin_sources(c: &Chart) -> Vec<(&str, Option<&str>)> {
     out
 }
 
-fn chart_text(c: &Chart) -> String {
+fn chart_text(c: &Chart, units: Units) -> String {
     let p = &c.patient;
     let d = &p.demographics;
     let mut t = format!(
@@ -647,7 +687,7 @@ fn chart_text(c: &Chart) -> String {
     }
     if let Some(vitals) = &c.vitals {
         t.push_str("\nVital signs (latest first):\n");
-        for line in vitals_text(&vitals[..vitals.len().min(12)]).lines() {
+        for line in vitals_text(&vitals[..vitals.len().min(12)], units).lines() {
             t.push_str(&format!("  {line}\n"));
         }
     }
@@ -765,7 +805,10 @@ pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Fa
                 session.break_glass(*id, reason)?;
             }
             let chart = session.open_chart(*id)?;
-            Ok(Output::new(to_json(&chart), chart_text(&chart)))
+            Ok(Output::new(
+                to_json(&chart),
+                chart_text(&chart, session.settings().units),
+            ))
         }
         PatientCommand::Update {
             id,
@@ -974,43 +1017,67 @@ pub fn vitals(session: &mut Session, cmd: &VitalsCommand) -> Result<Output, Fail
             bp,
         } => {
             let (systolic, diastolic) = match bp {
-                Some(text) => {
-                    let parsed = text.split_once('/').and_then(|(s, d)| {
-                        Some((s.trim().parse::<f64>().ok()?, d.trim().parse::<f64>().ok()?))
-                    });
-                    match parsed {
-                        Some((s, d)) => (Some(s), Some(d)),
-                        None => {
-                            return Err(Failure::from(chartroom_core::CoreError::InvalidInput(
-                                "--bp takes SYSTOLIC/DIASTOLIC, e.g. 128/82.".into(),
-                            )))
-                        }
+                Some(text) => match text.split_once('/') {
+                    Some((s, d)) => (Some(s.to_owned()), Some(d.to_owned())),
+                    None => {
+                        return Err(Failure::from(chartroom_core::CoreError::InvalidInput(
+                            "--bp takes SYSTOLIC/DIASTOLIC, e.g. 128/82.".into(),
+                        )))
                     }
-                }
-                None => (*systolic, *diastolic),
+                },
+                None => (systolic.clone(), diastolic.clone()),
             };
-            let input = VitalsInput {
-                systolic,
-                diastolic,
-                heart_rate: *heart_rate,
-                respiratory_rate: *respiratory_rate,
-                temperature: *temperature,
-                spo2: *spo2,
-                weight: *weight,
-                height: *height,
-            };
+            let units = session.settings().units;
+            let fields: Vec<(Vital, &str)> = [
+                (Vital::Systolic, &systolic),
+                (Vital::Diastolic, &diastolic),
+                (Vital::HeartRate, heart_rate),
+                (Vital::RespiratoryRate, respiratory_rate),
+                (Vital::Temperature, temperature),
+                (Vital::Spo2, spo2),
+                (Vital::Weight, weight),
+                (Vital::Height, height),
+            ]
+            .into_iter()
+            .filter_map(|(v, t)| t.as_deref().map(|t| (v, t)))
+            .collect();
+            let input = read_vitals_form(&fields, units).map_err(CoreError::Fields)?;
             let zone = session.settings().zone();
             let effective = at
                 .as_deref()
                 .map(|t| parse_time_input("time of the vitals", t, chrono::Utc::now(), &zone))
                 .transpose()?;
-            let obs =
-                session.record_vitals(*patient, &input, effective, encounter.map(Into::into))?;
-            Ok(Output::new(json!({"observations": obs}), vitals_text(&obs)))
+            let saved = session.record_vitals_checked(
+                *patient,
+                &input,
+                effective,
+                encounter.map(Into::into),
+                true,
+            )?;
+            let mut text = vitals_text(&saved.observations, units);
+            for q in &saved.questions {
+                text.push_str(&format!("\nWarning: {}", q.message));
+            }
+            Ok(Output::new(
+                json!({"observations": saved.observations, "questions": saved.questions}),
+                text,
+            ))
         }
         VitalsCommand::List { patient } => {
+            let units = session.settings().units;
             let obs = session.vitals(*patient)?;
-            Ok(Output::new(json!({"observations": obs}), vitals_text(&obs)))
+            Ok(Output::new(
+                json!({"observations": obs}),
+                vitals_text(&obs, units),
+            ))
+        }
+        VitalsCommand::EnteredInError { id, reason } => {
+            let units = session.settings().units;
+            let obs = session.vitals_entered_in_error(*id, reason)?;
+            Ok(Output::new(
+                json!({"observations": obs}),
+                format!("Marked entered in error:\n{}", vitals_text(&obs, units)),
+            ))
         }
     }
 }
@@ -1066,6 +1133,13 @@ pub fn problem(session: &mut Session, cmd: &ProblemCommand) -> Result<Output, Fa
             Ok(Output::new(
                 to_json(&p),
                 format!("Problem {} resolved.", p.id),
+            ))
+        }
+        ProblemCommand::EnteredInError { id, reason } => {
+            let p = session.problem_entered_in_error(*id, reason)?;
+            Ok(Output::new(
+                to_json(&p),
+                format!("Problem {} marked entered in error: {}.", p.id, p.text),
             ))
         }
     }
@@ -1130,6 +1204,13 @@ pub fn allergy(session: &mut Session, cmd: &AllergyCommand) -> Result<Output, Fa
                 format!("Allergy {} resolved.", a.id),
             ))
         }
+        AllergyCommand::EnteredInError { id, reason } => {
+            let a = session.allergy_entered_in_error(*id, reason)?;
+            Ok(Output::new(
+                to_json(&a),
+                format!("Allergy {} marked entered in error: {}.", a.id, a.substance),
+            ))
+        }
     }
 }
 
@@ -1191,6 +1272,13 @@ pub fn medication(session: &mut Session, cmd: &MedicationCommand) -> Result<Outp
                 format!("Medication {} stopped.", m.id),
             ))
         }
+        MedicationCommand::EnteredInError { id, reason } => {
+            let m = session.medication_entered_in_error(*id, reason)?;
+            Ok(Output::new(
+                to_json(&m),
+                format!("Medication {} marked entered in error: {}.", m.id, m.name),
+            ))
+        }
     }
 }
 
@@ -1235,6 +1323,16 @@ pub fn immunization(session: &mut Session, cmd: &ImmunizationCommand) -> Result<
             Ok(Output::new(
                 to_json(&i),
                 format!("Immunization {} marked entered in error.", i.id),
+            ))
+        }
+        ImmunizationCommand::EnteredInError { id, reason } => {
+            let i = session.immunization_entered_in_error(*id, reason)?;
+            Ok(Output::new(
+                to_json(&i),
+                format!(
+                    "Immunization {} marked entered in error: {}.",
+                    i.id, i.vaccine
+                ),
             ))
         }
     }

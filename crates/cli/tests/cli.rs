@@ -1412,3 +1412,255 @@ fn a_day_at_the_front_desk_through_the_cli() {
     codes.sort_unstable();
     assert_eq!(codes, [0, 65]);
 }
+
+#[test]
+fn wrong_values_are_corrected_and_units_are_read_as_typed_through_the_cli() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("dr.ito", "physician", "physician-password");
+    c.add_user("nurse.ana", "nurse", "nurse-password");
+    let doctor = |args: &[&str]| c.as_user("dr.ito", "physician-password", args);
+    let nurse = |args: &[&str]| c.as_user("nurse.ana", "nurse-password", args);
+    let p = doctor(&[
+        "patient",
+        "add",
+        "--family",
+        "Lindqvist",
+        "--given",
+        "Anna",
+        "--birth-date",
+        "1978-12-18",
+        "--sex",
+        "female",
+    ]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let id = p.json()["id"].as_i64().expect("id").to_string();
+    let first = nurse(&[
+        "vitals",
+        "add",
+        "--patient",
+        &id,
+        "--weight",
+        "55.5",
+        "--height",
+        "162",
+    ]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    // Pounds typed as kilograms: saved from the command line, with the question beside it.
+    let heavy = nurse(&["vitals", "add", "--patient", &id, "--weight", "180"]);
+    assert_eq!(heavy.code, 0, "{}", heavy.stderr);
+    let heavy = heavy.json();
+    let question = heavy["questions"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(question.contains("Did you mean 180 lb"), "{question}");
+    assert_eq!(heavy["questions"][0]["suggestion"], "180lb");
+    let observations = heavy["observations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let weight = observations
+        .iter()
+        .find(|o| o["vital"] == "weight")
+        .expect("the weight");
+    assert!(observations
+        .iter()
+        .any(|o| o["vital"] == "bmi" && o["flag"] == "HH"));
+    let weight_id = weight["id"].as_i64().expect("id").to_string();
+    // A reason is needed, and the desk's role may not.
+    let no_reason = nurse(&["vitals", "entered-in-error", &weight_id, "--reason", " "]);
+    assert_eq!(no_reason.code, 65, "{}", no_reason.stderr);
+    let marked = nurse(&[
+        "vitals",
+        "entered-in-error",
+        &weight_id,
+        "--reason",
+        "Pounds typed as kilograms",
+    ]);
+    assert_eq!(marked.code, 0, "{}", marked.stderr);
+    // The weight and the BMI made from it.
+    assert_eq!(
+        marked.json()["observations"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let again = nurse(&[
+        "vitals",
+        "entered-in-error",
+        &weight_id,
+        "--reason",
+        "twice",
+    ]);
+    assert_eq!(again.code, 65, "{}", again.stderr);
+    assert_eq!(again.error()["code"], "conflict");
+    let list = nurse(&["vitals", "list", "--patient", &id]).json();
+    let entries = list["observations"].as_array().cloned().unwrap_or_default();
+    let struck = entries
+        .iter()
+        .find(|o| o["id"].as_i64().map(|i| i.to_string()) == Some(weight_id.clone()))
+        .expect("still listed");
+    assert_eq!(struck["status"], "entered-in-error");
+    assert_eq!(struck["correction"]["reason"], "Pounds typed as kilograms");
+    assert_eq!(struck["correction"]["marked_by"], "nurse.ana");
+    assert!(entries
+        .iter()
+        .filter(|o| o["status"] == "final")
+        .all(|o| o["flag"] != "HH"));
+    // The audit trail has the marking, without the reason.
+    c.add_user("aud.ray", "auditor", "auditor-password");
+    let trail = c.as_user("aud.ray", "auditor-password", &["audit", "list"]);
+    assert!(
+        trail.stdout.contains("vitals.entered_in_error"),
+        "{}",
+        trail.stdout
+    );
+    assert!(
+        !trail.stdout.contains("Pounds typed"),
+        "the reason stays sealed"
+    );
+
+    // Units: typed with the unit, or in the clinic's units.
+    let typed = nurse(&[
+        "vitals",
+        "add",
+        "--patient",
+        &id,
+        "--weight",
+        "150lb",
+        "--temp",
+        "98.6F",
+        "--height",
+        "65in",
+    ]);
+    assert_eq!(typed.code, 0, "{}", typed.stderr);
+    let typed = typed.json();
+    let value = |vital: &str| {
+        typed["observations"]
+            .as_array()
+            .and_then(|a| a.iter().find(|o| o["vital"] == vital))
+            .and_then(|o| o["value"].as_f64())
+    };
+    assert_eq!(value("weight"), Some(68.04));
+    assert_eq!(value("temperature"), Some(37.0));
+    assert_eq!(value("height"), Some(165.1));
+    // 98.6 where °C is read: refused in words, every field at once, nothing written.
+    let before = nurse(&["vitals", "list", "--patient", &id]).json();
+    let wrong = nurse(&[
+        "vitals",
+        "add",
+        "--patient",
+        &id,
+        "--temp",
+        "98.6",
+        "--heart-rate",
+        "fast",
+    ]);
+    assert_eq!(wrong.code, 65, "{}", wrong.stderr);
+    let error = wrong.error();
+    assert_eq!(error["code"], "invalid_input");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("°C") && !message.contains("Cel"),
+        "{message}"
+    );
+    assert_eq!(error["fields"].as_array().map(Vec::len), Some(2));
+    let temperature = error["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["field"] == "temperature"))
+        .expect("the temperature's own error");
+    assert_eq!(temperature["suggestion"], "98.6F", "{error}");
+    assert_eq!(nurse(&["vitals", "list", "--patient", &id]).json(), before);
+    let set = doctor(&["settings", "set", "units", "us"]);
+    assert_eq!(set.code, 77, "only an admin sets units: {}", set.stderr);
+    let admin = c.as_user(
+        "admin",
+        "admin-password",
+        &["settings", "set", "units", "us"],
+    );
+    assert_eq!(admin.code, 0, "{}", admin.stderr);
+    let us = nurse(&["vitals", "add", "--patient", &id, "--temp", "98.6"]);
+    assert_eq!(us.code, 0, "{}", us.stderr);
+    let shown = c
+        .run(
+            &["--user", "nurse.ana", "vitals", "list", "--patient", &id],
+            &[("CHARTROOM_PASSWORD", "nurse-password")],
+        )
+        .stdout;
+    assert!(
+        shown.contains("98.6 °F") && shown.contains("150 lb"),
+        "{shown}"
+    );
+
+    // The other list items: entered in error with a reason, kept and marked.
+    let problem = doctor(&["problem", "add", "--patient", &id, "--text", "Asthma"]).json();
+    let pid = problem["id"].as_i64().expect("id").to_string();
+    let marked = doctor(&[
+        "problem",
+        "entered-in-error",
+        &pid,
+        "--reason",
+        "Wrong patient",
+    ]);
+    assert_eq!(marked.code, 0, "{}", marked.stderr);
+    assert_eq!(marked.json()["status"], "entered-in-error");
+    let resolve = doctor(&["problem", "resolve", &pid]);
+    assert_eq!(resolve.code, 65, "a struck-out problem is not resolved");
+    let allergy = doctor(&[
+        "allergy",
+        "add",
+        "--patient",
+        &id,
+        "--substance",
+        "Penicillin",
+    ])
+    .json();
+    let aid = allergy["id"].as_i64().expect("id").to_string();
+    let marked = doctor(&[
+        "allergy",
+        "entered-in-error",
+        &aid,
+        "--reason",
+        "Was her sister",
+    ]);
+    assert_eq!(marked.code, 0, "{}", marked.stderr);
+    // A struck-out allergy no longer blocks a medication.
+    let amox = doctor(&[
+        "medication",
+        "add",
+        "--patient",
+        &id,
+        "--name",
+        "Amoxicillin",
+    ]);
+    assert_eq!(amox.code, 0, "{}", amox.stderr);
+    let mid = amox.json()["id"].as_i64().expect("id").to_string();
+    let marked = doctor(&[
+        "medication",
+        "entered-in-error",
+        &mid,
+        "--reason",
+        "Duplicate",
+    ]);
+    assert_eq!(marked.json()["status"], "entered-in-error");
+    let shot = doctor(&[
+        "immunization",
+        "add",
+        "--patient",
+        &id,
+        "--vaccine",
+        "Influenza",
+        "--cvx",
+        "141",
+        "--date",
+        "2025-10-01",
+    ]);
+    let iid = shot.json()["id"].as_i64().expect("id").to_string();
+    let marked = doctor(&[
+        "immunization",
+        "entered-in-error",
+        &iid,
+        "--reason",
+        "Not given",
+    ]);
+    assert_eq!(marked.code, 0, "{}", marked.stderr);
+    assert_eq!(marked.json()["correction"]["reason"], "Not given");
+}

@@ -75,6 +75,20 @@ pub enum CoreError {
     /// A patient being registered looks like one already here.
     #[error("{}", duplicate_message(.0))]
     PossibleDuplicate(Vec<crate::chart::patient::DuplicateCandidate>),
+    /// A form with problems in one or more fields, each said beside its field.
+    #[error("{}", fields_message(.0))]
+    Fields(Vec<crate::chart::measure::FieldError>),
+    /// Values far from the patient's last ones: asked about before anything is saved.
+    #[error("{}", fields_message(.0))]
+    CheckValues(Vec<crate::chart::measure::FieldError>),
+}
+
+fn fields_message(errors: &[crate::chart::measure::FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn duplicate_message(c: &[crate::chart::patient::DuplicateCandidate]) -> String {
@@ -158,6 +172,8 @@ impl CoreError {
             CoreError::InvalidFile(_) => "invalid_file",
             CoreError::PossibleDuplicate(_) => "possible_duplicate",
             CoreError::AllergyConflict(_) => "allergy_conflict",
+            CoreError::Fields(_) => "invalid_input",
+            CoreError::CheckValues(_) => "check_values",
         }
     }
 
@@ -165,6 +181,14 @@ impl CoreError {
     pub fn duplicate_candidates(&self) -> Option<&[crate::chart::patient::DuplicateCandidate]> {
         match self {
             CoreError::PossibleDuplicate(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The problems of each field of a form, when that is why it was refused.
+    pub fn field_errors(&self) -> Option<&[crate::chart::measure::FieldError]> {
+        match self {
+            CoreError::Fields(f) | CoreError::CheckValues(f) => Some(f),
             _ => None,
         }
     }

@@ -38,7 +38,7 @@ pub(crate) fn password_of(role: Role) -> (&'static str, &'static str) {
 }
 
 /// The tables of the clinic's record (every table a change writes), in a fixed order.
-pub(crate) const RECORD_TABLES: [&str; 12] = [
+pub(crate) const RECORD_TABLES: [&str; 13] = [
     "patients",
     "patient_versions",
     "patient_name_words",
@@ -51,6 +51,7 @@ pub(crate) const RECORD_TABLES: [&str; 12] = [
     "medications",
     "immunizations",
     "appointments",
+    "entered_in_error",
 ];
 
 /// Each row `sql` selects from `table`, as `"{table}: v1 | v2 | ..."` with every value as

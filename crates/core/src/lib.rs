@@ -57,9 +57,11 @@ pub use chart::{
     allergy::{Allergy, AllergyCategory, AllergyList, NewAllergy, Severity},
     appointment::{Appointment, AppointmentQuery, AppointmentStatus, Booking, FreeSlot, Started},
     change::{Change, RecordId, Stamp, CHANGE_FORMAT},
+    correction::{Corrected, Correction, ENTERED_IN_ERROR},
     encounter::{Encounter, EncounterKind, NewEncounter},
     immunization::{Immunization, NewImmunization, Site},
     input::parse_time_input,
+    measure::{read_form as read_vitals_form, show_in as show_vital_in, FieldError, Units},
     medication::{Medication, NewMedication, Route},
     note::{
         note_digest, signature_message, Note, NoteContent, NoteKind, NoteSignature, NoteStatus,
@@ -69,7 +71,7 @@ pub use chart::{
         Patient, PatientChanges, PatientForm, PatientVersion, Sex, GENDER_IDENTITIES,
     },
     problem::{CodeSystem, NewProblem, Problem},
-    vitals::{bmi, Flag, Observation, Vital, VitalsInput},
+    vitals::{bmi, Flag, Observation, RecordedVitals, Vital, VitalsInput},
     Chart,
 };
 pub use chartroom_audit::{format_time, Action, Entry, Outcome, Record};

@@ -1340,3 +1340,101 @@ fn phones_registered_before_version_14_are_found_by_their_last_digits() {
         "11105555141"
     );
 }
+
+#[test]
+fn a_wrong_value_is_asked_about_then_marked_entered_in_error_kept_and_left_out() {
+    let clinic = Clinic::new();
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let input = |weight: f64| VitalsInput {
+        weight: Some(weight),
+        ..VitalsInput::default()
+    };
+    nurse
+        .record_vitals(1, &input(55.5), None, None)
+        .expect("first");
+    // 180 typed where 55.5 kg was last: asked first, nothing written.
+    let before = snapshot(&clinic);
+    let asked = nurse
+        .record_vitals_checked(1, &input(180.0), None, None, false)
+        .expect_err("asks first");
+    assert_eq!(asked.code(), "check_values");
+    let questions = asked.field_errors().expect("the questions");
+    assert_eq!(questions[0].field, "weight");
+    assert_eq!(questions[0].suggestion.as_deref(), Some("180lb"));
+    assert_eq!(
+        snapshot(&clinic),
+        before,
+        "nothing written before the answer"
+    );
+    // Saved as typed once confirmed; then marked entered in error with a reason.
+    let saved = nurse
+        .record_vitals_checked(1, &input(180.0), None, None, true)
+        .expect("saved as typed");
+    assert_eq!(saved.questions.len(), 1);
+    let wrong = saved.observations[0].id;
+    assert!(nurse.vitals_entered_in_error(wrong, "  ").is_err());
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    denied_by_role(
+        desk.vitals_entered_in_error(wrong, "Wrong"),
+        Permission::RecordVitals,
+    );
+    drop(desk);
+    let marked = nurse
+        .vitals_entered_in_error(wrong, "Pounds typed as kilograms")
+        .expect("marks");
+    assert_eq!(marked[0].status, "entered-in-error");
+    assert!(matches!(
+        nurse.vitals_entered_in_error(wrong, "Again"),
+        Err(CoreError::Conflict(_))
+    ));
+    // Kept and visible, with who and why; the next weight is compared with 55.5 kg again.
+    let all = nurse.vitals(1).expect("lists");
+    let struck = all.iter().find(|o| o.id == wrong).expect("kept");
+    let correction = struck.correction.as_ref().expect("marked");
+    assert_eq!(correction.reason, "Pounds typed as kilograms");
+    assert_eq!(correction.marked_by, "nurse.lee");
+    let next = nurse
+        .record_vitals_checked(1, &input(56.0), None, None, false)
+        .expect("near the last that counts");
+    assert!(next.questions.is_empty());
+    drop(nurse);
+    // The trail names the marking, never the reason.
+    let trail = clinic.entries(AuditFilter {
+        event: Some("vitals.entered_in_error".into()),
+        ..AuditFilter::default()
+    });
+    assert_eq!(
+        trail.len(),
+        3,
+        "the marking, the desk's denial and the second refused"
+    );
+    assert!(!format!("{trail:?}").contains("Pounds typed"));
+
+    // A struck-out allergy no longer stops a medication or shows as active.
+    let mut doctor = clinic.as_role(Role::Physician);
+    let penicillin = doctor
+        .add_allergy(
+            1,
+            &NewAllergy::new("Penicillin", None, Some("severe"), None).expect("a"),
+        )
+        .expect("adds");
+    let amoxicillin =
+        NewMedication::new("Amoxicillin", None, None, None, None, today()).expect("m");
+    assert_eq!(
+        doctor
+            .add_medication(1, &amoxicillin)
+            .expect_err("conflict")
+            .code(),
+        "allergy_conflict"
+    );
+    doctor
+        .allergy_entered_in_error(penicillin.id, "Recorded for the wrong patient")
+        .expect("marks");
+    assert!(
+        doctor.resolve_allergy(penicillin.id).is_err(),
+        "a struck-out item stays as it is"
+    );
+    doctor
+        .add_medication(1, &amoxicillin)
+        .expect("no allergy counts now");
+}

@@ -136,6 +136,7 @@ pub(crate) const SEALED_COLUMNS: &[(&str, &[&str])] = &[
         &["name", "dose", "route", "frequency", "allergy_override"],
     ),
     ("immunizations", &["vaccine", "cvx", "lot", "site"]),
+    ("entered_in_error", &["reason"]),
 ];
 
 pub const MIGRATIONS: &[Migration] = &[
@@ -931,6 +932,28 @@ pub const MIGRATIONS: &[Migration] = &[
         -- Sealed under the clinical compartment, as the item's other clinical fields.
         ALTER TABLE medications ADD COLUMN allergy_override ANY;
         ALTER TABLE allergies ADD COLUMN allergy_override ANY;
+    ",
+    },
+    Migration {
+        version: 16,
+        name: "list items marked entered in error, with the reason",
+        sql: "
+        -- A vital sign, problem, allergy, medication or immunization found to be a mistake
+        -- stays in the record, marked: one row here per item, keyed by the item's global id
+        -- (uuid) and its local row. The reason is sealed under the clinical compartment, as
+        -- the item's own clinical fields are.
+        CREATE TABLE entered_in_error (
+            id          INTEGER PRIMARY KEY,
+            uuid        BLOB NOT NULL UNIQUE,
+            patient_id  INTEGER NOT NULL REFERENCES patients (id),
+            item        TEXT NOT NULL CHECK (item IN ('observation', 'problem', 'allergy', 'medication', 'immunization')),
+            item_id     INTEGER NOT NULL,
+            reason      ANY NOT NULL,
+            marked_by   TEXT NOT NULL,
+            marked_at   TEXT NOT NULL,
+            UNIQUE (item, item_id)
+        ) STRICT;
+        CREATE INDEX entered_in_error_patient ON entered_in_error (patient_id);
     ",
     },
 ];

@@ -56,6 +56,10 @@ pub struct Settings {
     /// How typed dates with slashes or dots are read: `ymd`, `dmy` (18/12/1978) or `mdy`
     /// (12/18/1978). Dates are always shown unambiguously (18 Dec 1978).
     pub date_format: DateFormat,
+    /// The units vital signs are shown and typed in: `metric` (kg, cm, °C) or `us` (lb,
+    /// in, °F). Values are stored in UCUM's metric units either way, and a value typed with
+    /// its unit (150lb, 98.6F) is read in that unit whatever this says.
+    pub units: crate::chart::measure::Units,
 }
 
 /// The order of day and month in a date typed with slashes or dots.
@@ -107,6 +111,7 @@ impl Default for Settings {
             clinic_utc_offset_minutes: None,
             clinic_time_zone: crate::ClinicZone::system(),
             date_format: DateFormat::Ymd,
+            units: crate::chart::measure::Units::Metric,
         }
     }
 }
@@ -139,7 +144,7 @@ fn days_text(d: &[bool; 7]) -> String {
 }
 
 /// The setting names, as `settings set` takes them.
-pub const SETTING_KEYS: [&str; 10] = [
+pub const SETTING_KEYS: [&str; 11] = [
     "idle_timeout_minutes",
     "break_glass_minutes",
     "alert_chart_burst_count",
@@ -150,6 +155,7 @@ pub const SETTING_KEYS: [&str; 10] = [
     "clinic_utc_offset",
     "clinic_time_zone",
     "date_format",
+    "units",
 ];
 
 /// Whether a setting decides which alerts are raised: changing one raises an alert itself.
@@ -237,6 +243,10 @@ impl Settings {
             "date_format" => {
                 self.date_format = DateFormat::parse(value)?;
                 return Ok(self.date_format.as_str().to_owned());
+            }
+            "units" => {
+                self.units = crate::chart::measure::Units::parse(value)?;
+                return Ok(self.units.as_str().to_owned());
             }
             "clinic_time_zone" => {
                 self.clinic_time_zone = if value.eq_ignore_ascii_case("local") {

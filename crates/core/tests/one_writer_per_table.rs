@@ -21,6 +21,8 @@ const OWNERS: &[(&str, &str)] = &[
     ("allergies", "chart/allergy.rs"),
     ("medications", "chart/medication.rs"),
     ("immunizations", "chart/immunization.rs"),
+    ("appointments", "chart/appointment.rs"),
+    ("entered_in_error", "chart/correction.rs"),
 ];
 
 /// The tables a piece of source text writes, in the order they appear. SQL keywords are

@@ -27,7 +27,11 @@ break_glass_minutes: number,
 /**
  * The clinic's time zone (IANA): every time on screen is shown in it.
  */
-time_zone: string, };
+time_zone: string, 
+/**
+ * The units vital signs are shown and typed in.
+ */
+units: Units, };
 
 export type Created = { 
 /**
@@ -43,7 +47,12 @@ export type AppError = { code: string, message: string,
 /**
  * The patients a registration may duplicate (`possible_duplicate` only).
  */
-candidates?: Array<DuplicateCandidate>, };
+candidates?: Array<DuplicateCandidate>, 
+/**
+ * Each field's problem, to show beside it (`invalid_input` from a form), or the
+ * questions about values far from the last ones (`check_values`).
+ */
+fields?: Array<FieldError>, };
 
 export type Role = "admin" | "physician" | "nurse" | "front_desk" | "auditor";
 
@@ -212,7 +221,16 @@ unit: string, effective: string,
 /**
  * N, L, H, LL or HH against the adult reference range.
  */
-flag: Flag, recorded_by: string, recorded_at: string, };
+flag: Flag, recorded_by: string, recorded_at: string, 
+/**
+ * `final`, or `entered-in-error` once marked as a mistake (then kept, struck out, and
+ * left out of the latest values, BMI, flags and plots).
+ */
+status: string, 
+/**
+ * Who marked it entered in error, when and why.
+ */
+correction?: Correction, };
 
 export type Vital = "systolic" | "diastolic" | "heart_rate" | "respiratory_rate" | "temperature" | "spo2" | "weight" | "height" | "bmi";
 
@@ -222,7 +240,12 @@ export type Problem = { id: ProblemId, patient_id: PatientId, text: string, syst
 /**
  * `active`, `resolved` or `inactive`.
  */
-status: string, onset: string | null, resolved_on: string | null, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, };
+status: string, onset: string | null, resolved_on: string | null, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, 
+/**
+ * Who marked it entered in error, when and why (its status then reads
+ * `entered-in-error`).
+ */
+correction?: Correction, };
 
 export type CodeSystem = "icd10" | "snomed";
 
@@ -234,7 +257,12 @@ status: string, recorded_by: string, recorded_at: string, updated_by: string, up
 /**
  * Why it was recorded although the patient takes a matching medication.
  */
-allergy_override: string | null, };
+allergy_override: string | null, 
+/**
+ * Who marked it entered in error, when and why (its status then reads
+ * `entered-in-error`).
+ */
+correction?: Correction, };
 
 export type AllergyList = { 
 /**
@@ -254,7 +282,12 @@ status: string, recorded_by: string, recorded_at: string, updated_by: string, up
 /**
  * Why it was saved despite a matching active allergy.
  */
-allergy_override: string | null, };
+allergy_override: string | null, 
+/**
+ * Who marked it entered in error, when and why (its status then reads
+ * `entered-in-error`).
+ */
+correction?: Correction, };
 
 export type Route = "oral" | "sublingual" | "inhaled" | "nasal" | "topical" | "transdermal" | "ophthalmic" | "otic" | "rectal" | "vaginal" | "subcutaneous" | "intramuscular" | "intravenous";
 
@@ -262,7 +295,12 @@ export type Immunization = { id: ImmunizationId, patient_id: PatientId, vaccine:
 /**
  * `completed`, or `entered_in_error` once resolved as a mistake.
  */
-status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, };
+status: string, recorded_by: string, recorded_at: string, updated_by: string, updated_at: string, 
+/**
+ * Who marked it entered in error, when and why (its status then reads
+ * `entered_in_error`).
+ */
+correction?: Correction, };
 
 export type Site = "left_arm" | "right_arm" | "left_thigh" | "right_thigh" | "oral" | "nasal";
 
@@ -323,9 +361,32 @@ clinic_time_zone: string,
  * How typed dates with slashes or dots are read: `ymd`, `dmy` (18/12/1978) or `mdy`
  * (12/18/1978). Dates are always shown unambiguously (18 Dec 1978).
  */
-date_format: DateFormat, };
+date_format: DateFormat, 
+/**
+ * The units vital signs are shown and typed in: `metric` (kg, cm, °C) or `us` (lb,
+ * in, °F). Values are stored in UCUM's metric units either way, and a value typed with
+ * its unit (150lb, 98.6F) is read in that unit whatever this says.
+ */
+units: Units, };
 
 export type DateFormat = "ymd" | "dmy" | "mdy";
+
+export type Units = "metric" | "us";
+
+export type FieldError = { 
+/**
+ * The field: `systolic`, `diastolic`, `heart_rate`, `respiratory_rate`,
+ * `temperature`, `spo2`, `weight`, `height`, or `form` for the whole form.
+ */
+field: string, message: string, 
+/**
+ * What to type in the field instead, when a likely fix is known (`98.6F`).
+ */
+suggestion?: string, };
+
+export type Correction = { reason: string, marked_by: string, marked_at: string, };
+
+export type ListItem = "vital" | "problem" | "allergy" | "medication" | "immunization";
 
 export type Alert = { id: number, rule: string, time: string, 
 /**
@@ -360,11 +421,16 @@ export type EncounterInput = { kind: string,
  */
 start: string | null, reason: string, };
 
-export type VitalsForm = { systolic: number | null, diastolic: number | null, heart_rate: number | null, respiratory_rate: number | null, temperature: number | null, spo2: number | null, weight: number | null, height: number | null, 
+export type VitalsForm = { systolic: string | null, diastolic: string | null, heart_rate: string | null, respiratory_rate: string | null, temperature: string | null, spo2: string | null, weight: string | null, height: string | null, 
 /**
  * When they were taken; now if empty.
  */
-effective: string | null, encounter_id: number | null, };
+effective: string | null, encounter_id: number | null, 
+/**
+ * The person has seen the questions about values far from the last ones and saves
+ * as typed; without it such a value is refused with `check_values`.
+ */
+confirmed: boolean, };
 
 export type ProblemInput = { text: string, 
 /**

@@ -45,6 +45,7 @@ import type {
   VaultStatus,
   Verification,
   VitalsForm,
+  ListItem,
 } from "../gen/bindings";
 
 export type * from "../gen/bindings";
@@ -52,9 +53,12 @@ export type * from "../gen/bindings";
 /** Every command fails with an AppError; anything else becomes a generic message. */
 export function asAppError(e: unknown): AppError {
   if (e && typeof e === "object" && "message" in e && "code" in e) {
-    const { code, message, candidates } = e as AppError;
+    const { code, message, candidates, fields } = e as AppError;
     if (typeof code === "string" && typeof message === "string") {
-      return Array.isArray(candidates) ? { code, message, candidates } : { code, message };
+      const err: AppError = { code, message };
+      if (Array.isArray(candidates)) err.candidates = candidates;
+      if (Array.isArray(fields)) err.fields = fields;
+      return err;
     }
   }
   return { code: "internal", message: "Something went wrong. Please try again." };
@@ -98,6 +102,9 @@ export const api = {
     invoke<Immunization>("add_immunization", { patient_id, immunization }),
   resolveImmunization: (immunization_id: number) =>
     invoke<Immunization>("resolve_immunization", { immunization_id }),
+  /** Marks a list item entered in error, with the reason; read the chart again after. */
+  markEnteredInError: (item: ListItem, id: number, reason: string) =>
+    invoke<void>("mark_entered_in_error", { item, id, reason }),
 
   listAppointments: (query: AppointmentQuery) => invoke<Appointment[]>("list_appointments", { query }),
   bookAppointment: (patient_id: number, booking: Booking) =>
@@ -138,6 +145,8 @@ export const api = {
 
   exportRecords: (form: ExportForm) => invoke<ExportDone>("export_records", { form }),
   exportProgress: () => invoke<ExportProgress | null>("export_progress"),
+  /** Opens the system file manager at an exported file (a path the export returned). */
+  showInFolder: (path: string) => invoke<void>("show_in_folder", { path }),
   patientDisclosures: (patient_id: number) => invoke<Disclosure[]>("patient_disclosures", { patient_id }),
   syncStatus: () => invoke<SyncStatus>("sync_status"),
   syncEnroll: (url: string, token: string, certificate: string) =>

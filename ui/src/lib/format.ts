@@ -1,6 +1,6 @@
 // How Chartroom writes dates, ages, names and measurements: unambiguous at a glance
 // ("02 Mar 2024", never 03/02/2024), always with units.
-import type { Flag, ImportOrigin, Permission, Role, Sex, Vital } from "../gen/bindings";
+import type { Flag, ImportOrigin, Permission, Role, Sex, Units, Vital } from "../gen/bindings";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
@@ -150,10 +150,44 @@ export const VITALS: Record<Vital, VitalInfo> = {
   bmi: { label: "Body mass index", short: "BMI", unit: "kg/m²", ucum: "kg/m2", decimals: 1 },
 };
 
-/** A value with its unit: "120 mmHg", "37.2 °C". */
+/** The clinic's units (setting `units`), set at sign-in: weight, height and temperature are
+ * shown (and read) in them; values are stored in UCUM's metric units either way. */
+let clinicUnits: Units = "metric";
+
+export function setClinicUnits(units: Units | undefined): void {
+  clinicUnits = units === "us" ? "us" : "metric";
+}
+
+export function getClinicUnits(): Units {
+  return clinicUnits;
+}
+
+const US: Partial<Record<Vital, { unit: string; from: (v: number) => number; decimals: number }>> = {
+  weight: { unit: "lb", from: (kg) => kg / 0.45359237, decimals: 1 },
+  height: { unit: "in", from: (cm) => cm / 2.54, decimals: 1 },
+  temperature: { unit: "°F", from: (c) => (c * 9) / 5 + 32, decimals: 1 },
+};
+
+/** The unit a vital is shown and typed in, in the clinic's units. */
+export function unitOf(vital: Vital): string {
+  return (clinicUnits === "us" && US[vital]?.unit) || VITALS[vital].unit;
+}
+
+/** A stored (UCUM) value in the clinic's units. */
+export function inClinicUnits(vital: Vital, value: number): number {
+  const us = clinicUnits === "us" ? US[vital] : undefined;
+  return us ? us.from(value) : value;
+}
+
+/** A stored value as shown, without its unit: "150.0", "98.6". */
+export function shownValue(vital: Vital, value: number): string {
+  const us = clinicUnits === "us" ? US[vital] : undefined;
+  return inClinicUnits(vital, value).toFixed(us ? us.decimals : VITALS[vital].decimals);
+}
+
+/** A value with its unit: "120 mmHg", "37.2 °C" (or "99.0 °F" where the clinic uses US units). */
 export function withUnit(vital: Vital, value: number): string {
-  const info = VITALS[vital];
-  return `${value.toFixed(info.decimals)} ${info.unit}`;
+  return `${shownValue(vital, value)} ${unitOf(vital)}`;
 }
 
 export const FLAG_LABELS: Record<Flag, string> = {

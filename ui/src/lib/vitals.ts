@@ -1,6 +1,13 @@
 // Vitals for the table and the plot: one row per moment they were taken, and one series per
 // vital with abnormal values singled out so the plot can mark them.
 import type { Flag, Observation, Vital } from "../gen/bindings";
+import { inClinicUnits } from "./format";
+
+/** Observations that count: not marked entered in error (those stay listed, struck out, but
+ * are left out of the latest values, the flags and the plots). */
+export function current(observations: readonly Observation[]): Observation[] {
+  return observations.filter((o) => o.status !== "entered-in-error");
+}
 
 export const TABLE_VITALS: Vital[] = [
   "systolic",
@@ -16,7 +23,7 @@ export const TABLE_VITALS: Vital[] = [
 
 export interface VitalsRow {
   effective: string;
-  values: Partial<Record<Vital, { value: number; flag: Flag }>>;
+  values: Partial<Record<Vital, { id: number; value: number; flag: Flag; reason: string | null }>>;
   /** The observations in the row, for finding where imported ones came from. */
   ids: number[];
 }
@@ -30,7 +37,11 @@ export function vitalsRows(observations: readonly Observation[]): VitalsRow[] {
       row = { effective: o.effective, values: {}, ids: [] };
       byTime.set(o.effective, row);
     }
-    row.values[o.vital] = { value: o.value, flag: o.flag };
+    // A value marked entered in error gives way to one that counts at the same moment.
+    const struck = o.status === "entered-in-error";
+    if (!struck || !row.values[o.vital] || row.values[o.vital]!.reason !== null) {
+      row.values[o.vital] = { id: o.id, value: o.value, flag: o.flag, reason: struck ? o.correction?.reason ?? "" : null };
+    }
     row.ids.push(o.id);
   }
   return [...byTime.values()].sort((a, b) => b.effective.localeCompare(a.effective));
@@ -46,7 +57,8 @@ export interface PlotData {
 }
 
 /** Aligned columns for the chart library: one shared time axis, gaps as null. */
-export function plotData(observations: readonly Observation[], vitals: readonly Vital[]): PlotData {
+export function plotData(all: readonly Observation[], vitals: readonly Vital[]): PlotData {
+  const observations = current(all);
   const wanted = new Set(vitals);
   const times = [...new Set(observations.filter((o) => wanted.has(o.vital)).map((o) => o.effective))]
     .map((t) => ({ t, s: Date.parse(t) / 1000 }))
@@ -61,9 +73,10 @@ export function plotData(observations: readonly Observation[], vitals: readonly 
   }
   for (const o of observations) {
     const i = index.get(o.effective);
-    if (i === undefined || !wanted.has(o.vital)) continue;
-    series.get(o.vital)![i] = o.value;
-    if (o.flag !== "N") abnormal.get(o.vital)![i] = o.value;
+    if (i === undefined || !wanted.has(o.vital) || o.status === "entered-in-error") continue;
+    const shown = inClinicUnits(o.vital, o.value);
+    series.get(o.vital)![i] = shown;
+    if (o.flag !== "N") abnormal.get(o.vital)![i] = shown;
   }
   return { times: times.map(({ s }) => s), series, abnormal };
 }
@@ -72,12 +85,4 @@ export function plotData(observations: readonly Observation[], vitals: readonly 
 export function measured(observations: readonly Observation[]): Vital[] {
   const have = new Set(observations.map((o) => o.vital));
   return TABLE_VITALS.filter((v) => have.has(v));
-}
-
-/** Parses a number typed into a vitals field: empty is "not measured", junk is an error. */
-export function parseMeasurement(text: string, label: string): number | null {
-  const t = text.trim().replace(",", ".");
-  if (t === "") return null;
-  if (!/^\d+(\.\d+)?$/.test(t)) throw new Error(`${label}: type a number, like 120 or 37.5.`);
-  return Number(t);
 }

@@ -131,6 +131,11 @@ pub struct Allergy {
     pub updated_at: String,
     /// Why it was recorded although the patient takes a matching medication.
     pub allergy_override: Option<String>,
+    /// Who marked it entered in error, when and why (its status then reads
+    /// `entered-in-error`).
+    #[cfg_attr(feature = "ts", ts(optional))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<super::correction::Correction>,
 }
 
 const ALLERGY_COLUMNS: &str = concat!(
@@ -143,7 +148,9 @@ const ALLERGY_COLUMNS: &str = concat!(
     ", ",
     open_field!("allergies", "category"),
     ", status, recorded_by, recorded_at, updated_by, updated_at, ",
-    open_field!("allergies", "allergy_override")
+    open_field!("allergies", "allergy_override"),
+    ", ",
+    super::correction::correction_column!("allergies", "allergy")
 );
 
 fn row_to_allergy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Allergy> {
@@ -162,6 +169,14 @@ fn row_to_allergy(r: &rusqlite::Row<'_>) -> rusqlite::Result<Allergy> {
         updated_by: r.get(9)?,
         updated_at: r.get(10)?,
         allergy_override: r.get(11)?,
+        correction: None,
+    })
+    .and_then(|mut x| {
+        x.correction = super::correction::read_correction(r.get(12)?);
+        if x.correction.is_some() {
+            x.status = super::correction::ENTERED_IN_ERROR.into();
+        }
+        Ok(x)
     })
 }
 
@@ -267,6 +282,7 @@ pub(super) fn apply_recorded(conn: &Connection, c: &AllergyRecorded) -> Result<A
 /// The one writer of `allergies`, for a resolution.
 pub(super) fn apply_resolved(conn: &Connection, c: &AllergyResolved) -> Result<Applied, CoreError> {
     let id = change::row_of(conn, Table::Allergies, c.allergy)?;
+    super::correction::refuse_if_marked(conn, super::correction::Corrected::Allergy, id)?;
     let status: String = conn
         .prepare_cached("SELECT status FROM allergies WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;
@@ -301,9 +317,10 @@ pub(super) fn apply_none_known(
 
 fn active_count(conn: &Connection, patient: i64) -> Result<i64, CoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM allergies WHERE patient_id = ?1 AND status = 'active'",
-        )?
+        .prepare_cached(concat!(
+            "SELECT count(*) FROM allergies WHERE patient_id = ?1 AND status = 'active' AND ",
+            super::correction::not_in_error!("allergies", "allergy")
+        ))?
         .query_row([patient], |r| r.get(0))?)
 }
 

@@ -18,6 +18,7 @@ use super::allergy::{AllergyRecorded, AllergyResolved, NoKnownAllergiesRecorded}
 use super::appointment::{
     AppointmentBooked, AppointmentCancelled, AppointmentMoved, AppointmentStatusChanged,
 };
+use super::correction::EnteredInError;
 use super::encounter::EncounterOpened;
 use super::immunization::{ImmunizationEnteredInError, ImmunizationRecorded};
 use super::medication::{MedicationStarted, MedicationStopped};
@@ -167,6 +168,7 @@ pub enum Change {
     AppointmentMoved(AppointmentMoved),
     AppointmentCancelled(AppointmentCancelled),
     AppointmentStatusChanged(AppointmentStatusChanged),
+    EnteredInError(EnteredInError),
 }
 
 /// The encoded form: the format version beside the change.
@@ -233,6 +235,7 @@ impl Change {
             Change::AppointmentMoved(_) => "AppointmentMoved",
             Change::AppointmentCancelled(_) => "AppointmentCancelled",
             Change::AppointmentStatusChanged(_) => "AppointmentStatusChanged",
+            Change::EnteredInError(_) => "EnteredInError",
         }
     }
 
@@ -277,6 +280,7 @@ impl Change {
             Change::AppointmentMoved(c) => &c.moved,
             Change::AppointmentCancelled(c) => &c.cancelled,
             Change::AppointmentStatusChanged(c) => &c.changed,
+            Change::EnteredInError(c) => &c.marked,
         }
     }
 }
@@ -336,6 +340,7 @@ fn write(conn: &Connection, change: &Change) -> Result<Applied, CoreError> {
         Change::AppointmentMoved(c) => super::appointment::apply_moved(conn, c),
         Change::AppointmentCancelled(c) => super::appointment::apply_cancelled(conn, c),
         Change::AppointmentStatusChanged(c) => super::appointment::apply_status(conn, c),
+        Change::EnteredInError(c) => super::correction::apply_entered_in_error(conn, c),
     }
 }
 
@@ -350,10 +355,11 @@ pub(crate) enum Table {
     Medications,
     Immunizations,
     Appointments,
+    Observations,
 }
 
 impl Table {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Table::Patients => "patients",
             Table::Encounters => "encounters",
@@ -363,6 +369,7 @@ impl Table {
             Table::Medications => "medications",
             Table::Immunizations => "immunizations",
             Table::Appointments => "appointments",
+            Table::Observations => "observations",
         }
     }
 
@@ -376,6 +383,7 @@ impl Table {
             Table::Medications => "medication",
             Table::Immunizations => "immunization",
             Table::Appointments => "appointment",
+            Table::Observations => "vital sign",
         }
     }
 }
@@ -480,6 +488,7 @@ mod tests {
         Severity,
     };
     use crate::chart::appointment::AppointmentStatus;
+    use crate::chart::correction::{Corrected, EnteredInError};
     use crate::chart::encounter::{EncounterKind, EncounterOpened};
     use crate::chart::immunization::{
         ImmunizationEnteredInError, ImmunizationRecorded, NewImmunization, Site,
@@ -710,6 +719,12 @@ mod tests {
                 reason: "Seen early instead".into(),
                 cancelled: stamp(21),
             }),
+            Change::EnteredInError(EnteredInError {
+                item: Corrected::Observation,
+                records: vec![id(21)],
+                reason: "Pounds typed as kilograms".into(),
+                marked: stamp(22),
+            }),
         ]
     }
 
@@ -808,6 +823,10 @@ mod tests {
             "AppointmentCancelled",
             "14575221d4dda0796af432ca3bc7cf7d66d8a7bdf440c84b8fa7136ee40dc7d3",
         ),
+        (
+            "EnteredInError",
+            "1f0ccb548294c48bcd4393ed24c08d333ded79a3e865d95aa1d8c8a128d607ac",
+        ),
     ];
 
     /// The first sample in full, so a reader sees what the bytes are (cross-checked with
@@ -818,7 +837,7 @@ mod tests {
     fn every_change_type_has_a_golden_encoding() {
         let all = samples();
         let kinds: std::collections::BTreeSet<&str> = all.iter().map(Change::kind).collect();
-        assert_eq!(kinds.len(), 23, "one sample of each change type");
+        assert_eq!(kinds.len(), 24, "one sample of each change type");
         assert_eq!(String::from_utf8(all[0].encode()).expect("utf-8"), FIRST);
         assert_eq!(hex::encode(Sha256::digest(FIRST.as_bytes())), GOLDEN[0].1);
         assert_eq!(GOLDEN.len(), all.len());
@@ -889,7 +908,17 @@ mod tests {
         assert!(notes
             .iter()
             .any(|n| n.status == "signed" && n.content_sha256.is_some()));
-        assert_eq!(chart.vitals.expect("vitals").len(), 2);
+        let vitals = chart.vitals.expect("vitals");
+        assert_eq!(vitals.len(), 2);
+        let weight = vitals
+            .iter()
+            .find(|o| o.vital == Vital::Weight)
+            .expect("weight");
+        assert_eq!(weight.status, "entered-in-error");
+        assert_eq!(
+            weight.correction.as_ref().map(|c| c.reason.as_str()),
+            Some("Pounds typed as kilograms")
+        );
         assert_eq!(chart.problems.expect("problems")[0].status, "resolved");
         assert_eq!(chart.allergies.expect("allergies")[0].status, "resolved");
         assert_eq!(chart.medications.expect("medications")[0].status, "stopped");

@@ -120,6 +120,11 @@ pub struct Immunization {
     pub recorded_at: String,
     pub updated_by: String,
     pub updated_at: String,
+    /// Who marked it entered in error, when and why (its status then reads
+    /// `entered_in_error`).
+    #[cfg_attr(feature = "ts", ts(optional))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<super::correction::Correction>,
 }
 
 const IMMUNIZATION_COLUMNS: &str = concat!(
@@ -131,7 +136,8 @@ const IMMUNIZATION_COLUMNS: &str = concat!(
     open_field!("immunizations", "lot"),
     ", ",
     open_field!("immunizations", "site"),
-    ", status, recorded_by, recorded_at, updated_by, updated_at"
+    ", status, recorded_by, recorded_at, updated_by, updated_at, ",
+    super::correction::correction_column!("immunizations", "immunization")
 );
 
 fn row_to_immunization(r: &rusqlite::Row<'_>) -> rusqlite::Result<Immunization> {
@@ -149,6 +155,14 @@ fn row_to_immunization(r: &rusqlite::Row<'_>) -> rusqlite::Result<Immunization> 
         recorded_at: r.get(9)?,
         updated_by: r.get(10)?,
         updated_at: r.get(11)?,
+        correction: None,
+    })
+    .and_then(|mut x| {
+        x.correction = super::correction::read_correction(r.get(12)?);
+        if x.correction.is_some() {
+            x.status = "entered_in_error".into();
+        }
+        Ok(x)
     })
 }
 
@@ -233,6 +247,7 @@ pub(super) fn apply_entered_in_error(
     c: &ImmunizationEnteredInError,
 ) -> Result<Applied, CoreError> {
     let id = change::row_of(conn, Table::Immunizations, c.immunization)?;
+    super::correction::refuse_if_marked(conn, super::correction::Corrected::Immunization, id)?;
     let status: String = conn
         .prepare_cached("SELECT status FROM immunizations WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;

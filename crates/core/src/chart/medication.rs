@@ -121,6 +121,11 @@ pub struct Medication {
     pub updated_at: String,
     /// Why it was saved despite a matching active allergy.
     pub allergy_override: Option<String>,
+    /// Who marked it entered in error, when and why (its status then reads
+    /// `entered-in-error`).
+    #[cfg_attr(feature = "ts", ts(optional))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<super::correction::Correction>,
 }
 
 const MEDICATION_COLUMNS: &str = concat!(
@@ -133,7 +138,9 @@ const MEDICATION_COLUMNS: &str = concat!(
     ", ",
     open_field!("medications", "frequency"),
     ", start, stop, status, recorded_by, recorded_at, updated_by, updated_at, ",
-    open_field!("medications", "allergy_override")
+    open_field!("medications", "allergy_override"),
+    ", ",
+    super::correction::correction_column!("medications", "medication")
 );
 
 fn row_to_medication(r: &rusqlite::Row<'_>) -> rusqlite::Result<Medication> {
@@ -153,6 +160,14 @@ fn row_to_medication(r: &rusqlite::Row<'_>) -> rusqlite::Result<Medication> {
         updated_by: r.get(11)?,
         updated_at: r.get(12)?,
         allergy_override: r.get(13)?,
+        correction: None,
+    })
+    .and_then(|mut x| {
+        x.correction = super::correction::read_correction(r.get(14)?);
+        if x.correction.is_some() {
+            x.status = super::correction::ENTERED_IN_ERROR.into();
+        }
+        Ok(x)
     })
 }
 
@@ -252,6 +267,7 @@ pub(super) fn apply_stopped(
     c: &MedicationStopped,
 ) -> Result<Applied, CoreError> {
     let id = change::row_of(conn, Table::Medications, c.medication)?;
+    super::correction::refuse_if_marked(conn, super::correction::Corrected::Medication, id)?;
     // Status and start only: they are in clear, so a stop needs no key that opens the name.
     let (status, start): (String, Option<String>) = conn
         .prepare_cached("SELECT status, start FROM medications WHERE id = ?1")?

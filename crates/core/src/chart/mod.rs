@@ -16,9 +16,11 @@ pub mod allergy;
 pub(crate) mod allergy_check;
 pub mod appointment;
 pub mod change;
+pub mod correction;
 pub mod encounter;
 pub mod immunization;
 pub(crate) mod input;
+pub mod measure;
 pub mod medication;
 pub mod note;
 pub mod patient;
@@ -85,6 +87,7 @@ pub(crate) enum Item {
     Allergy,
     Medication,
     Immunization,
+    Observation,
 }
 
 impl Item {
@@ -96,6 +99,7 @@ impl Item {
             Item::Allergy => "SELECT patient_id FROM allergies WHERE id = ?1",
             Item::Medication => "SELECT patient_id FROM medications WHERE id = ?1",
             Item::Immunization => "SELECT patient_id FROM immunizations WHERE id = ?1",
+            Item::Observation => "SELECT patient_id FROM observations WHERE id = ?1",
         }
     }
 
@@ -107,6 +111,7 @@ impl Item {
             Item::Allergy => "allergy",
             Item::Medication => "medication",
             Item::Immunization => "immunization",
+            Item::Observation => "vital sign",
         }
     }
 
@@ -118,6 +123,7 @@ impl Item {
             Item::Allergy => "AllergyIntolerance",
             Item::Medication => "MedicationStatement",
             Item::Immunization => "Immunization",
+            Item::Observation => "Observation",
         }
     }
 }
@@ -131,6 +137,7 @@ impl Item {
             Item::Allergy => change::Table::Allergies,
             Item::Medication => change::Table::Medications,
             Item::Immunization => change::Table::Immunizations,
+            Item::Observation => change::Table::Observations,
         }
     }
 }
@@ -266,7 +273,7 @@ impl Session {
             Item::Allergy => "allergy.resolve",
             Item::Medication => "medication.stop",
             Item::Immunization => "immunization.entered_in_error",
-            Item::Note | Item::Encounter => "record.update",
+            Item::Note | Item::Encounter | Item::Observation => "record.update",
         };
         self.run(
             permission,
@@ -417,7 +424,7 @@ pub(crate) fn encounter_row(
         .transpose()
 }
 
-fn capitalise(s: &str) -> String {
+pub(crate) fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next()
         .map(|f| f.to_uppercase().collect::<String>() + c.as_str())

@@ -154,6 +154,11 @@ pub struct Problem {
     pub recorded_at: String,
     pub updated_by: String,
     pub updated_at: String,
+    /// Who marked it entered in error, when and why (its status then reads
+    /// `entered-in-error`).
+    #[cfg_attr(feature = "ts", ts(optional))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<super::correction::Correction>,
 }
 
 const PROBLEM_COLUMNS: &str = concat!(
@@ -163,7 +168,8 @@ const PROBLEM_COLUMNS: &str = concat!(
     open_field!("problems", "system"),
     ", ",
     open_field!("problems", "code"),
-    ", status, onset, resolved_on, recorded_by, recorded_at, updated_by, updated_at"
+    ", status, onset, resolved_on, recorded_by, recorded_at, updated_by, updated_at, ",
+    super::correction::correction_column!("problems", "problem")
 );
 
 fn row_to_problem(r: &rusqlite::Row<'_>) -> rusqlite::Result<Problem> {
@@ -181,6 +187,14 @@ fn row_to_problem(r: &rusqlite::Row<'_>) -> rusqlite::Result<Problem> {
         recorded_at: r.get(9)?,
         updated_by: r.get(10)?,
         updated_at: r.get(11)?,
+        correction: None,
+    })
+    .and_then(|mut x| {
+        x.correction = super::correction::read_correction(r.get(12)?);
+        if x.correction.is_some() {
+            x.status = super::correction::ENTERED_IN_ERROR.into();
+        }
+        Ok(x)
     })
 }
 
@@ -270,6 +284,7 @@ pub(super) fn apply_added(conn: &Connection, c: &ProblemAdded) -> Result<Applied
 /// The one writer of `problems`, for a resolution.
 pub(super) fn apply_resolved(conn: &Connection, c: &ProblemResolved) -> Result<Applied, CoreError> {
     let id = change::row_of(conn, Table::Problems, c.problem)?;
+    super::correction::refuse_if_marked(conn, super::correction::Corrected::Problem, id)?;
     let status: String = conn
         .prepare_cached("SELECT status FROM problems WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?;

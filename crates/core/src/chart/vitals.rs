@@ -8,6 +8,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::change::{self, apply, Applied, Change, RecordId, Stamp, Table};
+use super::correction::{
+    correction_column, not_in_error, read_correction, Correction, ENTERED_IN_ERROR,
+};
 use super::{encounter_id_of, encounter_row};
 use crate::audit::Op;
 use crate::ids::*;
@@ -155,7 +158,8 @@ impl Vital {
                 low: 36.0,
                 high: 37.8,
                 critical_high: 39.9,
-                decimals: 1,
+                // Two places, so a value typed in °F reads back as typed.
+                decimals: 2,
             },
             Vital::Spo2 => Spec {
                 loinc: "59408-5",
@@ -179,7 +183,8 @@ impl Vital {
                 low: none,
                 high: none,
                 critical_high: none,
-                decimals: 1,
+                // Two places, so a weight typed in pounds reads back as typed.
+                decimals: 2,
             },
             Vital::Height => Spec {
                 loinc: "8302-2",
@@ -235,14 +240,13 @@ impl Vital {
     pub fn validate(self, value: f64) -> Result<f64, CoreError> {
         let s = self.spec();
         if !value.is_finite() || value < s.min || value > s.max {
+            let unit = super::measure::unit_words(self);
             return Err(CoreError::InvalidInput(format!(
-                "{} of {} {} is not possible; it must be between {} and {} {}.",
+                "{} of {} {unit} is not possible; it must be between {} and {} {unit}.",
                 s.display,
                 trim_number(value),
-                s.unit,
                 trim_number(s.min),
                 trim_number(s.max),
-                s.unit
             )));
         }
         let scale = 10f64.powi(s.decimals);
@@ -356,6 +360,20 @@ pub struct Observation {
     pub flag: Flag,
     pub recorded_by: String,
     pub recorded_at: String,
+    /// `final`, or `entered-in-error` once marked as a mistake (then kept, struck out, and
+    /// left out of the latest values, BMI, flags and plots).
+    pub status: String,
+    /// Who marked it entered in error, when and why.
+    #[cfg_attr(feature = "ts", ts(optional))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Correction>,
+}
+
+impl Observation {
+    /// Whether it counts: not marked entered in error.
+    pub fn is_current(&self) -> bool {
+        self.correction.is_none()
+    }
 }
 
 const OBSERVATION_COLUMNS: &str = concat!(
@@ -363,7 +381,8 @@ const OBSERVATION_COLUMNS: &str = concat!(
     open_field!("observations", "value"),
     // The flag is stored (sealed, for readers outside Chartroom) but read back as what it
     // always is, the value's flag: one field to open per observation, not two.
-    " AS REAL), unit, effective, NULL, recorded_by, recorded_at"
+    " AS REAL), unit, effective, NULL, recorded_by, recorded_at, ",
+    correction_column!("observations", "observation")
 );
 
 fn row_to_observation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Observation> {
@@ -383,6 +402,15 @@ fn row_to_observation(r: &rusqlite::Row<'_>) -> rusqlite::Result<Observation> {
         flag: vital.flag(value),
         recorded_by: r.get(8)?,
         recorded_at: r.get(9)?,
+        status: "final".into(),
+        correction: None,
+    })
+    .and_then(|mut o| {
+        o.correction = read_correction(r.get(10)?);
+        if o.correction.is_some() {
+            o.status = ENTERED_IN_ERROR.into();
+        }
+        Ok(o)
     })
 }
 
@@ -415,14 +443,34 @@ pub(crate) fn latest_value(
     vital: Vital,
 ) -> Result<Option<f64>, CoreError> {
     Ok(conn
-        .prepare_cached(
-            concat!(
-                "SELECT CAST(",
-                open_field!("observations", "value"),
-                " AS REAL) FROM observations WHERE patient_id = ?1 AND code = ?2 ORDER BY effective DESC, id DESC LIMIT 1"
-            ),
-        )?
+        .prepare_cached(concat!(
+            "SELECT CAST(",
+            open_field!("observations", "value"),
+            " AS REAL) FROM observations WHERE patient_id = ?1 AND code = ?2 AND ",
+            not_in_error!("observations", "observation"),
+            " ORDER BY effective DESC, id DESC LIMIT 1"
+        ))?
         .query_row(params![patient_id, vital.loinc()], |r| r.get(0))
+        .optional()?)
+}
+
+/// The latest value of a vital not marked entered in error, with when it was taken.
+fn latest_with_time(
+    conn: &Connection,
+    patient_id: i64,
+    vital: Vital,
+) -> Result<Option<(f64, String)>, CoreError> {
+    Ok(conn
+        .prepare_cached(concat!(
+            "SELECT CAST(",
+            open_field!("observations", "value"),
+            " AS REAL), effective FROM observations WHERE patient_id = ?1 AND code = ?2 AND ",
+            not_in_error!("observations", "observation"),
+            " ORDER BY effective DESC, id DESC LIMIT 1"
+        ))?
+        .query_row(params![patient_id, vital.loinc()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?)
 }
 
@@ -525,6 +573,15 @@ pub(super) fn apply_recorded(conn: &Connection, c: &VitalsRecorded) -> Result<Ap
     Ok(Applied(rows))
 }
 
+/// A set of vitals recorded, with the questions its values raised (a value far from the
+/// patient's last one), for a caller that saved without asking first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RecordedVitals {
+    pub observations: Vec<Observation>,
+    pub questions: Vec<super::measure::FieldError>,
+}
+
 impl Session {
     /// Records a set of vitals taken together (one audited transaction). BMI is derived when
     /// a weight is recorded and a height is known (now or from before).
@@ -535,7 +592,25 @@ impl Session {
         effective: Option<DateTime<Utc>>,
         encounter_id: Option<EncounterId>,
     ) -> Result<Vec<Observation>, CoreError> {
+        self.record_vitals_checked(patient_id, input, effective, encounter_id, true)
+            .map(|r| r.observations)
+    }
+
+    /// Records a set of vitals, first comparing a weight or height with the patient's last
+    /// (weight ±20 %, height ±5 cm in adults). Unless `confirmed`, such a value is asked
+    /// about ("did you mean 180 lb?") with `check_values` and nothing is written; once
+    /// confirmed it is saved and the questions come back beside it.
+    pub fn record_vitals_checked(
+        &mut self,
+        patient_id: impl Into<PatientId>,
+        input: &VitalsInput,
+        effective: Option<DateTime<Utc>>,
+        encounter_id: Option<EncounterId>,
+        confirmed: bool,
+    ) -> Result<RecordedVitals, CoreError> {
         let patient_id = patient_id.into().get();
+        let units = self.settings().units;
+        let zone = self.settings().zone();
         let encounter_id = encounter_id.map(EncounterId::get);
         let values = input.validate()?;
         if let Some(t) = effective {
@@ -551,6 +626,29 @@ impl Session {
             true,
             |tx, op, ctx| {
                 let encounter = encounter_id_of(tx, encounter_id, patient_id)?;
+                let adult = ctx.patient()?.age_on(zone.date_of(ctx.now)) >= 18;
+                let mut questions = Vec::new();
+                for (vital, value) in &values {
+                    let last = latest_with_time(tx, patient_id, *vital)?;
+                    let when = last.as_ref().map(|(_, t)| {
+                        chartroom_audit::parse_time(t)
+                            .map(|t| zone.date_of(t).format("%-d %b %Y").to_string())
+                            .unwrap_or_default()
+                    });
+                    let last = last.map(|(v, _)| v).zip(when);
+                    if let Some(q) = super::measure::question(
+                        *vital,
+                        *value,
+                        last.as_ref().map(|(v, w)| (*v, w.as_str())),
+                        adult,
+                        units,
+                    ) {
+                        questions.push(q);
+                    }
+                }
+                if !confirmed && !questions.is_empty() {
+                    return Err(CoreError::CheckValues(questions));
+                }
                 let set = with_bmi(tx, patient_id, values)?;
                 let recorded = VitalsRecorded::new(
                     ctx.patient()?.uuid,
@@ -564,10 +662,18 @@ impl Session {
                 let abnormal = observations.iter().filter(|o| o.flag.is_abnormal()).count();
                 op.object = Some(("Observation", ids.first().copied().unwrap_or(0).to_string()));
                 op.detail = Some(format!(
-                    "{} observations, {abnormal} flagged",
-                    observations.len()
+                    "{} observations, {abnormal} flagged{}",
+                    observations.len(),
+                    if questions.is_empty() {
+                        ""
+                    } else {
+                        ", saved after a question about a value far from the last"
+                    }
                 ));
-                Ok(observations)
+                Ok(RecordedVitals {
+                    observations,
+                    questions,
+                })
             },
         )
     }

@@ -419,6 +419,7 @@ fn observation_resource(o: &Observation, source: &str) -> Value {
         "valueQuantity": {"value": o.value, "unit": o.unit, "system": UCUM, "code": o.unit},
         "interpretation": [concept("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", o.flag.as_str(), o.flag.as_str())],
     });
+    mark_in_error(&mut r, o.correction.as_ref(), "status");
     if let Some(enc) = o.encounter_id {
         r["encounter"] = json!({"reference": format!("Encounter/e{enc}")});
     }
@@ -449,7 +450,37 @@ fn condition_resource(c: &Problem, source: &str) -> Value {
     if let Some(resolved) = &c.resolved_on {
         r["abatementDateTime"] = json!(resolved);
     }
+    mark_in_error(&mut r, c.correction.as_ref(), "condition-ver-status");
     r
+}
+
+/// A resource for an item marked entered in error: FHIR's status for it (a Condition's or
+/// AllergyIntolerance's verification status, then without a clinical status, as con-5 and
+/// ait-2 require; `status` elsewhere) and the reason as Chartroom's extension.
+fn mark_in_error(
+    r: &mut Value,
+    correction: Option<&crate::chart::correction::Correction>,
+    how: &str,
+) {
+    let Some(c) = correction else { return };
+    match how {
+        "status" => r["status"] = json!("entered-in-error"),
+        system => {
+            if let Some(o) = r.as_object_mut() {
+                o.remove("clinicalStatus");
+            }
+            r["verificationStatus"] = concept(
+                &format!("http://terminology.hl7.org/CodeSystem/{system}"),
+                "entered-in-error",
+                "Entered in Error",
+            );
+        }
+    }
+    let ext = json!({"url": format!("{EXT}entered-in-error"), "valueString": c.reason});
+    match r.get_mut("extension").and_then(Value::as_array_mut) {
+        Some(list) => list.push(ext),
+        None => r["extension"] = json!([ext]),
+    }
 }
 
 fn allergy_resource(a: &Allergy, source: &str) -> Value {
@@ -489,6 +520,11 @@ fn allergy_resource(a: &Allergy, source: &str) -> Value {
         (None, None) => {}
     }
     r["extension"] = ext;
+    mark_in_error(
+        &mut r,
+        a.correction.as_ref(),
+        "allergyintolerance-verification",
+    );
     r
 }
 
@@ -527,6 +563,7 @@ fn medication_resource(m: &Medication, source: &str) -> Value {
     if !dosage.is_empty() {
         r["dosage"] = json!([dosage]);
     }
+    mark_in_error(&mut r, m.correction.as_ref(), "status");
     r
 }
 
@@ -550,6 +587,7 @@ fn immunization_resource(i: &Immunization, source: &str) -> Value {
         let (code, display) = site.act_site();
         r["site"] = json!({"coding": [coding("http://terminology.hl7.org/CodeSystem/v3-ActSite", code, display)], "text": site.as_str()});
     }
+    mark_in_error(&mut r, i.correction.as_ref(), "status");
     r
 }
 
@@ -932,6 +970,22 @@ pub(crate) struct InObservation {
     pub effective: String,
     pub recorded_by: String,
     pub recorded_at: String,
+    /// Marked entered in error there, with the reason given.
+    pub entered_in_error: Option<String>,
+}
+
+/// The reason an item marked entered in error was, as the file says (or that it says no
+/// more than the status).
+pub(crate) fn error_reason(r: &Res<'_>, marked: bool) -> Result<Option<String>, CoreError> {
+    if !marked {
+        return Ok(None);
+    }
+    let reason = r
+        .ext("entered-in-error")?
+        .unwrap_or("Marked entered in error in the record it came from.");
+    Ok(Some(
+        crate::chart::correction::check_reason(reason).map_err(|e| r.err(e))?,
+    ))
 }
 
 pub(crate) fn read_observation(r: &Res<'_>) -> Result<InObservation, CoreError> {
@@ -956,7 +1010,13 @@ pub(crate) fn read_observation(r: &Res<'_>) -> Result<InObservation, CoreError> 
     let value = vital
         .validate(r.f64("valueQuantity.value")?)
         .map_err(|e| r.err(e))?;
+    let entered_in_error = match r.str("status")? {
+        "final" | "amended" | "corrected" | "preliminary" => None,
+        "entered-in-error" => error_reason(r, true)?,
+        other => return Err(r.err(format!("status {} is not one Chartroom keeps", clip(other)))),
+    };
     Ok(InObservation {
+        entered_in_error,
         vital,
         value,
         effective: time(r, "effectiveDateTime", r.str("effectiveDateTime")?)?,
@@ -966,6 +1026,7 @@ pub(crate) fn read_observation(r: &Res<'_>) -> Result<InObservation, CoreError> 
 }
 
 pub(crate) struct InProblem {
+    pub entered_in_error: Option<String>,
     pub text: String,
     pub coding: Option<(CodeSystem, String)>,
     pub status: String,
@@ -983,12 +1044,18 @@ pub(crate) fn read_condition(r: &Res<'_>) -> Result<InProblem, CoreError> {
             coding = Some((system, system.check(code).map_err(|e| r.err(e))?));
         }
     }
-    let status = r
-        .code_in(
-            "clinicalStatus",
-            "http://terminology.hl7.org/CodeSystem/condition-clinical",
-        )?
-        .ok_or_else(|| r.err("clinicalStatus is missing"))?;
+    let in_error = r.code_in(
+        "verificationStatus",
+        "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+    )? == Some("entered-in-error");
+    let status = match r.code_in(
+        "clinicalStatus",
+        "http://terminology.hl7.org/CodeSystem/condition-clinical",
+    )? {
+        Some(s) => s,
+        None if in_error => "active",
+        None => return Err(r.err("clinicalStatus is missing")),
+    };
     if !matches!(status, "active" | "resolved" | "inactive") {
         return Err(r.err(format!(
             "clinicalStatus {} is not active, resolved or inactive",
@@ -996,6 +1063,7 @@ pub(crate) fn read_condition(r: &Res<'_>) -> Result<InProblem, CoreError> {
         )));
     }
     Ok(InProblem {
+        entered_in_error: error_reason(r, in_error)?,
         text,
         coding,
         status: status.to_owned(),
@@ -1015,6 +1083,7 @@ pub(crate) enum InAllergy {
         category: Option<AllergyCategory>,
         status: String,
         stamp: Stamp,
+        entered_in_error: Option<String>,
     },
 }
 
@@ -1031,12 +1100,18 @@ pub(crate) fn read_allergy(r: &Res<'_>) -> Result<InAllergy, CoreError> {
     let checked =
         crate::chart::allergy::NewAllergy::new(r.str("code.text")?, reaction, severity, category)
             .map_err(|e| r.err(e))?;
-    let status = r
-        .code_in(
-            "clinicalStatus",
-            "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-        )?
-        .ok_or_else(|| r.err("clinicalStatus is missing"))?;
+    let in_error = r.code_in(
+        "verificationStatus",
+        "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+    )? == Some("entered-in-error");
+    let status = match r.code_in(
+        "clinicalStatus",
+        "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+    )? {
+        Some(s) => s,
+        None if in_error => "active",
+        None => return Err(r.err("clinicalStatus is missing")),
+    };
     if !matches!(status, "active" | "resolved") {
         return Err(r.err(format!(
             "clinicalStatus {} is not active or resolved",
@@ -1050,6 +1125,7 @@ pub(crate) fn read_allergy(r: &Res<'_>) -> Result<InAllergy, CoreError> {
         category: checked.category,
         status: status.to_owned(),
         stamp: read_stamp(r, true)?,
+        entered_in_error: error_reason(r, in_error)?,
     })
 }
 
@@ -1062,10 +1138,12 @@ pub(crate) struct InMedication {
     pub stop: Option<String>,
     pub status: String,
     pub stamp: Stamp,
+    pub entered_in_error: Option<String>,
 }
 
 pub(crate) fn read_medication(r: &Res<'_>) -> Result<InMedication, CoreError> {
-    let status = r.str("status")?;
+    let in_error = r.str("status")? == "entered-in-error";
+    let status = if in_error { "active" } else { r.str("status")? };
     if !matches!(status, "active" | "stopped") {
         return Err(r.err(format!("status {} is not active or stopped", clip(status))));
     }
@@ -1101,6 +1179,7 @@ pub(crate) fn read_medication(r: &Res<'_>) -> Result<InMedication, CoreError> {
         stop: date(r, "effectivePeriod.end", r.opt_str("effectivePeriod.end")?)?,
         status: status.to_owned(),
         stamp: read_stamp(r, true)?,
+        entered_in_error: error_reason(r, in_error)?,
     })
 }
 
@@ -1112,6 +1191,8 @@ pub(crate) struct InImmunization {
     pub site: Option<Site>,
     pub status: String,
     pub stamp: Stamp,
+    /// The reason it was marked entered in error, where the file gives one.
+    pub entered_in_error: Option<String>,
 }
 
 pub(crate) fn read_immunization(
@@ -1140,7 +1221,12 @@ pub(crate) fn read_immunization(
         today,
     )
     .map_err(|e| r.err(e))?;
+    let entered_in_error = error_reason(
+        r,
+        status == "entered_in_error" && r.ext("entered-in-error")?.is_some(),
+    )?;
     Ok(InImmunization {
+        entered_in_error,
         vaccine: checked.vaccine,
         cvx: checked.cvx,
         date: checked.date.format("%Y-%m-%d").to_string(),

@@ -21,6 +21,7 @@ use crate::chart::appointment::{
     AppointmentBooked, AppointmentCancelled, AppointmentStatus, AppointmentStatusChanged,
 };
 use crate::chart::change::{self, apply, Change, RecordId, Stamp, Table};
+use crate::chart::correction::{Corrected, EnteredInError};
 use crate::chart::encounter::EncounterOpened;
 use crate::chart::immunization::{
     ImmunizationEnteredInError, ImmunizationRecorded, NewImmunization,
@@ -639,7 +640,12 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         for v in &mut set.values {
                             v.observation = RecordId::new(ctx.now);
                         }
+                        let records: Vec<RecordId> =
+                            set.values.iter().map(|v| v.observation).collect();
                         let l = apply(tx, &Change::VitalsRecorded(set))?.row();
+                        if let Some(reason) = &o.entered_in_error {
+                            mark(tx, Corrected::Observation, records, reason, ctx.stamp())?;
+                        }
                         note_added(tx, source, "Observation", id, l, &now, &mut added)?;
                     }
                     for (id, c) in &p.problems {
@@ -678,6 +684,9 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                 }),
                             )?;
                         }
+                        if let Some(reason) = &c.entered_in_error {
+                            mark(tx, Corrected::Problem, vec![problem], reason, updated(&c.stamp)?)?;
+                        }
                         note_added(tx, source, "Condition", id, l, &now, &mut added)?;
                     }
                     if let Some((id, at, who)) = &p.none_known {
@@ -712,6 +721,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             category,
                             status,
                             stamp,
+                            entered_in_error,
                         } = a
                         else {
                             continue;
@@ -745,6 +755,9 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                     resolved: updated(stamp)?,
                                 }),
                             )?;
+                        }
+                        if let Some(reason) = entered_in_error {
+                            mark(tx, Corrected::Allergy, vec![allergy], reason, updated(stamp)?)?;
                         }
                         note_added(tx, source, "AllergyIntolerance", id, l, &now, &mut added)?;
                     }
@@ -781,6 +794,15 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                 }),
                             )?;
                         }
+                        if let Some(reason) = &m.entered_in_error {
+                            mark(
+                                tx,
+                                Corrected::Medication,
+                                vec![medication],
+                                reason,
+                                updated(&m.stamp)?,
+                            )?;
+                        }
                         note_added(tx, source, "MedicationStatement", id, l, &now, &mut added)?;
                     }
                     for (id, i) in &p.immunizations {
@@ -805,7 +827,15 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             }),
                         )?
                         .row();
-                        if i.status != "completed" {
+                        if let Some(reason) = &i.entered_in_error {
+                            mark(
+                                tx,
+                                Corrected::Immunization,
+                                vec![immunization],
+                                reason,
+                                updated(&i.stamp)?,
+                            )?;
+                        } else if i.status != "completed" {
                             apply(
                                 tx,
                                 &Change::ImmunizationEnteredInError(ImmunizationEnteredInError {
@@ -1017,6 +1047,26 @@ fn recorded(stamp: &fhir::Stamp) -> Result<Stamp, CoreError> {
 }
 
 /// Who last changed an imported item and when.
+/// Marks items imported as entered in error there, with the reason the file gives.
+fn mark(
+    tx: &Transaction<'_>,
+    item: Corrected,
+    records: Vec<RecordId>,
+    reason: &str,
+    marked: Stamp,
+) -> Result<(), CoreError> {
+    apply(
+        tx,
+        &Change::EnteredInError(EnteredInError {
+            item,
+            records,
+            reason: reason.to_owned(),
+            marked,
+        }),
+    )
+    .map(drop)
+}
+
 fn updated(stamp: &fhir::Stamp) -> Result<Stamp, CoreError> {
     Stamp::parse(&stamp.updated_at, &stamp.updated_by)
 }

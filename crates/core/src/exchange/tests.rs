@@ -1517,3 +1517,117 @@ fn appointments_travel_as_schedule_slot_and_appointment_and_come_back() {
     assert!(arrived.overbooked, "{arrived:?}");
     assert_eq!(arrived.clinician, "dr.okafor");
 }
+
+#[test]
+fn items_entered_in_error_travel_marked_with_their_reason_and_come_back_so() {
+    let source = Clinic::new();
+    let mut doctor = source.as_role(Role::Physician);
+    let input = |weight: f64| crate::VitalsInput {
+        weight: Some(weight),
+        height: Some(162.0),
+        ..Default::default()
+    };
+    doctor
+        .record_vitals(1, &input(55.5), None, None)
+        .expect("first");
+    let wrong = doctor
+        .record_vitals(1, &input(180.0), None, None)
+        .expect("second");
+    let weight = wrong
+        .iter()
+        .find(|o| o.vital == crate::Vital::Weight)
+        .expect("weight");
+    let marked = doctor
+        .vitals_entered_in_error(weight.id, "Pounds typed as kilograms")
+        .expect("marks");
+    assert_eq!(marked.len(), 2, "the weight and the BMI made from it");
+    let problem = doctor
+        .add_problem(
+            1,
+            &crate::NewProblem::new(
+                "Asthma",
+                None,
+                None,
+                None,
+                NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"),
+            )
+            .expect("p"),
+        )
+        .expect("adds");
+    doctor
+        .problem_entered_in_error(problem.id, "Wrong patient")
+        .expect("marks");
+    let allergy = doctor
+        .add_allergy(
+            1,
+            &crate::NewAllergy::new("Latex", None, None, None).expect("a"),
+        )
+        .expect("adds");
+    doctor
+        .allergy_entered_in_error(allergy.id, "Was her sister's")
+        .expect("marks");
+    let passphrase = secret("correct horse battery staple");
+    let (file, _) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Passphrase(passphrase.clone()),
+        ),
+    );
+    let plain =
+        archive::decrypt(&file[..], &ImportKey::Passphrase(passphrase.clone())).expect("opens");
+    let resources = archive::resources(&plain).expect("reads");
+    let of = |kind: &'static str| resources.iter().filter(move |r| r["resourceType"] == kind);
+    assert_eq!(
+        of("Observation")
+            .filter(|r| r["status"] == "entered-in-error")
+            .count(),
+        2
+    );
+    let condition = of("Condition").next().expect("the problem");
+    assert_eq!(
+        condition["verificationStatus"]["coding"][0]["code"],
+        "entered-in-error"
+    );
+    assert!(condition.get("clinicalStatus").is_none(), "con-5");
+    let allergy_r = of("AllergyIntolerance").next().expect("the allergy");
+    assert!(allergy_r.get("clinicalStatus").is_none(), "ait-2");
+    doctor.lock().expect("locks");
+
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let imported = admin
+        .import_records(&file[..], &ImportKey::Passphrase(passphrase))
+        .expect("imports");
+    admin.lock().expect("locks");
+    let mut doctor_b = target.as_role(Role::Physician);
+    let chart = doctor_b.open_chart(imported.patients[0].id).expect("opens");
+    let vitals = chart.vitals.expect("vitals");
+    let struck: Vec<(&crate::Vital, &str)> = vitals
+        .iter()
+        .filter(|o| o.status == "entered-in-error")
+        .map(|o| {
+            (
+                &o.vital,
+                o.correction.as_ref().map_or("", |c| c.reason.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(struck.len(), 2, "{vitals:?}");
+    assert!(struck
+        .iter()
+        .all(|(_, r)| *r == "Pounds typed as kilograms"));
+    let problems = chart.problems.expect("problems");
+    assert_eq!(problems[0].status, "entered-in-error");
+    assert_eq!(
+        problems[0].correction.as_ref().map(|c| c.reason.as_str()),
+        Some("Wrong patient")
+    );
+    let allergies = chart.allergies.expect("allergies");
+    assert_eq!(allergies[0].status, "entered-in-error");
+    // And what counts there leaves them out: a new weight is compared with 55.5 kg.
+    let asked = doctor_b
+        .record_vitals_checked(imported.patients[0].id, &input(57.0), None, None, false)
+        .expect("near the last that counts");
+    assert!(asked.questions.is_empty());
+}
