@@ -21,6 +21,7 @@ fn main() {
         "add_addendum",
         "record_vitals",
         "mark_entered_in_error",
+        "show_in_folder",
         "add_problem",
         "resolve_problem",
         "add_allergy",

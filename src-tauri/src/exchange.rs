@@ -146,6 +146,43 @@ pub fn export_records(
     })
 }
 
+/// Opens the system's file manager on the folder of an export this window made. Only a
+/// file inside the exports folder is shown: the webview names a path, and nothing else on
+/// the computer is opened for it.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn show_in_folder(state: State<'_, AppState>, path: String) -> Result<(), AppError> {
+    state.with_session(|_| Ok(()))?;
+    let folder = export_dir();
+    let inside = std::fs::canonicalize(&path)
+        .ok()
+        .zip(std::fs::canonicalize(&folder).ok())
+        .filter(|(file, dir)| file.is_file() && file.parent() == Some(dir.as_path()))
+        .map(|(_, dir)| dir);
+    let Some(dir) = inside else {
+        return Err(AppError::new(
+            "not_found",
+            "That file is not in the exports folder any more.",
+        ));
+    };
+    std::process::Command::new("xdg-open")
+        .arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        // Reaped on a thread of its own, so no finished file manager lingers as a zombie.
+        .map(|mut child| drop(std::thread::spawn(move || child.wait())))
+        .map_err(|_| {
+            AppError::new(
+                "unavailable",
+                format!(
+                    "This computer has no file manager Chartroom can open. The file is in {}.",
+                    dir.display()
+                ),
+            )
+        })
+}
+
 /// The running export's progress, or nothing when none runs.
 #[tauri::command]
 pub fn export_progress(exports: State<'_, ExportState>) -> Option<ExportProgress> {

@@ -122,6 +122,7 @@ fn main() {
             records::add_addendum,
             records::record_vitals,
             records::mark_entered_in_error,
+            exchange::show_in_folder,
             records::add_problem,
             records::resolve_problem,
             records::add_allergy,

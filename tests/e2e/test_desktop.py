@@ -595,6 +595,8 @@ def test_a_physician_exports_a_chart_and_the_admin_the_whole_clinic(clinic, app,
     assert "accounting of disclosures" in visible(d, "#export-purpose-error").text
     d.find_element(By.ID, "export-recipient").send_keys("Dr. Osei, Harbour Cardiology")
     d.find_element(By.ID, "export-purpose").send_keys("Referral for a cardiology opinion")
+    click(d, d.find_element(By.CSS_SELECTOR, "#export-method-more summary"))
+    click(d, d.find_element(By.ID, "export-method-key"))
     d.find_element(By.ID, "export-keys").send_keys(recipient)
     shot(d, "80-export-dialog")
     click(d, d.find_element(By.ID, "export-confirm"))
@@ -828,3 +830,247 @@ def test_a_medication_against_a_recorded_allergy_warns_and_needs_a_reason(clinic
     assert "Tolerated a graded challenge in 2024" in note.text
     meds = clinic.json("--user", DOC, "medication", "list", "--patient", okafor, password=DOC_PW)["medications"]
     assert [(m["name"], m["allergy_override"]) for m in meds] == [("Amoxicillin", "Tolerated a graded challenge in 2024")]
+
+
+@pytest.mark.app_args("--demo")
+def test_a_long_chart_keeps_the_patient_pinned_at_the_top_when_scrolled(app, cli):
+    """Issue 18, item 10: at the bottom of a long chart a compact header still says whose chart
+    it is (name, birth date, MRN) and how their allergies stand."""
+    d = app
+    visible(d, "#demo-title")
+    click(d, d.find_element(By.ID, "open-demo"))
+    assert visible(d, "#signed-in-user", timeout=120).text == "dr.demo"
+    search(d, "0000018")  # the demo's long history (200 encounters)
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    name = visible(d, "#chart-name").text
+    mrn = d.find_element(By.ID, "chart-mrn").text.removeprefix("MRN").strip()
+    assert mrn, d.find_element(By.ID, "chart-mrn").text
+    pinned = d.find_element(By.ID, "chart-sticky-header")
+    assert not pinned.is_displayed(), "while the full header is in view, the compact one keeps out of the way"
+
+    click(d, d.find_element(By.ID, "tab-notes"))
+    visible(d, "#notes-timeline .note")
+    d.execute_script("const c = document.getElementById('content'); c.scrollTop = c.scrollHeight;")
+    WebDriverWait(d, 10).until(lambda _: pinned.is_displayed())
+    box = d.execute_script(
+        """const pane = document.getElementById('content');
+        const p = arguments[0].getBoundingClientRect();
+        const c = pane.getBoundingClientRect();
+        const top = document.elementFromPoint(p.left + p.width / 2, p.top + p.height / 2);
+        return {atBottom: pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 2,
+                top: p.top, bottom: p.bottom, paneTop: c.top, paneBottom: c.bottom, window: window.innerHeight,
+                nameBottom: document.getElementById('chart-name').getBoundingClientRect().bottom,
+                onTop: arguments[0].contains(top)};""",
+        pinned)
+    assert box["atBottom"], box
+    assert box["nameBottom"] < box["paneTop"], ("the full header has scrolled out of view", box)
+    assert box["paneTop"] - 1 <= box["top"] < box["bottom"] <= min(box["paneBottom"], box["window"]), box
+    assert box["onTop"], ("nothing covers the compact header", box)
+    text = pinned.text
+    assert mrn in text and name in text and "born" in text, text
+    assert "allerg" in text.lower(), text
+    time.sleep(0.3)
+    shot(d, "64-demo-chart-pinned-header")
+
+
+def test_notes_filter_by_encounter_author_and_kind_and_fold_without_losing_an_addendum(clinic, app):
+    """Issue 18, item 10: a long timeline narrows to one encounter, author or kind, and folds;
+    neither loses an addendum being written."""
+    okafor = str(clinic.patients["okafor"]["id"])
+    visit = clinic.json("--user", DOC, "encounter", "add", "--patient", okafor, "--reason", "Blood pressure review",
+                        password=DOC_PW)
+    signed = clinic.json("--user", DOC, "note", "draft", "--patient", okafor, "--encounter", str(visit["id"]),
+                         "--text", "Blood pressure controlled on amlodipine.", password=DOC_PW)["id"]
+    clinic.run("--user", DOC, "note", "sign", str(signed), password=DOC_PW)
+    clinic.run("--user", DOC, "note", "addendum", str(signed), "--text", "Home readings reviewed by phone.", "--sign",
+               password=DOC_PW)
+    draft = clinic.json("--user", NURSE, "note", "draft", "--patient", okafor,
+                        "--text", "Knee pain since Tuesday; for the doctor to review.", password=NURSE_PW)["id"]
+
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    click(d, d.find_element(By.ID, "tab-notes"))
+    visible(d, "#notes-timeline .note")
+
+    def shown() -> list[int]:
+        return sorted(int(n.get_attribute("id").split("-")[1])
+                      for n in d.find_elements(By.CSS_SELECTOR, "#notes-timeline > li.note") if n.is_displayed())
+
+    def choose(select: str, value: str, expect: list[int]) -> None:
+        Select(d.find_element(By.ID, select)).select_by_value(value)
+        WebDriverWait(d, 10).until(lambda _: shown() == sorted(expect), f"{select}={value}: {shown()}")
+
+    assert shown() == sorted([signed, draft])
+    for select in ["notes-filter-encounter", "notes-filter-author", "notes-filter-kind"]:
+        assert Select(d.find_element(By.ID, select)).first_selected_option.text.startswith("All"), select
+        assert d.find_element(By.CSS_SELECTOR, f"label[for='{select}']").text, f"{select} has a label"
+    choose("notes-filter-kind", "draft", [draft])
+    assert "Showing 1 of 2" in d.find_element(By.ID, "notes-filter-count").text
+    choose("notes-filter-kind", "addendum", [signed])
+    choose("notes-filter-kind", "", [signed, draft])
+    choose("notes-filter-encounter", str(visit["id"]), [signed])
+    choose("notes-filter-encounter", "none", [draft])
+    choose("notes-filter-encounter", "", [signed, draft])
+    choose("notes-filter-author", NURSE, [draft])
+    choose("notes-filter-author", DOC, [signed])
+    click(d, d.find_element(By.ID, "notes-filter-clear"))
+    WebDriverWait(d, 10).until(lambda _: shown() == sorted([signed, draft]))
+    shot(d, "15-notes-filters")
+
+    # An addendum half written: filtering its note away or folding everything keeps it, typed text and all.
+    click(d, d.find_element(By.ID, f"addendum-{signed}"))
+    editor = visible(d, f"#add-{signed}-text")
+    editor.send_keys("Repeat the renal panel in three months.")
+    choose("notes-filter-kind", "draft", [signed, draft])
+    assert editor.is_displayed() and editor.get_attribute("value") == "Repeat the renal panel in three months."
+    click(d, d.find_element(By.ID, "notes-filter-clear"))
+    click(d, d.find_element(By.ID, "notes-collapse-all"))
+    WebDriverWait(d, 10).until(lambda _: not d.find_element(By.ID, f"note-body-{draft}").is_displayed())
+    assert not d.find_element(By.ID, f"note-body-{signed}").is_displayed()
+    assert d.find_element(By.ID, f"note-toggle-{draft}").get_attribute("aria-expanded") == "false"
+    # (WebKit's driver leaves an ellipsised line out of .text, so its text is read as is.)
+    preview = d.find_element(By.CSS_SELECTOR, f"#note-{draft} .preview").get_attribute("textContent")
+    assert "Knee pain since Tuesday" in preview, "a folded note keeps a line"
+    assert editor.is_displayed() and editor.get_attribute("value") == "Repeat the renal panel in three months."
+    shot(d, "16-notes-folded")
+    d.find_element(By.ID, f"note-toggle-{draft}").send_keys(Keys.ENTER)  # by keyboard
+    WebDriverWait(d, 10).until(lambda _: d.find_element(By.ID, f"note-body-{draft}").is_displayed())
+    assert d.find_element(By.ID, f"note-toggle-{draft}").get_attribute("aria-expanded") == "true"
+    click(d, d.find_element(By.ID, "notes-expand-all"))
+    WebDriverWait(d, 10).until(lambda _: d.find_element(By.ID, f"note-body-{signed}").is_displayed())
+    click(d, d.find_element(By.ID, f"add-{signed}-submit"))
+    WebDriverWait(d, 10).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, f"#note-{signed} .addendum")) == 2)
+    assert "renal panel" in d.find_element(By.ID, f"note-{signed}").text
+
+
+def test_the_export_dialog_defaults_to_a_passphrase_and_counts_in_plain_words(clinic, app):
+    """Issue 18, item 13: a passphrase unless asked otherwise; the result in a clinic's words,
+    with the FHIR names, the file format and the age command one click away for IT."""
+    okafor = str(clinic.patients["okafor"]["id"])
+    note = clinic.json("--user", DOC, "note", "draft", "--patient", okafor, "--text", "Referral letter follows.",
+                       password=DOC_PW)["id"]
+    clinic.run("--user", DOC, "note", "sign", str(note), password=DOC_PW)
+    clinic.run("--user", DOC, "vitals", "add", "--patient", okafor, "--bp", "150/95", password=DOC_PW)
+
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    click(d, d.find_element(By.ID, "export-chart"))
+    visible(d, "#export-dialog")
+    assert d.find_element(By.ID, "export-method-passphrase").is_selected(), "a passphrase is the default"
+    assert visible(d, "#export-passphrase").is_displayed()
+    assert not d.find_elements(By.ID, "export-keys")
+    assert not d.find_element(By.ID, "export-method-key").is_displayed(), "the age key waits under another choice"
+    d.find_element(By.ID, "export-recipient").send_keys("Chidi Okafor (his own copy)")
+    d.find_element(By.ID, "export-purpose").send_keys("The patient asked for a copy of his record")
+    d.find_element(By.ID, "export-passphrase").send_keys("tulip anchor velvet ninety")
+    d.find_element(By.ID, "export-again").send_keys("tulip anchor velvet ninety")
+    click(d, d.find_element(By.ID, "export-confirm"))
+
+    done = visible(d, "#export-done")
+    text = done.text
+    assert "1 patient" in text, text
+    counts = d.find_element(By.ID, "export-counts").text
+    assert "notes 1" in counts and "vitals" in counts and "patients 1" in counts, counts
+    for word in ["DocumentReference", "Observation", "FHIR", "age -d"]:
+        assert word not in text, (word, text)
+    assert "passphrase they were given" in d.find_element(By.ID, "export-next").text
+    assert visible(d, "#export-show-folder").text == "Show in folder"
+    shot(d, "84-export-plain-words")
+
+    click(d, d.find_element(By.CSS_SELECTOR, "#export-technical summary"))
+    resources = visible(d, "#export-resources").text
+    assert "DocumentReference: 1" in resources and "Observation" in resources, resources
+    command = d.find_element(By.ID, "export-command").text
+    path = Path(d.find_element(By.ID, "export-path").text)
+    assert command.startswith("age -d") and path.name in command, command
+    assert "FHIR R4" in d.find_element(By.ID, "export-technical").text
+    shot(d, "85-export-technical")
+    click(d, d.find_element(By.ID, "export-close"))
+    assert "tulip" not in d.page_source
+
+
+def test_vitals_show_every_error_in_words_ask_did_you_mean_and_a_wrong_value_is_struck_out(clinic, app):
+    okafor = str(clinic.patients["okafor"]["id"])
+    clinic.run("--user", NURSE, "vitals", "add", "--patient", okafor, "--weight", "55.5", "--height", "162",
+               password=NURSE_PW)
+    d = app
+    sign_in(d, NURSE, NURSE_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    click(d, d.find_element(By.ID, "tab-vitals"))
+    click(d, visible(d, "#record-vitals"))
+    # Every field's problem at once, beside its field, in words: °C, never Cel.
+    visible(d, "#v-temperature").send_keys("98.6")
+    d.find_element(By.ID, "v-heart-rate").send_keys("fast")
+    d.find_element(By.ID, "v-systolic").send_keys("120")
+    click(d, d.find_element(By.ID, "vitals-save"))
+    temp = visible(d, "#v-temperature-error")
+    assert "98.6 °C is not possible" in temp.text and "Cel" not in temp.text, temp.text
+    assert "beats per minute" in visible(d, "#v-heart-rate-error").text
+    assert "diastolic" in visible(d, "#v-diastolic-error").text
+    shot(d, "47-vitals-field-errors")
+    click(d, d.find_element(By.ID, "v-temperature-use"))
+    assert d.find_element(By.ID, "v-temperature").get_attribute("value") == "98.6F"
+    for field in ["v-heart-rate", "v-systolic"]:
+        box = d.find_element(By.ID, field)
+        box.send_keys(Keys.CONTROL, "a")
+        box.send_keys(Keys.BACKSPACE)  # as typed, so the form hears it
+    # Pounds typed as kilograms: asked before anything is saved.
+    d.find_element(By.ID, "v-weight").send_keys("180")
+    click(d, d.find_element(By.ID, "vitals-save"))
+    question = visible(d, "#vitals-question")
+    assert "Did you mean 180 lb" in question.text, question.text
+    shot(d, "48-vitals-did-you-mean")
+    listed = clinic.json("--user", NURSE, "vitals", "list", "--patient", okafor, password=NURSE_PW)["observations"]
+    assert len(listed) == 3, "nothing saved before the answer"
+    # The form survives a tab switch while the question is open.
+    click(d, d.find_element(By.ID, "tab-summary"))
+    click(d, d.find_element(By.ID, "tab-vitals"))
+    assert visible(d, "#v-weight").get_attribute("value") == "180"
+    click(d, d.find_element(By.ID, "vitals-save"))
+    click(d, visible(d, "#vitals-confirm"))
+    visible(d, "#vitals-saved")
+    listed = clinic.json("--user", NURSE, "vitals", "list", "--patient", okafor, password=NURSE_PW)["observations"]
+    wrong = next(o for o in listed if o["vital"] == "weight" and o["value"] == 180)
+    temperature = next(o for o in listed if o["vital"] == "temperature")
+    assert temperature["value"] == 37.0, "98.6F is stored as 37.0 °C"
+    # Marked entered in error: kept, struck out with the reason, the BMI with it.
+    click(d, visible(d, f"#vital-eie-{wrong['id']}"))
+    visible(d, "#vitals-mark-reason").send_keys("Pounds typed as kilograms")
+    click(d, d.find_element(By.ID, "vitals-mark-save"))
+    struck = visible(d, f"#vital-{wrong['id']}.struck")
+    assert "180" in struck.text
+    assert "Pounds typed as kilograms" in struck.get_attribute("title")
+    shot(d, "49-vitals-entered-in-error")
+    listed = clinic.json("--user", NURSE, "vitals", "list", "--patient", okafor, password=NURSE_PW)["observations"]
+    marked = [o["vital"] for o in listed if o["status"] == "entered-in-error"]
+    assert sorted(marked) == ["bmi", "weight"], marked
+
+
+def test_a_problem_entered_in_error_is_struck_out_with_its_reason(clinic, app):
+    okafor = str(clinic.patients["okafor"]["id"])
+    clinic.run("--user", DOC, "problem", "add", "--patient", okafor, "--text", "Asthma", password=DOC_PW)
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    click(d, d.find_element(By.ID, "tab-problems"))
+    button = visible(d, "#problem-list [id^='eie-problem-']")
+    click(d, button)
+    visible(d, "#list-eie-reason").send_keys("Recorded for the wrong patient")
+    click(d, d.find_element(By.ID, "list-eie-save"))
+    WebDriverWait(d, 10).until(lambda _: not d.find_elements(By.ID, "list-eie-form"))
+    assert "Asthma" not in d.find_element(By.ID, "problem-list").text, "no longer an active problem"
+    click(d, d.find_element(By.ID, "list-show-inactive"))
+    item = visible(d, "#problem-list li.struck")
+    assert "entered in error: Recorded for the wrong patient" in item.text, item.text
+    problems = clinic.json("--user", DOC, "problem", "list", "--patient", okafor, password=DOC_PW)["problems"]
+    assert problems[0]["status"] == "entered-in-error"

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkExportForm, exportSummary, type ExportFields } from "../src/lib/exporting";
+import { checkExportForm, countsInWords, exportSummary, formatCount, resourceWord, type ExportFields } from "../src/lib/exporting";
 
 const base: ExportFields = { recipientName: " Harbour Clinic ", purpose: " Referral ", method: "key", keys: "", passphrase: "", again: "" };
 const key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
@@ -42,7 +42,8 @@ describe("the export summary", () => {
       bytes: 1,
       sha256: "00",
     });
-    expect(s.headline).toBe("1,200 patients, 35,200 records (FHIR Bulk Data).");
+    expect(s.headline).toBe("1,200 patients, 35,200 records.");
+    expect(s.counts).toBe("patients 1,200, visits 4,000, vitals 30,000");
     expect(s.lines).toEqual(["Encounter: 4,000", "Observation: 30,000", "Patient: 1,200"]);
     expect(s.notes).toEqual([
       "1 restricted patient you may not see was left out.",
@@ -50,12 +51,13 @@ describe("the export summary", () => {
     ]);
   });
 
-  it("says a single chart is a Bundle", () => {
+  it("tells IT a single chart is a Bundle", () => {
     const s = exportSummary({
       disclosure_id: 1, format: "bundle", patients: 1, resources: { Patient: 1 }, left_out: [], drafts_left_out: 0,
       clinical_left_out: false, recipient: "x", keys: [], bytes: 1, sha256: "00",
     });
-    expect(s.headline).toBe("1 patient, 1 record (a FHIR Bundle).");
+    expect(s.headline).toBe("1 patient, 1 record.");
+    expect(s.format).toMatch(/^FHIR R4 Bundle/);
     expect(s.notes).toEqual([]);
   });
 
@@ -67,5 +69,65 @@ describe("the export summary", () => {
     expect(s.notes).toEqual([
       "Demographics only: your role's keys do not open clinical content. An export with the clinical record takes a physician, a nurse or the recovery key.",
     ]);
+  });
+});
+
+describe("export counts in a clinic's words", () => {
+  it("names FHIR resource types as the chart's sections do", () => {
+    expect(resourceWord("DocumentReference")).toBe("notes");
+    expect(resourceWord("Observation")).toBe("vitals");
+    expect(resourceWord("Condition")).toBe("problems");
+    expect(resourceWord("AllergyIntolerance")).toBe("allergies");
+    expect(resourceWord("MedicationStatement")).toBe("medications");
+    expect(resourceWord("MedicationRequest")).toBe("medications");
+    expect(resourceWord("Immunization")).toBe("immunizations");
+    expect(resourceWord("Encounter")).toBe("visits");
+    expect(resourceWord("Patient")).toBe("patients");
+    expect(resourceWord("Appointment")).toBe("appointments");
+    expect(resourceWord("Provenance")).toBe("signatures");
+    expect(resourceWord("QuestionnaireResponse")).toBe("other records");
+  });
+
+  it("writes counts with thousands separators", () => {
+    expect(formatCount(0)).toBe("0");
+    expect(formatCount(999)).toBe("999");
+    expect(formatCount(1024)).toBe("1,024");
+    expect(formatCount(1234567)).toBe("1,234,567");
+  });
+
+  it("lists counts in a fixed order, adds up shared words and leaves out zeros", () => {
+    expect(countsInWords({ Condition: 3, Observation: 1024, DocumentReference: 211 })).toBe("notes 211, vitals 1,024, problems 3");
+    expect(countsInWords({ MedicationStatement: 2, MedicationRequest: 1, Immunization: 0 })).toBe("medications 3");
+    expect(countsInWords({ Basic: 1, Flag: 2, Patient: 1 })).toBe("patients 1, other records 3");
+    expect(countsInWords({})).toBe("");
+  });
+
+  it("never names a FHIR resource type in the plain summary", () => {
+    const s = exportSummary({
+      disclosure_id: 7, format: "bundle", patients: 1,
+      resources: { Patient: 1, DocumentReference: 211, Observation: 1024, Condition: 3, Provenance: 211 },
+      left_out: [], drafts_left_out: 0, clinical_left_out: false, recipient: "x", keys: [{ type: "passphrase" }],
+      bytes: 1, sha256: "00",
+    }, "/home/clinic/exports/chart-export 2026.age");
+    const plain = [s.headline, s.counts, ...s.notes].join(" ");
+    expect(plain).toBe("1 patient, 1,450 records. patients 1, notes 211, vitals 1,024, problems 3, signatures 211");
+    expect(plain).not.toMatch(/DocumentReference|Observation|FHIR|\bage\b/);
+    expect(s.lines).toContain("DocumentReference: 211");
+  });
+
+  it("gives IT the age command for the file it names", () => {
+    const base = {
+      disclosure_id: 7, patients: 1, resources: { Patient: 1 }, left_out: [], drafts_left_out: 0,
+      clinical_left_out: false, recipient: "x", bytes: 1, sha256: "00",
+    };
+    const pass = exportSummary({ ...base, format: "bundle", keys: [{ type: "passphrase" }] }, "/exports/a1b2.age");
+    expect(pass.command).toBe("age -d -o records.json a1b2.age");
+    expect(pass.encryption).toMatch(/passphrase/);
+    const key = exportSummary(
+      { ...base, format: "bulk-ndjson", keys: [{ type: "age-x25519", recipient: "age1xyz" }] },
+      "C:\\Exports\\clinic export.age",
+    );
+    expect(key.command).toBe("age -d -i their-key.txt -o records.tar 'clinic export.age'");
+    expect(key.encryption).toMatch(/1 X25519 recipient$/);
   });
 });

@@ -37,10 +37,67 @@ export function checkExportForm(f: ExportFields): { form: Omit<ExportForm, "pati
   };
 }
 
-const plural = (n: number, one: string, many = `${one}s`) => `${n.toLocaleString("en-GB")} ${n === 1 ? one : many}`;
+/** A count as people write it: 1,024. */
+export const formatCount = (n: number) => n.toLocaleString("en-GB");
 
-/** The finished export in sentences: how much went, and what stayed home. */
-export function exportSummary(r: ExportReport): { headline: string; lines: string[]; notes: string[] } {
+const plural = (n: number, one: string, many = `${one}s`) => `${formatCount(n)} ${n === 1 ? one : many}`;
+
+/** FHIR resource types in the words a clinic uses, in the order a summary lists them. Types
+ *  that share a word (two kinds of medication resource) are counted together. */
+const RESOURCE_WORDS: readonly [string, string][] = [
+  ["Patient", "patients"],
+  ["Encounter", "visits"],
+  ["DocumentReference", "notes"],
+  ["Observation", "vitals"],
+  ["Condition", "problems"],
+  ["MedicationStatement", "medications"],
+  ["MedicationRequest", "medications"],
+  ["AllergyIntolerance", "allergies"],
+  ["Immunization", "immunizations"],
+  ["Appointment", "appointments"],
+  ["Provenance", "signatures"],
+];
+const OTHER = "other records";
+
+/** What one FHIR resource type is called on screen: `DocumentReference` is "notes". */
+export function resourceWord(type: string): string {
+  return RESOURCE_WORDS.find(([t]) => t === type)?.[1] ?? OTHER;
+}
+
+/** Resource counts in plain words, in a fixed order: "notes 211, vitals 1,024, problems 3". */
+export function countsInWords(resources: Record<string, number>): string {
+  const order = [...new Set([...RESOURCE_WORDS.map(([, w]) => w), OTHER])];
+  const byWord = new Map<string, number>();
+  for (const [type, n] of Object.entries(resources)) {
+    if (n > 0) byWord.set(resourceWord(type), (byWord.get(resourceWord(type)) ?? 0) + n);
+  }
+  return order
+    .filter((w) => byWord.has(w))
+    .map((w) => `${w} ${formatCount(byWord.get(w) ?? 0)}`)
+    .join(", ");
+}
+
+/** The finished export in sentences for the person who made it, and the detail IT asks for. */
+export type ExportSummary = {
+  headline: string;
+  /** "notes 211, vitals 1,024, …"; empty when nothing was counted. */
+  counts: string;
+  notes: string[];
+  /** Per FHIR resource type, for the technical details: "DocumentReference: 211". */
+  lines: string[];
+  format: string;
+  encryption: string;
+  /** The command IT staff type to open the file with the standard age tool. */
+  command: string;
+};
+
+const fileName = (path: string) => path.split(/[\\/]/).pop() || path;
+
+/** Wraps an argument for a POSIX shell, so a name with spaces is pasted as one. */
+const shellWord = (s: string) => (/^[\w./:@+-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
+
+/** The finished export in sentences: how much went, what stayed home, and how it opens. */
+export function exportSummary(r: ExportReport, path = "export.age"): ExportSummary {
   const counts = Object.entries(r.resources).sort(([a], [b]) => a.localeCompare(b));
   const total = counts.reduce((n, [, v]) => n + v, 0);
   const notes: string[] = [];
@@ -53,9 +110,22 @@ export function exportSummary(r: ExportReport): { headline: string; lines: strin
   if (r.drafts_left_out > 0) {
     notes.push(`${plural(r.drafts_left_out, "unsigned draft")} ${r.drafts_left_out === 1 ? "is" : "are"} not part of the record and ${r.drafts_left_out === 1 ? "was" : "were"} not exported.`);
   }
+  const bundle = r.format === "bundle";
+  const passphrase = r.keys.some((k) => k.type === "passphrase");
+  const recipients = r.keys.filter((k) => k.type !== "passphrase");
+  const out = bundle ? "records.json" : "records.tar";
+  const file = shellWord(fileName(path));
   return {
-    headline: `${plural(r.patients, "patient")}, ${plural(total, "record")} (${r.format === "bundle" ? "a FHIR Bundle" : "FHIR Bulk Data"}).`,
-    lines: counts.map(([k, v]) => `${k}: ${v.toLocaleString("en-GB")}`),
+    headline: `${plural(r.patients, "patient")}, ${plural(total, "record")}.`,
+    counts: countsInWords(r.resources),
     notes,
+    lines: counts.map(([k, v]) => `${k}: ${formatCount(v)}`),
+    format: bundle
+      ? "FHIR R4 Bundle (one JSON document)"
+      : "FHIR R4 Bulk Data (a tar archive of NDJSON files by resource type, with a manifest)",
+    encryption: passphrase
+      ? "age (age-encryption.org v1), locked with a passphrase (scrypt)"
+      : `age (age-encryption.org v1), to ${plural(recipients.length, "X25519 recipient")}`,
+    command: passphrase ? `age -d -o ${out} ${file}` : `age -d -i their-key.txt -o ${out} ${file}`,
   };
 }
