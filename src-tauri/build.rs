@@ -52,6 +52,7 @@ fn main() {
         "get_settings",
         "set_setting",
         "audit_entries",
+        "audit_vocabulary",
         "verify_audit",
         "list_alerts",
         "acknowledge_alert",

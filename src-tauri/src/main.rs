@@ -153,6 +153,7 @@ fn main() {
             admin::get_settings,
             admin::set_setting,
             trail::audit_entries,
+            trail::audit_vocabulary,
             trail::verify_audit,
             trail::list_alerts,
             trail::acknowledge_alert,

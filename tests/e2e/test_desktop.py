@@ -383,7 +383,7 @@ def test_restricted_chart_break_the_glass_and_the_auditor_sees_it(clinic, app):
     click(d, d.find_element(By.ID, "nav-audit"))
     WebDriverWait(d, 20).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#audit-table tr[data-event='break_glass']"))
     row = d.find_element(By.CSS_SELECTOR, "#audit-table tr[data-event='break_glass']")
-    assert "ETREAT" in row.text and NURSE in row.text
+    assert "emergency treatment (break the glass)" in row.text and NURSE in row.text
     click(d, d.find_element(By.ID, "verify-audit"))
     result = visible(d, "#verify-result")
     assert result.text.startswith("Intact"), result.text
@@ -1074,3 +1074,70 @@ def test_a_problem_entered_in_error_is_struck_out_with_its_reason(clinic, app):
     assert "entered in error: Recorded for the wrong patient" in item.text, item.text
     problems = clinic.json("--user", DOC, "problem", "list", "--patient", okafor, password=DOC_PW)["problems"]
     assert problems[0]["status"] == "entered-in-error"
+
+
+def audit_events(d) -> set:
+    """The events of the audit table's rows, read in one go (the table re-renders as it loads)."""
+    return set(d.execute_script(
+        "return [...document.querySelectorAll('#audit-table tbody tr')].map(r => r.dataset.event)"))
+
+
+def test_the_auditor_finds_entries_by_mrn_and_reads_them_in_words(clinic, app):
+    okafor, vip = clinic.patients["okafor"], clinic.patients["vip"]
+    okafor_id = str(okafor["id"])
+    clinic.run("--user", DOC, "patient", "show", okafor_id, password=DOC_PW)
+    clinic.run("--user", NURSE, "vitals", "add", "--patient", okafor_id, "--heart-rate", "72", password=NURSE_PW)
+    # The nurse breaks the glass into the restricted chart: an alert, cheaply.
+    clinic.run("--user", NURSE, "patient", "show", str(vip["id"]), "--break-glass", "Fainted at the desk",
+               password=NURSE_PW)
+    d = app
+    sign_in(d, AUDITOR, AUDITOR_PW)
+    visible(d, "#audit-table")
+
+    # The patient by MRN, as the chart shows it: every row about them shows that MRN, and
+    # events and purposes read in words, the stored names in their tooltips.
+    visible(d, "#af-patient").send_keys(okafor["mrn"])
+    click(d, d.find_element(By.ID, "audit-filter"))
+    WebDriverWait(d, 20).until(lambda _: "vitals.create" in audit_events(d) and "session.unlock" not in audit_events(d))
+    rows = d.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")
+    assert {r.find_element(By.CSS_SELECTOR, "td.mrn").text for r in rows} == {okafor["mrn"]}
+    read = d.find_element(By.CSS_SELECTOR, "#audit-table tr[data-event='chart.read'] td.event")
+    assert read.text == "Opened a chart" and read.get_attribute("title") == "chart.read"
+    vitals = d.find_element(By.CSS_SELECTOR, "#audit-table tr[data-event='vitals.create']")
+    assert "Recorded vitals" in vitals.text and NURSE in vitals.text
+    assert vitals.find_element(By.CSS_SELECTOR, ".purpose").text == "treatment"
+    assert vitals.find_element(By.CSS_SELECTOR, ".purpose").get_attribute("title") == "TREAT"
+    assert "chart.read" not in d.find_element(By.ID, "audit-table").text, "events show as words"
+    # The event from the list in words.
+    Select(d.find_element(By.ID, "audit-event")).select_by_visible_text("Recorded vitals")
+    click(d, d.find_element(By.ID, "audit-filter"))
+    WebDriverWait(d, 20).until(lambda _: audit_events(d) == {"vitals.create"})
+    shot(d, "62-auditor-view")
+
+    # A restricted patient's name finds nothing for the auditor; her MRN finds her entries.
+    Select(d.find_element(By.ID, "audit-event")).select_by_index(0)
+    patient = d.find_element(By.ID, "af-patient")
+    patient.clear()
+    patient.send_keys("Vanderbilt")
+    click(d, d.find_element(By.ID, "audit-filter"))
+    WebDriverWait(d, 20).until(lambda _: "No patient matches" in d.find_element(By.ID, "audit-summary").text)
+    assert not d.find_elements(By.CSS_SELECTOR, "#audit-table tbody tr")
+
+    # The alert names the patient by MRN (the auditor reads no names) and links to its entries.
+    click(d, d.find_element(By.ID, "nav-alerts"))
+    alert = visible(d, "#alert-list [data-rule='break_glass']")
+    assert f"MRN {vip['mrn']}" in alert.text and "Vanderbilt" not in alert.text, alert.text
+    assert f"patient {vip['id']}:" not in alert.text, "never the internal id"
+    shot(d, "62-auditor-alert-by-mrn")
+    link = alert.find_element(By.CSS_SELECTOR, "[id^='alert-entries-']")
+    ids = [a["id"] for a in clinic.json("--user", AUDITOR, "alerts", "list", password=AUDITOR_PW)["alerts"]
+           if a["rule"] == "break_glass"]
+    assert link.get_attribute("id") == f"alert-entries-{ids[0]}"
+    click(d, link)
+    WebDriverWait(d, 20).until(lambda _: audit_events(d) == {"break_glass", "chart.read"})
+    assert d.find_element(By.ID, "af-patient").get_attribute("value") == vip["mrn"]
+    assert d.find_element(By.ID, "af-user").get_attribute("value") == NURSE
+    glass = d.find_element(By.CSS_SELECTOR, "#audit-table tr[data-event='break_glass']")
+    assert "Broke the glass" in glass.text and "emergency treatment (break the glass)" in glass.text
+    assert "Fainted at the desk" in glass.text
+    shot(d, "63-auditor-alert-entries")

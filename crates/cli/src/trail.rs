@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use chartroom_core::{format_time, AuditFilter, CoreError, Outcome, Record, Session, SETTING_KEYS};
+use chartroom_core::{
+    format_time, AuditFilter, AuditLine, CoreError, Outcome, PatientNamed, Session, SETTING_KEYS,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
@@ -38,8 +40,9 @@ pub enum Format {
 
 #[derive(Debug, Args)]
 pub struct FilterArgs {
-    /// Only entries about this patient id.
-    #[arg(long, value_name = "ID")]
+    /// Only entries about this patient: an MRN as written on the chart (seven digits,
+    /// leading zeros kept: 0000018) when one is on record, otherwise a patient id.
+    #[arg(long, value_name = "MRN|ID")]
     patient: Option<String>,
     /// Only entries by this user.
     #[arg(long = "by", alias = "actor", value_name = "NAME")]
@@ -86,7 +89,8 @@ impl FilterArgs {
             })?),
         };
         Ok(AuditFilter {
-            patient: self.patient.clone(),
+            patient: None,
+            named: self.patient.clone().map(PatientNamed::MrnOrId),
             user: self.by.clone(),
             event: self.event.clone(),
             outcome,
@@ -105,7 +109,8 @@ impl FilterArgs {
     }
 }
 
-fn record_json(r: &Record) -> Value {
+fn line_json(line: &AuditLine) -> Value {
+    let r = &line.record;
     let e = &r.entry;
     json!({
         "seq": e.seq,
@@ -118,6 +123,7 @@ fn record_json(r: &Record) -> Value {
         "event": e.event,
         "outcome": e.outcome.as_str(),
         "patient_id": e.patient_id,
+        "mrn": line.mrn,
         "object_type": e.object_type,
         "object_id": e.object_id,
         "purpose": e.purpose,
@@ -188,14 +194,14 @@ pub fn audit(session: &mut Session, cmd: &AuditCommand, json: bool) -> Result<Ou
                 .map_err(io)?;
             }
             let mut first = true;
-            session.audit_entries_each(&filter, |r| {
+            session.audit_lines_each(&filter, |line| {
                 if json {
                     if !first {
                         write!(out, ",").map_err(io)?;
                     }
-                    write!(out, "{}", record_json(&r)).map_err(io)?;
+                    write!(out, "{}", line_json(&line)).map_err(io)?;
                 } else {
-                    let e = &r.entry;
+                    let e = &line.record.entry;
                     writeln!(
                         out,
                         "{:>7}  {:<27} {:<16} {:<11} {:<26} {:<8} {:<8} {}{}",
@@ -205,7 +211,11 @@ pub fn audit(session: &mut Session, cmd: &AuditCommand, json: bool) -> Result<Ou
                         e.role.as_deref().unwrap_or("-"),
                         e.event,
                         e.outcome.as_str(),
-                        e.patient_id.as_deref().unwrap_or("-"),
+                        // The MRN, as the clinic names the patient; the id if none is on record.
+                        line.mrn
+                            .as_deref()
+                            .or(e.patient_id.as_deref())
+                            .unwrap_or("-"),
                         e.detail.as_deref().unwrap_or(""),
                         e.reason
                             .as_deref()

@@ -1664,3 +1664,72 @@ fn wrong_values_are_corrected_and_units_are_read_as_typed_through_the_cli() {
     assert_eq!(marked.code, 0, "{}", marked.stderr);
     assert_eq!(marked.json()["correction"]["reason"], "Not given");
 }
+
+#[test]
+fn audit_list_takes_a_patient_by_mrn_or_by_id_and_shows_the_mrn() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("dr.ito", "physician", "physician-password");
+    c.add_user("aud.ray", "auditor", "auditor-password");
+    let doc = |args: &[&str]| c.as_user("dr.ito", "physician-password", args);
+    let mut patients = Vec::new();
+    for (family, given) in [("Okafor", "Chidi"), ("Varga", "Eszter")] {
+        let added = doc(&[
+            "patient",
+            "add",
+            "--family",
+            family,
+            "--given",
+            given,
+            "--birth-date",
+            "1961-04-23",
+        ]);
+        assert_eq!(added.code, 0, "{}", added.stderr);
+        let p = added.json();
+        let id = p["id"].as_i64().expect("id").to_string();
+        let mrn = p["mrn"].as_str().expect("mrn").to_owned();
+        assert_eq!(doc(&["patient", "show", &id]).code, 0);
+        patients.push((id, mrn));
+    }
+    let (varga_id, varga_mrn) = &patients[1];
+    assert_eq!(varga_mrn.len(), 7);
+    assert!(varga_mrn.starts_with("00000"), "leading zeros: {varga_mrn}");
+
+    let list = |patient: &str| {
+        let run = c.as_user(
+            "aud.ray",
+            "auditor-password",
+            &["audit", "list", "--patient", patient],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.json()["entries"].as_array().expect("entries").clone()
+    };
+    // By MRN: her entries only, each with her MRN beside the id.
+    let by_mrn = list(varga_mrn);
+    let events: Vec<&str> = by_mrn.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert!(
+        events.contains(&"patient.create") && events.contains(&"chart.read"),
+        "{events:?}"
+    );
+    for e in &by_mrn {
+        assert_eq!(e["patient_id"].as_str(), Some(varga_id.as_str()));
+        assert_eq!(e["mrn"].as_str(), Some(varga_mrn.as_str()));
+    }
+    // By id, as before: the same entries.
+    assert_eq!(list(varga_id), by_mrn);
+    // Seven digits that are no patient's MRN are an id, which no entry has.
+    assert!(list("0000000").is_empty());
+
+    // The table a person reads names the patient by MRN.
+    let text = c.run(
+        &["--user", "aud.ray", "audit", "list", "--patient", varga_mrn],
+        &[("CHARTROOM_PASSWORD", "auditor-password")],
+    );
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    let chart_read = text
+        .stdout
+        .lines()
+        .find(|l| l.contains("chart.read"))
+        .expect("a chart.read line");
+    assert!(chart_read.contains(varga_mrn.as_str()), "{chart_read}");
+}

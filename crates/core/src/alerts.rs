@@ -55,12 +55,61 @@ pub struct Alert {
     /// The user whose action raised it, if any.
     pub user: Option<String>,
     pub patient_id: Option<String>,
+    /// The MRN of the patient it is about, if any.
+    pub mrn: Option<String>,
+    /// The patient's name ("Okafor, Chidi"), only for a reader who may see it: a role that
+    /// reads demographics, and for a restricted chart only someone who may open it.
+    pub patient_name: Option<String>,
     pub summary: String,
     /// The audit entry that raised it.
     pub audit_seq: u64,
     pub acknowledged_at: Option<String>,
     pub acknowledged_by: Option<String>,
     pub note: Option<String>,
+    /// The stretch of the trail to read about it, with its user and patient (RFC 3339;
+    /// from inclusive, until exclusive): which stretch depends on the rule.
+    pub entries_since: String,
+    pub entries_until: String,
+}
+
+/// The stretch of the trail that tells what an alert of `rule` raised at `at` is about: the
+/// window a burst was counted in, the time box of a break-the-glass grant, the day a
+/// same-family-name alert stays quiet for that chart, the hour an outside-hours alert stays
+/// quiet, the day of failed sign-ins before the lockout alert; an hour either side otherwise.
+pub(crate) fn entries_window(
+    rule: &str,
+    at: DateTime<Utc>,
+    settings: &Settings,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    use chrono::Duration;
+    // Until is exclusive: a second past the entry that raised it keeps that entry in.
+    let just_after = at + Duration::seconds(1);
+    match rule {
+        rule::CHART_BURST => (
+            at - Duration::minutes(i64::from(settings.alert_chart_burst_minutes)),
+            just_after,
+        ),
+        rule::BREAK_GLASS => (
+            at,
+            at + Duration::minutes(i64::from(settings.break_glass_minutes)),
+        ),
+        rule::SAME_FAMILY_NAME => (at, at + Duration::days(1)),
+        rule::OUTSIDE_HOURS => (at, at + Duration::hours(1)),
+        rule::FAILED_UNLOCKS => (at - Duration::days(1), just_after),
+        _ => (at - Duration::hours(1), at + Duration::hours(1)),
+    }
+}
+
+/// How alerts name a patient in their summary: by MRN, never the trail's internal id.
+fn patient_words(conn: &Connection, patient: Option<&str>) -> Result<String, CoreError> {
+    let mrn: Option<String> = conn
+        .prepare_cached("SELECT mrn FROM patients WHERE id = ?1")?
+        .query_row([patient], |r| r.get(0))
+        .optional()?;
+    Ok(match mrn {
+        Some(mrn) => format!("MRN {mrn}"),
+        None => "(not on record)".to_owned(),
+    })
 }
 
 pub(crate) fn raise(
@@ -129,7 +178,7 @@ pub(crate) fn evaluate(
         ("break_glass", Outcome::Success) => {
             let summary = format!(
                 "{user} broke the glass into restricted patient {}: \"{}\"",
-                e.patient_id.as_deref().unwrap_or("?"),
+                patient_words(conn, e.patient_id.as_deref())?,
                 e.reason.as_deref().unwrap_or("")
             );
             raise_about(
@@ -147,8 +196,7 @@ pub(crate) fn evaluate(
                 .optional()?;
             if let Some((true, mrn)) = restricted {
                 let summary = format!(
-                    "{user} changed the care team of restricted patient {} (MRN {mrn}): {}",
-                    e.patient_id.as_deref().unwrap_or("?"),
+                    "{user} changed the care team of restricted patient MRN {mrn}: {}",
                     e.detail.as_deref().unwrap_or("")
                 );
                 raise_about(
@@ -167,7 +215,7 @@ pub(crate) fn evaluate(
         {
             let summary = format!(
                 "{user} changed whether patient {} is restricted to their care team",
-                e.patient_id.as_deref().unwrap_or("?")
+                patient_words(conn, e.patient_id.as_deref())?
             );
             raise_about(
                 conn,
@@ -244,7 +292,8 @@ pub(crate) fn evaluate(
                         )?
                     {
                         let summary = format!(
-                            "{user} opened the chart of patient {patient}, who shares their family name"
+                            "{user} opened the chart of patient {}, who shares their family name",
+                            patient_words(conn, Some(patient))?
                         );
                         raise_about(conn, rule::SAME_FAMILY_NAME, e, Some(patient), &summary)?;
                     }
@@ -333,12 +382,17 @@ pub(crate) fn list(conn: &Connection, all: bool) -> Result<Vec<Alert>, CoreError
            FROM alerts WHERE ?1 OR acknowledged_at IS NULL ORDER BY id DESC",
     )?;
     let rows = stmt.query_map([all], |r| {
+        let time: String = r.get(2)?;
         Ok(Alert {
             id: r.get(0)?,
             rule: r.get(1)?,
-            time: r.get(2)?,
+            entries_since: time.clone(),
+            entries_until: time.clone(),
+            time,
             user: r.get(3)?,
             patient_id: r.get(4)?,
+            mrn: None,
+            patient_name: None,
             summary: r.get(5)?,
             audit_seq: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
             acknowledged_at: r.get(7)?,
@@ -349,6 +403,54 @@ pub(crate) fn list(conn: &Connection, all: bool) -> Result<Vec<Alert>, CoreError
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Fills in each alert's MRN, its patient's name where the reader may see it, and the
+/// stretch of the trail it is about.
+fn name_patients(
+    tx: &Connection,
+    ctx: &crate::session::Ctx<'_>,
+    alerts: &mut [Alert],
+) -> Result<(), CoreError> {
+    let reads_names = ctx
+        .actor
+        .role
+        .is_some_and(|r| r.allows(Permission::ReadDemographics));
+    let mut seen: std::collections::HashMap<i64, (String, Option<String>)> =
+        std::collections::HashMap::new();
+    for alert in alerts.iter_mut() {
+        if let Some(at) = chartroom_audit::parse_time(&alert.time) {
+            let (since, until) = entries_window(&alert.rule, at, ctx.settings);
+            alert.entries_since = format_time(since);
+            alert.entries_until = format_time(until);
+        }
+        let Some(id) = alert
+            .patient_id
+            .as_deref()
+            .and_then(|p| p.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let (mrn, name) = match seen.entry(id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.get().clone(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let Some(patient) = crate::chart::patient::find(tx, id)? else {
+                    continue;
+                };
+                let may_see = reads_names
+                    && crate::access::chart_access(tx, &patient, ctx.actor, ctx.now)?.is_some();
+                let d = &patient.demographics;
+                // A restricted chart whose key this session lacks reads as its placeholder.
+                let sealed_shut =
+                    d.family == crate::chart::patient::RESTRICTED_FAMILY && d.given.is_empty();
+                let name = (may_see && !sealed_shut).then(|| format!("{}, {}", d.family, d.given));
+                slot.insert((patient.mrn, name)).clone()
+            }
+        };
+        alert.mrn = Some(mrn);
+        alert.patient_name = name;
+    }
+    Ok(())
+}
+
 impl crate::Session {
     /// Alerts, newest first: the open ones, or all with `all`.
     pub fn alerts(&mut self, all: bool) -> Result<Vec<Alert>, CoreError> {
@@ -356,9 +458,10 @@ impl crate::Session {
             Permission::ManageAlerts,
             Op::read("alert.list"),
             false,
-            |tx, op, _| {
-                let list = list(tx, all)?;
+            |tx, op, ctx| {
+                let mut list = list(tx, all)?;
                 op.detail = Some(format!("{} alerts", list.len()));
+                name_patients(tx, ctx, &mut list)?;
                 Ok(list)
             },
         )
@@ -423,5 +526,109 @@ impl crate::Session {
                 }
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate_tests::Clinic;
+    use crate::{mrn_for, AuditFilter, PatientNamed, Role};
+
+    #[test]
+    fn alerts_name_the_patient_by_mrn_and_by_name_only_for_who_may_see_it() {
+        let clinic = Clinic::new();
+        // Nurse Lee opens Grace Lee's chart (same family name), then breaks the glass into
+        // the restricted chart of patient 2.
+        let mut nurse = clinic.as_role(Role::Nurse);
+        nurse.open_chart(1).expect("opens");
+        nurse
+            .break_glass(2, "Collapsed at the front desk")
+            .expect("breaks the glass");
+        nurse.open_chart(2).expect("opens through the grant");
+        nurse.lock().expect("locks");
+        let (grace, mateo) = (mrn_for(1), mrn_for(2));
+
+        let find = |alerts: &[Alert], rule_name: &str| {
+            alerts
+                .iter()
+                .find(|a| a.rule == rule_name)
+                .cloned()
+                .unwrap_or_else(|| panic!("a {rule_name} alert in {alerts:?}"))
+        };
+        let mut auditor = clinic.as_role(Role::Auditor);
+        let seen = auditor.alerts(true).expect("lists");
+        let glass = find(&seen, rule::BREAK_GLASS);
+        assert_eq!(glass.mrn.as_deref(), Some(mateo.as_str()));
+        assert_eq!(
+            glass.patient_name, None,
+            "the auditor reads no demographics"
+        );
+        assert!(
+            glass
+                .summary
+                .contains(&format!("restricted patient MRN {mateo}:")),
+            "{}",
+            glass.summary
+        );
+        let family = find(&seen, rule::SAME_FAMILY_NAME);
+        assert_eq!(family.mrn.as_deref(), Some(grace.as_str()));
+        assert_eq!(family.patient_name, None);
+        assert!(family.summary.contains(&format!("patient MRN {grace},")));
+        for a in &seen {
+            assert!(!a.summary.contains("patient 1") && !a.summary.contains("patient 2"));
+            assert!(!format!("{a:?}").contains("Castellanos"));
+        }
+
+        // The break-the-glass alert's entries: what the nurse did in that chart during the
+        // grant's time box.
+        assert_eq!(glass.entries_since, glass.time);
+        let since = chartroom_audit::parse_time(&glass.entries_since).expect("a time");
+        let until = chartroom_audit::parse_time(&glass.entries_until).expect("a time");
+        assert_eq!(until - since, chrono::Duration::minutes(60));
+        let (lines, _) = auditor
+            .audit_lines(&AuditFilter {
+                user: glass.user.clone(),
+                named: Some(PatientNamed::MrnOrName(mateo.clone())),
+                since: Some(since),
+                until: Some(until),
+                ..AuditFilter::default()
+            })
+            .expect("reads");
+        let events: Vec<&str> = lines
+            .iter()
+            .map(|l| l.record.entry.event.as_str())
+            .collect();
+        assert_eq!(events, ["break_glass", "chart.read"]);
+        auditor.lock().expect("locks");
+
+        // The administrator reads demographics: the open chart's name, not the restricted one's.
+        let mut admin = clinic.as_role(Role::Admin);
+        let seen = admin.alerts(true).expect("lists");
+        assert_eq!(
+            find(&seen, rule::SAME_FAMILY_NAME).patient_name.as_deref(),
+            Some("Lee, Grace")
+        );
+        let glass = find(&seen, rule::BREAK_GLASS);
+        assert_eq!(glass.mrn.as_deref(), Some(mateo.as_str()));
+        assert_eq!(
+            glass.patient_name, None,
+            "not on the restricted chart's team"
+        );
+        admin.lock().expect("locks");
+    }
+
+    #[test]
+    fn a_burst_alert_points_at_the_window_it_counted() {
+        let settings = Settings::default();
+        let at = chrono::Utc::now();
+        let (since, until) = entries_window(rule::CHART_BURST, at, &settings);
+        assert_eq!(
+            at - since,
+            chrono::Duration::minutes(i64::from(settings.alert_chart_burst_minutes))
+        );
+        assert!(until > at);
+        let (since, until) = entries_window(rule::OUTSIDE_HOURS, at, &settings);
+        assert_eq!((since, until - at), (at, chrono::Duration::hours(1)));
     }
 }

@@ -477,10 +477,133 @@ fn failed_report(seq: u64, reason: String) -> Report {
     }
 }
 
+/// How a filter names a patient in a clinic's words; core resolves it to the patient ids the
+/// trail stores, within what the reader may see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum PatientNamed {
+    /// An MRN, exactly as written (`0000018`), or else a name, matched as patient search
+    /// matches names. A name never finds a restricted patient the reader may not open.
+    MrnOrName(String),
+    /// An MRN when one is on record as written (seven digits, leading zeros kept), else a
+    /// patient id: the CLI's `--patient`, which took ids before it took MRNs.
+    MrnOrId(String),
+}
+
+/// At most this many patients may a name in an audit filter mean.
+pub const MAX_PATIENTS_NAMED: usize = 200;
+
+/// How many digits an MRN has: six of serial and a check digit.
+const MRN_DIGITS: usize = 7;
+
+fn mrn_shaped(text: &str) -> bool {
+    text.len() == MRN_DIGITS && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn patient_with_mrn(conn: &Connection, mrn: &str) -> Result<Option<i64>, CoreError> {
+    Ok(conn
+        .prepare_cached("SELECT id FROM patients WHERE mrn = ?1")?
+        .query_row([mrn], |r| r.get(0))
+        .optional()?)
+}
+
+/// The patient ids (as the trail stores them) that `named` means; None when it names
+/// nobody in particular (blank). Restricted patients the session may not open are found by
+/// their MRN only, never by name, so a filter no more confirms who is a patient here than
+/// a search does.
+fn resolve_named(
+    tx: &Connection,
+    ctx: &crate::session::Ctx<'_>,
+    dictionary: &mut Option<crate::search::NameDictionary>,
+    named: &PatientNamed,
+) -> Result<Option<Vec<String>>, CoreError> {
+    match named {
+        PatientNamed::MrnOrId(text) => {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            if mrn_shaped(text) {
+                if let Some(id) = patient_with_mrn(tx, text)? {
+                    return Ok(Some(vec![id.to_string()]));
+                }
+            }
+            Ok(Some(vec![text.to_owned()]))
+        }
+        PatientNamed::MrnOrName(text) => {
+            let text = text.trim();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            if text.bytes().all(|b| b.is_ascii_digit()) {
+                if !mrn_shaped(text) {
+                    return Err(CoreError::InvalidInput(
+                        "An MRN has seven digits, leading zeros too (like 0000018).".into(),
+                    ));
+                }
+                return Ok(Some(
+                    patient_with_mrn(tx, text)?
+                        .map(|id| id.to_string())
+                        .into_iter()
+                        .collect(),
+                ));
+            }
+            if crate::chart::patient::name_words(text).is_empty() {
+                return Err(CoreError::InvalidInput(
+                    "Name the patient by MRN (like 0000018) or by name.".into(),
+                ));
+            }
+            let openable = crate::search::openable_restricted(tx, ctx)?;
+            let ids =
+                crate::search::patients_named(tx, dictionary, text, &openable, MAX_PATIENTS_NAMED)?;
+            if ids.len() > MAX_PATIENTS_NAMED {
+                return Err(CoreError::InvalidInput(format!(
+                    "That name matches more than {MAX_PATIENTS_NAMED} patients: type more of it, or the MRN."
+                )));
+            }
+            Ok(Some(ids.into_iter().map(|id| id.to_string()).collect()))
+        }
+    }
+}
+
+/// An audit entry as a clinic reads it.
+#[derive(Debug, Clone)]
+pub struct AuditLine {
+    pub record: Record,
+    /// The MRN of the patient the entry is about, when it names one on record.
+    pub mrn: Option<String>,
+}
+
+impl AuditLine {
+    /// The event in words ("Opened a chart"); None for a name this release does not write.
+    pub fn event_words(&self) -> Option<&'static str> {
+        crate::audit_words::event_words(&self.record.entry.event)
+    }
+
+    /// The purpose of use in words ("treatment").
+    pub fn purpose_words(&self) -> Option<&'static str> {
+        self.record
+            .entry
+            .purpose
+            .as_deref()
+            .and_then(crate::audit_words::purpose_words)
+    }
+}
+
+/// What a listing found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditCount {
+    pub entries: u64,
+    /// How many patients the filter's MRN or name meant, when it named one.
+    pub patients_named: Option<usize>,
+}
+
 /// Which entries to list.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AuditFilter {
+    /// Only entries about this patient id, as the trail stores it.
     pub patient: Option<String>,
+    /// Only entries about the patients this names (an MRN, a name, or an MRN or id).
+    pub named: Option<PatientNamed>,
     pub user: Option<String>,
     pub event: Option<String>,
     pub outcome: Option<Outcome>,
@@ -490,17 +613,33 @@ pub struct AuditFilter {
     pub limit: Option<u32>,
 }
 
-/// Entries matching `filter`, in sequence order. Values are bound, never spliced into SQL.
+/// Entries matching `filter` (and about one of `patients`, when given), in sequence order,
+/// each with the MRN of the patient it names. Values are bound, never spliced into SQL.
 pub(crate) fn list(
     conn: &Connection,
     filter: &AuditFilter,
-    mut each: impl FnMut(Record) -> Result<(), CoreError>,
+    patients: Option<&[String]>,
+    mut each: impl FnMut(Record, Option<String>) -> Result<(), CoreError>,
 ) -> Result<u64, CoreError> {
-    let mut sql = format!("SELECT {RECORD_COLUMNS} FROM audit_log WHERE 1 = 1");
+    if patients.is_some_and(<[String]>::is_empty) {
+        return Ok(0);
+    }
+    let mut sql = format!(
+        "SELECT {RECORD_COLUMNS}, (SELECT p.mrn FROM patients p WHERE p.id = audit_log.patient_id)
+           FROM audit_log WHERE 1 = 1"
+    );
     let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
     if let Some(p) = &filter.patient {
         sql.push_str(" AND patient_id = ?");
         args.push(Box::new(p.clone()));
+    }
+    if let Some(ids) = patients {
+        sql.push_str(" AND patient_id IN (");
+        sql.push_str(&vec!["?"; ids.len()].join(", "));
+        sql.push(')');
+        for id in ids {
+            args.push(Box::new(id.clone()));
+        }
     }
     if let Some(u) = &filter.user {
         sql.push_str(" AND actor = ? COLLATE NOCASE");
@@ -532,7 +671,7 @@ pub(crate) fn list(
     let mut count = 0;
     while let Some(row) = rows.next()? {
         match row_to_record(row)? {
-            Ok(rec) => each(rec)?,
+            Ok(rec) => each(rec, row.get(17)?)?,
             Err((seq, why)) => {
                 return Err(CoreError::Integrity(format!(
                     "Audit entry {seq} cannot be read ({why}). Run `chartroom audit verify`."
@@ -622,17 +761,62 @@ impl crate::Session {
         filter: &AuditFilter,
         mut each: impl FnMut(Record) -> Result<(), CoreError>,
     ) -> Result<u64, CoreError> {
+        self.audit_lines_each(filter, |line| each(line.record))
+            .map(|count| count.entries)
+    }
+
+    /// Audit entries matching `filter`, oldest first, as a clinic reads them.
+    pub fn audit_lines(
+        &mut self,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditLine>, AuditCount), CoreError> {
+        let mut out = Vec::new();
+        let count = self.audit_lines_each(filter, |line| {
+            out.push(line);
+            Ok(())
+        })?;
+        Ok((out, count))
+    }
+
+    /// Hands each audit entry matching `filter` to `each`, oldest first, with the MRN of the
+    /// patient it names, without holding them all in memory. The filter's MRN or name is
+    /// resolved here, in the same transaction; the entry this read leaves says how many
+    /// patients it meant, never what was typed.
+    pub fn audit_lines_each(
+        &mut self,
+        filter: &AuditFilter,
+        mut each: impl FnMut(AuditLine) -> Result<(), CoreError>,
+    ) -> Result<AuditCount, CoreError> {
         let keys = std::sync::Arc::clone(&self.keys);
-        self.run(
+        let mut dictionary = self.search_dictionary.take();
+        let result = self.run(
             Permission::ReadAudit,
             Op::read("audit.read"),
             false,
-            |tx, op, _| {
-                let n = list(tx, filter, |r| each(revealed(&keys, r)))?;
-                op.detail = Some(format!("{n} entries"));
-                Ok(n)
+            |tx, op, ctx| {
+                let patients = match &filter.named {
+                    Some(named) => resolve_named(tx, ctx, &mut dictionary, named)?,
+                    None => None,
+                };
+                let entries = list(tx, filter, patients.as_deref(), |r, mrn| {
+                    each(AuditLine {
+                        record: revealed(&keys, r),
+                        mrn,
+                    })
+                })?;
+                let patients_named = patients.as_ref().map(Vec::len);
+                op.detail = Some(match patients_named {
+                    Some(m) => format!("{entries} entries about {m} patients named by MRN or name"),
+                    None => format!("{entries} entries"),
+                });
+                Ok(AuditCount {
+                    entries,
+                    patients_named,
+                })
             },
-        )
+        );
+        self.search_dictionary = dictionary;
+        result
     }
 
     /// Writes entries matching `filter` as FHIR R4 AuditEvent resources, one JSON per line.
@@ -643,12 +827,17 @@ impl crate::Session {
         out: &mut dyn Write,
     ) -> Result<u64, CoreError> {
         let keys = std::sync::Arc::clone(&self.keys);
-        self.run(
+        let mut dictionary = self.search_dictionary.take();
+        let result = self.run(
             Permission::ReadAudit,
             Op::execute("audit.export"),
             false,
-            |tx, op, _| {
-                let n = list(tx, filter, |r| {
+            |tx, op, ctx| {
+                let patients = match &filter.named {
+                    Some(named) => resolve_named(tx, ctx, &mut dictionary, named)?,
+                    None => None,
+                };
+                let n = list(tx, filter, patients.as_deref(), |r, _| {
                     let r = revealed(&keys, r);
                     let line = serde_json::to_string(&chartroom_audit::to_fhir_audit_event(&r))
                         .map_err(|e| CoreError::Integrity(e.to_string()))?;
@@ -659,6 +848,192 @@ impl crate::Session {
                 op.detail = Some(format!("{n} entries as FHIR AuditEvent"));
                 Ok(n)
             },
+        );
+        self.search_dictionary = dictionary;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::gate_tests::Clinic;
+    use crate::{mrn_for, Demographics, Role};
+
+    fn named(text: &str) -> AuditFilter {
+        AuditFilter {
+            named: Some(PatientNamed::MrnOrName(text.into())),
+            ..AuditFilter::default()
+        }
+    }
+
+    fn lines_for(clinic: &Clinic, filter: AuditFilter) -> (Vec<AuditLine>, AuditCount) {
+        clinic
+            .as_role(Role::Auditor)
+            .audit_lines(&filter)
+            .expect("the auditor reads the trail")
+    }
+
+    #[test]
+    fn the_auditor_finds_a_patients_entries_by_mrn_or_name_each_with_its_mrn() {
+        let clinic = Clinic::new();
+        let mut doctor = clinic.as_role(Role::Physician);
+        doctor.open_chart(1).expect("opens Grace Lee");
+        doctor
+            .open_chart(2)
+            .expect("opens the restricted chart, on its care team");
+        doctor.lock().expect("locks");
+        let grace = mrn_for(1);
+
+        // By MRN, exactly as written: every entry about patient 1, with her MRN.
+        let (by_mrn, count) = lines_for(&clinic, named(&grace));
+        assert_eq!(count.patients_named, Some(1));
+        assert!(by_mrn.iter().any(|l| l.record.entry.event == "chart.read"));
+        assert!(by_mrn
+            .iter()
+            .any(|l| l.record.entry.event == "patient.create"));
+        for line in &by_mrn {
+            assert_eq!(line.record.entry.patient_id.as_deref(), Some("1"));
+            assert_eq!(line.mrn.as_deref(), Some(grace.as_str()));
+        }
+        let chart_read = by_mrn
+            .iter()
+            .find(|l| l.record.entry.event == "chart.read")
+            .expect("a chart read");
+        assert_eq!(chart_read.event_words(), Some("Opened a chart"));
+        assert_eq!(chart_read.purpose_words(), Some("treatment"));
+
+        // By name, as search matches names: the whole name, the family name, a typo.
+        for name in ["Grace Lee", "lee", "Leee grace"] {
+            let (by_name, count) = lines_for(&clinic, named(name));
+            assert_eq!(count.patients_named, Some(1), "{name}");
+            let seqs = |ls: &[AuditLine]| ls.iter().map(|l| l.record.entry.seq).collect::<Vec<_>>();
+            // The auditor's own reads in between are not about her, so the lists agree.
+            assert_eq!(seqs(&by_name), seqs(&by_mrn), "{name}");
+        }
+
+        // A name nobody has, and an MRN nobody has: nothing, and no error.
+        let (none, count) = lines_for(&clinic, named("Nobody-here"));
+        assert!(none.is_empty());
+        assert_eq!(count.patients_named, Some(0));
+        let (none, _) = lines_for(&clinic, named("0000000"));
+        assert!(none.is_empty());
+
+        // Digits that cannot be an MRN, and text with no name in it, are refused plainly.
+        let mut auditor = clinic.as_role(Role::Auditor);
+        for bad in ["18", "00000018", "!!!"] {
+            let err = auditor.audit_lines(&named(bad)).expect_err(bad);
+            assert!(matches!(err, CoreError::InvalidInput(_)), "{bad}: {err}");
+        }
+        auditor.lock().expect("locks");
+
+        // The unfiltered listing carries MRNs too, and nothing else names a patient.
+        let (all, _) = lines_for(&clinic, AuditFilter::default());
+        for line in &all {
+            match line.record.entry.patient_id.as_deref() {
+                Some(id) => assert_eq!(
+                    line.mrn.as_deref(),
+                    Some(mrn_for(id.parse().expect("an id")).as_str())
+                ),
+                None => assert_eq!(line.mrn, None),
+            }
+        }
+    }
+
+    #[test]
+    fn a_restricted_patient_is_found_by_mrn_but_never_by_a_name_the_reader_may_not_see() {
+        let clinic = Clinic::new();
+        let mut doctor = clinic.as_role(Role::Physician);
+        let opened = doctor
+            .open_chart(2)
+            .expect("on the care team")
+            .patient
+            .demographics;
+        doctor.lock().expect("locks");
+        assert_eq!(opened.family, "Castellanos");
+        let mateo = mrn_for(2);
+
+        // Her name finds nothing for the auditor, exactly as for someone not a patient here.
+        for name in [
+            "Castellanos",
+            "Mateo Castellanos",
+            "castelanos",
+            "Restricted patient",
+        ] {
+            let (lines, count) = lines_for(&clinic, named(name));
+            assert!(lines.is_empty(), "{name} found {} entries", lines.len());
+            assert_eq!(count.patients_named, Some(0), "{name}");
+        }
+        // Her MRN finds her entries, which name her by MRN alone.
+        let (lines, count) = lines_for(&clinic, named(&mateo));
+        assert_eq!(count.patients_named, Some(1));
+        assert!(lines.iter().any(|l| l.record.entry.event == "chart.read"));
+        assert!(lines
+            .iter()
+            .all(|l| l.mrn.as_deref() == Some(mateo.as_str())));
+        let shown = format!("{lines:?}");
+        assert!(!shown.contains("Castellanos") && !shown.contains("Mateo"));
+
+        // What the search was for is not written down: the count of patients only.
+        let reads = clinic.entries(AuditFilter {
+            event: Some("audit.read".into()),
+            ..AuditFilter::default()
+        });
+        let details: Vec<&str> = reads
+            .iter()
+            .filter_map(|r| r.entry.detail.as_deref())
+            .collect();
+        assert!(details.iter().any(|d| d.contains("about 0 patients named")));
+        assert!(details.iter().all(|d| !d.contains("astel")), "{details:?}");
+
+        // Someone who may open her chart is matched by her name: the sealed words are
+        // matched in memory, from what the session opened.
+        let raw = clinic.raw();
+        let openable: HashMap<i64, Demographics> = HashMap::from([(2, opened)]);
+        let mut dictionary = None;
+        let found =
+            crate::search::patients_named(&raw, &mut dictionary, "castellanos", &openable, 10)
+                .expect("matches");
+        assert_eq!(found, vec![2]);
+        let hidden = crate::search::patients_named(
+            &raw,
+            &mut dictionary,
+            "castellanos",
+            &HashMap::new(),
+            10,
         )
+        .expect("matches");
+        assert!(hidden.is_empty());
+    }
+
+    #[test]
+    fn the_clis_patient_takes_an_mrn_on_record_or_else_an_id() {
+        let clinic = Clinic::new();
+        let about = |text: &str| {
+            let (lines, _) = lines_for(
+                &clinic,
+                AuditFilter {
+                    named: Some(PatientNamed::MrnOrId(text.into())),
+                    ..AuditFilter::default()
+                },
+            );
+            let mut ids: Vec<String> = lines
+                .into_iter()
+                .filter_map(|l| l.record.entry.patient_id)
+                .collect();
+            ids.dedup();
+            ids
+        };
+        assert_eq!(about("1"), vec!["1".to_owned()]);
+        assert_eq!(about(&mrn_for(1)), vec!["1".to_owned()]);
+        assert_eq!(about(&mrn_for(2)), vec!["2".to_owned()]);
+        // Seven digits no patient has as an MRN are an id (none here).
+        assert!(about("0000000").is_empty());
+        assert!(
+            about("Lee").is_empty(),
+            "the CLI's --patient takes no names"
+        );
     }
 }

@@ -20,6 +20,7 @@ mod access;
 mod alerts;
 mod audit;
 mod audit_text;
+pub mod audit_words;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench_support;
@@ -50,7 +51,10 @@ pub mod zone;
 
 pub use access::{ChartAccess, Grant};
 pub use alerts::{rule as alert_rule, Alert};
-pub use audit::{AuditFilter, Verification, CHECKPOINT_EVERY};
+pub use audit::{
+    AuditCount, AuditFilter, AuditLine, PatientNamed, Verification, CHECKPOINT_EVERY,
+    MAX_PATIENTS_NAMED,
+};
 #[cfg(feature = "bench")]
 pub use chart::read_chart_for_benchmarks;
 pub use chart::{

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::chart::patient::{name_words, phone_digits, Demographics, Sex};
@@ -525,6 +525,66 @@ fn name_matches(
         .into_iter()
         .map(|(id, (score, order))| (id, score, order))
         .collect())
+}
+
+/// The patients a name means, matched as [`search`] matches names (each word exact, from
+/// its start, inside a word, or with one typo; accents ignored), keeping only the best of
+/// those matches (an exact name leaves out its typos), at most `limit + 1` so a caller can
+/// tell that there were more. Only names the reader could find by searching: the index
+/// holds no restricted patient's words, and `openable` holds the restricted patients this
+/// session may open, so a restricted patient is never found by a name its reader may not see.
+pub(crate) fn patients_named(
+    conn: &Connection,
+    dictionary: &mut Option<NameDictionary>,
+    name: &str,
+    openable: &HashMap<i64, Demographics>,
+    limit: usize,
+) -> Result<Vec<i64>, CoreError> {
+    let tokens = name_words(name);
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut found: HashMap<i64, u32> = name_matches(conn, dictionary, &tokens)?
+        .into_iter()
+        .map(|(id, rank, _)| (id, rank))
+        .collect();
+    for (&id, d) in openable {
+        if let Some(rank) = name_rank(d, &tokens) {
+            found.insert(id, rank);
+        }
+    }
+    // Whole levels (exact, start, inside, typo) only: a given name matching where a family
+    // name would (rank + 1) is as good a match.
+    let Some(best) = found.values().map(|r| r / 10).min() else {
+        return Ok(Vec::new());
+    };
+    let mut restricted = conn.prepare_cached("SELECT restricted FROM patients WHERE id = ?1")?;
+    let mut ids = Vec::new();
+    let mut sorted: Vec<(i64, u32)> = found.into_iter().collect();
+    sorted.sort_unstable();
+    for (id, rank) in sorted {
+        if rank / 10 != best {
+            continue;
+        }
+        // The index never holds a restricted patient's words; should a stale row say
+        // otherwise, it still finds nothing the session may not open.
+        let shown = match restricted
+            .query_row([id], |r| r.get::<_, bool>(0))
+            .optional()?
+        {
+            Some(false) => true,
+            Some(true) => openable.contains_key(&id),
+            None => false,
+        };
+        if !shown {
+            continue;
+        }
+        ids.push(id);
+        if ids.len() > limit {
+            break;
+        }
+    }
+    Ok(ids)
 }
 
 /// The restricted patients the searcher may open (on the care team, or an active grant),

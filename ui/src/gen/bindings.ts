@@ -392,11 +392,25 @@ export type Alert = { id: number, rule: string, time: string,
 /**
  * The user whose action raised it, if any.
  */
-user: string | null, patient_id: string | null, summary: string, 
+user: string | null, patient_id: string | null, 
+/**
+ * The MRN of the patient it is about, if any.
+ */
+mrn: string | null, 
+/**
+ * The patient's name ("Okafor, Chidi"), only for a reader who may see it: a role that
+ * reads demographics, and for a restricted chart only someone who may open it.
+ */
+patient_name: string | null, summary: string, 
 /**
  * The audit entry that raised it.
  */
-audit_seq: number, acknowledged_at: string | null, acknowledged_by: string | null, note: string | null, };
+audit_seq: number, acknowledged_at: string | null, acknowledged_by: string | null, note: string | null, 
+/**
+ * The stretch of the trail to read about it, with its user and patient (RFC 3339;
+ * from inclusive, until exclusive): which stretch depends on the rule.
+ */
+entries_since: string, entries_until: string, };
 
 export type Verification = { ok: boolean, entries: number, head_seq: number, checkpoints: number, unsigned_tail: number, first_bad_seq: number | null, reason: string | null, };
 
@@ -464,17 +478,21 @@ export type ImmunizationInput = { vaccine: string,
  */
 cvx: string, date: string, lot: string | null, site: string | null, };
 
-export type AuditQuery = { patient: string | null, user: string | null, event: string | null, 
+export type AuditQuery = { 
+/**
+ * An MRN, exactly (0000018), or a name, matched as patient search matches names.
+ */
+patient: string | null, user: string | null, event: string | null, 
 /**
  * `success`, `denied` or `failed`.
  */
 outcome: string | null, 
 /**
- * From this day (YYYY-MM-DD, UTC), inclusive.
+ * From this day (YYYY-MM-DD, UTC), inclusive, or this instant (RFC 3339).
  */
 since: string | null, 
 /**
- * Up to this day (YYYY-MM-DD, UTC), inclusive.
+ * Up to this day (YYYY-MM-DD, UTC), inclusive, or before this instant (RFC 3339).
  */
 until: string | null, 
 /**
@@ -482,7 +500,43 @@ until: string | null,
  */
 limit: number | null, };
 
-export type AuditRow = { seq: number, time: string, actor: string, role: string | null, action: string, event: string, outcome: string, patient_id: string | null, object: string | null, purpose: string | null, reason: string | null, detail: string | null, };
+export type AuditRow = { seq: number, time: string, actor: string, role: string | null, action: string, 
+/**
+ * As the trail stores it (`chart.read`).
+ */
+event: string, 
+/**
+ * "Opened a chart"; absent for an event this release does not know.
+ */
+event_words: string | null, outcome: string, 
+/**
+ * The MRN of the patient the entry is about.
+ */
+mrn: string | null, object: string | null, 
+/**
+ * The purpose-of-use code (`TREAT`) and its words ("treatment").
+ */
+purpose: string | null, purpose_words: string | null, reason: string | null, detail: string | null, };
+
+export type AuditPage = { rows: Array<AuditRow>, patients_named: number | null, };
+
+export type AuditVocabulary = { events: Array<EventWords>, purposes: Array<PurposeWords>, };
+
+export type EventWords = { 
+/**
+ * As the trail stores it (`chart.read`).
+ */
+event: string, 
+/**
+ * As a person says it ("Opened a chart").
+ */
+words: string, 
+/**
+ * Where a list of events shows it ("Charts and patients").
+ */
+group: string, };
+
+export type PurposeWords = { code: string, words: string, };
 
 export type ExportForm = { patient_ids?: Array<number>, 
 /**
