@@ -83,6 +83,25 @@ pub async fn reset_password(
     .await
 }
 
+/// Enables a disabled user again with a new password (a new key slot; the old password
+/// stays useless).
+#[tauri::command(rename_all = "snake_case")]
+pub async fn enable_user(
+    app: tauri::AppHandle,
+    name: String,
+    password: String,
+) -> Result<Vec<User>, AppError> {
+    let password = SecretString::from(password);
+    blocking(move || {
+        use tauri::Manager;
+        app.state::<AppState>().with_session(|s| {
+            s.enable_user(&name, &password)?;
+            s.users()
+        })
+    })
+    .await
+}
+
 #[tauri::command(async, rename_all = "snake_case")]
 pub fn get_settings(state: State<'_, AppState>) -> Result<Settings, AppError> {
     state.with_session(|s| Ok(s.settings().clone()))

@@ -6,11 +6,11 @@ use chartroom_core::{parse_time_input, Allergy, Encounter};
 use chartroom_core::{read_vitals_form, CoreError, Vital};
 use chartroom_core::{
     AllergyList, Chart, Grant, Immunization, Medication, NewAllergy, NewEncounter, NewImmunization,
-    NewMedication, NewPatient, NewProblem, Note, NoteContent, Observation, Patient, PatientForm,
-    Problem, SearchHit,
+    NewMedication, NewPatient, NewProblem, Note, NoteContent, Observation, Patient, PatientChanges,
+    PatientForm, PatientVersion, Problem, SearchHit,
 };
 use chrono::{NaiveDate, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tauri::State;
 use ts_rs::TS;
 
@@ -78,6 +78,10 @@ pub struct PatientInput {
     /// registering checked the candidates and this is someone else.
     #[serde(default)]
     new_person: bool,
+    /// The care team (user names) besides the person registering; a restricted chart
+    /// registered by the front desk needs at least one physician or nurse here.
+    #[serde(default)]
+    care_team: Vec<String>,
 }
 
 #[tauri::command(async, rename_all = "snake_case")]
@@ -101,10 +105,93 @@ pub fn register_patient(
     };
     let new = NewPatient::from_form(&form, patient.restricted, today())?;
     state.with_session(|s| {
-        if patient.new_person {
-            s.register_new_person(&new)
+        s.register_patient_with_team(&new, &patient.care_team, patient.new_person)
+    })
+}
+
+/// The changes to a patient's demographics and contact details; a field left out (null) is
+/// not changed, an empty text clears it.
+#[derive(Debug, Deserialize, TS)]
+pub struct DemographicsInput {
+    family: Option<String>,
+    given: Option<String>,
+    preferred: Option<String>,
+    birth_date: Option<String>,
+    sex: Option<String>,
+    gender_identity: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    emergency_name: Option<String>,
+    emergency_phone: Option<String>,
+    emergency_relationship: Option<String>,
+}
+
+/// Changes a patient's demographics; the version before is kept (see `patient_history`).
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn update_patient(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    changes: DemographicsInput,
+) -> Result<Patient, AppError> {
+    let changes = PatientChanges {
+        family: changes.family,
+        given: changes.given,
+        preferred: changes.preferred,
+        birth_date: changes.birth_date,
+        sex: changes.sex,
+        gender_identity: changes.gender_identity,
+        phone: changes.phone,
+        email: changes.email,
+        address: changes.address,
+        emergency_name: changes.emergency_name,
+        emergency_phone: changes.emergency_phone,
+        emergency_relationship: changes.emergency_relationship,
+        restricted: None,
+    };
+    state.with_session(|s| s.update_patient(patient_id, &changes))
+}
+
+/// Every version of a patient's demographics, oldest first.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn patient_history(
+    state: State<'_, AppState>,
+    patient_id: i64,
+) -> Result<Vec<PatientVersion>, AppError> {
+    state.with_session(|s| s.patient_history(patient_id))
+}
+
+/// One member a care team may have: a user name and role.
+#[derive(Debug, Serialize, TS)]
+pub struct StaffMember {
+    name: String,
+    role: chartroom_core::Role,
+}
+
+/// The staff who may be on a care team.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn care_team_choices(state: State<'_, AppState>) -> Result<Vec<StaffMember>, AppError> {
+    state.with_session(|s| {
+        Ok(s.care_team_choices()?
+            .into_iter()
+            .map(|(name, role)| StaffMember { name, role })
+            .collect())
+    })
+}
+
+/// Puts a user on, or takes them off, a patient's care team; the chart is read again after.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn change_care_team(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    user: String,
+    member: bool,
+) -> Result<(), AppError> {
+    state.with_session(|s| {
+        if member {
+            s.add_to_care_team(patient_id, &user)
         } else {
-            s.register_patient(&new)
+            s.remove_from_care_team(patient_id, &user)
         }
     })
 }

@@ -126,6 +126,53 @@ pub async fn unlock(
     Ok(signed_in)
 }
 
+/// Signs in with the clinic's recovery key (for when every administrator password is
+/// lost): a recovery session, which sets new passwords under Users.
+#[tauri::command]
+pub async fn unlock_with_recovery_key(
+    state: State<'_, AppState>,
+    key: String,
+) -> Result<SessionInfo, AppError> {
+    let key = SecretString::from(key);
+    let config = state.config.clone();
+    let session = tauri::async_runtime::spawn_blocking(move || {
+        let key = chartroom_core::RecoveryKey::parse(key.expose_secret())?;
+        Session::unlock_with_recovery_key(config, &key)
+    })
+    .await
+    .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
+    let signed_in = SessionInfo::of(&session);
+    state.install(session);
+    Ok(signed_in)
+}
+
+/// Changes the signed-in user's own password: the current one is asked again, so a window
+/// left open is not enough to take over the account.
+#[tauri::command]
+pub async fn change_own_password(
+    state: State<'_, AppState>,
+    current: String,
+    password: String,
+) -> Result<(), AppError> {
+    let current = SecretString::from(current);
+    let password = SecretString::from(password);
+    let config = state.config.clone();
+    let who = state.with_session(|s| Ok(s.signed_in()))?;
+    if who.recovery {
+        return Err(AppError::new(
+            "invalid_input",
+            "A recovery session has no password of its own: set the administrator's under Users.",
+        ));
+    }
+    // The current password is checked the way an unlock checks it (failures count toward
+    // the pause), on a session of its own that is locked again at once.
+    let user = who.user.clone();
+    tauri::async_runtime::spawn_blocking(move || Session::unlock(config, &user, &current)?.lock())
+        .await
+        .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
+    state.with_session(|s| s.change_own_password(&password))
+}
+
 #[tauri::command]
 pub fn lock(state: State<'_, AppState>) -> Result<(), AppError> {
     match state.session().take() {

@@ -207,7 +207,7 @@ AUDITOR, AUDITOR_PW = "audit.kim", "auditor-password"
 def clinic(cli):
     """A vault made with the CLI: an admin, a physician, a nurse, front desk and an auditor,
     one ordinary patient and one restricted patient on the physician's care team."""
-    cli.run("vault", "init", "--admin", ADMIN, password=ADMIN_PW)
+    cli.recovery_key = cli.json("vault", "init", "--admin", ADMIN, password=ADMIN_PW)["recovery_key"]
     for name, role, pw in [(DOC, "physician", DOC_PW), (DESK, "front_desk", DESK_PW),
                            (NURSE, "nurse", NURSE_PW), (AUDITOR, "auditor", AUDITOR_PW)]:
         cli.run("--user", ADMIN, "user", "add", name, "--role", role, password=ADMIN_PW, new_password=pw)
@@ -454,10 +454,38 @@ def test_the_admin_adds_resets_and_disables_a_user_and_changes_settings(clinic, 
     clinic.run("--user", "nurse.ola", "patient", "search", "okafor", password="second-password-2")
     assert clinic.run("--user", "nurse.ola", "patient", "search", "okafor", password="first-password-1",
                       check=False).returncode != 0, "the old password no longer opens the vault"
+    # A role changes only on an explicit Save and a confirmation that says what will happen;
+    # an arrow key in the drop-down changes nothing.
+    role = d.find_element(By.ID, "role-nurse\\.ola")
+    role.send_keys(Keys.ARROW_DOWN)
+    Select(role).select_by_visible_text("Front desk")
+    time.sleep(0.5)
+    users = {u["name"]: u for u in clinic.json("--user", ADMIN, "user", "list", password=ADMIN_PW)["users"]}
+    assert users["nurse.ola"]["role"] == "nurse", "nothing saved by touching the drop-down"
+    click(d, visible(d, "#save-role-nurse\\.ola"))
+    confirm = visible(d, "#confirm-dialog")
+    assert "lose access to clinical content" in confirm.text, confirm.text
+    shot(d, "52-admin-role-confirm")
+    click(d, d.find_element(By.ID, "confirm-no"))
+    users = {u["name"]: u for u in clinic.json("--user", ADMIN, "user", "list", password=ADMIN_PW)["users"]}
+    assert users["nurse.ola"]["role"] == "nurse", "cancelled"
+    click(d, visible(d, "#save-role-nurse\\.ola"))
+    click(d, visible(d, "#confirm-yes"))
+    WebDriverWait(d, 10).until(lambda _: "nurse.ola is now Front desk" in d.find_element(By.ID, "users-done").text)
+    users = {u["name"]: u for u in clinic.json("--user", ADMIN, "user", "list", password=ADMIN_PW)["users"]}
+    assert users["nurse.ola"]["role"] == "front_desk"
     click(d, d.find_element(By.ID, "disable-nurse\\.ola"))
+    assert "stops opening the vault" in visible(d, "#confirm-dialog").text
+    click(d, d.find_element(By.ID, "confirm-yes"))
     WebDriverWait(d, 10).until(lambda _: "nurse.ola is disabled" in d.find_element(By.ID, "users-done").text)
     users = {u["name"]: u for u in clinic.json("--user", ADMIN, "user", "list", password=ADMIN_PW)["users"]}
-    assert users["nurse.ola"]["disabled"] is True and users["nurse.ola"]["role"] == "nurse"
+    assert users["nurse.ola"]["disabled"] is True and users["nurse.ola"]["role"] == "front_desk"
+    # Enabled again, with a new password.
+    click(d, visible(d, "#enable-nurse\\.ola"))
+    visible(d, "#enable-password").send_keys("third-password-3")
+    click(d, d.find_element(By.ID, "enable-submit"))
+    WebDriverWait(d, 10).until(lambda _: "enabled again" in d.find_element(By.ID, "users-done").text)
+    clinic.run("--user", "nurse.ola", "patient", "search", "okafor", password="third-password-3")
 
     click(d, d.find_element(By.ID, "nav-settings"))
     idle = visible(d, "#set-idle_timeout_minutes")
@@ -1076,6 +1104,108 @@ def test_a_problem_entered_in_error_is_struck_out_with_its_reason(clinic, app):
     assert problems[0]["status"] == "entered-in-error"
 
 
+def open_chart_of(d, text: str) -> None:
+    search(d, text)
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+
+
+def retype(el, text: str) -> None:
+    """Replaces a field's text the way a person does (so the form hears every key)."""
+    el.send_keys(Keys.CONTROL, "a")
+    el.send_keys(Keys.BACKSPACE)
+    el.send_keys(text)
+
+
+def test_the_front_desk_edits_contact_details_and_the_earlier_version_stays_visible(clinic, app):
+    okafor = str(clinic.patients["okafor"]["id"])
+    d = app
+    sign_in(d, DESK, DESK_PW)
+    open_chart_of(d, "okaf")
+    click(d, d.find_element(By.ID, "tab-demographics"))
+    click(d, visible(d, "#edit-demographics"))
+    retype(visible(d, "#dem-phone"), "+1 (415) 555-0111")
+    retype(d.find_element(By.ID, "dem-address"), "12 Harbour Road, Demo Town")
+    shot(d, "53-edit-demographics")
+    click(d, d.find_element(By.ID, "dem-save"))
+    assert "version 2" in visible(d, "#demographics-done").text.lower()
+    assert visible(d, "#dem-shown-phone").text == "+1 (415) 555-0111"
+    click(d, d.find_element(By.ID, "show-history"))
+    history = visible(d, "#patient-history")
+    assert "Version 2" in history.text and "changed phone, address" in history.text, history.text
+    assert "Version 1" in history.text and "registered" in history.text
+    chart = clinic.json("--user", DESK, "patient", "show", okafor, password=DESK_PW)
+    assert chart["phone"] == "+1 (415) 555-0111" and chart["version"] == 2
+    # A phone call is matched on the number's last digits.
+    hits = clinic.json("--user", DESK, "patient", "search", "4155550111", password=DESK_PW)["patients"]
+    assert [h["id"] for h in hits] == [int(okafor)]
+
+
+def test_a_restricted_patient_registered_by_the_desk_names_the_physician_who_opens_it_without_breaking_the_glass(
+        clinic, app):
+    d = app
+    sign_in(d, DESK, DESK_PW)
+    click(d, d.find_element(By.ID, "nav-register"))
+    visible(d, "#reg-family").send_keys("Quist")
+    d.find_element(By.ID, "reg-given").send_keys("Mara")
+    d.find_element(By.ID, "reg-birth").send_keys("1982-02-03")
+    click(d, d.find_element(By.ID, "reg-restricted"))
+    visible(d, "#reg-care-team")
+    click(d, d.find_element(By.ID, "register-submit"))
+    assert "at least one physician or nurse" in visible(d, "#register-error").text
+    click(d, WebDriverWait(d, 10).until(lambda _: d.find_element(By.ID, f"reg-team-{DOC}")))
+    shot(d, "54-register-restricted-care-team")
+    click(d, d.find_element(By.ID, "register-submit"))
+    visible(d, "#chart-name")
+    hits = clinic.json("--user", DOC, "patient", "search", "quist", password=DOC_PW)["patients"]
+    chart = clinic.json("--user", DOC, "patient", "show", str(hits[0]["id"]), password=DOC_PW)
+    assert sorted(chart["care_team"]) == sorted([DESK, DOC]), chart["care_team"]
+    assert chart["access"]["via"] == "care_team", chart["access"]
+    alerts = clinic.json("--user", AUDITOR, "alert", "list", password=AUDITOR_PW)
+    assert "break" not in json.dumps(alerts).lower(), "no false alarm"
+
+
+def test_the_physician_adds_a_nurse_to_a_care_team_chosen_from_the_clinics_users(clinic, app):
+    vip = str(clinic.patients["vip"]["id"])
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    open_chart_of(d, "vanderbilt")
+    click(d, d.find_element(By.ID, "tab-demographics"))
+    choice = visible(d, "#care-team-add")
+    WebDriverWait(d, 10).until(lambda _: len(Select(choice).options) > 1)
+    Select(choice).select_by_value(NURSE)
+    click(d, d.find_element(By.ID, "care-team-add-submit"))
+    WebDriverWait(d, 10).until(lambda _: NURSE in d.find_element(By.ID, "care-team-list").text)
+    chart = clinic.json("--user", NURSE, "patient", "show", vip, password=NURSE_PW)
+    assert NURSE in chart["care_team"]
+
+
+def test_a_user_changes_their_own_password_and_the_recovery_key_signs_in(clinic, app):
+    d = app
+    sign_in(d, NURSE, NURSE_PW)
+    click(d, d.find_element(By.ID, "own-password-button"))
+    visible(d, "#own-current").send_keys("not-my-password")
+    d.find_element(By.ID, "own-new").send_keys("a-brand-new-password-1")
+    d.find_element(By.ID, "own-again").send_keys("a-brand-new-password-1")
+    click(d, d.find_element(By.ID, "own-save"))
+    assert visible(d, "#own-password-error").text, "the current password is checked"
+    visible(d, "#own-current").send_keys(NURSE_PW)
+    d.find_element(By.ID, "own-new").send_keys("a-brand-new-password-1")
+    d.find_element(By.ID, "own-again").send_keys("a-brand-new-password-1")
+    click(d, d.find_element(By.ID, "own-save"))
+    assert "changed" in visible(d, "#own-password-done").text
+    lock(d)
+    sign_in(d, NURSE, "a-brand-new-password-1")
+    lock(d)
+    assert clinic.run("--user", NURSE, "patient", "search", "x", password=NURSE_PW, check=False).returncode != 0
+    # Every administrator password lost: the recovery key signs in, and the session says so.
+    click(d, visible(d, "#use-recovery-key"))
+    visible(d, "#recovery-key").send_keys(clinic.recovery_key)
+    click(d, d.find_element(By.ID, "recovery-submit"))
+    assert "Recovery session" in visible(d, "#content").text
+    shot(d, "55-recovery-session")
+
+
 def audit_events(d) -> set:
     """The events of the audit table's rows, read in one go (the table re-renders as it loads)."""
     return set(d.execute_script(
@@ -1141,3 +1271,119 @@ def test_the_auditor_finds_entries_by_mrn_and_reads_them_in_words(clinic, app):
     assert "Broke the glass" in glass.text and "emergency treatment (break the glass)" in glass.text
     assert "Fainted at the desk" in glass.text
     shot(d, "63-auditor-alert-entries")
+
+
+def test_a_half_written_note_survives_a_tab_switch_and_a_lock(clinic, app):
+    """Issue 18, item 7: what is typed survives switching tabs; a note being written saves itself
+    as a draft in the vault (one draft, however often it saves), so neither leaving the tab nor
+    the lock takes it; the window keeps nothing typed after the lock; closing an editor with
+    text not saved anywhere asks first."""
+    okafor = str(clinic.patients["okafor"]["id"])
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+
+    # A problem and a note, half written; other tabs and back keep both.
+    click(d, d.find_element(By.ID, "tab-problems"))
+    visible(d, "#f-text").send_keys("Hypertension")
+    click(d, d.find_element(By.ID, "tab-notes"))
+    click(d, visible(d, "#new-note"))
+    visible(d, "#note-text").send_keys("Half-written: chest pain on exertion")
+    click(d, d.find_element(By.ID, "tab-vitals"))  # leaving the tab saves the draft at once
+    click(d, visible(d, "#tab-problems"))
+    assert visible(d, "#f-text").get_attribute("value") == "Hypertension"
+    click(d, d.find_element(By.ID, "tab-notes"))
+    editor = visible(d, "#note-text")
+    assert editor.get_attribute("value") == "Half-written: chest pain on exertion"
+    status = d.find_element(By.ID, "note-autosave-status")
+    WebDriverWait(d, 10).until(lambda _: re.fullmatch(r"Draft saved \d\d:\d\d", status.text.strip()), status.text)
+    drafts = d.find_elements(By.CSS_SELECTOR, "#notes-timeline .note[data-status='draft']")
+    assert len(drafts) == 1, "the draft is in the timeline, once"
+    shot(d, "80-note-autosaved")
+
+    # More typed and Lock pressed at once: the last words are saved before the vault closes.
+    editor.send_keys(", two weeks; worse on stairs.")
+    lock(d)
+    full = "Half-written: chest pain on exertion, two weeks; worse on stairs."
+    notes = clinic.json("--user", DOC, "note", "list", "--patient", okafor, password=DOC_PW)["notes"]
+    assert [(n["status"], n.get("text")) for n in notes] == [("draft", full)], notes
+    assert d.execute_script("return [localStorage.length, sessionStorage.length]") == [0, 0]
+
+    # Signed in again: the draft is in the chart; nothing typed was kept in the window.
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    click(d, d.find_element(By.ID, "tab-notes"))
+    draft = visible(d, "#notes-timeline .note[data-status='draft']")
+    assert "worse on stairs" in draft.text, draft.text
+    assert not d.find_elements(By.ID, "note-text"), "the editor went with the lock; its text is the draft"
+    note_id = draft.get_attribute("id").split("-")[1]
+    click(d, d.find_element(By.ID, "tab-problems"))
+    assert visible(d, "#f-text").get_attribute("value") == "", "the problem typed but not added went with the lock"
+
+    # An addendum typed and cancelled: asked first; "Keep writing" keeps it, "Discard" drops it.
+    click(d, d.find_element(By.ID, "tab-notes"))
+    click(d, visible(d, f"#sign-{note_id}"))
+    visible(d, f"#note-{note_id}[data-status='signed']")
+    click(d, visible(d, f"#addendum-{note_id}"))
+    add = visible(d, f"#add-{note_id}-text")
+    add.send_keys("ECG booked.")
+    click(d, d.find_element(By.ID, f"add-{note_id}-cancel"))
+    dialog = visible(d, "#discard-dialog")
+    assert dialog.get_attribute("role") == "alertdialog"
+    assert "Discard the text you typed?" in dialog.text, dialog.text
+    shot(d, "81-discard-confirm")
+    click(d, d.find_element(By.ID, "discard-cancel"))
+    WebDriverWait(d, 10).until(lambda _: not d.find_elements(By.ID, "discard-dialog"))
+    assert d.find_element(By.ID, f"add-{note_id}-text").get_attribute("value") == "ECG booked."
+    click(d, d.find_element(By.ID, f"add-{note_id}-cancel"))
+    click(d, visible(d, "#discard-confirm"))
+    WebDriverWait(d, 10).until(lambda _: not d.find_elements(By.ID, f"add-{note_id}-text"))
+    assert not d.find_elements(By.CSS_SELECTOR, f"#note-{note_id} .addendum"), "nothing was saved"
+    notes = clinic.json("--user", DOC, "note", "list", "--patient", okafor, password=DOC_PW)["notes"]
+    assert [(n["kind"], n["status"]) for n in notes] == [("note", "signed")], notes
+
+
+def test_the_idle_lock_warns_a_minute_before(clinic, app):
+    """Issue 18, item 7: the idle lock warns before it strikes, "Stay signed in" keeps the
+    session, and a note being written is a saved draft when it strikes. The warning comes a
+    minute before the lock, or halfway through a timeout shorter than two minutes: with the
+    one-minute timeout set here it shows 30 s after the last activity the backend heard of
+    (at this timeout it hears of activity within 15 s), and the lock follows 30 s later."""
+    okafor = str(clinic.patients["okafor"]["id"])
+    clinic.run("--user", ADMIN, "settings", "set", "idle_timeout_minutes", "1", password=ADMIN_PW)
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    search(d, "okaf")
+    d.find_element(By.ID, "search-input").send_keys(Keys.ENTER)
+    visible(d, "#chart-name")
+    click(d, d.find_element(By.ID, "tab-notes"))
+    click(d, visible(d, "#new-note"))
+    visible(d, "#note-text").send_keys("Seen for a cough; chest clear.")
+    WebDriverWait(d, 10).until(lambda _: "Draft saved" in d.find_element(By.ID, "note-autosave-status").text)
+
+    # Hands off: the warning shows over the chart; "Stay signed in" keeps the session and the editor.
+    warning = visible(d, "#idle-warning", timeout=60)
+    assert warning.get_attribute("role") == "alertdialog"
+    assert "locks in" in warning.text and "Stay signed in" in warning.text, warning.text
+    shot(d, "82-idle-warning")
+    click(d, d.find_element(By.ID, "idle-stay"))
+    WebDriverWait(d, 10).until(lambda _: not d.find_elements(By.ID, "idle-warning"))
+    assert d.find_element(By.ID, "signed-in-user").text == DOC
+    assert d.find_element(By.ID, "note-text").get_attribute("value") == "Seen for a cough; chest clear."
+
+    # Hands off again: the warning, and the lock half a minute after it; the note is a draft.
+    visible(d, "#idle-warning", timeout=60)
+    warned = time.monotonic()
+    notice = visible(d, "#unlock-notice", timeout=60)
+    assert time.monotonic() - warned >= 20, "the warning came in time to answer it"
+    assert "locked itself after 1 minute" in notice.text, notice.text
+    assert "Okafor" not in d.page_source, "no patient is left behind the lock"
+    notes = clinic.json("--user", DOC, "note", "list", "--patient", okafor, password=DOC_PW)["notes"]
+    assert [(n["status"], n.get("text")) for n in notes] == [("draft", "Seen for a cough; chest clear.")], notes
+    logoffs = clinic.json("--user", AUDITOR, "audit", "list", "--event", "session.idle_logoff",
+                          password=AUDITOR_PW)["entries"]
+    assert [e["actor"] for e in logoffs] == [DOC], "the lock is the backend's idle logoff, audited as such"

@@ -101,6 +101,13 @@ def make_clinic(cli, patients=40):
                     password=DOCTOR_PW)
     cli.run(*doctor, "note", "sign", str(note["id"]), password=DOCTOR_PW)
     cli.run(*doctor, "allergy", "none", "--patient", pid, password=DOCTOR_PW)
+    # Items entered in error travel marked (FHIR's entered-in-error status, no clinical status).
+    wrong = cli.json(*doctor, "vitals", "add", "--patient", pid, "--weight", "180", password=DOCTOR_PW)
+    cli.run(*doctor, "vitals", "entered-in-error", str(wrong["observations"][0]["id"]),
+            "--reason", "Pounds typed as kilograms", password=DOCTOR_PW)
+    problem = cli.json(*doctor, "problem", "add", "--patient", pid, "--text", "Asthma", password=DOCTOR_PW)
+    cli.run(*doctor, "problem", "entered-in-error", str(problem["id"]), "--reason", "Wrong patient",
+            password=DOCTOR_PW)
     # The appointment book travels too: one visit started today, one booked ahead, one cancelled.
     cli.run("--user", "admin", "user", "add", "desk.ola", "--role", "front_desk",
             password=ADMIN_PW, new_password=DESK_PW)

@@ -234,6 +234,9 @@ enum UserCommand {
     },
     /// Disable a user: their password stops opening the vault; their history stays.
     Disable { name: String },
+    /// Enable a disabled user again with a new password (from CHARTROOM_NEW_PASSWORD or a
+    /// prompt): their old password stays useless.
+    Enable { name: String },
 }
 
 /// A failure as the command line reports it.
@@ -815,6 +818,17 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
                 exit: exit::OK,
                 json: json!({"user": name, "disabled": true}),
                 text: format!("{name} is disabled: their password no longer opens the vault."),
+            })
+        }
+        Command::User(UserCommand::Enable { name }) => {
+            let mut session = unlock(cli, &config, &mut inputs, &NO_RECOVERY)?;
+            let password = inputs.new_password(&format!("New password for {name}"))?;
+            session.enable_user(name, &password)?;
+            session.lock()?;
+            Ok(Output {
+                exit: exit::OK,
+                json: json!({"user": name, "disabled": false}),
+                text: format!("{name} is enabled again, with the new password."),
             })
         }
     }

@@ -112,6 +112,10 @@ pub enum PatientCommand {
         /// birth date, or phone): they were checked and are a different person.
         #[arg(long)]
         new_person: bool,
+        /// The care team besides you, as user names (repeat, or separate with commas); a
+        /// restricted chart's team needs at least one physician or nurse.
+        #[arg(long, value_name = "USER", value_delimiter = ',')]
+        care_team: Vec<String>,
         #[command(flatten)]
         contact: ContactArgs,
     },
@@ -776,14 +780,19 @@ pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Fa
             sex,
             restricted,
             new_person,
+            care_team,
             contact,
         } => {
             let form = form_from(family, given, birth_date, sex, contact);
             let new = NewPatient::from_form(&form, *restricted, today())?;
-            let p = if *new_person {
-                session.register_new_person(&new)?
+            let p = if care_team.is_empty() {
+                if *new_person {
+                    session.register_new_person(&new)?
+                } else {
+                    session.register_patient(&new)?
+                }
             } else {
-                session.register_patient(&new)?
+                session.register_patient_with_team(&new, care_team, *new_person)?
             };
             let text = format!(
                 "Registered {}, {} (id {}, MRN {}).",

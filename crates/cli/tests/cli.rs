@@ -289,6 +289,24 @@ fn users_are_added_listed_changed_and_disabled() {
     );
     let info = c.run(&["vault", "info", "--json"], &[]).json();
     assert_eq!(info["users"], serde_json::json!(["admin"]));
+
+    // Enabled again, with a new password set by the admin; the old one stays useless.
+    let enabled = c.run(
+        &["--user", "admin", "--json", "user", "enable", "nurse1"],
+        &[
+            ("CHARTROOM_PASSWORD", "admin-password"),
+            ("CHARTROOM_NEW_PASSWORD", "nurse-password-3"),
+        ],
+    );
+    assert_eq!(enabled.code, 0, "{}", enabled.stderr);
+    assert_eq!(enabled.json()["disabled"], false);
+    assert_eq!(
+        c.as_user("nurse1", "nurse-password-2", &["patient", "search", "x"])
+            .code,
+        77
+    );
+    let back = c.as_user("nurse1", "nurse-password-3", &["patient", "search", "x"]);
+    assert_eq!(back.code, 0, "{}", back.stderr);
 }
 
 #[test]
@@ -1732,4 +1750,49 @@ fn audit_list_takes_a_patient_by_mrn_or_by_id_and_shows_the_mrn() {
         .find(|l| l.contains("chart.read"))
         .expect("a chart.read line");
     assert!(chart_read.contains(varga_mrn.as_str()), "{chart_read}");
+}
+
+#[test]
+fn the_desk_names_a_restricted_charts_care_team_at_registration() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("dr.ito", "physician", "physician-password");
+    c.add_user("desk.bo", "front_desk", "frontdesk-password");
+    let desk = |args: &[&str]| c.as_user("desk.bo", "frontdesk-password", args);
+    let mut add = vec![
+        "patient",
+        "add",
+        "--family",
+        "Quist",
+        "--given",
+        "Mara",
+        "--birth-date",
+        "1982-02-03",
+        "--restricted",
+        "--care-team",
+    ];
+    add.push("desk.bo");
+    let refused = desk(&add);
+    assert_eq!(refused.code, 65, "no clinician named: {}", refused.stderr);
+    assert!(refused.error()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("physician or nurse"));
+    add.pop();
+    add.push("dr.ito");
+    let saved = desk(&add);
+    assert_eq!(saved.code, 0, "{}", saved.stderr);
+    let id = saved.json()["id"].as_i64().expect("id").to_string();
+    let chart = c
+        .as_user("dr.ito", "physician-password", &["patient", "show", &id])
+        .json();
+    assert_eq!(chart["access"]["via"], "care_team");
+    let mut team: Vec<String> = chart["care_team"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    team.sort();
+    assert_eq!(team, ["desk.bo", "dr.ito"]);
 }

@@ -700,3 +700,56 @@ fn the_front_desk_registers_a_restricted_chart_and_is_its_first_member() {
     let raw = clinic.raw();
     assert!(!crate::gate_tests::raw_dump(&raw).contains("Quillfeather"));
 }
+
+#[test]
+fn a_disabled_user_enabled_again_signs_in_with_the_new_password_and_gets_their_keys_back() {
+    let clinic = Clinic::new();
+    let mut admin = clinic.as_role(Role::Admin);
+    admin.disable_user("nurse.lee").expect("disables");
+    assert_eq!(
+        admin
+            .enable_user("nurse.lee", &pw("short"))
+            .expect_err("a weak password")
+            .code(),
+        "invalid_input"
+    );
+    admin
+        .enable_user("nurse.lee", &pw("a-new-nurse-password"))
+        .expect("enables");
+    assert_eq!(
+        admin
+            .enable_user("nurse.lee", &pw("a-new-nurse-password"))
+            .expect_err("twice")
+            .code(),
+        "conflict"
+    );
+    assert!(admin
+        .users()
+        .expect("lists")
+        .iter()
+        .any(|u| u.name.as_str() == "nurse.lee" && !u.disabled));
+    admin.lock().expect("locks");
+    // The old password opens nothing; the new one opens the vault and, once a clinician
+    // has handed the keys over, the charts.
+    assert_eq!(
+        clinic
+            .unlock("nurse.lee", "nurse-password")
+            .expect_err("the old password")
+            .code(),
+        "auth_failed"
+    );
+    let mut doctor = clinic.as_role(Role::Physician);
+    doctor.open_chart(1).expect("opens");
+    doctor.lock().expect("locks");
+    let mut nurse = clinic
+        .unlock("nurse.lee", "a-new-nurse-password")
+        .expect("the new password");
+    assert_eq!(nurse.signed_in().role, Role::Nurse);
+    nurse.open_chart(1).expect("the clinical key is hers again");
+    nurse.lock().expect("locks");
+    let enabled = clinic.entries(AuditFilter {
+        event: Some("user.enable".into()),
+        ..Default::default()
+    });
+    assert_eq!(enabled.len(), 1, "the enabling, in the trail");
+}

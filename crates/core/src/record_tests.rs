@@ -1438,3 +1438,52 @@ fn a_wrong_value_is_asked_about_then_marked_entered_in_error_kept_and_left_out()
         .add_medication(1, &amoxicillin)
         .expect("no allergy counts now");
 }
+
+#[test]
+fn a_restricted_chart_registered_by_the_desk_names_its_clinician_who_opens_it_without_breaking_the_glass(
+) {
+    let clinic = Clinic::new();
+    let mut desk = clinic.as_role(Role::FrontDesk);
+    let choices = desk.care_team_choices().expect("the desk may list them");
+    assert!(choices
+        .iter()
+        .any(|(n, r)| n == "dr.okafor" && *r == Role::Physician));
+    assert!(!choices
+        .iter()
+        .any(|(n, _)| n == "audit.kim" || n == "admin"));
+    let new =
+        NewPatient::new("Quist", "Mara", "1982-02-03", "female", true, today()).expect("valid");
+    assert_eq!(
+        desk.register_patient_with_team(&new, &[], false)
+            .expect_err("no clinician named")
+            .code(),
+        "invalid_input"
+    );
+    assert!(desk
+        .register_patient_with_team(&new, &["audit.kim".into()], false)
+        .is_err());
+    assert!(desk
+        .register_patient_with_team(&new, &["desk.ruiz".into()], false)
+        .is_err());
+    let p = desk
+        .register_patient_with_team(&new, &["dr.okafor".into()], false)
+        .expect("registers");
+    drop(desk);
+    let mut doctor = clinic.as_role(Role::Physician);
+    let chart = doctor
+        .open_chart(p.id)
+        .expect("on the team: no break-the-glass");
+    assert!(matches!(chart.access, ChartAccess::CareTeam));
+    let mut team = chart.care_team.clone();
+    team.sort();
+    assert_eq!(team, ["desk.ruiz", "dr.okafor"]);
+    let grants = clinic.entries(AuditFilter {
+        event: Some("break_glass".into()),
+        ..AuditFilter::default()
+    });
+    assert!(grants.is_empty(), "no false alarm");
+    // The security log that records the team verifies from its first entry.
+    let mut auditor = clinic.as_role(Role::Auditor);
+    let verified = auditor.verify_vault().expect("verifies");
+    assert!(verified.security_log.ok, "{:?}", verified.security_log);
+}

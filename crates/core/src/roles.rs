@@ -216,6 +216,11 @@ impl Permission {
 }
 
 impl Role {
+    /// Physicians and nurses: who treats patients (and may be a chart's clinician).
+    pub fn is_clinician(self) -> bool {
+        matches!(self, Role::Physician | Role::Nurse)
+    }
+
     pub const ALL: [Role; 5] = [
         Role::Admin,
         Role::Physician,

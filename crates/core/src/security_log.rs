@@ -402,7 +402,21 @@ impl State {
                     }
                     _ => false,
                 };
-                if *member && registering && account_key(user) == account_key(&e.by) {
+                // The care team named at registration joins in the same breath, after the
+                // registrar: each join chained to the one before, by the same signer.
+                let naming = matches!(
+                    &self.last,
+                    Some((by, Fact::CareTeam { patient: p, member: true, .. }))
+                        if p == patient && same(by)
+                );
+                if *member
+                    && ((registering && account_key(user) == account_key(&e.by))
+                        || (naming
+                            && self
+                                .restricted
+                                .get(patient)
+                                .is_some_and(|t| t.contains(&account_key(&e.by)))))
+                {
                     Ok(())
                 } else {
                     Err(format!(

@@ -383,6 +383,58 @@ impl Session {
     }
 
     /// Gives another user a new password (a new slot), e.g. when they forgot theirs.
+    /// Enables a disabled user again, with a new password set by the administrator (their
+    /// old slot was removed when they were disabled, so their old password opens nothing):
+    /// a new slot, the keys of their role handed over, and the fact in the security log.
+    pub fn enable_user(
+        &mut self,
+        name: &str,
+        new_password: &SecretString,
+    ) -> Result<(), CoreError> {
+        let owner = name.to_owned();
+        let op = Op::update("user.enable").object("User", name);
+        let at = format_time(self.clock.now());
+        let logged_role = self
+            .verified_state()?
+            .and_then(|s| s.user(name).map(|u| u.role));
+        self.with_slot_change(
+            Some(Permission::ManageUsers),
+            op,
+            |tx, _ctx| {
+                let (id, user) = find_user(tx, name)?.ok_or_else(|| {
+                    CoreError::NotFound(format!("There is no user named {name}."))
+                })?;
+                if !user.disabled {
+                    return Err(CoreError::Conflict(format!(
+                        "{} is already enabled.",
+                        user.name
+                    )));
+                }
+                check_new_password(&user.name, new_password)?;
+                tx.execute("UPDATE users SET disabled_at = NULL WHERE id = ?1", [id])?;
+                Ok(())
+            },
+            |vault| {
+                let slot = vault.add_user_slot(&owner, new_password)?;
+                let role = match logged_role {
+                    Some(role) => role,
+                    None => find_user(vault.connection(), &owner)?
+                        .map(|(_, u)| u.role)
+                        .ok_or_else(|| {
+                            CoreError::NotFound(format!("There is no user named {owner}."))
+                        })?,
+                };
+                log_user(vault, &at, &owner, role, true, Some(slot))
+            },
+            // A commit that fails takes the new slot away again.
+            |vault| {
+                let _ = vault.remove_user_slot(&owner);
+            },
+        )?;
+        self.hand_keys_over();
+        Ok(())
+    }
+
     pub fn reset_password(
         &mut self,
         name: &str,

@@ -388,6 +388,12 @@ export type Correction = { reason: string, marked_by: string, marked_at: string,
 
 export type ListItem = "vital" | "problem" | "allergy" | "medication" | "immunization";
 
+export type DemographicsInput = { family: string | null, given: string | null, preferred: string | null, birth_date: string | null, sex: string | null, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, };
+
+export type StaffMember = { name: string, role: Role, };
+
+export type PatientVersion = { version: number, changed_at: string, changed_by: string, demographics: Demographics, restricted: boolean, };
+
 export type Alert = { id: number, rule: string, time: string, 
 /**
  * The user whose action raised it, if any.
@@ -427,7 +433,12 @@ sex: string, phone: string | null, email: string | null, address: string | null,
  * Register even though the patient looks like one already here: the person
  * registering checked the candidates and this is someone else.
  */
-new_person: boolean, };
+new_person: boolean, 
+/**
+ * The care team (user names) besides the person registering; a restricted chart
+ * registered by the front desk needs at least one physician or nurse here.
+ */
+care_team: Array<string>, };
 
 export type EncounterInput = { kind: string, 
 /**

@@ -47,6 +47,9 @@ import type {
   Verification,
   VitalsForm,
   ListItem,
+  DemographicsInput,
+  PatientVersion,
+  StaffMember,
 } from "../gen/bindings";
 
 export type * from "../gen/bindings";
@@ -71,12 +74,21 @@ export const api = {
   createVault: (admin: string, password: string) => invoke<Created>("create_vault", { admin, password }),
   createDemo: () => invoke<SessionInfo>("create_demo"),
   unlock: (user: string, password: string) => invoke<SessionInfo>("unlock", { user, password }),
+  unlockWithRecoveryKey: (key: string) => invoke<SessionInfo>("unlock_with_recovery_key", { key }),
+  changeOwnPassword: (current: string, password: string) =>
+    invoke<void>("change_own_password", { current, password }),
   lock: () => invoke<void>("lock"),
   keepAlive: () => invoke<void>("keep_alive"),
 
   searchPatients: (query: string) => invoke<SearchHit[]>("search_patients", { query }),
   openChart: (patient_id: number) => invoke<Chart>("open_chart", { patient_id }),
   registerPatient: (patient: PatientInput) => invoke<Patient>("register_patient", { patient }),
+  updatePatient: (patient_id: number, changes: DemographicsInput) =>
+    invoke<Patient>("update_patient", { patient_id, changes }),
+  patientHistory: (patient_id: number) => invoke<PatientVersion[]>("patient_history", { patient_id }),
+  careTeamChoices: () => invoke<StaffMember[]>("care_team_choices"),
+  changeCareTeam: (patient_id: number, user: string, member: boolean) =>
+    invoke<void>("change_care_team", { patient_id, user, member }),
   breakGlass: (patient_id: number, reason: string) => invoke<Grant>("break_glass", { patient_id, reason }),
   addEncounter: (patient_id: number, encounter: EncounterInput) =>
     invoke<Encounter>("add_encounter", { patient_id, encounter }),
@@ -134,6 +146,7 @@ export const api = {
   addUser: (name: string, role: string, family_name: string | null, password: string) =>
     invoke<User>("add_user", { name, role, family_name, password }),
   disableUser: (name: string) => invoke<User[]>("disable_user", { name }),
+  enableUser: (name: string, password: string) => invoke<User[]>("enable_user", { name, password }),
   changeRole: (name: string, role: string) => invoke<User[]>("change_role", { name, role }),
   resetPassword: (name: string, password: string) => invoke<void>("reset_password", { name, password }),
   getSettings: () => invoke<Settings>("get_settings"),

@@ -1209,16 +1209,40 @@ impl Session {
     /// the candidates and nothing is written. [`Session::register_new_person`] registers
     /// them anyway.
     pub fn register_patient(&mut self, new: &NewPatient) -> Result<Patient, CoreError> {
-        self.register(new, true)
+        self.register(new, true, &[])
     }
 
     /// Registers a patient the person registering has confirmed is not one of the possible
     /// duplicates.
     pub fn register_new_person(&mut self, new: &NewPatient) -> Result<Patient, CoreError> {
-        self.register(new, false)
+        self.register(new, false, &[])
     }
 
-    fn register(&mut self, new: &NewPatient, check: bool) -> Result<Patient, CoreError> {
+    /// Registers a patient with their care team named (the person registering joins it
+    /// too), in the one transaction: a restricted chart's team must hold at least one
+    /// physician or nurse, so the patient's own clinician never has to break the glass.
+    /// `new_person` as for [`Session::register_new_person`].
+    pub fn register_patient_with_team(
+        &mut self,
+        new: &NewPatient,
+        team: &[String],
+        new_person: bool,
+    ) -> Result<Patient, CoreError> {
+        if new.restricted && team.is_empty() && !self.role().is_clinician() {
+            return Err(CoreError::InvalidInput(
+                "A restricted chart needs its care team: name at least one physician or nurse."
+                    .into(),
+            ));
+        }
+        self.register(new, !new_person, team)
+    }
+
+    fn register(
+        &mut self,
+        new: &NewPatient,
+        check: bool,
+        team: &[String],
+    ) -> Result<Patient, CoreError> {
         let user_id = self.actor_user_id();
         let clinical = self.can(Permission::ReadClinical);
         self.run(
@@ -1243,10 +1267,43 @@ impl Session {
                     registered: registered.clone(),
                 };
                 let row = apply(tx, &Change::PatientRegistered(change))?.row();
-                if let Some(uid) = user_id {
+                let mut members: Vec<i64> = user_id.into_iter().collect();
+                let mut clinician = ctx.actor.role.is_some_and(Role::is_clinician);
+                for name in team {
+                    let (uid, u) = crate::users::find_user(tx, name)?.ok_or_else(|| {
+                        CoreError::NotFound(format!(
+                            "There is no user named {}.",
+                            name.chars().take(40).collect::<String>()
+                        ))
+                    })?;
+                    if u.disabled {
+                        return Err(CoreError::Conflict(format!("{} is disabled.", u.name)));
+                    }
+                    if !matches!(u.role, Role::Physician | Role::Nurse | Role::FrontDesk) {
+                        return Err(CoreError::InvalidInput(format!(
+                            "{} is {}: a care team holds physicians, nurses and front desk staff.",
+                            u.name, u.role
+                        )));
+                    }
+                    clinician |= u.role.is_clinician();
+                    if !members.contains(&uid) {
+                        members.push(uid);
+                    }
+                }
+                if new.restricted && !team.is_empty() && !clinician {
+                    return Err(CoreError::InvalidInput(
+                        "A restricted chart's care team needs at least one physician or nurse."
+                            .into(),
+                    ));
+                }
+                for uid in members {
                     apply(
                         tx,
-                        &Change::CareTeamChanged(CareTeamChanged::joined(patient, uid, registered)),
+                        &Change::CareTeamChanged(CareTeamChanged::joined(
+                            patient,
+                            uid,
+                            registered.clone(),
+                        )),
                     )?;
                 }
                 let p = get(tx, row)?;
