@@ -311,7 +311,7 @@ def test_front_desk_sees_no_clinical_data_and_the_console_is_refused(clinic, app
 
     # Calling clinical commands from the console: Rust refuses, and the refusal is audited.
     for command, args in [
-        ("record_vitals", {"patient_id": okafor, "vitals": {"systolic": 120, "diastolic": 80, "heart_rate": None,
+        ("record_vitals", {"patient_id": okafor, "vitals": {"systolic": "120", "diastolic": "80", "heart_rate": None,
                            "respiratory_rate": None, "temperature": None, "spo2": None, "weight": None,
                            "height": None, "effective": None, "encounter_id": None}}),
         ("draft_note", {"patient_id": okafor, "encounter_id": None, "note": {"format": "free", "text": "x"}}),
