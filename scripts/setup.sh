@@ -56,6 +56,14 @@ if [ "$want" = test ]; then
     echo "==> python venv"
     python3 -m venv .venv
   fi
+  if [ -d ../shared/fhir/validate ]; then
+    # The shared FHIR validator (Medplum's, with US Core 5.0.1), copied beside the build so
+    # the shared folder stays as it is; npm fetches its two pinned packages.
+    echo "==> the FHIR validator (../shared/fhir/validate)"
+    mkdir -p target/fhir
+    cp -r ../shared/fhir/validate ../shared/fhir/us-core-5.0.1 target/fhir/
+    (cd target/fhir/validate && npm install --no-audit --no-fund --loglevel=error)
+  fi
   echo "==> pip install -r tests/requirements.txt"
   .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 fi

@@ -170,7 +170,15 @@ pub async fn change_own_password(
     tauri::async_runtime::spawn_blocking(move || Session::unlock(config, &user, &current)?.lock())
         .await
         .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
-    state.with_session(|s| s.change_own_password(&password))
+    state.with_session(|s| {
+        // The window may have been locked and unlocked as someone else meanwhile.
+        if s.signed_in().user != who.user || s.signed_in().recovery {
+            return Err(chartroom_core::CoreError::Conflict(
+                "The window was signed in again meanwhile: nothing was changed.".into(),
+            ));
+        }
+        s.change_own_password(&password)
+    })
 }
 
 #[tauri::command]

@@ -22,7 +22,7 @@ import pexpect
 import pytest
 import sqlcipher3
 
-from conftest import Cli
+from conftest import TARGET, Cli
 
 ADMIN_PW = "admin-password-1"
 DOCTOR_PW = "doctor-password-1"
@@ -45,6 +45,24 @@ MODULES = {
     "Slot": "slot",
     "Appointment": "appointment",
 }
+
+
+VALIDATOR = TARGET / "fhir" / "validate" / "validate.js"
+
+
+def medplum(*files) -> str:
+    """The shared Medplum validator (scripts/setup.sh installs it under target/fhir) over
+    FHIR files: every resource against base R4 and, where one maps, its US Core 5.0.1
+    profile. Returns the summary; fails on any failing resource."""
+    assert VALIDATOR.exists(), f"{VALIDATOR} is missing: run scripts/setup.sh test"
+    proc = subprocess.run(["node", str(VALIDATOR), *map(str, files)], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    summary = proc.stdout.split("--- summary")[-1]
+    for line in summary.splitlines():
+        if " passed, " in line:
+            assert " 0 failed" in line, line
+    return summary
 
 
 def validate(resource: dict):
@@ -156,10 +174,12 @@ def test_age_decrypts_the_clinic_export_and_every_resource_is_valid_fhir(clinic,
 
     files = ndjson_resources(age_decrypt(out, identity))
     manifest = files.pop("manifest.json")
-    assert {o["url"] for o in manifest["output"]} == set(files)
+    # Bulk Data names each file by an absolute URL.
+    assert {o["url"].rsplit("/", 1)[1] for o in manifest["output"]} == set(files)
+    assert all(o["url"].startswith("https://") for o in manifest["output"])
     total = 0
     for name, resources in files.items():
-        listed = next(o for o in manifest["output"] if o["url"] == name)
+        listed = next(o for o in manifest["output"] if o["url"].endswith("/" + name))
         assert listed["count"] == len(resources)
         for r in resources:
             assert r["resourceType"] == listed["type"]
@@ -167,12 +187,28 @@ def test_age_decrypts_the_clinic_export_and_every_resource_is_valid_fhir(clinic,
             total += 1
     assert total == sum(report["resources"].values())
 
-    # Vitals carry LOINC and UCUM; the "no known allergies" statement is SNOMED 716186003.
+    # Every resource passes base R4 and its US Core 5.0.1 profile (Medplum's validator), the
+    # second opinion beside fhir.resources above.
+    folder = tmp_path / "ndjson"
+    folder.mkdir()
+    for name, resources in files.items():
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in resources))
+    summary = medplum(*sorted(folder.iterdir()))
+    for profile in ["us-core-blood-pressure", "us-core-pulse-oximetry", "us-core-body-weight", "us-core-patient",
+                    "us-core-encounter", "us-core-condition-problems-health-concerns", "us-core-immunization"]:
+        assert profile in summary, summary
+
+    # Vitals carry LOINC and UCUM, a blood pressure as one panel with its two components;
+    # the "no known allergies" statement is SNOMED 716186003.
     obs = files["Observation.ndjson"]
-    systolic = next(o for o in obs if o["code"]["coding"][0]["code"] == "8480-6")
+    panel = next(o for o in obs if o["code"]["coding"][0]["code"] == "85354-9")
+    systolic = next(c for c in panel["component"] if c["code"]["coding"][0]["code"] == "8480-6")
     assert systolic["code"]["coding"][0]["system"] == "http://loinc.org"
     assert systolic["valueQuantity"]["system"] == "http://unitsofmeasure.org"
     assert systolic["valueQuantity"]["code"] == "mm[Hg]"
+    assert not any(o["code"]["coding"][0]["code"] in ("8480-6", "8462-4") for o in obs), "no half pressures"
+    spo2 = [o for o in obs if o["code"]["coding"][0]["code"] == "59408-5"]
+    assert spo2 and all(any(c["code"] == "2708-6" for c in o["code"]["coding"]) for o in spo2)
     nka = [a for a in files["AllergyIntolerance.ndjson"]
            if a["code"].get("coding", [{}])[0].get("code") == "716186003"]
     assert nka, "the no-known-allergies statement is exported"
@@ -205,6 +241,9 @@ def test_one_patient_is_a_bundle_and_a_passphrase_export_opens_at_ages_prompt(cl
     assert child.exitstatus == 0
     bundle = json.loads(plain.read_text())
     validate(bundle)
+    medplum(plain)
+    assert all(e["fullUrl"].endswith(f'/{e["resource"]["resourceType"]}/{e["resource"]["id"]}')
+               and e["fullUrl"].startswith("https://") for e in bundle["entry"])
     for entry in bundle["entry"]:
         validate(entry["resource"])
     patient = bundle["entry"][0]["resource"]

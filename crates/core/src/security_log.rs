@@ -415,7 +415,16 @@ impl State {
                             && self
                                 .restricted
                                 .get(patient)
-                                .is_some_and(|t| t.contains(&account_key(&e.by)))))
+                                .is_some_and(|t| t.contains(&account_key(&e.by)))
+                            // Named at registration: staff who treat or book patients,
+                            // as core allows, never an administrator or auditor.
+                            && self.users.get(&account_key(user)).is_some_and(|u| {
+                                u.enabled
+                                    && matches!(
+                                        u.role,
+                                        Role::Physician | Role::Nurse | Role::FrontDesk
+                                    )
+                            })))
                 {
                     Ok(())
                 } else {

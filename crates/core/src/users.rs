@@ -382,7 +382,6 @@ impl Session {
         .map(|_| ())
     }
 
-    /// Gives another user a new password (a new slot), e.g. when they forgot theirs.
     /// Enables a disabled user again, with a new password set by the administrator (their
     /// old slot was removed when they were disabled, so their old password opens nothing):
     /// a new slot, the keys of their role handed over, and the fact in the security log.
@@ -435,6 +434,7 @@ impl Session {
         Ok(())
     }
 
+    /// Gives another user a new password (a new slot), e.g. when they forgot theirs.
     pub fn reset_password(
         &mut self,
         name: &str,

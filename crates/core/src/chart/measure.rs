@@ -131,16 +131,22 @@ fn unit_named(vital: Vital, name: &str) -> Option<Unit> {
         "in" | "ins" | "inch" | "inches" | "\"" | "″" => Unit::In,
         "c" | "°c" | "cel" | "celsius" | "° c" => Unit::Celsius,
         "f" | "°f" | "fahrenheit" | "° f" => Unit::Fahrenheit,
-        "mmhg" | "mm hg" | "mm[hg]" => Unit::Own,
-        "bpm" | "/min" | "per min" | "beats/min" | "breaths/min" => Unit::Own,
-        "%" => Unit::Own,
+        "mmhg" | "mm hg" | "mm[hg]" => {
+            return matches!(vital, Vital::Systolic | Vital::Diastolic).then_some(Unit::Own)
+        }
+        "bpm" | "beats/min" => return (vital == Vital::HeartRate).then_some(Unit::Own),
+        "breaths/min" => return (vital == Vital::RespiratoryRate).then_some(Unit::Own),
+        "/min" | "per min" => {
+            return matches!(vital, Vital::HeartRate | Vital::RespiratoryRate).then_some(Unit::Own)
+        }
+        "%" => return (vital == Vital::Spo2).then_some(Unit::Own),
         _ => return None,
     };
     let fits = match unit {
         Unit::Kg | Unit::Lb => vital == Vital::Weight,
         Unit::Cm | Unit::M | Unit::In => vital == Vital::Height,
         Unit::Celsius | Unit::Fahrenheit => vital == Vital::Temperature,
-        Unit::Own => !matches!(vital, Vital::Weight | Vital::Height | Vital::Temperature),
+        Unit::Own => false,
     };
     fits.then_some(unit)
 }
@@ -205,7 +211,14 @@ fn number(text: &str) -> Option<f64> {
     if text.is_empty() || text.len() > 20 {
         return None;
     }
-    let text = if text.contains(',') && !text.contains('.') {
+    // A comma before exactly three digits groups thousands (1,000); otherwise it is a
+    // decimal comma (37,2).
+    let thousands = text
+        .split_once(',')
+        .is_some_and(|(_, rest)| rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()));
+    let text = if thousands {
+        text.replace(',', "")
+    } else if text.contains(',') && !text.contains('.') {
         text.replace(',', ".")
     } else {
         text.to_owned()
@@ -557,6 +570,11 @@ mod tests {
         assert!(e.message.contains("kg or lb"), "{}", e.message);
         assert!(read(Vital::Weight, "150 stone", Units::Metric).is_err());
         assert!(read(Vital::HeartRate, "72kg", Units::Metric).is_err());
+        assert!(read(Vital::HeartRate, "72 %", Units::Metric).is_err());
+        assert!(read(Vital::Spo2, "98 mmHg", Units::Metric).is_err());
+        assert_eq!(read(Vital::HeartRate, "72 bpm", Units::Metric), Ok(72.0));
+        // 1,000 is a thousand (and no one weighs it), 37,2 a decimal comma.
+        assert!(read(Vital::Weight, "1,000", Units::Metric).is_err());
     }
 
     #[test]

@@ -218,9 +218,17 @@ pub(crate) struct Bulk<W: Write> {
     buffers: BTreeMap<String, (Vec<u8>, u64, u32)>,
     outputs: Vec<Value>,
     mtime: u64,
+    /// The base the manifest's file URLs are absolute under (none: bare file names).
+    base: Option<String>,
 }
 
 impl<W: Write> Bulk<W> {
+    /// Names the files in the manifest by absolute URLs under `base`, as Bulk Data asks.
+    pub fn with_base(mut self, base: String) -> Self {
+        self.base = Some(base);
+        self
+    }
+
     pub fn new(inner: W, mtime: u64) -> Self {
         let mut tar = tar::Builder::new(inner);
         tar.mode(tar::HeaderMode::Deterministic);
@@ -228,6 +236,7 @@ impl<W: Write> Bulk<W> {
             tar,
             buffers: BTreeMap::new(),
             outputs: Vec::new(),
+            base: None,
             mtime,
         }
     }
@@ -277,8 +286,12 @@ impl<W: Write> Bulk<W> {
         let n = std::mem::take(count);
         *part += 1;
         self.file(&name, &data)?;
+        let url = match &self.base {
+            Some(base) => format!("{base}/{name}"),
+            None => name.clone(),
+        };
         self.outputs
-            .push(json!({"type": kind, "url": name, "count": n}));
+            .push(json!({"type": kind, "url": url, "count": n}));
         Ok(())
     }
 
@@ -562,7 +575,9 @@ pub(crate) fn contents_within(plain: &[u8], limits: Limits) -> Result<Contents, 
         .ok_or_else(|| invalid("manifest.json", "output is missing"))?;
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for o in listed {
+        // The file's name: the last part of its (absolute) URL.
         let url = o.get("url").and_then(Value::as_str).unwrap_or_default();
+        let url = url.rsplit('/').next().unwrap_or(url);
         let n = o.get("count").and_then(Value::as_u64).unwrap_or_default();
         expected.insert(url.to_owned(), n);
     }

@@ -53,6 +53,17 @@ pub(crate) fn source_uri(vault_id: &str) -> String {
     format!("urn:chartroom:vault:{vault_id}")
 }
 
+/// The base URL a vault's resources are named under in an export (`fullUrl`, the Bulk
+/// manifest's file URLs): a reserved `.example` host, for no server answers there; an
+/// export is a file, and the base only makes every name absolute and every relative
+/// reference (`Patient/p1`) resolve inside it.
+pub(crate) fn base_url(source: &str) -> String {
+    let id = source
+        .strip_prefix("urn:chartroom:vault:")
+        .unwrap_or(source);
+    format!("https://chartroom.example/fhir/vault/{id}")
+}
+
 /// Whether `source` is exactly a vault's URN: the prefix and 32 lower-case hex digits, as
 /// `source_uri` writes it. Nothing else may name a source (a case change, a space or an
 /// invisible character would otherwise make one vault look like a new one).
@@ -137,9 +148,10 @@ pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str)
         }
         out.push(appointment_resource(a, source));
     }
-    for o in chart.vitals.iter().flatten() {
-        out.push(observation_resource(o, source));
-    }
+    out.extend(observation_resources(
+        chart.vitals.as_deref().unwrap_or_default(),
+        source,
+    ));
     for c in chart.problems.iter().flatten() {
         out.push(condition_resource(c, source));
     }
@@ -404,26 +416,136 @@ fn appointment_resource(a: &Appointment, source: &str) -> Value {
     r
 }
 
+/// The LOINC panel US Core's blood-pressure profile wants, with systolic and diastolic as
+/// its components.
+pub(crate) const BP_PANEL: &str = "85354-9";
+/// The second coding US Core's pulse-oximetry profile wants beside 59408-5.
+const SPO2_ARTERIAL: &str = "2708-6";
+
+/// An interpretation flag as HL7's v3 ObservationInterpretation code system shows it.
+fn interpretation(flag: crate::Flag) -> Value {
+    let display = match flag {
+        crate::Flag::N => "Normal",
+        crate::Flag::L => "Low",
+        crate::Flag::H => "High",
+        crate::Flag::LL => "Critical low",
+        crate::Flag::HH => "Critical high",
+    };
+    json!([concept(
+        "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+        flag.as_str(),
+        display
+    )])
+}
+
+fn quantity(o: &Observation) -> Value {
+    json!({"value": o.value, "unit": o.unit, "system": UCUM, "code": o.unit})
+}
+
 fn observation_resource(o: &Observation, source: &str) -> Value {
+    let mut codes = vec![coding(LOINC, &o.code, &o.display)];
+    if o.vital == crate::Vital::Spo2 {
+        codes.push(coding(
+            LOINC,
+            SPO2_ARTERIAL,
+            "Oxygen saturation in Arterial blood",
+        ));
+    }
     let mut r = json!({
         "resourceType": "Observation",
         "id": format!("o{}", o.id),
         "meta": meta(source),
         "status": "final",
         "category": [concept("http://terminology.hl7.org/CodeSystem/observation-category", "vital-signs", "Vital Signs")],
-        "code": {"coding": [coding(LOINC, &o.code, &o.display)], "text": o.display},
+        "code": {"coding": codes, "text": o.display},
         "subject": patient_ref(o.patient_id),
         "effectiveDateTime": o.effective,
         "issued": o.recorded_at,
         "performer": [{"display": o.recorded_by}],
-        "valueQuantity": {"value": o.value, "unit": o.unit, "system": UCUM, "code": o.unit},
-        "interpretation": [concept("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", o.flag.as_str(), o.flag.as_str())],
+        "valueQuantity": quantity(o),
+        "interpretation": interpretation(o.flag),
     });
     mark_in_error(&mut r, o.correction.as_ref(), "status");
     if let Some(enc) = o.encounter_id {
         r["encounter"] = json!({"reference": format!("Encounter/e{enc}")});
     }
     r
+}
+
+/// A blood pressure taken as one: US Core's panel (85354-9) with the systolic and diastolic
+/// as components, under the systolic's id.
+fn blood_pressure_resource(sys: &Observation, dia: &Observation, source: &str) -> Value {
+    let component = |o: &Observation| {
+        json!({
+            "code": {"coding": [coding(LOINC, &o.code, &o.display)], "text": o.display},
+            "valueQuantity": quantity(o),
+            "interpretation": interpretation(o.flag),
+        })
+    };
+    let mut r = observation_resource(sys, source);
+    r["code"] = json!({"coding": [coding(LOINC, BP_PANEL, "Blood pressure panel with all children optional")], "text": "Blood pressure"});
+    if let Some(o) = r.as_object_mut() {
+        o.remove("valueQuantity");
+        o.remove("interpretation");
+    }
+    r["component"] = json!([component(sys), component(dia)]);
+    r
+}
+
+/// The observations of a chart as resources: a systolic and the diastolic taken with it
+/// (the same time, recording, encounter and status) travel as one blood-pressure panel.
+fn observation_resources(vitals: &[Observation], source: &str) -> Vec<Value> {
+    use crate::Vital;
+    type Key = (String, String, String, Option<i64>);
+    let key = |o: &Observation| -> Key {
+        (
+            o.effective.clone(),
+            o.recorded_at.clone(),
+            o.status.clone(),
+            o.encounter_id.map(|e| e.get()),
+        )
+    };
+    let mut diastolic: BTreeMap<Key, Vec<&Observation>> = BTreeMap::new();
+    for o in vitals.iter().filter(|o| o.vital == Vital::Diastolic) {
+        diastolic.entry(key(o)).or_default().push(o);
+    }
+    let mut paired = std::collections::BTreeSet::new();
+    let mut out = Vec::with_capacity(vitals.len());
+    for o in vitals {
+        match o.vital {
+            Vital::Systolic => {
+                let partner = diastolic
+                    .get_mut(&key(o))
+                    .and_then(|list| (!list.is_empty()).then(|| list.remove(0)));
+                match partner {
+                    Some(d) => {
+                        paired.insert(d.id.get());
+                        out.push(blood_pressure_resource(o, d, source));
+                    }
+                    None => out.push(observation_resource(o, source)),
+                }
+            }
+            Vital::Diastolic => {}
+            _ => out.push(observation_resource(o, source)),
+        }
+    }
+    // A diastolic without its systolic (never written by Chartroom, but possible in a file
+    // imported from elsewhere) travels alone.
+    for o in vitals
+        .iter()
+        .filter(|o| o.vital == Vital::Diastolic && !paired.contains(&o.id.get()))
+    {
+        out.push(observation_resource(o, source));
+    }
+    out
+}
+
+/// A status code as its code system shows it ("active" is "Active").
+fn clinical_display(code: &str) -> String {
+    let mut c = code.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn condition_resource(c: &Problem, source: &str) -> Value {
@@ -435,7 +557,7 @@ fn condition_resource(c: &Problem, source: &str) -> Value {
         "resourceType": "Condition",
         "id": format!("c{}", c.id),
         "meta": meta(source),
-        "clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/condition-clinical", &c.status, &c.status),
+        "clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/condition-clinical", &c.status, &clinical_display(&c.status)),
         "verificationStatus": concept("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed"),
         "category": [concept("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item", "Problem List Item")],
         "code": code,
@@ -488,7 +610,7 @@ fn allergy_resource(a: &Allergy, source: &str) -> Value {
         "resourceType": "AllergyIntolerance",
         "id": format!("a{}", a.id),
         "meta": meta(source),
-        "clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", &a.status, &a.status),
+        "clinicalStatus": concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", &a.status, &clinical_display(&a.status)),
         "verificationStatus": concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "confirmed", "Confirmed"),
         "code": {"text": a.substance},
         "patient": patient_ref(a.patient_id),
@@ -965,8 +1087,8 @@ pub(crate) fn read_encounter(r: &Res<'_>) -> Result<InEncounter, CoreError> {
 }
 
 pub(crate) struct InObservation {
-    pub vital: Vital,
-    pub value: f64,
+    /// One value, or the systolic and diastolic of a blood-pressure panel.
+    pub values: Vec<(Vital, f64)>,
     pub effective: String,
     pub recorded_by: String,
     pub recorded_at: String,
@@ -988,17 +1110,19 @@ pub(crate) fn error_reason(r: &Res<'_>, marked: bool) -> Result<Option<String>, 
     ))
 }
 
-pub(crate) fn read_observation(r: &Res<'_>) -> Result<InObservation, CoreError> {
+/// A vital's value at `at` (`valueQuantity`, or a component's): its LOINC code, unit and
+/// possible range checked.
+fn vital_value(r: &Res<'_>, at: &str) -> Result<(Vital, f64), CoreError> {
     let code = r
-        .code_in("code", LOINC)?
-        .ok_or_else(|| r.err("code has no LOINC coding"))?;
+        .code_in(&format!("{at}code"), LOINC)?
+        .ok_or_else(|| r.err(format!("{at}code has no LOINC coding")))?;
     let vital = Vital::from_loinc(code).ok_or_else(|| {
         r.err(format!(
             "LOINC {} is not a vital sign Chartroom records",
             clip(code)
         ))
     })?;
-    let unit = r.str("valueQuantity.code")?;
+    let unit = r.str(&format!("{at}valueQuantity.code"))?;
     if unit != vital.unit() {
         return Err(r.err(format!(
             "the unit {} is not {} for {}",
@@ -1008,8 +1132,37 @@ pub(crate) fn read_observation(r: &Res<'_>) -> Result<InObservation, CoreError> 
         )));
     }
     let value = vital
-        .validate(r.f64("valueQuantity.value")?)
+        .validate(r.f64(&format!("{at}valueQuantity.value"))?)
         .map_err(|e| r.err(e))?;
+    Ok((vital, value))
+}
+
+pub(crate) fn read_observation(r: &Res<'_>) -> Result<InObservation, CoreError> {
+    let values = if r.code_in("code", LOINC)? == Some(BP_PANEL) {
+        let pair = [
+            vital_value(r, "component.0.")?,
+            vital_value(r, "component.1.")?,
+        ];
+        match pair {
+            [(Vital::Systolic, s), (Vital::Diastolic, d)] | [(Vital::Diastolic, d), (Vital::Systolic, s)] => {
+                crate::VitalsInput {
+                    systolic: Some(s),
+                    diastolic: Some(d),
+                    ..Default::default()
+                }
+                .validate()
+                .map_err(|e| r.err(e))?;
+                vec![(Vital::Systolic, s), (Vital::Diastolic, d)]
+            }
+            _ => {
+                return Err(r.err(
+                    "a blood-pressure panel needs a systolic (8480-6) and a diastolic (8462-4) component",
+                ))
+            }
+        }
+    } else {
+        vec![vital_value(r, "")?]
+    };
     let entered_in_error = match r.str("status")? {
         "final" | "amended" | "corrected" | "preliminary" => None,
         "entered-in-error" => error_reason(r, true)?,
@@ -1017,8 +1170,7 @@ pub(crate) fn read_observation(r: &Res<'_>) -> Result<InObservation, CoreError> 
     };
     Ok(InObservation {
         entered_in_error,
-        vital,
-        value,
+        values,
         effective: time(r, "effectiveDateTime", r.str("effectiveDateTime")?)?,
         recorded_by: who(r, "performer", r.str("performer.0.display")?)?,
         recorded_at: time(r, "issued", r.str("issued")?)?,

@@ -633,7 +633,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                 .map(|e| change::id_of(tx, Table::Encounters, e))
                                 .transpose()?,
                             time(&o.effective)?,
-                            &[(o.vital, o.value)],
+                            &o.values,
                             Stamp::parse(&o.recorded_at, &o.recorded_by)?,
                         );
                         // Ids are made now (as every id here is), not at the time recorded.
@@ -642,7 +642,13 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         }
                         let records: Vec<RecordId> =
                             set.values.iter().map(|v| v.observation).collect();
-                        let l = apply(tx, &Change::VitalsRecorded(set))?.row();
+                        let rows = apply(tx, &Change::VitalsRecorded(set))?.0;
+                        let l = rows.first().copied().unwrap_or(0);
+                        // A blood-pressure panel: its diastolic is remembered too, so the
+                        // chart says where it came from.
+                        if let Some(second) = rows.get(1) {
+                            remember(tx, source, "Observation", &format!("{id}-2"), *second, &now)?;
+                        }
                         if let Some(reason) = &o.entered_in_error {
                             mark(tx, Corrected::Observation, records, reason, ctx.stamp())?;
                         }

@@ -215,7 +215,15 @@ impl Session {
                     "meta": {"source": source},
                     "type": "collection",
                     "timestamp": format_time(ctx.now),
-                    "entry": resources.into_iter().map(|r| json!({"resource": r})).collect::<Vec<_>>(),
+                    "entry": resources.into_iter().map(|r| {
+                        let url = format!(
+                            "{}/{}/{}",
+                            fhir::base_url(&source),
+                            r["resourceType"].as_str().unwrap_or_default(),
+                            r["id"].as_str().unwrap_or_default()
+                        );
+                        json!({"fullUrl": url, "resource": r})
+                    }).collect::<Vec<_>>(),
                     "signature": signature,
                 });
                 serde_json::to_writer(&mut stream, &bundle)
@@ -224,7 +232,8 @@ impl Session {
                 merge(&mut counts, &mine);
                 per_patient.push((bundle_patient_id(&bundle), mine));
             } else {
-                let mut bulk = archive::Bulk::new(&mut stream, ctx.now.timestamp().max(0) as u64);
+                let mut bulk = archive::Bulk::new(&mut stream, ctx.now.timestamp().max(0) as u64)
+                    .with_base(fhir::base_url(&source));
                 let mut digest = signing::ExportDigest::default();
                 let mut schedules = std::collections::HashSet::new();
                 for (done, patient) in included.into_iter().enumerate() {
