@@ -38,6 +38,7 @@ MODULES = {
     "Condition": "condition",
     "AllergyIntolerance": "allergyintolerance",
     "MedicationStatement": "medicationstatement",
+    "MedicationRequest": "medicationrequest",
     "Immunization": "immunization",
     "DocumentReference": "documentreference",
     "Provenance": "provenance",
@@ -195,6 +196,7 @@ def test_age_decrypts_the_clinic_export_and_every_resource_is_valid_fhir(clinic,
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in resources))
     summary = medplum(*sorted(folder.iterdir()))
     for profile in ["us-core-blood-pressure", "us-core-pulse-oximetry", "us-core-body-weight", "us-core-patient",
+                    "us-core-medicationrequest",
                     "us-core-encounter", "us-core-condition-problems-health-concerns", "us-core-immunization"]:
         assert profile in summary, summary
 

@@ -33,12 +33,13 @@ const NKA_CODE: &str = "716186003";
 const PROGRESS_NOTE: &str = "11506-3";
 
 /// The resource types an export holds, in the order a reader needs them.
-pub const RESOURCE_TYPES: [&str; 12] = [
+pub const RESOURCE_TYPES: [&str; 13] = [
     "Patient",
     "Encounter",
     "Observation",
     "Condition",
     "AllergyIntolerance",
+    "MedicationRequest",
     "MedicationStatement",
     "Immunization",
     "DocumentReference",
@@ -650,18 +651,34 @@ fn allergy_resource(a: &Allergy, source: &str) -> Value {
     r
 }
 
+/// A medication on the list as US Core wants it: a MedicationRequest with intent `plan`
+/// (what the patient is to take, as recorded here), its recorder as requester, the dose,
+/// route and frequency as the dosage instruction, and the start and stop dates as the
+/// instruction's bounds. (Files from before carry MedicationStatement; both import.)
 fn medication_resource(m: &Medication, source: &str) -> Value {
     let mut r = json!({
-        "resourceType": "MedicationStatement",
+        "resourceType": "MedicationRequest",
         "id": format!("m{}", m.id),
         "meta": meta(source),
         "status": m.status,
+        "intent": "plan",
         "medicationCodeableConcept": {"text": m.name},
         "subject": patient_ref(m.patient_id),
-        "dateAsserted": m.recorded_at,
-        "informationSource": {"display": m.recorded_by},
+        "authoredOn": m.recorded_at,
+        "requester": {"display": m.recorded_by},
         "extension": history(&m.recorded_by, &m.recorded_at, Some((&m.updated_by, &m.updated_at))),
     });
+    let mut dosage = Map::new();
+    if let Some(d) = &m.dose {
+        dosage.insert("text".into(), json!(d));
+    }
+    if let Some(route) = m.route {
+        dosage.insert("route".into(), json!({"text": route.as_str()}));
+    }
+    let mut timing = Map::new();
+    if let Some(f) = &m.frequency {
+        timing.insert("code".into(), json!({"text": f}));
+    }
     if m.start.is_some() || m.stop.is_some() {
         let mut period = Map::new();
         if let Some(s) = &m.start {
@@ -670,20 +687,13 @@ fn medication_resource(m: &Medication, source: &str) -> Value {
         if let Some(s) = &m.stop {
             period.insert("end".into(), json!(s));
         }
-        r["effectivePeriod"] = Value::Object(period);
+        timing.insert("repeat".into(), json!({"boundsPeriod": period}));
     }
-    let mut dosage = Map::new();
-    if let Some(d) = &m.dose {
-        dosage.insert("text".into(), json!(d));
-    }
-    if let Some(route) = m.route {
-        dosage.insert("route".into(), json!({"text": route.as_str()}));
-    }
-    if let Some(f) = &m.frequency {
-        dosage.insert("timing".into(), json!({"code": {"text": f}}));
+    if !timing.is_empty() {
+        dosage.insert("timing".into(), Value::Object(timing));
     }
     if !dosage.is_empty() {
-        r["dosage"] = json!([dosage]);
+        r["dosageInstruction"] = json!([dosage]);
     }
     mark_in_error(&mut r, m.correction.as_ref(), "status");
     r
@@ -1305,16 +1315,27 @@ pub(crate) fn read_medication(r: &Res<'_>) -> Result<InMedication, CoreError> {
         200,
     )
     .map_err(|e| r.err(e))?;
-    let dose = crate::chart::input::optional_text("dose", r.opt_str("dosage.0.text")?, 100)
-        .map_err(|e| r.err(e))?;
+    // A MedicationRequest (as exported now) or a MedicationStatement (as before).
+    let (dosage, start, end) = if r.kind() == "MedicationRequest" {
+        (
+            "dosageInstruction.0",
+            "dosageInstruction.0.timing.repeat.boundsPeriod.start",
+            "dosageInstruction.0.timing.repeat.boundsPeriod.end",
+        )
+    } else {
+        ("dosage.0", "effectivePeriod.start", "effectivePeriod.end")
+    };
+    let dose =
+        crate::chart::input::optional_text("dose", r.opt_str(&format!("{dosage}.text"))?, 100)
+            .map_err(|e| r.err(e))?;
     let frequency = crate::chart::input::optional_text(
         "frequency",
-        r.opt_str("dosage.0.timing.code.text")?,
+        r.opt_str(&format!("{dosage}.timing.code.text"))?,
         100,
     )
     .map_err(|e| r.err(e))?;
     let route = r
-        .opt_str("dosage.0.route.text")?
+        .opt_str(&format!("{dosage}.route.text"))?
         .map(Route::parse)
         .transpose()
         .map_err(|e| r.err(e))?;
@@ -1323,12 +1344,8 @@ pub(crate) fn read_medication(r: &Res<'_>) -> Result<InMedication, CoreError> {
         dose,
         route,
         frequency,
-        start: date(
-            r,
-            "effectivePeriod.start",
-            r.opt_str("effectivePeriod.start")?,
-        )?,
-        stop: date(r, "effectivePeriod.end", r.opt_str("effectivePeriod.end")?)?,
+        start: date(r, start, r.opt_str(start)?)?,
+        stop: date(r, end, r.opt_str(end)?)?,
         status: status.to_owned(),
         stamp: read_stamp(r, true)?,
         entered_in_error: error_reason(r, in_error)?,

@@ -79,7 +79,8 @@ pub(crate) struct InPatient {
     problems: Vec<(String, InProblem)>,
     none_known: Option<(String, String, String)>,
     allergies: Vec<(String, InAllergy)>,
-    medications: Vec<(String, InMedication)>,
+    /// (id, resource type: MedicationRequest, or MedicationStatement from older files).
+    medications: Vec<(String, String, InMedication)>,
     immunizations: Vec<(String, InImmunization)>,
     /// Parents before their addenda.
     notes: Vec<(String, InNote)>,
@@ -289,7 +290,11 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
                 }
                 a => entry.allergies.push((id, a)),
             },
-            "MedicationStatement" => entry.medications.push((id, fhir::read_medication(r)?)),
+            "MedicationRequest" | "MedicationStatement" => {
+                entry
+                    .medications
+                    .push((id, r.kind().to_owned(), fhir::read_medication(r)?))
+            }
             "Immunization" => entry
                 .immunizations
                 .push((id, fhir::read_immunization(r, today)?)),
@@ -767,8 +772,8 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         }
                         note_added(tx, source, "AllergyIntolerance", id, l, &now, &mut added)?;
                     }
-                    for (id, m) in &p.medications {
-                        if held(tx, source, "MedicationStatement", id, &mut report)? {
+                    for (id, kind, m) in &p.medications {
+                        if held(tx, source, kind, id, &mut report)? {
                             continue;
                         }
                         let at = recorded(&m.stamp)?;
@@ -809,7 +814,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                 updated(&m.stamp)?,
                             )?;
                         }
-                        note_added(tx, source, "MedicationStatement", id, l, &now, &mut added)?;
+                        note_added(tx, source, kind, id, l, &now, &mut added)?;
                     }
                     for (id, i) in &p.immunizations {
                         if held(tx, source, "Immunization", id, &mut report)? {
@@ -1122,11 +1127,12 @@ pub(crate) fn origins(
     notes: bool,
 ) -> Result<Vec<ImportOrigin>, CoreError> {
     // (resource type in the file, chart item, table of this vault's items)
-    const KINDS: [(&str, &str, &str); 7] = [
+    const KINDS: [(&str, &str, &str); 8] = [
         ("Encounter", "encounter", "encounters"),
         ("Observation", "vitals", "observations"),
         ("Condition", "problem", "problems"),
         ("AllergyIntolerance", "allergy", "allergies"),
+        ("MedicationRequest", "medication", "medications"),
         ("MedicationStatement", "medication", "medications"),
         ("Immunization", "immunization", "immunizations"),
         ("DocumentReference", "note", "notes"),

@@ -1084,8 +1084,9 @@ fn demo_and_import_write_the_rows_they_always_wrote() {
         "import",
         &normalised_dump(&target, Some(&vault_id)),
         // Blood pressures now arrive as one panel each: the diastolic's row is the same,
-        // remembered under the panel's id with "-2" (`o1-2`) instead of its own (`o2`).
-        "ef7d775fbf9a45619b429a171216bb9792abd4dbf9a0496a22dcda98051d3b3d",
+        // remembered under the panel's id with "-2" (`o1-2`) instead of its own (`o2`); and
+        // medications arrive as MedicationRequest, remembered under that type.
+        "29e832e34f90730f24890693b84d8abd30e384bf38f6683db395044c2ee2f81a",
     );
     assert!(demo && import, "the rows written changed; see above");
 }
@@ -1640,4 +1641,100 @@ fn items_entered_in_error_travel_marked_with_their_reason_and_come_back_so() {
         .record_vitals_checked(imported.patients[0].id, &input(57.0), None, None, false)
         .expect("near the last that counts");
     assert!(asked.questions.is_empty());
+}
+
+#[test]
+fn a_medication_list_from_before_as_medication_statements_still_imports() {
+    let source = Clinic::new();
+    let mut doctor = source.as_role(Role::Physician);
+    let m = crate::NewMedication::new(
+        "Metformin",
+        Some("500 mg"),
+        Some("oral"),
+        Some("twice daily"),
+        Some("2026-01-10"),
+        NaiveDate::from_ymd_opt(2026, 3, 1).expect("date"),
+    )
+    .expect("valid");
+    doctor.add_medication(1, &m).expect("adds");
+    let (identity, recipient) = keypair();
+    let (file, report) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Recipients(vec![recipient.clone()]),
+        ),
+    );
+    assert_eq!(report.resources["MedicationRequest"], 1, "{report:?}");
+    doctor.lock().expect("locks");
+    let mut bundle: Value = serde_json::from_slice(&decrypt_with(&file, &identity)).expect("json");
+    let request = bundle["entry"]
+        .as_array()
+        .and_then(|e| {
+            e.iter()
+                .find(|e| e["resource"]["resourceType"] == "MedicationRequest")
+        })
+        .map(|e| e["resource"].clone())
+        .expect("the medication");
+    assert_eq!(request["intent"], "plan");
+    assert_eq!(
+        request["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"]["start"],
+        "2026-01-10"
+    );
+    // The same medication as versions before this one wrote it.
+    let old = serde_json::json!({
+        "resourceType": "MedicationStatement",
+        "id": request["id"],
+        "meta": request["meta"],
+        "status": "active",
+        "medicationCodeableConcept": {"text": "Metformin"},
+        "subject": request["subject"],
+        "dateAsserted": request["authoredOn"],
+        "informationSource": request["requester"],
+        "extension": request["extension"],
+        "effectivePeriod": {"start": "2026-01-10"},
+        "dosage": [{"text": "500 mg", "route": {"text": "oral"}, "timing": {"code": {"text": "twice daily"}}}],
+    });
+    for e in bundle["entry"].as_array_mut().expect("entries") {
+        if e["resource"]["resourceType"] == "MedicationRequest" {
+            e["resource"] = old.clone();
+        }
+    }
+    bundle.as_object_mut().expect("object").remove("signature");
+    let r: age::x25519::Recipient = recipient.parse().expect("recipient");
+    let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+        .expect("encryptor");
+    let mut legacy = Vec::new();
+    let mut w = enc.wrap_output(&mut legacy).expect("wraps");
+    std::io::Write::write_all(&mut w, bundle.to_string().as_bytes()).expect("writes");
+    w.finish().expect("finishes");
+
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let imported = admin
+        .import_records(&legacy[..], &ImportKey::Identities(secret(&identity)))
+        .expect("imports");
+    assert_eq!(imported.added["MedicationStatement"], 1, "{imported:?}");
+    admin.lock().expect("locks");
+    let mut doctor_b = target.as_role(Role::Physician);
+    let meds = doctor_b
+        .open_chart(imported.patients[0].id)
+        .expect("opens")
+        .medications
+        .expect("medications");
+    assert_eq!(meds.len(), 1);
+    assert_eq!(
+        (
+            meds[0].name.as_str(),
+            meds[0].dose.as_deref(),
+            meds[0].frequency.as_deref(),
+            meds[0].start.as_deref()
+        ),
+        (
+            "Metformin",
+            Some("500 mg"),
+            Some("twice daily"),
+            Some("2026-01-10")
+        )
+    );
 }
