@@ -39,6 +39,8 @@ MODULES = {
     "AllergyIntolerance": "allergyintolerance",
     "MedicationStatement": "medicationstatement",
     "MedicationRequest": "medicationrequest",
+    "Practitioner": "practitioner",
+    "Organization": "organization",
     "Immunization": "immunization",
     "DocumentReference": "documentreference",
     "Provenance": "provenance",
@@ -222,6 +224,15 @@ def test_age_decrypts_the_clinic_export_and_every_resource_is_valid_fhir(clinic,
     assert all(d["relatesTo"][0]["target"]["reference"].split("/")[1] in ids for d in addenda)
     signed = {p["target"][0]["reference"] for p in files["Provenance.ndjson"]}
     assert signed == {f"DocumentReference/{i}" for i in ids}
+    # Each signature names its signer as a Practitioner in the file, acting for the clinic
+    # (US Core Provenance, provenance-1); each Practitioner and the clinic are there once.
+    staff = {p["id"] for p in files["Practitioner.ndjson"]}
+    assert len(staff) == len(files["Practitioner.ndjson"])
+    assert [o["id"] for o in files["Organization.ndjson"]] == ["clinic"]
+    for p in files["Provenance.ndjson"]:
+        agent = p["agent"][0]
+        assert agent["who"]["reference"].split("/")[1] in staff
+        assert agent["onBehalfOf"]["reference"] == "Organization/clinic"
 
 
 def test_one_patient_is_a_bundle_and_a_passphrase_export_opens_at_ages_prompt(clinic, tmp_path):

@@ -56,6 +56,7 @@ const RESOURCE_WORDS: readonly [string, string][] = [
   ["Immunization", "immunizations"],
   ["Appointment", "appointments"],
   ["Provenance", "signatures"],
+  ["Practitioner", "staff named"],
 ];
 const OTHER = "other records";
 

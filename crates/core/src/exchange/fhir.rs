@@ -33,7 +33,7 @@ const NKA_CODE: &str = "716186003";
 const PROGRESS_NOTE: &str = "11506-3";
 
 /// The resource types an export holds, in the order a reader needs them.
-pub const RESOURCE_TYPES: [&str; 13] = [
+pub const RESOURCE_TYPES: [&str; 15] = [
     "Patient",
     "Encounter",
     "Observation",
@@ -42,6 +42,8 @@ pub const RESOURCE_TYPES: [&str; 13] = [
     "MedicationRequest",
     "MedicationStatement",
     "Immunization",
+    "Practitioner",
+    "Organization",
     "DocumentReference",
     "Provenance",
     "Schedule",
@@ -116,6 +118,43 @@ fn patient_ref(id: impl std::fmt::Display) -> Value {
     json!({"reference": format!("Patient/p{id}")})
 }
 
+/// The id of the Practitioner a staff member is in an export: stable for their user name
+/// (so a Bulk export holds each once), and no part of the name itself.
+pub(crate) fn practitioner_id(user: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(chartroom_vault::account_key(user).as_bytes());
+    format!("pr{}", &hex::encode(digest)[..16])
+}
+
+fn practitioner_ref(user: &str) -> Value {
+    json!({"reference": format!("Practitioner/{}", practitioner_id(user)), "display": user})
+}
+
+/// The clinic a vault's staff act for, as the Organization of each signature's agent.
+pub(crate) const CLINIC_ID: &str = "clinic";
+
+fn practitioner_resource(user: &str, source: &str) -> Value {
+    json!({
+        "resourceType": "Practitioner",
+        "id": practitioner_id(user),
+        "meta": meta(source),
+        "identifier": [{"system": format!("{source}:user"), "value": user}],
+        "active": true,
+        "name": [{"text": user, "family": user}],
+    })
+}
+
+fn organization_resource(source: &str) -> Value {
+    json!({
+        "resourceType": "Organization",
+        "id": CLINIC_ID,
+        "meta": meta(source),
+        "identifier": [{"system": "urn:chartroom:vault", "value": source.strip_prefix("urn:chartroom:vault:").unwrap_or(source)}],
+        "active": true,
+        "name": "The clinic of this Chartroom vault",
+    })
+}
+
 /// What the export of one chart adds besides the chart: the allergy state's provenance.
 pub(crate) struct ChartExtras {
     pub allergy_state_at: Option<String>,
@@ -186,6 +225,7 @@ pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str)
         .filter(|n| n.status == "signed")
         .collect();
     notes.sort_by_key(|n| n.id);
+    let mut staff = std::collections::BTreeSet::new();
     for n in notes {
         let signed_at = n.signed_at.clone().unwrap_or_default();
         let signed_by = n.signed_by.clone().unwrap_or_default();
@@ -202,8 +242,8 @@ pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str)
             "category": [concept(&format!("{CS}note-kind"), n.kind.as_str(), n.kind.as_str())],
             "subject": patient_ref(n.patient_id),
             "date": signed_at,
-            "author": [{"display": n.author}],
-            "authenticator": {"display": signed_by},
+            "author": [practitioner_ref(&n.author)],
+            "authenticator": practitioner_ref(&signed_by),
             "content": [
                 {"attachment": {"contentType": "text/plain; charset=utf-8", "data": b64.encode(text.as_bytes())}},
                 {"attachment": {"contentType": "application/json", "data": b64.encode(structured.as_bytes())}},
@@ -226,10 +266,19 @@ pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str)
             "activity": concept("http://terminology.hl7.org/CodeSystem/v3-DocumentCompletion", "LA", "legally authenticated"),
             "agent": [{
                 "type": concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
-                "who": {"display": signed_by},
+                "who": practitioner_ref(&signed_by),
+                "onBehalfOf": {"reference": format!("Organization/{CLINIC_ID}")},
             }],
             "signature": provenance_signatures(n, &signed_at, &signed_by),
         }));
+        staff.insert(n.author.clone());
+        staff.insert(signed_by);
+    }
+    // Who signed and wrote the notes, and the clinic they signed for (US Core Provenance
+    // names a Practitioner and, for one, the Organization on whose behalf).
+    if !staff.is_empty() {
+        out.extend(staff.iter().map(|u| practitioner_resource(u, source)));
+        out.push(organization_resource(source));
     }
     out
 }
@@ -1504,6 +1553,11 @@ pub(crate) fn read_personal_signature(
 }
 
 /// The signature's digest from a Provenance, and the note it signs.
+/// A Practitioner's or Organization's name: text, as any other name in the file.
+pub(crate) fn read_staff_name(r: &Res<'_>, path: &str) -> Result<String, CoreError> {
+    crate::chart::input::bounded_text("name", r.str(path)?, 200).map_err(|e| r.err(e))
+}
+
 pub(crate) fn read_provenance(r: &Res<'_>) -> Result<(String, String), CoreError> {
     let target = r
         .reference("target.0.reference", "DocumentReference")?

@@ -97,6 +97,9 @@ pub(crate) struct Parsed {
     patients: Vec<InPatient>,
     /// The clinicians' books (Schedule) the file holds.
     schedules: u64,
+    /// Who signed and wrote (Practitioner) and the clinic they acted for (Organization):
+    /// checked and counted, their names kept with each item as always.
+    context: Counts,
 }
 
 impl Parsed {
@@ -173,12 +176,18 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
     let mut note_of: HashMap<String, String> = HashMap::new();
     let mut signatures: HashMap<String, String> = HashMap::new();
     let mut personal: HashMap<String, note::NoteSignature> = HashMap::new();
+    let mut context = Counts::new();
     let mut placed: Vec<(String, &Res<'_>)> = Vec::new();
     // Which encounter each appointment's start opened (Encounter.appointment).
     let mut started: HashMap<String, String> = HashMap::new();
     let schedules: HashSet<&str> = all
         .iter()
         .filter(|r| r.kind() == "Schedule")
+        .map(|r| r.id())
+        .collect();
+    let staff: HashSet<&str> = all
+        .iter()
+        .filter(|r| r.kind() == "Practitioner")
         .map(|r| r.id())
         .collect();
     for r in all.iter().filter(|r| r.kind() != "Patient") {
@@ -197,6 +206,14 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
             // come back through Appointment (working hours are the clinic's settings).
             "Schedule" => {
                 r.str("actor.0.display")?;
+            }
+            "Practitioner" => {
+                fhir::read_staff_name(r, "name.0.text")?;
+                count(&mut context, "Practitioner");
+            }
+            "Organization" => {
+                fhir::read_staff_name(r, "name")?;
+                count(&mut context, "Organization");
             }
             "Slot" => {
                 let schedule = r
@@ -228,6 +245,14 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
                 placed.push((p, r));
             }
             "Provenance" => {
+                if let Some(who) = r.reference("agent.0.who.reference", "Practitioner")? {
+                    if !staff.contains(who.as_str()) {
+                        return Err(r.err(format!(
+                            "it refers to Practitioner/{}, which is not in the file",
+                            clip(&who)
+                        )));
+                    }
+                }
                 let (target, digest) = fhir::read_provenance(r)?;
                 if let Some(sig) = fhir::read_personal_signature(r)? {
                     personal.insert(target.clone(), sig);
@@ -376,6 +401,7 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
         signer,
         patients: list,
         schedules: schedules.len() as u64,
+        context,
     })
 }
 
@@ -1039,6 +1065,15 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                         &mut report.already_here
                     };
                     *into.entry("Schedule".into()).or_default() += parsed.schedules;
+                }
+                // So do the signers and their clinic with the notes they signed.
+                for (kind, n) in &parsed.context {
+                    let into = if report.added.contains_key("Provenance") {
+                        &mut report.added
+                    } else {
+                        &mut report.already_here
+                    };
+                    *into.entry(kind.clone()).or_default() += n;
                 }
                 op.detail = Some(format!(
                     "from {source}: {} patients new, {} already here; added {}",

@@ -235,7 +235,9 @@ impl Session {
                 let mut bulk = archive::Bulk::new(&mut stream, ctx.now.timestamp().max(0) as u64)
                     .with_base(fhir::base_url(&source));
                 let mut digest = signing::ExportDigest::default();
-                let mut schedules = std::collections::HashSet::new();
+                // A clinician's Schedule, a signer's Practitioner and the clinic's Organization
+                // are shared by every patient who names them: each goes in once.
+                let mut shared = std::collections::HashSet::new();
                 for (done, patient) in included.into_iter().enumerate() {
                     let id = patient.id;
                     let (resources, d) = chart_export(tx, patient, &source, ctx, clinical)?;
@@ -243,8 +245,12 @@ impl Session {
                     let mut mine = Counts::new();
                     for r in &resources {
                         // A clinician's Schedule is shared by every patient booked with them.
-                        if r["resourceType"] == "Schedule"
-                            && !schedules.insert(r["id"].as_str().unwrap_or_default().to_owned())
+                        let kind = r["resourceType"].as_str().unwrap_or_default();
+                        if matches!(kind, "Schedule" | "Practitioner" | "Organization")
+                            && !shared.insert(format!(
+                                "{kind}/{}",
+                                r["id"].as_str().unwrap_or_default()
+                            ))
                         {
                             continue;
                         }
