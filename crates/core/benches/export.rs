@@ -35,7 +35,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (mut admin, _) =
+    let (mut admin, recovery) =
         Session::create(vault(&tmp.path().join("a")), "admin", &pw("admin-password"))
             .expect("creates");
     let t = Instant::now();
@@ -59,6 +59,11 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
+    // A whole clinic with its clinical record takes keys that open it: the recovery key's (an
+    // administrator's export holds demographics only).
+    admin.lock().expect("locks");
+    let mut admin = Session::unlock_with_recovery_key(vault(&tmp.path().join("a")), &recovery)
+        .expect("the recovery key opens it");
     let identity = age::x25519::Identity::generate();
     let identity_file = {
         use age::secrecy::ExposeSecret;
