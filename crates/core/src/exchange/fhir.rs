@@ -691,6 +691,9 @@ fn allergy_resource(a: &Allergy, source: &str) -> Value {
         }
         (None, None) => {}
     }
+    if let (Some(why), Value::Array(list)) = (&a.allergy_override, &mut ext) {
+        list.push(ext_string("allergy-override", why));
+    }
     r["extension"] = ext;
     mark_in_error(
         &mut r,
@@ -743,6 +746,12 @@ fn medication_resource(m: &Medication, source: &str) -> Value {
     }
     if !dosage.is_empty() {
         r["dosageInstruction"] = json!([dosage]);
+    }
+    if let (Some(why), Some(list)) = (
+        &m.allergy_override,
+        r.get_mut("extension").and_then(Value::as_array_mut),
+    ) {
+        list.push(ext_string("allergy-override", why));
     }
     mark_in_error(&mut r, m.correction.as_ref(), "status");
     r
@@ -1295,6 +1304,7 @@ pub(crate) enum InAllergy {
         status: String,
         stamp: Stamp,
         entered_in_error: Option<String>,
+        allergy_override: Option<String>,
     },
 }
 
@@ -1337,6 +1347,7 @@ pub(crate) fn read_allergy(r: &Res<'_>) -> Result<InAllergy, CoreError> {
         status: status.to_owned(),
         stamp: read_stamp(r, true)?,
         entered_in_error: error_reason(r, in_error)?,
+        allergy_override: override_reason(r)?,
     })
 }
 
@@ -1350,6 +1361,16 @@ pub(crate) struct InMedication {
     pub status: String,
     pub stamp: Stamp,
     pub entered_in_error: Option<String>,
+    /// Why it was saved although an active allergy matched.
+    pub allergy_override: Option<String>,
+}
+
+/// The reason an item was saved despite the allergy check, as the file gives it.
+fn override_reason(r: &Res<'_>) -> Result<Option<String>, CoreError> {
+    r.ext("allergy-override")?
+        .map(|t| crate::chart::input::bounded_text("reason for going ahead", t, 500))
+        .transpose()
+        .map_err(|e| r.err(e))
 }
 
 pub(crate) fn read_medication(r: &Res<'_>) -> Result<InMedication, CoreError> {
@@ -1398,6 +1419,7 @@ pub(crate) fn read_medication(r: &Res<'_>) -> Result<InMedication, CoreError> {
         status: status.to_owned(),
         stamp: read_stamp(r, true)?,
         entered_in_error: error_reason(r, in_error)?,
+        allergy_override: override_reason(r)?,
     })
 }
 

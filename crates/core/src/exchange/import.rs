@@ -759,6 +759,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             status,
                             stamp,
                             entered_in_error,
+                            allergy_override,
                         } = a
                         else {
                             continue;
@@ -780,7 +781,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                     category: *category,
                                 },
                                 recorded: at,
-                                allergy_override: None,
+                                allergy_override: allergy_override.clone(),
                             }),
                         )?
                         .row();
@@ -817,7 +818,7 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                     start: date(m.start.as_deref())?,
                                 },
                                 recorded: at,
-                                allergy_override: None,
+                                allergy_override: m.allergy_override.clone(),
                             }),
                         )?
                         .row();

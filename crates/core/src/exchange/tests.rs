@@ -1738,3 +1738,61 @@ fn a_medication_list_from_before_as_medication_statements_still_imports() {
         )
     );
 }
+
+#[test]
+fn the_reason_a_drug_went_ahead_despite_an_allergy_travels_with_it() {
+    let source = Clinic::new();
+    let mut doctor = source.as_role(Role::Physician);
+    let today = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+    doctor
+        .add_allergy(
+            1,
+            &crate::NewAllergy::new("Penicillin", None, Some("mild"), None).expect("valid"),
+        )
+        .expect("adds");
+    let amoxicillin =
+        crate::NewMedication::new("Amoxicillin", None, None, None, None, today).expect("valid");
+    doctor
+        .add_medication_despite_allergy(1, &amoxicillin, "Tolerated a graded challenge")
+        .expect("saved with the reason");
+    let passphrase = secret("correct horse battery staple");
+    let (file, _) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Passphrase(passphrase.clone()),
+        ),
+    );
+    doctor.lock().expect("locks");
+    let plain =
+        archive::decrypt(&file[..], &ImportKey::Passphrase(passphrase.clone())).expect("opens");
+    let resources = archive::resources(&plain).expect("reads");
+    let med = resources
+        .iter()
+        .find(|r| r["resourceType"] == "MedicationRequest")
+        .expect("the medication");
+    assert!(med["extension"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|e| e["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/allergy-override"))
+            && e["valueString"] == "Tolerated a graded challenge"));
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let imported = admin
+        .import_records(&file[..], &ImportKey::Passphrase(passphrase))
+        .expect("imports");
+    admin.lock().expect("locks");
+    let mut doctor_b = target.as_role(Role::Physician);
+    let meds = doctor_b
+        .open_chart(imported.patients[0].id)
+        .expect("opens")
+        .medications
+        .expect("medications");
+    assert_eq!(
+        meds[0].allergy_override.as_deref(),
+        Some("Tolerated a graded challenge")
+    );
+}
