@@ -415,14 +415,7 @@ impl Session {
             },
             |vault| {
                 let slot = vault.add_user_slot(&owner, new_password)?;
-                let role = match logged_role {
-                    Some(role) => role,
-                    None => find_user(vault.connection(), &owner)?
-                        .map(|(_, u)| u.role)
-                        .ok_or_else(|| {
-                            CoreError::NotFound(format!("There is no user named {owner}."))
-                        })?,
-                };
+                let role = role_to_log(vault, logged_role, &owner)?;
                 log_user(vault, &at, &owner, role, true, Some(slot))
             },
             // A commit that fails takes the new slot away again.
@@ -478,16 +471,7 @@ impl Session {
             },
             |vault| {
                 let slot = vault.set_user_slot(&owner, new_password)?;
-                // The role the log states, not the table's (which anyone with the database
-                // key, or a trigger, can have changed since the unlock).
-                let role = match logged_role {
-                    Some(role) => role,
-                    None => find_user(vault.connection(), &owner)?
-                        .map(|(_, u)| u.role)
-                        .ok_or_else(|| {
-                            CoreError::NotFound(format!("There is no user named {owner}."))
-                        })?,
-                };
+                let role = role_to_log(vault, logged_role, &owner)?;
                 log_user(vault, &at, &owner, role, true, Some(slot))
             },
             // A commit that fails puts the old slot back, so the log and the file still agree.
@@ -748,6 +732,22 @@ fn owe_compartments_of(
 
 /// Signs a user's new state into the security log, in the transaction of the change (a slot
 /// change's manual one).
+/// The role to log for a user whose slot changes: the role the log states, not the table's
+/// (which anyone with the database key, or a trigger, can have changed since the unlock);
+/// the table's only for a user the log does not know yet.
+fn role_to_log(
+    vault: &chartroom_vault::Vault,
+    logged_role: Option<Role>,
+    owner: &str,
+) -> Result<Role, CoreError> {
+    match logged_role {
+        Some(role) => Ok(role),
+        None => find_user(vault.connection(), owner)?
+            .map(|(_, u)| u.role)
+            .ok_or_else(|| CoreError::NotFound(format!("There is no user named {owner}."))),
+    }
+}
+
 fn log_user(
     vault: &mut chartroom_vault::Vault,
     at: &str,
