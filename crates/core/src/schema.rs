@@ -285,7 +285,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         name: "the clinical record: demographics with history, encounters, notes with addenda, observations, problems, allergies, medications, immunizations",
-        sql: "
+        sql: concat!(
+            "
         ALTER TABLE patients ADD COLUMN preferred_name TEXT;
         ALTER TABLE patients ADD COLUMN gender_identity TEXT;
         ALTER TABLE patients ADD COLUMN phone TEXT;
@@ -314,9 +315,9 @@ pub const MIGRATIONS: &[Migration] = &[
             PRIMARY KEY (word, patient_id, field)
         ) STRICT, WITHOUT ROWID;
         CREATE INDEX patient_name_words_patient ON patient_name_words (patient_id);
-        INSERT INTO patient_name_words SELECT lower(family), id, 0 FROM patients;
-        INSERT OR IGNORE INTO patient_name_words SELECT lower(given), id, 1 FROM patients;
-
+",
+            crate::chart::patient::name_words_backfill!(),
+            "
         -- Each version of a patient's demographics, with who changed it and when.
         CREATE TABLE patient_versions (
             patient_id  INTEGER NOT NULL REFERENCES patients (id),
@@ -330,13 +331,9 @@ pub const MIGRATIONS: &[Migration] = &[
         BEGIN SELECT RAISE(ABORT, 'patient history is append-only'); END;
         CREATE TRIGGER patient_versions_no_delete BEFORE DELETE ON patient_versions
         BEGIN SELECT RAISE(ABORT, 'patient history is append-only'); END;
-        INSERT INTO patient_versions SELECT id, 1,
-            json_object('demographics', json_object('family', family, 'given', given, 'preferred', NULL,
-                'birth_date', birth_date, 'sex', sex, 'gender_identity', NULL, 'phone', NULL,
-                'email', NULL, 'address', NULL, 'emergency_contact', NULL),
-                'restricted', json(CASE restricted WHEN 1 THEN 'true' ELSE 'false' END)),
-            created_at, created_by FROM patients;
-
+",
+            crate::chart::patient::first_versions_backfill!(),
+            "
         CREATE TABLE encounters (
             id           INTEGER PRIMARY KEY,
             patient_id   INTEGER NOT NULL REFERENCES patients (id),
@@ -438,7 +435,8 @@ pub const MIGRATIONS: &[Migration] = &[
             updated_at   TEXT NOT NULL
         ) STRICT;
         CREATE INDEX immunizations_patient ON immunizations (patient_id);
-    ",
+    "
+        ),
     },
     Migration {
         version: 4,

@@ -2,9 +2,10 @@
 //! that table's one module. This scans the sources of core, the CLI and the desktop shell for
 //! INSERT, UPDATE, DELETE and REPLACE statements and names any file that writes a table it
 //! does not own. Test code (which tampers on purpose) is exempt, and so are the migrations
-//! in schema.rs: a migration's backfill (v3 filled `patient_versions` and the name words for
-//! patients registered before those tables existed) runs once, on rows that predate the
-//! writer, and a migration that has shipped is never rewritten.
+//! in schema.rs, which rebuild tables (a copy of every row, no value of their own) and run
+//! once. A migration's backfill of values (v3's first versions and name words for patients
+//! registered before those tables existed) is written in the table's own module and only
+//! spliced into the migration's text, which stays as it shipped.
 
 use std::path::{Path, PathBuf};
 

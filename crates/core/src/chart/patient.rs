@@ -7,6 +7,33 @@ use chrono::NaiveDate;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
+/// The name words of every patient registered before name search existed: the backfill
+/// migration 3 (schema.rs) runs once, kept here with the table's one writer. A migration that
+/// has shipped is never rewritten: the text is as it ran.
+macro_rules! name_words_backfill {
+    () => {
+        "        INSERT INTO patient_name_words SELECT lower(family), id, 0 FROM patients;
+        INSERT OR IGNORE INTO patient_name_words SELECT lower(given), id, 1 FROM patients;
+"
+    };
+}
+pub(crate) use name_words_backfill;
+
+/// Version 1 of the demographics of every patient registered before the history existed:
+/// the backfill migration 3 (schema.rs) runs once, kept here with the table's one writer.
+macro_rules! first_versions_backfill {
+    () => {
+        "        INSERT INTO patient_versions SELECT id, 1,
+            json_object('demographics', json_object('family', family, 'given', given, 'preferred', NULL,
+                'birth_date', birth_date, 'sex', sex, 'gender_identity', NULL, 'phone', NULL,
+                'email', NULL, 'address', NULL, 'emergency_contact', NULL),
+                'restricted', json(CASE restricted WHEN 1 THEN 'true' ELSE 'false' END)),
+            created_at, created_by FROM patients;
+"
+    };
+}
+pub(crate) use first_versions_backfill;
+
 use super::change::{self, apply, same, Applied, Change, RecordId, Stamp, Table};
 use super::input::{name_part, optional_text, parse_past_date};
 use crate::access::CareTeamChanged;
