@@ -135,12 +135,11 @@ pub async fn unlock_with_recovery_key(
 ) -> Result<SessionInfo, AppError> {
     let key = SecretString::from(key);
     let config = state.config.clone();
-    let session = tauri::async_runtime::spawn_blocking(move || {
+    let session = off_main_thread(move || {
         let key = chartroom_core::RecoveryKey::parse(key.expose_secret())?;
         Session::unlock_with_recovery_key(config, &key)
     })
-    .await
-    .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
+    .await?;
     let signed_in = SessionInfo::of(&session);
     state.install(session);
     Ok(signed_in)
@@ -167,9 +166,7 @@ pub async fn change_own_password(
     // The current password is checked the way an unlock checks it (failures count toward
     // the pause), on a session of its own that is locked again at once.
     let user = who.user.clone();
-    tauri::async_runtime::spawn_blocking(move || Session::unlock(config, &user, &current)?.lock())
-        .await
-        .map_err(|_| AppError::new("internal", "Something went wrong. Please try again."))??;
+    off_main_thread(move || Session::unlock(config, &user, &current)?.lock()).await?;
     state.with_session(|s| {
         // The window may have been locked and unlocked as someone else meanwhile.
         if s.signed_in().user != who.user || s.signed_in().recovery {

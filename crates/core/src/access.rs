@@ -11,7 +11,7 @@ use crate::audit::{self, ActorRef, Op};
 use crate::chart::change::{self, apply, Applied, Change, RecordId, Stamp, Table};
 use crate::chart::patient::Patient;
 use crate::ids::*;
-use crate::roles::Permission;
+use crate::roles::{Permission, Role};
 use crate::users::find_user;
 use crate::{CoreError, Denial, Session};
 
@@ -321,6 +321,32 @@ pub(crate) fn apply_care_team(
 }
 
 impl Session {
+    /// The staff who may be on a care team (enabled physicians, nurses and front desk), by
+    /// name with their role: for whoever registers patients or changes care teams.
+    pub fn care_team_choices(&mut self) -> Result<Vec<(String, Role)>, CoreError> {
+        let permission = if self.can(Permission::ManageCareTeam) {
+            Permission::ManageCareTeam
+        } else {
+            Permission::RegisterPatient
+        };
+        self.run(
+            permission,
+            Op::read("care_team.choices"),
+            false,
+            |tx, _, _| {
+                Ok(crate::users::user_rows(tx)?
+                    .into_iter()
+                    .filter(|(_, _, enabled)| *enabled)
+                    .filter_map(|(name, role, _)| {
+                        let role: Role = role.parse().ok()?;
+                        matches!(role, Role::Physician | Role::Nurse | Role::FrontDesk)
+                            .then_some((name, role))
+                    })
+                    .collect())
+            },
+        )
+    }
+
     /// Puts a user on a patient's care team, which opens a restricted chart to them. The
     /// care team of a restricted chart is changed only by someone who may open it (its care
     /// team, or a break-the-glass grant), never by adding oneself, and every change to it

@@ -512,32 +512,6 @@ impl Session {
         )
     }
 
-    /// The staff who may be on a care team (enabled physicians, nurses and front desk), by
-    /// name with their role: for whoever registers patients or changes care teams.
-    pub fn care_team_choices(&mut self) -> Result<Vec<(String, Role)>, CoreError> {
-        let permission = if self.can(Permission::ManageCareTeam) {
-            Permission::ManageCareTeam
-        } else {
-            Permission::RegisterPatient
-        };
-        self.run(
-            permission,
-            Op::read("care_team.choices"),
-            false,
-            |tx, _, _| {
-                Ok(crate::users::user_rows(tx)?
-                    .into_iter()
-                    .filter(|(_, _, enabled)| *enabled)
-                    .filter_map(|(name, role, _)| {
-                        let role: Role = role.parse().ok()?;
-                        matches!(role, Role::Physician | Role::Nurse | Role::FrontDesk)
-                            .then_some((name, role))
-                    })
-                    .collect())
-            },
-        )
-    }
-
     /// Adds an appointment type (or changes the length of one that exists).
     pub fn add_appointment_type(
         &mut self,

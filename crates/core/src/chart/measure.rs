@@ -379,9 +379,14 @@ pub fn read_form(fields: &[(Vital, &str)], units: Units) -> Result<VitalsInput, 
         if text.trim().is_empty() {
             continue;
         }
-        match read_field(*vital, text, units) {
-            Ok(v) => *slot(&mut input, *vital) = Some(v),
-            Err(e) => errors.push(e),
+        match (slot(&mut input, *vital), read_field(*vital, text, units)) {
+            (None, _) => errors.push(FieldError::new(
+                *vital,
+                "BMI is worked out from the weight and height; it is not typed.".into(),
+                None,
+            )),
+            (Some(slot), Ok(v)) => *slot = Some(v),
+            (Some(_), Err(e)) => errors.push(e),
         }
     }
     // The pairing rules, on the fields that read.
@@ -437,8 +442,9 @@ fn bare_in_clinic_units(vital: Vital, text: &str, units: Units) -> String {
     }
 }
 
-fn slot(input: &mut VitalsInput, vital: Vital) -> &mut Option<f64> {
-    match vital {
+/// Where a typed vital goes in the input; none for BMI, which is derived, never typed.
+fn slot(input: &mut VitalsInput, vital: Vital) -> Option<&mut Option<f64>> {
+    Some(match vital {
         Vital::Systolic => &mut input.systolic,
         Vital::Diastolic => &mut input.diastolic,
         Vital::HeartRate => &mut input.heart_rate,
@@ -446,15 +452,9 @@ fn slot(input: &mut VitalsInput, vital: Vital) -> &mut Option<f64> {
         Vital::Temperature => &mut input.temperature,
         Vital::Spo2 => &mut input.spo2,
         Vital::Weight => &mut input.weight,
-        // BMI is derived, never typed; a height slot stands in so the match is whole.
-        Vital::Height | Vital::Bmi => &mut input.height,
-    }
-}
-
-/// The error for a whole form: every field's message, one per line, and the fields for
-/// whoever shows them beside each field.
-pub fn form_error(errors: Vec<FieldError>) -> CoreError {
-    CoreError::Fields(errors)
+        Vital::Height => &mut input.height,
+        Vital::Bmi => return None,
+    })
 }
 
 /// A question to ask before saving a value far from the patient's last one.
@@ -594,6 +594,9 @@ mod tests {
         let ok = read_form(&[(Vital::Weight, "150lb")], Units::Metric).expect("reads");
         assert_eq!(ok.weight, Some(68.04));
         assert!(read_form(&[(Vital::Weight, " ")], Units::Metric).is_err());
+        // BMI is never typed (and never lands in another field).
+        let bmi = read_form(&[(Vital::Bmi, "25")], Units::Metric).expect_err("derived");
+        assert_eq!(bmi[0].field, "bmi");
     }
 
     #[test]

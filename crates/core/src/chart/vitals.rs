@@ -628,7 +628,11 @@ impl Session {
                 let encounter = encounter_id_of(tx, encounter_id, patient_id)?;
                 let adult = ctx.patient()?.age_on(zone.date_of(ctx.now)) >= 18;
                 let mut questions = Vec::new();
-                for (vital, value) in &values {
+                // Only a weight or a height is compared with the last one: no query for the rest.
+                let compared = values
+                    .iter()
+                    .filter(|(v, _)| matches!(v, Vital::Weight | Vital::Height));
+                for (vital, value) in compared {
                     let last = latest_with_time(tx, patient_id, *vital)?;
                     let when = last.as_ref().map(|(_, t)| {
                         chartroom_audit::parse_time(t)

@@ -77,6 +77,18 @@ fn export(session: &mut Session, req: &ExportRequest) -> (Vec<u8>, ExportReport)
     (out, report)
 }
 
+/// `plain` encrypted to an age recipient, as a file changed by hand would be sent again.
+fn encrypt_to(recipient: &str, plain: &[u8]) -> Vec<u8> {
+    let r: age::x25519::Recipient = recipient.parse().expect("recipient");
+    let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
+        .expect("encryptor");
+    let mut out = Vec::new();
+    let mut w = enc.wrap_output(&mut out).expect("wraps");
+    std::io::Write::write_all(&mut w, plain).expect("writes");
+    w.finish().expect("finishes");
+    out
+}
+
 fn decrypt_with(file: &[u8], identity: &str) -> Vec<u8> {
     let key = ImportKey::Identities(secret(identity));
     archive::decrypt(file, &key).expect("decrypts").to_vec()
@@ -457,16 +469,7 @@ fn every_bad_file_is_refused_clearly_and_changes_nothing() {
     let mut admin = target.as_role(Role::Admin);
     let key = ImportKey::Identities(secret(&identity));
 
-    let reencrypt = |plain: &[u8]| -> Vec<u8> {
-        let r: age::x25519::Recipient = recipient.parse().expect("recipient");
-        let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
-            .expect("encryptor");
-        let mut out = Vec::new();
-        let mut w = enc.wrap_output(&mut out).expect("wraps");
-        std::io::Write::write_all(&mut w, plain).expect("writes");
-        w.finish().expect("finishes");
-        out
-    };
+    let reencrypt = |plain: &[u8]| encrypt_to(&recipient, plain);
     let bundle: Value = serde_json::from_slice(&decrypt_with(&single, &identity)).expect("json");
     // Each case changes one thing; without the signature (which would refuse every change
     // first) it is an unsigned file from a source never seen here, so the check of that
@@ -1701,13 +1704,7 @@ fn a_medication_list_from_before_as_medication_statements_still_imports() {
         }
     }
     bundle.as_object_mut().expect("object").remove("signature");
-    let r: age::x25519::Recipient = recipient.parse().expect("recipient");
-    let enc = age::Encryptor::with_recipients(std::iter::once(&r as &dyn age::Recipient))
-        .expect("encryptor");
-    let mut legacy = Vec::new();
-    let mut w = enc.wrap_output(&mut legacy).expect("wraps");
-    std::io::Write::write_all(&mut w, bundle.to_string().as_bytes()).expect("writes");
-    w.finish().expect("finishes");
+    let legacy = encrypt_to(&recipient, bundle.to_string().as_bytes());
 
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
