@@ -25,6 +25,8 @@ SEALED = {
     "medications": ["name", "dose", "route", "frequency", "allergy_override"],
     "immunizations": ["vaccine", "cvx", "lot", "site"],
     "entered_in_error": ["reason"],
+    "lab_reports": ["loinc", "name"],
+    "lab_results": ["loinc", "name", "value", "unit", "range", "flag", "reason", "error_reason"],
 }
 
 

@@ -47,6 +47,7 @@ MODULES = {
     "Schedule": "schedule",
     "Slot": "slot",
     "Appointment": "appointment",
+    "DiagnosticReport": "diagnosticreport",
 }
 
 
@@ -129,6 +130,21 @@ def make_clinic(cli, patients=40):
     problem = cli.json(*doctor, "problem", "add", "--patient", pid, "--text", "Asthma", password=DOCTOR_PW)
     cli.run(*doctor, "problem", "entered-in-error", str(problem["id"]), "--reason", "Wrong patient",
             password=DOCTOR_PW)
+    # Lab results: a panel with a corrected value, a coded finding, one entered in error.
+    panel = cli.json(*doctor, "report", "add", "--patient", pid, "--loinc", "57698-3", password=DOCTOR_PW)
+    ldl = cli.json(*doctor, "result", "add", "--patient", pid, "--loinc", "18262-6", "--value", "162",
+                   "--range", "<130", "--report", str(panel["id"]), password=DOCTOR_PW)
+    assert ldl["flag"] == "H" and ldl["unit"] == "mg/dL"
+    cli.run(*doctor, "result", "add", "--patient", pid, "--loinc", "2085-9", "--value", "38", "--range", ">40",
+            "--report", str(panel["id"]), password=DOCTOR_PW)
+    cli.run(*doctor, "result", "correct", str(ldl["id"]), "--value", "126", "--reason", "Corrected report",
+            password=DOCTOR_PW)
+    cli.run(*doctor, "result", "add", "--patient", pid, "--loinc", "94500-6", "--value", "not detected",
+            password=DOCTOR_PW)
+    sugar = cli.json(*doctor, "result", "add", "--patient", pid, "--loinc", "2345-7", "--value", "310",
+                     "--range", "70-99", password=DOCTOR_PW)
+    cli.run(*doctor, "result", "entered-in-error", str(sugar["id"]), "--reason", "Another patient's sample",
+            password=DOCTOR_PW)
     # The appointment book travels too: one visit started today, one booked ahead, one cancelled.
     cli.run("--user", "admin", "user", "add", "desk.ola", "--role", "front_desk",
             password=ADMIN_PW, new_password=DESK_PW)
@@ -199,7 +215,8 @@ def test_age_decrypts_the_clinic_export_and_every_resource_is_valid_fhir(clinic,
     summary = medplum(*sorted(folder.iterdir()))
     for profile in ["us-core-blood-pressure", "us-core-pulse-oximetry", "us-core-body-weight", "us-core-patient",
                     "us-core-medicationrequest",
-                    "us-core-encounter", "us-core-condition-problems-health-concerns", "us-core-immunization"]:
+                    "us-core-encounter", "us-core-condition-problems-health-concerns", "us-core-immunization",
+                    "us-core-observation-lab", "us-core-diagnosticreport-lab"]:
         assert profile in summary, summary
 
     # Vitals carry LOINC and UCUM, a blood pressure as one panel with its two components;

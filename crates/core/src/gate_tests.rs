@@ -38,7 +38,7 @@ pub(crate) fn password_of(role: Role) -> (&'static str, &'static str) {
 }
 
 /// The tables of the clinic's record (every table a change writes), in a fixed order.
-pub(crate) const RECORD_TABLES: [&str; 13] = [
+pub(crate) const RECORD_TABLES: [&str; 15] = [
     "patients",
     "patient_versions",
     "patient_name_words",
@@ -52,6 +52,8 @@ pub(crate) const RECORD_TABLES: [&str; 13] = [
     "immunizations",
     "appointments",
     "entered_in_error",
+    "lab_reports",
+    "lab_results",
 ];
 
 /// Each row `sql` selects from `table`, as `"{table}: v1 | v2 | ..."` with every value as
@@ -333,6 +335,7 @@ fn expected(role: Role, p: Permission) -> bool {
         RecordVitals,
         RecordAllergies,
         RecordImmunizations,
+        RecordResults,
         DraftNote,
         SignNote,
         BreakGlass,
@@ -351,6 +354,7 @@ fn expected(role: Role, p: Permission) -> bool {
         RecordVitals,
         RecordAllergies,
         RecordImmunizations,
+        RecordResults,
         DraftNote,
         BreakGlass,
         ViewSchedules,
@@ -553,6 +557,18 @@ fn every_cell_of_the_matrix_through_the_session() {
             "add_immunization",
         );
         check(
+            Permission::RecordResults,
+            gate(s.add_lab_result(
+                1,
+                &crate::ResultInput {
+                    loinc: "2345-7".into(),
+                    value: "98".into(),
+                    ..crate::ResultInput::default()
+                },
+            )),
+            "add_lab_result",
+        );
+        check(
             Permission::RecordAllergies,
             gate(s.add_allergy(
                 1,
@@ -693,6 +709,7 @@ fn every_cell_of_the_matrix_through_the_session() {
                 Permission::WriteClinical,
                 Permission::RecordAllergies,
                 Permission::RecordImmunizations,
+                Permission::RecordResults,
                 Permission::DraftNote,
                 Permission::SignNote,
                 Permission::BreakGlass,

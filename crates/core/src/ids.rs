@@ -105,3 +105,11 @@ local_id!(
     /// An appointment's row id.
     AppointmentId
 );
+local_id!(
+    /// A lab result's row id (one version of it).
+    LabResultId
+);
+local_id!(
+    /// A lab report's row id.
+    LabReportId
+);

@@ -65,6 +65,10 @@ pub use chart::{
     encounter::{Encounter, EncounterKind, NewEncounter},
     immunization::{Immunization, NewImmunization, Site},
     input::parse_time_input,
+    lab::{
+        check_loinc, lab_test, EarlierResult, LabReport, LabResult, LabTest, Range, ReportInput,
+        ResultFlag, ResultInput, LAB_TESTS,
+    },
     measure::{read_form as read_vitals_form, show_in as show_vital_in, FieldError, Units},
     medication::{Medication, NewMedication, Route},
     note::{
@@ -104,8 +108,8 @@ pub use exchange::{
     ImportReport, ImportedPatient, KeyInfo, LeftOut, Selection, RESOURCE_TYPES,
 };
 pub use ids::{
-    AllergyId, AppointmentId, EncounterId, ImmunizationId, MedicationId, NoteId, ObservationId,
-    PatientId, ProblemId,
+    AllergyId, AppointmentId, EncounterId, ImmunizationId, LabReportId, LabResultId, MedicationId,
+    NoteId, ObservationId, PatientId, ProblemId,
 };
 pub use roles::{matrix_markdown, Permission, Role};
 pub use schedule::{AppointmentType, ScheduleDay, ScheduleView};

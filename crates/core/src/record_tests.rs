@@ -1487,3 +1487,146 @@ fn a_restricted_chart_registered_by_the_desk_names_its_clinician_who_opens_it_wi
     let verified = auditor.verify_vault().expect("verifies");
     assert!(verified.security_log.ok, "{:?}", verified.security_log);
 }
+
+#[test]
+fn a_lab_result_is_flagged_by_its_range_corrected_with_the_old_value_kept_and_struck_out() {
+    use crate::{ReportInput, ResultFlag, ResultInput};
+    let clinic = Clinic::new();
+    let mut nurse = clinic.as_role(Role::Nurse);
+    let panel = nurse
+        .add_lab_report(
+            1,
+            &ReportInput {
+                loinc: "57698-3".into(),
+                at: Some("2026-03-02T08:10:00Z".into()),
+                ..ReportInput::default()
+            },
+        )
+        .expect("a report");
+    assert_eq!(panel.status, "registered");
+    assert_eq!(panel.name, "Lipid panel with direct LDL - Serum or Plasma");
+    let typed = |loinc: &str, value: &str, range: &str| ResultInput {
+        loinc: loinc.into(),
+        value: value.into(),
+        range: Some(range.into()),
+        report_id: Some(panel.id.get()),
+        ..ResultInput::default()
+    };
+    let ldl = nurse
+        .add_lab_result(1, &typed("18262-6", "162", "<130"))
+        .expect("LDL");
+    // The unit, the flag and the collection time come from the test, the range and the
+    // report.
+    assert_eq!(ldl.unit.as_deref(), Some("mg/dL"));
+    assert_eq!(ldl.flag, Some(ResultFlag::H));
+    assert_eq!(ldl.collected_at, "2026-03-02T08:10:00.000000Z");
+    assert_eq!(ldl.value, serde_json::json!(162.0));
+    let hdl = nurse
+        .add_lab_result(1, &typed("2085-9", "38", ">40"))
+        .expect("HDL");
+    assert_eq!(hdl.flag, Some(ResultFlag::L));
+    // Every wrong field at once, nothing written.
+    let before = snapshot(&clinic);
+    let wrong = nurse
+        .add_lab_result(1, &typed("2093-4", "", "200-100"))
+        .expect_err("refused");
+    let fields: Vec<&str> = wrong
+        .field_errors()
+        .expect("per field")
+        .iter()
+        .map(|f| f.field.as_str())
+        .collect();
+    assert_eq!(fields, ["loinc", "value", "range"]);
+    assert_eq!(snapshot(&clinic), before);
+
+    // A correction: the new value is current, the old one stays beside it.
+    assert!(nurse
+        .correct_lab_result(
+            ldl.id,
+            &ResultInput {
+                value: "126".into(),
+                ..ResultInput::default()
+            },
+            " "
+        )
+        .is_err());
+    let corrected = nurse
+        .correct_lab_result(
+            ldl.id,
+            &ResultInput {
+                value: "126".into(),
+                ..ResultInput::default()
+            },
+            "The lab sent a corrected report",
+        )
+        .expect("corrected");
+    assert_eq!(corrected.status, "corrected");
+    assert_eq!(corrected.flag, Some(ResultFlag::N), "the range is kept");
+    assert_eq!(corrected.earlier.len(), 1);
+    assert_eq!(corrected.earlier[0].value, serde_json::json!(162.0));
+    assert_eq!(
+        corrected.reason.as_deref(),
+        Some("The lab sent a corrected report")
+    );
+    // The replaced version cannot be corrected again, nor another test put in its place.
+    assert_eq!(
+        nurse
+            .correct_lab_result(
+                ldl.id,
+                &ResultInput {
+                    value: "1".into(),
+                    ..ResultInput::default()
+                },
+                "again"
+            )
+            .expect_err("latest only")
+            .code(),
+        "conflict"
+    );
+    // Entered in error: it stays, struck out, with the reason; the report says so.
+    let marked = nurse
+        .lab_result_entered_in_error(hdl.id, "Another patient's sample")
+        .expect("marked");
+    assert_eq!(marked.status, "entered-in-error");
+    assert_eq!(
+        marked.correction.as_ref().map(|c| c.reason.as_str()),
+        Some("Another patient's sample")
+    );
+    assert!(nurse.lab_result_entered_in_error(hdl.id, "twice").is_err());
+    let mut doctor = clinic.as_role(Role::Physician);
+    let chart = doctor.open_chart(1).expect("opens");
+    let results = chart.lab_results.expect("results");
+    assert_eq!(results.len(), 2, "two tests, the corrected one once");
+    let reports = chart.lab_reports.expect("reports");
+    assert_eq!(reports[0].status, "corrected");
+    assert_eq!(reports[0].result_ids.len(), 2);
+    // The trend of one test.
+    let trend = doctor.lab_results(1, Some("18262-6")).expect("trend");
+    assert_eq!(trend.len(), 1);
+    assert_eq!(trend[0].value, serde_json::json!(126.0));
+
+    // Who may: clinical roles read; physicians and nurses write; the desk, the auditor and
+    // the admin neither read nor write results.
+    for role in [Role::FrontDesk, Role::Auditor, Role::Admin] {
+        let mut s = clinic.as_role(role);
+        assert!(s.lab_results(1, None).is_err(), "{role:?} reads results");
+        assert!(
+            s.add_lab_result(1, &typed("2345-7", "98", "70-99"))
+                .is_err(),
+            "{role:?} records results"
+        );
+        if let Ok(chart) = s.open_chart(1) {
+            assert!(chart.lab_results.is_none(), "{role:?} sees results");
+        }
+    }
+    // The values are sealed in the file: no clinical value appears in clear.
+    let raw = clinic.raw();
+    let clear: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM lab_results WHERE typeof(value) != 'blob' OR typeof(loinc) != 'blob' OR typeof(flag) != 'blob'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(clear, 0);
+}

@@ -56,6 +56,8 @@ pub enum Permission {
     RecordAllergies,
     /// Record immunizations given.
     RecordImmunizations,
+    /// Record lab results and reports, correct them and mark them entered in error.
+    RecordResults,
     /// Write draft notes.
     DraftNote,
     /// Sign notes and their addenda.
@@ -95,7 +97,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 35] = [
+    pub const ALL: [Permission; 36] = [
         Permission::ManageUsers,
         Permission::ViewUsers,
         Permission::ManageKeys,
@@ -113,6 +115,7 @@ impl Permission {
         Permission::RecordVitals,
         Permission::RecordAllergies,
         Permission::RecordImmunizations,
+        Permission::RecordResults,
         Permission::DraftNote,
         Permission::SignNote,
         Permission::BreakGlass,
@@ -152,6 +155,7 @@ impl Permission {
             Permission::RecordVitals => "record_vitals",
             Permission::RecordAllergies => "record_allergies",
             Permission::RecordImmunizations => "record_immunizations",
+            Permission::RecordResults => "record_results",
             Permission::DraftNote => "draft_note",
             Permission::SignNote => "sign_note",
             Permission::BreakGlass => "break_glass",
@@ -193,6 +197,7 @@ impl Permission {
             Permission::RecordVitals => "record vital signs",
             Permission::RecordAllergies => "record allergies",
             Permission::RecordImmunizations => "record immunizations",
+            Permission::RecordResults => "record lab results",
             Permission::DraftNote => "write notes",
             Permission::SignNote => "sign notes",
             Permission::BreakGlass => "break the glass into restricted charts",
@@ -266,6 +271,7 @@ impl Role {
                 RecordVitals,
                 RecordAllergies,
                 RecordImmunizations,
+                RecordResults,
                 DraftNote,
                 SignNote,
                 BreakGlass,
@@ -284,6 +290,7 @@ impl Role {
                 RecordVitals,
                 RecordAllergies,
                 RecordImmunizations,
+                RecordResults,
                 DraftNote,
                 BreakGlass,
                 ViewSchedules,

@@ -137,6 +137,20 @@ pub(crate) const SEALED_COLUMNS: &[(&str, &[&str])] = &[
     ),
     ("immunizations", &["vaccine", "cvx", "lot", "site"]),
     ("entered_in_error", &["reason"]),
+    ("lab_reports", &["loinc", "name"]),
+    (
+        "lab_results",
+        &[
+            "loinc",
+            "name",
+            "value",
+            "unit",
+            "range",
+            "flag",
+            "reason",
+            "error_reason",
+        ],
+    ),
 ];
 
 pub const MIGRATIONS: &[Migration] = &[
@@ -952,6 +966,55 @@ pub const MIGRATIONS: &[Migration] = &[
             UNIQUE (item, item_id)
         ) STRICT;
         CREATE INDEX entered_in_error_patient ON entered_in_error (patient_id);
+    ",
+    },
+    Migration {
+        version: 17,
+        name: "lab results and reports",
+        sql: "
+        -- A report: tests ordered and resulted together (a lipid panel, a blood count).
+        -- Its LOINC code and name are sealed under the clinical compartment.
+        CREATE TABLE lab_reports (
+            id           INTEGER PRIMARY KEY,
+            uuid         BLOB NOT NULL UNIQUE CHECK (length(uuid) = 16),
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            encounter_id INTEGER REFERENCES encounters (id),
+            loinc        ANY NOT NULL,
+            name         ANY NOT NULL,
+            collected_at TEXT NOT NULL,
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX lab_reports_patient ON lab_reports (patient_id);
+
+        -- One version of a result. A correction is a new row naming the row it replaces,
+        -- which stays; entered in error marks the current row. The test, value, unit,
+        -- range, flag and reasons are sealed under the clinical compartment; status and
+        -- times are in clear, as every item's are.
+        CREATE TABLE lab_results (
+            id           INTEGER PRIMARY KEY,
+            uuid         BLOB NOT NULL UNIQUE CHECK (length(uuid) = 16),
+            patient_id   INTEGER NOT NULL REFERENCES patients (id),
+            report_id    INTEGER REFERENCES lab_reports (id),
+            replaces     INTEGER UNIQUE REFERENCES lab_results (id),
+            loinc        ANY NOT NULL,
+            name         ANY NOT NULL,
+            value        ANY NOT NULL,
+            unit         ANY,
+            range        ANY,
+            flag         ANY,
+            status       TEXT NOT NULL
+                         CHECK (status IN ('preliminary', 'final', 'corrected', 'entered-in-error')),
+            reason       ANY,
+            error_reason ANY,
+            marked_by    TEXT,
+            marked_at    TEXT,
+            collected_at TEXT NOT NULL,
+            reported_at  TEXT NOT NULL,
+            recorded_by  TEXT NOT NULL,
+            recorded_at  TEXT NOT NULL
+        ) STRICT;
+        CREATE INDEX lab_results_patient ON lab_results (patient_id, collected_at);
     ",
     },
 ];

@@ -24,6 +24,8 @@ const OWNERS: &[(&str, &str)] = &[
     ("immunizations", "chart/immunization.rs"),
     ("appointments", "chart/appointment.rs"),
     ("entered_in_error", "chart/correction.rs"),
+    ("lab_reports", "chart/lab.rs"),
+    ("lab_results", "chart/lab.rs"),
 ];
 
 /// The tables a piece of source text writes, in the order they appear. SQL keywords are

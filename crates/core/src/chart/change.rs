@@ -21,6 +21,7 @@ use super::appointment::{
 use super::correction::EnteredInError;
 use super::encounter::EncounterOpened;
 use super::immunization::{ImmunizationEnteredInError, ImmunizationRecorded};
+use super::lab::{ReportAdded, ResultCorrected, ResultEnteredInError, ResultRecorded};
 use super::medication::{MedicationStarted, MedicationStopped};
 use super::note::{AddendumAdded, DraftEdited, NoteDrafted, NoteSigned};
 use super::patient::{DemographicsChanged, PatientRegistered, RestrictionChanged};
@@ -169,6 +170,10 @@ pub enum Change {
     AppointmentCancelled(AppointmentCancelled),
     AppointmentStatusChanged(AppointmentStatusChanged),
     EnteredInError(EnteredInError),
+    ReportAdded(ReportAdded),
+    ResultRecorded(ResultRecorded),
+    ResultCorrected(ResultCorrected),
+    ResultEnteredInError(ResultEnteredInError),
 }
 
 /// The encoded form: the format version beside the change.
@@ -236,6 +241,10 @@ impl Change {
             Change::AppointmentCancelled(_) => "AppointmentCancelled",
             Change::AppointmentStatusChanged(_) => "AppointmentStatusChanged",
             Change::EnteredInError(_) => "EnteredInError",
+            Change::ReportAdded(_) => "ReportAdded",
+            Change::ResultRecorded(_) => "ResultRecorded",
+            Change::ResultCorrected(_) => "ResultCorrected",
+            Change::ResultEnteredInError(_) => "ResultEnteredInError",
         }
     }
 
@@ -251,6 +260,9 @@ impl Change {
             Change::MedicationStarted(c) => (Table::Medications, c.medication),
             Change::ImmunizationRecorded(c) => (Table::Immunizations, c.immunization),
             Change::AppointmentBooked(c) => (Table::Appointments, c.appointment),
+            Change::ReportAdded(c) => (Table::LabReports, c.report),
+            Change::ResultRecorded(c) => (Table::LabResults, c.result),
+            Change::ResultCorrected(c) => (Table::LabResults, c.result),
             _ => return None,
         })
     }
@@ -281,6 +293,10 @@ impl Change {
             Change::AppointmentCancelled(c) => &c.cancelled,
             Change::AppointmentStatusChanged(c) => &c.changed,
             Change::EnteredInError(c) => &c.marked,
+            Change::ReportAdded(c) => &c.recorded,
+            Change::ResultRecorded(c) => &c.recorded,
+            Change::ResultCorrected(c) => &c.recorded,
+            Change::ResultEnteredInError(c) => &c.marked,
         }
     }
 }
@@ -341,6 +357,10 @@ fn write(conn: &Connection, change: &Change) -> Result<Applied, CoreError> {
         Change::AppointmentCancelled(c) => super::appointment::apply_cancelled(conn, c),
         Change::AppointmentStatusChanged(c) => super::appointment::apply_status(conn, c),
         Change::EnteredInError(c) => super::correction::apply_entered_in_error(conn, c),
+        Change::ReportAdded(c) => super::lab::apply_report(conn, c),
+        Change::ResultRecorded(c) => super::lab::apply_recorded(conn, c),
+        Change::ResultCorrected(c) => super::lab::apply_corrected(conn, c),
+        Change::ResultEnteredInError(c) => super::lab::apply_entered_in_error(conn, c),
     }
 }
 
@@ -356,6 +376,8 @@ pub(crate) enum Table {
     Immunizations,
     Appointments,
     Observations,
+    LabReports,
+    LabResults,
 }
 
 impl Table {
@@ -370,6 +392,8 @@ impl Table {
             Table::Immunizations => "immunizations",
             Table::Appointments => "appointments",
             Table::Observations => "observations",
+            Table::LabReports => "lab_reports",
+            Table::LabResults => "lab_results",
         }
     }
 
@@ -384,6 +408,8 @@ impl Table {
             Table::Immunizations => "immunization",
             Table::Appointments => "appointment",
             Table::Observations => "vital sign",
+            Table::LabReports => "lab report",
+            Table::LabResults => "lab result",
         }
     }
 }
@@ -492,6 +518,10 @@ mod tests {
     use crate::chart::encounter::{EncounterKind, EncounterOpened};
     use crate::chart::immunization::{
         ImmunizationEnteredInError, ImmunizationRecorded, NewImmunization, Site,
+    };
+    use crate::chart::lab::{
+        EntryStatus, NewResult, Range, ReportAdded, ResultCorrected, ResultEnteredInError,
+        ResultFlag, ResultRecorded, ResultValue,
     };
     use crate::chart::medication::{MedicationStarted, MedicationStopped, NewMedication, Route};
     use crate::chart::note::{AddendumAdded, DraftEdited, NoteContent, NoteDrafted, NoteSigned};
@@ -725,7 +755,58 @@ mod tests {
                 reason: "Pounds typed as kilograms".into(),
                 marked: stamp(22),
             }),
+            Change::ReportAdded(ReportAdded {
+                report: id(30),
+                patient,
+                encounter: Some(encounter),
+                loinc: "57698-3".into(),
+                name: "Lipid panel with direct LDL - Serum or Plasma".into(),
+                collected: t(3),
+                recorded: stamp(23),
+            }),
+            Change::ResultRecorded(ResultRecorded {
+                result: id(31),
+                patient,
+                report: Some(id(30)),
+                item: lab_result(212.0),
+                reported: t(24),
+                reason: None,
+                recorded: stamp(24),
+            }),
+            Change::ResultCorrected(ResultCorrected {
+                result: id(32),
+                replaces: id(31),
+                item: lab_result(182.0),
+                reason: "Transcribed from the wrong line of the report".into(),
+                reported: t(25),
+                recorded: stamp(25),
+            }),
+            Change::ResultEnteredInError(ResultEnteredInError {
+                result: id(32),
+                reason: "Another patient's report".into(),
+                marked: stamp(26),
+            }),
         ]
+    }
+
+    fn lab_result(value: f64) -> NewResult {
+        NewResult {
+            loinc: "2093-3".into(),
+            name: "Cholesterol [Mass/volume] in Serum or Plasma".into(),
+            value: ResultValue::Quantity(value),
+            unit: Some("mg/dL".into()),
+            range: Some(Range {
+                low: None,
+                high: Some(200.0),
+            }),
+            flag: Some(if value > 200.0 {
+                ResultFlag::H
+            } else {
+                ResultFlag::N
+            }),
+            status: EntryStatus::Final,
+            collected: t(3),
+        }
     }
 
     /// Each change's SHA-256 over its encoding. If one of these moves, the encoding of a
@@ -827,6 +908,22 @@ mod tests {
             "EnteredInError",
             "1f0ccb548294c48bcd4393ed24c08d333ded79a3e865d95aa1d8c8a128d607ac",
         ),
+        (
+            "ReportAdded",
+            "09d92a4986e413638ea9b03afeb109bb3ec4b755434ed3945f4a00120e456221",
+        ),
+        (
+            "ResultRecorded",
+            "b8db5f6581b3e487aa213c17395efe765c9e84214bcb4a8fa56075fbfe304f42",
+        ),
+        (
+            "ResultCorrected",
+            "7be4c329eeb2a1767ee64efa8a6059cbe011179e6744a385e113e3e01a604bd2",
+        ),
+        (
+            "ResultEnteredInError",
+            "ce09ae5b8775ee56675c7043f76cf7960fabcc2efcbb13920dc36a28bd339899",
+        ),
     ];
 
     /// The first sample in full, so a reader sees what the bytes are (cross-checked with
@@ -837,7 +934,7 @@ mod tests {
     fn every_change_type_has_a_golden_encoding() {
         let all = samples();
         let kinds: std::collections::BTreeSet<&str> = all.iter().map(Change::kind).collect();
-        assert_eq!(kinds.len(), 24, "one sample of each change type");
+        assert_eq!(kinds.len(), 28, "one sample of each change type");
         assert_eq!(String::from_utf8(all[0].encode()).expect("utf-8"), FIRST);
         assert_eq!(hex::encode(Sha256::digest(FIRST.as_bytes())), GOLDEN[0].1);
         assert_eq!(GOLDEN.len(), all.len());

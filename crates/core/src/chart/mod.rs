@@ -20,6 +20,7 @@ pub mod correction;
 pub mod encounter;
 pub mod immunization;
 pub(crate) mod input;
+pub mod lab;
 pub mod measure;
 pub mod medication;
 pub mod note;
@@ -60,6 +61,14 @@ pub struct Chart {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub immunizations: Option<Vec<Immunization>>,
+    /// Lab results (current versions, each with the versions it replaced), newest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub lab_results: Option<Vec<lab::LabResult>>,
+    /// Lab reports (panels), newest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub lab_reports: Option<Vec<lab::LabReport>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "ts", ts(optional))]
     pub encounters: Option<Vec<Encounter>>,
@@ -88,6 +97,8 @@ pub(crate) enum Item {
     Medication,
     Immunization,
     Observation,
+    LabResult,
+    LabReport,
 }
 
 impl Item {
@@ -100,6 +111,8 @@ impl Item {
             Item::Medication => "SELECT patient_id FROM medications WHERE id = ?1",
             Item::Immunization => "SELECT patient_id FROM immunizations WHERE id = ?1",
             Item::Observation => "SELECT patient_id FROM observations WHERE id = ?1",
+            Item::LabResult => "SELECT patient_id FROM lab_results WHERE id = ?1",
+            Item::LabReport => "SELECT patient_id FROM lab_reports WHERE id = ?1",
         }
     }
 
@@ -112,6 +125,8 @@ impl Item {
             Item::Medication => "medication",
             Item::Immunization => "immunization",
             Item::Observation => "vital sign",
+            Item::LabResult => "lab result",
+            Item::LabReport => "lab report",
         }
     }
 
@@ -124,6 +139,8 @@ impl Item {
             Item::Medication => "MedicationStatement",
             Item::Immunization => "Immunization",
             Item::Observation => "Observation",
+            Item::LabResult => "LabResult",
+            Item::LabReport => "LabReport",
         }
     }
 }
@@ -138,6 +155,8 @@ impl Item {
             Item::Medication => change::Table::Medications,
             Item::Immunization => change::Table::Immunizations,
             Item::Observation => change::Table::Observations,
+            Item::LabResult => change::Table::LabResults,
+            Item::LabReport => change::Table::LabReports,
         }
     }
 }
@@ -273,7 +292,11 @@ impl Session {
             Item::Allergy => "allergy.resolve",
             Item::Medication => "medication.stop",
             Item::Immunization => "immunization.entered_in_error",
-            Item::Note | Item::Encounter | Item::Observation => "record.update",
+            Item::Note
+            | Item::Encounter
+            | Item::Observation
+            | Item::LabResult
+            | Item::LabReport => "record.update",
         };
         self.run(
             permission,
@@ -319,6 +342,12 @@ fn load_chart(
             .transpose()?,
         immunizations: some(clinical)
             .map(|()| immunization::immunizations(conn, id))
+            .transpose()?,
+        lab_results: some(clinical)
+            .map(|()| lab::results(conn, id))
+            .transpose()?,
+        lab_reports: some(clinical)
+            .map(|()| lab::reports(conn, id))
             .transpose()?,
         encounters: some(clinical)
             .map(|()| encounter::encounters(conn, id))

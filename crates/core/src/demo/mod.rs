@@ -47,6 +47,8 @@ pub struct DemoSummary {
     pub allergies: u64,
     pub medications: u64,
     pub immunizations: u64,
+    pub lab_reports: u64,
+    pub lab_results: u64,
     /// Ids of the patients with a long history (200 encounters), for benchmarks.
     pub long_charts: Vec<i64>,
 }
@@ -104,6 +106,9 @@ struct Generator<'a> {
     /// The time the ids are made at (see [`Generator::id`]) and how many have been.
     id_base: DateTime<Utc>,
     ids_made: u64,
+    /// Its own stream for the lab results, so adding them left the rest of the clinic the
+    /// same.
+    labs: Rng,
     as_of: NaiveDate,
     summary: &'a mut DemoSummary,
 }
@@ -541,6 +546,86 @@ impl Generator<'_> {
                 self.summary.addenda += 1;
             }
         }
+        let diabetic = chronic.iter().any(|c| c.icd10 == "E11.9");
+        self.labs(w, patient, age, diabetic, registered.date_naive())?;
+        Ok(())
+    }
+
+    /// An adult's lipid panels of the last years, and a diabetic's HbA1c beside them.
+    fn labs(
+        &mut self,
+        w: &mut Writer<'_>,
+        patient: RecordId,
+        age: u32,
+        diabetic: bool,
+        since: NaiveDate,
+    ) -> Result<(), CoreError> {
+        use crate::chart::lab::{ReportAdded, ResultInput, ResultRecorded};
+        if age < 18 {
+            return Ok(());
+        }
+        let years = if diabetic { 3 } else { 1 + self.labs.below(2) };
+        let nurse = "Nurse P. Okonjo (demo)";
+        let zone = crate::ClinicZone::utc();
+        for y in 0..years {
+            let date =
+                self.as_of - Duration::days(365 * y as i64 + 20 + self.labs.below(200) as i64);
+            if date < since {
+                continue;
+            }
+            let at = chartroom_audit::truncate_to_micros(at_hour(date, &mut self.labs));
+            let by = Stamp::new(at + Duration::hours(26), nurse);
+            let report = self.id();
+            w.apply(Change::ReportAdded(ReportAdded {
+                report,
+                patient,
+                encounter: None,
+                loinc: "57698-3".into(),
+                name: "Lipid panel with direct LDL - Serum or Plasma".into(),
+                collected: at,
+                recorded: by.clone(),
+            }))?;
+            self.summary.lab_reports += 1;
+            let mut result = |g: &mut Self,
+                              report: Option<RecordId>,
+                              loinc: &str,
+                              value: f64,
+                              range: &str|
+             -> Result<(), CoreError> {
+                let item = ResultInput {
+                    loinc: loinc.into(),
+                    value: format!("{value}"),
+                    range: Some(range.into()),
+                    ..ResultInput::default()
+                }
+                .read(by.at, &zone, at)?;
+                let result = g.id();
+                w.apply(Change::ResultRecorded(ResultRecorded {
+                    result,
+                    patient,
+                    report,
+                    item,
+                    reported: by.at,
+                    reason: None,
+                    recorded: by.clone(),
+                }))?;
+                g.summary.lab_results += 1;
+                Ok(())
+            };
+            for (loinc, mean, sd, range) in [
+                ("2093-3", 195.0, 30.0, "<200"),
+                ("2571-8", 140.0, 50.0, "<150"),
+                ("2085-9", 52.0, 12.0, ">40"),
+                ("18262-6", 115.0, 28.0, "<130"),
+            ] {
+                let value = (mean + self.labs.gauss() * sd).max(20.0).round();
+                result(self, Some(report), loinc, value, range)?;
+            }
+            if diabetic {
+                let value = ((7.2 + self.labs.gauss() * 0.8).max(5.0) * 10.0).round() / 10.0;
+                result(self, None, "4548-4", value, "4-5.6")?;
+            }
+        }
         Ok(())
     }
 
@@ -674,6 +759,7 @@ impl Session {
             ids: Rng::new(options.seed ^ 0x7265_636f_7264_6964 ^ (start as u64).rotate_left(32)),
             id_base: Utc.from_utc_datetime(&options.as_of.and_hms_opt(0, 0, 0).unwrap_or_default()),
             ids_made: 0,
+            labs: Rng::new(options.seed ^ 0x6c61_6273_6c61_6273),
             as_of: options.as_of,
             summary: &mut summary,
         };

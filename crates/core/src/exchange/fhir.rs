@@ -22,6 +22,7 @@ use crate::{
     Allergy, AllergyCategory, Appointment, AppointmentStatus, CodeSystem, Encounter, EncounterKind,
     Immunization, Medication, NoteContent, NoteKind, Observation, Problem, Route, Severity, Site,
 };
+use crate::{LabReport, LabResult};
 
 pub(crate) const EXT: &str = "https://chartroom.example/fhir/StructureDefinition/";
 pub(crate) const CS: &str = "https://chartroom.example/fhir/CodeSystem/";
@@ -33,10 +34,11 @@ const NKA_CODE: &str = "716186003";
 const PROGRESS_NOTE: &str = "11506-3";
 
 /// The resource types an export holds, in the order a reader needs them.
-pub const RESOURCE_TYPES: [&str; 15] = [
+pub const RESOURCE_TYPES: [&str; 16] = [
     "Patient",
     "Encounter",
     "Observation",
+    "DiagnosticReport",
     "Condition",
     "AllergyIntolerance",
     "MedicationRequest",
@@ -217,6 +219,23 @@ pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str)
     for i in chart.immunizations.iter().flatten() {
         out.push(immunization_resource(i, source));
     }
+    let mut staff = std::collections::BTreeSet::new();
+    for result in chart.lab_results.iter().flatten() {
+        staff.insert(result.recorded_by.clone());
+        out.push(lab_result_resource(result, source));
+    }
+    for report in chart.lab_reports.iter().flatten() {
+        staff.insert(report.recorded_by.clone());
+        let issued = chart
+            .lab_results
+            .iter()
+            .flatten()
+            .filter(|r| r.report_id == Some(report.id))
+            .map(|r| r.reported_at.as_str())
+            .max()
+            .unwrap_or(&report.recorded_at);
+        out.push(lab_report_resource(report, issued, source));
+    }
     // Oldest first, so an addendum follows what it appends to.
     let mut notes: Vec<_> = chart
         .notes
@@ -225,7 +244,6 @@ pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str)
         .filter(|n| n.status == "signed")
         .collect();
     notes.sort_by_key(|n| n.id);
-    let mut staff = std::collections::BTreeSet::new();
     for n in notes {
         let signed_at = n.signed_at.clone().unwrap_or_default();
         let signed_by = n.signed_by.clone().unwrap_or_default();
@@ -274,8 +292,9 @@ pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str)
         staff.insert(n.author.clone());
         staff.insert(signed_by);
     }
-    // Who signed and wrote the notes, and the clinic they signed for (US Core Provenance
-    // names a Practitioner and, for one, the Organization on whose behalf).
+    // Who signed and wrote the notes and recorded the results, and the clinic they signed
+    // for (US Core Provenance names a Practitioner and, for one, the Organization on whose
+    // behalf).
     if !staff.is_empty() {
         out.extend(staff.iter().map(|u| practitioner_resource(u, source)));
         out.push(organization_resource(source));
@@ -781,6 +800,98 @@ fn immunization_resource(i: &Immunization, source: &str) -> Value {
     r
 }
 
+const US_CORE: &str = "http://hl7.org/fhir/us-core/StructureDefinition/";
+const V2_0074: &str = "http://terminology.hl7.org/CodeSystem/v2-0074";
+const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+
+fn profiled(source: &str, profile: &str) -> Value {
+    json!({"source": source, "profile": [format!("{US_CORE}{profile}")]})
+}
+
+fn lab_quantity(value: f64, unit: Option<&str>) -> Value {
+    match unit {
+        Some(u) => json!({"value": value, "unit": u, "system": UCUM, "code": u}),
+        None => json!({"value": value}),
+    }
+}
+
+/// A lab result as US Core's laboratory Observation: its current version, with why it was
+/// corrected when it was (the earlier values stay in this vault's chart).
+fn lab_result_resource(x: &LabResult, source: &str) -> Value {
+    let mut r = json!({
+        "resourceType": "Observation",
+        "id": format!("r{}", x.id),
+        "meta": profiled(source, "us-core-observation-lab"),
+        "status": x.status,
+        "category": [concept(OBSERVATION_CATEGORY, "laboratory", "Laboratory")],
+        "code": {"coding": [coding(LOINC, &x.loinc, &x.name)], "text": x.name},
+        "subject": patient_ref(x.patient_id),
+        "effectiveDateTime": x.collected_at,
+        "issued": x.reported_at,
+        "performer": [practitioner_ref(&x.recorded_by)],
+        "extension": history(&x.recorded_by, &x.recorded_at, x.correction.as_ref().map(|c| (c.marked_by.as_str(), c.marked_at.as_str()))),
+    });
+    match (x.value_kind.as_str(), &x.value, &x.value_code) {
+        ("quantity", Value::Number(n), _) => {
+            r["valueQuantity"] = lab_quantity(n.as_f64().unwrap_or_default(), x.unit.as_deref());
+        }
+        ("coded", Value::String(display), Some(code)) => {
+            r["valueCodeableConcept"] =
+                json!({"coding": [coding(SNOMED, code, display)], "text": display});
+        }
+        (_, value, _) => r["valueString"] = json!(value.as_str().unwrap_or_default()),
+    }
+    if let Some(range) = &x.range {
+        let mut rr = serde_json::Map::new();
+        if let Some(low) = range.low {
+            rr.insert("low".into(), lab_quantity(low, x.unit.as_deref()));
+        }
+        if let Some(high) = range.high {
+            rr.insert("high".into(), lab_quantity(high, x.unit.as_deref()));
+        }
+        r["referenceRange"] = json!([rr]);
+    }
+    if let Some(flag) = x.flag {
+        r["interpretation"] = json!([concept(
+            "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+            flag.as_str(),
+            flag.display()
+        )]);
+    }
+    if let (Some(reason), Some(list)) = (&x.reason, r["extension"].as_array_mut()) {
+        list.push(ext_string("correction-reason", reason));
+    }
+    mark_in_error(&mut r, x.correction.as_ref(), "status");
+    r
+}
+
+/// A lab report as US Core's laboratory DiagnosticReport, naming its results.
+fn lab_report_resource(x: &LabReport, issued: &str, source: &str) -> Value {
+    let mut r = json!({
+        "resourceType": "DiagnosticReport",
+        "id": format!("dr{}", x.id),
+        "meta": profiled(source, "us-core-diagnosticreport-lab"),
+        "status": x.status,
+        "category": [concept(V2_0074, "LAB", "Laboratory")],
+        "code": {"coding": [coding(LOINC, &x.loinc, &x.name)], "text": x.name},
+        "subject": patient_ref(x.patient_id),
+        "effectiveDateTime": x.collected_at,
+        "issued": issued,
+        "performer": [practitioner_ref(&x.recorded_by)],
+        "result": x.result_ids.iter().map(|id| json!({"reference": format!("Observation/r{id}")})).collect::<Vec<_>>(),
+        "extension": history(&x.recorded_by, &x.recorded_at, None),
+    });
+    if let Some(enc) = x.encounter_id {
+        r["encounter"] = json!({"reference": format!("Encounter/e{enc}")});
+    }
+    if x.result_ids.is_empty() {
+        if let Some(o) = r.as_object_mut() {
+            o.remove("result");
+        }
+    }
+    r
+}
+
 // ----- reading back ------------------------------------------------------------------------
 
 /// A problem found in a file: which resource, and what is wrong with it.
@@ -823,7 +934,7 @@ impl<'a> Res<'a> {
         invalid(&self.label, what)
     }
 
-    fn at(&self, path: &str) -> Option<&'a Value> {
+    pub(crate) fn at(&self, path: &str) -> Option<&'a Value> {
         let mut v: &Value = self.value.get(path.split('.').next()?)?;
         for part in path.split('.').skip(1) {
             v = match part.parse::<usize>() {
@@ -1474,6 +1585,194 @@ pub(crate) fn read_immunization(
         site: checked.site,
         status: status.to_owned(),
         stamp: read_stamp(r, true)?,
+    })
+}
+
+/// Whether an Observation is a laboratory result (its category says so).
+pub(crate) fn is_lab(r: &Res<'_>) -> Result<bool, CoreError> {
+    let Some(list) = r.value.get("category") else {
+        return Ok(false);
+    };
+    let list = list
+        .as_array()
+        .ok_or_else(|| r.err("category is not a list"))?;
+    Ok(list.iter().any(|c| {
+        c.get("coding")
+            .and_then(Value::as_array)
+            .is_some_and(|codings| {
+                codings.iter().any(|x| {
+                    x.get("system").and_then(Value::as_str) == Some(OBSERVATION_CATEGORY)
+                        && x.get("code").and_then(Value::as_str) == Some("laboratory")
+                })
+            })
+    }))
+}
+
+pub(crate) struct InLabResult {
+    pub item: crate::chart::lab::NewResult,
+    pub reported: String,
+    /// Why it was corrected there, where the file says.
+    pub reason: Option<String>,
+    pub stamp: Stamp,
+    pub entered_in_error: Option<String>,
+}
+
+/// The name of a coded test: the concept's text, or the LOINC coding's display.
+fn test_name(r: &Res<'_>, loinc: &str) -> Result<String, CoreError> {
+    let name = match r.opt_str("code.text")? {
+        Some(t) => Some(t.to_owned()),
+        None => r
+            .value
+            .get("code")
+            .and_then(|c| c.get("coding"))
+            .and_then(Value::as_array)
+            .and_then(|list| {
+                list.iter()
+                    .find(|c| c.get("code").and_then(Value::as_str) == Some(loinc))
+            })
+            .and_then(|c| c.get("display"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    };
+    name.or_else(|| crate::chart::lab::lab_test(loinc).map(|t| t.name.to_owned()))
+        .ok_or_else(|| r.err("code has no text or display to name the test"))
+}
+
+pub(crate) fn read_lab_result(r: &Res<'_>) -> Result<InLabResult, CoreError> {
+    use crate::chart::lab::{check_loinc, EntryStatus, NewResult, Range, ResultFlag, ResultValue};
+    let loinc = r
+        .code_in("code", LOINC)?
+        .ok_or_else(|| r.err("code has no LOINC coding"))?;
+    let loinc = check_loinc(loinc).map_err(|e| r.err(e))?;
+    let name = test_name(r, &loinc)?;
+    let (status, marked) = match r.str("status")? {
+        "preliminary" => (EntryStatus::Preliminary, false),
+        "final" | "amended" => (EntryStatus::Final, false),
+        "corrected" => (EntryStatus::Corrected, false),
+        "entered-in-error" => (EntryStatus::Final, true),
+        other => return Err(r.err(format!("status {} is not one Chartroom keeps", clip(other)))),
+    };
+    let (value, unit) = if r.value.contains_key("valueQuantity") {
+        let unit = match r.opt_str("valueQuantity.system")? {
+            Some(UCUM) | None => r
+                .opt_str("valueQuantity.code")?
+                .or(r.opt_str("valueQuantity.unit")?),
+            Some(_) => r.opt_str("valueQuantity.unit")?,
+        };
+        (
+            ResultValue::Quantity(r.f64("valueQuantity.value")?),
+            unit.map(str::to_owned),
+        )
+    } else if r.value.contains_key("valueCodeableConcept") {
+        let code = r.code_in("valueCodeableConcept", SNOMED)?;
+        let known = code.and_then(|c| {
+            crate::chart::lab::FINDINGS
+                .iter()
+                .find(|(_, k, _)| *k == c)
+                .map(|(_, k, d)| ResultValue::Coded {
+                    code: (*k).into(),
+                    display: (*d).into(),
+                })
+        });
+        let value = match known {
+            Some(v) => v,
+            None => ResultValue::Text(
+                r.opt_str("valueCodeableConcept.text")?
+                    .or(r.opt_str("valueCodeableConcept.coding.0.display")?)
+                    .ok_or_else(|| r.err("valueCodeableConcept has no text or display"))?
+                    .to_owned(),
+            ),
+        };
+        (value, None)
+    } else if let Some(text) = r.opt_str("valueString")? {
+        (ResultValue::Text(text.to_owned()), None)
+    } else {
+        return Err(r.err("it has no value (valueQuantity, valueCodeableConcept or valueString)"));
+    };
+    let bound = |end: &str| -> Result<Option<f64>, CoreError> {
+        match r.at(&format!("referenceRange.0.{end}")) {
+            None => Ok(None),
+            Some(_) => r.f64(&format!("referenceRange.0.{end}.value")).map(Some),
+        }
+    };
+    let (low, high) = (bound("low")?, bound("high")?);
+    let range = (low.is_some() || high.is_some()).then_some(Range { low, high });
+    let flag = r
+        .code_in(
+            "interpretation.0",
+            "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+        )?
+        .map(|f| ResultFlag::parse(f).map_err(|e| r.err(e)))
+        .transpose()?;
+    let collected = time(r, "effectiveDateTime", r.str("effectiveDateTime")?)?;
+    let item = NewResult {
+        loinc,
+        name,
+        value,
+        unit,
+        range,
+        flag,
+        status,
+        collected: chartroom_audit::parse_time(&collected)
+            .ok_or_else(|| r.err("effectiveDateTime is not a date and time"))?,
+    }
+    .checked()
+    .map_err(|e| r.err(e))?;
+    let stamp = read_stamp(r, marked)?;
+    let reported = match r.opt_str("issued")? {
+        Some(t) => time(r, "issued", t)?,
+        None => stamp.recorded_at.clone(),
+    };
+    let reason = r
+        .ext("correction-reason")?
+        .map(|t| crate::chart::input::bounded_text("reason for the correction", t, 500))
+        .transpose()
+        .map_err(|e| r.err(e))?;
+    Ok(InLabResult {
+        entered_in_error: error_reason(r, marked)?,
+        item,
+        reported,
+        reason,
+        stamp,
+    })
+}
+
+pub(crate) struct InLabReport {
+    pub encounter: Option<String>,
+    pub loinc: String,
+    pub name: String,
+    pub collected: String,
+    /// The ids of its results (Observations) in the file.
+    pub results: Vec<String>,
+    pub stamp: Stamp,
+}
+
+pub(crate) fn read_lab_report(r: &Res<'_>) -> Result<InLabReport, CoreError> {
+    let loinc = r
+        .code_in("code", LOINC)?
+        .ok_or_else(|| r.err("code has no LOINC coding"))?;
+    let loinc = crate::chart::lab::check_loinc(loinc).map_err(|e| r.err(e))?;
+    let name = test_name(r, &loinc)?;
+    crate::chart::input::bounded_text("report name", &name, 200).map_err(|e| r.err(e))?;
+    let mut results = Vec::new();
+    if let Some(list) = r.value.get("result") {
+        let list = list
+            .as_array()
+            .ok_or_else(|| r.err("result is not a list"))?;
+        for (i, _) in list.iter().enumerate() {
+            let id = r
+                .reference(&format!("result.{i}.reference"), "Observation")?
+                .ok_or_else(|| r.err(format!("result.{i} has no reference")))?;
+            results.push(id);
+        }
+    }
+    Ok(InLabReport {
+        encounter: r.reference("encounter.reference", "Encounter")?,
+        collected: time(r, "effectiveDateTime", r.str("effectiveDateTime")?)?,
+        loinc,
+        name,
+        results,
+        stamp: read_stamp(r, false)?,
     })
 }
 

@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::counts_words;
 use super::fhir::{
     self, clip, count, invalid, number_of, valid_id, Counts, InAllergy, InEncounter,
-    InImmunization, InMedication, InNote, InObservation, InProblem, Res, RESOURCE_TYPES,
+    InImmunization, InLabReport, InLabResult, InMedication, InNote, InObservation, InProblem, Res,
+    RESOURCE_TYPES,
 };
 use crate::access::CareTeamChanged;
 use crate::audit::Op;
@@ -26,6 +27,7 @@ use crate::chart::encounter::EncounterOpened;
 use crate::chart::immunization::{
     ImmunizationEnteredInError, ImmunizationRecorded, NewImmunization,
 };
+use crate::chart::lab::{ReportAdded, ResultEnteredInError, ResultRecorded};
 use crate::chart::medication::{MedicationStarted, MedicationStopped, NewMedication};
 use crate::chart::note::{self, AddendumAdded, NoteDrafted, NoteKind, NoteSigned};
 use crate::chart::patient::{self, Demographics, NewPatient, PatientRegistered};
@@ -82,6 +84,8 @@ pub(crate) struct InPatient {
     /// (id, resource type: MedicationRequest, or MedicationStatement from older files).
     medications: Vec<(String, String, InMedication)>,
     immunizations: Vec<(String, InImmunization)>,
+    lab_reports: Vec<(String, InLabReport)>,
+    lab_results: Vec<(String, InLabResult)>,
     /// Parents before their addenda.
     notes: Vec<(String, InNote)>,
     /// With the encounter each started, when it was started.
@@ -297,6 +301,16 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
         let id = r.id().to_owned();
         match r.kind() {
             "Encounter" => entry.encounters.push((id, fhir::read_encounter(r)?)),
+            "Observation" if fhir::is_lab(r)? => {
+                entry.lab_results.push((id, fhir::read_lab_result(r)?));
+            }
+            "DiagnosticReport" => {
+                let report = fhir::read_lab_report(r)?;
+                if let Some(e) = &report.encounter {
+                    same_patient(r, "Encounter", e, &encounter_of, &p)?;
+                }
+                entry.lab_reports.push((id, report));
+            }
             "Observation" => {
                 let enc = r.reference("encounter.reference", "Encounter")?;
                 if let Some(e) = &enc {
@@ -395,6 +409,30 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
     let mut list: Vec<InPatient> = patients.into_values().collect();
     for p in &mut list {
         p.notes = parents_first(std::mem::take(&mut p.notes))?;
+        // A report's results are laboratory results of its own patient in the file, each
+        // in one report.
+        let results: HashSet<&str> = p.lab_results.iter().map(|(i, _)| i.as_str()).collect();
+        let mut claimed = HashSet::new();
+        for (id, report) in &p.lab_reports {
+            for o in &report.results {
+                let label = format!("DiagnosticReport/{}", clip(id));
+                if !results.contains(o.as_str()) {
+                    return Err(invalid(
+                        &label,
+                        format!(
+                            "it refers to Observation/{}, which is not a laboratory result of its patient in the file",
+                            clip(o)
+                        ),
+                    ));
+                }
+                if !claimed.insert(o.as_str()) {
+                    return Err(invalid(
+                        &label,
+                        format!("Observation/{} is in two reports", clip(o)),
+                    ));
+                }
+            }
+        }
     }
     Ok(Parsed {
         source,
@@ -684,6 +722,77 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                             mark(tx, Corrected::Observation, records, reason, ctx.stamp())?;
                         }
                         note_added(tx, source, "Observation", id, l, &now, &mut added)?;
+                    }
+                    // Reports before their results, which name them; each oldest first (an
+                    // export lists them newest first), so they keep the order they were
+                    // recorded in.
+                    let mut reports_here: HashMap<&str, RecordId> = HashMap::new();
+                    for (id, rep) in p.lab_reports.iter().rev() {
+                        if let Some(l) = known(tx, source, "DiagnosticReport", id)? {
+                            count(&mut report.already_here, "DiagnosticReport");
+                            reports_here.insert(id, change::id_of(tx, Table::LabReports, l)?);
+                            continue;
+                        }
+                        let made = RecordId::new(ctx.now);
+                        let l = apply(
+                            tx,
+                            &Change::ReportAdded(ReportAdded {
+                                report: made,
+                                patient: patient_uuid,
+                                encounter: encounter(tx, &rep.encounter)?
+                                    .map(|e| change::id_of(tx, Table::Encounters, e))
+                                    .transpose()?,
+                                loinc: rep.loinc.clone(),
+                                name: rep.name.clone(),
+                                collected: time(&rep.collected)?,
+                                recorded: recorded(&rep.stamp)?,
+                            }),
+                        )?
+                        .row();
+                        reports_here.insert(id, made);
+                        note_added(tx, source, "DiagnosticReport", id, l, &now, &mut added)?;
+                    }
+                    let report_of: HashMap<&str, &str> = p
+                        .lab_reports
+                        .iter()
+                        .flat_map(|(rid, rep)| {
+                            rep.results.iter().map(move |o| (o.as_str(), rid.as_str()))
+                        })
+                        .collect();
+                    for (id, x) in p.lab_results.iter().rev() {
+                        if known(tx, source, LAB_RESULT, id)?.is_some() {
+                            count(&mut report.already_here, "Observation");
+                            continue;
+                        }
+                        let result = RecordId::new(ctx.now);
+                        let l = apply(
+                            tx,
+                            &Change::ResultRecorded(ResultRecorded {
+                                result,
+                                patient: patient_uuid,
+                                report: report_of
+                                    .get(id.as_str())
+                                    .and_then(|r| reports_here.get(r))
+                                    .copied(),
+                                item: x.item.clone(),
+                                reported: time(&x.reported)?,
+                                reason: x.reason.clone(),
+                                recorded: recorded(&x.stamp)?,
+                            }),
+                        )?
+                        .row();
+                        if let Some(reason) = &x.entered_in_error {
+                            apply(
+                                tx,
+                                &Change::ResultEnteredInError(ResultEnteredInError {
+                                    result,
+                                    reason: reason.clone(),
+                                    marked: updated(&x.stamp)?,
+                                }),
+                            )?;
+                        }
+                        remember(tx, source, LAB_RESULT, id, l, &now)?;
+                        count(&mut added, "Observation");
                     }
                     for (id, c) in &p.problems {
                         if held(tx, source, "Condition", id, &mut report)? {
@@ -1088,6 +1197,10 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
     )
 }
 
+/// How an imported laboratory Observation is remembered (apart from vital signs, which
+/// live in another table); it counts as an Observation in the report.
+const LAB_RESULT: &str = "Observation:laboratory";
+
 /// Who recorded an imported item and when.
 fn recorded(stamp: &fhir::Stamp) -> Result<Stamp, CoreError> {
     Stamp::parse(&stamp.recorded_at, &stamp.recorded_by)
@@ -1141,7 +1254,8 @@ fn date(text: Option<&str>) -> Result<Option<NaiveDate>, CoreError> {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ImportOrigin {
     /// The item's kind as the chart's sections name it: `patient`, `encounter`, `vitals`,
-    /// `problem`, `allergy`, `no_known_allergies`, `medication`, `immunization` or `note`.
+    /// `problem`, `allergy`, `no_known_allergies`, `medication`, `immunization`,
+    /// `lab_result`, `lab_report` or `note`.
     pub item: String,
     /// The item's id in this vault (the patient's id for `patient` and
     /// `no_known_allergies`).
@@ -1163,7 +1277,7 @@ pub(crate) fn origins(
     notes: bool,
 ) -> Result<Vec<ImportOrigin>, CoreError> {
     // (resource type in the file, chart item, table of this vault's items)
-    const KINDS: [(&str, &str, &str); 8] = [
+    const KINDS: [(&str, &str, &str); 10] = [
         ("Encounter", "encounter", "encounters"),
         ("Observation", "vitals", "observations"),
         ("Condition", "problem", "problems"),
@@ -1171,6 +1285,8 @@ pub(crate) fn origins(
         ("MedicationRequest", "medication", "medications"),
         ("MedicationStatement", "medication", "medications"),
         ("Immunization", "immunization", "immunizations"),
+        (LAB_RESULT, "lab_result", "lab_results"),
+        ("DiagnosticReport", "lab_report", "lab_reports"),
         ("DocumentReference", "note", "notes"),
     ];
     let mut out = Vec::new();

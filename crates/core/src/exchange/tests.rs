@@ -106,6 +106,8 @@ fn portable(chart: &Chart) -> Value {
                     "encounter_id",
                     "parent_id",
                     "content_sha256",
+                    "report_id",
+                    "result_ids",
                 ] {
                     map.remove(key);
                 }
@@ -168,6 +170,14 @@ fn chart_items(c: &Chart) -> Vec<(&'static str, i64)> {
     out.extend(ids(
         "encounter",
         c.encounters.iter().flatten().map(|x| x.id.get()).collect(),
+    ));
+    out.extend(ids(
+        "lab_result",
+        c.lab_results.iter().flatten().map(|x| x.id.get()).collect(),
+    ));
+    out.extend(ids(
+        "lab_report",
+        c.lab_reports.iter().flatten().map(|x| x.id.get()).collect(),
     ));
     out.extend(ids(
         "vitals",
@@ -1075,7 +1085,10 @@ fn demo_and_import_write_the_rows_they_always_wrote() {
     let demo = dump_matches(
         "demo",
         &normalised_dump(&source, None),
-        "ec75d8fb77b8f4ab640f95c21c6cf73a342d569a6b469128e24376691ac80d42",
+        // With lab results (v17), the dump gains the rows of `lab_reports` and
+        // `lab_results`; every other row is as it was (checked by hashing the dump without
+        // them, which gave the hash before).
+        "9cae82a947a58173ede20acbe441848eab029144994ac7a659417400b4a3d533",
     );
     let target = Clinic::new();
     let mut importer = target.as_role(Role::Admin);
@@ -1089,7 +1102,9 @@ fn demo_and_import_write_the_rows_they_always_wrote() {
         // Blood pressures now arrive as one panel each: the diastolic's row is the same,
         // remembered under the panel's id with "-2" (`o1-2`) instead of its own (`o2`); and
         // medications arrive as MedicationRequest, remembered under that type.
-        "29e832e34f90730f24890693b84d8abd30e384bf38f6683db395044c2ee2f81a",
+        // Lab reports and results arrive too, remembered as `DiagnosticReport` and
+        // `Observation:laboratory`; every other row is as it was (the same check).
+        "74d7634986e50a61a87854f4896fb32967d24c856579af73b60705260d12f108",
     );
     assert!(demo && import, "the rows written changed; see above");
 }
@@ -1644,6 +1659,181 @@ fn items_entered_in_error_travel_marked_with_their_reason_and_come_back_so() {
         .record_vitals_checked(imported.patients[0].id, &input(57.0), None, None, false)
         .expect("near the last that counts");
     assert!(asked.questions.is_empty());
+}
+
+#[test]
+fn lab_reports_and_results_travel_as_us_core_lab_resources_and_come_back() {
+    use crate::{ReportInput, ResultInput};
+    let source = Clinic::new();
+    let mut doctor = source.as_role(Role::Physician);
+    let report = doctor
+        .add_lab_report(
+            1,
+            &ReportInput {
+                loinc: "57698-3".into(),
+                at: Some("2026-03-02T08:10:00Z".into()),
+                ..ReportInput::default()
+            },
+        )
+        .expect("report");
+    let add = |s: &mut crate::Session,
+               loinc: &str,
+               value: &str,
+               range: Option<&str>,
+               report: Option<i64>| {
+        s.add_lab_result(
+            1,
+            &ResultInput {
+                loinc: loinc.into(),
+                value: value.into(),
+                range: range.map(Into::into),
+                report_id: report,
+                at: Some("2026-03-02T08:10:00Z".into()),
+                ..ResultInput::default()
+            },
+        )
+        .expect("result")
+    };
+    let ldl = add(
+        &mut doctor,
+        "18262-6",
+        "162",
+        Some("<130"),
+        Some(report.id.get()),
+    );
+    add(
+        &mut doctor,
+        "2085-9",
+        "45",
+        Some(">40"),
+        Some(report.id.get()),
+    );
+    doctor
+        .correct_lab_result(
+            ldl.id,
+            &ResultInput {
+                value: "126".into(),
+                ..ResultInput::default()
+            },
+            "Corrected report from the lab",
+        )
+        .expect("corrects");
+    let covid = add(&mut doctor, "94500-6", "not detected", None, None);
+    let wrong = add(&mut doctor, "2345-7", "310", Some("70-99"), None);
+    doctor
+        .lab_result_entered_in_error(wrong.id, "Another patient's sample")
+        .expect("marks");
+    let passphrase = secret("correct horse battery staple");
+    let (file, summary) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Passphrase(passphrase.clone()),
+        ),
+    );
+    assert_eq!(summary.resources["DiagnosticReport"], 1);
+    let plain =
+        archive::decrypt(&file[..], &ImportKey::Passphrase(passphrase.clone())).expect("opens");
+    let resources = archive::resources(&plain).expect("reads");
+    let labs: Vec<&Value> = resources
+        .iter()
+        .filter(|r| r["category"][0]["coding"][0]["code"] == "laboratory")
+        .collect();
+    assert_eq!(labs.len(), 4, "the current versions only");
+    for r in &labs {
+        assert_eq!(
+            r["meta"]["profile"][0],
+            "http://hl7.org/fhir/us-core/StructureDefinition/us-core-observation-lab"
+        );
+    }
+    let by_code = |code: &str| {
+        labs.iter()
+            .find(|r| r["code"]["coding"][0]["code"] == code)
+            .copied()
+            .expect("there")
+    };
+    let l = by_code("18262-6");
+    assert_eq!(l["status"], "corrected");
+    assert_eq!(l["valueQuantity"]["code"], "mg/dL");
+    assert_eq!(l["valueQuantity"]["system"], "http://unitsofmeasure.org");
+    assert_eq!(l["referenceRange"][0]["high"]["value"], 130.0);
+    assert_eq!(l["interpretation"][0]["coding"][0]["code"], "N");
+    assert_eq!(
+        by_code("94500-6")["valueCodeableConcept"]["coding"][0]["code"],
+        "260415000"
+    );
+    assert_eq!(by_code("2345-7")["status"], "entered-in-error");
+    let dr = resources
+        .iter()
+        .find(|r| r["resourceType"] == "DiagnosticReport")
+        .expect("report");
+    assert_eq!(dr["status"], "corrected");
+    assert_eq!(dr["category"][0]["coding"][0]["code"], "LAB");
+    assert_eq!(dr["result"].as_array().map(Vec::len), Some(2));
+    let a = doctor.open_chart(1).expect("opens");
+    doctor.lock().expect("locks");
+
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let imported = admin
+        .import_records(&file[..], &ImportKey::Passphrase(passphrase.clone()))
+        .expect("imports");
+    assert_eq!(imported.added["DiagnosticReport"], 1);
+    // Again: nothing new.
+    let again = admin
+        .import_records(&file[..], &ImportKey::Passphrase(passphrase))
+        .expect("imports again");
+    assert!(again.added.is_empty(), "{:?}", again.added);
+    assert_eq!(again.already_here["DiagnosticReport"], 1);
+    admin.lock().expect("locks");
+    let mut doctor_b = target.as_role(Role::Physician);
+    let b = doctor_b.open_chart(imported.patients[0].id).expect("opens");
+    let results = b.lab_results.clone().expect("results");
+    assert_eq!(results.len(), 4);
+    let l = results.iter().find(|r| r.loinc == "18262-6").expect("LDL");
+    assert_eq!(l.status, "corrected");
+    assert_eq!(l.reason.as_deref(), Some("Corrected report from the lab"));
+    assert_eq!(l.value, serde_json::json!(126.0));
+    let g = results
+        .iter()
+        .find(|r| r.loinc == "2345-7")
+        .expect("glucose");
+    assert_eq!(
+        g.correction.as_ref().map(|c| c.reason.as_str()),
+        Some("Another patient's sample")
+    );
+    let c = results
+        .iter()
+        .find(|r| r.loinc == "94500-6")
+        .expect("covid");
+    assert_eq!(c.value, serde_json::json!("Not detected"));
+    assert_eq!(c.value_code.as_deref(), Some("260415000"));
+    let reports = b.lab_reports.clone().expect("reports");
+    assert_eq!(reports[0].status, "corrected");
+    assert_eq!(reports[0].result_ids.len(), 2);
+    // The same results, but for the earlier value the source kept.
+    let strip = |c: &Chart| {
+        let v = portable(c);
+        let mut list = v["lab_results"].as_array().cloned().unwrap_or_default();
+        for r in &mut list {
+            r["earlier"] = json!([]);
+        }
+        list.sort_by_key(|r| r.to_string());
+        list
+    };
+    assert_eq!(strip(&a), strip(&b));
+    // Each says where it came from.
+    for r in &results {
+        assert!(
+            b.imported
+                .iter()
+                .any(|o| o.item == "lab_result" && o.id == r.id.get()),
+            "result {} has no origin",
+            r.id
+        );
+    }
+    assert!(b.imported.iter().any(|o| o.item == "lab_report"));
+    assert!(a.lab_results.iter().flatten().any(|r| r.id == covid.id));
 }
 
 #[test]
