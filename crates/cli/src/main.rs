@@ -98,6 +98,12 @@ enum Command {
     /// Immunizations: add, list, mark entered in error.
     #[command(subcommand, aliases = ["immunizations", "vaccination", "vaccinations"])]
     Immunization(records::ImmunizationCommand),
+    /// Lab results: add, list (a test's trend with --loinc), correct, mark entered in error.
+    #[command(subcommand, name = "result", aliases = ["results", "lab"])]
+    LabResult(records::ResultCommand),
+    /// Lab reports (a panel's results together): add, list.
+    #[command(subcommand, name = "report", alias = "reports")]
+    LabReport(records::ReportCommand),
     /// Clinicians' working hours and days off.
     #[command(subcommand, alias = "schedules")]
     Schedule(book::ScheduleCommand),
@@ -672,6 +678,12 @@ fn run(cli: &Cli) -> Result<Output, Failure> {
         }
         Command::Immunization(cmd) => {
             with_session(cli, &config, &mut inputs, |s| records::immunization(s, cmd))
+        }
+        Command::LabResult(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| records::lab_result(s, cmd))
+        }
+        Command::LabReport(cmd) => {
+            with_session(cli, &config, &mut inputs, |s| records::lab_report(s, cmd))
         }
         Command::Export { args, recovery } => {
             let mut session = unlock(cli, &config, &mut inputs, recovery)?;

@@ -3,9 +3,10 @@
 //! gates and audits.
 
 use chartroom_core::{
-    parse_time_input, read_vitals_form, show_vital_in, Chart, ChartAccess, CoreError, NewAllergy,
-    NewEncounter, NewImmunization, NewMedication, NewPatient, NewProblem, Note, NoteContent,
-    Observation, PatientChanges, PatientForm, SearchHit, Session, Units, Vital,
+    parse_time_input, read_vitals_form, show_vital_in, Chart, ChartAccess, CoreError, LabResult,
+    NewAllergy, NewEncounter, NewImmunization, NewMedication, NewPatient, NewProblem, Note,
+    NoteContent, Observation, PatientChanges, PatientForm, ReportInput, ResultFlag, ResultInput,
+    SearchHit, Session, Units, Vital,
 };
 use chrono::NaiveDate;
 use clap::{Args, Subcommand};
@@ -432,6 +433,98 @@ pub enum MedicationCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ResultCommand {
+    /// Record a lab result typed from the lab's report.
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        /// The test's LOINC code, e.g. 2345-7 (glucose).
+        #[arg(long, value_name = "CODE")]
+        loinc: String,
+        /// A number (5.2), a finding (negative, not detected) or the lab's text.
+        #[arg(long, value_name = "V", allow_hyphen_values = true)]
+        value: String,
+        /// UCUM unit, e.g. mg/dL; the test's usual unit when left out.
+        #[arg(long, value_name = "U")]
+        unit: Option<String>,
+        /// The lab's reference range: LOW-HIGH, <HIGH or >LOW.
+        #[arg(long, value_name = "LOW-HIGH", allow_hyphen_values = true)]
+        range: Option<String>,
+        /// When the specimen was taken (the report's time, or now, when left out).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// The report (panel) it belongs to.
+        #[arg(long, value_name = "ID")]
+        report: Option<i64>,
+        /// The test's name, for a LOINC code Chartroom does not know by name.
+        #[arg(long)]
+        name: Option<String>,
+        /// N, L, H, LL, HH or A; worked out from the range when left out.
+        #[arg(long)]
+        flag: Option<String>,
+        /// preliminary or final (the default).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// List a patient's results, newest first; one test's over time with --loinc.
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        #[arg(long, value_name = "CODE")]
+        loinc: Option<String>,
+    },
+    /// Correct a result: the new value replaces it, and the earlier one stays visible.
+    Correct {
+        id: i64,
+        #[arg(long, value_name = "V", allow_hyphen_values = true)]
+        value: String,
+        #[arg(long, value_name = "U")]
+        unit: Option<String>,
+        #[arg(long, value_name = "LOW-HIGH", allow_hyphen_values = true)]
+        range: Option<String>,
+        #[arg(long)]
+        flag: Option<String>,
+        /// preliminary or final: a preliminary result made final is not a correction.
+        #[arg(long)]
+        status: Option<String>,
+        /// Why (for example "the lab sent a corrected report"); kept with the record, sealed.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Mark a result entered in error: it stays in the record, struck out, with the reason.
+    EnteredInError {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Add a report (a panel: lipid panel 57698-3, CBC 58410-2, …); add its results with
+    /// `result add --report ID`.
+    Add {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+        #[arg(long, value_name = "CODE")]
+        loinc: String,
+        /// When the specimen was taken (now when left out).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// The report's name, for a LOINC code Chartroom does not know by name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_name = "ID")]
+        encounter: Option<i64>,
+    },
+    /// List a patient's reports, newest first, with their results.
+    List {
+        #[arg(long, value_name = "ID")]
+        patient: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ImmunizationCommand {
     /// Record a vaccination.
     Add {
@@ -686,6 +779,16 @@ fn chart_text(c: &Chart, units: Units) -> String {
                     ""
                 },
                 origin_mark(c, "immunization", i.id.get())
+            ));
+        }
+    }
+    if let Some(results) = c.lab_results.as_ref().filter(|r| !r.is_empty()) {
+        t.push_str("\nLab results (latest first):\n");
+        for r in results.iter().take(20) {
+            t.push_str(&format!(
+                "  {}{}\n",
+                result_line(r),
+                origin_mark(c, "lab_result", r.id.get())
             ));
         }
     }
@@ -1286,6 +1389,176 @@ pub fn medication(session: &mut Session, cmd: &MedicationCommand) -> Result<Outp
             Ok(Output::new(
                 to_json(&m),
                 format!("Medication {} marked entered in error: {}.", m.id, m.name),
+            ))
+        }
+    }
+}
+
+/// One result as a line: its id, when taken, the test, the value with its unit and flag,
+/// the range, and its status when it is not plain final.
+fn result_line(r: &LabResult) -> String {
+    let value = show_value(&r.value);
+    let mut line = format!(
+        "{:>5}  {}  {}: {}{}",
+        r.id,
+        show_time(&r.collected_at),
+        r.name,
+        value,
+        r.unit
+            .as_deref()
+            .map(|u| format!(" {u}"))
+            .unwrap_or_default()
+    );
+    if let Some(f) = r.flag.filter(|f| *f != ResultFlag::N) {
+        line.push_str(&format!(" [{}]", f.as_str()));
+    }
+    if let Some(range) = &r.range {
+        line.push_str(&format!(" (range {})", range.show()));
+    }
+    if r.status != "final" {
+        line.push_str(&format!(" {}", r.status));
+    }
+    if let Some(e) = r.earlier.first() {
+        line.push_str(&format!(" (was {})", show_value(&e.value)));
+    }
+    line
+}
+
+/// A result's value as the lab wrote it: 162, not serde's 162.0; text as it is.
+fn show_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| f.to_string()),
+        v => v.to_string(),
+    }
+}
+
+pub fn lab_result(session: &mut Session, cmd: &ResultCommand) -> Result<Output, Failure> {
+    match cmd {
+        ResultCommand::Add {
+            patient,
+            loinc,
+            value,
+            unit,
+            range,
+            at,
+            report,
+            name,
+            flag,
+            status,
+        } => {
+            let input = ResultInput {
+                loinc: loinc.clone(),
+                name: name.clone(),
+                value: value.clone(),
+                unit: unit.clone(),
+                range: range.clone(),
+                flag: flag.clone(),
+                status: status.clone(),
+                at: at.clone(),
+                report_id: *report,
+            };
+            let r = session.add_lab_result(*patient, &input)?;
+            Ok(Output::new(
+                to_json(&r),
+                format!("Lab result {} recorded.\n{}", r.id, result_line(&r)),
+            ))
+        }
+        ResultCommand::List { patient, loinc } => {
+            let list = session.lab_results(*patient, loinc.as_deref())?;
+            let text = if list.is_empty() {
+                "No lab results.".to_owned()
+            } else {
+                list.iter().map(result_line).collect::<Vec<_>>().join("\n")
+            };
+            Ok(Output::new(json!({"results": list}), text))
+        }
+        ResultCommand::Correct {
+            id,
+            value,
+            unit,
+            range,
+            flag,
+            status,
+            reason,
+        } => {
+            let input = ResultInput {
+                value: value.clone(),
+                unit: unit.clone(),
+                range: range.clone(),
+                flag: flag.clone(),
+                status: status.clone(),
+                ..ResultInput::default()
+            };
+            let r = session.correct_lab_result(*id, &input, reason)?;
+            Ok(Output::new(
+                to_json(&r),
+                format!(
+                    "Lab result {} corrected (now result {}).\n{}",
+                    id,
+                    r.id,
+                    result_line(&r)
+                ),
+            ))
+        }
+        ResultCommand::EnteredInError { id, reason } => {
+            let r = session.lab_result_entered_in_error(*id, reason)?;
+            Ok(Output::new(
+                to_json(&r),
+                format!("Lab result {} marked entered in error: {}.", r.id, r.name),
+            ))
+        }
+    }
+}
+
+pub fn lab_report(session: &mut Session, cmd: &ReportCommand) -> Result<Output, Failure> {
+    match cmd {
+        ReportCommand::Add {
+            patient,
+            loinc,
+            at,
+            name,
+            encounter,
+        } => {
+            let r = session.add_lab_report(
+                *patient,
+                &ReportInput {
+                    loinc: loinc.clone(),
+                    name: name.clone(),
+                    at: at.clone(),
+                    encounter_id: *encounter,
+                },
+            )?;
+            Ok(Output::new(
+                to_json(&r),
+                format!(
+                    "Lab report {} added: {}. Add its results with `result add --report {}`.",
+                    r.id, r.name, r.id
+                ),
+            ))
+        }
+        ReportCommand::List { patient } => {
+            let reports = session.lab_reports(*patient)?;
+            let results = session.lab_results(*patient, None)?;
+            let mut text = String::new();
+            for rep in &reports {
+                text.push_str(&format!(
+                    "{:>5}  {}  {} [{}]\n",
+                    rep.id,
+                    show_time(&rep.collected_at),
+                    rep.name,
+                    rep.status
+                ));
+                for r in results.iter().filter(|r| r.report_id == Some(rep.id)) {
+                    text.push_str(&format!("       {}\n", result_line(r)));
+                }
+            }
+            if reports.is_empty() {
+                text.push_str("No lab reports.");
+            }
+            Ok(Output::new(
+                json!({"reports": reports, "results": results}),
+                text.trim_end().to_owned(),
             ))
         }
     }

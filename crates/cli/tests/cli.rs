@@ -1796,3 +1796,158 @@ fn the_desk_names_a_restricted_charts_care_team_at_registration() {
     team.sort();
     assert_eq!(team, ["desk.bo", "dr.ito"]);
 }
+
+#[test]
+fn lab_results_are_added_flagged_listed_by_test_corrected_and_struck_out_through_the_cli() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("dr.ito", "physician", "physician-password");
+    c.add_user("desk.kai", "front_desk", "desk-password-1");
+    let doctor = |args: &[&str]| c.as_user("dr.ito", "physician-password", args);
+    let p = doctor(&[
+        "patient",
+        "add",
+        "--family",
+        "Lindqvist",
+        "--given",
+        "Anna",
+        "--birth-date",
+        "1978-12-18",
+        "--sex",
+        "female",
+    ]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let id = p.json()["id"].as_i64().expect("id").to_string();
+    let report = doctor(&[
+        "report",
+        "add",
+        "--patient",
+        &id,
+        "--loinc",
+        "57698-3",
+        "--at",
+        "2026-03-02T08:10:00Z",
+    ]);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let report = report.json();
+    assert_eq!(report["status"], "registered");
+    let report_id = report["id"].as_i64().expect("id").to_string();
+    let ldl = doctor(&[
+        "result",
+        "add",
+        "--patient",
+        &id,
+        "--loinc",
+        "18262-6",
+        "--value",
+        "162",
+        "--range",
+        "<130",
+        "--report",
+        &report_id,
+    ]);
+    assert_eq!(ldl.code, 0, "{}", ldl.stderr);
+    let ldl = ldl.json();
+    assert_eq!(ldl["flag"], "H");
+    assert_eq!(ldl["unit"], "mg/dL");
+    assert_eq!(ldl["value"], 162.0);
+    assert_eq!(ldl["collected_at"], "2026-03-02T08:10:00.000000Z");
+    let ldl_id = ldl["id"].as_i64().expect("id").to_string();
+    // A negative range's low end and a unit typed the lab's way.
+    let wbc = doctor(&[
+        "result",
+        "add",
+        "--patient",
+        &id,
+        "--loinc",
+        "6690-2",
+        "--value",
+        "3.1",
+        "--unit",
+        "10^3/uL",
+        "--range",
+        "4.0-11.0",
+    ]);
+    assert_eq!(wbc.code, 0, "{}", wbc.stderr);
+    assert_eq!(wbc.json()["unit"], "10*3/uL");
+    assert_eq!(wbc.json()["flag"], "L");
+    // Every wrong field named at once; nothing written.
+    let bad = doctor(&[
+        "result",
+        "add",
+        "--patient",
+        &id,
+        "--loinc",
+        "2345-8",
+        "--value",
+        "",
+        "--range",
+        "9-3",
+    ]);
+    assert_eq!(bad.code, 65, "{}", bad.stderr);
+    let fields: Vec<String> = bad.error()["fields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(fields, ["loinc", "value", "range"]);
+    // Corrected: the new value, the old one kept.
+    let fixed = doctor(&[
+        "result",
+        "correct",
+        &ldl_id,
+        "--value",
+        "126",
+        "--reason",
+        "Corrected report",
+    ]);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    let fixed = fixed.json();
+    assert_eq!(fixed["status"], "corrected");
+    assert_eq!(fixed["earlier"][0]["value"], 162.0);
+    assert_eq!(fixed["flag"], "N");
+    let trend = doctor(&["result", "list", "--patient", &id, "--loinc", "18262-6"]);
+    assert_eq!(trend.code, 0, "{}", trend.stderr);
+    let trend = trend.json();
+    assert_eq!(trend["results"].as_array().map(Vec::len), Some(1));
+    let text = c.run(
+        &["--user", "dr.ito", "result", "list", "--patient", &id],
+        &[("CHARTROOM_PASSWORD", "physician-password")],
+    );
+    assert!(text.stdout.contains("(was 162)"), "{}", text.stdout);
+    let fixed_id = fixed["id"].as_i64().expect("id").to_string();
+    let struck = doctor(&[
+        "result",
+        "entered-in-error",
+        &fixed_id,
+        "--reason",
+        "Another patient's sample",
+    ]);
+    assert_eq!(struck.code, 0, "{}", struck.stderr);
+    assert_eq!(struck.json()["status"], "entered-in-error");
+    let listed = doctor(&["report", "list", "--patient", &id]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(
+        listed.json()["reports"][0]["result_ids"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    // The front desk neither reads nor writes results.
+    let desk = |args: &[&str]| c.as_user("desk.kai", "desk-password-1", args);
+    let denied = desk(&["result", "list", "--patient", &id]);
+    assert_eq!(denied.code, 77, "{}", denied.stderr);
+    let denied = desk(&[
+        "result",
+        "add",
+        "--patient",
+        &id,
+        "--loinc",
+        "2345-7",
+        "--value",
+        "98",
+    ]);
+    assert_eq!(denied.code, 77, "{}", denied.stderr);
+}
