@@ -9,6 +9,7 @@ use chartroom_core::{
     NewMedication, NewPatient, NewProblem, Note, NoteContent, Observation, Patient, PatientChanges,
     PatientForm, PatientVersion, Problem, SearchHit,
 };
+use chartroom_core::{LabReport, LabResult, ReportInput, ResultInput};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use tauri::State;
@@ -337,6 +338,7 @@ pub enum ListItem {
     Allergy,
     Medication,
     Immunization,
+    LabResult,
 }
 
 /// Marks a list item entered in error, with the reason; the chart is read again after.
@@ -354,6 +356,7 @@ pub fn mark_entered_in_error(
             ListItem::Allergy => s.allergy_entered_in_error(id, &reason).map(drop)?,
             ListItem::Medication => s.medication_entered_in_error(id, &reason).map(drop)?,
             ListItem::Immunization => s.immunization_entered_in_error(id, &reason).map(drop)?,
+            ListItem::LabResult => s.lab_result_entered_in_error(id, &reason).map(drop)?,
         }
         Ok(())
     })
@@ -511,6 +514,61 @@ pub fn add_immunization(
         today(),
     )?;
     state.with_session(|s| s.add_immunization(patient_id, &i))
+}
+
+/// A laboratory test Chartroom knows by its LOINC code, for the result form's picker.
+#[derive(Debug, Serialize, TS)]
+pub struct LabTestChoice {
+    pub loinc: String,
+    pub name: String,
+    pub short: String,
+    pub unit: Option<String>,
+    pub panel: bool,
+}
+
+/// The tests the result form offers: the same for everyone, no patient data, so no
+/// session is needed.
+#[tauri::command(rename_all = "snake_case")]
+pub fn lab_tests() -> Vec<LabTestChoice> {
+    chartroom_core::LAB_TESTS
+        .iter()
+        .map(|t| LabTestChoice {
+            loinc: t.loinc.into(),
+            name: t.name.into(),
+            short: t.short.into(),
+            unit: t.unit.map(Into::into),
+            panel: t.panel,
+        })
+        .collect()
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_lab_report(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    report: ReportInput,
+) -> Result<LabReport, AppError> {
+    state.with_session(|s| s.add_lab_report(patient_id, &report))
+}
+
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn add_lab_result(
+    state: State<'_, AppState>,
+    patient_id: i64,
+    result: ResultInput,
+) -> Result<LabResult, AppError> {
+    state.with_session(|s| s.add_lab_result(patient_id, &result))
+}
+
+/// Corrects a result: a new version with the reason; the earlier value stays visible.
+#[tauri::command(async, rename_all = "snake_case")]
+pub fn correct_lab_result(
+    state: State<'_, AppState>,
+    result_id: i64,
+    result: ResultInput,
+    reason: String,
+) -> Result<LabResult, AppError> {
+    state.with_session(|s| s.correct_lab_result(result_id, &result, &reason))
 }
 
 /// Marks an immunization entered in error (it stays in the record, struck through).

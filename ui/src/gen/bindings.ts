@@ -56,7 +56,7 @@ fields?: Array<FieldError>, };
 
 export type Role = "admin" | "physician" | "nurse" | "front_desk" | "auditor";
 
-export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "record_immunizations" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "read_disclosures" | "manage_sync" | "backup" | "manage_schedules" | "view_schedules" | "view_appointments" | "book_appointments" | "check_in_patients" | "room_patients" | "start_appointments";
+export type Permission = "manage_users" | "view_users" | "manage_keys" | "export_key" | "manage_settings" | "search_patients" | "register_patient" | "read_demographics" | "edit_demographics" | "manage_care_team" | "read_clinical" | "read_notes" | "write_clinical" | "record_encounter" | "record_vitals" | "record_allergies" | "record_immunizations" | "record_results" | "draft_note" | "sign_note" | "break_glass" | "read_audit" | "verify_audit" | "manage_alerts" | "export_records" | "import_records" | "read_disclosures" | "manage_sync" | "backup" | "manage_schedules" | "view_schedules" | "view_appointments" | "book_appointments" | "check_in_patients" | "room_patients" | "start_appointments";
 
 export type SearchHit = { id: PatientId, mrn: string, family: string, given: string, preferred: string | null, 
 /**
@@ -92,7 +92,15 @@ export type Chart = { age: number, care_team: Array<string>,
 /**
  * How this session got in.
  */
-access: ChartAccess, allergies?: Array<Allergy>, problems?: Array<Problem>, medications?: Array<Medication>, immunizations?: Array<Immunization>, encounters?: Array<Encounter>, vitals?: Array<Observation>, notes?: Array<Note>, 
+access: ChartAccess, allergies?: Array<Allergy>, problems?: Array<Problem>, medications?: Array<Medication>, immunizations?: Array<Immunization>, 
+/**
+ * Lab results (current versions, each with the versions it replaced), newest first.
+ */
+lab_results?: Array<LabResult>, 
+/**
+ * Lab reports (panels), newest first.
+ */
+lab_reports?: Array<LabReport>, encounters?: Array<Encounter>, vitals?: Array<Observation>, notes?: Array<Note>, 
 /**
  * Upcoming and past appointments, newest first (roles that see appointment books).
  */
@@ -115,7 +123,8 @@ version: number, created_at: string, created_by: string, updated_at: string, upd
 export type ImportOrigin = { 
 /**
  * The item's kind as the chart's sections name it: `patient`, `encounter`, `vitals`,
- * `problem`, `allergy`, `no_known_allergies`, `medication`, `immunization` or `note`.
+ * `problem`, `allergy`, `no_known_allergies`, `medication`, `immunization`,
+ * `lab_result`, `lab_report` or `note`.
  */
 item: string, 
 /**
@@ -202,6 +211,10 @@ export type AllergyId = number;
 export type MedicationId = number;
 
 export type ImmunizationId = number;
+
+export type LabResultId = number;
+
+export type LabReportId = number;
 
 export type NoteKind = "note" | "addendum" | "amendment";
 
@@ -304,6 +317,87 @@ correction?: Correction, };
 
 export type Site = "left_arm" | "right_arm" | "left_thigh" | "right_thigh" | "oral" | "nasal";
 
+export type LabResult = { id: LabResultId, patient_id: PatientId, report_id: LabReportId | null, loinc: string, name: string, 
+/**
+ * A number for a quantity; the finding's name or the text otherwise.
+ */
+value: number | string, 
+/**
+ * `quantity`, `coded` or `text`.
+ */
+value_kind: string, 
+/**
+ * The SNOMED CT code of a coded finding.
+ */
+value_code: string | null, unit: string | null, range: Range | null, flag: ResultFlag | null, 
+/**
+ * `preliminary`, `final`, `corrected` or `entered-in-error`.
+ */
+status: string, collected_at: string, reported_at: string, recorded_by: string, recorded_at: string, 
+/**
+ * Why this version corrected the one before it.
+ */
+reason: string | null, 
+/**
+ * Who marked it entered in error, when and why.
+ */
+correction?: Correction, 
+/**
+ * The versions it replaced, newest first.
+ */
+earlier: Array<EarlierResult>, };
+
+export type LabReport = { id: LabReportId, patient_id: PatientId, encounter_id: EncounterId | null, loinc: string, name: string, 
+/**
+ * From its results: `registered` (none yet), `preliminary`, `final`, `corrected`, or
+ * `entered-in-error` when every result is.
+ */
+status: string, collected_at: string, recorded_by: string, recorded_at: string, 
+/**
+ * Its results' ids (current versions).
+ */
+result_ids: Array<LabResultId>, };
+
+export type EarlierResult = { id: LabResultId, value: number | string, unit: string | null, flag: ResultFlag | null, status: string, recorded_by: string, recorded_at: string, };
+
+export type Range = { low: number | null, high: number | null, };
+
+export type ResultFlag = "N" | "L" | "H" | "LL" | "HH" | "A";
+
+export type ResultInput = { loinc: string, 
+/**
+ * The test's name; taken from LOINC's when Chartroom knows the code.
+ */
+name?: string, value: string, 
+/**
+ * The unit (UCUM); the test's usual unit when left out.
+ */
+unit?: string, 
+/**
+ * `LOW-HIGH`, `<HIGH` or `>LOW`.
+ */
+range?: string, 
+/**
+ * N, L, H, LL, HH or A; worked out from the range when left out.
+ */
+flag?: string, 
+/**
+ * `preliminary` or `final` (the default).
+ */
+status?: string, 
+/**
+ * When the specimen was taken; the report's time, or now, when left out.
+ */
+at?: string, 
+/**
+ * The report it belongs to.
+ */
+report_id?: number, };
+
+export type ReportInput = { loinc: string, name?: string, at?: string, encounter_id?: number, };
+
+export type LabTestChoice = { loinc: string, name: string, short: string, unit: string | null, panel: boolean, };
+
 export type User = { name: UserName, role: Role, disabled: boolean, created_at: string, created_by: string | null, 
 /**
  * The keys this user's slot holds: `database` (everyone who can sign in) and the
@@ -386,7 +480,7 @@ suggestion?: string, };
 
 export type Correction = { reason: string, marked_by: string, marked_at: string, };
 
-export type ListItem = "vital" | "problem" | "allergy" | "medication" | "immunization";
+export type ListItem = "vital" | "problem" | "allergy" | "medication" | "immunization" | "lab_result";
 
 export type DemographicsInput = { family: string | null, given: string | null, preferred: string | null, birth_date: string | null, sex: string | null, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, };
 

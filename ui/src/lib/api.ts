@@ -29,6 +29,9 @@ import type {
   Grant,
   Immunization,
   ImmunizationInput,
+  LabReport,
+  LabResult,
+  LabTestChoice,
   Medication,
   MedicationInput,
   Note,
@@ -38,6 +41,8 @@ import type {
   PatientInput,
   Problem,
   ProblemInput,
+  ReportInput,
+  ResultInput,
   SearchHit,
   SessionInfo,
   SyncStatus,
@@ -115,6 +120,15 @@ export const api = {
     invoke<Immunization>("add_immunization", { patient_id, immunization }),
   resolveImmunization: (immunization_id: number) =>
     invoke<Immunization>("resolve_immunization", { immunization_id }),
+  /** The tests the result form offers (panels flagged); the same for everyone. */
+  labTests: () => invoke<LabTestChoice[]>("lab_tests"),
+  addLabReport: (patient_id: number, report: ReportInput) =>
+    invoke<LabReport>("add_lab_report", { patient_id, report }),
+  addLabResult: (patient_id: number, result: ResultInput) =>
+    invoke<LabResult>("add_lab_result", { patient_id, result }),
+  /** A new version of a result with the reason; the earlier value stays, shown beside it. */
+  correctLabResult: (result_id: number, result: ResultInput, reason: string) =>
+    invoke<LabResult>("correct_lab_result", { result_id, result, reason }),
   /** Marks a list item entered in error, with the reason; read the chart again after. */
   markEnteredInError: (item: ListItem, id: number, reason: string) =>
     invoke<void>("mark_entered_in_error", { item, id, reason }),
