@@ -15,6 +15,8 @@ done <<'LIST'
 60-demo-search.png search.png
 61-demo-chart-vitals.png chart-vitals.png
 63-demo-audit.png audit.png
+65-results-report.png results.png
+66-results-trend.png results-trend.png
 80-export-dialog.png export.png
 82-disclosures.png disclosures.png
 91-sync-waiting.png sync-waiting.png

@@ -1387,3 +1387,85 @@ def test_the_idle_lock_warns_a_minute_before(clinic, app):
     logoffs = clinic.json("--user", AUDITOR, "audit", "list", "--event", "session.idle_logoff",
                           password=AUDITOR_PW)["entries"]
     assert [e["actor"] for e in logoffs] == [DOC], "the lock is the backend's idle logoff, audited as such"
+
+
+def test_lab_results_a_panel_typed_in_flagged_corrected_with_the_old_value_kept_and_trended(clinic, app):
+    """Issue 17: a nurse types a lipid panel from the lab's paper report; the low HDL is
+    flagged, a corrected LDL keeps the first value visible, and total cholesterol is plotted
+    over a year (two earlier results typed through the CLI)."""
+    okafor = str(clinic.patients["okafor"]["id"])
+    for at, value in [("2025-12-01T09:00:00Z", "242"), ("2026-06-01T09:00:00Z", "221")]:
+        clinic.run("--user", DOC, "result", "add", "--patient", okafor, "--loinc", "2093-3", "--value", value,
+                   "--range", "<200", "--at", at, password=DOC_PW)
+    d = app
+    sign_in(d, NURSE, NURSE_PW)
+    open_chart_of(d, "okaf")
+    click(d, d.find_element(By.ID, "tab-results"))
+    visible(d, "#results-panel")
+
+    # The report first, then its results picked from the report.
+    click(d, d.find_element(By.ID, "add-report"))
+    Select(visible(d, "#rep-test")).select_by_value("57698-3")
+    click(d, d.find_element(By.ID, "rep-save"))
+    report = visible(d, "article.report[data-report-id]")
+    report_id = report.get_attribute("data-report-id")
+    for loinc, value, rng in [("2093-3", "198", "<200"), ("2085-9", "35", ">40"), ("18262-6", "162", "<130")]:
+        if not d.find_elements(By.ID, "result-form"):
+            click(d, d.find_element(By.ID, "add-result"))
+        Select(visible(d, "#rf-test")).select_by_value(loinc)
+        Select(d.find_element(By.ID, "rf-report")).select_by_value(report_id)
+        retype(d.find_element(By.ID, "rf-value"), value)
+        retype(d.find_element(By.ID, "rf-range"), rng)
+        click(d, d.find_element(By.ID, "rf-save"))
+        WebDriverWait(d, 10).until(lambda _: len(d.find_elements(By.CSS_SELECTOR, f"#report-{report_id} tr[data-result-id]"))
+                                   == 1 + ["2093-3", "2085-9", "18262-6"].index(loinc))
+    results = clinic.json("--user", DOC, "result", "list", "--patient", okafor, password=DOC_PW)["results"]
+    by_code = {r["loinc"]: r for r in results if r["report_id"] == int(report_id)}
+    assert by_code["2085-9"]["flag"] == "L" and by_code["18262-6"]["flag"] == "H", by_code
+    assert by_code["2093-3"]["flag"] == "N"
+    hdl = d.find_element(By.ID, f"result-{by_code['2085-9']['id']}")
+    assert hdl.find_element(By.CSS_SELECTOR, ".result-flag").get_attribute("data-flag") == "L", hdl.text
+    panel = d.find_element(By.ID, f"report-{report_id}")
+    assert "Final" in panel.text or "final" in panel.text.lower(), panel.text
+
+    # The lab calls: the LDL was 126, not 162. The correction keeps 162 visible, struck out.
+    ldl_id = by_code["18262-6"]["id"]
+    click(d, d.find_element(By.ID, f"result-correct-{ldl_id}"))
+    retype(visible(d, "#cf-value"), "126")
+    visible(d, "#cf-reason").send_keys("Lab sent a corrected report")
+    click(d, d.find_element(By.ID, "cf-save"))
+    WebDriverWait(d, 10).until(lambda _: d.find_elements(By.CSS_SELECTOR, f"#report-{report_id} .result-earlier"))
+    row = d.find_element(By.CSS_SELECTOR, f"#report-{report_id} .result-earlier").find_element(By.XPATH, "./ancestor::tr")
+    assert "126" in row.find_element(By.CSS_SELECTOR, ".result-current").text, row.text
+    assert "162" in row.find_element(By.CSS_SELECTOR, ".result-earlier").text, row.text
+    assert not row.find_elements(By.CSS_SELECTOR, ".result-flag"), "126 is inside <130: no flag any more"
+    assert "Lab sent a corrected report" in row.text
+    listed = clinic.json("--user", DOC, "result", "list", "--patient", okafor, "--loinc", "18262-6",
+                         password=DOC_PW)["results"]
+    assert [r["status"] for r in listed] == ["corrected"] and listed[0]["earlier"][0]["value"] == 162.0, listed
+    click(d, d.find_element(By.ID, "add-result"))  # closes the form
+    d.execute_script("document.getElementById('content').scrollTop = 0")
+    time.sleep(0.3)
+    shot(d, "65-results-report")
+
+    # The trend of total cholesterol: three results over a year, one plot.
+    total_id = by_code["2093-3"]["id"]
+    click(d, d.find_element(By.CSS_SELECTOR, f"#result-{total_id} .result-trend"))
+    trend = visible(d, "#results-trend")
+    assert "over time" in trend.text
+    WebDriverWait(d, 10).until(lambda _: d.find_elements(By.CSS_SELECTOR, "#results-trend canvas"))
+    assert "reference range" in trend.text, trend.text
+    d.execute_script("document.getElementById('content').scrollTop = 0")
+    time.sleep(0.3)
+    shot(d, "66-results-trend")
+
+    # The front desk has no Results tab and cannot read them from the console either.
+    lock(d)
+    sign_in(d, DESK, DESK_PW)
+    open_chart_of(d, "okaf")
+    assert not d.find_elements(By.ID, "tab-results")
+    refused = invoke(d, "add_lab_result", {"patient_id": int(okafor), "result": {"loinc": "2345-7", "value": "98"}})
+    assert not refused["ok"] and refused["error"]["code"] == "forbidden", refused
+    after = clinic.json("--user", DOC, "result", "list", "--patient", okafor, "--loinc", "2345-7",
+                        password=DOC_PW)["results"]
+    assert after == [], "the refused result was not written"
