@@ -90,6 +90,24 @@ pub struct ContactArgs {
     emergency_phone: Option<String>,
     #[arg(long, value_name = "RELATIONSHIP")]
     emergency_relationship: Option<String>,
+    /// Race: CDC codes or names, comma-separated (white, black or african american, asian,
+    /// chinese, 2106-3, …), or "chose not to answer".
+    #[arg(long, value_name = "RACES")]
+    race: Option<String>,
+    /// Ethnicity: hispanic or latino (with origins such as mexican), not hispanic or latino,
+    /// or "chose not to answer".
+    #[arg(long, value_name = "ETHNICITY")]
+    ethnicity: Option<String>,
+    /// Preferred language: its name or BCP 47 code (Spanish, es).
+    #[arg(long, value_name = "LANGUAGE")]
+    language: Option<String>,
+    /// Sex assigned at birth: F, M or UNK.
+    #[arg(long, value_name = "SEX")]
+    birth_sex: Option<String>,
+    /// straight or heterosexual, lesbian or gay, bisexual, something else, don't know,
+    /// chose not to answer (or the SNOMED CT code).
+    #[arg(long, value_name = "ORIENTATION")]
+    sexual_orientation: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -718,6 +736,7 @@ fn chart_text(c: &Chart, units: Units) -> String {
                 .unwrap_or_default()
         ));
     }
+    t.push_str(&uscdi_lines(d));
     t.push_str(&format!(
         "Care team: {}\n",
         if c.care_team.is_empty() {
@@ -851,6 +870,44 @@ fn chart_text(c: &Chart, units: Units) -> String {
     t
 }
 
+/// Race, ethnicity, language, birth sex and sexual orientation, in words, where recorded.
+fn uscdi_lines(d: &chartroom_core::Demographics) -> String {
+    use chartroom_core::chart::uscdi;
+    let mut t = String::new();
+    let mut line = |label: &str, value: Option<String>| {
+        if let Some(v) = value {
+            t.push_str(&format!("{label}: {v}\n"));
+        }
+    };
+    line(
+        "Race",
+        (!d.race.is_empty()).then(|| uscdi::coded_words(&d.race, uscdi::race)),
+    );
+    line(
+        "Ethnicity",
+        (!d.ethnicity.is_empty()).then(|| uscdi::coded_words(&d.ethnicity, uscdi::ethnicity)),
+    );
+    line(
+        "Preferred language",
+        d.language
+            .as_deref()
+            .map(|l| uscdi::language_name(l).unwrap_or(l).to_owned()),
+    );
+    line(
+        "Sex assigned at birth",
+        d.birth_sex
+            .as_deref()
+            .map(|s| uscdi::birth_sex_name(s).unwrap_or(s).to_owned()),
+    );
+    line(
+        "Sexual orientation",
+        d.sexual_orientation
+            .as_deref()
+            .map(|s| uscdi::sexual_orientation_words(s).unwrap_or(s).to_owned()),
+    );
+    t
+}
+
 fn form_from(
     family: &str,
     given: &str,
@@ -871,6 +928,11 @@ fn form_from(
         emergency_name: c.emergency_name.clone(),
         emergency_phone: c.emergency_phone.clone(),
         emergency_relationship: c.emergency_relationship.clone(),
+        race: c.race.clone(),
+        ethnicity: c.ethnicity.clone(),
+        language: c.language.clone(),
+        birth_sex: c.birth_sex.clone(),
+        sexual_orientation: c.sexual_orientation.clone(),
     }
 }
 
@@ -944,6 +1006,11 @@ pub fn patient(session: &mut Session, cmd: &PatientCommand) -> Result<Output, Fa
                 emergency_name: contact.emergency_name.clone(),
                 emergency_phone: contact.emergency_phone.clone(),
                 emergency_relationship: contact.emergency_relationship.clone(),
+                race: contact.race.clone(),
+                ethnicity: contact.ethnicity.clone(),
+                language: contact.language.clone(),
+                birth_sex: contact.birth_sex.clone(),
+                sexual_orientation: contact.sexual_orientation.clone(),
                 restricted: *restricted,
             };
             let p = session.update_patient(*id, &changes)?;

@@ -1951,3 +1951,87 @@ fn lab_results_are_added_flagged_listed_by_test_corrected_and_struck_out_through
     ]);
     assert_eq!(denied.code, 77, "{}", denied.stderr);
 }
+
+#[test]
+fn uscdi_demographics_are_registered_in_words_or_codes_shown_changed_and_cleared() {
+    let c = Clinic::new();
+    c.init();
+    c.add_user("desk.kai", "front_desk", "desk-password-1");
+    let desk = |args: &[&str]| c.as_user("desk.kai", "desk-password-1", args);
+    let p = desk(&[
+        "patient",
+        "add",
+        "--family",
+        "Nguyen",
+        "--given",
+        "Linh",
+        "--birth-date",
+        "1969-05-04",
+        "--sex",
+        "female",
+        "--race",
+        "vietnamese, White",
+        "--ethnicity",
+        "not hispanic or latino",
+        "--language",
+        "Vietnamese",
+        "--birth-sex",
+        "F",
+        "--sexual-orientation",
+        "straight",
+    ]);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    let p = p.json();
+    assert_eq!(p["race"], serde_json::json!(["2106-3", "2047-9"]));
+    assert_eq!(p["ethnicity"], serde_json::json!(["2186-5"]));
+    assert_eq!(p["language"], "vi");
+    assert_eq!(p["birth_sex"], "F");
+    assert_eq!(p["sexual_orientation"], "20430005");
+    let id = p["id"].as_i64().expect("id").to_string();
+    let text = c.run(
+        &["--user", "desk.kai", "patient", "show", &id],
+        &[("CHARTROOM_PASSWORD", "desk-password-1")],
+    );
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    for line in [
+        "Race: White, Vietnamese",
+        "Ethnicity: Not Hispanic or Latino",
+        "Preferred language: Vietnamese",
+        "Sex assigned at birth: Female",
+        "Sexual orientation: Straight or heterosexual",
+    ] {
+        assert!(text.stdout.contains(line), "{line}: {}", text.stdout);
+    }
+    // A wrong answer is named and changes nothing.
+    let bad = desk(&["patient", "update", &id, "--race", "Martian"]);
+    assert_eq!(bad.code, 65, "{}", bad.stderr);
+    assert!(bad.stderr.contains("Martian"), "{}", bad.stderr);
+    let bad = desk(&[
+        "patient",
+        "update",
+        &id,
+        "--ethnicity",
+        "Cuban, not hispanic or latino",
+    ]);
+    assert_eq!(bad.code, 65, "{}", bad.stderr);
+    // Declined, and a field cleared; the earlier answers stay in the history.
+    let changed = desk(&[
+        "patient",
+        "update",
+        &id,
+        "--race",
+        "chose not to answer",
+        "--sexual-orientation",
+        "",
+    ]);
+    assert_eq!(changed.code, 0, "{}", changed.stderr);
+    let changed = changed.json();
+    assert_eq!(changed["race"], serde_json::json!(["ASKU"]));
+    assert!(changed.get("sexual_orientation").is_none(), "{changed}");
+    assert_eq!(changed["language"], "vi", "left as it was");
+    let history = desk(&["patient", "history", &id]).json();
+    assert_eq!(
+        history["versions"][0]["demographics"]["race"],
+        serde_json::json!(["2106-3", "2047-9"])
+    );
+}

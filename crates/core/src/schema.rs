@@ -1017,6 +1017,21 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX lab_results_patient ON lab_results (patient_id, collected_at);
     ",
     },
+    Migration {
+        version: 18,
+        name: "USCDI demographics: race, ethnicity, preferred language, birth sex, sexual orientation",
+        sql: "
+        -- Demographics, beside the others in this table (NULL for a restricted patient, whose
+        -- demographics are sealed whole): race and ethnicity as comma-separated CDC codes,
+        -- the language as BCP 47, birth sex F, M or UNK, sexual orientation a SNOMED CT code
+        -- or null flavour.
+        ALTER TABLE patients ADD COLUMN race TEXT;
+        ALTER TABLE patients ADD COLUMN ethnicity TEXT;
+        ALTER TABLE patients ADD COLUMN language TEXT;
+        ALTER TABLE patients ADD COLUMN birth_sex TEXT;
+        ALTER TABLE patients ADD COLUMN sexual_orientation TEXT;
+    ",
+    },
 ];
 
 /// Seals the clinical columns that rows written before version 7 still hold in clear, a batch

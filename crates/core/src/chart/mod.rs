@@ -26,6 +26,7 @@ pub mod medication;
 pub mod note;
 pub mod patient;
 pub mod problem;
+pub mod uscdi;
 pub mod vitals;
 
 use allergy::Allergy;

@@ -175,6 +175,28 @@ pub struct Demographics {
     pub email: Option<String>,
     pub address: Option<String>,
     pub emergency_contact: Option<EmergencyContact>,
+    /// USCDI race: CDC Race & Ethnicity codes (OMB categories and detailed), or `ASKU`
+    /// (chose not to answer) or `UNK` alone. Empty: never asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional, as = "Option<Vec<String>>"))]
+    pub race: Vec<String>,
+    /// USCDI ethnicity: Hispanic or Latino (2135-2, with detailed origins) or not (2186-5),
+    /// or `ASKU` / `UNK`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "ts", ts(optional, as = "Option<Vec<String>>"))]
+    pub ethnicity: Vec<String>,
+    /// Preferred language, BCP 47 (`en`, `es`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub language: Option<String>,
+    /// Sex assigned at birth: `F`, `M` or `UNK`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub birth_sex: Option<String>,
+    /// Sexual orientation: a SNOMED CT code, or `OTH`, `UNK`, `ASKU`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "ts", ts(optional))]
+    pub sexual_orientation: Option<String>,
 }
 
 /// Demographics as typed into a form or on the command line: text, validated by
@@ -193,6 +215,24 @@ pub struct PatientForm {
     pub emergency_name: Option<String>,
     pub emergency_phone: Option<String>,
     pub emergency_relationship: Option<String>,
+    /// Race codes or names, separated by commas.
+    pub race: Option<String>,
+    /// Ethnicity codes or names, separated by commas.
+    pub ethnicity: Option<String>,
+    pub language: Option<String>,
+    pub birth_sex: Option<String>,
+    pub sexual_orientation: Option<String>,
+}
+
+/// An optional coded field: empty is none, otherwise `parse` says what it is.
+fn optional_code<T>(
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, CoreError>,
+) -> Result<Option<T>, CoreError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => parse(t).map(Some),
+    }
 }
 
 impl PatientForm {
@@ -244,6 +284,15 @@ impl PatientForm {
             },
             address: optional_text("address", self.address.as_deref(), MAX_TEXT_CHARS)?,
             emergency_contact,
+            race: optional_code(self.race.as_deref(), super::uscdi::races)?.unwrap_or_default(),
+            ethnicity: optional_code(self.ethnicity.as_deref(), super::uscdi::ethnicities)?
+                .unwrap_or_default(),
+            language: optional_code(self.language.as_deref(), super::uscdi::language)?,
+            birth_sex: optional_code(self.birth_sex.as_deref(), super::uscdi::birth_sex)?,
+            sexual_orientation: optional_code(
+                self.sexual_orientation.as_deref(),
+                super::uscdi::sexual_orientation,
+            )?,
         })
     }
 }
@@ -267,6 +316,11 @@ impl Demographics {
                 .emergency_contact
                 .as_ref()
                 .and_then(|e| e.relationship.clone()),
+            race: (!self.race.is_empty()).then(|| self.race.join(",")),
+            ethnicity: (!self.ethnicity.is_empty()).then(|| self.ethnicity.join(",")),
+            language: self.language.clone(),
+            birth_sex: self.birth_sex.clone(),
+            sexual_orientation: self.sexual_orientation.clone(),
         }
     }
 }
@@ -432,12 +486,23 @@ fn luhn_digit(digits: &str) -> u32 {
 pub(crate) const PATIENT_COLUMNS: &str = "id, mrn, family, given, preferred_name, birth_date, sex,
     gender_identity, phone, email, address, emergency_name, emergency_phone, emergency_relation,
     restricted, allergy_state, version, created_at, created_by, updated_at, updated_by, uuid,
-    cr_popen(uuid, 'patients', sealed)";
+    cr_popen(uuid, 'patients', sealed), race, ethnicity, language, birth_sex, sexual_orientation";
 
 /// What the clear columns of a restricted patient hold in place of who they are: their
 /// demographics are sealed to the patient's own key (`patients.sealed`).
 pub(crate) const RESTRICTED_FAMILY: &str = "Restricted patient";
 const RESTRICTED_BIRTH_DATE: &str = "1900-01-01";
+
+/// Race or ethnicity codes as one column: comma-separated, NULL for none.
+fn codes_column(codes: &[String]) -> Option<String> {
+    (!codes.is_empty()).then(|| codes.join(","))
+}
+
+fn codes(column: Option<String>) -> Vec<String> {
+    column
+        .map(|c| c.split(',').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
 
 pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient> {
     let birth: String = r.get(5)?;
@@ -467,6 +532,11 @@ pub(crate) fn row_to_patient(r: &rusqlite::Row<'_>) -> rusqlite::Result<Patient>
                 }),
                 _ => None,
             },
+            race: codes(r.get(23)?),
+            ethnicity: codes(r.get(24)?),
+            language: r.get(25)?,
+            birth_sex: r.get(26)?,
+            sexual_orientation: r.get(27)?,
         },
         restricted: r.get(14)?,
         allergy_status: Some(r.get(15)?),
@@ -574,6 +644,11 @@ pub struct PatientChanges {
     pub emergency_name: Option<String>,
     pub emergency_phone: Option<String>,
     pub emergency_relationship: Option<String>,
+    pub race: Option<String>,
+    pub ethnicity: Option<String>,
+    pub language: Option<String>,
+    pub birth_sex: Option<String>,
+    pub sexual_orientation: Option<String>,
     /// Changing the restriction also needs the care-team permission.
     pub restricted: Option<bool>,
 }
@@ -626,6 +701,15 @@ impl PatientChanges {
             "emergency_relationship",
             &mut form.emergency_relationship,
             &self.emergency_relationship,
+        );
+        set_opt("race", &mut form.race, &self.race);
+        set_opt("ethnicity", &mut form.ethnicity, &self.ethnicity);
+        set_opt("language", &mut form.language, &self.language);
+        set_opt("birth_sex", &mut form.birth_sex, &self.birth_sex);
+        set_opt(
+            "sexual_orientation",
+            &mut form.sexual_orientation,
+            &self.sexual_orientation,
         );
         changed
     }
@@ -845,6 +929,8 @@ fn write_sealed_demographics(
             gender_identity = NULL, phone = NULL, phone_digits = NULL, phone_rev = NULL,
             email = NULL, address = NULL,
             emergency_name = NULL, emergency_phone = NULL, emergency_relation = NULL,
+            race = NULL, ethnicity = NULL, language = NULL, birth_sex = NULL,
+            sexual_orientation = NULL,
             sealed = cr_pseal(?4, 'patients', ?5)
          WHERE id = ?1",
     )?
@@ -968,8 +1054,10 @@ pub(super) fn apply_registered(
     conn.prepare_cached(
         "INSERT INTO patients (uuid, mrn, family, given, preferred_name, birth_date, sex, gender_identity,
             phone, phone_digits, email, address, emergency_name, emergency_phone, emergency_relation,
-            restricted, created_at, created_by, updated_at, updated_by, phone_rev)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?17, ?18, ?19)",
+            restricted, created_at, created_by, updated_at, updated_by, phone_rev,
+            race, ethnicity, language, birth_sex, sexual_orientation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?17, ?18, ?19,
+            ?20, ?21, ?22, ?23, ?24)",
     )?
     .execute(params![
         c.patient,
@@ -991,6 +1079,11 @@ pub(super) fn apply_registered(
         at,
         c.registered.by,
         d.phone.as_deref().map(phone_reversed),
+        codes_column(&d.race),
+        codes_column(&d.ethnicity),
+        d.language,
+        d.birth_sex,
+        d.sexual_orientation,
     ])?;
     let id = conn.last_insert_rowid();
     if c.new.restricted {
@@ -1097,7 +1190,8 @@ fn write_patient(
         "UPDATE patients SET family = ?1, given = ?2, preferred_name = ?3, birth_date = ?4, sex = ?5,
             gender_identity = ?6, phone = ?7, phone_digits = ?8, email = ?9, address = ?10,
             emergency_name = ?11, emergency_phone = ?12, emergency_relation = ?13, restricted = ?14,
-            version = ?15, updated_at = ?16, updated_by = ?17, phone_rev = ?20
+            version = ?15, updated_at = ?16, updated_by = ?17, phone_rev = ?20,
+            race = ?21, ethnicity = ?22, language = ?23, birth_sex = ?24, sexual_orientation = ?25
          WHERE id = ?18 AND version = ?19",
     )?
     .execute(params![
@@ -1121,6 +1215,11 @@ fn write_patient(
         current.id,
         current.version,
         d.phone.as_deref().map(phone_reversed),
+        codes_column(&d.race),
+        codes_column(&d.ethnicity),
+        d.language,
+        d.birth_sex,
+        d.sexual_orientation,
     ])?;
     if restricted {
         write_sealed_demographics(conn, current.id.get(), &current.uuid, d)?;
@@ -1492,8 +1591,18 @@ mod tests {
             emergency_name: Some("Obi Okafor".into()),
             emergency_phone: Some("(555) 010-0142".into()),
             emergency_relationship: Some("brother".into()),
+            race: Some("Black or African American, chinese".into()),
+            ethnicity: Some("Not Hispanic or Latino".into()),
+            language: Some("English".into()),
+            birth_sex: Some("F".into()),
+            sexual_orientation: Some("bisexual".into()),
         };
-        assert!(good.validate(today()).is_ok());
+        let d = good.validate(today()).expect("valid");
+        assert_eq!(d.race, ["2054-5", "2034-7"].map(String::from));
+        assert_eq!(d.language.as_deref(), Some("en"));
+        assert_eq!(d.sexual_orientation.as_deref(), Some("42035005"));
+        // The record's own form gives the same demographics back (the writer checks this).
+        assert_eq!(d.to_form().validate(today()).expect("valid"), d);
         type Change = Box<dyn Fn(&mut PatientForm)>;
         let bad: Vec<(&str, Change)> = vec![
             ("empty family", Box::new(|f| f.family = "  ".into())),
@@ -1539,6 +1648,21 @@ mod tests {
             (
                 "long address",
                 Box::new(|f| f.address = Some("x".repeat(301))),
+            ),
+            ("race", Box::new(|f| f.race = Some("Martian".into()))),
+            (
+                "race and declined",
+                Box::new(|f| f.race = Some("White, chose not to answer".into())),
+            ),
+            (
+                "ethnicity both ways",
+                Box::new(|f| f.ethnicity = Some("Mexican, not hispanic or latino".into())),
+            ),
+            ("language", Box::new(|f| f.language = Some("Elvish".into()))),
+            ("birth sex", Box::new(|f| f.birth_sex = Some("X".into()))),
+            (
+                "sexual orientation",
+                Box::new(|f| f.sexual_orientation = Some("yes".into())),
             ),
         ];
         for (what, change) in bad {

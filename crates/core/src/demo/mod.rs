@@ -109,6 +109,8 @@ struct Generator<'a> {
     /// Its own stream for the lab results, so adding them left the rest of the clinic the
     /// same.
     labs: Rng,
+    /// Its own stream for the USCDI demographics, for the same reason.
+    uscdi: Rng,
     as_of: NaiveDate,
     summary: &'a mut DemoSummary,
 }
@@ -197,7 +199,13 @@ impl Generator<'_> {
                     .to_owned(),
                 ),
             }),
+            race: vec![],
+            ethnicity: vec![],
+            language: None,
+            birth_sex: None,
+            sexual_orientation: None,
         };
+        let demographics = uscdi_demographics(&mut self.uscdi, demographics, self.as_of);
         let restricted = rng.chance(0.01);
         let registered = at_hour(
             (self.as_of
@@ -760,6 +768,7 @@ impl Session {
             id_base: Utc.from_utc_datetime(&options.as_of.and_hms_opt(0, 0, 0).unwrap_or_default()),
             ids_made: 0,
             labs: Rng::new(options.seed ^ 0x6c61_6273_6c61_6273),
+            uscdi: Rng::new(options.seed ^ 0x7573_6364_6964_656d),
             as_of: options.as_of,
             summary: &mut summary,
         };
@@ -953,4 +962,70 @@ impl Session {
         }
         Ok(written)
     }
+}
+
+/// Race, ethnicity, language, birth sex and sexual orientation for a demo patient, in
+/// proportions like a US clinic's, some never asked and some declined; sexual orientation
+/// only for adults.
+fn uscdi_demographics(rng: &mut Rng, mut d: Demographics, as_of: NaiveDate) -> Demographics {
+    let s = |v: &[&str]| v.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+    d.race = match rng.below(100) {
+        0..=54 => s(&["2106-3"]),
+        55..=66 => s(&["2054-5"]),
+        67..=69 => s(&["2028-9"]),
+        70..=72 => s(&[*rng.pick(&["2034-7", "2036-2", "2047-9", "2029-7", "2040-4"])]),
+        73 => s(&["1002-5"]),
+        74 => s(&["2076-8"]),
+        75..=77 => s(&["2054-5", "2106-3"]),
+        78..=80 => s(&["ASKU"]),
+        _ => vec![],
+    };
+    let hispanic = rng.below(100) < 18;
+    d.ethnicity = if d.race.is_empty() && rng.chance(0.5) {
+        vec![]
+    } else if hispanic {
+        match rng.below(4) {
+            0 => s(&["2135-2", "2148-5"]),
+            1 => s(&["2135-2", "2180-8"]),
+            _ => s(&["2135-2"]),
+        }
+    } else if rng.chance(0.04) {
+        s(&["ASKU"])
+    } else {
+        s(&["2186-5"])
+    };
+    d.language = match rng.below(100) {
+        0..=4 => None,
+        x if hispanic && x < 45 => Some("es".to_owned()),
+        5..=86 => Some("en".to_owned()),
+        87..=92 => Some("es".to_owned()),
+        _ => Some((*rng.pick(&["zh", "vi", "tl", "ko", "ar", "ru", "ht"])).to_owned()),
+    };
+    d.birth_sex = if rng.chance(0.1) {
+        None
+    } else {
+        Some(
+            match d.sex {
+                Sex::Female => "F",
+                Sex::Male => "M",
+                _ => *rng.pick(&["F", "M", "UNK"]),
+            }
+            .to_owned(),
+        )
+    };
+    // Asked of adults.
+    let adult = as_of.years_since(d.birth_date).unwrap_or(0) >= 18;
+    d.sexual_orientation = adult
+        .then(|| match rng.below(100) {
+            0..=29 => None,
+            30..=89 => Some("20430005"),
+            90..=92 => Some("38628009"),
+            93..=95 => Some("42035005"),
+            96 => Some("OTH"),
+            97 => Some("UNK"),
+            _ => Some("ASKU"),
+        })
+        .flatten()
+        .map(str::to_owned);
+    d
 }

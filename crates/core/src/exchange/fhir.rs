@@ -15,6 +15,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use crate::chart::patient::{Demographics, PatientForm};
+use crate::chart::uscdi;
 use crate::chart::vitals::Vital;
 use crate::chart::Chart;
 use crate::CoreError;
@@ -167,6 +168,10 @@ pub(crate) struct ChartExtras {
 pub(crate) fn chart_resources(chart: &Chart, extras: &ChartExtras, source: &str) -> Vec<Value> {
     let p = &chart.patient;
     let mut out = vec![patient_resource(chart, source)];
+    // An Observation: it travels with the clinical record, not in a demographics-only export.
+    if chart.vitals.is_some() {
+        out.extend(sexual_orientation_resource(chart, source));
+    }
     let started: BTreeMap<i64, i64> = chart
         .appointments
         .iter()
@@ -388,10 +393,130 @@ fn patient_resource(chart: &Chart, source: &str) -> Value {
         }
         r["contact"] = json!([contact]);
     }
+    let mut extension = uscdi_extensions(d);
     if let Some(gi) = &d.gender_identity {
-        r["extension"] = json!([ext_string("gender-identity", gi)]);
+        extension.push(ext_string("gender-identity", gi));
+    }
+    if !extension.is_empty() {
+        r["extension"] = Value::Array(extension);
+    }
+    if let Some(code) = &d.language {
+        let name = uscdi::language_name(code).unwrap_or(code);
+        r["communication"] = json!([{
+            "language": {"coding": [coding(BCP47, code, name)], "text": name},
+            "preferred": true,
+        }]);
     }
     r
+}
+
+/// BCP 47 language tags, as US Core names the system.
+const BCP47: &str = "urn:ietf:bcp:47";
+
+/// The display a race or ethnicity code has in its code system (the null flavours' own).
+fn race_coding(x: uscdi::Coded) -> Value {
+    match x.code {
+        "ASKU" => coding(uscdi::NULL_FLAVOR_SYSTEM, "ASKU", "asked but no answer"),
+        "UNK" => coding(uscdi::NULL_FLAVOR_SYSTEM, "UNK", "unknown"),
+        code => coding(uscdi::CDC_RACE_SYSTEM, code, x.display),
+    }
+}
+
+/// US Core's race or ethnicity extension: the OMB categories (a detailed code's own
+/// category included), the detailed codes, and the words.
+fn race_extension(name: &str, codes: &[String], lookup: fn(&str) -> Option<uscdi::Coded>) -> Value {
+    let known: Vec<uscdi::Coded> = codes.iter().filter_map(|c| lookup(c)).collect();
+    let mut parts = vec![];
+    let mut categories: Vec<&str> = vec![];
+    for x in &known {
+        if !categories.contains(&x.category) {
+            categories.push(x.category);
+        }
+    }
+    for category in categories {
+        if let Some(x) = lookup(category) {
+            parts.push(json!({"url": "ombCategory", "valueCoding": race_coding(x)}));
+        }
+    }
+    for x in known.iter().filter(|x| x.code != x.category) {
+        parts.push(json!({"url": "detailed", "valueCoding": race_coding(*x)}));
+    }
+    parts.push(json!({"url": "text", "valueString": uscdi::coded_words(codes, lookup)}));
+    json!({"url": format!("{US_CORE}{name}"), "extension": parts})
+}
+
+/// Race, ethnicity and birth sex as US Core's extensions, where recorded.
+fn uscdi_extensions(d: &Demographics) -> Vec<Value> {
+    let mut out = vec![];
+    if !d.race.is_empty() {
+        out.push(race_extension("us-core-race", &d.race, uscdi::race));
+    }
+    if !d.ethnicity.is_empty() {
+        out.push(race_extension(
+            "us-core-ethnicity",
+            &d.ethnicity,
+            uscdi::ethnicity,
+        ));
+    }
+    if let Some(sex) = &d.birth_sex {
+        out.push(json!({"url": format!("{US_CORE}us-core-birthsex"), "valueCode": sex}));
+    }
+    out
+}
+
+/// The sexual orientation as US Core's Observation, when recorded: as of the last change to
+/// the demographics.
+fn sexual_orientation_resource(chart: &Chart, source: &str) -> Option<Value> {
+    let p = &chart.patient;
+    let code = p.demographics.sexual_orientation.as_deref()?;
+    let display = uscdi::sexual_orientation_display(code).unwrap_or(code);
+    Some(json!({
+        "resourceType": "Observation",
+        "id": format!("so{}", p.id),
+        "meta": profiled(source, "us-core-observation-sexual-orientation"),
+        "status": "final",
+        "category": [concept(OBSERVATION_CATEGORY, "social-history", "Social History")],
+        "code": {"coding": [coding(LOINC, SEXUAL_ORIENTATION_LOINC, "Sexual orientation")], "text": "Sexual orientation"},
+        "subject": patient_ref(p.id),
+        "effectiveDateTime": p.updated_at,
+        "valueCodeableConcept": {
+            "coding": [coding(uscdi::sexual_orientation_system(code), code, display)],
+            "text": uscdi::sexual_orientation_words(code).unwrap_or(display),
+        },
+    }))
+}
+
+/// LOINC's "Sexual orientation".
+const SEXUAL_ORIENTATION_LOINC: &str = "76690-7";
+
+/// Whether an Observation is a sexual orientation (LOINC 76690-7), which Chartroom keeps
+/// with the demographics.
+pub(crate) fn is_sexual_orientation(r: &Res<'_>) -> bool {
+    r.value
+        .get("code")
+        .and_then(|c| c.get("coding"))
+        .and_then(Value::as_array)
+        .is_some_and(|list| {
+            list.iter().any(|c| {
+                c.get("system").and_then(Value::as_str) == Some(LOINC)
+                    && c.get("code").and_then(Value::as_str) == Some(SEXUAL_ORIENTATION_LOINC)
+            })
+        })
+}
+
+/// The sexual orientation code of such an Observation, checked.
+pub(crate) fn read_sexual_orientation(r: &Res<'_>) -> Result<String, CoreError> {
+    let code = r
+        .value
+        .get("valueCodeableConcept")
+        .and_then(|v| v.get("coding"))
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter()
+                .find_map(|c| c.get("code").and_then(Value::as_str))
+        })
+        .ok_or_else(|| r.err("valueCodeableConcept.coding is missing"))?;
+    uscdi::sexual_orientation(code).map_err(|e| r.err(e))
 }
 
 fn encounter_resource(e: &Encounter, source: &str) -> Value {
@@ -800,7 +925,7 @@ fn immunization_resource(i: &Immunization, source: &str) -> Value {
     r
 }
 
-const US_CORE: &str = "http://hl7.org/fhir/us-core/StructureDefinition/";
+const US_CORE: &str = "http://hl7.org/fhir/us/core/StructureDefinition/";
 const V2_0074: &str = "http://terminology.hl7.org/CodeSystem/v2-0074";
 const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 
@@ -1097,6 +1222,24 @@ pub(crate) fn read_patient(
         emergency_name: contact_str(&["name", "text"]),
         emergency_phone: contact_str(&["telecom", "0", "value"]),
         emergency_relationship: contact_str(&["relationship", "0", "text"]),
+        race: race_codes(r, "us-core-race")?,
+        ethnicity: race_codes(r, "us-core-ethnicity")?,
+        language: preferred_language(r),
+        birth_sex: r
+            .value
+            .get("extension")
+            .and_then(Value::as_array)
+            .and_then(|list| {
+                list.iter().find(|e| {
+                    e.get("url").and_then(Value::as_str)
+                        == Some(&format!("{US_CORE}us-core-birthsex"))
+                })
+            })
+            .and_then(|e| e.get("valueCode"))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        // Read from its own Observation, when the file has one.
+        sexual_orientation: None,
     };
     let demographics = form.validate(today).map_err(|e| r.err(e))?;
     let restricted = r
@@ -1109,6 +1252,68 @@ pub(crate) fn read_patient(
                 .any(|c| c.get("code").and_then(Value::as_str) == Some("R"))
         });
     Ok((demographics, restricted))
+}
+
+/// The codes of US Core's race or ethnicity extension (categories and detailed), as a
+/// form's text; None when the patient has none.
+fn race_codes(r: &Res<'_>, name: &str) -> Result<Option<String>, CoreError> {
+    let url = format!("{US_CORE}{name}");
+    let Some(ext) = r
+        .value
+        .get("extension")
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter()
+                .find(|e| e.get("url").and_then(Value::as_str) == Some(url.as_str()))
+        })
+    else {
+        return Ok(None);
+    };
+    let parts = ext
+        .get("extension")
+        .and_then(Value::as_array)
+        .ok_or_else(|| r.err(format!("extension {name} has no parts")))?;
+    let part = |name: &str| -> Vec<&str> {
+        parts
+            .iter()
+            .filter(|x| x.get("url").and_then(Value::as_str) == Some(name))
+            .filter_map(|x| x.get("valueCoding")?.get("code")?.as_str())
+            .collect()
+    };
+    let detailed = part("detailed");
+    let lookup = if name == "us-core-race" {
+        uscdi::race
+    } else {
+        uscdi::ethnicity
+    };
+    // A category that only rolls up a detailed code here is that code's, not the patient's
+    // own answer.
+    let covered: Vec<&str> = detailed
+        .iter()
+        .filter_map(|c| lookup(c).map(|x| x.category))
+        .collect();
+    let codes: Vec<&str> = part("ombCategory")
+        .into_iter()
+        .filter(|c| !covered.contains(c))
+        .chain(detailed)
+        .collect();
+    Ok((!codes.is_empty()).then(|| codes.join(",")))
+}
+
+/// The preferred language's code (its primary subtag: `en` of `en-US`), or the first one.
+fn preferred_language(r: &Res<'_>) -> Option<String> {
+    let list = r.value.get("communication")?.as_array()?;
+    let c = list
+        .iter()
+        .find(|c| c.get("preferred").and_then(Value::as_bool) == Some(true))
+        .or_else(|| list.first())?;
+    let code = c
+        .get("language")?
+        .get("coding")?
+        .as_array()?
+        .iter()
+        .find_map(|x| x.get("code")?.as_str())?;
+    Some(code.split('-').next().unwrap_or(code).to_owned())
 }
 
 /// An item's history: who recorded it and when, who changed it last and when.

@@ -86,6 +86,8 @@ pub(crate) struct InPatient {
     immunizations: Vec<(String, InImmunization)>,
     lab_reports: Vec<(String, InLabReport)>,
     lab_results: Vec<(String, InLabResult)>,
+    /// The id of the Observation the sexual orientation came from, when there was one.
+    sexual_orientation: Option<String>,
     /// Parents before their addenda.
     notes: Vec<(String, InNote)>,
     /// With the encounter each started, when it was started.
@@ -301,6 +303,23 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
         let id = r.id().to_owned();
         match r.kind() {
             "Encounter" => entry.encounters.push((id, fhir::read_encounter(r)?)),
+            // Kept with the demographics, as the patient's.
+            "Observation" if fhir::is_sexual_orientation(r) => {
+                // Every reference resolves, even one Chartroom does not keep.
+                if let Some(e) = r.reference("encounter.reference", "Encounter")? {
+                    same_patient(r, "Encounter", &e, &encounter_of, &p)?;
+                }
+                let code = fhir::read_sexual_orientation(r)?;
+                let d = &mut entry
+                    .demographics
+                    .as_mut()
+                    .expect("every patient parsed has demographics")
+                    .0;
+                if d.sexual_orientation.replace(code).is_some() {
+                    return Err(r.err("the patient has two sexual orientation observations"));
+                }
+                entry.sexual_orientation = Some(id);
+            }
             "Observation" if fhir::is_lab(r)? => {
                 entry.lab_results.push((id, fhir::read_lab_result(r)?));
             }
@@ -647,6 +666,10 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                                 }
                             }
                             count(&mut added, "Patient");
+                            if let Some(so) = &p.sexual_orientation {
+                                remember(tx, source, "Observation:sexual-orientation", so, made, &now)?;
+                                count(&mut added, "Observation");
+                            }
                             (made, true)
                         }
                     };

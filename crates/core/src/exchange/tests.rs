@@ -216,6 +216,11 @@ fn portable_fhir(resources: &[Value]) -> Vec<String> {
         .iter()
         .map(|r| {
             let mut r = r.clone();
+            // A sexual orientation is dated by the demographics' last change, which in the
+            // receiving clinic is the import (the README says so).
+            if r["code"]["coding"][0]["code"] == "76690-7" {
+                r["effectiveDateTime"] = Value::Null;
+            }
             strip(&mut r);
             r.to_string()
         })
@@ -1088,7 +1093,11 @@ fn demo_and_import_write_the_rows_they_always_wrote() {
         // With lab results (v17), the dump gains the rows of `lab_reports` and
         // `lab_results`; every other row is as it was (checked by hashing the dump without
         // them, which gave the hash before).
-        "9cae82a947a58173ede20acbe441848eab029144994ac7a659417400b4a3d533",
+        // With USCDI demographics (v18), `patients` gains five columns and the demo's
+        // patients race, ethnicity, language, birth sex and sexual orientation (in the columns,
+        // and as keys in the sealed and versioned demographics); with those taken out, the
+        // dump hashes as before.
+        "5ceb6b89aacc985cdd83c538edff21445dc3ee6934931ea5790b267db25ca832",
     );
     let target = Clinic::new();
     let mut importer = target.as_role(Role::Admin);
@@ -1104,7 +1113,9 @@ fn demo_and_import_write_the_rows_they_always_wrote() {
         // medications arrive as MedicationRequest, remembered under that type.
         // Lab reports and results arrive too, remembered as `DiagnosticReport` and
         // `Observation:laboratory`; every other row is as it was (the same check).
-        "74d7634986e50a61a87854f4896fb32967d24c856579af73b60705260d12f108",
+        // With USCDI demographics they arrive too, and a sexual orientation's Observation is
+        // remembered as `Observation:sexual-orientation`; without them, the hash before.
+        "7440e1f5d00559f86acb85901f5271dbdb1ecc4127e5a9c2924205630dd25b69",
     );
     assert!(demo && import, "the rows written changed; see above");
 }
@@ -1743,7 +1754,7 @@ fn lab_reports_and_results_travel_as_us_core_lab_resources_and_come_back() {
     for r in &labs {
         assert_eq!(
             r["meta"]["profile"][0],
-            "http://hl7.org/fhir/us-core/StructureDefinition/us-core-observation-lab"
+            "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-lab"
         );
     }
     let by_code = |code: &str| {
@@ -1981,5 +1992,120 @@ fn the_reason_a_drug_went_ahead_despite_an_allergy_travels_with_it() {
     assert_eq!(
         meds[0].allergy_override.as_deref(),
         Some("Tolerated a graded challenge")
+    );
+}
+
+#[test]
+fn uscdi_demographics_travel_as_us_core_extensions_and_a_sexual_orientation_observation() {
+    let source = Clinic::new();
+    let mut doctor = source.as_role(Role::Physician);
+    doctor
+        .update_patient(
+            1,
+            &crate::PatientChanges {
+                race: Some("chinese, black or african american".into()),
+                ethnicity: Some("puerto rican".into()),
+                language: Some("es".into()),
+                birth_sex: Some("F".into()),
+                sexual_orientation: Some("bisexual".into()),
+                ..crate::PatientChanges::default()
+            },
+        )
+        .expect("updates");
+    let passphrase = secret("correct horse battery staple");
+    let (file, _) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Passphrase(passphrase.clone()),
+        ),
+    );
+    let plain =
+        archive::decrypt(&file[..], &ImportKey::Passphrase(passphrase.clone())).expect("opens");
+    let resources = archive::resources(&plain).expect("reads");
+    let patient = resources
+        .iter()
+        .find(|r| r["resourceType"] == "Patient")
+        .expect("patient");
+    let ext = |url: &str| {
+        patient["extension"]
+            .as_array()
+            .and_then(|l| {
+                l.iter().find(|e| {
+                    e["url"] == format!("http://hl7.org/fhir/us/core/StructureDefinition/{url}")
+                })
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("{url} in {patient}"))
+    };
+    let parts = |e: &Value, name: &str| -> Vec<String> {
+        e["extension"]
+            .as_array()
+            .expect("parts")
+            .iter()
+            .filter(|p| p["url"] == name)
+            .map(|p| {
+                p["valueCoding"]["code"]
+                    .as_str()
+                    .or(p["valueString"].as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let race = ext("us-core-race");
+    // The detailed code's own category is named with it, in the list's order.
+    assert_eq!(parts(&race, "ombCategory"), ["2054-5", "2028-9"]);
+    assert_eq!(parts(&race, "detailed"), ["2034-7"]);
+    assert_eq!(parts(&race, "text"), ["Black or African American, Chinese"]);
+    assert_eq!(
+        race["extension"][0]["valueCoding"]["system"],
+        "urn:oid:2.16.840.1.113883.6.238"
+    );
+    let ethnicity = ext("us-core-ethnicity");
+    assert_eq!(parts(&ethnicity, "ombCategory"), ["2135-2"]);
+    assert_eq!(parts(&ethnicity, "detailed"), ["2180-8"]);
+    assert_eq!(ext("us-core-birthsex")["valueCode"], "F");
+    assert_eq!(
+        patient["communication"][0]["language"]["coding"][0],
+        json!({"system": "urn:ietf:bcp:47", "code": "es", "display": "Spanish"})
+    );
+    let so = resources
+        .iter()
+        .find(|r| r["code"]["coding"][0]["code"] == "76690-7")
+        .expect("sexual orientation");
+    assert_eq!(
+        so["meta"]["profile"][0],
+        "http://hl7.org/fhir/us/core/StructureDefinition/us-core-observation-sexual-orientation"
+    );
+    assert_eq!(
+        so["valueCodeableConcept"]["coding"][0],
+        json!({"system": "http://snomed.info/sct", "code": "42035005", "display": "Bisexual (finding)"})
+    );
+    let a = doctor.open_chart(1).expect("opens");
+    doctor.lock().expect("locks");
+
+    let target = Clinic::new();
+    let mut admin = target.as_role(Role::Admin);
+    let imported = admin
+        .import_records(&file[..], &ImportKey::Passphrase(passphrase.clone()))
+        .expect("imports");
+    let again = admin
+        .import_records(&file[..], &ImportKey::Passphrase(passphrase))
+        .expect("imports again");
+    assert!(again.added.is_empty(), "{:?}", again.added);
+    admin.lock().expect("locks");
+    let mut doctor_b = target.as_role(Role::Physician);
+    let b = doctor_b.open_chart(imported.patients[0].id).expect("opens");
+    let (da, db) = (&a.patient.demographics, &b.patient.demographics);
+    assert_eq!(
+        db.race,
+        ["2054-5", "2034-7"],
+        "the category rolled up is not added"
+    );
+    assert_eq!(db.ethnicity, ["2180-8"]);
+    assert_eq!(
+        (&db.language, &db.birth_sex, &db.sexual_orientation),
+        (&da.language, &da.birth_sex, &da.sexual_orientation)
     );
 }
