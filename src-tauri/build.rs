@@ -38,6 +38,7 @@ fn main() {
         "add_immunization",
         "resolve_immunization",
         "lab_tests",
+        "demographic_choices",
         "add_lab_report",
         "add_lab_result",
         "correct_lab_result",

@@ -17,6 +17,7 @@ done <<'LIST'
 63-demo-audit.png audit.png
 65-results-report.png results.png
 66-results-trend.png results-trend.png
+54-edit-uscdi.png edit-uscdi.png
 80-export-dialog.png export.png
 82-disclosures.png disclosures.png
 91-sync-waiting.png sync-waiting.png

@@ -82,6 +82,8 @@ fn generate() -> String {
         c::ResultInput,
         c::ReportInput,
         crate::records::LabTestChoice,
+        crate::records::DemographicChoices,
+        crate::records::Choice,
         c::User,
         c::UserName,
         c::Settings,

@@ -139,6 +139,7 @@ fn main() {
             records::add_immunization,
             records::resolve_immunization,
             records::lab_tests,
+            records::demographic_choices,
             records::add_lab_report,
             records::add_lab_result,
             records::correct_lab_result,

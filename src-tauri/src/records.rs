@@ -74,6 +74,26 @@ pub struct PatientInput {
     emergency_name: Option<String>,
     emergency_phone: Option<String>,
     emergency_relationship: Option<String>,
+    /// Race: CDC codes, comma-separated, or `ASKU` (chose not to answer).
+    #[serde(default)]
+    #[ts(optional)]
+    race: Option<String>,
+    /// Ethnicity: CDC codes, comma-separated, or `ASKU`.
+    #[serde(default)]
+    #[ts(optional)]
+    ethnicity: Option<String>,
+    /// Preferred language (BCP 47).
+    #[serde(default)]
+    #[ts(optional)]
+    language: Option<String>,
+    /// Sex assigned at birth: `F`, `M` or `UNK`.
+    #[serde(default)]
+    #[ts(optional)]
+    birth_sex: Option<String>,
+    /// A SNOMED CT code, or `OTH`, `UNK`, `ASKU`.
+    #[serde(default)]
+    #[ts(optional)]
+    sexual_orientation: Option<String>,
     restricted: bool,
     /// Register even though the patient looks like one already here: the person
     /// registering checked the candidates and this is someone else.
@@ -103,6 +123,11 @@ pub fn register_patient(
         emergency_name: optional(&patient.emergency_name),
         emergency_phone: optional(&patient.emergency_phone),
         emergency_relationship: optional(&patient.emergency_relationship),
+        race: optional(&patient.race),
+        ethnicity: optional(&patient.ethnicity),
+        language: optional(&patient.language),
+        birth_sex: optional(&patient.birth_sex),
+        sexual_orientation: optional(&patient.sexual_orientation),
     };
     let new = NewPatient::from_form(&form, patient.restricted, today())?;
     state.with_session(|s| {
@@ -126,6 +151,26 @@ pub struct DemographicsInput {
     emergency_name: Option<String>,
     emergency_phone: Option<String>,
     emergency_relationship: Option<String>,
+    /// Race: CDC codes, comma-separated, or `ASKU` (chose not to answer).
+    #[serde(default)]
+    #[ts(optional)]
+    race: Option<String>,
+    /// Ethnicity: CDC codes, comma-separated, or `ASKU`.
+    #[serde(default)]
+    #[ts(optional)]
+    ethnicity: Option<String>,
+    /// Preferred language (BCP 47).
+    #[serde(default)]
+    #[ts(optional)]
+    language: Option<String>,
+    /// Sex assigned at birth: `F`, `M` or `UNK`.
+    #[serde(default)]
+    #[ts(optional)]
+    birth_sex: Option<String>,
+    /// A SNOMED CT code, or `OTH`, `UNK`, `ASKU`.
+    #[serde(default)]
+    #[ts(optional)]
+    sexual_orientation: Option<String>,
 }
 
 /// Changes a patient's demographics; the version before is kept (see `patient_history`).
@@ -148,6 +193,11 @@ pub fn update_patient(
         emergency_name: changes.emergency_name,
         emergency_phone: changes.emergency_phone,
         emergency_relationship: changes.emergency_relationship,
+        race: changes.race,
+        ethnicity: changes.ethnicity,
+        language: changes.language,
+        birth_sex: changes.birth_sex,
+        sexual_orientation: changes.sexual_orientation,
         restricted: None,
     };
     state.with_session(|s| s.update_patient(patient_id, &changes))
@@ -514,6 +564,67 @@ pub fn add_immunization(
         today(),
     )?;
     state.with_session(|s| s.add_immunization(patient_id, &i))
+}
+
+/// One answer a demographics form offers: its code, its words, and for a detailed race or
+/// ethnicity the category it belongs to.
+#[derive(Debug, Serialize, TS)]
+pub struct Choice {
+    pub code: String,
+    pub label: String,
+    pub group: Option<String>,
+}
+
+/// The answers the USCDI fields of the demographics form offer.
+#[derive(Debug, Serialize, TS)]
+pub struct DemographicChoices {
+    pub races: Vec<Choice>,
+    pub ethnicities: Vec<Choice>,
+    pub languages: Vec<Choice>,
+    pub birth_sexes: Vec<Choice>,
+    pub sexual_orientations: Vec<Choice>,
+}
+
+/// The code lists of race, ethnicity, language, birth sex and sexual orientation: the same
+/// for everyone, no patient data, so no session is needed.
+#[tauri::command(rename_all = "snake_case")]
+pub fn demographic_choices() -> DemographicChoices {
+    use chartroom_core::chart::uscdi;
+    let coded = |list: &[uscdi::Coded], lookup: fn(&str) -> Option<uscdi::Coded>| {
+        list.iter()
+            .chain([&uscdi::DECLINED, &uscdi::UNKNOWN])
+            .map(|x| Choice {
+                code: x.code.into(),
+                label: x.display.into(),
+                group: (x.category != x.code)
+                    .then(|| lookup(x.category).map(|c| c.display.to_owned()))
+                    .flatten(),
+            })
+            .collect()
+    };
+    let plain = |list: &[(&str, &str)]| {
+        list.iter()
+            .map(|(code, label)| Choice {
+                code: (*code).into(),
+                label: (*label).into(),
+                group: None,
+            })
+            .collect()
+    };
+    DemographicChoices {
+        races: coded(uscdi::RACES, uscdi::race),
+        ethnicities: coded(uscdi::ETHNICITIES, uscdi::ethnicity),
+        languages: plain(uscdi::LANGUAGES),
+        birth_sexes: plain(uscdi::BIRTH_SEXES),
+        sexual_orientations: uscdi::SEXUAL_ORIENTATIONS
+            .iter()
+            .map(|(code, _, words)| Choice {
+                code: (*code).into(),
+                label: (*words).into(),
+                group: None,
+            })
+            .collect(),
+    }
 }
 
 /// A laboratory test Chartroom knows by its LOINC code, for the result form's picker.

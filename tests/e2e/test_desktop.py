@@ -1469,3 +1469,43 @@ def test_lab_results_a_panel_typed_in_flagged_corrected_with_the_old_value_kept_
     after = clinic.json("--user", DOC, "result", "list", "--patient", okafor, "--loinc", "2345-7",
                         password=DOC_PW)["results"]
     assert after == [], "the refused result was not written"
+
+
+def test_the_front_desk_records_race_ethnicity_language_birth_sex_and_sexual_orientation(clinic, app):
+    """Issue 17: the USCDI demographics are chosen from the code lists, shown in words, kept
+    as codes (CLI) and named in the history."""
+    okafor = str(clinic.patients["okafor"]["id"])
+    d = app
+    sign_in(d, DESK, DESK_PW)
+    open_chart_of(d, "okaf")
+    click(d, d.find_element(By.ID, "tab-demographics"))
+    assert visible(d, "#dem-shown-race").text == "Not recorded"
+    click(d, visible(d, "#edit-demographics"))
+    def choose(field: str, *values: str) -> None:
+        box = visible(d, f"#{field}")
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        for value in values:
+            Select(box).select_by_value(value)
+
+    choose("dem-race", "2054-5", "2060-2")
+    choose("dem-ethnicity", "2186-5")
+    choose("dem-language", "fr")
+    choose("dem-birth_sex", "M")
+    choose("dem-sexual_orientation", "ASKU")
+    d.execute_script("document.getElementById('dem-race').scrollIntoView({block: 'center'})")
+    time.sleep(0.3)
+    shot(d, "54-edit-uscdi")
+    click(d, d.find_element(By.ID, "dem-save"))
+    assert "version 2" in visible(d, "#demographics-done").text.lower()
+    assert visible(d, "#dem-shown-race").text == "Black or African American, African"
+    assert d.find_element(By.ID, "dem-shown-ethnicity").text == "Not Hispanic or Latino"
+    assert d.find_element(By.ID, "dem-shown-language").text == "French"
+    assert d.find_element(By.ID, "dem-shown-birth-sex").text == "Male"
+    assert d.find_element(By.ID, "dem-shown-sexual-orientation").text == "Chose not to answer"
+    chart = clinic.json("--user", DESK, "patient", "show", okafor, password=DESK_PW)
+    assert chart["race"] == ["2054-5", "2060-2"], chart
+    assert (chart["ethnicity"], chart["language"], chart["birth_sex"], chart["sexual_orientation"]) == (
+        ["2186-5"], "fr", "M", "ASKU")
+    click(d, d.find_element(By.ID, "show-history"))
+    history = visible(d, "#patient-history").text
+    assert "race, ethnicity, preferred language, sex assigned at birth, sexual orientation" in history, history

@@ -118,7 +118,29 @@ allergy_status?: string,
 /**
  * Increases with every change of demographics.
  */
-version: number, created_at: string, created_by: string, updated_at: string, updated_by: string, family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
+version: number, created_at: string, created_by: string, updated_at: string, updated_by: string, family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, 
+/**
+ * USCDI race: CDC Race & Ethnicity codes (OMB categories and detailed), or `ASKU`
+ * (chose not to answer) or `UNK` alone. Empty: never asked.
+ */
+race?: Array<string>, 
+/**
+ * USCDI ethnicity: Hispanic or Latino (2135-2, with detailed origins) or not (2186-5),
+ * or `ASKU` / `UNK`.
+ */
+ethnicity?: Array<string>, 
+/**
+ * Preferred language, BCP 47 (`en`, `es`, …).
+ */
+language?: string, 
+/**
+ * Sex assigned at birth: `F`, `M` or `UNK`.
+ */
+birth_sex?: string, 
+/**
+ * Sexual orientation: a SNOMED CT code, or `OTH`, `UNK`, `ASKU`.
+ */
+sexual_orientation?: string, };
 
 export type ImportOrigin = { 
 /**
@@ -153,7 +175,29 @@ allergy_status?: string,
 /**
  * Increases with every change of demographics.
  */
-version: number, created_at: string, created_by: string, updated_at: string, updated_by: string, family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
+version: number, created_at: string, created_by: string, updated_at: string, updated_by: string, family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, 
+/**
+ * USCDI race: CDC Race & Ethnicity codes (OMB categories and detailed), or `ASKU`
+ * (chose not to answer) or `UNK` alone. Empty: never asked.
+ */
+race?: Array<string>, 
+/**
+ * USCDI ethnicity: Hispanic or Latino (2135-2, with detailed origins) or not (2186-5),
+ * or `ASKU` / `UNK`.
+ */
+ethnicity?: Array<string>, 
+/**
+ * Preferred language, BCP 47 (`en`, `es`, …).
+ */
+language?: string, 
+/**
+ * Sex assigned at birth: `F`, `M` or `UNK`.
+ */
+birth_sex?: string, 
+/**
+ * Sexual orientation: a SNOMED CT code, or `OTH`, `UNK`, `ASKU`.
+ */
+sexual_orientation?: string, };
 
 export type DuplicateCandidate = { id: PatientId, mrn: string, family: string, given: string, birth_date: string, phone: string | null, 
 /**
@@ -161,7 +205,29 @@ export type DuplicateCandidate = { id: PatientId, mrn: string, family: string, g
  */
 matched: string, };
 
-export type Demographics = { family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, };
+export type Demographics = { family: string, given: string, preferred: string | null, birth_date: string, sex: Sex, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_contact: EmergencyContact | null, 
+/**
+ * USCDI race: CDC Race & Ethnicity codes (OMB categories and detailed), or `ASKU`
+ * (chose not to answer) or `UNK` alone. Empty: never asked.
+ */
+race?: Array<string>, 
+/**
+ * USCDI ethnicity: Hispanic or Latino (2135-2, with detailed origins) or not (2186-5),
+ * or `ASKU` / `UNK`.
+ */
+ethnicity?: Array<string>, 
+/**
+ * Preferred language, BCP 47 (`en`, `es`, …).
+ */
+language?: string, 
+/**
+ * Sex assigned at birth: `F`, `M` or `UNK`.
+ */
+birth_sex?: string, 
+/**
+ * Sexual orientation: a SNOMED CT code, or `OTH`, `UNK`, `ASKU`.
+ */
+sexual_orientation?: string, };
 
 export type EmergencyContact = { name: string, phone: string, relationship: string | null, };
 
@@ -398,6 +464,10 @@ export type ReportInput = { loinc: string, name?: string, at?: string, encounter
 
 export type LabTestChoice = { loinc: string, name: string, short: string, unit: string | null, panel: boolean, };
 
+export type DemographicChoices = { races: Array<Choice>, ethnicities: Array<Choice>, languages: Array<Choice>, birth_sexes: Array<Choice>, sexual_orientations: Array<Choice>, };
+
+export type Choice = { code: string, label: string, group: string | null, };
+
 export type User = { name: UserName, role: Role, disabled: boolean, created_at: string, created_by: string | null, 
 /**
  * The keys this user's slot holds: `database` (everyone who can sign in) and the
@@ -482,7 +552,27 @@ export type Correction = { reason: string, marked_by: string, marked_at: string,
 
 export type ListItem = "vital" | "problem" | "allergy" | "medication" | "immunization" | "lab_result";
 
-export type DemographicsInput = { family: string | null, given: string | null, preferred: string | null, birth_date: string | null, sex: string | null, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, };
+export type DemographicsInput = { family: string | null, given: string | null, preferred: string | null, birth_date: string | null, sex: string | null, gender_identity: string | null, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, 
+/**
+ * Race: CDC codes, comma-separated, or `ASKU` (chose not to answer).
+ */
+race?: string, 
+/**
+ * Ethnicity: CDC codes, comma-separated, or `ASKU`.
+ */
+ethnicity?: string, 
+/**
+ * Preferred language (BCP 47).
+ */
+language?: string, 
+/**
+ * Sex assigned at birth: `F`, `M` or `UNK`.
+ */
+birth_sex?: string, 
+/**
+ * A SNOMED CT code, or `OTH`, `UNK`, `ASKU`.
+ */
+sexual_orientation?: string, };
 
 export type StaffMember = { name: string, role: Role, };
 
@@ -522,7 +612,27 @@ birth_date: string,
 /**
  * `female`, `male`, `other` or `unknown`.
  */
-sex: string, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, restricted: boolean, 
+sex: string, phone: string | null, email: string | null, address: string | null, emergency_name: string | null, emergency_phone: string | null, emergency_relationship: string | null, 
+/**
+ * Race: CDC codes, comma-separated, or `ASKU` (chose not to answer).
+ */
+race?: string, 
+/**
+ * Ethnicity: CDC codes, comma-separated, or `ASKU`.
+ */
+ethnicity?: string, 
+/**
+ * Preferred language (BCP 47).
+ */
+language?: string, 
+/**
+ * Sex assigned at birth: `F`, `M` or `UNK`.
+ */
+birth_sex?: string, 
+/**
+ * A SNOMED CT code, or `OTH`, `UNK`, `ASKU`.
+ */
+sexual_orientation?: string, restricted: boolean, 
 /**
  * Register even though the patient looks like one already here: the person
  * registering checked the candidates and this is someone else.

@@ -32,6 +32,7 @@ import type {
   LabReport,
   LabResult,
   LabTestChoice,
+  DemographicChoices,
   Medication,
   MedicationInput,
   Note,
@@ -122,6 +123,8 @@ export const api = {
     invoke<Immunization>("resolve_immunization", { immunization_id }),
   /** The tests the result form offers (panels flagged); the same for everyone. */
   labTests: () => invoke<LabTestChoice[]>("lab_tests"),
+  /** The answers the race, ethnicity, language, birth sex and sexual orientation fields offer. */
+  demographicChoices: () => invoke<DemographicChoices>("demographic_choices"),
   addLabReport: (patient_id: number, report: ReportInput) =>
     invoke<LabReport>("add_lab_report", { patient_id, report }),
   addLabResult: (patient_id: number, result: ResultInput) =>
