@@ -216,7 +216,8 @@ def test_age_decrypts_the_clinic_export_and_every_resource_is_valid_fhir(clinic,
     for profile in ["us-core-blood-pressure", "us-core-pulse-oximetry", "us-core-body-weight", "us-core-patient",
                     "us-core-medicationrequest",
                     "us-core-encounter", "us-core-condition-problems-health-concerns", "us-core-immunization",
-                    "us-core-observation-lab", "us-core-diagnosticreport-lab"]:
+                    "us-core-observation-lab", "us-core-diagnosticreport-lab",
+                    "us-core-observation-sexual-orientation"]:
         assert profile in summary, summary
 
     # Vitals carry LOINC and UCUM, a blood pressure as one panel with its two components;

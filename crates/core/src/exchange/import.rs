@@ -634,6 +634,9 @@ pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportRepor
                     let (local, new) = match known(tx, source, "Patient", &p.src)? {
                         Some(local) => {
                             count(&mut report.already_here, "Patient");
+                            if p.sexual_orientation.is_some() {
+                                count(&mut report.already_here, "Observation");
+                            }
                             (local, false)
                         }
                         None => {
