@@ -305,7 +305,14 @@ def test_import_round_trips_and_a_second_import_adds_nothing(clinic, other, tmp_
     # later gets the key when a clinician or the recovery key next signs in).
     other.run("--user", "admin", "user", "add", "dr.lin", "--role", "physician",
               password=ADMIN_PW, new_password=DOCTOR_PW)
+    # A dry run first: the same report, nothing written.
+    preview = other.json("--user", "admin", "import", str(out), "--identity", str(identity), "--dry-run",
+                         password=ADMIN_PW)
+    assert preview["dry_run"] is True
+    assert preview["added"] == report["resources"]
+    assert other.json("--user", "admin", "patient", "search", MARKER, password=ADMIN_PW)["patients"] == []
     first = other.json("--user", "admin", "import", str(out), "--identity", str(identity), password=ADMIN_PW)
+    assert first["dry_run"] is False
     assert first["patients_added"] == report["patients"]
     assert first["added"] == report["resources"]
     again = other.json("--user", "admin", "import", str(out), "--identity", str(identity), password=ADMIN_PW)

@@ -63,6 +63,10 @@ pub struct ImportArgs {
     /// input (with --password-stdin) or a prompt.
     #[arg(long, value_name = "PASSPHRASE", num_args = 0..=1, default_missing_value = "")]
     passphrase: Option<String>,
+    /// Check the whole file and print what the import would add and what is already here,
+    /// per resource type; write nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn passphrase(inputs: &mut Inputs, given: &str, confirm: bool) -> Result<SecretString, Failure> {
@@ -194,10 +198,19 @@ pub fn import(
         exit: exit::NO_INPUT,
         detail: None,
     })?;
-    let report = session.import_records(file, &key)?;
+    let report = if args.dry_run {
+        session.preview_import(file, &key)?
+    } else {
+        session.import_records(file, &key)?
+    };
     let doc = serde_json::to_value(&report).unwrap_or(Value::Null);
     let mut text = format!(
-        "Imported from {}: {} new patient{}, {} already here.\n",
+        "{} from {}: {} new patient{}, {} already here.\n",
+        if report.dry_run {
+            "Dry run, nothing written. Importing would bring"
+        } else {
+            "Imported"
+        },
         report.source,
         report.patients_added,
         if report.patients_added == 1 { "" } else { "s" },
@@ -215,7 +228,11 @@ pub fn import(
     if report.added.is_empty() {
         text.push_str("Nothing new: everything in this file was imported before.\n");
     } else {
-        text.push_str(&format!("Added:\n{}\n", counts_text(&report.added)));
+        text.push_str(&format!(
+            "{}:\n{}\n",
+            if report.dry_run { "Would add" } else { "Added" },
+            counts_text(&report.added)
+        ));
     }
     if !report.already_here.is_empty() {
         text.push_str(&format!(
@@ -224,14 +241,23 @@ pub fn import(
         ));
     }
     for p in &report.patients {
-        text.push_str(&format!(
-            "  patient {} (MRN {}) from {}: {}{} resources added\n",
-            p.id,
-            p.mrn,
-            p.source_id,
-            if p.new { "new, " } else { "" },
-            p.added
-        ));
+        text.push_str(&if report.dry_run && p.new {
+            format!("  {}: a new patient, {} resources\n", p.source_id, p.added)
+        } else if report.dry_run {
+            format!(
+                "  {}: already here as patient {} (MRN {}), {} resources to add\n",
+                p.source_id, p.id, p.mrn, p.added
+            )
+        } else {
+            format!(
+                "  patient {} (MRN {}) from {}: {}{} resources added\n",
+                p.id,
+                p.mrn,
+                p.source_id,
+                if p.new { "new, " } else { "" },
+                p.added
+            )
+        });
     }
     Ok(Output::new(doc, text))
 }

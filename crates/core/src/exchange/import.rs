@@ -70,6 +70,8 @@ pub struct ImportReport {
     #[cfg_attr(feature = "ts", ts(type = "Record<string, number>"))]
     pub already_here: Counts,
     pub patients: Vec<ImportedPatient>,
+    /// A dry run (`--dry-run`): what an import would do; nothing was written.
+    pub dry_run: bool,
 }
 
 #[derive(Default)]
@@ -604,623 +606,659 @@ fn note_added(
     Ok(())
 }
 
-/// Writes a checked export in one transaction, skipping what earlier imports brought in.
-pub(crate) fn write(session: &mut Session, parsed: Parsed) -> Result<ImportReport, CoreError> {
+/// Writes a checked export in one transaction, skipping what earlier imports brought in. A
+/// dry run makes every write and check inside a savepoint and rolls it back, so its report
+/// is the one the import would give; only its audit entry stays.
+pub(crate) fn write(
+    session: &mut Session,
+    parsed: Parsed,
+    dry_run: bool,
+) -> Result<ImportReport, CoreError> {
     let user_id = session.actor_user_id();
     session.run(
         Permission::ImportRecords,
         Op::create("records.import"),
         false,
         |tx, op, ctx| {
-            change::bulk(|| {
-                let now = Arrival {
-                    at: format_time(ctx.now),
-                    signer: parsed.signer,
-                };
-                let source = parsed.source.as_str();
-                check_source_key(tx, source, parsed.signer, &now.at)?;
-                let mut report = ImportReport {
-                    source: source.to_owned(),
-                    signed: parsed.signer.is_some(),
-                    source_key: parsed.signer.as_ref().map(super::signing::fingerprint),
-                    patients_added: 0,
-                    patients_already_here: 0,
-                    added: Counts::new(),
-                    already_here: Counts::new(),
-                    patients: Vec::new(),
-                };
-                for p in &parsed.patients {
-                    let mut added = Counts::new();
-                    let (local, new) = match known(tx, source, "Patient", &p.src)? {
-                        Some(local) => {
-                            count(&mut report.already_here, "Patient");
-                            if p.sexual_orientation.is_some() {
-                                count(&mut report.already_here, "Observation");
-                            }
-                            (local, false)
-                        }
-                        None => {
-                            let (demographics, restricted) = p
-                                .demographics
-                                .clone()
-                                .expect("every patient parsed has demographics");
-                            let new = NewPatient {
-                                demographics,
-                                restricted,
-                            };
-                            let registered = ctx.stamp();
-                            let uuid = RecordId::new(ctx.now);
-                            let made = apply(
-                                tx,
-                                &Change::PatientRegistered(PatientRegistered {
-                                    patient: uuid,
-                                    mrn: patient::new_mrn(tx)?,
-                                    new,
-                                    registered: registered.clone(),
-                                }),
-                            )?
-                            .row();
-                            remember(tx, source, "Patient", &p.src, made, &now)?;
-                            // Someone must be able to open a restricted chart: the importer.
-                            if restricted {
-                                if let Some(uid) = user_id {
-                                    let joined = CareTeamChanged::joined(uuid, uid, registered);
-                                    apply(tx, &Change::CareTeamChanged(joined))?;
-                                }
-                            }
-                            count(&mut added, "Patient");
-                            if let Some(so) = &p.sexual_orientation {
-                                remember(tx, source, "Observation:sexual-orientation", so, made, &now)?;
-                                count(&mut added, "Observation");
-                            }
-                            (made, true)
-                        }
-                    };
-                    let patient_uuid = change::id_of(tx, Table::Patients, local)?;
-                    let mut encounters: HashMap<&str, i64> = HashMap::new();
-                    for (id, e) in &p.encounters {
-                        let local_e = match known(tx, source, "Encounter", id)? {
-                            Some(l) => {
-                                count(&mut report.already_here, "Encounter");
-                                l
-                            }
-                            None => {
-                                let opened = recorded(&e.stamp)?;
-                                let l = apply(
-                                    tx,
-                                    &Change::EncounterOpened(EncounterOpened {
-                                        encounter: RecordId::new(ctx.now),
-                                        patient: patient_uuid,
-                                        kind: e.kind,
-                                        start: time(&e.start)?,
-                                        reason: e.reason.clone(),
-                                        clinician_id: None,
-                                        clinician: e.clinician.clone(),
-                                        opened,
-                                    }),
-                                )?
-                                .row();
-                                note_added(tx, source, "Encounter", id, l, &now, &mut added)?;
-                                l
-                            }
-                        };
-                        encounters.insert(id.as_str(), local_e);
-                    }
-                    // An encounter named by a new item but imported before (a later export).
-                    let encounter = |tx: &Transaction<'_>,
-                                     id: &Option<String>|
-                     -> Result<Option<i64>, CoreError> {
-                        match id {
-                            None => Ok(None),
-                            Some(id) => match encounters.get(id.as_str()) {
-                                Some(l) => Ok(Some(*l)),
-                                None => known(tx, source, "Encounter", id),
-                            },
-                        }
-                    };
-                    for (id, o, enc) in &p.observations {
-                        if held(tx, source, "Observation", id, &mut report)? {
-                            continue;
-                        }
-                        let mut set = VitalsRecorded::new(
-                            patient_uuid,
-                            encounter(tx, enc)?
-                                .map(|e| change::id_of(tx, Table::Encounters, e))
-                                .transpose()?,
-                            time(&o.effective)?,
-                            &o.values,
-                            Stamp::parse(&o.recorded_at, &o.recorded_by)?,
-                        );
-                        // Ids are made now (as every id here is), not at the time recorded.
-                        for v in &mut set.values {
-                            v.observation = RecordId::new(ctx.now);
-                        }
-                        let records: Vec<RecordId> =
-                            set.values.iter().map(|v| v.observation).collect();
-                        let rows = apply(tx, &Change::VitalsRecorded(set))?.0;
-                        let l = rows.first().copied().unwrap_or(0);
-                        // A blood-pressure panel: its diastolic is remembered too, so the
-                        // chart says where it came from.
-                        if let Some(second) = rows.get(1) {
-                            remember(tx, source, "Observation", &format!("{id}-2"), *second, &now)?;
-                        }
-                        if let Some(reason) = &o.entered_in_error {
-                            mark(tx, Corrected::Observation, records, reason, ctx.stamp())?;
-                        }
-                        note_added(tx, source, "Observation", id, l, &now, &mut added)?;
-                    }
-                    // Reports before their results, which name them; each oldest first (an
-                    // export lists them newest first), so they keep the order they were
-                    // recorded in.
-                    let mut reports_here: HashMap<&str, RecordId> = HashMap::new();
-                    for (id, rep) in p.lab_reports.iter().rev() {
-                        if let Some(l) = known(tx, source, "DiagnosticReport", id)? {
-                            count(&mut report.already_here, "DiagnosticReport");
-                            reports_here.insert(id, change::id_of(tx, Table::LabReports, l)?);
-                            continue;
-                        }
-                        let made = RecordId::new(ctx.now);
-                        let l = apply(
-                            tx,
-                            &Change::ReportAdded(ReportAdded {
-                                report: made,
-                                patient: patient_uuid,
-                                encounter: encounter(tx, &rep.encounter)?
-                                    .map(|e| change::id_of(tx, Table::Encounters, e))
-                                    .transpose()?,
-                                loinc: rep.loinc.clone(),
-                                name: rep.name.clone(),
-                                collected: time(&rep.collected)?,
-                                recorded: recorded(&rep.stamp)?,
-                            }),
-                        )?
-                        .row();
-                        reports_here.insert(id, made);
-                        note_added(tx, source, "DiagnosticReport", id, l, &now, &mut added)?;
-                    }
-                    let report_of: HashMap<&str, &str> = p
-                        .lab_reports
-                        .iter()
-                        .flat_map(|(rid, rep)| {
-                            rep.results.iter().map(move |o| (o.as_str(), rid.as_str()))
-                        })
-                        .collect();
-                    for (id, x) in p.lab_results.iter().rev() {
-                        if known(tx, source, LAB_RESULT, id)?.is_some() {
-                            count(&mut report.already_here, "Observation");
-                            continue;
-                        }
-                        let result = RecordId::new(ctx.now);
-                        let l = apply(
-                            tx,
-                            &Change::ResultRecorded(ResultRecorded {
-                                result,
-                                patient: patient_uuid,
-                                report: report_of
-                                    .get(id.as_str())
-                                    .and_then(|r| reports_here.get(r))
-                                    .copied(),
-                                item: x.item.clone(),
-                                reported: time(&x.reported)?,
-                                reason: x.reason.clone(),
-                                recorded: recorded(&x.stamp)?,
-                            }),
-                        )?
-                        .row();
-                        if let Some(reason) = &x.entered_in_error {
-                            apply(
-                                tx,
-                                &Change::ResultEnteredInError(ResultEnteredInError {
-                                    result,
-                                    reason: reason.clone(),
-                                    marked: updated(&x.stamp)?,
-                                }),
-                            )?;
-                        }
-                        remember(tx, source, LAB_RESULT, id, l, &now)?;
-                        count(&mut added, "Observation");
-                    }
-                    for (id, c) in &p.problems {
-                        if held(tx, source, "Condition", id, &mut report)? {
-                            continue;
-                        }
-                        let stamp = recorded(&c.stamp)?;
-                        let problem = RecordId::new(ctx.now);
-                        let l = apply(
-                            tx,
-                            &Change::ProblemAdded(ProblemAdded {
-                                problem,
-                                patient: patient_uuid,
-                                item: NewProblem {
-                                    text: c.text.clone(),
-                                    coding: c.coding.clone(),
-                                    onset: date(c.onset.as_deref())?,
-                                },
-                                recorded: stamp,
-                            }),
-                        )?
-                        .row();
-                        if c.status != "active" {
-                            let outcome = if c.status == "inactive" {
-                                ProblemOutcome::Inactive
-                            } else {
-                                ProblemOutcome::Resolved
-                            };
-                            apply(
-                                tx,
-                                &Change::ProblemResolved(ProblemResolved {
-                                    problem,
-                                    outcome,
-                                    on: date(c.resolved_on.as_deref())?,
-                                    resolved: updated(&c.stamp)?,
-                                }),
-                            )?;
-                        }
-                        if let Some(reason) = &c.entered_in_error {
-                            mark(tx, Corrected::Problem, vec![problem], reason, updated(&c.stamp)?)?;
-                        }
-                        note_added(tx, source, "Condition", id, l, &now, &mut added)?;
-                    }
-                    if let Some((id, at, who)) = &p.none_known {
-                        if !held(tx, source, "AllergyIntolerance", id, &mut report)? {
-                            // Only where nobody has asked yet: an allergy recorded here stands.
-                            if patient::get(tx, local)?.allergy_status.as_deref() == Some("unknown")
-                            {
-                                apply(
-                                    tx,
-                                    &Change::NoKnownAllergiesRecorded(NoKnownAllergiesRecorded {
-                                        patient: patient_uuid,
-                                        recorded: Stamp::parse(at, who)?,
-                                    }),
-                                )?;
-                            }
-                            note_added(
-                                tx,
-                                source,
-                                "AllergyIntolerance",
-                                id,
-                                local,
-                                &now,
-                                &mut added,
-                            )?;
-                        }
-                    }
-                    for (id, a) in &p.allergies {
-                        let InAllergy::Allergy {
-                            substance,
-                            reaction,
-                            severity,
-                            category,
-                            status,
-                            stamp,
-                            entered_in_error,
-                            allergy_override,
-                        } = a
-                        else {
-                            continue;
-                        };
-                        if held(tx, source, "AllergyIntolerance", id, &mut report)? {
-                            continue;
-                        }
-                        let at = recorded(stamp)?;
-                        let allergy = RecordId::new(ctx.now);
-                        let l = apply(
-                            tx,
-                            &Change::AllergyRecorded(AllergyRecorded {
-                                allergy,
-                                patient: patient_uuid,
-                                item: NewAllergy {
-                                    substance: substance.clone(),
-                                    reaction: reaction.clone(),
-                                    severity: *severity,
-                                    category: *category,
-                                },
-                                recorded: at,
-                                allergy_override: allergy_override.clone(),
-                            }),
-                        )?
-                        .row();
-                        if status != "active" {
-                            apply(
-                                tx,
-                                &Change::AllergyResolved(AllergyResolved {
-                                    allergy,
-                                    resolved: updated(stamp)?,
-                                }),
-                            )?;
-                        }
-                        if let Some(reason) = entered_in_error {
-                            mark(tx, Corrected::Allergy, vec![allergy], reason, updated(stamp)?)?;
-                        }
-                        note_added(tx, source, "AllergyIntolerance", id, l, &now, &mut added)?;
-                    }
-                    for (id, kind, m) in &p.medications {
-                        if held(tx, source, kind, id, &mut report)? {
-                            continue;
-                        }
-                        let at = recorded(&m.stamp)?;
-                        let medication = RecordId::new(ctx.now);
-                        let l = apply(
-                            tx,
-                            &Change::MedicationStarted(MedicationStarted {
-                                medication,
-                                patient: patient_uuid,
-                                item: NewMedication {
-                                    name: m.name.clone(),
-                                    dose: m.dose.clone(),
-                                    route: m.route,
-                                    frequency: m.frequency.clone(),
-                                    start: date(m.start.as_deref())?,
-                                },
-                                recorded: at,
-                                allergy_override: m.allergy_override.clone(),
-                            }),
-                        )?
-                        .row();
-                        if m.status != "active" {
-                            apply(
-                                tx,
-                                &Change::MedicationStopped(MedicationStopped {
-                                    medication,
-                                    on: date(m.stop.as_deref())?,
-                                    stopped: updated(&m.stamp)?,
-                                }),
-                            )?;
-                        }
-                        if let Some(reason) = &m.entered_in_error {
-                            mark(
-                                tx,
-                                Corrected::Medication,
-                                vec![medication],
-                                reason,
-                                updated(&m.stamp)?,
-                            )?;
-                        }
-                        note_added(tx, source, kind, id, l, &now, &mut added)?;
-                    }
-                    for (id, i) in &p.immunizations {
-                        if held(tx, source, "Immunization", id, &mut report)? {
-                            continue;
-                        }
-                        let at = recorded(&i.stamp)?;
-                        let immunization = RecordId::new(ctx.now);
-                        let l = apply(
-                            tx,
-                            &Change::ImmunizationRecorded(ImmunizationRecorded {
-                                immunization,
-                                patient: patient_uuid,
-                                item: NewImmunization {
-                                    vaccine: i.vaccine.clone(),
-                                    cvx: i.cvx.clone(),
-                                    date: date(Some(&i.date))?.unwrap_or_default(),
-                                    lot: i.lot.clone(),
-                                    site: i.site,
-                                },
-                                recorded: at,
-                            }),
-                        )?
-                        .row();
-                        if let Some(reason) = &i.entered_in_error {
-                            mark(
-                                tx,
-                                Corrected::Immunization,
-                                vec![immunization],
-                                reason,
-                                updated(&i.stamp)?,
-                            )?;
-                        } else if i.status != "completed" {
-                            apply(
-                                tx,
-                                &Change::ImmunizationEnteredInError(ImmunizationEnteredInError {
-                                    immunization,
-                                    marked: updated(&i.stamp)?,
-                                }),
-                            )?;
-                        }
-                        note_added(tx, source, "Immunization", id, l, &now, &mut added)?;
-                    }
-                    let mut notes: HashMap<&str, i64> = HashMap::new();
-                    for (id, n) in &p.notes {
-                        if let Some(l) = known(tx, source, "DocumentReference", id)? {
-                            count(&mut report.already_here, "DocumentReference");
-                            count(&mut report.already_here, "Provenance");
-                            notes.insert(id.as_str(), l);
-                            continue;
-                        }
-                        let parent = match &n.parent {
-                            None => None,
-                            Some(pid) => match notes.get(pid.as_str()) {
-                                Some(l) => Some(*l),
-                                None => known(tx, source, "DocumentReference", pid)?,
-                            },
-                        };
-                        let enc = encounter(tx, &n.encounter)?
-                            .map(|e| change::id_of(tx, Table::Encounters, e))
-                            .transpose()?;
-                        let drafted = Stamp::parse(&n.created_at, &n.author)?;
-                        let uuid = RecordId::new(ctx.now);
-                        let draft = match parent {
-                            None => Change::NoteDrafted(NoteDrafted {
-                                note: uuid,
-                                patient: patient_uuid,
-                                encounter: enc,
-                                author_id: None,
-                                content: n.content.clone(),
-                                drafted,
-                            }),
-                            Some(parent) => Change::AddendumAdded(AddendumAdded {
-                                note: uuid,
-                                parent: change::id_of(tx, Table::Notes, parent)?,
-                                amendment: n.kind == NoteKind::Amendment,
-                                encounter: enc,
-                                author_id: None,
-                                content: n.content.clone(),
-                                drafted,
-                            }),
-                        };
-                        let l = apply(tx, &draft)?.row();
-                        let signed = Stamp::parse(&n.signed_at, &n.signed_by)?;
-                        apply(
-                            tx,
-                            &Change::NoteSigned(NoteSigned {
-                                note: uuid,
-                                signed,
-                                signature: n.signature.clone(),
-                            }),
-                        )?;
-                        // The signature covers what was checked against the file's Provenance.
-                        debug_assert_eq!(
-                            note::note_digest(&note::note(tx, l)?),
-                            note::digest_of(
-                                local,
-                                encounter(tx, &n.encounter)?,
-                                n.kind,
-                                parent,
-                                &n.content
-                            )
-                        );
-                        notes.insert(id.as_str(), l);
-                        note_added(tx, source, "DocumentReference", id, l, &now, &mut added)?;
-                        count(&mut added, "Provenance");
-                        debug_assert!(n.kind != NoteKind::Note || parent.is_none());
-                    }
-                    for (id, a, enc) in &p.appointments {
-                        if held(tx, source, "Appointment", id, &mut report)? {
-                            if a.status.holds_time() {
-                                count(&mut report.already_here, "Slot");
-                            }
-                            continue;
-                        }
-                        let appointment = RecordId::new(ctx.now);
-                        // A clinician who is a user here is named as this vault names them,
-                        // and must be one who keeps a book; a name no user here has stays as
-                        // the sending clinic's history.
-                        let clinician = match crate::users::find_user(tx, &a.clinician)? {
-                            Some((_, u)) if matches!(u.role, Role::Physician | Role::Nurse) => {
-                                u.name.as_str().to_owned()
-                            }
-                            Some(_) => {
-                                return Err(invalid(
-                                    &format!("Appointment/{}", clip(id)),
-                                    format!(
-                                        "its clinician \"{}\" is a user here who is not a physician or nurse",
-                                        clip(&a.clinician)
-                                    ),
-                                ))
-                            }
-                            None => a.clinician.clone(),
-                        };
-                        let (start, end) = (time(&a.start)?, time(&a.end)?);
-                        // Brought in over a booking here: kept, and marked as overbooked.
-                        let over = a.status.holds_time()
-                            && crate::chart::appointment::clashes(tx, &clinician, start, end)?;
-                        let l = apply(
-                            tx,
-                            &Change::AppointmentBooked(AppointmentBooked {
-                                appointment,
-                                patient: patient_uuid,
-                                clinician,
-                                start,
-                                end,
-                                appointment_type: a.kind.clone(),
-                                reason: a.reason.clone(),
-                                overbooked: a.overbooked || over,
-                                booked: recorded(&a.stamp)?,
-                            }),
-                        )?
-                        .row();
-                        let changed = updated(&a.stamp)?;
-                        match a.status {
-                            AppointmentStatus::Booked => {}
-                            AppointmentStatus::Cancelled => {
-                                apply(
-                                    tx,
-                                    &Change::AppointmentCancelled(AppointmentCancelled {
-                                        appointment,
-                                        reason: a
-                                            .cancel_reason
-                                            .clone()
-                                            .unwrap_or_else(|| "Cancelled".into()),
-                                        cancelled: changed,
-                                    }),
-                                )?;
-                            }
-                            status => {
-                                let encounter = encounter(tx, enc)?
-                                    .map(|e| change::id_of(tx, Table::Encounters, e))
-                                    .transpose()?;
-                                apply(
-                                    tx,
-                                    &Change::AppointmentStatusChanged(AppointmentStatusChanged {
-                                        appointment,
-                                        status,
-                                        encounter,
-                                        changed,
-                                    }),
-                                )?;
-                            }
-                        }
-                        note_added(tx, source, "Appointment", id, l, &now, &mut added)?;
-                        if a.status.holds_time() {
-                            count(&mut added, "Slot");
-                        }
-                    }
-                    let total: u64 = added.values().sum();
-                    let mrn: String =
-                        tx.query_row("SELECT mrn FROM patients WHERE id = ?1", [local], |r| {
-                            r.get(0)
-                        })?;
-                    let mut each = Op::create("patient.import").patient(local).detail(format!(
-                        "from {source} ({}): {}",
-                        p.src,
-                        counts_words(&added)
-                    ));
-                    each.purpose = ctx.actor.role.map(|r| r.purpose_of_use().to_owned());
-                    ctx.also(each);
-                    if new {
-                        report.patients_added += 1;
-                    } else {
-                        report.patients_already_here += 1;
-                    }
-                    for (k, v) in &added {
-                        *report.added.entry(k.clone()).or_default() += v;
-                    }
-                    report.patients.push(ImportedPatient {
-                        id: PatientId(local),
-                        mrn,
-                        source_id: p.src.clone(),
-                        new,
-                        added: total,
-                    });
-                }
-                // The clinicians' books come with the appointments they hold.
-                if parsed.schedules > 0 {
-                    let into = if report.added.contains_key("Appointment") {
-                        &mut report.added
-                    } else {
-                        &mut report.already_here
-                    };
-                    *into.entry("Schedule".into()).or_default() += parsed.schedules;
-                }
-                // So do the signers and their clinic with the notes they signed.
-                for (kind, n) in &parsed.context {
-                    let into = if report.added.contains_key("Provenance") {
-                        &mut report.added
-                    } else {
-                        &mut report.already_here
-                    };
-                    *into.entry(kind.clone()).or_default() += n;
-                }
-                op.detail = Some(format!(
-                    "from {source}: {} patients new, {} already here; added {}",
-                    report.patients_added,
-                    report.patients_already_here,
-                    counts_words(&report.added)
-                ));
-                Ok(report)
-            })
+            if dry_run {
+                tx.execute_batch("SAVEPOINT import_dry_run")?;
+            }
+            let mut report = write_all(tx, op, ctx, &parsed, user_id)?;
+            if dry_run {
+                tx.execute_batch("ROLLBACK TO import_dry_run; RELEASE import_dry_run")?;
+                report.dry_run = true;
+                op.detail = op
+                    .detail
+                    .take()
+                    .map(|d| format!("dry run, nothing written: {d}"));
+            }
+            Ok(report)
         },
     )
+}
+
+fn write_all(
+    tx: &Transaction<'_>,
+    op: &mut Op,
+    ctx: &crate::session::Ctx<'_>,
+    parsed: &Parsed,
+    user_id: Option<i64>,
+) -> Result<ImportReport, CoreError> {
+    change::bulk(|| {
+        let now = Arrival {
+            at: format_time(ctx.now),
+            signer: parsed.signer,
+        };
+        let source = parsed.source.as_str();
+        check_source_key(tx, source, parsed.signer, &now.at)?;
+        let mut report = ImportReport {
+            source: source.to_owned(),
+            signed: parsed.signer.is_some(),
+            source_key: parsed.signer.as_ref().map(super::signing::fingerprint),
+            patients_added: 0,
+            patients_already_here: 0,
+            added: Counts::new(),
+            already_here: Counts::new(),
+            patients: Vec::new(),
+            dry_run: false,
+        };
+        for p in &parsed.patients {
+            let mut added = Counts::new();
+            let (local, new) = match known(tx, source, "Patient", &p.src)? {
+                Some(local) => {
+                    count(&mut report.already_here, "Patient");
+                    if p.sexual_orientation.is_some() {
+                        count(&mut report.already_here, "Observation");
+                    }
+                    (local, false)
+                }
+                None => {
+                    let (demographics, restricted) = p
+                        .demographics
+                        .clone()
+                        .expect("every patient parsed has demographics");
+                    let new = NewPatient {
+                        demographics,
+                        restricted,
+                    };
+                    let registered = ctx.stamp();
+                    let uuid = RecordId::new(ctx.now);
+                    let made = apply(
+                        tx,
+                        &Change::PatientRegistered(PatientRegistered {
+                            patient: uuid,
+                            mrn: patient::new_mrn(tx)?,
+                            new,
+                            registered: registered.clone(),
+                        }),
+                    )?
+                    .row();
+                    remember(tx, source, "Patient", &p.src, made, &now)?;
+                    // Someone must be able to open a restricted chart: the importer.
+                    if restricted {
+                        if let Some(uid) = user_id {
+                            let joined = CareTeamChanged::joined(uuid, uid, registered);
+                            apply(tx, &Change::CareTeamChanged(joined))?;
+                        }
+                    }
+                    count(&mut added, "Patient");
+                    if let Some(so) = &p.sexual_orientation {
+                        remember(tx, source, "Observation:sexual-orientation", so, made, &now)?;
+                        count(&mut added, "Observation");
+                    }
+                    (made, true)
+                }
+            };
+            let patient_uuid = change::id_of(tx, Table::Patients, local)?;
+            let mut encounters: HashMap<&str, i64> = HashMap::new();
+            for (id, e) in &p.encounters {
+                let local_e = match known(tx, source, "Encounter", id)? {
+                    Some(l) => {
+                        count(&mut report.already_here, "Encounter");
+                        l
+                    }
+                    None => {
+                        let opened = recorded(&e.stamp)?;
+                        let l = apply(
+                            tx,
+                            &Change::EncounterOpened(EncounterOpened {
+                                encounter: RecordId::new(ctx.now),
+                                patient: patient_uuid,
+                                kind: e.kind,
+                                start: time(&e.start)?,
+                                reason: e.reason.clone(),
+                                clinician_id: None,
+                                clinician: e.clinician.clone(),
+                                opened,
+                            }),
+                        )?
+                        .row();
+                        note_added(tx, source, "Encounter", id, l, &now, &mut added)?;
+                        l
+                    }
+                };
+                encounters.insert(id.as_str(), local_e);
+            }
+            // An encounter named by a new item but imported before (a later export).
+            let encounter =
+                |tx: &Transaction<'_>, id: &Option<String>| -> Result<Option<i64>, CoreError> {
+                    match id {
+                        None => Ok(None),
+                        Some(id) => match encounters.get(id.as_str()) {
+                            Some(l) => Ok(Some(*l)),
+                            None => known(tx, source, "Encounter", id),
+                        },
+                    }
+                };
+            for (id, o, enc) in &p.observations {
+                if held(tx, source, "Observation", id, &mut report)? {
+                    continue;
+                }
+                let mut set = VitalsRecorded::new(
+                    patient_uuid,
+                    encounter(tx, enc)?
+                        .map(|e| change::id_of(tx, Table::Encounters, e))
+                        .transpose()?,
+                    time(&o.effective)?,
+                    &o.values,
+                    Stamp::parse(&o.recorded_at, &o.recorded_by)?,
+                );
+                // Ids are made now (as every id here is), not at the time recorded.
+                for v in &mut set.values {
+                    v.observation = RecordId::new(ctx.now);
+                }
+                let records: Vec<RecordId> = set.values.iter().map(|v| v.observation).collect();
+                let rows = apply(tx, &Change::VitalsRecorded(set))?.0;
+                let l = rows.first().copied().unwrap_or(0);
+                // A blood-pressure panel: its diastolic is remembered too, so the
+                // chart says where it came from.
+                if let Some(second) = rows.get(1) {
+                    remember(tx, source, "Observation", &format!("{id}-2"), *second, &now)?;
+                }
+                if let Some(reason) = &o.entered_in_error {
+                    mark(tx, Corrected::Observation, records, reason, ctx.stamp())?;
+                }
+                note_added(tx, source, "Observation", id, l, &now, &mut added)?;
+            }
+            // Reports before their results, which name them; each oldest first (an
+            // export lists them newest first), so they keep the order they were
+            // recorded in.
+            let mut reports_here: HashMap<&str, RecordId> = HashMap::new();
+            for (id, rep) in p.lab_reports.iter().rev() {
+                if let Some(l) = known(tx, source, "DiagnosticReport", id)? {
+                    count(&mut report.already_here, "DiagnosticReport");
+                    reports_here.insert(id, change::id_of(tx, Table::LabReports, l)?);
+                    continue;
+                }
+                let made = RecordId::new(ctx.now);
+                let l = apply(
+                    tx,
+                    &Change::ReportAdded(ReportAdded {
+                        report: made,
+                        patient: patient_uuid,
+                        encounter: encounter(tx, &rep.encounter)?
+                            .map(|e| change::id_of(tx, Table::Encounters, e))
+                            .transpose()?,
+                        loinc: rep.loinc.clone(),
+                        name: rep.name.clone(),
+                        collected: time(&rep.collected)?,
+                        recorded: recorded(&rep.stamp)?,
+                    }),
+                )?
+                .row();
+                reports_here.insert(id, made);
+                note_added(tx, source, "DiagnosticReport", id, l, &now, &mut added)?;
+            }
+            let report_of: HashMap<&str, &str> = p
+                .lab_reports
+                .iter()
+                .flat_map(|(rid, rep)| rep.results.iter().map(move |o| (o.as_str(), rid.as_str())))
+                .collect();
+            for (id, x) in p.lab_results.iter().rev() {
+                if known(tx, source, LAB_RESULT, id)?.is_some() {
+                    count(&mut report.already_here, "Observation");
+                    continue;
+                }
+                let result = RecordId::new(ctx.now);
+                let l = apply(
+                    tx,
+                    &Change::ResultRecorded(ResultRecorded {
+                        result,
+                        patient: patient_uuid,
+                        report: report_of
+                            .get(id.as_str())
+                            .and_then(|r| reports_here.get(r))
+                            .copied(),
+                        item: x.item.clone(),
+                        reported: time(&x.reported)?,
+                        reason: x.reason.clone(),
+                        recorded: recorded(&x.stamp)?,
+                    }),
+                )?
+                .row();
+                if let Some(reason) = &x.entered_in_error {
+                    apply(
+                        tx,
+                        &Change::ResultEnteredInError(ResultEnteredInError {
+                            result,
+                            reason: reason.clone(),
+                            marked: updated(&x.stamp)?,
+                        }),
+                    )?;
+                }
+                remember(tx, source, LAB_RESULT, id, l, &now)?;
+                count(&mut added, "Observation");
+            }
+            for (id, c) in &p.problems {
+                if held(tx, source, "Condition", id, &mut report)? {
+                    continue;
+                }
+                let stamp = recorded(&c.stamp)?;
+                let problem = RecordId::new(ctx.now);
+                let l = apply(
+                    tx,
+                    &Change::ProblemAdded(ProblemAdded {
+                        problem,
+                        patient: patient_uuid,
+                        item: NewProblem {
+                            text: c.text.clone(),
+                            coding: c.coding.clone(),
+                            onset: date(c.onset.as_deref())?,
+                        },
+                        recorded: stamp,
+                    }),
+                )?
+                .row();
+                if c.status != "active" {
+                    let outcome = if c.status == "inactive" {
+                        ProblemOutcome::Inactive
+                    } else {
+                        ProblemOutcome::Resolved
+                    };
+                    apply(
+                        tx,
+                        &Change::ProblemResolved(ProblemResolved {
+                            problem,
+                            outcome,
+                            on: date(c.resolved_on.as_deref())?,
+                            resolved: updated(&c.stamp)?,
+                        }),
+                    )?;
+                }
+                if let Some(reason) = &c.entered_in_error {
+                    mark(
+                        tx,
+                        Corrected::Problem,
+                        vec![problem],
+                        reason,
+                        updated(&c.stamp)?,
+                    )?;
+                }
+                note_added(tx, source, "Condition", id, l, &now, &mut added)?;
+            }
+            if let Some((id, at, who)) = &p.none_known {
+                if !held(tx, source, "AllergyIntolerance", id, &mut report)? {
+                    // Only where nobody has asked yet: an allergy recorded here stands.
+                    if patient::get(tx, local)?.allergy_status.as_deref() == Some("unknown") {
+                        apply(
+                            tx,
+                            &Change::NoKnownAllergiesRecorded(NoKnownAllergiesRecorded {
+                                patient: patient_uuid,
+                                recorded: Stamp::parse(at, who)?,
+                            }),
+                        )?;
+                    }
+                    note_added(
+                        tx,
+                        source,
+                        "AllergyIntolerance",
+                        id,
+                        local,
+                        &now,
+                        &mut added,
+                    )?;
+                }
+            }
+            for (id, a) in &p.allergies {
+                let InAllergy::Allergy {
+                    substance,
+                    reaction,
+                    severity,
+                    category,
+                    status,
+                    stamp,
+                    entered_in_error,
+                    allergy_override,
+                } = a
+                else {
+                    continue;
+                };
+                if held(tx, source, "AllergyIntolerance", id, &mut report)? {
+                    continue;
+                }
+                let at = recorded(stamp)?;
+                let allergy = RecordId::new(ctx.now);
+                let l = apply(
+                    tx,
+                    &Change::AllergyRecorded(AllergyRecorded {
+                        allergy,
+                        patient: patient_uuid,
+                        item: NewAllergy {
+                            substance: substance.clone(),
+                            reaction: reaction.clone(),
+                            severity: *severity,
+                            category: *category,
+                        },
+                        recorded: at,
+                        allergy_override: allergy_override.clone(),
+                    }),
+                )?
+                .row();
+                if status != "active" {
+                    apply(
+                        tx,
+                        &Change::AllergyResolved(AllergyResolved {
+                            allergy,
+                            resolved: updated(stamp)?,
+                        }),
+                    )?;
+                }
+                if let Some(reason) = entered_in_error {
+                    mark(
+                        tx,
+                        Corrected::Allergy,
+                        vec![allergy],
+                        reason,
+                        updated(stamp)?,
+                    )?;
+                }
+                note_added(tx, source, "AllergyIntolerance", id, l, &now, &mut added)?;
+            }
+            for (id, kind, m) in &p.medications {
+                if held(tx, source, kind, id, &mut report)? {
+                    continue;
+                }
+                let at = recorded(&m.stamp)?;
+                let medication = RecordId::new(ctx.now);
+                let l = apply(
+                    tx,
+                    &Change::MedicationStarted(MedicationStarted {
+                        medication,
+                        patient: patient_uuid,
+                        item: NewMedication {
+                            name: m.name.clone(),
+                            dose: m.dose.clone(),
+                            route: m.route,
+                            frequency: m.frequency.clone(),
+                            start: date(m.start.as_deref())?,
+                        },
+                        recorded: at,
+                        allergy_override: m.allergy_override.clone(),
+                    }),
+                )?
+                .row();
+                if m.status != "active" {
+                    apply(
+                        tx,
+                        &Change::MedicationStopped(MedicationStopped {
+                            medication,
+                            on: date(m.stop.as_deref())?,
+                            stopped: updated(&m.stamp)?,
+                        }),
+                    )?;
+                }
+                if let Some(reason) = &m.entered_in_error {
+                    mark(
+                        tx,
+                        Corrected::Medication,
+                        vec![medication],
+                        reason,
+                        updated(&m.stamp)?,
+                    )?;
+                }
+                note_added(tx, source, kind, id, l, &now, &mut added)?;
+            }
+            for (id, i) in &p.immunizations {
+                if held(tx, source, "Immunization", id, &mut report)? {
+                    continue;
+                }
+                let at = recorded(&i.stamp)?;
+                let immunization = RecordId::new(ctx.now);
+                let l = apply(
+                    tx,
+                    &Change::ImmunizationRecorded(ImmunizationRecorded {
+                        immunization,
+                        patient: patient_uuid,
+                        item: NewImmunization {
+                            vaccine: i.vaccine.clone(),
+                            cvx: i.cvx.clone(),
+                            date: date(Some(&i.date))?.unwrap_or_default(),
+                            lot: i.lot.clone(),
+                            site: i.site,
+                        },
+                        recorded: at,
+                    }),
+                )?
+                .row();
+                if let Some(reason) = &i.entered_in_error {
+                    mark(
+                        tx,
+                        Corrected::Immunization,
+                        vec![immunization],
+                        reason,
+                        updated(&i.stamp)?,
+                    )?;
+                } else if i.status != "completed" {
+                    apply(
+                        tx,
+                        &Change::ImmunizationEnteredInError(ImmunizationEnteredInError {
+                            immunization,
+                            marked: updated(&i.stamp)?,
+                        }),
+                    )?;
+                }
+                note_added(tx, source, "Immunization", id, l, &now, &mut added)?;
+            }
+            let mut notes: HashMap<&str, i64> = HashMap::new();
+            for (id, n) in &p.notes {
+                if let Some(l) = known(tx, source, "DocumentReference", id)? {
+                    count(&mut report.already_here, "DocumentReference");
+                    count(&mut report.already_here, "Provenance");
+                    notes.insert(id.as_str(), l);
+                    continue;
+                }
+                let parent = match &n.parent {
+                    None => None,
+                    Some(pid) => match notes.get(pid.as_str()) {
+                        Some(l) => Some(*l),
+                        None => known(tx, source, "DocumentReference", pid)?,
+                    },
+                };
+                let enc = encounter(tx, &n.encounter)?
+                    .map(|e| change::id_of(tx, Table::Encounters, e))
+                    .transpose()?;
+                let drafted = Stamp::parse(&n.created_at, &n.author)?;
+                let uuid = RecordId::new(ctx.now);
+                let draft = match parent {
+                    None => Change::NoteDrafted(NoteDrafted {
+                        note: uuid,
+                        patient: patient_uuid,
+                        encounter: enc,
+                        author_id: None,
+                        content: n.content.clone(),
+                        drafted,
+                    }),
+                    Some(parent) => Change::AddendumAdded(AddendumAdded {
+                        note: uuid,
+                        parent: change::id_of(tx, Table::Notes, parent)?,
+                        amendment: n.kind == NoteKind::Amendment,
+                        encounter: enc,
+                        author_id: None,
+                        content: n.content.clone(),
+                        drafted,
+                    }),
+                };
+                let l = apply(tx, &draft)?.row();
+                let signed = Stamp::parse(&n.signed_at, &n.signed_by)?;
+                apply(
+                    tx,
+                    &Change::NoteSigned(NoteSigned {
+                        note: uuid,
+                        signed,
+                        signature: n.signature.clone(),
+                    }),
+                )?;
+                // The signature covers what was checked against the file's Provenance.
+                debug_assert_eq!(
+                    note::note_digest(&note::note(tx, l)?),
+                    note::digest_of(
+                        local,
+                        encounter(tx, &n.encounter)?,
+                        n.kind,
+                        parent,
+                        &n.content
+                    )
+                );
+                notes.insert(id.as_str(), l);
+                note_added(tx, source, "DocumentReference", id, l, &now, &mut added)?;
+                count(&mut added, "Provenance");
+                debug_assert!(n.kind != NoteKind::Note || parent.is_none());
+            }
+            for (id, a, enc) in &p.appointments {
+                if held(tx, source, "Appointment", id, &mut report)? {
+                    if a.status.holds_time() {
+                        count(&mut report.already_here, "Slot");
+                    }
+                    continue;
+                }
+                let appointment = RecordId::new(ctx.now);
+                // A clinician who is a user here is named as this vault names them,
+                // and must be one who keeps a book; a name no user here has stays as
+                // the sending clinic's history.
+                let clinician = match crate::users::find_user(tx, &a.clinician)? {
+                    Some((_, u)) if matches!(u.role, Role::Physician | Role::Nurse) => {
+                        u.name.as_str().to_owned()
+                    }
+                    Some(_) => {
+                        return Err(invalid(
+                            &format!("Appointment/{}", clip(id)),
+                            format!(
+                            "its clinician \"{}\" is a user here who is not a physician or nurse",
+                            clip(&a.clinician)
+                        ),
+                        ))
+                    }
+                    None => a.clinician.clone(),
+                };
+                let (start, end) = (time(&a.start)?, time(&a.end)?);
+                // Brought in over a booking here: kept, and marked as overbooked.
+                let over = a.status.holds_time()
+                    && crate::chart::appointment::clashes(tx, &clinician, start, end)?;
+                let l = apply(
+                    tx,
+                    &Change::AppointmentBooked(AppointmentBooked {
+                        appointment,
+                        patient: patient_uuid,
+                        clinician,
+                        start,
+                        end,
+                        appointment_type: a.kind.clone(),
+                        reason: a.reason.clone(),
+                        overbooked: a.overbooked || over,
+                        booked: recorded(&a.stamp)?,
+                    }),
+                )?
+                .row();
+                let changed = updated(&a.stamp)?;
+                match a.status {
+                    AppointmentStatus::Booked => {}
+                    AppointmentStatus::Cancelled => {
+                        apply(
+                            tx,
+                            &Change::AppointmentCancelled(AppointmentCancelled {
+                                appointment,
+                                reason: a
+                                    .cancel_reason
+                                    .clone()
+                                    .unwrap_or_else(|| "Cancelled".into()),
+                                cancelled: changed,
+                            }),
+                        )?;
+                    }
+                    status => {
+                        let encounter = encounter(tx, enc)?
+                            .map(|e| change::id_of(tx, Table::Encounters, e))
+                            .transpose()?;
+                        apply(
+                            tx,
+                            &Change::AppointmentStatusChanged(AppointmentStatusChanged {
+                                appointment,
+                                status,
+                                encounter,
+                                changed,
+                            }),
+                        )?;
+                    }
+                }
+                note_added(tx, source, "Appointment", id, l, &now, &mut added)?;
+                if a.status.holds_time() {
+                    count(&mut added, "Slot");
+                }
+            }
+            let total: u64 = added.values().sum();
+            let mrn: String =
+                tx.query_row("SELECT mrn FROM patients WHERE id = ?1", [local], |r| {
+                    r.get(0)
+                })?;
+            let mut each = Op::create("patient.import").patient(local).detail(format!(
+                "from {source} ({}): {}",
+                p.src,
+                counts_words(&added)
+            ));
+            each.purpose = ctx.actor.role.map(|r| r.purpose_of_use().to_owned());
+            ctx.also(each);
+            if new {
+                report.patients_added += 1;
+            } else {
+                report.patients_already_here += 1;
+            }
+            for (k, v) in &added {
+                *report.added.entry(k.clone()).or_default() += v;
+            }
+            report.patients.push(ImportedPatient {
+                id: PatientId(local),
+                mrn,
+                source_id: p.src.clone(),
+                new,
+                added: total,
+            });
+        }
+        // The clinicians' books come with the appointments they hold.
+        if parsed.schedules > 0 {
+            let into = if report.added.contains_key("Appointment") {
+                &mut report.added
+            } else {
+                &mut report.already_here
+            };
+            *into.entry("Schedule".into()).or_default() += parsed.schedules;
+        }
+        // So do the signers and their clinic with the notes they signed.
+        for (kind, n) in &parsed.context {
+            let into = if report.added.contains_key("Provenance") {
+                &mut report.added
+            } else {
+                &mut report.already_here
+            };
+            *into.entry(kind.clone()).or_default() += n;
+        }
+        op.detail = Some(format!(
+            "from {source}: {} patients new, {} already here; added {}",
+            report.patients_added,
+            report.patients_already_here,
+            counts_words(&report.added)
+        ));
+        Ok(report)
+    })
 }
 
 /// How an imported laboratory Observation is remembered (apart from vital signs, which

@@ -405,6 +405,25 @@ impl Session {
         input: impl std::io::Read,
         key: &ImportKey,
     ) -> Result<ImportReport, CoreError> {
+        self.import_or_preview(input, key, false)
+    }
+
+    /// What importing the file would do, per resource type (added, already here), with
+    /// every check a real import makes; nothing is written (the trail records the dry run).
+    pub fn preview_import(
+        &mut self,
+        input: impl std::io::Read,
+        key: &ImportKey,
+    ) -> Result<ImportReport, CoreError> {
+        self.import_or_preview(input, key, true)
+    }
+
+    fn import_or_preview(
+        &mut self,
+        input: impl std::io::Read,
+        key: &ImportKey,
+        dry_run: bool,
+    ) -> Result<ImportReport, CoreError> {
         // The role is checked before the file is even opened.
         self.require_for(Permission::ImportRecords, Op::create("records.import"))?;
         self.touch()?;
@@ -435,7 +454,7 @@ impl Session {
                 return Err(e);
             }
         };
-        import::write(self, parsed)
+        import::write(self, parsed, dry_run)
     }
 
     /// The accounting of disclosures for one patient: every export that held their record.

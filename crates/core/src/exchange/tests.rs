@@ -2109,3 +2109,57 @@ fn uscdi_demographics_travel_as_us_core_extensions_and_a_sexual_orientation_obse
         (&da.language, &da.birth_sex, &da.sexual_orientation)
     );
 }
+
+#[test]
+fn a_dry_run_reports_what_the_import_would_do_and_writes_nothing() {
+    let source = busy_clinic();
+    let (identity, recipient) = keypair();
+    let mut doctor = source.as_role(Role::Physician);
+    let (file, _) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1, 3, 4]),
+            Destination::Recipients(vec![recipient]),
+        ),
+    );
+    doctor.lock().expect("locks");
+    let target = Clinic::new();
+    let before = contents(&target);
+    let mut admin = target.as_role(Role::Admin);
+    let key = ImportKey::Identities(secret(&identity));
+    let preview = admin.preview_import(&file[..], &key).expect("previews");
+    assert!(preview.dry_run);
+    assert_eq!(preview.patients_added, 3);
+    assert_eq!(contents(&target), before, "a dry run writes nothing");
+    // The same counts the import then gives.
+    let imported = admin.import_records(&file[..], &key).expect("imports");
+    assert!(!imported.dry_run);
+    assert_eq!(preview.added, imported.added);
+    assert_eq!(preview.patients_added, imported.patients_added);
+    // Again, after the import: everything already here, still nothing written.
+    let after = contents(&target);
+    let again = admin.preview_import(&file[..], &key).expect("previews");
+    assert!(again.added.is_empty(), "{:?}", again.added);
+    assert_eq!(again.already_here, imported.added);
+    assert_eq!(contents(&target), after);
+    admin.lock().expect("locks");
+    // The trail says what each was.
+    let details: Vec<String> = target
+        .entries(AuditFilter {
+            event: Some("records.import".into()),
+            ..AuditFilter::default()
+        })
+        .iter()
+        .map(|r| r.entry.detail.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(details.len(), 3, "{details:?}");
+    assert!(
+        details[0].starts_with("dry run, nothing written: "),
+        "{details:?}"
+    );
+    assert!(!details[1].starts_with("dry run"), "{details:?}");
+    assert!(
+        details[2].starts_with("dry run, nothing written: "),
+        "{details:?}"
+    );
+}
