@@ -297,6 +297,41 @@ def test_one_patient_is_a_bundle_and_a_passphrase_export_opens_at_ages_prompt(cl
     assert visit["reasonCode"][0]["text"] == "Blood pressure review"
 
 
+def test_a_patient_already_here_stops_the_import_until_matched(clinic, other, tmp_path):
+    """The receiving clinic registered the marker patient itself: the import stops, names
+    them and their chart here, and writes nothing; --match joins the records to that chart."""
+    identity, recipient = keypair(tmp_path)
+    out = tmp_path / "move.age"
+    report = whole_clinic(clinic, "--recipient", recipient, "--purpose", "Patient moved", "--out", str(out))
+    other.run("--user", "admin", "user", "add", "dr.lin", "--role", "physician",
+              password=ADMIN_PW, new_password=DOCTOR_PW)
+    here = other.json("--user", "dr.lin", "patient", "add", "--family", MARKER, "--given", "Ada",
+                      "--birth-date", "1980-01-02", "--sex", "female", password=DOCTOR_PW)
+    source_id = f"p{clinic.marker_patient}"
+    args = ("--user", "admin", "import", str(out), "--identity", str(identity))
+    for extra in [(), ("--dry-run",)]:
+        proc = other.run(*args, *extra, password=ADMIN_PW, check=False)
+        assert proc.returncode == 65, proc.stderr
+        error = json.loads(proc.stderr)["error"]
+        assert error["code"] == "possible_duplicate"
+        assert [m["source_id"] for m in error["matches"]] == [source_id], error
+        assert error["matches"][0]["candidates"][0]["id"] == here["id"]
+        assert "--match" in error["message"]
+    hits = other.json("--user", "dr.lin", "patient", "search", MARKER, password=DOCTOR_PW)["patients"]
+    assert len(hits) == 1, "nothing was written"
+    proc = other.run(*args, "--match", "p1=maybe", password=ADMIN_PW, check=False)
+    assert proc.returncode == 64, proc.stderr
+    joined = other.json(*args, "--match", f"{source_id}={here['id']}", password=ADMIN_PW)
+    assert joined["patients_matched"] == 1
+    assert joined["patients_added"] == report["patients"] - 1
+    hits = other.json("--user", "dr.lin", "patient", "search", MARKER, password=DOCTOR_PW)["patients"]
+    assert [h["id"] for h in hits] == [here["id"]], "no second chart"
+    chart = other.json("--user", "dr.lin", "patient", "show", str(here["id"]), password=DOCTOR_PW)
+    assert any(o["value"] == 150.0 for o in chart["vitals"]), "the records joined the chart here"
+    again = other.json(*args, password=ADMIN_PW)
+    assert again["added"] == {}
+
+
 def test_import_round_trips_and_a_second_import_adds_nothing(clinic, other, tmp_path):
     identity, recipient = keypair(tmp_path)
     out = tmp_path / "move.age"

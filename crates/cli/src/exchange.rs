@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use chartroom_core::{Counts, Destination, ExportRequest, ImportKey, Selection, Session};
+use chartroom_core::{
+    Counts, Destination, ExportRequest, ImportKey, ImportOptions, PatientChoice, Selection, Session,
+};
 use clap::Args;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -67,6 +69,39 @@ pub struct ImportArgs {
     /// per resource type; write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// For a patient of the file who looks like a patient here (the import stops and names
+    /// them): `ID=PATIENT_ID`, the same person, their records join that chart; `ID=new`,
+    /// someone else. ID is the patient's id in the file (`p3`). Repeat for several.
+    #[arg(long = "match", value_name = "ID=PATIENT_ID|new")]
+    matches: Vec<String>,
+}
+
+/// `--match p3=12` or `--match p3=new`.
+fn parse_matches(given: &[String]) -> Result<ImportOptions, Failure> {
+    let mut options = ImportOptions::default();
+    for m in given {
+        let (id, choice) = m.split_once('=').ok_or_else(|| {
+            Failure::usage(format!(
+                "--match takes ID=PATIENT_ID or ID=new (for example p3=12), not \"{m}\"."
+            ))
+        })?;
+        let choice = match choice.trim() {
+            c if c.eq_ignore_ascii_case("new") => PatientChoice::New,
+            c => PatientChoice::Same(c.parse().map_err(|_| {
+                Failure::usage(format!(
+                    "--match {id}=… takes a patient id here or \"new\", not \"{c}\"."
+                ))
+            })?),
+        };
+        if options
+            .matches
+            .insert(id.trim().to_owned(), choice)
+            .is_some()
+        {
+            return Err(Failure::usage(format!("--match names {id} twice.")));
+        }
+    }
+    Ok(options)
 }
 
 fn passphrase(inputs: &mut Inputs, given: &str, confirm: bool) -> Result<SecretString, Failure> {
@@ -198,11 +233,9 @@ pub fn import(
         exit: exit::NO_INPUT,
         detail: None,
     })?;
-    let report = if args.dry_run {
-        session.preview_import(file, &key)?
-    } else {
-        session.import_records(file, &key)?
-    };
+    let mut options = parse_matches(&args.matches)?;
+    options.dry_run = args.dry_run;
+    let report = session.import_with(file, &key, &options)?;
     let doc = serde_json::to_value(&report).unwrap_or(Value::Null);
     let mut text = format!(
         "{} from {}: {} new patient{}, {} already here.\n",
@@ -238,6 +271,17 @@ pub fn import(
         text.push_str(&format!(
             "Already here (skipped): {} resources.\n",
             total(&report.already_here)
+        ));
+    }
+    if report.patients_matched > 0 {
+        text.push_str(&format!(
+            "Joined to charts here, as matched: {} patient{}.\n",
+            report.patients_matched,
+            if report.patients_matched == 1 {
+                ""
+            } else {
+                "s"
+            }
         ));
     }
     for p in &report.patients {

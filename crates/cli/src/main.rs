@@ -279,6 +279,10 @@ impl From<CoreError> for Failure {
             .duplicate_candidates()
             .map(|c| ("candidates", serde_json::to_value(c).unwrap_or(Value::Null)))
             .or_else(|| {
+                e.import_matches()
+                    .map(|m| ("matches", serde_json::to_value(m).unwrap_or(Value::Null)))
+            })
+            .or_else(|| {
                 e.field_errors()
                     .map(|f| ("fields", serde_json::to_value(f).unwrap_or(Value::Null)))
             });

@@ -75,6 +75,9 @@ pub enum CoreError {
     /// A patient being registered looks like one already here.
     #[error("{}", duplicate_message(.0))]
     PossibleDuplicate(Vec<crate::chart::patient::DuplicateCandidate>),
+    /// Patients of an import who look like patients here, until each is matched or new.
+    #[error("{}", matches_message(.0))]
+    ImportMatches(Vec<crate::exchange::PatientMatch>),
     /// A form with problems in one or more fields, each said beside its field.
     #[error("{}", fields_message(.0))]
     Fields(Vec<crate::chart::measure::FieldError>),
@@ -112,6 +115,32 @@ fn duplicate_message(c: &[crate::chart::patient::DuplicateCandidate]) -> String 
         .join("; ");
     format!(
         "This may be a patient already registered: {named}. Open that chart instead, or confirm that this is a different person."
+    )
+}
+
+fn matches_message(m: &[crate::exchange::PatientMatch]) -> String {
+    let named = m
+        .iter()
+        .take(3)
+        .map(|p| {
+            let here = p
+                .candidates
+                .iter()
+                .take(3)
+                .map(|c| format!("patient {} (MRN {})", c.id, c.mrn))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            format!(
+                "{} ({}, {}, born {}) looks like {here}",
+                p.source_id, p.family, p.given, p.birth_date
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "{} patient{} in this file may already be here: {named}. Nothing was imported. Say for each whether it is the same person (--match ID=PATIENT_ID: the records join that chart) or someone else (--match ID=new).",
+        m.len(),
+        if m.len() == 1 { "" } else { "s" }
     )
 }
 
@@ -170,7 +199,7 @@ impl CoreError {
             CoreError::Conflict(_) => "conflict",
             CoreError::WrongKey(_) => "wrong_key",
             CoreError::InvalidFile(_) => "invalid_file",
-            CoreError::PossibleDuplicate(_) => "possible_duplicate",
+            CoreError::PossibleDuplicate(_) | CoreError::ImportMatches(_) => "possible_duplicate",
             CoreError::AllergyConflict(_) => "allergy_conflict",
             CoreError::Fields(_) => "invalid_input",
             CoreError::CheckValues(_) => "check_values",
@@ -181,6 +210,14 @@ impl CoreError {
     pub fn duplicate_candidates(&self) -> Option<&[crate::chart::patient::DuplicateCandidate]> {
         match self {
             CoreError::PossibleDuplicate(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The patients of an import who look like patients here, when that is why it stopped.
+    pub fn import_matches(&self) -> Option<&[crate::exchange::PatientMatch]> {
+        match self {
+            CoreError::ImportMatches(m) => Some(m),
             _ => None,
         }
     }

@@ -104,8 +104,9 @@ pub use config::{
 };
 pub use error::{CoreError, Denial, ErrorKind};
 pub use exchange::{
-    Counts, Destination, Disclosure, ExportReport, ExportRequest, ImportKey, ImportOrigin,
-    ImportReport, ImportedPatient, KeyInfo, LeftOut, Selection, RESOURCE_TYPES,
+    Counts, Destination, Disclosure, ExportReport, ExportRequest, ImportKey, ImportOptions,
+    ImportOrigin, ImportReport, ImportedPatient, KeyInfo, LeftOut, PatientChoice, PatientMatch,
+    Selection, RESOURCE_TYPES,
 };
 pub use ids::{
     AllergyId, AppointmentId, EncounterId, ImmunizationId, LabReportId, LabResultId, MedicationId,

@@ -836,7 +836,7 @@ pub struct DuplicateCandidate {
 /// last seven digits); or the same names and phone (a birth date typed wrong). A restricted
 /// patient counts only for someone who may open the chart (the search's rule: a
 /// registration must not confirm that a named person is a restricted patient here).
-fn possible_duplicates(
+pub(crate) fn possible_duplicates(
     conn: &Connection,
     ctx: &crate::session::Ctx<'_>,
     d: &Demographics,

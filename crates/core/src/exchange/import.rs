@@ -72,6 +72,40 @@ pub struct ImportReport {
     pub patients: Vec<ImportedPatient>,
     /// A dry run (`--dry-run`): what an import would do; nothing was written.
     pub dry_run: bool,
+    /// Patients of the file joined, as asked, to a chart already here.
+    pub patients_matched: u64,
+}
+
+/// How an import treats a patient of the file who looks like one here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatientChoice {
+    /// The same person: their records join this chart (a patient id here).
+    Same(i64),
+    /// Someone else: a chart of their own.
+    New,
+}
+
+/// What an import is asked to do besides importing.
+#[derive(Clone, Debug, Default)]
+pub struct ImportOptions {
+    /// Check and count everything, write nothing.
+    pub dry_run: bool,
+    /// Per patient of the file (its id there, `p3`), what to do when they look like a
+    /// patient here.
+    pub matches: BTreeMap<String, PatientChoice>,
+}
+
+/// A patient of the file who looks like one or more patients here: the import stops until
+/// each is matched or declared new.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PatientMatch {
+    /// The patient's id in the file (what `--match` names).
+    pub source_id: String,
+    pub family: String,
+    pub given: String,
+    pub birth_date: String,
+    pub sex: String,
+    pub candidates: Vec<crate::chart::patient::DuplicateCandidate>,
 }
 
 #[derive(Default)]
@@ -612,8 +646,9 @@ fn note_added(
 pub(crate) fn write(
     session: &mut Session,
     parsed: Parsed,
-    dry_run: bool,
+    options: &ImportOptions,
 ) -> Result<ImportReport, CoreError> {
+    let dry_run = options.dry_run;
     let user_id = session.actor_user_id();
     session.run(
         Permission::ImportRecords,
@@ -623,7 +658,7 @@ pub(crate) fn write(
             if dry_run {
                 tx.execute_batch("SAVEPOINT import_dry_run")?;
             }
-            let mut report = write_all(tx, op, ctx, &parsed, user_id)?;
+            let mut report = write_all(tx, op, ctx, &parsed, user_id, &options.matches)?;
             if dry_run {
                 tx.execute_batch("ROLLBACK TO import_dry_run; RELEASE import_dry_run")?;
                 report.dry_run = true;
@@ -643,6 +678,7 @@ fn write_all(
     ctx: &crate::session::Ctx<'_>,
     parsed: &Parsed,
     user_id: Option<i64>,
+    matches: &BTreeMap<String, PatientChoice>,
 ) -> Result<ImportReport, CoreError> {
     change::bulk(|| {
         let now = Arrival {
@@ -651,6 +687,7 @@ fn write_all(
         };
         let source = parsed.source.as_str();
         check_source_key(tx, source, parsed.signer, &now.at)?;
+        check_matches(tx, ctx, source, parsed, matches)?;
         let mut report = ImportReport {
             source: source.to_owned(),
             signed: parsed.signer.is_some(),
@@ -661,6 +698,7 @@ fn write_all(
             already_here: Counts::new(),
             patients: Vec::new(),
             dry_run: false,
+            patients_matched: 0,
         };
         for p in &parsed.patients {
             let mut added = Counts::new();
@@ -671,6 +709,19 @@ fn write_all(
                         count(&mut report.already_here, "Observation");
                     }
                     (local, false)
+                }
+                // Matched to a chart here: the records join it, its demographics stay.
+                None if matches!(matches.get(&p.src), Some(PatientChoice::Same(_))) => {
+                    let Some(PatientChoice::Same(local)) = matches.get(&p.src) else {
+                        unreachable!("matched above")
+                    };
+                    remember(tx, source, "Patient", &p.src, *local, &now)?;
+                    count(&mut report.already_here, "Patient");
+                    if p.sexual_orientation.is_some() {
+                        count(&mut report.already_here, "Observation");
+                    }
+                    report.patients_matched += 1;
+                    (*local, false)
                 }
                 None => {
                     let (demographics, restricted) = p
@@ -1259,6 +1310,66 @@ fn write_all(
         ));
         Ok(report)
     })
+}
+
+/// Stops an import that would give a patient already here a second chart: every patient of
+/// the file not imported before, and not matched or declared new, who looks like a patient
+/// here (the registration's rules: the same names and birth date, the same birth date and
+/// phone, the same names and phone) is named with their candidates. A match must name a
+/// patient of the file and a chart here this session may open.
+fn check_matches(
+    tx: &Transaction<'_>,
+    ctx: &crate::session::Ctx<'_>,
+    source: &str,
+    parsed: &Parsed,
+    matches: &BTreeMap<String, PatientChoice>,
+) -> Result<(), CoreError> {
+    for (id, choice) in matches {
+        if !parsed.patients.iter().any(|p| &p.src == id) {
+            return Err(CoreError::InvalidInput(format!(
+                "The match names {}, which is not a patient in this file.",
+                clip(id)
+            )));
+        }
+        if let PatientChoice::Same(local) = choice {
+            let here = crate::chart::patient::get(tx, *local)?;
+            if here.restricted
+                && !crate::search::openable_restricted(tx, ctx)?
+                    .iter()
+                    .any(|(id, _)| *id == *local)
+            {
+                return Err(CoreError::InvalidInput(format!(
+                    "Patient {local} is a restricted chart you may not open; records cannot be joined to it."
+                )));
+            }
+        }
+    }
+    let mut stops = Vec::new();
+    for p in &parsed.patients {
+        if matches.contains_key(&p.src) || known(tx, source, "Patient", &p.src)?.is_some() {
+            continue;
+        }
+        let (d, _) = p
+            .demographics
+            .as_ref()
+            .expect("every patient parsed has demographics");
+        let candidates = crate::chart::patient::possible_duplicates(tx, ctx, d)?;
+        if !candidates.is_empty() {
+            stops.push(PatientMatch {
+                source_id: p.src.clone(),
+                family: d.family.clone(),
+                given: d.given.clone(),
+                birth_date: d.birth_date.format("%Y-%m-%d").to_string(),
+                sex: d.sex.as_str().to_owned(),
+                candidates,
+            });
+        }
+    }
+    if stops.is_empty() {
+        Ok(())
+    } else {
+        Err(CoreError::ImportMatches(stops))
+    }
 }
 
 /// How an imported laboratory Observation is remembered (apart from vital signs, which

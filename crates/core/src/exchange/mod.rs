@@ -25,7 +25,9 @@ use crate::{CoreError, Session};
 pub use archive::{Destination, ImportKey, KeyInfo};
 pub use fhir::{Counts, RESOURCE_TYPES};
 pub(crate) use import::origins;
-pub use import::{ImportOrigin, ImportReport, ImportedPatient};
+pub use import::{
+    ImportOptions, ImportOrigin, ImportReport, ImportedPatient, PatientChoice, PatientMatch,
+};
 
 /// Which patients an export holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,7 +407,7 @@ impl Session {
         input: impl std::io::Read,
         key: &ImportKey,
     ) -> Result<ImportReport, CoreError> {
-        self.import_or_preview(input, key, false)
+        self.import_with(input, key, &ImportOptions::default())
     }
 
     /// What importing the file would do, per resource type (added, already here), with
@@ -415,14 +417,23 @@ impl Session {
         input: impl std::io::Read,
         key: &ImportKey,
     ) -> Result<ImportReport, CoreError> {
-        self.import_or_preview(input, key, true)
+        self.import_with(
+            input,
+            key,
+            &ImportOptions {
+                dry_run: true,
+                ..ImportOptions::default()
+            },
+        )
     }
 
-    fn import_or_preview(
+    /// An import with its options: a dry run, and what to do with patients who look like
+    /// patients here (without a choice for each, such an import stops and names them).
+    pub fn import_with(
         &mut self,
         input: impl std::io::Read,
         key: &ImportKey,
-        dry_run: bool,
+        options: &ImportOptions,
     ) -> Result<ImportReport, CoreError> {
         // The role is checked before the file is even opened.
         self.require_for(Permission::ImportRecords, Op::create("records.import"))?;
@@ -454,7 +465,7 @@ impl Session {
                 return Err(e);
             }
         };
-        import::write(self, parsed, dry_run)
+        import::write(self, parsed, options)
     }
 
     /// The accounting of disclosures for one patient: every export that held their record.

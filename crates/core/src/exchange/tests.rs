@@ -229,6 +229,28 @@ fn portable_fhir(resources: &[Value]) -> Vec<String> {
     out
 }
 
+/// Options that import every patient of `file` as someone new. The test clinics are made
+/// alike, so their fixture patients match each other by name and birth date, and an import
+/// from one into another would otherwise stop to ask (tested on its own below).
+fn all_new(file: &[u8], key: &ImportKey) -> ImportOptions {
+    let plain = archive::decrypt(file, key).expect("opens");
+    let matches = archive::resources(&plain)
+        .expect("reads")
+        .iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_owned(),
+                PatientChoice::New,
+            )
+        })
+        .collect();
+    ImportOptions {
+        matches,
+        ..ImportOptions::default()
+    }
+}
+
 /// A dump of every record table, to prove a refused import changed nothing.
 fn contents(clinic: &Clinic) -> Vec<String> {
     let doctor = clinic.as_role(Role::Physician);
@@ -283,7 +305,11 @@ fn a_clinic_moves_whole_and_comes_back_the_same() {
         .expect("max");
     let mut importer = target.as_role(Role::Admin);
     let imported = importer
-        .import_records(&file[..], &ImportKey::Identities(secret(&identity)))
+        .import_with(
+            &file[..],
+            &ImportKey::Identities(secret(&identity)),
+            &all_new(&file[..], &ImportKey::Identities(secret(&identity))),
+        )
         .expect("imports");
     assert_eq!(imported.patients_added, report.patients);
     assert_eq!(imported.added, report.resources);
@@ -407,11 +433,13 @@ fn importing_the_same_file_twice_adds_nothing_the_second_time() {
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
     let key = ImportKey::Passphrase(passphrase);
-    let first = admin.import_records(&file[..], &key).expect("imports");
+    let first = admin
+        .import_with(&file[..], &key, &all_new(&file[..], &key))
+        .expect("imports");
     assert_eq!(first.patients_added, 1);
     let after_first = contents(&target);
     let second = admin
-        .import_records(&file[..], &key)
+        .import_with(&file[..], &key, &all_new(&file[..], &key))
         .expect("imports again");
     assert_eq!(second.patients_added, 0);
     assert_eq!(second.patients_already_here, 1);
@@ -447,10 +475,10 @@ fn a_later_export_of_the_same_patient_adds_only_what_is_new() {
     let mut admin = target.as_role(Role::Admin);
     let key = ImportKey::Identities(secret(&identity));
     admin
-        .import_records(&first_file[..], &key)
+        .import_with(&first_file[..], &key, &all_new(&first_file[..], &key))
         .expect("imports");
     let update = admin
-        .import_records(&second_file[..], &key)
+        .import_with(&second_file[..], &key, &all_new(&second_file[..], &key))
         .expect("imports");
     assert_eq!(update.patients_added, 0);
     assert_eq!(update.added.get("Condition"), Some(&1), "{update:?}");
@@ -991,7 +1019,11 @@ fn a_patient_named_twice_is_exported_once_and_the_file_imports() {
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
     let imported = admin
-        .import_records(&file[..], &ImportKey::Identities(secret(&identity)))
+        .import_with(
+            &file[..],
+            &ImportKey::Identities(secret(&identity)),
+            &all_new(&file[..], &ImportKey::Identities(secret(&identity))),
+        )
         .expect("imports");
     assert_eq!(imported.patients_added, 2);
 }
@@ -1102,7 +1134,11 @@ fn demo_and_import_write_the_rows_they_always_wrote() {
     let target = Clinic::new();
     let mut importer = target.as_role(Role::Admin);
     importer
-        .import_records(&file[..], &ImportKey::Identities(secret(&identity)))
+        .import_with(
+            &file[..],
+            &ImportKey::Identities(secret(&identity)),
+            &all_new(&file[..], &ImportKey::Identities(secret(&identity))),
+        )
         .expect("imports");
     importer.lock().expect("locks");
     let import = dump_matches(
@@ -1285,7 +1321,9 @@ fn exports_are_signed_and_a_file_dressed_up_as_another_clinics_is_refused() {
     assert_eq!(plain_a["signature"]["sigFormat"], fhir::ED25519_SIG_FORMAT);
 
     let mut admin = target.as_role(Role::Admin);
-    let first = admin.import_records(&from_a[..], &key).expect("imports");
+    let first = admin
+        .import_with(&from_a[..], &key, &all_new(&from_a[..], &key))
+        .expect("imports");
     assert!(first.signed);
     let pinned = first.source_key.clone().expect("a key");
     assert!(pinned.starts_with("SHA256:"));
@@ -1370,7 +1408,9 @@ fn exports_are_signed_and_a_file_dressed_up_as_another_clinics_is_refused() {
     admin.lock().expect("locks");
     let bulk = export_of(&clinic_a, vec![1, 2]);
     let mut admin = target.as_role(Role::Admin);
-    let next = admin.import_records(&bulk[..], &key).expect("imports");
+    let next = admin
+        .import_with(&bulk[..], &key, &all_new(&bulk[..], &key))
+        .expect("imports");
     assert_eq!(next.source_key.as_deref(), Some(pinned.as_str()));
     // An unsigned file from a source never seen before still imports, and says so.
     let from_new = export_of(&Clinic::new(), vec![1]);
@@ -1381,7 +1421,11 @@ fn exports_are_signed_and_a_file_dressed_up_as_another_clinics_is_refused() {
         .expect("object")
         .remove("signature");
     let report = admin
-        .import_records(&encrypt(plain_new.to_string().as_bytes())[..], &key)
+        .import_with(
+            &encrypt(plain_new.to_string().as_bytes())[..],
+            &key,
+            &all_new(&encrypt(plain_new.to_string().as_bytes())[..], &key),
+        )
         .expect("imports");
     assert!(!report.signed && report.source_key.is_none());
     // Its chart says so beside each item, where A's says which key signed it.
@@ -1480,9 +1524,13 @@ fn appointments_travel_as_schedule_slot_and_appointment_and_come_back() {
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
     let key = ImportKey::Passphrase(passphrase);
-    let first = admin.import_records(&file[..], &key).expect("imports");
+    let first = admin
+        .import_with(&file[..], &key, &all_new(&file[..], &key))
+        .expect("imports");
     assert_eq!(first.added, report.resources, "{first:?}");
-    let again = admin.import_records(&file[..], &key).expect("again");
+    let again = admin
+        .import_with(&file[..], &key, &all_new(&file[..], &key))
+        .expect("again");
     assert!(again.added.is_empty(), "{again:?}");
     admin.lock().expect("locks");
     let local = first.patients[0].id;
@@ -1541,7 +1589,9 @@ fn appointments_travel_as_schedule_slot_and_appointment_and_come_back() {
         .expect("books here first");
     desk.lock().expect("locks");
     let mut admin = third.as_role(Role::Admin);
-    let into_third = admin.import_records(&file[..], &key).expect("imports");
+    let into_third = admin
+        .import_with(&file[..], &key, &all_new(&file[..], &key))
+        .expect("imports");
     admin.lock().expect("locks");
     let mut doctor_c = third.as_role(Role::Physician);
     let book = doctor_c
@@ -1637,7 +1687,11 @@ fn items_entered_in_error_travel_marked_with_their_reason_and_come_back_so() {
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
     let imported = admin
-        .import_records(&file[..], &ImportKey::Passphrase(passphrase))
+        .import_with(
+            &file[..],
+            &ImportKey::Passphrase(passphrase.clone()),
+            &all_new(&file[..], &ImportKey::Passphrase(passphrase.clone())),
+        )
         .expect("imports");
     admin.lock().expect("locks");
     let mut doctor_b = target.as_role(Role::Physician);
@@ -1787,12 +1841,20 @@ fn lab_reports_and_results_travel_as_us_core_lab_resources_and_come_back() {
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
     let imported = admin
-        .import_records(&file[..], &ImportKey::Passphrase(passphrase.clone()))
+        .import_with(
+            &file[..],
+            &ImportKey::Passphrase(passphrase.clone()),
+            &all_new(&file[..], &ImportKey::Passphrase(passphrase.clone())),
+        )
         .expect("imports");
     assert_eq!(imported.added["DiagnosticReport"], 1);
     // Again: nothing new.
     let again = admin
-        .import_records(&file[..], &ImportKey::Passphrase(passphrase))
+        .import_with(
+            &file[..],
+            &ImportKey::Passphrase(passphrase.clone()),
+            &all_new(&file[..], &ImportKey::Passphrase(passphrase.clone())),
+        )
         .expect("imports again");
     assert!(again.added.is_empty(), "{:?}", again.added);
     assert_eq!(again.already_here["DiagnosticReport"], 1);
@@ -1910,7 +1972,11 @@ fn a_medication_list_from_before_as_medication_statements_still_imports() {
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
     let imported = admin
-        .import_records(&legacy[..], &ImportKey::Identities(secret(&identity)))
+        .import_with(
+            &legacy[..],
+            &ImportKey::Identities(secret(&identity)),
+            &all_new(&legacy[..], &ImportKey::Identities(secret(&identity))),
+        )
         .expect("imports");
     assert_eq!(imported.added["MedicationStatement"], 1, "{imported:?}");
     admin.lock().expect("locks");
@@ -1980,7 +2046,11 @@ fn the_reason_a_drug_went_ahead_despite_an_allergy_travels_with_it() {
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
     let imported = admin
-        .import_records(&file[..], &ImportKey::Passphrase(passphrase))
+        .import_with(
+            &file[..],
+            &ImportKey::Passphrase(passphrase.clone()),
+            &all_new(&file[..], &ImportKey::Passphrase(passphrase.clone())),
+        )
         .expect("imports");
     admin.lock().expect("locks");
     let mut doctor_b = target.as_role(Role::Physician);
@@ -2088,10 +2158,18 @@ fn uscdi_demographics_travel_as_us_core_extensions_and_a_sexual_orientation_obse
     let target = Clinic::new();
     let mut admin = target.as_role(Role::Admin);
     let imported = admin
-        .import_records(&file[..], &ImportKey::Passphrase(passphrase.clone()))
+        .import_with(
+            &file[..],
+            &ImportKey::Passphrase(passphrase.clone()),
+            &all_new(&file[..], &ImportKey::Passphrase(passphrase.clone())),
+        )
         .expect("imports");
     let again = admin
-        .import_records(&file[..], &ImportKey::Passphrase(passphrase))
+        .import_with(
+            &file[..],
+            &ImportKey::Passphrase(passphrase.clone()),
+            &all_new(&file[..], &ImportKey::Passphrase(passphrase.clone())),
+        )
         .expect("imports again");
     assert!(again.added.is_empty(), "{:?}", again.added);
     admin.lock().expect("locks");
@@ -2127,18 +2205,38 @@ fn a_dry_run_reports_what_the_import_would_do_and_writes_nothing() {
     let before = contents(&target);
     let mut admin = target.as_role(Role::Admin);
     let key = ImportKey::Identities(secret(&identity));
-    let preview = admin.preview_import(&file[..], &key).expect("previews");
+    let preview = admin
+        .import_with(
+            &file[..],
+            &key,
+            &ImportOptions {
+                dry_run: true,
+                ..all_new(&file[..], &key)
+            },
+        )
+        .expect("previews");
     assert!(preview.dry_run);
     assert_eq!(preview.patients_added, 3);
     assert_eq!(contents(&target), before, "a dry run writes nothing");
     // The same counts the import then gives.
-    let imported = admin.import_records(&file[..], &key).expect("imports");
+    let imported = admin
+        .import_with(&file[..], &key, &all_new(&file[..], &key))
+        .expect("imports");
     assert!(!imported.dry_run);
     assert_eq!(preview.added, imported.added);
     assert_eq!(preview.patients_added, imported.patients_added);
     // Again, after the import: everything already here, still nothing written.
     let after = contents(&target);
-    let again = admin.preview_import(&file[..], &key).expect("previews");
+    let again = admin
+        .import_with(
+            &file[..],
+            &key,
+            &ImportOptions {
+                dry_run: true,
+                ..all_new(&file[..], &key)
+            },
+        )
+        .expect("previews");
     assert!(again.added.is_empty(), "{:?}", again.added);
     assert_eq!(again.already_here, imported.added);
     assert_eq!(contents(&target), after);
@@ -2162,4 +2260,118 @@ fn a_dry_run_reports_what_the_import_would_do_and_writes_nothing() {
         details[2].starts_with("dry run, nothing written: "),
         "{details:?}"
     );
+}
+
+#[test]
+fn a_patient_who_looks_like_one_here_stops_the_import_until_matched_or_declared_new() {
+    // Both clinics registered Grace Lee, born 1961-07-14, as patient 1.
+    let source = busy_clinic();
+    let mut doctor = source.as_role(Role::Physician);
+    doctor
+        .record_vitals(
+            1,
+            &crate::VitalsInput {
+                weight: Some(61.5),
+                ..crate::VitalsInput::default()
+            },
+            None,
+            None,
+        )
+        .expect("records");
+    let passphrase = secret("correct horse battery staple");
+    let (file, _) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![1]),
+            Destination::Passphrase(passphrase.clone()),
+        ),
+    );
+    doctor.lock().expect("locks");
+    let key = ImportKey::Passphrase(passphrase);
+    let choose = |choice: PatientChoice| ImportOptions {
+        matches: [("p1".to_owned(), choice)].into_iter().collect(),
+        ..ImportOptions::default()
+    };
+
+    let target = Clinic::new();
+    let before = contents(&target);
+    let mut admin = target.as_role(Role::Admin);
+    // Without a choice: stopped, the candidate named, nothing written (a dry run too).
+    for options in [
+        ImportOptions::default(),
+        ImportOptions {
+            dry_run: true,
+            ..ImportOptions::default()
+        },
+    ] {
+        let err = admin
+            .import_with(&file[..], &key, &options)
+            .expect_err("stops");
+        assert_eq!(err.code(), "possible_duplicate");
+        let stops = err.import_matches().expect("matches");
+        assert_eq!(stops.len(), 1);
+        assert_eq!(stops[0].source_id, "p1");
+        assert_eq!(
+            (stops[0].family.as_str(), stops[0].birth_date.as_str()),
+            ("Lee", "1961-07-14")
+        );
+        assert_eq!(stops[0].candidates[0].id.get(), 1);
+        assert_eq!(stops[0].candidates[0].matched, "name_and_birth_date");
+        let message = err.to_string();
+        assert!(
+            message.contains("p1 (Lee, Grace, born 1961-07-14) looks like patient 1"),
+            "{message}"
+        );
+        assert_eq!(contents(&target), before);
+    }
+    // A match to nobody in the file, or to a chart that is not here, is refused.
+    let stray = ImportOptions {
+        matches: [("p9".to_owned(), PatientChoice::New)]
+            .into_iter()
+            .collect(),
+        ..ImportOptions::default()
+    };
+    let err = admin.import_with(&file[..], &key, &stray).expect_err("p9");
+    assert!(err.to_string().contains("p9"), "{err}");
+    let err = admin
+        .import_with(&file[..], &key, &choose(PatientChoice::Same(99)))
+        .expect_err("no patient 99");
+    assert_eq!(err.code(), "not_found");
+    assert_eq!(contents(&target), before);
+
+    // The same person: the records join patient 1, no second chart.
+    let joined = admin
+        .import_with(&file[..], &key, &choose(PatientChoice::Same(1)))
+        .expect("imports");
+    assert_eq!(
+        (joined.patients_added, joined.patients_matched),
+        (0, 1),
+        "{joined:?}"
+    );
+    assert_eq!(joined.patients[0].id.get(), 1);
+    assert!(joined.added["Observation"] >= 1, "{joined:?}");
+    // Again, with no choice: remembered, nothing new, no stop.
+    let again = admin.import_records(&file[..], &key).expect("imports");
+    assert!(again.added.is_empty(), "{again:?}");
+    admin.lock().expect("locks");
+    let mut nurse = target.as_role(Role::Nurse);
+    let chart = nurse.open_chart(1).expect("opens");
+    assert!(chart
+        .vitals
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .any(|o| o.value == 61.5));
+    assert_eq!(chart.patient.demographics.family, "Lee");
+    nurse.lock().expect("locks");
+
+    // Someone else: a chart of their own.
+    let other = Clinic::new();
+    let mut admin = other.as_role(Role::Admin);
+    let apart = admin
+        .import_with(&file[..], &key, &choose(PatientChoice::New))
+        .expect("imports");
+    assert_eq!(apart.patients_added, 1);
+    assert_ne!(apart.patients[0].id.get(), 1);
+    admin.lock().expect("locks");
 }
