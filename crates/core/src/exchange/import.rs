@@ -1333,6 +1333,20 @@ fn check_matches(
         }
         if let PatientChoice::Same(local) = choice {
             let here = crate::chart::patient::get(tx, *local)?;
+            // A chart restricted there keeps its records to a care team: joining them to an
+            // open chart here would show them to everyone who may open that one.
+            let restricted_there = parsed
+                .patients
+                .iter()
+                .find(|p| &p.src == id)
+                .and_then(|p| p.demographics.as_ref())
+                .is_some_and(|(_, r)| *r);
+            if restricted_there && !here.restricted {
+                return Err(CoreError::InvalidInput(format!(
+                    "{} is a restricted chart in this file and patient {local} here is not: restrict patient {local} first, or import them as new.",
+                    clip(id)
+                )));
+            }
             if here.restricted
                 && !crate::search::openable_restricted(tx, ctx)?
                     .iter()

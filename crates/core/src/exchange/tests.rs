@@ -2375,3 +2375,39 @@ fn a_patient_who_looks_like_one_here_stops_the_import_until_matched_or_declared_
     assert_ne!(apart.patients[0].id.get(), 1);
     admin.lock().expect("locks");
 }
+
+#[test]
+fn a_chart_restricted_in_the_file_is_not_joined_to_an_open_chart_here() {
+    let source = Clinic::new();
+    let mut doctor = source.as_role(Role::Physician);
+    let passphrase = secret("correct horse battery staple");
+    // Patient 2 is restricted, and the physician who registered them is on its team.
+    let (file, _) = export(
+        &mut doctor,
+        &request(
+            Selection::Patients(vec![2]),
+            Destination::Passphrase(passphrase.clone()),
+        ),
+    );
+    doctor.lock().expect("locks");
+    let key = ImportKey::Passphrase(passphrase);
+    let target = Clinic::new();
+    let before = contents(&target);
+    let mut admin = target.as_role(Role::Admin);
+    let onto_open = ImportOptions {
+        matches: [("p2".to_owned(), PatientChoice::Same(1))]
+            .into_iter()
+            .collect(),
+        ..ImportOptions::default()
+    };
+    let err = admin
+        .import_with(&file[..], &key, &onto_open)
+        .expect_err("refused");
+    assert_eq!(err.code(), "invalid_input");
+    assert!(
+        err.to_string().contains("restricted chart in this file"),
+        "{err}"
+    );
+    assert_eq!(contents(&target), before);
+    admin.lock().expect("locks");
+}
