@@ -3,7 +3,8 @@
 //! on disk, then imported into empty vaults. Each through the Session: gated, audited and
 //! accounted for as a real export is.
 //!
-//! `cargo bench -p chartroom-core --bench export`. Prints figures; asserts nothing.
+//! `cargo bench -p chartroom-core --bench export`. Prints figures (times, resources per
+//! second, the peak memory an import adds); asserts nothing.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,30 @@ fn vault(dir: &std::path::Path) -> VaultConfig {
         state_dir: dir.join("state"),
         kdf: KdfPolicy::insecure_fast_for_tests(),
     }
+}
+
+/// The process's peak resident memory since the last [`reset_peak`], in MiB (Linux's VmHWM;
+/// None elsewhere).
+fn peak_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Starts the peak over from the memory in use now (Linux: `5` to clear_refs).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn mib(v: Option<f64>) -> String {
+    v.map_or_else(|| "unknown".into(), |m| format!("{m:.0} MiB"))
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -108,11 +133,15 @@ fn main() {
     admin.lock().expect("locks");
 
     let mut runs = Vec::new();
+    let mut peaks = Vec::new();
+    let before = peak_mib();
     for i in 0..3 {
         let dir = tmp.path().join(format!("b{i}"));
         let (mut importer, _) =
             Session::create(vault(&dir), "admin", &pw("admin-password")).expect("creates");
         let file = std::fs::File::open(&path).expect("opens");
+        reset_peak();
+        let resident = peak_mib();
         let t = Instant::now();
         let imported = importer
             .import_records(
@@ -121,6 +150,7 @@ fn main() {
             )
             .expect("imports");
         runs.push(t.elapsed());
+        peaks.push(peak_mib().zip(resident).map(|(p, r)| p - r));
         assert_eq!(imported.patients_added, report.patients);
         importer.lock().expect("locks");
     }
@@ -131,5 +161,17 @@ fn main() {
         runs.iter().min().expect("runs").as_secs_f64() * 1e3,
         runs.iter().max().expect("runs").as_secs_f64() * 1e3,
         resources as f64 / import.as_secs_f64()
+    );
+    let grew = peaks
+        .iter()
+        .flatten()
+        .copied()
+        .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))));
+    println!(
+        "  peak memory of an import: {} above what was resident when it started (the process \
+         peaked at {} before, making the demo and the exports); the encrypted file is {:.1} MiB",
+        mib(grew),
+        mib(before),
+        report.bytes as f64 / 1_048_576.0
     );
 }
