@@ -521,11 +521,19 @@ def test_front_desk_registers_a_patient(clinic, app):
     birth = d.find_element(By.ID, "reg-birth")
     birth.clear()
     birth.send_keys("2001-03-02")
+    # The USCDI answers are asked here too (issue 17).
+    for field, value in [("reg-race", "2039-6"), ("reg-language", "ja")]:
+        box = visible(d, f"#{field}")
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        Select(box).select_by_value(value)
     click(d, d.find_element(By.ID, "register-submit"))
     assert visible(d, "#chart-name").text == "Nakamura, Emi"
     assert "born 02 Mar 2001" in d.find_element(By.CSS_SELECTOR, ".demo-line").text
     found = clinic.json("--user", DOC, "patient", "search", "nakamura", password=DOC_PW)
     assert len(found["patients"]) == 1, found
+    shown = clinic.json("--user", DOC, "patient", "show", str(found["patients"][0]["id"]), password=DOC_PW)
+    assert (shown["race"], shown["language"]) == (["2039-6"], "ja"), shown
+    assert "ethnicity" not in shown, "left unasked"
 
     # The same person again: the possible match is shown before anything is saved, and a
     # second chart needs an explicit "this is a different person".
