@@ -1222,8 +1222,8 @@ pub(crate) fn read_patient(
         emergency_name: contact_str(&["name", "text"]),
         emergency_phone: contact_str(&["telecom", "0", "value"]),
         emergency_relationship: contact_str(&["relationship", "0", "text"]),
-        race: race_codes(r, "us-core-race")?,
-        ethnicity: race_codes(r, "us-core-ethnicity")?,
+        race: race_codes(r, "us-core-race", uscdi::race)?,
+        ethnicity: race_codes(r, "us-core-ethnicity", uscdi::ethnicity)?,
         language: preferred_language(r),
         birth_sex: r
             .value
@@ -1256,7 +1256,11 @@ pub(crate) fn read_patient(
 
 /// The codes of US Core's race or ethnicity extension (categories and detailed), as a
 /// form's text; None when the patient has none.
-fn race_codes(r: &Res<'_>, name: &str) -> Result<Option<String>, CoreError> {
+fn race_codes(
+    r: &Res<'_>,
+    name: &str,
+    lookup: fn(&str) -> Option<uscdi::Coded>,
+) -> Result<Option<String>, CoreError> {
     let url = format!("{US_CORE}{name}");
     let Some(ext) = r
         .value
@@ -1281,11 +1285,6 @@ fn race_codes(r: &Res<'_>, name: &str) -> Result<Option<String>, CoreError> {
             .collect()
     };
     let detailed = part("detailed");
-    let lookup = if name == "us-core-race" {
-        uscdi::race
-    } else {
-        uscdi::ethnicity
-    };
     // A category that only rolls up a detailed code here is that code's, not the patient's
     // own answer.
     let covered: Vec<&str> = detailed

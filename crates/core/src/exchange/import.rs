@@ -702,26 +702,24 @@ fn write_all(
         };
         for p in &parsed.patients {
             let mut added = Counts::new();
-            let (local, new) = match known(tx, source, "Patient", &p.src)? {
+            let here = known(tx, source, "Patient", &p.src)?;
+            // Matched to a chart here: remembered as that chart; the records join it and its
+            // demographics stay, as for a patient imported before.
+            if let (None, Some(PatientChoice::Same(local))) = (here, matches.get(&p.src)) {
+                remember(tx, source, "Patient", &p.src, *local, &now)?;
+                report.patients_matched += 1;
+            }
+            let here = here.or(match matches.get(&p.src) {
+                Some(PatientChoice::Same(local)) => Some(*local),
+                _ => None,
+            });
+            let (local, new) = match here {
                 Some(local) => {
                     count(&mut report.already_here, "Patient");
                     if p.sexual_orientation.is_some() {
                         count(&mut report.already_here, "Observation");
                     }
                     (local, false)
-                }
-                // Matched to a chart here: the records join it, its demographics stay.
-                None if matches!(matches.get(&p.src), Some(PatientChoice::Same(_))) => {
-                    let Some(PatientChoice::Same(local)) = matches.get(&p.src) else {
-                        unreachable!("matched above")
-                    };
-                    remember(tx, source, "Patient", &p.src, *local, &now)?;
-                    count(&mut report.already_here, "Patient");
-                    if p.sexual_orientation.is_some() {
-                        count(&mut report.already_here, "Observation");
-                    }
-                    report.patients_matched += 1;
-                    (*local, false)
                 }
                 None => {
                     let (demographics, restricted) = p
