@@ -51,15 +51,12 @@ pub struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The export to import (an .age file).
+    /// The file to import: a Chartroom export (.age), or FHIR R4 from another system (a
+    /// Bundle, NDJSON or a Bulk Data tar archive), plain or age-encrypted.
     file: PathBuf,
     /// The age identity file whose key the export was encrypted to (from `age-keygen`).
-    #[arg(
-        long,
-        value_name = "KEYFILE",
-        required_unless_present = "passphrase",
-        conflicts_with = "passphrase"
-    )]
+    /// Not needed for a plain FHIR file.
+    #[arg(long, value_name = "KEYFILE", conflicts_with = "passphrase")]
     identity: Option<PathBuf>,
     /// The export's passphrase: given here, or from CHARTROOM_EXPORT_PASSPHRASE, standard
     /// input (with --password-stdin) or a prompt.
@@ -74,6 +71,11 @@ pub struct ImportArgs {
     /// someone else. ID is the patient's id in the file (`p3`). Repeat for several.
     #[arg(long = "match", value_name = "ID=PATIENT_ID|new")]
     matches: Vec<String>,
+    /// For a file from another system that does not say where it comes from (no
+    /// meta.source, no identifier system on its patients): that system, as a URI
+    /// (`https://ehr.example.org`). A second import of its records adds nothing.
+    #[arg(long, value_name = "URI")]
+    source: Option<String>,
 }
 
 /// `--match p3=12` or `--match p3=new`.
@@ -221,11 +223,8 @@ pub fn import(
             })?;
             ImportKey::Identities(SecretString::from(text))
         }
-        (None, None) => {
-            return Err(Failure::usage(
-                "Give the key: --identity KEYFILE or --passphrase.",
-            ))
-        }
+        // A plain FHIR file needs no key; an encrypted one is refused with what to give.
+        (None, None) => ImportKey::NotGiven,
     };
     let file = std::fs::File::open(&args.file).map_err(|e| Failure {
         code: "no_input",
@@ -233,8 +232,26 @@ pub fn import(
         exit: exit::NO_INPUT,
         detail: None,
     })?;
+    // An encrypted file without its key is a usage mistake (64), as it always was.
+    if matches!(key, ImportKey::NotGiven) {
+        let mut head = [0u8; 32];
+        let n = std::io::Read::read(&mut &file, &mut head).unwrap_or(0);
+        if head[..n].starts_with(b"age-encryption.org/") || head[..n].starts_with(b"-----BEGIN AGE")
+        {
+            return Err(Failure::usage(
+                "This file is encrypted: give the key it was encrypted to (--identity KEYFILE) or its passphrase (--passphrase).",
+            ));
+        }
+        std::io::Seek::rewind(&mut &file).map_err(|e| Failure {
+            code: "no_input",
+            message: format!("Cannot read {}: {e}.", args.file.display()),
+            exit: exit::NO_INPUT,
+            detail: None,
+        })?;
+    }
     let mut options = parse_matches(&args.matches)?;
     options.dry_run = args.dry_run;
+    options.source = args.source.clone();
     let report = session.import_with(file, &key, &options)?;
     let doc = serde_json::to_value(&report).unwrap_or(Value::Null);
     let mut text = format!(
@@ -250,6 +267,9 @@ pub fn import(
         report.patients_already_here,
     );
     text.push_str(&match &report.source_key {
+        None if report.foreign => {
+            "FHIR from another system: its items are marked as recorded there.\n".to_owned()
+        }
         Some(key) => {
             format!("Signed there by the vault key {key}, the one this vault knows it by.\n")
         }
@@ -283,6 +303,28 @@ pub fn import(
                 "s"
             }
         ));
+    }
+    if !report.skipped.is_empty() {
+        text.push_str(&format!(
+            "{} (Chartroom has no place for them):\n",
+            if report.dry_run {
+                "Would leave out"
+            } else {
+                "Left out"
+            }
+        ));
+        for s in &report.skipped {
+            text.push_str(&format!(
+                "  {} {}: {}\n",
+                s.count, s.resource_type, s.reason
+            ));
+        }
+    }
+    if !report.warnings.is_empty() {
+        text.push_str("Left out of records that were kept:\n");
+        for w in &report.warnings {
+            text.push_str(&format!("  {w}\n"));
+        }
     }
     for p in &report.patients {
         text.push_str(&if report.dry_run && p.new {

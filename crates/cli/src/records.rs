@@ -861,6 +861,9 @@ fn chart_text(c: &Chart, units: Units) -> String {
                 i + 1,
                 match key {
                     Some(k) => format!("signed there by key {k}"),
+                    None if c.imported.iter().any(|o| o.source == *source && o.foreign) => {
+                        "FHIR from another system, recorded and signed there".to_owned()
+                    }
                     None => "not signed (exported before exports were signed)".to_owned(),
                 },
                 if items == 1 { "" } else { "s" },

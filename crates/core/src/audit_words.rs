@@ -379,7 +379,9 @@ mod tests {
     const NOT_EVENTS: &[&str] = &[
         "ada.example.org",
         "authenticator.display",
+        "class.code",
         "code.text",
+        "period.end",
         "demo.admin",
         "audit.demo",
         "desk.demo",

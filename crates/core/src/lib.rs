@@ -106,7 +106,7 @@ pub use error::{CoreError, Denial, ErrorKind};
 pub use exchange::{
     Counts, Destination, Disclosure, ExportReport, ExportRequest, ImportKey, ImportOptions,
     ImportOrigin, ImportReport, ImportedPatient, KeyInfo, LeftOut, PatientChoice, PatientMatch,
-    Selection, RESOURCE_TYPES,
+    Selection, Skipped, RESOURCE_TYPES,
 };
 pub use ids::{
     AllergyId, AppointmentId, EncounterId, ImmunizationId, LabReportId, LabResultId, MedicationId,

@@ -162,7 +162,12 @@ source: string,
  * The fingerprint (`SHA256:…`) of the sending vault's key that signed the file it came
  * in with; absent for a file made before exports were signed.
  */
-signed_by: string | null, imported_at: string, };
+signed_by: string | null, imported_at: string, 
+/**
+ * From another system's FHIR (not a Chartroom vault): recorded and signed there, with
+ * no vault signature to check.
+ */
+foreign: boolean, };
 
 export type ChartAccess = { "via": "open" } | { "via": "care_team" } | { "via": "break_glass", reason: string, expires_at: string, };
 

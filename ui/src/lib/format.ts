@@ -239,6 +239,10 @@ export function originWords(
 ): string | null {
   const o = origins?.find((x) => x.item === item && x.id === id);
   if (!o) return null;
-  const signed = o.signed_by ? `signed there by key ${o.signed_by}` : "not signed (an export from before exports were signed)";
+  const signed = o.signed_by
+    ? `signed there by key ${o.signed_by}`
+    : o.foreign
+      ? "recorded and signed in that system (FHIR from another system)"
+      : "not signed (an export from before exports were signed)";
   return `Imported ${formatDate(o.imported_at)} from ${sourceLabel(o.source)}, ${signed}`;
 }

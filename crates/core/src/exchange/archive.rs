@@ -51,7 +51,7 @@ fn too_big(what: &str, limit: u64) -> CoreError {
     ))
 }
 
-fn bytes_in_words(n: u64) -> String {
+pub(crate) fn bytes_in_words(n: u64) -> String {
     if n >= 1 << 30 && n % (1 << 30) == 0 {
         format!("{} GiB", n >> 30)
     } else if n >= 1 << 20 {
@@ -314,6 +314,34 @@ pub enum ImportKey {
     /// The contents of an age identity file (as `age-keygen` writes it).
     Identities(SecretString),
     Passphrase(SecretString),
+    /// No key: the file must be plain FHIR (another system's, not encrypted).
+    NotGiven,
+}
+
+/// The bytes of a file to import: decrypted when it is an age file, read as it is when it
+/// is plain (FHIR from another system), within the import's limits either way.
+pub(crate) fn open(
+    input: impl Read,
+    key: &ImportKey,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CoreError> {
+    use std::io::BufRead;
+    let mut input = std::io::BufReader::new(input);
+    let head = input.fill_buf()?;
+    let encrypted = head.starts_with(b"age-encryption.org/")
+        || head.starts_with(b"-----BEGIN AGE ENCRYPTED FILE");
+    if encrypted {
+        if matches!(key, ImportKey::NotGiven) {
+            return Err(CoreError::InvalidInput(
+                "This file is encrypted: give the key it was encrypted to (--identity KEYFILE) or its passphrase (--passphrase)."
+                    .into(),
+            ));
+        }
+        return decrypt(input, key);
+    }
+    match read_wiped(input, Limits::IMPORT.plaintext)? {
+        Ok(plain) => Ok(plain),
+        Err(limit) => Err(too_big("The file", limit as u64)),
+    }
 }
 
 /// Decrypts a whole export into memory. Every failure says which of the usual causes it is.
@@ -379,6 +407,12 @@ pub(crate) fn decrypt_within(
                         "The passphrase does not open this export. Nothing was imported.",
                     )
                 })?
+        }
+        ImportKey::NotGiven => {
+            return Err(CoreError::InvalidInput(
+                "This file is encrypted: give the key it was encrypted to (--identity KEYFILE) or its passphrase (--passphrase)."
+                    .into(),
+            ))
         }
         ImportKey::Identities(text) => {
             if decryptor.is_scrypt() {

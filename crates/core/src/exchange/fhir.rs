@@ -1165,6 +1165,24 @@ pub(crate) fn read_patient(
     r: &Res<'_>,
     today: chrono::NaiveDate,
 ) -> Result<(Demographics, bool), CoreError> {
+    let demographics = patient_form(r)?.validate(today).map_err(|e| r.err(e))?;
+    Ok((demographics, is_restricted(r)))
+}
+
+/// Whether a Patient carries the restricted confidentiality label (R).
+pub(crate) fn is_restricted(r: &Res<'_>) -> bool {
+    r.value
+        .get("meta")
+        .and_then(|m| m.get("security"))
+        .and_then(Value::as_array)
+        .is_some_and(|list| {
+            list.iter()
+                .any(|c| c.get("code").and_then(Value::as_str) == Some("R"))
+        })
+}
+
+/// A Patient as the registration form would hold it, not yet checked.
+pub(crate) fn patient_form(r: &Res<'_>) -> Result<PatientForm, CoreError> {
     let names = r
         .value
         .get("name")
@@ -1209,7 +1227,7 @@ pub(crate) fn read_patient(
         }
         v.as_str().map(str::to_owned)
     };
-    let form = PatientForm {
+    Ok(PatientForm {
         family: family.to_owned(),
         given: given.to_owned(),
         preferred: preferred.map(str::to_owned),
@@ -1240,18 +1258,7 @@ pub(crate) fn read_patient(
             .map(str::to_owned),
         // Read from its own Observation, when the file has one.
         sexual_orientation: None,
-    };
-    let demographics = form.validate(today).map_err(|e| r.err(e))?;
-    let restricted = r
-        .value
-        .get("meta")
-        .and_then(|m| m.get("security"))
-        .and_then(Value::as_array)
-        .is_some_and(|list| {
-            list.iter()
-                .any(|c| c.get("code").and_then(Value::as_str) == Some("R"))
-        });
-    Ok((demographics, restricted))
+    })
 }
 
 /// The codes of US Core's race or ethnicity extension (categories and detailed), as a

@@ -74,6 +74,15 @@ pub struct ImportReport {
     pub dry_run: bool,
     /// Patients of the file joined, as asked, to a chart already here.
     pub patients_matched: u64,
+    /// FHIR from another system (not a Chartroom export): there is no vault signature to
+    /// check, and its items say they were recorded there.
+    pub foreign: bool,
+    /// What the file holds that Chartroom does not keep, per type and reason (a file from
+    /// another system: Claim, Procedure, survey Observations…).
+    pub skipped: Vec<Skipped>,
+    /// What was left out of the records kept, in words (a race code not on Chartroom's
+    /// list, a phone number in a shape it cannot keep).
+    pub warnings: Vec<String>,
 }
 
 /// How an import treats a patient of the file who looks like one here.
@@ -93,6 +102,9 @@ pub struct ImportOptions {
     /// Per patient of the file (its id there, `p3`), what to do when they look like a
     /// patient here.
     pub matches: BTreeMap<String, PatientChoice>,
+    /// The system a file from elsewhere comes from, when the file does not say (a URI);
+    /// imports from it are recognised by it and each resource's id.
+    pub source: Option<String>,
 }
 
 /// A patient of the file who looks like one or more patients here: the import stops until
@@ -110,24 +122,24 @@ pub struct PatientMatch {
 
 #[derive(Default)]
 pub(crate) struct InPatient {
-    src: String,
-    demographics: Option<(Demographics, bool)>,
-    encounters: Vec<(String, InEncounter)>,
-    observations: Vec<(String, InObservation, Option<String>)>,
-    problems: Vec<(String, InProblem)>,
-    none_known: Option<(String, String, String)>,
-    allergies: Vec<(String, InAllergy)>,
+    pub(super) src: String,
+    pub(super) demographics: Option<(Demographics, bool)>,
+    pub(super) encounters: Vec<(String, InEncounter)>,
+    pub(super) observations: Vec<(String, InObservation, Option<String>)>,
+    pub(super) problems: Vec<(String, InProblem)>,
+    pub(super) none_known: Option<(String, String, String)>,
+    pub(super) allergies: Vec<(String, InAllergy)>,
     /// (id, resource type: MedicationRequest, or MedicationStatement from older files).
-    medications: Vec<(String, String, InMedication)>,
-    immunizations: Vec<(String, InImmunization)>,
-    lab_reports: Vec<(String, InLabReport)>,
-    lab_results: Vec<(String, InLabResult)>,
+    pub(super) medications: Vec<(String, String, InMedication)>,
+    pub(super) immunizations: Vec<(String, InImmunization)>,
+    pub(super) lab_reports: Vec<(String, InLabReport)>,
+    pub(super) lab_results: Vec<(String, InLabResult)>,
     /// The id of the Observation the sexual orientation came from, when there was one.
-    sexual_orientation: Option<String>,
+    pub(super) sexual_orientation: Option<String>,
     /// Parents before their addenda.
-    notes: Vec<(String, InNote)>,
+    pub(super) notes: Vec<(String, InNote)>,
     /// With the encounter each started, when it was started.
-    appointments: Vec<(String, fhir::InAppointment, Option<String>)>,
+    pub(super) appointments: Vec<(String, fhir::InAppointment, Option<String>)>,
 }
 
 /// A whole export, checked: every resource valid, every reference inside the file.
@@ -142,6 +154,41 @@ pub(crate) struct Parsed {
     /// Who signed and wrote (Practitioner) and the clinic they acted for (Organization):
     /// checked and counted, their names kept with each item as always.
     context: Counts,
+    /// From another system (not a Chartroom vault): no signature to check or pin.
+    foreign: bool,
+    /// What the file holds that Chartroom does not keep, and why.
+    skipped: Vec<Skipped>,
+    /// What was left out of records that were kept (a code Chartroom does not record).
+    warnings: Vec<String>,
+}
+
+impl Parsed {
+    pub(super) fn foreign(
+        source: String,
+        patients: Vec<InPatient>,
+        skipped: Vec<Skipped>,
+        warnings: Vec<String>,
+    ) -> Parsed {
+        Parsed {
+            source,
+            signer: None,
+            patients,
+            schedules: 0,
+            context: Counts::new(),
+            foreign: true,
+            skipped,
+            warnings,
+        }
+    }
+}
+
+/// Resources of one type the import leaves out, for one reason.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Skipped {
+    pub resource_type: String,
+    pub reason: String,
+    pub count: u64,
 }
 
 impl Parsed {
@@ -151,9 +198,46 @@ impl Parsed {
     }
 }
 
-/// Reads and checks a decrypted export. Nothing here touches the vault.
-pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, CoreError> {
-    let contents = super::archive::contents(plain)?;
+/// Whether a resource says it comes from a Chartroom vault.
+fn from_chartroom(v: &serde_json::Value) -> bool {
+    v.pointer("/meta/source")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(fhir::is_source_uri)
+}
+
+/// Reads and checks a decrypted file: a Chartroom export (its resources name the vault they
+/// come from), or FHIR from another system. Nothing here touches the vault.
+pub(crate) fn parse(
+    plain: &[u8],
+    today: chrono::NaiveDate,
+    source: Option<&str>,
+) -> Result<Parsed, CoreError> {
+    let refused = match super::archive::contents(plain) {
+        Ok(c) if c.resources.iter().any(from_chartroom) => return parse_chartroom(c, today),
+        Ok(_) => None,
+        Err(e) => Some(e),
+    };
+    let entries = match super::foreign::entries(plain, super::archive::Limits::IMPORT) {
+        Ok(entries) => entries,
+        Err(e) => return Err(refused.unwrap_or(e)),
+    };
+    if let Some(e) = entries.iter().find(|e| from_chartroom(&e.value)) {
+        // A Chartroom export the Chartroom reader refused: its reason stands.
+        return Err(refused.unwrap_or_else(|| {
+            invalid(
+                &fhir::clip(e.value["resourceType"].as_str().unwrap_or("a resource")),
+                "the file mixes Chartroom records with records from elsewhere",
+            )
+        }));
+    }
+    super::foreign::parse(entries, today, source)
+}
+
+/// Reads and checks a decrypted Chartroom export.
+fn parse_chartroom(
+    contents: super::archive::Contents,
+    today: chrono::NaiveDate,
+) -> Result<Parsed, CoreError> {
     let values = contents.resources;
     let mut source: Option<String> = None;
     let mut seen = HashSet::new();
@@ -495,6 +579,9 @@ pub(crate) fn parse(plain: &[u8], today: chrono::NaiveDate) -> Result<Parsed, Co
         patients: list,
         schedules: schedules.len() as u64,
         context,
+        foreign: false,
+        skipped: Vec::new(),
+        warnings: Vec::new(),
     })
 }
 
@@ -686,7 +773,9 @@ fn write_all(
             signer: parsed.signer,
         };
         let source = parsed.source.as_str();
-        check_source_key(tx, source, parsed.signer, &now.at)?;
+        if !parsed.foreign {
+            check_source_key(tx, source, parsed.signer, &now.at)?;
+        }
         check_matches(tx, ctx, source, parsed, matches)?;
         let mut report = ImportReport {
             source: source.to_owned(),
@@ -699,6 +788,9 @@ fn write_all(
             patients: Vec::new(),
             dry_run: false,
             patients_matched: 0,
+            foreign: parsed.foreign,
+            skipped: parsed.skipped.clone(),
+            warnings: parsed.warnings.clone(),
         };
         for p in &parsed.patients {
             let mut added = Counts::new();
@@ -1112,7 +1204,10 @@ fn write_all(
             for (id, n) in &p.notes {
                 if let Some(l) = known(tx, source, "DocumentReference", id)? {
                     count(&mut report.already_here, "DocumentReference");
-                    count(&mut report.already_here, "Provenance");
+                    // A Chartroom note travels with its signature (Provenance).
+                    if !parsed.foreign {
+                        count(&mut report.already_here, "Provenance");
+                    }
                     notes.insert(id.as_str(), l);
                     continue;
                 }
@@ -1170,7 +1265,9 @@ fn write_all(
                 );
                 notes.insert(id.as_str(), l);
                 note_added(tx, source, "DocumentReference", id, l, &now, &mut added)?;
-                count(&mut added, "Provenance");
+                if !parsed.foreign {
+                    count(&mut added, "Provenance");
+                }
                 debug_assert!(n.kind != NoteKind::Note || parent.is_none());
             }
             for (id, a, enc) in &p.appointments {
@@ -1453,6 +1550,9 @@ pub struct ImportOrigin {
     /// in with; absent for a file made before exports were signed.
     pub signed_by: Option<String>,
     pub imported_at: String,
+    /// From another system's FHIR (not a Chartroom vault): recorded and signed there, with
+    /// no vault signature to check.
+    pub foreign: bool,
 }
 
 /// The imported items of one patient's chart, oldest import first: the patient, and the
@@ -1495,6 +1595,7 @@ pub(crate) fn origins(
             out.push(ImportOrigin {
                 item: item.to_owned(),
                 id,
+                foreign: !fhir::is_source_uri(&source),
                 source,
                 signed_by,
                 imported_at,

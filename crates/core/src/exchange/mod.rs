@@ -3,6 +3,7 @@
 
 mod archive;
 pub(crate) mod fhir;
+mod foreign;
 mod import;
 mod signing;
 
@@ -27,6 +28,7 @@ pub use fhir::{Counts, RESOURCE_TYPES};
 pub(crate) use import::origins;
 pub use import::{
     ImportOptions, ImportOrigin, ImportReport, ImportedPatient, PatientChoice, PatientMatch,
+    Skipped,
 };
 
 /// Which patients an export holds.
@@ -442,8 +444,8 @@ impl Session {
         self.prepare_clinical_writes()?;
         let own = fhir::source_uri(&self.vault_id()?);
         let today = self.clock.now().date_naive();
-        let checked = archive::decrypt(input, key)
-            .and_then(|plain| import::parse(&plain, today))
+        let checked = archive::open(input, key)
+            .and_then(|plain| import::parse(&plain, today, options.source.as_deref()))
             .and_then(|parsed| {
                 if parsed.source == own {
                     Err(CoreError::InvalidFile(
@@ -505,7 +507,7 @@ pub(crate) fn parse_for_fuzzing(
     plain: &[u8],
     today: chrono::NaiveDate,
 ) -> Result<usize, CoreError> {
-    import::parse(plain, today).map(|p| p.patient_count())
+    import::parse(plain, today, None).map(|p| p.patient_count())
 }
 
 fn bundle_patient_id(bundle: &Value) -> i64 {

@@ -1,0 +1,1751 @@
+//! Imports from other systems: FHIR R4 as Synthea and US Core-speaking EHRs write it
+//! (transaction, batch, collection and searchset Bundles; Bulk Data NDJSON, one file or a tar
+//! archive of them). Each resource Chartroom keeps is read into the same shapes a Chartroom
+//! export is read into, with the same checks, and goes to the same writer; every other
+//! resource is counted in the report with the reason it was left out. Nothing here touches
+//! the vault.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+
+use serde_json::Value;
+
+use super::archive::Limits;
+use super::fhir::{
+    self, clip, invalid, valid_id, InAllergy, InEncounter, InImmunization, InLabReport,
+    InLabResult, InMedication, InNote, InObservation, InProblem, Res, Stamp,
+};
+use super::import::{InPatient, Parsed, Skipped};
+use crate::chart::encounter::EncounterKind;
+use crate::chart::note::{NoteContent, NoteKind};
+use crate::chart::problem::CodeSystem;
+use crate::chart::vitals::Vital;
+use crate::CoreError;
+
+const LOINC: &str = "http://loinc.org";
+const SNOMED: &str = "http://snomed.info/sct";
+const CVX: &str = "http://hl7.org/fhir/sid/cvx";
+const ICD10_CM: &str = "http://hl7.org/fhir/sid/icd-10-cm";
+const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
+const V2_0074: &str = "http://terminology.hl7.org/CodeSystem/v2-0074";
+const INTERPRETATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
+/// What an item's author is when the file names nobody.
+pub(crate) const UNNAMED: &str = "(not named in the file)";
+
+/// One resource of the file, with the `fullUrl` its Bundle entry gave it.
+pub(crate) struct Entry {
+    pub full_url: Option<String>,
+    pub value: Value,
+}
+
+/// The resources of a decrypted (or plain) file from another system: a Bundle or a single
+/// resource, NDJSON, or a tar archive of NDJSON files (a Bulk Data export; its manifest, if
+/// there, is not needed).
+pub(crate) fn entries(plain: &[u8], limits: Limits) -> Result<Vec<Entry>, CoreError> {
+    let first = plain.iter().find(|b| !b.is_ascii_whitespace());
+    let mut out = Vec::new();
+    if first == Some(&b'{') {
+        if plain.len() as u64 > limits.entry {
+            return Err(too_big("The file", limits.entry));
+        }
+        let text =
+            std::str::from_utf8(plain).map_err(|_| invalid("the file", "it is not UTF-8 text"))?;
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let one_per_line = lines
+            .next()
+            .is_some_and(|l| serde_json::from_str::<Value>(l).is_ok())
+            && lines.next().is_some();
+        if one_per_line {
+            ndjson("the file", text, limits, &mut out)?;
+        } else {
+            let doc: Value = serde_json::from_str(text)
+                .map_err(|e| invalid("the file", format!("not valid JSON ({e})")))?;
+            document(doc, limits, &mut out)?;
+        }
+    } else {
+        let mut archive = tar::Archive::new(plain);
+        let list = archive.entries().map_err(|_| not_fhir())?;
+        let mut any = false;
+        for entry in list {
+            let mut entry = entry.map_err(|_| {
+                if any {
+                    invalid("the archive", "it is damaged (a tar entry cannot be read)")
+                } else {
+                    not_fhir()
+                }
+            })?;
+            any = true;
+            // Names are only compared, never used as paths.
+            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let shown: String = name.chars().take(60).collect();
+            if entry.header().entry_type() == tar::EntryType::Directory {
+                continue;
+            }
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                return Err(invalid(
+                    &shown,
+                    "a link or special file in the archive, where only plain files belong",
+                ));
+            }
+            let size = entry.header().size().unwrap_or(u64::MAX);
+            if size > limits.entry || entry.size() > limits.entry {
+                return Err(too_big(&format!("The file {shown}"), limits.entry));
+            }
+            let base = name.rsplit('/').next().unwrap_or(&name);
+            // A Bulk Data manifest (its output is what the archive holds) and hidden files
+            // that archivers add are not resources.
+            if base.ends_with(".json") || base.starts_with('.') {
+                continue;
+            }
+            if !base.ends_with(".ndjson") {
+                return Err(invalid(
+                    &shown,
+                    "an unexpected file in a Bulk Data archive (only .ndjson files are read)",
+                ));
+            }
+            let mut bytes = Vec::new();
+            (&mut entry)
+                .take(limits.entry + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|_| {
+                    invalid("the archive", "it is damaged (a tar entry cannot be read)")
+                })?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| invalid(&shown, "it is not UTF-8 text"))?;
+            ndjson(&shown, &text, limits, &mut out)?;
+        }
+        if !any {
+            return Err(not_fhir());
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid("the file", "it holds no resources"));
+    }
+    Ok(out)
+}
+
+fn not_fhir() -> CoreError {
+    invalid(
+        "the file",
+        "it is neither a FHIR Bundle, FHIR NDJSON nor a Bulk Data archive",
+    )
+}
+
+fn too_big(what: &str, limit: u64) -> CoreError {
+    CoreError::InvalidFile(format!(
+        "{what} is larger than Chartroom imports ({}). Nothing was imported.",
+        super::archive::bytes_in_words(limit)
+    ))
+}
+
+fn too_many(limits: Limits) -> CoreError {
+    CoreError::InvalidFile(format!(
+        "The file holds more than {} resources, more than Chartroom imports at once. Nothing was imported.",
+        limits.resources
+    ))
+}
+
+fn ndjson(name: &str, text: &str, limits: Limits, out: &mut Vec<Entry>) -> Result<(), CoreError> {
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: Value = serde_json::from_str(line).map_err(|e| {
+            invalid(
+                &format!("{name} line {}", i + 1),
+                format!("not valid JSON ({e})"),
+            )
+        })?;
+        if out.len() == limits.resources {
+            return Err(too_many(limits));
+        }
+        out.push(Entry {
+            full_url: None,
+            value,
+        });
+    }
+    Ok(())
+}
+
+/// A Bundle's entries, or a single resource.
+fn document(doc: Value, limits: Limits, out: &mut Vec<Entry>) -> Result<(), CoreError> {
+    if doc.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        if doc.get("resourceType").and_then(Value::as_str).is_none() {
+            return Err(invalid("the file", "its JSON is not a FHIR resource"));
+        }
+        out.push(Entry {
+            full_url: None,
+            value: doc,
+        });
+        return Ok(());
+    }
+    let kind = doc.get("type").and_then(Value::as_str).unwrap_or_default();
+    if !matches!(
+        kind,
+        "transaction" | "batch" | "collection" | "searchset" | "document"
+    ) {
+        return Err(invalid(
+            "the Bundle",
+            format!(
+                "a Bundle of type \"{}\" holds no records to import (transaction, batch, collection, searchset or document do)",
+                clip(kind)
+            ),
+        ));
+    }
+    let Some(Value::Array(list)) = doc.get("entry") else {
+        return Err(invalid("the Bundle", "it has no entries"));
+    };
+    if list.len() > limits.resources {
+        return Err(too_many(limits));
+    }
+    let Value::Object(mut doc) = doc else {
+        unreachable!("checked to be a resource above")
+    };
+    let Some(Value::Array(list)) = doc.remove("entry") else {
+        unreachable!("checked above")
+    };
+    for (i, e) in list.into_iter().enumerate() {
+        let Value::Object(mut e) = e else {
+            return Err(invalid("the Bundle", format!("entry {i} is not an object")));
+        };
+        if let Some(method) = e.get("request").and_then(|r| r.get("method")) {
+            let method = method.as_str().unwrap_or_default();
+            if !matches!(method, "POST" | "PUT") {
+                return Err(invalid(
+                    &format!("the Bundle's entry {i}"),
+                    format!(
+                        "its request is {}: an import only adds records (POST or PUT)",
+                        clip(method)
+                    ),
+                ));
+            }
+        }
+        let value = e
+            .remove("resource")
+            .ok_or_else(|| invalid(&format!("the Bundle's entry {i}"), "it has no resource"))?;
+        let full_url = match e.remove("fullUrl") {
+            Some(Value::String(u)) => Some(u),
+            _ => None,
+        };
+        out.push(Entry { full_url, value });
+    }
+    Ok(())
+}
+
+/// Where a reference inside the file leads: `urn:uuid:…` and other `fullUrl`s, `Type/id`,
+/// absolute URLs ending in `Type/id`, and conditional references (`Type?identifier=s|v`).
+struct Index {
+    keys: HashMap<String, usize>,
+    /// (type, identifier system, value) and (type, "", value).
+    identifiers: HashMap<(String, String, String), usize>,
+}
+
+impl Index {
+    fn new(all: &[Entry]) -> Index {
+        let mut keys = HashMap::new();
+        let mut identifiers = HashMap::new();
+        for (i, e) in all.iter().enumerate() {
+            let kind = e.value["resourceType"].as_str().unwrap_or_default();
+            let id = e.value["id"].as_str().unwrap_or_default();
+            keys.insert(format!("{kind}/{id}"), i);
+            if let Some(u) = &e.full_url {
+                keys.insert(u.clone(), i);
+            }
+            for ident in e
+                .value
+                .get("identifier")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let system = ident.get("system").and_then(Value::as_str).unwrap_or("");
+                if let Some(value) = ident.get("value").and_then(Value::as_str) {
+                    identifiers.insert((kind.into(), system.into(), value.into()), i);
+                    identifiers.insert((kind.into(), String::new(), value.into()), i);
+                }
+            }
+        }
+        Index { keys, identifiers }
+    }
+
+    fn find(&self, text: &str) -> Option<usize> {
+        if let Some(i) = self.keys.get(text) {
+            return Some(*i);
+        }
+        if let Some((kind, query)) = text.split_once('?') {
+            let (system, value) = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("identifier="))
+                .map(|v| v.split_once('|').unwrap_or(("", v)))?;
+            return self
+                .identifiers
+                .get(&(kind.into(), system.into(), value.into()))
+                .copied();
+        }
+        let plain = text.split("/_history/").next().unwrap_or(text);
+        let mut parts = plain.rsplit('/');
+        let id = parts.next()?;
+        let kind = parts.next()?;
+        self.keys.get(&format!("{kind}/{id}")).copied()
+    }
+}
+
+/// What reading the file found besides the records it keeps.
+#[derive(Default)]
+struct Tally {
+    skipped: BTreeMap<(String, String), u64>,
+    warnings: Vec<String>,
+}
+
+impl Tally {
+    fn skip(&mut self, kind: &str, why: impl Into<String>) {
+        *self.skipped.entry((kind.into(), why.into())).or_default() += 1;
+    }
+
+    fn warn(&mut self, text: String) {
+        if !self.warnings.contains(&text) && self.warnings.len() < 200 {
+            self.warnings.push(text);
+        }
+    }
+}
+
+/// The patients and records of another system's file, checked.
+pub(crate) fn parse(
+    mut all: Vec<Entry>,
+    today: chrono::NaiveDate,
+    source: Option<&str>,
+) -> Result<Parsed, CoreError> {
+    // Every resource gets an id: its own, or its fullUrl's (`urn:uuid:…`), which is how a
+    // second import of the same file recognises it.
+    let mut seen = HashSet::new();
+    for e in &mut all {
+        let obj = e
+            .value
+            .as_object_mut()
+            .ok_or_else(|| invalid("the file", "a resource is not a JSON object"))?;
+        let kind = obj
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("the file", "a resource has no resourceType"))?
+            .to_owned();
+        if obj.get("id").and_then(Value::as_str).is_none() {
+            let from_url = e.full_url.as_deref().and_then(|u| {
+                u.strip_prefix("urn:uuid:")
+                    .or_else(|| u.strip_prefix("urn:oid:"))
+                    .or_else(|| u.rsplit('/').next())
+            });
+            let id = from_url.ok_or_else(|| {
+                invalid(
+                    &kind,
+                    "a resource has neither an id nor a fullUrl, so a second import could not recognise it",
+                )
+            })?;
+            obj.insert("id".into(), Value::String(id.to_owned()));
+        }
+        let id = obj["id"].as_str().unwrap_or_default();
+        if !valid_id(id) {
+            return Err(invalid(
+                &format!("{kind}/{}", clip(id)),
+                "its id is not a valid FHIR id",
+            ));
+        }
+        if !seen.insert((kind.clone(), id.to_owned())) {
+            return Err(invalid(
+                &format!("{kind}/{id}"),
+                "it appears twice in the file",
+            ));
+        }
+    }
+    let index = Index::new(&all);
+    let source = match source {
+        Some(s) => s.to_owned(),
+        None => source_of(&all)?,
+    };
+    check_source(&source)?;
+    let res: Vec<Res<'_>> = all
+        .iter()
+        .map(|e| Res::new(&e.value))
+        .collect::<Result<_, _>>()?;
+    let reader = Reader {
+        all: &res,
+        index: &index,
+    };
+    let mut tally = Tally::default();
+
+    let mut patients: BTreeMap<String, InPatient> = BTreeMap::new();
+    for r in res.iter().filter(|r| r.kind() == "Patient") {
+        let (demographics, restricted) = reader.patient(r, today, &mut tally)?;
+        let p = patients.entry(r.id().to_owned()).or_default();
+        p.src = r.id().to_owned();
+        p.demographics = Some((demographics, restricted));
+    }
+    // Each encounter's patient and clinician, for the items that cite it.
+    let mut encounter_of: HashMap<&str, (String, String)> = HashMap::new();
+    for r in res.iter().filter(|r| r.kind() == "Encounter") {
+        let p = reader.owner(r, &["subject"], &patients)?;
+        let clinician = reader
+            .first_name(r, "participant", "individual")
+            .unwrap_or_else(|| UNNAMED.into());
+        encounter_of.insert(r.id(), (p, clinician));
+    }
+    // An item's encounter: in the file, and the same patient's.
+    let encounter = |r: &Res<'_>, path: &str, p: &str| -> Result<Option<String>, CoreError> {
+        let Some(text) = r.opt_str(&format!("{path}.reference"))? else {
+            return Ok(None);
+        };
+        let i = reader.resolve(r, path, text, &["Encounter"])?;
+        let id = res[i].id();
+        match encounter_of.get(id) {
+            Some((q, _)) if q == p => Ok(Some(id.to_owned())),
+            _ => Err(r.err(format!("{path} refers to an encounter of another patient"))),
+        }
+    };
+    let clinician_of = |enc: &Option<String>| -> Option<String> {
+        enc.as_deref()
+            .and_then(|e| encounter_of.get(e))
+            .map(|(_, c)| c.clone())
+            .filter(|c| c != UNNAMED)
+    };
+    // Laboratory Observations taken in, by id, with their patient.
+    let mut labs: HashMap<String, String> = HashMap::new();
+    let mut reports: Vec<(&Res<'_>, String)> = Vec::new();
+    for r in &res {
+        let kind = r.kind();
+        match kind {
+            "Patient" => {}
+            "Encounter" => {
+                let (p, clinician) = encounter_of[r.id()].clone();
+                match reader.encounter(r, clinician)? {
+                    Ok(e) => patient(&mut patients, &p)
+                        .encounters
+                        .push((r.id().to_owned(), e)),
+                    Err(why) => tally.skip(kind, why),
+                }
+            }
+            "Observation" => {
+                let p = reader.owner(r, &["subject"], &patients)?;
+                let enc = encounter(r, "encounter", &p)?;
+                match reader.observation(r, clinician_of(&enc))? {
+                    Observed::Vitals(o) => {
+                        patient(&mut patients, &p)
+                            .observations
+                            .push((r.id().to_owned(), o, enc))
+                    }
+                    Observed::Lab(x) => {
+                        labs.insert(r.id().to_owned(), p.clone());
+                        patient(&mut patients, &p)
+                            .lab_results
+                            .push((r.id().to_owned(), *x));
+                    }
+                    Observed::SexualOrientation(code) => {
+                        let entry = patient(&mut patients, &p);
+                        let d = &mut entry
+                            .demographics
+                            .as_mut()
+                            .expect("every patient parsed has demographics")
+                            .0;
+                        // The last answer in the file stands; earlier ones are left out, counted.
+                        d.sexual_orientation = Some(code);
+                        if entry
+                            .sexual_orientation
+                            .replace(r.id().to_owned())
+                            .is_some()
+                        {
+                            tally.skip(kind, "an earlier sexual orientation answer");
+                        }
+                    }
+                    Observed::Skip(why) => tally.skip(kind, why),
+                }
+            }
+            "DiagnosticReport" => {
+                let p = reader.owner(r, &["subject"], &patients)?;
+                reports.push((r, p));
+            }
+            "Condition" => {
+                let p = reader.owner(r, &["subject"], &patients)?;
+                let enc = encounter(r, "encounter", &p)?;
+                match reader.condition(r, clinician_of(&enc))? {
+                    Ok(c) => patient(&mut patients, &p)
+                        .problems
+                        .push((r.id().to_owned(), c)),
+                    Err(why) => tally.skip(kind, why),
+                }
+            }
+            "AllergyIntolerance" => {
+                let p = reader.owner(r, &["patient"], &patients)?;
+                let enc = encounter(r, "encounter", &p)?;
+                match reader.allergy(r, clinician_of(&enc))? {
+                    Ok(InAllergy::NoneKnown { at, by }) => {
+                        let entry = patient(&mut patients, &p);
+                        if entry.none_known.is_some() {
+                            tally.skip(kind, "a second \"no known allergies\" statement");
+                        } else {
+                            entry.none_known = Some((r.id().to_owned(), at, by));
+                        }
+                    }
+                    Ok(a) => patient(&mut patients, &p)
+                        .allergies
+                        .push((r.id().to_owned(), a)),
+                    Err(why) => tally.skip(kind, why),
+                }
+            }
+            "MedicationRequest" | "MedicationStatement" => {
+                let p = reader.owner(r, &["subject"], &patients)?;
+                let enc = encounter(r, "encounter", &p).or_else(|_| encounter(r, "context", &p))?;
+                match reader.medication(r, clinician_of(&enc))? {
+                    Ok(m) => patient(&mut patients, &p).medications.push((
+                        r.id().to_owned(),
+                        kind.to_owned(),
+                        m,
+                    )),
+                    Err(why) => tally.skip(kind, why),
+                }
+            }
+            "Immunization" => {
+                let p = reader.owner(r, &["patient"], &patients)?;
+                let enc = encounter(r, "encounter", &p)?;
+                match reader.immunization(r, clinician_of(&enc), today)? {
+                    Ok(i) => patient(&mut patients, &p)
+                        .immunizations
+                        .push((r.id().to_owned(), i)),
+                    Err(why) => tally.skip(kind, why),
+                }
+            }
+            "DocumentReference" => {
+                let p = reader.owner(r, &["subject"], &patients)?;
+                let enc = encounter(r, "context.encounter.0", &p)?;
+                match reader.note(r, enc, &source)? {
+                    Ok(n) => patient(&mut patients, &p)
+                        .notes
+                        .push((r.id().to_owned(), n)),
+                    Err(why) => tally.skip(kind, why),
+                }
+            }
+            "Practitioner" | "PractitionerRole" | "Organization" | "Location" | "Medication" => {
+                tally.skip(
+                    kind,
+                    "kept as the names on the records that cite it, not as a record of its own",
+                );
+            }
+            _ => tally.skip(kind, "Chartroom has no place for this resource type"),
+        }
+    }
+    for (r, p) in reports {
+        let enc = encounter(r, "encounter", &p)?;
+        match reader.report(r, clinician_of(&enc), enc, &p, &labs)? {
+            Ok(rep) => patient(&mut patients, &p)
+                .lab_reports
+                .push((r.id().to_owned(), rep)),
+            Err(why) => tally.skip("DiagnosticReport", why),
+        }
+    }
+    let mut list: Vec<InPatient> = patients.into_values().collect();
+    // A report's results each in one report.
+    for p in &mut list {
+        let mut claimed = HashSet::new();
+        for (_, report) in &mut p.lab_reports {
+            report.results.retain(|o| claimed.insert(o.clone()));
+        }
+        // Oldest first as written; the writer takes lists newest first (as a Chartroom export
+        // gives them) and writes them in reverse.
+        p.lab_reports
+            .sort_by(|a, b| b.1.collected.cmp(&a.1.collected));
+        p.lab_results
+            .sort_by_key(|x| std::cmp::Reverse(x.1.item.collected));
+    }
+    if list.is_empty() {
+        return Err(invalid("the file", "it holds no Patient"));
+    }
+    Ok(Parsed::foreign(
+        source,
+        list,
+        tally
+            .skipped
+            .into_iter()
+            .map(|((resource_type, reason), count)| Skipped {
+                resource_type,
+                reason,
+                count,
+            })
+            .collect(),
+        tally.warnings,
+    ))
+}
+
+fn patient<'p>(patients: &'p mut BTreeMap<String, InPatient>, id: &str) -> &'p mut InPatient {
+    patients
+        .get_mut(id)
+        .expect("owners are patients of the file")
+}
+
+/// The system a file comes from: what its resources' `meta.source` says, or else the
+/// system of its patients' first identifier (Synthea names itself there).
+fn source_of(all: &[Entry]) -> Result<String, CoreError> {
+    let meta = all
+        .iter()
+        .find_map(|e| e.value.pointer("/meta/source").and_then(Value::as_str));
+    let identifier = || {
+        all.iter()
+            .filter(|e| e.value["resourceType"] == "Patient")
+            .find_map(|e| {
+                e.value
+                    .pointer("/identifier/0/system")
+                    .and_then(Value::as_str)
+            })
+    };
+    meta.or_else(identifier)
+        .map(|s| s.split('#').next().unwrap_or(s).to_owned())
+        .ok_or_else(|| {
+            CoreError::InvalidFile(
+                "The file does not say which system it comes from (no meta.source, and no identifier system on its patients). Name it with --source. Nothing was imported."
+                    .into(),
+            )
+        })
+}
+
+/// A source is a URI of sensible length; never a Chartroom vault's, whose files must carry
+/// that vault's signature and go through the Chartroom reader.
+fn check_source(source: &str) -> Result<(), CoreError> {
+    if source.is_empty()
+        || source.chars().count() > 200
+        || source.chars().any(|c| c.is_control() || c.is_whitespace())
+        || !source.contains(':')
+    {
+        return Err(CoreError::InvalidFile(format!(
+            "\"{}\" is not a URI naming the system the file comes from. Nothing was imported.",
+            clip(source)
+        )));
+    }
+    // Any spelling of a Chartroom vault's name (a case change, a malformed id), not only
+    // the exact one, which the Chartroom reader takes.
+    if fhir::is_source_uri(source) || source.to_lowercase().contains("chartroom") {
+        return Err(CoreError::InvalidFile(format!(
+            "\"{}\" names a Chartroom vault in a form no vault writes, and only a vault's own export may name one. Nothing was imported.",
+            clip(source)
+        )));
+    }
+    Ok(())
+}
+
+/// A time as the trail writes it, from a FHIR dateTime, date, year-month or year.
+fn instant(text: &str) -> Option<String> {
+    if let Some(t) = chartroom_audit::parse_time(text) {
+        return Some(chartroom_audit::format_time(t));
+    }
+    let d = day(text)?;
+    chartroom_audit::parse_time(&format!("{d}T00:00:00Z")).map(chartroom_audit::format_time)
+}
+
+/// The date (`YYYY-MM-DD`) of a FHIR dateTime or (partial) date.
+fn day(text: &str) -> Option<String> {
+    let d = match text.len() {
+        4 => format!("{text}-01-01"),
+        7 => format!("{text}-01"),
+        _ => text.get(..10)?.to_owned(),
+    };
+    let parsed = chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()?;
+    let year = chrono::Datelike::year(&parsed);
+    (crate::zone::FIRST_YEAR..=crate::zone::LAST_YEAR)
+        .contains(&year)
+        .then(|| parsed.format("%Y-%m-%d").to_string())
+}
+
+/// A name as Chartroom keeps names of people: plain text, no control characters, clipped.
+fn name_text(text: &str) -> Option<String> {
+    let t: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let t: String = t.chars().take(200).collect();
+    (!t.is_empty()).then_some(t)
+}
+
+/// A HumanName's words: its text, or prefix, given and family names.
+fn human_name(names: Option<&Value>) -> Option<String> {
+    let list = names?.as_array()?;
+    let n = list
+        .iter()
+        .find(|n| n.get("use").and_then(Value::as_str) == Some("official"))
+        .or_else(|| list.first())?;
+    if let Some(t) = n.get("text").and_then(Value::as_str) {
+        return name_text(t);
+    }
+    let mut words: Vec<&str> = Vec::new();
+    for part in ["prefix", "given"] {
+        for w in n.get(part).and_then(Value::as_array).into_iter().flatten() {
+            words.extend(w.as_str());
+        }
+    }
+    words.extend(n.get("family").and_then(Value::as_str));
+    name_text(&words.join(" "))
+}
+
+/// A concept's words: its text, or the display of its first coding that has one.
+fn concept_text(v: Option<&Value>) -> Option<String> {
+    let v = v?;
+    if let Some(t) = v.get("text").and_then(Value::as_str) {
+        return name_text(t);
+    }
+    v.get("coding")?
+        .as_array()?
+        .iter()
+        .find_map(|c| c.get("display").and_then(Value::as_str))
+        .and_then(name_text)
+}
+
+fn code_of<'v>(v: Option<&'v Value>, system: &str) -> Option<&'v str> {
+    v?.get("coding")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("system").and_then(Value::as_str) == Some(system))?
+        .get("code")?
+        .as_str()
+}
+
+fn has_code(v: Option<&Value>, system: &str, code: &str) -> bool {
+    v.and_then(|v| v.get("coding"))
+        .and_then(Value::as_array)
+        .is_some_and(|list| {
+            list.iter().any(|c| {
+                c.get("system").and_then(Value::as_str) == Some(system)
+                    && c.get("code").and_then(Value::as_str) == Some(code)
+            })
+        })
+}
+
+fn stamp(at: String, by: String) -> Stamp {
+    Stamp {
+        recorded_by: by.clone(),
+        recorded_at: at.clone(),
+        updated_by: by,
+        updated_at: at,
+    }
+}
+
+/// What an Observation of another system becomes here.
+enum Observed {
+    Vitals(InObservation),
+    Lab(Box<InLabResult>),
+    SexualOrientation(String),
+    Skip(String),
+}
+
+/// Reads resources of the file, resolving the references between them.
+struct Reader<'f, 'a> {
+    all: &'f [Res<'a>],
+    index: &'f Index,
+}
+
+impl<'a> Reader<'_, 'a> {
+    /// The resource a reference leads to; a reference out of the file, or to another type
+    /// than expected, is an error that names the resource and the field.
+    fn resolve(
+        &self,
+        r: &Res<'_>,
+        path: &str,
+        text: &str,
+        kinds: &[&str],
+    ) -> Result<usize, CoreError> {
+        let i = self.index.find(text).ok_or_else(|| {
+            r.err(format!(
+                "{path} refers to {}, which is not in the file",
+                clip(text)
+            ))
+        })?;
+        let kind = self.all[i].kind();
+        if !kinds.contains(&kind) {
+            return Err(r.err(format!(
+                "{path} should refer to a {}, not a {kind}",
+                kinds.join(" or ")
+            )));
+        }
+        Ok(i)
+    }
+
+    /// The patient an item belongs to (its `subject` or `patient`), a Patient of the file.
+    fn owner(
+        &self,
+        r: &Res<'_>,
+        paths: &[&str],
+        patients: &BTreeMap<String, InPatient>,
+    ) -> Result<String, CoreError> {
+        for path in paths {
+            if let Some(text) = r.opt_str(&format!("{path}.reference"))? {
+                let i = self.resolve(r, path, text, &["Patient"])?;
+                let id = self.all[i].id();
+                debug_assert!(patients.contains_key(id));
+                return Ok(id.to_owned());
+            }
+        }
+        Err(r.err(format!("{}.reference is missing", paths[0])))
+    }
+
+    /// The name of whoever a Reference at `path` names: the resource it leads to in the
+    /// file, else its display, else the identifier a conditional reference gives.
+    fn who(&self, r: &Res<'_>, path: &str) -> Option<String> {
+        let v = r.at(path)?;
+        if let Some(text) = v.get("reference").and_then(Value::as_str) {
+            let name = match text.strip_prefix('#') {
+                Some(id) => contained(r, id).and_then(resource_name),
+                None => self.index.find(text).and_then(|i| self.name_of(i, 0)),
+            };
+            if name.is_some() {
+                return name;
+            }
+        }
+        if let Some(d) = v.get("display").and_then(Value::as_str) {
+            return name_text(d);
+        }
+        let text = v.get("reference").and_then(Value::as_str)?;
+        let (kind, query) = text.split_once('?')?;
+        let value = query.rsplit('|').next()?;
+        name_text(&format!("{kind} {value}"))
+    }
+
+    /// The name of a resource of the file: a person's, an organization's, or a role's
+    /// practitioner's.
+    fn name_of(&self, i: usize, depth: u8) -> Option<String> {
+        let target = self.all[i].value;
+        match self.all[i].kind() {
+            "PractitionerRole" if depth == 0 => target
+                .get("practitioner")
+                .and_then(|p| p.get("reference"))
+                .and_then(Value::as_str)
+                .and_then(|t| self.index.find(t))
+                .and_then(|j| self.name_of(j, 1))
+                .or_else(|| {
+                    target
+                        .get("practitioner")
+                        .and_then(|p| p.get("display"))
+                        .and_then(Value::as_str)
+                        .and_then(name_text)
+                }),
+            "Organization" | "Location" => target
+                .get("name")
+                .and_then(Value::as_str)
+                .and_then(name_text),
+            "Practitioner" | "Patient" | "RelatedPerson" => human_name(target.get("name")),
+            _ => None,
+        }
+    }
+
+    /// The first named person of a list (`participant.N.individual`, `performer.N`…).
+    fn first_name(&self, r: &Res<'_>, list: &str, inner: &str) -> Option<String> {
+        let n = r.at(list)?.as_array()?.len().min(16);
+        (0..n).find_map(|i| {
+            let path = if inner.is_empty() {
+                format!("{list}.{i}")
+            } else {
+                format!("{list}.{i}.{inner}")
+            };
+            self.who(r, &path)
+        })
+    }
+
+    fn patient(
+        &self,
+        r: &Res<'_>,
+        today: chrono::NaiveDate,
+        tally: &mut Tally,
+    ) -> Result<(crate::chart::patient::Demographics, bool), CoreError> {
+        let mut form = fhir::patient_form(r)?;
+        // Names as other systems write them: a family name and the first given name.
+        if form.address.is_none() {
+            if let Some(a) = r.at("address.0") {
+                let mut parts: Vec<String> = a
+                    .get("line")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect();
+                let city_line: Vec<&str> = ["city", "state", "postalCode"]
+                    .iter()
+                    .filter_map(|k| a.get(*k).and_then(Value::as_str))
+                    .collect();
+                if !city_line.is_empty() {
+                    parts.push(city_line.join(" "));
+                }
+                if let Some(c) = a.get("country").and_then(Value::as_str) {
+                    parts.push(c.to_owned());
+                }
+                form.address = name_text(&parts.join(", "));
+            }
+        }
+        // Codes outside Chartroom's lists are named and left out, never guessed at.
+        let label = r.label.clone();
+        let mut keep =
+            |text: Option<String>, known: &dyn Fn(&str) -> bool, what: &str| -> Option<String> {
+                let text = text?;
+                let (ok, dropped): (Vec<&str>, Vec<&str>) = text.split(',').partition(|c| known(c));
+                for d in dropped {
+                    tally.warn(format!(
+                        "{label}: the {what} code {} is not one Chartroom records; left out",
+                        clip(d)
+                    ));
+                }
+                (!ok.is_empty()).then(|| ok.join(","))
+            };
+        form.race = keep(
+            form.race.take(),
+            &|c| crate::chart::uscdi::race(c).is_some() || matches!(c, "ASKU" | "UNK"),
+            "race",
+        );
+        form.ethnicity = keep(
+            form.ethnicity.take(),
+            &|c| crate::chart::uscdi::ethnicity(c).is_some() || matches!(c, "ASKU" | "UNK"),
+            "ethnicity",
+        );
+        form.language = keep(
+            form.language.take(),
+            &|c| crate::chart::uscdi::language(c).is_ok(),
+            "language",
+        );
+        form.birth_sex = keep(
+            form.birth_sex.take(),
+            &|c| crate::chart::uscdi::birth_sex(c).is_ok(),
+            "birth sex",
+        );
+        // A phone in a shape the registration does not take is left out, with a word.
+        for (field, what) in [
+            (&mut form.phone, "phone number"),
+            (&mut form.email, "email"),
+        ] {
+            if let Some(v) = field.as_deref() {
+                let ok = if what == "email" {
+                    crate::chart::input::optional_text("email", Some(v), 200).is_ok()
+                        && v.contains('@')
+                } else {
+                    crate::chart::patient::phone("phone number", v).is_ok()
+                };
+                if !ok {
+                    tally.warn(format!(
+                        "{}: its {what} is not one Chartroom can keep; left out",
+                        r.label
+                    ));
+                    *field = None;
+                }
+            }
+        }
+        if r.at("deceasedDateTime").is_some() || r.at("deceasedBoolean") == Some(&Value::Bool(true))
+        {
+            tally.warn(format!(
+                "{}: the patient died, by the file; Chartroom does not record a date of death, so check the chart",
+                r.label
+            ));
+        }
+        let demographics = form.validate(today).map_err(|e| r.err(e))?;
+        Ok((demographics, fhir::is_restricted(r)))
+    }
+
+    fn encounter(
+        &self,
+        r: &Res<'_>,
+        clinician: String,
+    ) -> Result<Result<InEncounter, String>, CoreError> {
+        let status = r.opt_str("status")?.unwrap_or("finished");
+        if matches!(status, "entered-in-error" | "cancelled" | "planned") {
+            return Ok(Err(format!("status {status}: no visit took place")));
+        }
+        let start = r
+            .opt_str("period.start")?
+            .or(r.opt_str("period.end")?)
+            .ok_or_else(|| r.err("period.start is missing"))?;
+        let start = instant(start).ok_or_else(|| {
+            r.err(format!(
+                "period.start is not a date and time: {}",
+                clip(start)
+            ))
+        })?;
+        let class = r.opt_str("class.code")?.unwrap_or("AMB");
+        let kind = match class {
+            "VR" => EncounterKind::Telehealth,
+            "HH" => EncounterKind::Home,
+            _ => EncounterKind::Office,
+        };
+        let what = concept_text(r.at("reasonCode.0"))
+            .or_else(|| concept_text(r.at("type.0")))
+            .unwrap_or_else(|| "Visit".into());
+        let setting = match class {
+            "EMER" => " (emergency)",
+            "IMP" | "ACUTE" | "NONAC" => " (inpatient)",
+            "OBSENC" => " (observation)",
+            _ => "",
+        };
+        let reason: String = format!("{what}{setting}").chars().take(500).collect();
+        Ok(Ok(InEncounter {
+            kind,
+            start: start.clone(),
+            clinician: clinician.clone(),
+            reason,
+            stamp: stamp(start, clinician),
+        }))
+    }
+
+    fn observation(&self, r: &Res<'_>, clinician: Option<String>) -> Result<Observed, CoreError> {
+        let status = r.str("status")?;
+        let in_error = status == "entered-in-error";
+        if !in_error && !matches!(status, "final" | "amended" | "corrected" | "preliminary") {
+            return Ok(Observed::Skip(format!(
+                "status {}: not a result",
+                clip(status)
+            )));
+        }
+        let code = r.at("code");
+        let loinc = code_of(code, LOINC);
+        if loinc == Some("76690-7") {
+            if in_error {
+                return Ok(Observed::Skip("entered in error there".into()));
+            }
+            return fhir::read_sexual_orientation(r).map(Observed::SexualOrientation);
+        }
+        let category = |c: &str| {
+            r.at("category")
+                .and_then(Value::as_array)
+                .is_some_and(|l| l.iter().any(|x| has_code(Some(x), OBSERVATION_CATEGORY, c)))
+        };
+        let vital = loinc.and_then(vital_of);
+        let effective = r
+            .opt_str("effectiveDateTime")?
+            .or(r.opt_str("effectivePeriod.start")?)
+            .or(r.opt_str("effectiveInstant")?);
+        let by = self
+            .first_name(r, "performer", "")
+            .or(clinician)
+            .unwrap_or_else(|| UNNAMED.into());
+        if category("vital-signs") || vital.is_some() {
+            let Some(loinc) = loinc else {
+                return Err(r.err("code has no LOINC coding, which a vital sign needs"));
+            };
+            let values = match vital {
+                Some(VitalCode::Pressure) => {
+                    let part = |want: &str| -> Result<Option<f64>, CoreError> {
+                        let list = r.at("component").and_then(Value::as_array);
+                        for (i, c) in list.into_iter().flatten().enumerate() {
+                            if has_code(c.get("code"), LOINC, want) {
+                                let v = if want == "8480-6" {
+                                    Vital::Systolic
+                                } else {
+                                    Vital::Diastolic
+                                };
+                                let x = self.quantity(r, &format!("component.{i}."), v)?;
+                                return v.validate(x).map_err(|e| r.err(e)).map(Some);
+                            }
+                        }
+                        Ok(None)
+                    };
+                    match (part("8480-6")?, part("8462-4")?) {
+                        (Some(s), Some(d)) => {
+                            crate::VitalsInput {
+                                systolic: Some(s),
+                                diastolic: Some(d),
+                                ..Default::default()
+                            }
+                            .validate()
+                            .map_err(|e| r.err(e))?;
+                            vec![(Vital::Systolic, s), (Vital::Diastolic, d)]
+                        }
+                        _ => {
+                            return Err(r.err(
+                                "a blood-pressure panel needs a systolic (8480-6) and a diastolic (8462-4) component",
+                            ))
+                        }
+                    }
+                }
+                Some(VitalCode::One(v)) => {
+                    if r.at("valueQuantity").is_none() {
+                        return Ok(Observed::Skip("a vital sign with no value".into()));
+                    }
+                    let x = self.quantity(r, "", v)?;
+                    vec![(v, v.validate(x).map_err(|e| r.err(e))?)]
+                }
+                None => {
+                    return Ok(Observed::Skip(format!(
+                        "a measurement Chartroom does not chart (LOINC {})",
+                        clip(loinc)
+                    )))
+                }
+            };
+            let effective = effective.ok_or_else(|| r.err("effectiveDateTime is missing"))?;
+            let effective = instant(effective).ok_or_else(|| {
+                r.err(format!(
+                    "effectiveDateTime is not a date and time: {}",
+                    clip(effective)
+                ))
+            })?;
+            let recorded_at = match r.opt_str("issued")? {
+                Some(t) => instant(t).ok_or_else(|| r.err("issued is not a date and time"))?,
+                None => effective.clone(),
+            };
+            return Ok(Observed::Vitals(InObservation {
+                values,
+                effective,
+                recorded_by: by,
+                recorded_at,
+                entered_in_error: in_error
+                    .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            }));
+        }
+        if category("laboratory") {
+            return self.lab(r, by, in_error, effective).map(|x| match x {
+                Ok(x) => Observed::Lab(Box::new(x)),
+                Err(why) => Observed::Skip(why),
+            });
+        }
+        let what = r
+            .at("category.0.coding.0.code")
+            .and_then(Value::as_str)
+            .map(|c| format!("an observation of category {}", clip(c)))
+            .unwrap_or_else(|| "an observation with no category".into());
+        Ok(Observed::Skip(format!(
+            "{what}: Chartroom charts vital signs and laboratory results"
+        )))
+    }
+
+    /// A vital's value at `at`, in the unit Chartroom keeps it in (pounds, inches and
+    /// degrees Fahrenheit converted).
+    fn quantity(&self, r: &Res<'_>, at: &str, v: Vital) -> Result<f64, CoreError> {
+        let x = r.f64(&format!("{at}valueQuantity.value"))?;
+        let unit = r
+            .opt_str(&format!("{at}valueQuantity.code"))?
+            .or(r.opt_str(&format!("{at}valueQuantity.unit"))?)
+            .unwrap_or_default();
+        let converted = match (v.unit(), unit) {
+            (want, got) if want == got => Some(x),
+            ("mm[Hg]", "mmHg")
+            | ("/min", "{beats}/min" | "beats/min" | "{breaths}/min" | "breaths/min") => Some(x),
+            ("Cel", "[degF]" | "degF") => Some((x - 32.0) * 5.0 / 9.0),
+            ("Cel", "C" | "degC") => Some(x),
+            ("kg", "[lb_av]" | "lb" | "lbs") => Some(x * 0.453_592_37),
+            ("kg", "g") => Some(x / 1000.0),
+            ("cm", "[in_i]" | "in") => Some(x * 2.54),
+            ("cm", "m") => Some(x * 100.0),
+            ("kg/m2", "kg/m^2") => Some(x),
+            _ => None,
+        };
+        converted.ok_or_else(|| {
+            r.err(format!(
+                "the unit {} is not one Chartroom can read for {}",
+                clip(unit),
+                v.display()
+            ))
+        })
+    }
+
+    fn lab(
+        &self,
+        r: &Res<'_>,
+        by: String,
+        in_error: bool,
+        effective: Option<&str>,
+    ) -> Result<Result<InLabResult, String>, CoreError> {
+        use crate::chart::lab::{
+            check_loinc, EntryStatus, NewResult, Range, ResultFlag, ResultValue,
+        };
+        let loinc = code_of(r.at("code"), LOINC)
+            .ok_or_else(|| r.err("code has no LOINC coding, which a laboratory result needs"))?;
+        let loinc = check_loinc(loinc).map_err(|e| r.err(e))?;
+        let name = concept_text(r.at("code"))
+            .or_else(|| crate::chart::lab::lab_test(&loinc).map(|t| t.name.to_owned()))
+            .ok_or_else(|| r.err("code has no text or display to name the test"))?;
+        let status = match r.str("status")? {
+            "preliminary" => EntryStatus::Preliminary,
+            "corrected" => EntryStatus::Corrected,
+            _ => EntryStatus::Final,
+        };
+        let (value, unit) = if r.at("valueQuantity").is_some() {
+            let unit = r
+                .opt_str("valueQuantity.code")?
+                .or(r.opt_str("valueQuantity.unit")?)
+                .map(str::to_owned);
+            (ResultValue::Quantity(r.f64("valueQuantity.value")?), unit)
+        } else if let Some(v) = r.at("valueCodeableConcept") {
+            let known = code_of(Some(v), SNOMED).and_then(|c| {
+                crate::chart::lab::FINDINGS
+                    .iter()
+                    .find(|(_, k, _)| *k == c)
+                    .map(|(_, k, d)| ResultValue::Coded {
+                        code: (*k).into(),
+                        display: (*d).into(),
+                    })
+            });
+            let value = match known {
+                Some(v) => v,
+                None => ResultValue::Text(
+                    concept_text(Some(v))
+                        .ok_or_else(|| r.err("valueCodeableConcept has no text or display"))?,
+                ),
+            };
+            (value, None)
+        } else if let Some(t) = r.opt_str("valueString")? {
+            (ResultValue::Text(t.to_owned()), None)
+        } else if let Some(n) = r.at("valueInteger").and_then(Value::as_f64) {
+            (ResultValue::Quantity(n), None)
+        } else {
+            return Ok(Err("a laboratory result with no value".into()));
+        };
+        let bound = |end: &str| -> Result<Option<f64>, CoreError> {
+            match r.at(&format!("referenceRange.0.{end}")) {
+                None => Ok(None),
+                Some(_) => r.f64(&format!("referenceRange.0.{end}.value")).map(Some),
+            }
+        };
+        let (low, high) = (bound("low")?, bound("high")?);
+        let range = (low.is_some() || high.is_some()).then_some(Range { low, high });
+        let flag = code_of(r.at("interpretation.0"), INTERPRETATION)
+            .and_then(|f| ResultFlag::parse(f).ok());
+        let effective = effective.ok_or_else(|| r.err("effectiveDateTime is missing"))?;
+        let collected = instant(effective).ok_or_else(|| {
+            r.err(format!(
+                "effectiveDateTime is not a date and time: {}",
+                clip(effective)
+            ))
+        })?;
+        let reported = match r.opt_str("issued")? {
+            Some(t) => instant(t).ok_or_else(|| r.err("issued is not a date and time"))?,
+            None => collected.clone(),
+        };
+        let item = NewResult {
+            loinc,
+            name,
+            value,
+            unit,
+            range,
+            flag,
+            status,
+            collected: chartroom_audit::parse_time(&collected)
+                .ok_or_else(|| r.err("effectiveDateTime is not a date and time"))?,
+        }
+        .checked()
+        .map_err(|e| r.err(e))?;
+        Ok(Ok(InLabResult {
+            item,
+            reported: reported.clone(),
+            reason: None,
+            stamp: stamp(reported, by),
+            entered_in_error: in_error
+                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+        }))
+    }
+
+    fn report(
+        &self,
+        r: &Res<'_>,
+        clinician: Option<String>,
+        encounter: Option<String>,
+        patient: &str,
+        labs: &HashMap<String, String>,
+    ) -> Result<Result<InLabReport, String>, CoreError> {
+        let lab = r
+            .at("category")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|c| has_code(Some(c), V2_0074, "LAB")));
+        // Every result resolves, whatever the report.
+        let mut results = Vec::new();
+        let n = r.at("result").and_then(Value::as_array).map_or(0, Vec::len);
+        for i in 0..n {
+            let path = format!("result.{i}");
+            let text = r.str(&format!("{path}.reference"))?;
+            let j = self.resolve(r, &path, text, &["Observation"])?;
+            let id = self.all[j].id();
+            match labs.get(id) {
+                Some(p) if p == patient => results.push(id.to_owned()),
+                Some(_) => {
+                    return Err(r.err(format!("{path} refers to a result of another patient")))
+                }
+                None => {}
+            }
+        }
+        if !lab {
+            return Ok(Err("not a laboratory report".into()));
+        }
+        if !matches!(
+            r.str("status")?,
+            "final" | "amended" | "corrected" | "preliminary" | "appended"
+        ) {
+            return Ok(Err("not a result yet, or entered in error there".into()));
+        }
+        let loinc = code_of(r.at("code"), LOINC)
+            .ok_or_else(|| r.err("code has no LOINC coding, which a laboratory report needs"))?;
+        let loinc = crate::chart::lab::check_loinc(loinc).map_err(|e| r.err(e))?;
+        let name = concept_text(r.at("code"))
+            .or_else(|| crate::chart::lab::lab_test(&loinc).map(|t| t.name.to_owned()))
+            .ok_or_else(|| r.err("code has no text or display to name the report"))?;
+        let collected = r
+            .opt_str("effectiveDateTime")?
+            .or(r.opt_str("effectivePeriod.start")?)
+            .or(r.opt_str("issued")?)
+            .ok_or_else(|| r.err("effectiveDateTime is missing"))?;
+        let collected =
+            instant(collected).ok_or_else(|| r.err("effectiveDateTime is not a date and time"))?;
+        let at = match r.opt_str("issued")? {
+            Some(t) => instant(t).ok_or_else(|| r.err("issued is not a date and time"))?,
+            None => collected.clone(),
+        };
+        let by = self
+            .first_name(r, "performer", "")
+            .or(clinician)
+            .unwrap_or_else(|| UNNAMED.into());
+        Ok(Ok(InLabReport {
+            encounter,
+            loinc,
+            name,
+            collected,
+            results,
+            stamp: stamp(at, by),
+        }))
+    }
+
+    fn condition(
+        &self,
+        r: &Res<'_>,
+        clinician: Option<String>,
+    ) -> Result<Result<InProblem, String>, CoreError> {
+        let verification = code_of(
+            r.at("verificationStatus"),
+            "http://terminology.hl7.org/CodeSystem/condition-ver-status",
+        );
+        if verification == Some("refuted") {
+            return Ok(Err("refuted there".into()));
+        }
+        let in_error = verification == Some("entered-in-error");
+        let text =
+            concept_text(r.at("code")).ok_or_else(|| r.err("code has no text or display"))?;
+        let text =
+            crate::chart::input::bounded_text("problem", &text, 200).map_err(|e| r.err(e))?;
+        let mut coding = None;
+        for (system, uris) in [
+            (CodeSystem::Icd10, [ICD10_CM, CodeSystem::Icd10.uri()]),
+            (CodeSystem::Snomed, [SNOMED, SNOMED]),
+        ] {
+            for uri in uris {
+                if let Some(code) = code_of(r.at("code"), uri) {
+                    if coding.is_none() {
+                        coding = Some((system, system.check(code).map_err(|e| r.err(e))?));
+                    }
+                }
+            }
+        }
+        let status = match code_of(
+            r.at("clinicalStatus"),
+            "http://terminology.hl7.org/CodeSystem/condition-clinical",
+        ) {
+            Some("inactive") => "inactive",
+            Some("resolved" | "remission") => "resolved",
+            _ => "active",
+        };
+        let onset = r
+            .opt_str("onsetDateTime")?
+            .or(r.opt_str("onsetPeriod.start")?)
+            .and_then(day);
+        let resolved_on = r
+            .opt_str("abatementDateTime")?
+            .or(r.opt_str("abatementPeriod.end")?)
+            .and_then(day)
+            .filter(|_| status != "active");
+        let at = r
+            .opt_str("recordedDate")?
+            .or(r.opt_str("onsetDateTime")?)
+            .or(r.opt_str("meta.lastUpdated")?)
+            .and_then(instant)
+            .ok_or_else(|| r.err("recordedDate is missing"))?;
+        let by = self
+            .who(r, "recorder")
+            .or_else(|| self.who(r, "asserter"))
+            .or(clinician)
+            .unwrap_or_else(|| UNNAMED.into());
+        Ok(Ok(InProblem {
+            entered_in_error: in_error
+                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            text,
+            coding,
+            status: status.into(),
+            onset,
+            resolved_on,
+            stamp: stamp(at, by),
+        }))
+    }
+
+    fn allergy(
+        &self,
+        r: &Res<'_>,
+        clinician: Option<String>,
+    ) -> Result<Result<InAllergy, String>, CoreError> {
+        let verification = code_of(
+            r.at("verificationStatus"),
+            "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+        );
+        if verification == Some("refuted") {
+            return Ok(Err("refuted there".into()));
+        }
+        let in_error = verification == Some("entered-in-error");
+        let at = r
+            .opt_str("recordedDate")?
+            .or(r.opt_str("onsetDateTime")?)
+            .or(r.opt_str("meta.lastUpdated")?)
+            .and_then(instant)
+            .ok_or_else(|| r.err("recordedDate is missing"))?;
+        let by = self
+            .who(r, "recorder")
+            .or_else(|| self.who(r, "asserter"))
+            .or(clinician)
+            .unwrap_or_else(|| UNNAMED.into());
+        if has_code(r.at("code"), SNOMED, "716186003") {
+            if in_error {
+                return Ok(Err("entered in error there".into()));
+            }
+            return Ok(Ok(InAllergy::NoneKnown { at, by }));
+        }
+        let substance =
+            concept_text(r.at("code")).ok_or_else(|| r.err("code has no text or display"))?;
+        let reaction = concept_text(r.at("reaction.0.manifestation.0"));
+        let severity = r.opt_str("reaction.0.severity")?;
+        let category = r.opt_str("category.0")?;
+        let checked = crate::chart::allergy::NewAllergy::new(
+            &substance,
+            reaction.as_deref(),
+            severity,
+            category,
+        )
+        .map_err(|e| r.err(e))?;
+        let status = match code_of(
+            r.at("clinicalStatus"),
+            "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+        ) {
+            Some("inactive" | "resolved") => "resolved",
+            _ => "active",
+        };
+        Ok(Ok(InAllergy::Allergy {
+            substance: checked.substance,
+            reaction: checked.reaction,
+            severity: checked.severity,
+            category: checked.category,
+            status: status.into(),
+            stamp: stamp(at, by),
+            entered_in_error: in_error
+                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            allergy_override: None,
+        }))
+    }
+
+    fn medication(
+        &self,
+        r: &Res<'_>,
+        clinician: Option<String>,
+    ) -> Result<Result<InMedication, String>, CoreError> {
+        let status = r.str("status")?;
+        let in_error = status == "entered-in-error";
+        let status = match status {
+            "active" | "on-hold" | "intended" | "unknown" | "entered-in-error" => "active",
+            "stopped" | "completed" => "stopped",
+            "cancelled" | "draft" | "not-taken" => {
+                return Ok(Err(format!("status {status}: never taken")))
+            }
+            other => {
+                return Err(r.err(format!("status {} is not a medication status", clip(other))))
+            }
+        };
+        let name = match r.at("medicationCodeableConcept") {
+            Some(c) => concept_text(Some(c)),
+            None => {
+                let text = r.str("medicationReference.reference")?;
+                let code = if let Some(id) = text.strip_prefix('#') {
+                    contained(r, id)
+                        .ok_or_else(|| {
+                            r.err(format!(
+                                "medicationReference refers to {}, which is not in the resource",
+                                clip(text)
+                            ))
+                        })?
+                        .get("code")
+                } else {
+                    let i = self.resolve(r, "medicationReference", text, &["Medication"])?;
+                    self.all[i].value.get("code")
+                };
+                concept_text(code).or_else(|| {
+                    r.opt_str("medicationReference.display")
+                        .ok()
+                        .flatten()
+                        .and_then(name_text)
+                })
+            }
+        }
+        .ok_or_else(|| r.err("the medication has no name (text or display)"))?;
+        let name =
+            crate::chart::input::bounded_text("medication", &name, 200).map_err(|e| r.err(e))?;
+        let dosage = if r.kind() == "MedicationRequest" {
+            "dosageInstruction.0"
+        } else {
+            "dosage.0"
+        };
+        let dose = r
+            .opt_str(&format!("{dosage}.text"))?
+            .and_then(name_text)
+            .or_else(|| {
+                let q = r.at(&format!("{dosage}.doseAndRate.0.doseQuantity"))?;
+                let v = q.get("value")?.as_f64()?;
+                let u = q
+                    .get("unit")
+                    .or(q.get("code"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                name_text(&format!("{} {u}", crate::chart::vitals::trim_number(v)))
+            });
+        let dose: Option<String> = dose.map(|d| d.chars().take(100).collect());
+        let frequency: Option<String> = r
+            .opt_str(&format!("{dosage}.timing.code.text"))?
+            .and_then(name_text)
+            .or_else(|| {
+                let rep = r.at(&format!("{dosage}.timing.repeat"))?;
+                let f = rep.get("frequency")?.as_u64()?;
+                let p = rep.get("period")?.as_f64()?;
+                let u = rep.get("periodUnit")?.as_str()?;
+                let unit = match u {
+                    "h" => "hour",
+                    "d" => "day",
+                    "wk" => "week",
+                    "mo" => "month",
+                    _ => u,
+                };
+                Some(if p == 1.0 {
+                    format!("{f} times a {unit}")
+                } else {
+                    format!(
+                        "{f} times every {} {unit}s",
+                        crate::chart::vitals::trim_number(p)
+                    )
+                })
+            })
+            .map(|f| f.chars().take(100).collect());
+        let route = concept_text(r.at(&format!("{dosage}.route")))
+            .and_then(|t| crate::chart::medication::Route::parse(&t).ok());
+        let (start_path, end_path) = if r.kind() == "MedicationRequest" {
+            (
+                "dosageInstruction.0.timing.repeat.boundsPeriod.start",
+                "dosageInstruction.0.timing.repeat.boundsPeriod.end",
+            )
+        } else {
+            ("effectivePeriod.start", "effectivePeriod.end")
+        };
+        let written = r
+            .opt_str("authoredOn")?
+            .or(r.opt_str("dateAsserted")?)
+            .or(r.opt_str("effectiveDateTime")?)
+            .or(r.opt_str(start_path)?);
+        let start = r.opt_str(start_path)?.or(written).and_then(day);
+        let stop = r
+            .opt_str(end_path)?
+            .and_then(day)
+            .filter(|_| status == "stopped");
+        let at = written
+            .or(r.opt_str("meta.lastUpdated")?)
+            .and_then(instant)
+            .ok_or_else(|| r.err("authoredOn is missing"))?;
+        let by = self
+            .who(r, "requester")
+            .or_else(|| self.who(r, "informationSource"))
+            .or(clinician)
+            .unwrap_or_else(|| UNNAMED.into());
+        Ok(Ok(InMedication {
+            name,
+            dose,
+            route,
+            frequency,
+            start,
+            stop,
+            status: status.into(),
+            stamp: stamp(at, by),
+            entered_in_error: in_error
+                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            allergy_override: None,
+        }))
+    }
+
+    fn immunization(
+        &self,
+        r: &Res<'_>,
+        clinician: Option<String>,
+        today: chrono::NaiveDate,
+    ) -> Result<Result<InImmunization, String>, CoreError> {
+        let status = r.str("status")?;
+        if status == "not-done" {
+            return Ok(Err("not given (status not-done)".into()));
+        }
+        if !matches!(status, "completed" | "entered-in-error") {
+            return Err(r.err(format!(
+                "status {} is not an immunization status",
+                clip(status)
+            )));
+        }
+        let cvx = code_of(r.at("vaccineCode"), CVX)
+            .ok_or_else(|| r.err("vaccineCode has no CVX coding, which an immunization needs"))?;
+        let vaccine = concept_text(r.at("vaccineCode"))
+            .ok_or_else(|| r.err("vaccineCode has no text or display"))?;
+        let given = r
+            .opt_str("occurrenceDateTime")?
+            .ok_or_else(|| r.err("occurrenceDateTime is missing"))?;
+        let date = day(given)
+            .ok_or_else(|| r.err(format!("occurrenceDateTime is not a date: {}", clip(given))))?;
+        let site = concept_text(r.at("site"))
+            .filter(|s| crate::chart::immunization::Site::parse(s).is_ok());
+        let lot = r
+            .opt_str("lotNumber")?
+            .filter(|l| l.len() <= 40 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        let checked = crate::chart::immunization::NewImmunization::new(
+            &vaccine,
+            cvx,
+            &date,
+            lot,
+            site.as_deref(),
+            today,
+        )
+        .map_err(|e| r.err(e))?;
+        let at = r
+            .opt_str("recorded")?
+            .or(Some(given))
+            .and_then(instant)
+            .ok_or_else(|| r.err("occurrenceDateTime is not a date and time"))?;
+        let by = self
+            .first_name(r, "performer", "actor")
+            .or(clinician)
+            .unwrap_or_else(|| UNNAMED.into());
+        Ok(Ok(InImmunization {
+            vaccine: checked.vaccine,
+            cvx: checked.cvx,
+            date: checked.date.format("%Y-%m-%d").to_string(),
+            lot: checked.lot,
+            site: checked.site,
+            status: if status == "completed" {
+                "completed".into()
+            } else {
+                "entered_in_error".into()
+            },
+            stamp: stamp(at, by),
+            entered_in_error: (status == "entered-in-error")
+                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+        }))
+    }
+
+    /// A clinical note: a text attachment becomes a note signed elsewhere, by its
+    /// authenticator (or author) at its date.
+    fn note(
+        &self,
+        r: &Res<'_>,
+        encounter: Option<String>,
+        source: &str,
+    ) -> Result<Result<InNote, String>, CoreError> {
+        use base64::Engine as _;
+        match r.opt_str("status")?.unwrap_or("current") {
+            "current" => {}
+            "superseded" => return Ok(Err("superseded there by a later version".into())),
+            _ => return Ok(Err("entered in error there".into())),
+        }
+        if matches!(r.opt_str("docStatus")?, Some("preliminary")) {
+            return Ok(Err("a draft there, not signed".into()));
+        }
+        let n = r
+            .at("content")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        let mut text = None;
+        for i in 0..n {
+            let kind = r
+                .opt_str(&format!("content.{i}.attachment.contentType"))?
+                .unwrap_or("");
+            if !kind
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("text/plain")
+            {
+                continue;
+            }
+            if let Some(data) = r.opt_str(&format!("content.{i}.attachment.data"))? {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(data.trim())
+                    .map_err(|_| r.err(format!("content.{i}.attachment.data is not base64")))?;
+                let t = String::from_utf8(bytes)
+                    .map_err(|_| r.err(format!("content.{i}.attachment.data is not UTF-8 text")))?;
+                text = Some(t);
+                break;
+            }
+        }
+        let Some(text) = text else {
+            return Ok(Err(
+                "no plain-text attachment in the file (a PDF, HTML or a link is not imported)"
+                    .into(),
+            ));
+        };
+        let content = NoteContent::free(&text).map_err(|e| r.err(e))?;
+        let date = r
+            .opt_str("date")?
+            .or(r.opt_str("context.period.start")?)
+            .or(r.opt_str("meta.lastUpdated")?)
+            .ok_or_else(|| r.err("date is missing"))?;
+        let at = instant(date)
+            .ok_or_else(|| r.err(format!("date is not a date and time: {}", clip(date))))?;
+        let author = self
+            .first_name(r, "author", "")
+            .unwrap_or_else(|| UNNAMED.into());
+        let signer = self
+            .who(r, "authenticator")
+            .unwrap_or_else(|| format!("{author}, in {}", clip(source)));
+        let signer: String = signer.chars().take(200).collect();
+        Ok(Ok(InNote {
+            kind: NoteKind::Note,
+            author,
+            content,
+            created_at: at.clone(),
+            signed_by: signer,
+            signed_at: at,
+            parent: None,
+            encounter,
+            signature: None,
+        }))
+    }
+}
+
+/// A name for a contained resource (a Practitioner, an Organization, a Medication).
+fn resource_name(v: &Value) -> Option<String> {
+    v.get("name")
+        .and_then(Value::as_str)
+        .and_then(name_text)
+        .or_else(|| human_name(v.get("name")))
+        .or_else(|| concept_text(v.get("code")))
+}
+
+/// A resource contained in `r` (`#id`).
+fn contained<'v>(r: &Res<'v>, id: &str) -> Option<&'v Value> {
+    r.value
+        .get("contained")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("id").and_then(Value::as_str) == Some(id))
+}
+
+enum VitalCode {
+    Pressure,
+    One(Vital),
+}
+
+/// The vital sign a LOINC code is, including the older and more specific codes other
+/// systems send (55284-4 blood pressure, 8331-1 oral temperature, 2708-6 oxygen saturation).
+fn vital_of(loinc: &str) -> Option<VitalCode> {
+    Some(match loinc {
+        "85354-9" | "55284-4" | "35094-2" => VitalCode::Pressure,
+        "8310-5" | "8331-1" | "8332-9" | "8333-7" | "8328-7" | "8334-5" => {
+            VitalCode::One(Vital::Temperature)
+        }
+        "59408-5" | "2708-6" | "2710-2" => VitalCode::One(Vital::Spo2),
+        "29463-7" | "3141-9" => VitalCode::One(Vital::Weight),
+        "8302-2" | "8306-3" | "8308-9" => VitalCode::One(Vital::Height),
+        other => VitalCode::One(
+            Vital::from_loinc(other)
+                .filter(|v| !matches!(v, Vital::Systolic | Vital::Diastolic))?,
+        ),
+    })
+}
