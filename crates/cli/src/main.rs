@@ -120,7 +120,7 @@ enum Command {
         #[command(flatten)]
         recovery: RecoveryArg,
     },
-    /// Import an export from another Chartroom vault (checked whole first; never twice).
+    /// Import records: another Chartroom vault's export, or FHIR R4 from another system (checked whole first; never twice).
     Import(exchange::ImportArgs),
     /// Audit sync with the clinic's collector: enroll, status, push.
     #[command(subcommand)]

@@ -3,6 +3,10 @@
 //! on disk, then imported into empty vaults. Each through the Session: gated, audited and
 //! accounted for as a real export is.
 //!
+//! First, the import of other systems' FHIR: the 20 Synthea patient bundles of
+//! `../shared/fhir/synthea-sample` (CHARTROOM_FHIR_FIXTURES changes the folder), each file
+//! imported in turn into an empty vault.
+//!
 //! `cargo bench -p chartroom-core --bench export`. Prints figures (times, resources per
 //! second, the peak memory an import adds); asserts nothing.
 
@@ -54,12 +58,89 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The 20 Synthea bundles imported one after another into an empty vault, three times.
+fn foreign_import(tmp: &std::path::Path) {
+    let folder = std::env::var_os("CHARTROOM_FHIR_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/fhir/synthea-sample")
+        });
+    let mut files: Vec<_> = match std::fs::read_dir(&folder) {
+        Ok(list) => list
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(_) => {
+            println!("foreign import: skipped ({} not found)", folder.display());
+            return;
+        }
+    };
+    files.sort();
+    let bytes: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    let mut runs = Vec::new();
+    let mut peaks = Vec::new();
+    let (mut total, mut kept) = (0u64, 0u64);
+    for i in 0..3 {
+        let dir = tmp.join(format!("synthea{i}"));
+        let (mut importer, _) =
+            Session::create(vault(&dir), "admin", &pw("admin-password")).expect("creates");
+        reset_peak();
+        let resident = peak_mib();
+        let t = Instant::now();
+        (total, kept) = (0, 0);
+        for f in &files {
+            let report = importer
+                .import_with(
+                    std::io::BufReader::new(std::fs::File::open(f).expect("opens")),
+                    &ImportKey::NotGiven,
+                    &chartroom_core::ImportOptions::default(),
+                )
+                .expect("imports");
+            let added: u64 = report.added.values().sum();
+            let skipped: u64 = report.skipped.iter().map(|s| s.count).sum();
+            kept += added;
+            total += added + skipped;
+        }
+        runs.push(t.elapsed());
+        peaks.push(peak_mib().zip(resident).map(|(p, r)| p - r));
+        importer.lock().expect("locks");
+    }
+    let took = median(runs.clone());
+    let peak = peaks
+        .iter()
+        .flatten()
+        .copied()
+        .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))));
+    println!(
+        "foreign import: {} Synthea bundles ({:.1} MiB), {} resources, {} kept as records",
+        files.len(),
+        bytes as f64 / 1_048_576.0,
+        total,
+        kept
+    );
+    println!(
+        "  median {:.0} ms of 3 (min {:.0}, max {:.0}) = {:.0} resources read/s, {:.0} records written/s; peak memory {} above the start",
+        took.as_secs_f64() * 1e3,
+        runs.iter().min().expect("runs").as_secs_f64() * 1e3,
+        runs.iter().max().expect("runs").as_secs_f64() * 1e3,
+        total as f64 / took.as_secs_f64(),
+        kept as f64 / took.as_secs_f64(),
+        mib(peak)
+    );
+}
+
 fn main() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    foreign_import(tmp.path());
     let patients: u32 = std::env::var("CHARTROOM_BENCH_PATIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let tmp = tempfile::tempdir().expect("tempdir");
     let (mut admin, recovery) =
         Session::create(vault(&tmp.path().join("a")), "admin", &pw("admin-password"))
             .expect("creates");

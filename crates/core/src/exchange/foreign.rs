@@ -1749,3 +1749,325 @@ fn vital_of(loinc: &str) -> Option<VitalCode> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LIMITS: Limits = Limits::IMPORT;
+
+    fn today() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 12, 7).expect("date")
+    }
+
+    fn patient(id: &str) -> Value {
+        json!({
+            "resourceType": "Patient", "id": id,
+            "identifier": [{"system": "https://ehr.example.org/mrn", "value": "A-1"}],
+            "name": [{"family": "Rivera", "given": ["Lucia"]}],
+            "gender": "female", "birthDate": "1980-02-03"
+        })
+    }
+
+    fn bundle(kind: &str, entries: Vec<(Option<&str>, Value)>) -> Vec<u8> {
+        let entry: Vec<Value> = entries
+            .into_iter()
+            .map(|(url, r)| match url {
+                Some(u) => json!({"fullUrl": u, "resource": r}),
+                None => json!({"resource": r}),
+            })
+            .collect();
+        serde_json::to_vec(&json!({"resourceType": "Bundle", "type": kind, "entry": entry}))
+            .expect("json")
+    }
+
+    fn read(plain: &[u8]) -> Result<Parsed, CoreError> {
+        parse(entries(plain, LIMITS)?, today(), None)
+    }
+
+    fn message(e: CoreError) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn bundles_of_every_kind_that_holds_records_ndjson_and_tar_archives_are_read() {
+        for kind in [
+            "transaction",
+            "batch",
+            "collection",
+            "searchset",
+            "document",
+        ] {
+            let file = bundle(kind, vec![(None, patient("a"))]);
+            assert_eq!(entries(&file, LIMITS).expect(kind).len(), 1, "{kind}");
+        }
+        for kind in ["history", "transaction-response", "batch-response", ""] {
+            let file = bundle(kind, vec![(None, patient("a"))]);
+            let e = entries(&file, LIMITS).err().expect("refused");
+            assert!(message(e).contains("holds no records to import"), "{kind}");
+        }
+        // One resource alone, and NDJSON.
+        let one = serde_json::to_vec(&patient("a")).expect("json");
+        assert_eq!(entries(&one, LIMITS).expect("one").len(), 1);
+        let lines = format!("{}\n\n{}\n", patient("a"), patient("b"));
+        assert_eq!(entries(lines.as_bytes(), LIMITS).expect("ndjson").len(), 2);
+        // A Bulk Data archive: its manifest, folders and hidden files are not resources.
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut add = |name: &str, body: &[u8], kind: tar::EntryType| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(body.len() as u64);
+            h.set_entry_type(kind);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, name, body).expect("appends");
+        };
+        add("export/", b"", tar::EntryType::Directory);
+        add("export/manifest.json", b"{}", tar::EntryType::Regular);
+        add("export/._Patient.ndjson", b"\0\0", tar::EntryType::Regular);
+        add(
+            "export/Patient.000.ndjson",
+            lines.as_bytes(),
+            tar::EntryType::Regular,
+        );
+        let archive = tar.into_inner().expect("tar");
+        assert_eq!(entries(&archive, LIMITS).expect("tar").len(), 2);
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_cksum();
+        tar.append_link(&mut h, "Patient.ndjson", "/etc/passwd")
+            .expect("appends");
+        let linked = tar.into_inner().expect("tar");
+        assert!(message(entries(&linked, LIMITS).err().expect("refused")).contains("link"));
+        // Anything else is named for what it is not.
+        let e = entries(b"hello, world", LIMITS).err().expect("refused");
+        assert!(message(e).contains("neither a FHIR Bundle"));
+    }
+
+    #[test]
+    fn a_transaction_that_deletes_or_fetches_is_refused() {
+        let mut doc = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": patient("a"), "request": {"method": "DELETE", "url": "Patient/a"}}]});
+        let e = entries(doc.to_string().as_bytes(), LIMITS)
+            .err()
+            .expect("refused");
+        assert!(message(e).contains("DELETE"));
+        doc["entry"][0]["request"]["method"] = json!("PUT");
+        assert!(entries(doc.to_string().as_bytes(), LIMITS).is_ok());
+    }
+
+    #[test]
+    fn references_resolve_by_full_url_type_and_id_absolute_url_and_identifier() {
+        let all = vec![
+            Entry {
+                full_url: Some("urn:uuid:1111".into()),
+                value: json!({"resourceType": "Patient", "id": "p-1"}),
+            },
+            Entry {
+                full_url: Some("https://ehr.example.org/fhir/Practitioner/dr".into()),
+                value: json!({"resourceType": "Practitioner", "id": "dr", "identifier": [
+                    {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}]}),
+            },
+        ];
+        let index = Index::new(&all);
+        assert_eq!(index.find("urn:uuid:1111"), Some(0));
+        assert_eq!(index.find("Patient/p-1"), Some(0));
+        assert_eq!(
+            index.find("https://elsewhere.example/fhir/Patient/p-1/_history/3"),
+            Some(0)
+        );
+        assert_eq!(index.find("Practitioner/dr"), Some(1));
+        assert_eq!(
+            index.find("Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|1234567893"),
+            Some(1)
+        );
+        assert_eq!(index.find("Practitioner?identifier=1234567893"), Some(1));
+        assert_eq!(index.find("Practitioner?identifier=other|1234567893"), None);
+        assert_eq!(index.find("Patient/p-2"), None);
+        assert_eq!(index.find("Patient?name=x"), None);
+    }
+
+    #[test]
+    fn times_and_dates_are_read_whole_or_partial_within_the_years_kept() {
+        assert_eq!(
+            instant("2011-08-18T04:10:16+02:00").as_deref(),
+            Some("2011-08-18T02:10:16.000000Z")
+        );
+        assert_eq!(
+            instant("2011-08-18").as_deref(),
+            Some("2011-08-18T00:00:00.000000Z")
+        );
+        assert_eq!(day("2011-08").as_deref(), Some("2011-08-01"));
+        assert_eq!(day("2011").as_deref(), Some("2011-01-01"));
+        assert_eq!(day("1850-01-01"), None);
+        assert_eq!(day("2011-13-01"), None);
+        assert_eq!(day("yesterday"), None);
+        assert_eq!(
+            name_text("  Dr.\u{0}  Ann\n Lee "),
+            Some("Dr. Ann Lee".into())
+        );
+        assert_eq!(name_text("\u{7}"), None);
+    }
+
+    #[test]
+    fn the_source_comes_from_the_file_or_the_importer_and_never_names_a_vault() {
+        let file = bundle("collection", vec![(None, patient("a"))]);
+        assert_eq!(
+            read(&file).expect("reads").source,
+            "https://ehr.example.org/mrn"
+        );
+        let mut p = patient("a");
+        p["meta"] = json!({"source": "https://ehr.example.org/fhir#node-2"});
+        let file = bundle("collection", vec![(None, p)]);
+        assert_eq!(
+            read(&file).expect("reads").source,
+            "https://ehr.example.org/fhir"
+        );
+        let mut p = patient("a");
+        p.as_object_mut().expect("object").remove("identifier");
+        let file = bundle("collection", vec![(None, p)]);
+        assert!(message(read(&file).err().expect("no source")).contains("--source"));
+        let given = parse(
+            entries(&file, LIMITS).expect("reads"),
+            today(),
+            Some("https://old.example"),
+        );
+        assert_eq!(given.expect("reads").source, "https://old.example");
+        for forged in [
+            "urn:chartroom:vault:0123456789abcdef0123456789abcdef",
+            "URN:CHARTROOM:VAULT:0123456789ABCDEF0123456789ABCDEF",
+            "urn:chartroom:vault:x",
+            "has space:x",
+            "",
+        ] {
+            let e = parse(
+                entries(&file, LIMITS).expect("reads"),
+                today(),
+                Some(forged),
+            );
+            assert_eq!(
+                e.err().expect("refused").code(),
+                "invalid_file",
+                "{forged:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_come_from_the_resource_or_its_full_url_and_appear_once() {
+        let mut p = patient("x");
+        p.as_object_mut().expect("object").remove("id");
+        let file = bundle(
+            "transaction",
+            vec![(
+                Some("urn:uuid:9a8b7c6d-0000-4000-8000-000000000001"),
+                p.clone(),
+            )],
+        );
+        let parsed = read(&file).expect("reads");
+        assert_eq!(
+            parsed.patient_source_ids(),
+            ["9a8b7c6d-0000-4000-8000-000000000001"]
+        );
+        let file = bundle("collection", vec![(None, p)]);
+        assert!(
+            message(read(&file).err().expect("refused")).contains("neither an id nor a fullUrl")
+        );
+        let file = bundle(
+            "collection",
+            vec![(None, patient("a")), (None, patient("a"))],
+        );
+        assert!(message(read(&file).err().expect("refused")).contains("appears twice"));
+    }
+
+    #[test]
+    fn an_item_of_a_patient_not_in_the_file_or_on_another_patients_encounter_is_refused() {
+        let encounter = |id: &str, who: &str| {
+            json!({"resourceType": "Encounter", "id": id, "status": "finished",
+                   "class": {"code": "AMB"}, "subject": {"reference": format!("Patient/{who}")},
+                   "period": {"start": "2026-01-02T10:00:00Z"}})
+        };
+        let condition = |who: &str, enc: &str| {
+            json!({"resourceType": "Condition", "id": format!("c-{who}"),
+                   "code": {"text": "Asthma"}, "subject": {"reference": format!("Patient/{who}")},
+                   "encounter": {"reference": format!("Encounter/{enc}")},
+                   "recordedDate": "2026-01-02"})
+        };
+        let file = bundle(
+            "collection",
+            vec![
+                (None, patient("a")),
+                (None, patient("b")),
+                (None, encounter("e1", "a")),
+                (None, condition("b", "e1")),
+            ],
+        );
+        assert!(
+            message(read(&file).err().expect("refused")).contains("encounter of another patient")
+        );
+        let file = bundle(
+            "collection",
+            vec![(None, patient("a")), (None, condition("z", "e1"))],
+        );
+        assert!(message(read(&file).err().expect("refused"))
+            .contains("Patient/z, which is not in the file"));
+        let file = bundle(
+            "collection",
+            vec![
+                (None, patient("a")),
+                (None, encounter("e1", "a")),
+                (None, condition("a", "e1")),
+            ],
+        );
+        let parsed = read(&file).expect("reads");
+        assert_eq!(parsed.patient_source_ids(), ["a"]);
+    }
+
+    /// Random damage to a real Synthea bundle (when the shared fixtures are beside the
+    /// repository): every outcome is a value, never a panic.
+    #[test]
+    fn the_foreign_reader_survives_mutated_files() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fhir/synthea-sample");
+        let Some(seed) = std::fs::read_dir(&dir)
+            .ok()
+            .and_then(|mut list| list.next())
+            .and_then(|e| e.ok())
+            .and_then(|e| std::fs::read(e.path()).ok())
+        else {
+            eprintln!("skipped: {} is not there", dir.display());
+            return;
+        };
+        assert!(read(&seed).is_ok());
+        let mut state = 0xF0E1_u64;
+        let mut next = move |n: usize| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) % n.max(1) as u64) as usize
+        };
+        for _ in 0..200 {
+            let mut data = seed.clone();
+            for _ in 0..1 + next(4) {
+                let at = next(data.len());
+                match next(4) {
+                    0 => data[at] ^= 1 << next(8),
+                    1 => data.truncate(at),
+                    2 => data[at] = b"{}[]\",:0n-"[next(10)],
+                    _ => {
+                        let len = next(64).min(data.len() - at);
+                        let piece = data[at..at + len].to_vec();
+                        data.splice(at..at, piece);
+                    }
+                }
+                if data.is_empty() {
+                    break;
+                }
+            }
+            let _ = read(&data);
+        }
+    }
+}

@@ -196,6 +196,12 @@ impl Parsed {
     pub fn patient_count(&self) -> usize {
         self.patients.len()
     }
+
+    /// The patients' ids in the file.
+    #[cfg(test)]
+    pub fn patient_source_ids(&self) -> Vec<&str> {
+        self.patients.iter().map(|p| p.src.as_str()).collect()
+    }
 }
 
 /// Whether a resource says it comes from a Chartroom vault.
