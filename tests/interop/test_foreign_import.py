@@ -354,3 +354,71 @@ def test_bad_files_from_elsewhere_are_refused_naming_the_resource_and_field(vaul
     proc = vault.run("--user", "admin", "import", str(path), password=ADMIN_PW, check=False)
     assert proc.returncode == 65, proc.stderr
     assert dump(vault) == before
+
+
+def lab_file(patient: dict) -> dict:
+    """A lab's results for one patient, as a collection Bundle from the lab's own system."""
+    return {
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [
+            {"fullUrl": "urn:uuid:5c2d9a40-0000-4000-8000-00000000aa01", "resource": {
+                "meta": {"source": "https://lab.example.net"}, **patient}},
+            {"fullUrl": "urn:uuid:5c2d9a40-0000-4000-8000-00000000aa02", "resource": {
+                "resourceType": "Observation", "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                          "code": "laboratory"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "4548-4"}], "text": "Hemoglobin A1c"},
+                "subject": {"reference": "urn:uuid:5c2d9a40-0000-4000-8000-00000000aa01"},
+                "effectiveDateTime": "2026-11-02T08:15:00Z",
+                "valueQuantity": {"value": 7.2, "unit": "%", "system": "http://unitsofmeasure.org", "code": "%"}}},
+        ],
+    }
+
+
+def test_a_patient_named_by_an_identifier_here_stops_the_import_and_government_numbers_are_not_kept(vault, tmp_path):
+    """The same identifier system and value as a patient here is a match, even when the names
+    differ: an identifier an earlier import brought in, or this clinic's own MRN in a lab's
+    file. Social security numbers are used for nothing and kept nowhere."""
+    ehr = hand_made()
+    ehr["entry"][0]["resource"]["identifier"].append(
+        {"system": "http://hl7.org/fhir/sid/us-ssn", "value": "999-12-3456"})
+    path = tmp_path / "ehr.json"
+    path.write_text(json.dumps(ehr))
+    first = imp(vault, path)
+    pid, mrn = first["patients"][0]["id"], first["patients"][0]["mrn"]
+    key = vault.json("--user", "admin", "vault", "export-key", password=ADMIN_PW)["key"]
+    import sqlcipher3
+    conn = sqlcipher3.connect(str(vault.vault / "chartroom.db"))
+    conn.execute(f"PRAGMA key = \"x'{key}'\"")
+    kept = conn.execute("SELECT source, source_id FROM imported_records WHERE resource_type = 'Patient:identifier'").fetchall()
+    assert kept == [("https://ehr.example.org/mrn", "A-1001")]
+    assert not any("999-12-3456" in str(row) for t in ("imported_records", "patients")
+                   for row in conn.execute(f"SELECT * FROM {t}"))
+    conn.close()
+
+    vault_id = vault.json("--user", "admin", "vault", "info", password=ADMIN_PW)["vault_id"]
+    cases = {
+        "the old EHR's number": {"system": "https://ehr.example.org/mrn", "value": "A-1001"},
+        "this clinic's MRN": {"system": f"urn:chartroom:vault:{vault_id}:mrn", "value": mrn},
+    }
+    for what, identifier in cases.items():
+        # Named differently at the lab (a typo, a married name): only the identifier matches.
+        lab = lab_file({"resourceType": "Patient", "identifier": [identifier],
+                        "name": [{"family": "Bright", "given": ["Ify"]}], "gender": "female",
+                        "birthDate": "1971-09-03"})
+        lab_path = tmp_path / "lab.json"
+        lab_path.write_text(json.dumps(lab))
+        before = dump(vault)
+        proc = vault.run("--user", "admin", "import", str(lab_path), password=ADMIN_PW, check=False)
+        assert proc.returncode == 65, (what, proc.stderr)
+        error = json.loads(proc.stderr)["error"]
+        assert error["code"] == "possible_duplicate", what
+        [match] = error["matches"]
+        assert match["source_id"] == "5c2d9a40-0000-4000-8000-00000000aa01"
+        assert [(c["id"], c["matched"]) for c in match["candidates"]] == [(pid, "identifier")], what
+        assert dump(vault) == before, what
+    joined = imp(vault, lab_path, "--match", f"5c2d9a40-0000-4000-8000-00000000aa01={pid}")
+    assert joined["patients_matched"] == 1 and joined["added"] == {"Observation": 1}
+    chart = vault.json("--user", "dr.lin", "patient", "show", str(pid), password=DOCTOR_PW)
+    assert {r["loinc"] for r in chart["lab_results"]} == {"2823-3", "4548-4"}
+    assert chart["family"] == "Okonkwo-Bright", "the chart's demographics stay"

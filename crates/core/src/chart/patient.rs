@@ -827,7 +827,8 @@ pub struct DuplicateCandidate {
     pub given: String,
     pub birth_date: String,
     pub phone: Option<String>,
-    /// What matched: `name_and_birth_date`, `birth_date_and_phone` or `name_and_phone`.
+    /// What matched: `name_and_birth_date`, `birth_date_and_phone` or `name_and_phone`; for
+    /// an import, also `identifier` (the same identifier system and value).
     pub matched: &'static str,
 }
 

@@ -378,6 +378,7 @@ pub(crate) fn parse(
         let p = patients.entry(r.id().to_owned()).or_default();
         p.src = r.id().to_owned();
         p.demographics = Some((demographics, restricted));
+        p.identifiers = identifiers(r);
     }
     // Each encounter's patient and clinician, for the items that cite it.
     let mut encounter_of: HashMap<&str, (String, String)> = HashMap::new();
@@ -578,12 +579,54 @@ fn patient<'p>(patients: &'p mut BTreeMap<String, InPatient>, id: &str) -> &'p m
         .expect("owners are patients of the file")
 }
 
+/// A patient's identifiers (system, value) that match them to a chart here: record numbers
+/// and the like. Government numbers (social security, driver's licence, passport, tax) are
+/// never kept: matching does not need them and a chart must not hold them.
+fn identifiers(r: &Res<'_>) -> Vec<(String, String)> {
+    const PRIVATE_TYPES: [&str; 6] = ["SS", "SB", "DL", "PPN", "TAX", "NIIP"];
+    let mut out = Vec::new();
+    for ident in r
+        .value
+        .get("identifier")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .take(20)
+    {
+        let (Some(system), Some(value)) = (
+            ident.get("system").and_then(Value::as_str),
+            ident.get("value").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let private = system == "http://hl7.org/fhir/sid/us-ssn"
+            || system.starts_with("http://hl7.org/fhir/sid/passport")
+            || system.starts_with("urn:oid:2.16.840.1.113883.4.3.")
+            || system == "urn:oid:2.16.840.1.113883.4.1"
+            || PRIVATE_TYPES.iter().any(|t| {
+                has_code(
+                    ident.get("type"),
+                    "http://terminology.hl7.org/CodeSystem/v2-0203",
+                    t,
+                )
+            });
+        let plain =
+            |t: &str| !t.is_empty() && t.chars().count() <= 200 && !t.chars().any(char::is_control);
+        if !private && plain(system) && plain(value) {
+            out.push((system.to_owned(), value.trim().to_owned()));
+        }
+    }
+    out
+}
+
 /// The system a file comes from: what its resources' `meta.source` says, or else the
 /// system of its patients' first identifier (Synthea names itself there).
 fn source_of(all: &[Entry]) -> Result<String, CoreError> {
     let meta = all
         .iter()
         .find_map(|e| e.value.pointer("/meta/source").and_then(Value::as_str));
+    // A patient's identifier in a Chartroom vault (a lab's file naming this clinic's MRN)
+    // does not name the file's source.
     let identifier = || {
         all.iter()
             .filter(|e| e.value["resourceType"] == "Patient")
@@ -591,6 +634,7 @@ fn source_of(all: &[Entry]) -> Result<String, CoreError> {
                 e.value
                     .pointer("/identifier/0/system")
                     .and_then(Value::as_str)
+                    .filter(|s| !s.to_lowercase().contains("chartroom"))
             })
     };
     meta.or_else(identifier)

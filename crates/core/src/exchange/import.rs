@@ -136,6 +136,9 @@ pub(crate) struct InPatient {
     pub(super) lab_results: Vec<(String, InLabResult)>,
     /// The id of the Observation the sexual orientation came from, when there was one.
     pub(super) sexual_orientation: Option<String>,
+    /// Identifiers (system, value) from another system's file, kept to match the patient
+    /// to a chart here the next time (government numbers are never among them).
+    pub(super) identifiers: Vec<(String, String)>,
     /// Parents before their addenda.
     pub(super) notes: Vec<(String, InNote)>,
     /// With the encounter each started, when it was started.
@@ -160,6 +163,9 @@ pub(crate) struct Parsed {
     skipped: Vec<Skipped>,
     /// What was left out of records that were kept (a code Chartroom does not record).
     warnings: Vec<String>,
+    /// The identifier system of this vault's MRNs (`urn:chartroom:vault:…:mrn`): a file
+    /// naming a patient by it (a lab's) names a chart here.
+    pub(super) own_mrn_system: String,
 }
 
 impl Parsed {
@@ -178,6 +184,7 @@ impl Parsed {
             foreign: true,
             skipped,
             warnings,
+            own_mrn_system: String::new(),
         }
     }
 }
@@ -588,6 +595,7 @@ fn parse_chartroom(
         foreign: false,
         skipped: Vec::new(),
         warnings: Vec::new(),
+        own_mrn_system: String::new(),
     })
 }
 
@@ -856,6 +864,7 @@ fn write_all(
                     (made, true)
                 }
             };
+            remember_identifiers(tx, p, local, &now)?;
             let patient_uuid = change::id_of(tx, Table::Patients, local)?;
             let mut encounters: HashMap<&str, i64> = HashMap::new();
             for (id, e) in &p.encounters {
@@ -1468,7 +1477,12 @@ fn check_matches(
             .demographics
             .as_ref()
             .expect("every patient parsed has demographics");
-        let candidates = crate::chart::patient::possible_duplicates(tx, ctx, d)?;
+        let mut candidates = identified(tx, ctx, parsed, p)?;
+        for c in crate::chart::patient::possible_duplicates(tx, ctx, d)? {
+            if !candidates.iter().any(|x| x.id == c.id) {
+                candidates.push(c);
+            }
+        }
         if !candidates.is_empty() {
             stops.push(PatientMatch {
                 source_id: p.src.clone(),
@@ -1485,6 +1499,84 @@ fn check_matches(
     } else {
         Err(CoreError::ImportMatches(stops))
     }
+}
+
+/// How a patient's identifier from another system's file is remembered: the identifier's
+/// system as the source, its value as the id, the chart here as the local id.
+const PATIENT_IDENTIFIER: &str = "Patient:identifier";
+
+/// The charts here a patient of the file names by identifier: this vault's own MRN (a
+/// lab's file), or an identifier an earlier import from another system brought in. A
+/// restricted chart counts only for someone who may open it, as in the registration's check.
+fn identified(
+    tx: &Transaction<'_>,
+    ctx: &crate::session::Ctx<'_>,
+    parsed: &Parsed,
+    p: &InPatient,
+) -> Result<Vec<crate::chart::patient::DuplicateCandidate>, CoreError> {
+    let mut ids: Vec<i64> = Vec::new();
+    for (system, value) in &p.identifiers {
+        if *system == parsed.own_mrn_system {
+            ids.extend(
+                tx.prepare_cached("SELECT id FROM patients WHERE mrn = ?1")?
+                    .query_row([value], |r| r.get::<_, i64>(0))
+                    .optional()?,
+            );
+        }
+        ids.extend(known(tx, system, PATIENT_IDENTIFIER, value)?);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::new();
+    let mut openable = None;
+    for id in ids {
+        let here = crate::chart::patient::get(tx, id)?;
+        if here.restricted {
+            if openable.is_none() {
+                openable = Some(crate::search::openable_restricted(tx, ctx)?);
+            }
+            if !openable
+                .as_ref()
+                .is_some_and(|list| list.iter().any(|(o, _)| *o == id))
+            {
+                continue;
+            }
+        }
+        let d = &here.demographics;
+        out.push(crate::chart::patient::DuplicateCandidate {
+            id: here.id,
+            mrn: here.mrn.clone(),
+            family: d.family.clone(),
+            given: d.given.clone(),
+            birth_date: d.birth_date.format("%Y-%m-%d").to_string(),
+            phone: d.phone.clone(),
+            matched: "identifier",
+        });
+    }
+    Ok(out)
+}
+
+/// Remembers a patient's identifiers from another system against their chart here, for the
+/// next file that names them; an identifier already naming a chart keeps it.
+fn remember_identifiers(
+    tx: &Transaction<'_>,
+    p: &InPatient,
+    local: i64,
+    now: &Arrival,
+) -> Result<(), CoreError> {
+    // A restricted chart's demographics are sealed; its numbers elsewhere are not left in
+    // clear beside it.
+    if p.identifiers.is_empty() || crate::chart::patient::get(tx, local)?.restricted {
+        return Ok(());
+    }
+    for (system, value) in &p.identifiers {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO imported_records (source, resource_type, source_id, local_id, imported_at, signer_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+        )?
+        .execute(params![system, PATIENT_IDENTIFIER, value, local, now.at])?;
+    }
+    Ok(())
 }
 
 /// How an imported laboratory Observation is remembered (apart from vital signs, which

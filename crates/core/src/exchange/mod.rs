@@ -467,6 +467,8 @@ impl Session {
                 return Err(e);
             }
         };
+        let mut parsed = parsed;
+        parsed.own_mrn_system = format!("{own}:mrn");
         import::write(self, parsed, options)
     }
 
