@@ -264,6 +264,7 @@ def test_a_note_lab_report_and_conditional_references_from_another_ehr(vault, tm
     # Signed elsewhere: by its author there (the conditional reference resolved in the file),
     # its text as written, never markup.
     assert note["status"] == "signed" and "Marsh" in note["signed_by"]
+    assert note["signed_by"].endswith(", in https://ehr.example.org/fhir"), "never taken for a user here"
     assert "<b>Plan</b>" in note["text"]
     assert any(o["item"] == "note" and o["foreign"] for o in chart["imported"])
     [enc] = chart["encounters"]
@@ -422,3 +423,76 @@ def test_a_patient_named_by_an_identifier_here_stops_the_import_and_government_n
     chart = vault.json("--user", "dr.lin", "patient", "show", str(pid), password=DOCTOR_PW)
     assert {r["loinc"] for r in chart["lab_results"]} == {"2823-3", "4548-4"}
     assert chart["family"] == "Okonkwo-Bright", "the chart's demographics stay"
+
+
+def test_a_later_file_from_the_same_source_may_add_only_to_the_person_it_named_before(vault, tmp_path):
+    """Nothing proves where another system's file comes from: a file naming the same source
+    and patient id for someone else, or labelling them restricted now, adds nothing."""
+    path = tmp_path / "ehr.json"
+    path.write_text(json.dumps(hand_made()))
+    pid = imp(vault, path)["patients"][0]["id"]
+
+    def later(edit):
+        b = hand_made()
+        b["entry"] = [b["entry"][0], {"fullUrl": "urn:uuid:7e1d0000-0000-4000-8000-0000000000b1", "resource": {
+            "resourceType": "AllergyIntolerance", "clinicalStatus": {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
+            "code": {"text": "Penicillin"}, "patient": {"reference": "Patient/pt-1"}, "recordedDate": "2026-11-01"}}]
+        edit(b["entry"][0]["resource"])
+        out = tmp_path / "later.json"
+        out.write_text(json.dumps(b))
+        return out
+
+    def someone_else(p):
+        p["name"] = [{"family": "Stranger", "given": ["Sam"]}]
+        p["birthDate"] = "1999-09-09"
+        p["identifier"] = []
+
+    def restricted_now(p):
+        p["meta"]["security"] = [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "V"}]
+
+    before = dump(vault)
+    for edit, code in [(someone_else, "invalid_file"), (restricted_now, "invalid_input")]:
+        proc = vault.run("--user", "admin", "import", str(later(edit)), password=ADMIN_PW, check=False)
+        assert proc.returncode == 65, (edit.__name__, proc.stderr)
+        assert json.loads(proc.stderr)["error"]["code"] == code, (edit.__name__, proc.stderr)
+    assert dump(vault) == before
+    # The same person, described as before: the allergy joins their chart.
+    same = imp(vault, later(lambda p: None))
+    assert same["added"] == {"AllergyIntolerance": 1} and same["patients"][0]["id"] == pid
+    # A new name with the same record number there is the same person; a new name and
+    # nothing else in common is confirmed by --match.
+    assert imp(vault, later(lambda p: p.update(name=[{"family": "Bright", "given": ["Ifeoma"]}])))["added"] == {}
+    renamed = later(lambda p: p.update(name=[{"family": "Bright", "given": ["Ifeoma"]}], identifier=[], telecom=[]))
+    proc = vault.run("--user", "admin", "import", str(renamed), password=ADMIN_PW, check=False)
+    assert proc.returncode == 65 and f"--match pt-1={pid}" in json.loads(proc.stderr)["error"]["message"]
+    assert imp(vault, renamed, "--match", f"pt-1={pid}")["already_here"]["AllergyIntolerance"] == 1
+
+
+def test_a_panel_and_an_observation_whose_id_ends_in_2_both_arrive(vault, tmp_path):
+    b = hand_made()
+    b["entry"] = b["entry"][:1]
+    for rid, code, value in [("bp", "85354-9", None), ("bp-2", "8867-4", 72)]:
+        obs = {"resourceType": "Observation", "id": rid, "status": "final",
+               "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                         "code": "vital-signs"}]}],
+               "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+               "subject": {"reference": "Patient/pt-1"}, "effectiveDateTime": "2026-10-01T09:10:00Z"}
+        if value is None:
+            obs["component"] = [
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                 "valueQuantity": {"value": 128, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                 "valueQuantity": {"value": 84, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]
+        else:
+            obs["valueQuantity"] = {"value": value, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}
+        b["entry"].append({"resource": obs})
+    for order in (b["entry"], b["entry"][:1] + b["entry"][:0:-1]):
+        fresh = Cli(tmp_path / f"v{len(list(tmp_path.iterdir()))}")
+        fresh.vault.parent.mkdir(exist_ok=True)
+        fresh.run("vault", "init", "--admin", "admin", password=ADMIN_PW)
+        path = tmp_path / "vitals.json"
+        path.write_text(json.dumps({**b, "entry": order}))
+        report = imp(fresh, path)
+        assert report["added"] == {"Patient": 1, "Observation": 2}, report
+        assert imp(fresh, path)["already_here"] == {"Patient": 1, "Observation": 2}

@@ -352,7 +352,7 @@ fn main() -> ExitCode {
                     println!("{}", out.json);
                 }
             } else if !out.text.is_empty() {
-                println!("{}", out.text.trim_end());
+                println!("{}", terminal_safe(out.text.trim_end()));
             }
             ExitCode::from(out.exit)
         }
@@ -371,7 +371,29 @@ fn report(json: bool, failure: &Failure) {
         }
         eprintln!("{}", json!({ "error": error }));
     } else {
-        eprintln!("chartroom: {}", failure.message);
+        eprintln!("chartroom: {}", terminal_safe(&failure.message));
+    }
+}
+
+/// Text for a terminal: control characters (an escape sequence in a name or an imported
+/// file could recolour the screen or fake a message) shown as `?`; lines and tabs kept.
+fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        text.chars()
+            .map(|c| {
+                if c.is_control() && c != '\n' && c != '\t' {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
     }
 }
 

@@ -390,6 +390,7 @@ mod tests {
         "dr.bobby",
         "dr.demo",
         "dr.lee",
+        "dr.lin",
         "dr.okafor",
         "dr.x",
         "nurse.demo",

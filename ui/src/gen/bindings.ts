@@ -206,7 +206,8 @@ sexual_orientation?: string, };
 
 export type DuplicateCandidate = { id: PatientId, mrn: string, family: string, given: string, birth_date: string, phone: string | null, 
 /**
- * What matched: `name_and_birth_date`, `birth_date_and_phone` or `name_and_phone`.
+ * What matched: `name_and_birth_date`, `birth_date_and_phone` or `name_and_phone`; for
+ * an import, also `identifier` (the same identifier system and value).
  */
 matched: string, };
 

@@ -1169,7 +1169,8 @@ pub(crate) fn read_patient(
     Ok((demographics, is_restricted(r)))
 }
 
-/// Whether a Patient carries the restricted confidentiality label (R).
+/// Whether a Patient carries the restricted (R) or very restricted (V) confidentiality
+/// label: either keeps the chart to its care team here.
 pub(crate) fn is_restricted(r: &Res<'_>) -> bool {
     r.value
         .get("meta")
@@ -1177,7 +1178,7 @@ pub(crate) fn is_restricted(r: &Res<'_>) -> bool {
         .and_then(Value::as_array)
         .is_some_and(|list| {
             list.iter()
-                .any(|c| c.get("code").and_then(Value::as_str) == Some("R"))
+                .any(|c| matches!(c.get("code").and_then(Value::as_str), Some("R" | "V")))
         })
 }
 

@@ -283,6 +283,10 @@ impl Index {
                 .copied();
         }
         let plain = text.split("/_history/").next().unwrap_or(text);
+        // An absolute URL names a resource on that server: only a fullUrl of the file is it.
+        if plain.contains(':') {
+            return self.keys.get(plain).copied();
+        }
         let mut parts = plain.rsplit('/');
         let id = parts.next()?;
         let kind = parts.next()?;
@@ -492,7 +496,12 @@ pub(crate) fn parse(
             }
             "MedicationRequest" | "MedicationStatement" => {
                 let p = reader.owner(r, &["subject"], &patients)?;
-                let enc = encounter(r, "encounter", &p).or_else(|_| encounter(r, "context", &p))?;
+                let path = if r.at("encounter").is_some() {
+                    "encounter"
+                } else {
+                    "context"
+                };
+                let enc = encounter(r, path, &p)?;
                 match reader.medication(r, clinician_of(&enc))? {
                     Ok(m) => patient(&mut patients, &p).medications.push((
                         r.id().to_owned(),
@@ -651,6 +660,7 @@ fn source_of(all: &[Entry]) -> Result<String, CoreError> {
 /// that vault's signature and go through the Chartroom reader.
 fn check_source(source: &str) -> Result<(), CoreError> {
     if source.is_empty()
+        || !source.is_ascii()
         || source.chars().count() > 200
         || source.chars().any(|c| c.is_control() || c.is_whitespace())
         || !source.contains(':')
@@ -674,7 +684,10 @@ fn check_source(source: &str) -> Result<(), CoreError> {
 /// A time as the trail writes it, from a FHIR dateTime, date, year-month or year.
 fn instant(text: &str) -> Option<String> {
     if let Some(t) = chartroom_audit::parse_time(text) {
-        return Some(chartroom_audit::format_time(t));
+        let year = chrono::Datelike::year(&t);
+        return (crate::zone::FIRST_YEAR..=crate::zone::LAST_YEAR)
+            .contains(&year)
+            .then(|| chartroom_audit::format_time(t));
     }
     let d = day(text)?;
     chartroom_audit::parse_time(&format!("{d}T00:00:00Z")).map(chartroom_audit::format_time)
@@ -696,7 +709,7 @@ fn day(text: &str) -> Option<String> {
 
 /// A name as Chartroom keeps names of people: plain text, no control characters, clipped.
 fn name_text(text: &str) -> Option<String> {
-    let t: String = text
+    let t: String = visible(text)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
@@ -705,6 +718,19 @@ fn name_text(text: &str) -> Option<String> {
         .join(" ");
     let t: String = t.chars().take(200).collect();
     (!t.is_empty()).then_some(t)
+}
+
+/// Text without the invisible characters that make two spellings of one name look the same
+/// or different (zero-width spaces and joiners, soft hyphens, direction marks and embeddings,
+/// word joiners, byte-order marks).
+fn visible(text: &str) -> String {
+    text.chars()
+        .filter(|c| {
+            !matches!(c,
+                '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+        })
+        .collect()
 }
 
 /// A HumanName's words: its text, or prefix, given and family names.
@@ -896,6 +922,10 @@ impl<'a> Reader<'_, 'a> {
         tally: &mut Tally,
     ) -> Result<(crate::chart::patient::Demographics, bool), CoreError> {
         let mut form = fhir::patient_form(r)?;
+        // The duplicate check compares names as people read them.
+        form.family = visible(&form.family);
+        form.given = visible(&form.given);
+        form.preferred = form.preferred.as_deref().map(visible);
         // Names as other systems write them: a family name and the first given name.
         if form.address.is_none() {
             if let Some(a) = r.at("address.0") {
@@ -1546,7 +1576,8 @@ impl<'a> Reader<'_, 'a> {
                 let rep = r.at(&format!("{dosage}.timing.repeat"))?;
                 let f = rep.get("frequency")?.as_u64()?;
                 let p = rep.get("period")?.as_f64()?;
-                let u = rep.get("periodUnit")?.as_str()?;
+                let u = rep.get("periodUnit")?.as_str().and_then(name_text)?;
+                let u = u.as_str();
                 let unit = match u {
                     "h" => "hour",
                     "d" => "day",
@@ -1735,10 +1766,15 @@ impl<'a> Reader<'_, 'a> {
         let author = self
             .first_name(r, "author", "")
             .unwrap_or_else(|| UNNAMED.into());
+        // Signed there, and said so: a name in the file is never taken for a user here.
         let signer = self
             .who(r, "authenticator")
-            .unwrap_or_else(|| format!("{author}, in {}", clip(source)));
-        let signer: String = signer.chars().take(200).collect();
+            .unwrap_or_else(|| author.clone());
+        let signer: String = format!(
+            "{}, in {}",
+            signer.chars().take(120).collect::<String>(),
+            source.chars().take(70).collect::<String>()
+        );
         Ok(Ok(InNote {
             kind: NoteKind::Note,
             author,
@@ -1918,9 +1954,14 @@ mod tests {
         let index = Index::new(&all);
         assert_eq!(index.find("urn:uuid:1111"), Some(0));
         assert_eq!(index.find("Patient/p-1"), Some(0));
+        // An absolute URL is that server's resource: only a fullUrl of the file is it.
         assert_eq!(
-            index.find("https://elsewhere.example/fhir/Patient/p-1/_history/3"),
-            Some(0)
+            index.find("https://elsewhere.example/fhir/Patient/p-1"),
+            None
+        );
+        assert_eq!(
+            index.find("https://ehr.example.org/fhir/Practitioner/dr/_history/3"),
+            Some(1)
         );
         assert_eq!(index.find("Practitioner/dr"), Some(1));
         assert_eq!(
@@ -1953,6 +1994,8 @@ mod tests {
             Some("Dr. Ann Lee".into())
         );
         assert_eq!(name_text("\u{7}"), None);
+        assert_eq!(name_text("dr.\u{200b}lin\u{ad}"), Some("dr.lin".into()));
+        assert_eq!(instant("1850-01-01T00:00:00Z"), None);
     }
 
     #[test]
@@ -1983,6 +2026,9 @@ mod tests {
             "urn:chartroom:vault:0123456789abcdef0123456789abcdef",
             "URN:CHARTROOM:VAULT:0123456789ABCDEF0123456789ABCDEF",
             "urn:chartroom:vault:x",
+            "urn:chart\u{ad}room:vault:0123456789abcdef0123456789abcdef",
+            "urn:chart\u{200b}room:vault:0123456789abcdef0123456789abcdef",
+            "https://ehr.ex\u{430}mple.org",
             "has space:x",
             "",
         ] {

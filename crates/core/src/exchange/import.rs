@@ -929,7 +929,9 @@ fn write_all(
                 // A blood-pressure panel: its diastolic is remembered too, so the
                 // chart says where it came from.
                 if let Some(second) = rows.get(1) {
-                    remember(tx, source, "Observation", &format!("{id}-2"), *second, &now)?;
+                    // Kept apart from the file's own ids, which may end in "-2" too (files
+                    // before this version used "{id}-2" as an Observation's id here).
+                    remember(tx, source, DIASTOLIC, id, *second, &now)?;
                 }
                 if let Some(reason) = &o.entered_in_error {
                     mark(tx, Corrected::Observation, records, reason, ctx.stamp())?;
@@ -1053,7 +1055,14 @@ fn write_all(
                 note_added(tx, source, "Condition", id, l, &now, &mut added)?;
             }
             if let Some((id, at, who)) = &p.none_known {
-                if !held(tx, source, "AllergyIntolerance", id, &mut report)? {
+                let kind = if parsed.foreign {
+                    NONE_KNOWN
+                } else {
+                    "AllergyIntolerance"
+                };
+                if known(tx, source, kind, id)?.is_some() {
+                    count(&mut report.already_here, "AllergyIntolerance");
+                } else {
                     // Only where nobody has asked yet: an allergy recorded here stands.
                     if patient::get(tx, local)?.allergy_status.as_deref() == Some("unknown") {
                         apply(
@@ -1064,15 +1073,8 @@ fn write_all(
                             }),
                         )?;
                     }
-                    note_added(
-                        tx,
-                        source,
-                        "AllergyIntolerance",
-                        id,
-                        local,
-                        &now,
-                        &mut added,
-                    )?;
+                    remember(tx, source, kind, id, local, &now)?;
+                    count(&mut added, "AllergyIntolerance");
                 }
             }
             for (id, a) in &p.allergies {
@@ -1470,7 +1472,13 @@ fn check_matches(
     }
     let mut stops = Vec::new();
     for p in &parsed.patients {
-        if matches.contains_key(&p.src) || known(tx, source, "Patient", &p.src)?.is_some() {
+        if let Some(local) = known(tx, source, "Patient", &p.src)? {
+            if parsed.foreign {
+                still_the_same(tx, ctx, parsed, p, local, matches)?;
+            }
+            continue;
+        }
+        if matches.contains_key(&p.src) {
             continue;
         }
         let (d, _) = p
@@ -1500,6 +1508,65 @@ fn check_matches(
         Err(CoreError::ImportMatches(stops))
     }
 }
+
+/// A patient of another system's file imported before adds to the chart it became only
+/// while the file still describes that person: nothing proves where such a file comes
+/// from, so a file naming the same source and id for someone else (or for a restricted
+/// chart, or a chart restricted here the importer may not open) is refused. A chart whose
+/// name changed here since is confirmed with `--match ID=PATIENT_ID`.
+fn still_the_same(
+    tx: &Transaction<'_>,
+    ctx: &crate::session::Ctx<'_>,
+    parsed: &Parsed,
+    p: &InPatient,
+    local: i64,
+    matches: &BTreeMap<String, PatientChoice>,
+) -> Result<(), CoreError> {
+    let here = crate::chart::patient::get(tx, local)?;
+    let (d, restricted_there) = p
+        .demographics
+        .as_ref()
+        .expect("every patient parsed has demographics");
+    let id = clip(&p.src);
+    if *restricted_there && !here.restricted {
+        return Err(CoreError::InvalidInput(format!(
+            "{id} is a restricted chart in this file and patient {local} here, imported from it before, is not: restrict patient {local} first."
+        )));
+    }
+    if here.restricted
+        && !crate::search::openable_restricted(tx, ctx)?
+            .iter()
+            .any(|(o, _)| *o == local)
+    {
+        return Err(CoreError::InvalidInput(format!(
+            "Patient {local} is a restricted chart you may not open; records cannot be added to it."
+        )));
+    }
+    if matches.get(&p.src) == Some(&PatientChoice::Same(local)) {
+        return Ok(());
+    }
+    let same = identified(tx, ctx, parsed, p)?
+        .iter()
+        .any(|c| c.id.0 == local)
+        || crate::chart::patient::possible_duplicates(tx, ctx, d)?
+            .iter()
+            .any(|c| c.id.0 == local);
+    if same {
+        Ok(())
+    } else {
+        Err(CoreError::InvalidFile(format!(
+            "{id}: this patient of the file was imported before as patient {local}, but the file now gives another name or birth date. Nothing was imported. If it is the same person, say so with --match {id}={local}."
+        )))
+    }
+}
+
+/// How the diastolic row of an imported blood-pressure panel is remembered (the panel's id,
+/// whose systolic row is remembered as the Observation).
+const DIASTOLIC: &str = "Observation:diastolic";
+
+/// How another system's "no known allergies" statement is remembered (the patient as the
+/// local id); a Chartroom export's is an AllergyIntolerance whose id starts `nka`.
+const NONE_KNOWN: &str = "AllergyIntolerance:none-known";
 
 /// How a patient's identifier from another system's file is remembered: the identifier's
 /// system as the source, its value as the id, the chart here as the local id.
@@ -1662,9 +1729,10 @@ pub(crate) fn origins(
     notes: bool,
 ) -> Result<Vec<ImportOrigin>, CoreError> {
     // (resource type in the file, chart item, table of this vault's items)
-    const KINDS: [(&str, &str, &str); 10] = [
+    const KINDS: [(&str, &str, &str); 11] = [
         ("Encounter", "encounter", "encounters"),
         ("Observation", "vitals", "observations"),
+        (DIASTOLIC, "vitals", "observations"),
         ("Condition", "problem", "problems"),
         ("AllergyIntolerance", "allergy", "allergies"),
         ("MedicationRequest", "medication", "medications"),
@@ -1711,8 +1779,10 @@ pub(crate) fn origins(
         // is `nka…`), an allergy against its own row.
         read(
             "SELECT local_id, source, imported_at, signer_key FROM imported_records
-              WHERE resource_type = 'AllergyIntolerance' AND local_id = ?1
-                AND source_id LIKE 'nka%'",
+              WHERE local_id = ?1
+                AND ((resource_type = 'AllergyIntolerance' AND source LIKE 'urn:chartroom:vault:%'
+                      AND source_id LIKE 'nka%')
+                     OR resource_type = 'AllergyIntolerance:none-known')",
             "no_known_allergies",
         )?;
     }
@@ -1722,7 +1792,7 @@ pub(crate) fn origins(
             continue;
         }
         let nka = if resource == "AllergyIntolerance" {
-            " AND source_id NOT LIKE 'nka%'"
+            " AND NOT (source LIKE 'urn:chartroom:vault:%' AND source_id LIKE 'nka%')"
         } else {
             ""
         };
