@@ -18,6 +18,8 @@ done <<'LIST'
 65-results-report.png results.png
 66-results-trend.png results-trend.png
 54-edit-uscdi.png edit-uscdi.png
+67-imported-problems.png imported-problems.png
+68-imported-results.png imported-results.png
 80-export-dialog.png export.png
 82-disclosures.png disclosures.png
 91-sync-waiting.png sync-waiting.png

@@ -1517,3 +1517,38 @@ def test_the_front_desk_records_race_ethnicity_language_birth_sex_and_sexual_ori
     click(d, d.find_element(By.ID, "show-history"))
     history = visible(d, "#patient-history").text
     assert "race, ethnicity, preferred language, sex assigned at birth, sexual orientation" in history, history
+
+
+def test_a_patient_imported_from_another_system_says_where_each_item_was_recorded(clinic, app):
+    """Issue 17: the administrator imports a Synthea patient's FHIR Bundle (another system's
+    file, unencrypted); a physician opens the chart: its items say they were recorded in that
+    system, and its results read as a lab prints them."""
+    synthea = Path(__file__).resolve().parents[3] / "shared" / "fhir" / "synthea-sample"
+    path = next(synthea.glob("Alden_Considine_*.json"))
+    report = clinic.json("--user", ADMIN, "import", str(path), password=ADMIN_PW)
+    assert report["foreign"] and report["patients_added"] == 1
+    pid = str(report["patients"][0]["id"])
+    d = app
+    sign_in(d, DOC, DOC_PW)
+    open_chart_of(d, "considine")
+    origin = visible(d, "#chart-origin").text
+    assert "from https://github.com/synthetichealth/synthea" in origin, origin
+    assert "recorded and signed in that system" in origin, origin
+    problems = clinic.json("--user", DOC, "problem", "list", "--patient", pid, password=DOC_PW)["problems"]
+    click(d, d.find_element(By.ID, "tab-problems"))
+    words = visible(d, f"#origin-problem-{problems[0]['id']}").text
+    assert "recorded and signed in that system" in words, words
+    time.sleep(0.3)
+    shot(d, "67-imported-problems")
+
+    click(d, d.find_element(By.ID, "tab-results"))
+    visible(d, "#results-panel")
+    reports = WebDriverWait(d, 10).until(lambda _: d.find_elements(By.CSS_SELECTOR, "article.report[data-report-id]"))
+    first = reports[0]
+    assert "synthetichealth" in first.find_element(By.CSS_SELECTOR, ".origin").text, first.text
+    # A value as the file carries it (77.41418673109915 mg/dL) reads as a lab prints it.
+    assert re.search(r"\b\d+(\.\d{1,5})? mg/dL", first.text), first.text
+    assert not re.search(r"\d\.\d{7,}", first.text), first.text
+    d.execute_script("document.getElementById('content').scrollTop = 0")
+    time.sleep(0.3)
+    shot(d, "68-imported-results")

@@ -54,9 +54,17 @@ describe("plot axis", () => {
 
 describe("imported items", () => {
   const origins = [
-    { item: "problem", id: 7, source: "urn:chartroom:vault:3f9a00000000000000000000000c21d", signed_by: "SHA256:ab12", imported_at: "2026-12-01T10:00:00.000000Z" },
-    { item: "note", id: 7, source: "urn:chartroom:vault:0123456789abcdef0123456789abcdef", signed_by: null, imported_at: "2026-11-30T10:00:00.000000Z" },
+    { item: "problem", id: 7, source: "urn:chartroom:vault:3f9a00000000000000000000000c21d", signed_by: "SHA256:ab12", imported_at: "2026-12-01T10:00:00.000000Z", foreign: false },
+    { item: "note", id: 7, source: "urn:chartroom:vault:0123456789abcdef0123456789abcdef", signed_by: null, imported_at: "2026-11-30T10:00:00.000000Z", foreign: false },
+    { item: "lab_result", id: 3, source: "https://github.com/synthetichealth/synthea", signed_by: null, imported_at: "2026-12-07T10:00:00.000000Z", foreign: true },
   ];
+
+  it("says an item from another system's FHIR was recorded there, naming the system", () => {
+    expect(originWords(origins, "lab_result", 3)).toBe(
+      "Imported 07 Dec 2026 from https://github.com/synthetichealth/synthea, recorded and signed in that system (FHIR from another system)",
+    );
+    expect(sourceLabel("https://" + "x".repeat(80))).toHaveLength(60);
+  });
 
   it("says where an item came from and which key signed it", () => {
     expect(originWords(origins, "problem", 7)).toBe("Imported 01 Dec 2026 from vault 3f9a…c21d, signed there by key SHA256:ab12");

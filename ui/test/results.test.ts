@@ -17,6 +17,7 @@ import {
   testHistory,
   testIndex,
   trendData,
+  valueText,
   valueWithUnit,
 } from "../src/lib/results";
 
@@ -262,5 +263,16 @@ describe("errors beside their fields", () => {
       fields: {},
       message: "Lab result 3 has already been corrected.",
     });
+  });
+});
+
+describe("values from other systems' files", () => {
+  it("shows at most six significant digits, as a lab prints them", () => {
+    expect(valueText(77.41418673109915)).toBe("77.4142");
+    expect(valueText(162)).toBe("162");
+    expect(valueText(5.4)).toBe("5.4");
+    expect(valueText(0.000123456789)).toBe("0.000123457");
+    expect(valueText("<0.5")).toBe("<0.5");
+    expect(valueWithUnit(8.686388388458207, "mg/dL")).toBe("8.68639 mg/dL");
   });
 });

@@ -224,6 +224,10 @@ export function axisDate(seconds: number, spanSeconds: number): string {
 
 /** The vault a record came from, short enough for a list line: "vault 3f9a…c21d". */
 export function sourceLabel(source: string): string {
+  if (!source.startsWith("urn:chartroom:vault:")) {
+    // Another system, named as its file names it (a URI).
+    return source.length > 60 ? `${source.slice(0, 59)}…` : source;
+  }
   const id = source.replace(/^urn:chartroom:vault:/, "");
   return id.length > 12 ? `vault ${id.slice(0, 4)}…${id.slice(-4)}` : `vault ${id}`;
 }

@@ -50,7 +50,9 @@ export function rangeInput(range: Range | null | undefined): string {
 
 /** A value as shown: numbers as the lab gave them, findings and text as written. */
 export function valueText(value: number | string): string {
-  return typeof value === "number" ? String(value) : value;
+  // Six significant digits at most: a lab prints 77.4, not the 77.41418673109915 some
+  // systems' files carry (the value kept is the file's).
+  return typeof value === "number" ? String(Number(value.toPrecision(6))) : value;
 }
 
 /** A value with its unit: "5.4 mmol/L", "Positive". */
