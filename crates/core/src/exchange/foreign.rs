@@ -29,6 +29,21 @@ const ICD10_CM: &str = "http://hl7.org/fhir/sid/icd-10-cm";
 const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 const V2_0074: &str = "http://terminology.hl7.org/CodeSystem/v2-0074";
 const INTERPRETATION: &str = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation";
+/// Why an item marked entered in error there is so here (the file gives no reason).
+fn marked_there() -> String {
+    "Marked entered in error in the record it came from.".to_owned()
+}
+
+/// None for an item refuted there; else whether it was entered in error there (its
+/// verification status in HL7's code system `system`).
+fn verified(r: &Res<'_>, system: &str) -> Option<bool> {
+    let status = code_of(
+        r.at("verificationStatus"),
+        &format!("http://terminology.hl7.org/CodeSystem/{system}"),
+    );
+    (status != Some("refuted")).then_some(status == Some("entered-in-error"))
+}
+
 /// What an item's author is when the file names nobody.
 pub(crate) const UNNAMED: &str = "(not named in the file)";
 
@@ -1159,8 +1174,7 @@ impl<'a> Reader<'_, 'a> {
                 effective,
                 recorded_by: by,
                 recorded_at,
-                entered_in_error: in_error
-                    .then(|| "Marked entered in error in the record it came from.".to_owned()),
+                entered_in_error: in_error.then(marked_there),
             }));
         }
         if category("laboratory") {
@@ -1300,8 +1314,7 @@ impl<'a> Reader<'_, 'a> {
             reported: reported.clone(),
             reason: None,
             stamp: stamp(reported, by),
-            entered_in_error: in_error
-                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            entered_in_error: in_error.then(marked_there),
         }))
     }
 
@@ -1373,19 +1386,36 @@ impl<'a> Reader<'_, 'a> {
         }))
     }
 
+    /// When a problem or allergy was recorded there (its recorded date, else its onset or
+    /// the resource's last update) and by whom (recorder, asserter, else the encounter's
+    /// clinician).
+    fn recorded(
+        &self,
+        r: &Res<'_>,
+        clinician: Option<String>,
+    ) -> Result<(String, String), CoreError> {
+        let at = r
+            .opt_str("recordedDate")?
+            .or(r.opt_str("onsetDateTime")?)
+            .or(r.opt_str("meta.lastUpdated")?)
+            .and_then(instant)
+            .ok_or_else(|| r.err("recordedDate is missing"))?;
+        let by = self
+            .who(r, "recorder")
+            .or_else(|| self.who(r, "asserter"))
+            .or(clinician)
+            .unwrap_or_else(|| UNNAMED.into());
+        Ok((at, by))
+    }
+
     fn condition(
         &self,
         r: &Res<'_>,
         clinician: Option<String>,
     ) -> Result<Result<InProblem, String>, CoreError> {
-        let verification = code_of(
-            r.at("verificationStatus"),
-            "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-        );
-        if verification == Some("refuted") {
+        let Some(in_error) = verified(r, "condition-ver-status") else {
             return Ok(Err("refuted there".into()));
-        }
-        let in_error = verification == Some("entered-in-error");
+        };
         let text =
             concept_text(r.at("code")).ok_or_else(|| r.err("code has no text or display"))?;
         let text =
@@ -1420,20 +1450,9 @@ impl<'a> Reader<'_, 'a> {
             .or(r.opt_str("abatementPeriod.end")?)
             .and_then(day)
             .filter(|_| status != "active");
-        let at = r
-            .opt_str("recordedDate")?
-            .or(r.opt_str("onsetDateTime")?)
-            .or(r.opt_str("meta.lastUpdated")?)
-            .and_then(instant)
-            .ok_or_else(|| r.err("recordedDate is missing"))?;
-        let by = self
-            .who(r, "recorder")
-            .or_else(|| self.who(r, "asserter"))
-            .or(clinician)
-            .unwrap_or_else(|| UNNAMED.into());
+        let (at, by) = self.recorded(r, clinician)?;
         Ok(Ok(InProblem {
-            entered_in_error: in_error
-                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            entered_in_error: in_error.then(marked_there),
             text,
             coding,
             status: status.into(),
@@ -1448,25 +1467,10 @@ impl<'a> Reader<'_, 'a> {
         r: &Res<'_>,
         clinician: Option<String>,
     ) -> Result<Result<InAllergy, String>, CoreError> {
-        let verification = code_of(
-            r.at("verificationStatus"),
-            "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
-        );
-        if verification == Some("refuted") {
+        let Some(in_error) = verified(r, "allergyintolerance-verification") else {
             return Ok(Err("refuted there".into()));
-        }
-        let in_error = verification == Some("entered-in-error");
-        let at = r
-            .opt_str("recordedDate")?
-            .or(r.opt_str("onsetDateTime")?)
-            .or(r.opt_str("meta.lastUpdated")?)
-            .and_then(instant)
-            .ok_or_else(|| r.err("recordedDate is missing"))?;
-        let by = self
-            .who(r, "recorder")
-            .or_else(|| self.who(r, "asserter"))
-            .or(clinician)
-            .unwrap_or_else(|| UNNAMED.into());
+        };
+        let (at, by) = self.recorded(r, clinician)?;
         if has_code(r.at("code"), SNOMED, "716186003") {
             if in_error {
                 return Ok(Err("entered in error there".into()));
@@ -1499,8 +1503,7 @@ impl<'a> Reader<'_, 'a> {
             category: checked.category,
             status: status.into(),
             stamp: stamp(at, by),
-            entered_in_error: in_error
-                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            entered_in_error: in_error.then(marked_there),
             allergy_override: None,
         }))
     }
@@ -1633,8 +1636,7 @@ impl<'a> Reader<'_, 'a> {
             stop,
             status: status.into(),
             stamp: stamp(at, by),
-            entered_in_error: in_error
-                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            entered_in_error: in_error.then(marked_there),
             allergy_override: None,
         }))
     }
@@ -1699,8 +1701,7 @@ impl<'a> Reader<'_, 'a> {
                 "entered_in_error".into()
             },
             stamp: stamp(at, by),
-            entered_in_error: (status == "entered-in-error")
-                .then(|| "Marked entered in error in the record it came from.".to_owned()),
+            entered_in_error: (status == "entered-in-error").then(marked_there),
         }))
     }
 
