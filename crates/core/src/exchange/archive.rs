@@ -467,19 +467,55 @@ pub(crate) fn decrypt_within(
 /// What a decrypted export holds: its resources, and the sending vault's signature if it
 /// carries one (Bundle.signature, or the Bulk manifest's Chartroom extension).
 pub(crate) struct Contents {
-    pub resources: Vec<Value>,
+    /// Each resource's JSON text, in file order. A reader parses one at a time, so an
+    /// import never holds the whole file as parsed JSON (which takes many times the text).
+    pub resources: Vec<String>,
     pub signature: Option<Value>,
+}
+
+/// A resource's `meta.source`, read without building the rest of it.
+#[derive(serde::Deserialize)]
+pub(crate) struct Head<'a> {
+    #[serde(borrow, default)]
+    pub meta: Option<MetaHead<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+pub(crate) struct MetaHead<'a> {
+    #[serde(borrow, default)]
+    pub source: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A resource's type alone, read without building the rest of it.
+#[derive(serde::Deserialize)]
+struct KindHead<'a> {
+    #[serde(rename = "resourceType", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A resource's JSON text, parsed.
+pub(crate) fn value_of(text: &str) -> Result<Value, CoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| invalid("the file", format!("a resource is not valid JSON ({e})")))
 }
 
 /// The resources of a decrypted export, Bundle or Bulk archive alike.
 #[cfg(test)]
 pub(crate) fn resources(plain: &[u8]) -> Result<Vec<Value>, CoreError> {
-    Ok(contents(plain)?.resources)
+    contents(plain)?
+        .resources
+        .iter()
+        .map(|t| value_of(t))
+        .collect()
 }
 
 #[cfg(test)]
 pub(crate) fn resources_within(plain: &[u8], limits: Limits) -> Result<Vec<Value>, CoreError> {
-    Ok(contents_within(plain, limits)?.resources)
+    contents_within(plain, limits)?
+        .resources
+        .iter()
+        .map(|t| value_of(t))
+        .collect()
 }
 
 pub(crate) fn contents(plain: &[u8]) -> Result<Contents, CoreError> {
@@ -514,7 +550,7 @@ pub(crate) fn contents_within(plain: &[u8], limits: Limits) -> Result<Contents, 
             .iter()
             .map(|e| {
                 e.get("resource")
-                    .cloned()
+                    .map(Value::to_string)
                     .ok_or_else(|| invalid("the Bundle", "an entry has no resource"))
             })
             .collect::<Result<_, _>>()?;
@@ -582,13 +618,13 @@ pub(crate) fn contents_within(plain: &[u8], limits: Limits) -> Result<Contents, 
             if line.trim().is_empty() {
                 continue;
             }
-            let value: Value = serde_json::from_str(line).map_err(|e| {
+            let head: KindHead<'_> = serde_json::from_str(line).map_err(|e| {
                 invalid(
                     &format!("{} line {}", clip_name(&name), i + 1),
                     format!("not valid JSON ({e})"),
                 )
             })?;
-            if value.get("resourceType").and_then(Value::as_str) != Some(kind) {
+            if head.kind.as_deref() != Some(kind) {
                 return Err(invalid(
                     &format!("{} line {}", clip_name(&name), i + 1),
                     format!("not a {kind}"),
@@ -597,7 +633,7 @@ pub(crate) fn contents_within(plain: &[u8], limits: Limits) -> Result<Contents, 
             if out.len() == limits.resources {
                 return Err(too_many());
             }
-            out.push(value);
+            out.push(line.to_owned());
         }
         *counted.entry(name).or_default() +=
             text.lines().filter(|l| !l.trim().is_empty()).count() as u64;

@@ -47,10 +47,12 @@ fn verified(r: &Res<'_>, system: &str) -> Option<bool> {
 /// What an item's author is when the file names nobody.
 pub(crate) const UNNAMED: &str = "(not named in the file)";
 
-/// One resource of the file, with the `fullUrl` its Bundle entry gave it.
+/// One resource of the file as JSON text, with the `fullUrl` its Bundle entry gave it. It is
+/// parsed each time it is read and dropped after, so an import holds the file's text, not
+/// the whole file as parsed JSON (which takes many times as much).
 pub(crate) struct Entry {
     pub full_url: Option<String>,
-    pub value: Value,
+    pub text: String,
 }
 
 /// The resources of a decrypted (or plain) file from another system: a Bundle or a single
@@ -165,7 +167,8 @@ fn ndjson(name: &str, text: &str, limits: Limits, out: &mut Vec<Entry>) -> Resul
         if line.trim().is_empty() {
             continue;
         }
-        let value: Value = serde_json::from_str(line).map_err(|e| {
+        // Checked to be JSON here, naming the line; read again when it is imported.
+        serde_json::from_str::<serde::de::IgnoredAny>(line).map_err(|e| {
             invalid(
                 &format!("{name} line {}", i + 1),
                 format!("not valid JSON ({e})"),
@@ -176,7 +179,7 @@ fn ndjson(name: &str, text: &str, limits: Limits, out: &mut Vec<Entry>) -> Resul
         }
         out.push(Entry {
             full_url: None,
-            value,
+            text: line.to_owned(),
         });
     }
     Ok(())
@@ -190,7 +193,7 @@ fn document(doc: Value, limits: Limits, out: &mut Vec<Entry>) -> Result<(), Core
         }
         out.push(Entry {
             full_url: None,
-            value: doc,
+            text: doc.to_string(),
         });
         return Ok(());
     }
@@ -242,13 +245,17 @@ fn document(doc: Value, limits: Limits, out: &mut Vec<Entry>) -> Result<(), Core
             Some(Value::String(u)) => Some(u),
             _ => None,
         };
-        out.push(Entry { full_url, value });
+        out.push(Entry {
+            full_url,
+            text: value.to_string(),
+        });
     }
     Ok(())
 }
 
 /// Where a reference inside the file leads: `urn:uuid:…` and other `fullUrl`s, `Type/id`,
-/// absolute URLs ending in `Type/id`, and conditional references (`Type?identifier=s|v`).
+/// and conditional references (`Type?identifier=s|v`).
+#[derive(Default)]
 struct Index {
     keys: HashMap<String, usize>,
     /// (type, identifier system, value) and (type, "", value).
@@ -256,31 +263,28 @@ struct Index {
 }
 
 impl Index {
-    fn new(all: &[Entry]) -> Index {
-        let mut keys = HashMap::new();
-        let mut identifiers = HashMap::new();
-        for (i, e) in all.iter().enumerate() {
-            let kind = e.value["resourceType"].as_str().unwrap_or_default();
-            let id = e.value["id"].as_str().unwrap_or_default();
-            keys.insert(format!("{kind}/{id}"), i);
-            if let Some(u) = &e.full_url {
-                keys.insert(u.clone(), i);
-            }
-            for ident in e
-                .value
-                .get("identifier")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let system = ident.get("system").and_then(Value::as_str).unwrap_or("");
-                if let Some(value) = ident.get("value").and_then(Value::as_str) {
-                    identifiers.insert((kind.into(), system.into(), value.into()), i);
-                    identifiers.insert((kind.into(), String::new(), value.into()), i);
-                }
+    /// Adds resource `i` (its id already given) under the names a reference may use.
+    fn add(&mut self, i: usize, value: &Value, full_url: Option<&str>) {
+        let kind = value["resourceType"].as_str().unwrap_or_default();
+        let id = value["id"].as_str().unwrap_or_default();
+        self.keys.insert(format!("{kind}/{id}"), i);
+        if let Some(u) = full_url {
+            self.keys.insert(u.to_owned(), i);
+        }
+        for ident in value
+            .get("identifier")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let system = ident.get("system").and_then(Value::as_str).unwrap_or("");
+            if let Some(v) = ident.get("value").and_then(Value::as_str) {
+                self.identifiers
+                    .insert((kind.into(), system.into(), v.into()), i);
+                self.identifiers
+                    .insert((kind.into(), String::new(), v.into()), i);
             }
         }
-        Index { keys, identifiers }
     }
 
     fn find(&self, text: &str) -> Option<usize> {
@@ -330,16 +334,24 @@ impl Tally {
 
 /// The patients and records of another system's file, checked.
 pub(crate) fn parse(
-    mut all: Vec<Entry>,
+    all: Vec<Entry>,
     today: chrono::NaiveDate,
     source: Option<&str>,
 ) -> Result<Parsed, CoreError> {
-    // Every resource gets an id: its own, or its fullUrl's (`urn:uuid:…`), which is how a
-    // second import of the same file recognises it.
+    // A first reading of every resource: its type and id (its own, or its fullUrl's
+    // `urn:uuid:…`, which is how a second import of the same file recognises it), the names
+    // references may use for it, and the few resources others are named by (people,
+    // organizations, medications), kept parsed. Everything else is read again when it is
+    // imported, one at a time.
     let mut seen = HashSet::new();
-    for e in &mut all {
-        let obj = e
-            .value
+    let mut heads: Vec<(String, String)> = Vec::with_capacity(all.len());
+    let mut index = Index::default();
+    let mut named: HashMap<usize, Value> = HashMap::new();
+    let mut meta_source: Option<String> = None;
+    let mut patient_system: Option<String> = None;
+    for (i, e) in all.iter().enumerate() {
+        let mut v = super::archive::value_of(&e.text)?;
+        let obj = v
             .as_object_mut()
             .ok_or_else(|| invalid("the file", "a resource is not a JSON object"))?;
         let kind = obj
@@ -348,12 +360,7 @@ pub(crate) fn parse(
             .ok_or_else(|| invalid("the file", "a resource has no resourceType"))?
             .to_owned();
         if obj.get("id").and_then(Value::as_str).is_none() {
-            let from_url = e.full_url.as_deref().and_then(|u| {
-                u.strip_prefix("urn:uuid:")
-                    .or_else(|| u.strip_prefix("urn:oid:"))
-                    .or_else(|| u.rsplit('/').next())
-            });
-            let id = from_url.ok_or_else(|| {
+            let id = id_from_url(e.full_url.as_deref()).ok_or_else(|| {
                 invalid(
                     &kind,
                     "a resource has neither an id nor a fullUrl, so a second import could not recognise it",
@@ -361,38 +368,71 @@ pub(crate) fn parse(
             })?;
             obj.insert("id".into(), Value::String(id.to_owned()));
         }
-        let id = obj["id"].as_str().unwrap_or_default();
-        if !valid_id(id) {
+        let id = obj["id"].as_str().unwrap_or_default().to_owned();
+        if !valid_id(&id) {
             return Err(invalid(
-                &format!("{kind}/{}", clip(id)),
+                &format!("{kind}/{}", clip(&id)),
                 "its id is not a valid FHIR id",
             ));
         }
-        if !seen.insert((kind.clone(), id.to_owned())) {
+        if !seen.insert((kind.clone(), id.clone())) {
             return Err(invalid(
                 &format!("{kind}/{id}"),
                 "it appears twice in the file",
             ));
         }
+        if meta_source.is_none() {
+            meta_source = v
+                .pointer("/meta/source")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        if kind == "Patient" && patient_system.is_none() {
+            // A patient's identifier in a Chartroom vault (a lab's file naming this clinic's
+            // MRN) does not name the file's source.
+            patient_system = v
+                .pointer("/identifier/0/system")
+                .and_then(Value::as_str)
+                .filter(|s| !s.to_lowercase().contains("chartroom"))
+                .map(str::to_owned);
+        }
+        index.add(i, &v, e.full_url.as_deref());
+        if NAMED.contains(&kind.as_str()) {
+            named.insert(i, v);
+        }
+        heads.push((kind, id));
     }
-    let index = Index::new(&all);
+    drop(seen);
     let source = match source {
         Some(s) => s.to_owned(),
-        None => source_of(&all)?,
+        None => source_of(meta_source, patient_system)?,
     };
     check_source(&source)?;
-    let res: Vec<Res<'_>> = all
-        .iter()
-        .map(|e| Res::new(&e.value))
-        .collect::<Result<_, _>>()?;
+    // A resource read again, with the id the first reading gave it.
+    let load = |i: usize| -> Result<Value, CoreError> {
+        let mut v = super::archive::value_of(&all[i].text)?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("id".into(), Value::String(heads[i].1.clone()));
+        }
+        Ok(v)
+    };
     let reader = Reader {
-        all: &res,
+        heads: &heads,
         index: &index,
+        named: &named,
     };
     let mut tally = Tally::default();
 
     let mut patients: BTreeMap<String, InPatient> = BTreeMap::new();
-    for r in res.iter().filter(|r| r.kind() == "Patient") {
+    let of_kind = |kind: &'static str| {
+        heads
+            .iter()
+            .enumerate()
+            .filter(move |(_, (k, _))| k == kind)
+            .map(|(i, _)| i)
+    };
+    for i in of_kind("Patient") {
+        let r = &Res::new(&named[&i])?;
         let (demographics, restricted) = reader.patient(r, today, &mut tally)?;
         let p = patients.entry(r.id().to_owned()).or_default();
         p.src = r.id().to_owned();
@@ -401,12 +441,14 @@ pub(crate) fn parse(
     }
     // Each encounter's patient and clinician, for the items that cite it.
     let mut encounter_of: HashMap<&str, (String, String)> = HashMap::new();
-    for r in res.iter().filter(|r| r.kind() == "Encounter") {
+    for i in of_kind("Encounter") {
+        let v = load(i)?;
+        let r = &Res::new(&v)?;
         let p = reader.owner(r, &["subject"], &patients)?;
         let clinician = reader
             .first_name(r, "participant", "individual")
             .unwrap_or_else(|| UNNAMED.into());
-        encounter_of.insert(r.id(), (p, clinician));
+        encounter_of.insert(heads[i].1.as_str(), (p, clinician));
     }
     // An item's encounter: in the file, and the same patient's.
     let encounter = |r: &Res<'_>, path: &str, p: &str| -> Result<Option<String>, CoreError> {
@@ -414,7 +456,7 @@ pub(crate) fn parse(
             return Ok(None);
         };
         let i = reader.resolve(r, path, text, &["Encounter"])?;
-        let id = res[i].id();
+        let id = heads[i].1.as_str();
         match encounter_of.get(id) {
             Some((q, _)) if q == p => Ok(Some(id.to_owned())),
             _ => Err(r.err(format!("{path} refers to an encounter of another patient"))),
@@ -428,11 +470,27 @@ pub(crate) fn parse(
     };
     // Laboratory Observations taken in, by id, with their patient.
     let mut labs: HashMap<String, String> = HashMap::new();
-    let mut reports: Vec<(&Res<'_>, String)> = Vec::new();
-    for r in &res {
-        let kind = r.kind();
+    let mut reports: Vec<(usize, String)> = Vec::new();
+    for (i, (kind, _)) in heads.iter().enumerate() {
+        let kind = kind.as_str();
+        // Read only what is imported; the rest is counted by its type.
+        if !IMPORTED.contains(&kind) {
+            match kind {
+                "Patient" => {}
+                "Practitioner" | "PractitionerRole" | "Organization" | "Location"
+                | "Medication" => {
+                    tally.skip(
+                        kind,
+                        "kept as the names on the records that cite it, not as a record of its own",
+                    );
+                }
+                _ => tally.skip(kind, "Chartroom has no place for this resource type"),
+            }
+            continue;
+        }
+        let v = load(i)?;
+        let r = &Res::new(&v)?;
         match kind {
-            "Patient" => {}
             "Encounter" => {
                 let (p, clinician) = encounter_of[r.id()].clone();
                 match reader.encounter(r, clinician)? {
@@ -479,7 +537,7 @@ pub(crate) fn parse(
             }
             "DiagnosticReport" => {
                 let p = reader.owner(r, &["subject"], &patients)?;
-                reports.push((r, p));
+                reports.push((i, p));
             }
             "Condition" => {
                 let p = reader.owner(r, &["subject"], &patients)?;
@@ -546,16 +604,12 @@ pub(crate) fn parse(
                     Err(why) => tally.skip(kind, why),
                 }
             }
-            "Practitioner" | "PractitionerRole" | "Organization" | "Location" | "Medication" => {
-                tally.skip(
-                    kind,
-                    "kept as the names on the records that cite it, not as a record of its own",
-                );
-            }
-            _ => tally.skip(kind, "Chartroom has no place for this resource type"),
+            _ => unreachable!("only the types imported are read here"),
         }
     }
-    for (r, p) in reports {
+    for (i, p) in reports {
+        let v = load(i)?;
+        let r = &Res::new(&v)?;
         let enc = encounter(r, "encounter", &p)?;
         match reader.report(r, clinician_of(&enc), enc, &p, &labs)? {
             Ok(rep) => patient(&mut patients, &p)
@@ -603,6 +657,39 @@ fn patient<'p>(patients: &'p mut BTreeMap<String, InPatient>, id: &str) -> &'p m
         .expect("owners are patients of the file")
 }
 
+/// The types read into the chart (the others are counted with why they were left out).
+const IMPORTED: [&str; 9] = [
+    "Encounter",
+    "Observation",
+    "DiagnosticReport",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Immunization",
+    "DocumentReference",
+];
+
+/// The types other resources are named by, kept parsed while a file is read.
+const NAMED: [&str; 7] = [
+    "Patient",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+    "RelatedPerson",
+];
+
+/// The id a resource without one takes from its Bundle entry's fullUrl.
+fn id_from_url(url: Option<&str>) -> Option<&str> {
+    url.and_then(|u| {
+        u.strip_prefix("urn:uuid:")
+            .or_else(|| u.strip_prefix("urn:oid:"))
+            .or_else(|| u.rsplit('/').next())
+    })
+}
+
 /// A patient's identifiers (system, value) that match them to a chart here: record numbers
 /// and the like. Government numbers (social security, driver's licence, passport, tax) are
 /// never kept: matching does not need them and a chart must not hold them.
@@ -645,24 +732,13 @@ fn identifiers(r: &Res<'_>) -> Vec<(String, String)> {
 
 /// The system a file comes from: what its resources' `meta.source` says, or else the
 /// system of its patients' first identifier (Synthea names itself there).
-fn source_of(all: &[Entry]) -> Result<String, CoreError> {
-    let meta = all
-        .iter()
-        .find_map(|e| e.value.pointer("/meta/source").and_then(Value::as_str));
-    // A patient's identifier in a Chartroom vault (a lab's file naming this clinic's MRN)
-    // does not name the file's source.
-    let identifier = || {
-        all.iter()
-            .filter(|e| e.value["resourceType"] == "Patient")
-            .find_map(|e| {
-                e.value
-                    .pointer("/identifier/0/system")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.to_lowercase().contains("chartroom"))
-            })
-    };
-    meta.or_else(identifier)
-        .map(|s| s.split('#').next().unwrap_or(s).to_owned())
+fn source_of(
+    meta_source: Option<String>,
+    patient_system: Option<String>,
+) -> Result<String, CoreError> {
+    meta_source
+        .or(patient_system)
+        .map(|s| s.split('#').next().unwrap_or(&s).to_owned())
         .ok_or_else(|| {
             CoreError::InvalidFile(
                 "The file does not say which system it comes from (no meta.source, and no identifier system on its patients). Name it with --source. Nothing was imported."
@@ -819,12 +895,15 @@ enum Observed {
 }
 
 /// Reads resources of the file, resolving the references between them.
-struct Reader<'f, 'a> {
-    all: &'f [Res<'a>],
+struct Reader<'f> {
+    /// Each resource's type and id.
+    heads: &'f [(String, String)],
     index: &'f Index,
+    /// The resources others are named by, parsed.
+    named: &'f HashMap<usize, Value>,
 }
 
-impl<'a> Reader<'_, 'a> {
+impl Reader<'_> {
     /// The resource a reference leads to; a reference out of the file, or to another type
     /// than expected, is an error that names the resource and the field.
     fn resolve(
@@ -840,7 +919,7 @@ impl<'a> Reader<'_, 'a> {
                 clip(text)
             ))
         })?;
-        let kind = self.all[i].kind();
+        let kind = self.heads[i].0.as_str();
         if !kinds.contains(&kind) {
             return Err(r.err(format!(
                 "{path} should refer to a {}, not a {kind}",
@@ -860,7 +939,7 @@ impl<'a> Reader<'_, 'a> {
         for path in paths {
             if let Some(text) = r.opt_str(&format!("{path}.reference"))? {
                 let i = self.resolve(r, path, text, &["Patient"])?;
-                let id = self.all[i].id();
+                let id = self.heads[i].1.as_str();
                 debug_assert!(patients.contains_key(id));
                 return Ok(id.to_owned());
             }
@@ -893,8 +972,8 @@ impl<'a> Reader<'_, 'a> {
     /// The name of a resource of the file: a person's, an organization's, or a role's
     /// practitioner's.
     fn name_of(&self, i: usize, depth: u8) -> Option<String> {
-        let target = self.all[i].value;
-        match self.all[i].kind() {
+        let target = self.named.get(&i)?;
+        match self.heads[i].0.as_str() {
             "PractitionerRole" if depth == 0 => target
                 .get("practitioner")
                 .and_then(|p| p.get("reference"))
@@ -1337,7 +1416,7 @@ impl<'a> Reader<'_, 'a> {
             let path = format!("result.{i}");
             let text = r.str(&format!("{path}.reference"))?;
             let j = self.resolve(r, &path, text, &["Observation"])?;
-            let id = self.all[j].id();
+            let id = self.heads[j].1.as_str();
             match labs.get(id) {
                 Some(p) if p == patient => results.push(id.to_owned()),
                 Some(_) => {
@@ -1540,7 +1619,7 @@ impl<'a> Reader<'_, 'a> {
                         .get("code")
                 } else {
                     let i = self.resolve(r, "medicationReference", text, &["Medication"])?;
-                    self.all[i].value.get("code")
+                    self.named.get(&i).and_then(|v| v.get("code"))
                 };
                 concept_text(code).or_else(|| {
                     r.opt_str("medicationReference.display")
@@ -1941,18 +2020,18 @@ mod tests {
 
     #[test]
     fn references_resolve_by_full_url_type_and_id_absolute_url_and_identifier() {
-        let all = vec![
-            Entry {
-                full_url: Some("urn:uuid:1111".into()),
-                value: json!({"resourceType": "Patient", "id": "p-1"}),
-            },
-            Entry {
-                full_url: Some("https://ehr.example.org/fhir/Practitioner/dr".into()),
-                value: json!({"resourceType": "Practitioner", "id": "dr", "identifier": [
-                    {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}]}),
-            },
-        ];
-        let index = Index::new(&all);
+        let mut index = Index::default();
+        index.add(
+            0,
+            &json!({"resourceType": "Patient", "id": "p-1"}),
+            Some("urn:uuid:1111"),
+        );
+        index.add(
+            1,
+            &json!({"resourceType": "Practitioner", "id": "dr", "identifier": [
+                {"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}]}),
+            Some("https://ehr.example.org/fhir/Practitioner/dr"),
+        );
         assert_eq!(index.find("urn:uuid:1111"), Some(0));
         assert_eq!(index.find("Patient/p-1"), Some(0));
         // An absolute URL is that server's resource: only a fullUrl of the file is it.

@@ -211,11 +211,13 @@ impl Parsed {
     }
 }
 
-/// Whether a resource says it comes from a Chartroom vault.
-fn from_chartroom(v: &serde_json::Value) -> bool {
-    v.pointer("/meta/source")
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(fhir::is_source_uri)
+/// Whether a resource (its JSON text) says it comes from a Chartroom vault.
+fn text_from_chartroom(text: &str) -> bool {
+    serde_json::from_str::<super::archive::Head<'_>>(text)
+        .ok()
+        .and_then(|h| h.meta)
+        .and_then(|m| m.source)
+        .is_some_and(|s| fhir::is_source_uri(&s))
 }
 
 /// Reads and checks a decrypted file: a Chartroom export (its resources name the vault they
@@ -226,7 +228,9 @@ pub(crate) fn parse(
     source: Option<&str>,
 ) -> Result<Parsed, CoreError> {
     let refused = match super::archive::contents(plain) {
-        Ok(c) if c.resources.iter().any(from_chartroom) => return parse_chartroom(c, today),
+        Ok(c) if c.resources.iter().any(|t| text_from_chartroom(t)) => {
+            return parse_chartroom(c, today)
+        }
         Ok(_) => None,
         Err(e) => Some(e),
     };
@@ -234,12 +238,12 @@ pub(crate) fn parse(
         Ok(entries) => entries,
         Err(e) => return Err(refused.unwrap_or(e)),
     };
-    if let Some(e) = entries.iter().find(|e| from_chartroom(&e.value)) {
+    if entries.iter().any(|e| text_from_chartroom(&e.text)) {
         // A Chartroom export the Chartroom reader refused: its reason stands.
         return Err(refused.unwrap_or_else(|| {
             invalid(
-                &fhir::clip(e.value["resourceType"].as_str().unwrap_or("a resource")),
-                "the file mixes Chartroom records with records from elsewhere",
+                "the file",
+                "it mixes Chartroom records with records from elsewhere",
             )
         }));
     }
@@ -251,12 +255,21 @@ fn parse_chartroom(
     contents: super::archive::Contents,
     today: chrono::NaiveDate,
 ) -> Result<Parsed, CoreError> {
-    let values = contents.resources;
+    // Read one resource at a time from its text, each time it is needed: the whole file as
+    // parsed JSON would take many times its size.
+    let texts = contents.resources;
+    let at = |i: usize| super::archive::value_of(&texts[i]);
     let mut source: Option<String> = None;
     let mut seen = HashSet::new();
-    let mut all: Vec<Res<'_>> = Vec::with_capacity(values.len());
-    for v in &values {
-        let r = Res::new(v)?;
+    // Each resource's type and id, in file order.
+    let mut heads: Vec<(String, String)> = Vec::with_capacity(texts.len());
+    let mut digest = contents
+        .signature
+        .as_ref()
+        .map(|_| super::signing::ExportDigest::default());
+    for i in 0..texts.len() {
+        let v = at(i)?;
+        let r = Res::new(&v)?;
         if !RESOURCE_TYPES.contains(&r.kind()) {
             return Err(r.err("Chartroom does not import this resource type"));
         }
@@ -277,22 +290,31 @@ fn parse_chartroom(
         if !seen.insert((r.kind().to_owned(), r.id().to_owned())) {
             return Err(r.err("it appears twice in the file"));
         }
-        all.push(r);
+        if let Some(d) = &mut digest {
+            d.add(&v);
+        }
+        heads.push((r.kind().to_owned(), r.id().to_owned()));
     }
+    drop(seen);
     let source = source.ok_or_else(|| invalid("the file", "it holds no resources"))?;
-    let signer = match &contents.signature {
-        Some(signature) => {
-            let mut digest = super::signing::ExportDigest::default();
-            for v in &values {
-                digest.add(v);
-            }
+    let signer = match (&contents.signature, digest) {
+        (Some(signature), Some(digest)) => {
             Some(super::signing::verify(signature, &digest.message(&source))?)
         }
-        None => None,
+        _ => None,
+    };
+    let of_kind = |kind: &'static str| {
+        heads
+            .iter()
+            .enumerate()
+            .filter(move |(_, (k, _))| k == kind)
+            .map(|(i, _)| i)
     };
 
     let mut patients: BTreeMap<String, InPatient> = BTreeMap::new();
-    for r in all.iter().filter(|r| r.kind() == "Patient") {
+    for i in of_kind("Patient") {
+        let v = at(i)?;
+        let r = &Res::new(&v)?;
         number_of(r.id(), "p").ok_or_else(|| r.err("not a Chartroom patient id"))?;
         let p = patients.entry(r.id().to_owned()).or_default();
         p.src = r.id().to_owned();
@@ -316,20 +338,17 @@ fn parse_chartroom(
     let mut signatures: HashMap<String, String> = HashMap::new();
     let mut personal: HashMap<String, note::NoteSignature> = HashMap::new();
     let mut context = Counts::new();
-    let mut placed: Vec<(String, &Res<'_>)> = Vec::new();
+    // (patient, resource) for each item, read again once every reference can be checked.
+    let mut placed: Vec<(String, usize)> = Vec::new();
     // Which encounter each appointment's start opened (Encounter.appointment).
     let mut started: HashMap<String, String> = HashMap::new();
-    let schedules: HashSet<&str> = all
-        .iter()
-        .filter(|r| r.kind() == "Schedule")
-        .map(|r| r.id())
+    let schedules: HashSet<&str> = of_kind("Schedule").map(|i| heads[i].1.as_str()).collect();
+    let staff: HashSet<&str> = of_kind("Practitioner")
+        .map(|i| heads[i].1.as_str())
         .collect();
-    let staff: HashSet<&str> = all
-        .iter()
-        .filter(|r| r.kind() == "Practitioner")
-        .map(|r| r.id())
-        .collect();
-    for r in all.iter().filter(|r| r.kind() != "Patient") {
+    for i in (0..heads.len()).filter(|i| heads[*i].0 != "Patient") {
+        let v = at(i)?;
+        let r = &Res::new(&v)?;
         match r.kind() {
             "Encounter" => {
                 let p = owner(r, "subject.reference")?;
@@ -339,7 +358,7 @@ fn parse_chartroom(
                         return Err(r.err("two encounters claim to start one appointment"));
                     }
                 }
-                placed.push((p, r));
+                placed.push((p, i));
             }
             // A clinician's book and its busy slots: checked; the appointments they hold
             // come back through Appointment (working hours are the clinic's settings).
@@ -376,12 +395,12 @@ fn parse_chartroom(
                         clip(&p)
                     )));
                 }
-                placed.push((p, r));
+                placed.push((p, i));
             }
             "DocumentReference" => {
                 let p = owner(r, "subject.reference")?;
                 note_of.insert(r.id().to_owned(), p.clone());
-                placed.push((p, r));
+                placed.push((p, i));
             }
             "Provenance" => {
                 if let Some(who) = r.reference("agent.0.who.reference", "Practitioner")? {
@@ -401,9 +420,9 @@ fn parse_chartroom(
                 }
             }
             "AllergyIntolerance" | "Immunization" => {
-                placed.push((owner(r, "patient.reference")?, r));
+                placed.push((owner(r, "patient.reference")?, i));
             }
-            _ => placed.push((owner(r, "subject.reference")?, r)),
+            _ => placed.push((owner(r, "subject.reference")?, i)),
         }
     }
     let same_patient =
@@ -431,7 +450,9 @@ fn parse_chartroom(
             ));
         }
     }
-    for (p, r) in placed {
+    for (p, i) in placed {
+        let v = at(i)?;
+        let r = &Res::new(&v)?;
         let entry = patients.get_mut(&p).expect("checked above");
         let id = r.id().to_owned();
         match r.kind() {
