@@ -486,6 +486,36 @@ pub(crate) struct MetaHead<'a> {
     pub source: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// Refuses JSON with far more objects and lists than records have for their size (FHIR
+/// runs about 8 per KiB; this allows 64, and 1,000 more for a small one): parsed, each
+/// costs tens of bytes, so a file of tiny nested values (`[[],[],…]`) would take tens of
+/// times its size in memory. Counted in one pass over the bytes, before anything is parsed.
+pub(crate) fn check_density(label: &str, json: &[u8]) -> Result<(), CoreError> {
+    let (mut n, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'{' || b == b'[' {
+            n += 1;
+        }
+    }
+    if n > 1000 + json.len() / 16 {
+        return Err(invalid(
+            label,
+            "it holds far more JSON objects and lists than records do for their size, which Chartroom does not read",
+        ));
+    }
+    Ok(())
+}
+
 /// A resource's type alone, read without building the rest of it.
 #[derive(serde::Deserialize)]
 struct KindHead<'a> {
@@ -534,6 +564,7 @@ pub(crate) fn contents_within(plain: &[u8], limits: Limits) -> Result<Contents, 
         if plain.len() as u64 > limits.entry {
             return Err(too_big("The Bundle", limits.entry));
         }
+        check_density("the Bundle", plain)?;
         let bundle: Value = serde_json::from_slice(plain)
             .map_err(|e| invalid("the Bundle", format!("not valid JSON ({e})")))?;
         if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
@@ -618,6 +649,10 @@ pub(crate) fn contents_within(plain: &[u8], limits: Limits) -> Result<Contents, 
             if line.trim().is_empty() {
                 continue;
             }
+            check_density(
+                &format!("{} line {}", clip_name(&name), i + 1),
+                line.as_bytes(),
+            )?;
             let head: KindHead<'_> = serde_json::from_str(line).map_err(|e| {
                 invalid(
                     &format!("{} line {}", clip_name(&name), i + 1),

@@ -75,6 +75,7 @@ pub(crate) fn entries(plain: &[u8], limits: Limits) -> Result<Vec<Entry>, CoreEr
         if one_per_line {
             ndjson("the file", text, limits, &mut out)?;
         } else {
+            super::archive::check_density("the file", plain)?;
             let doc: Value = serde_json::from_str(text)
                 .map_err(|e| invalid("the file", format!("not valid JSON ({e})")))?;
             document(doc, limits, &mut out)?;
@@ -168,6 +169,8 @@ fn ndjson(name: &str, text: &str, limits: Limits, out: &mut Vec<Entry>) -> Resul
             continue;
         }
         // Checked to be JSON here, naming the line; read again when it is imported.
+        let label = format!("{name} line {}", i + 1);
+        super::archive::check_density(&label, line.as_bytes())?;
         serde_json::from_str::<serde::de::IgnoredAny>(line).map_err(|e| {
             invalid(
                 &format!("{name} line {}", i + 1),
@@ -2004,6 +2007,31 @@ mod tests {
         // Anything else is named for what it is not.
         let e = entries(b"hello, world", LIMITS).err().expect("refused");
         assert!(message(e).contains("neither a FHIR Bundle"));
+    }
+
+    #[test]
+    fn json_of_tiny_nested_values_is_refused_before_it_is_parsed() {
+        let mut hostile = b"{\"resourceType\":\"Patient\",\"x\":[".to_vec();
+        for _ in 0..100_000 {
+            hostile.extend_from_slice(b"[],");
+        }
+        hostile.extend_from_slice(b"[]]}");
+        let e = entries(&hostile, LIMITS).err().expect("refused");
+        assert!(message(e).contains("far more JSON objects and lists"));
+        let lines = format!("{}\n{}\n", patient("a"), String::from_utf8_lossy(&hostile));
+        let e = entries(lines.as_bytes(), LIMITS).err().expect("refused");
+        assert!(message(e).contains("line 2"));
+        // Brackets inside text are text.
+        let mut p = patient("a");
+        p["text"] = json!({"div": "[".repeat(50_000)});
+        assert!(entries(p.to_string().as_bytes(), LIMITS).is_ok());
+        // Every fixture bundle passes, at about 8 per KiB.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fhir/synthea-sample");
+        for f in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let bytes = std::fs::read(f.path()).expect("reads");
+            super::super::archive::check_density("fixture", &bytes).expect("a real bundle");
+        }
     }
 
     #[test]
