@@ -1850,8 +1850,31 @@ fn test_name(r: &Res<'_>, loinc: &str) -> Result<String, CoreError> {
         .ok_or_else(|| r.err("code has no text or display to name the test"))
 }
 
+/// A coded result Chartroom knows by its SNOMED CT code (`not detected`, `positive`, …).
+pub(crate) fn known_finding(code: &str) -> Option<crate::chart::lab::ResultValue> {
+    crate::chart::lab::FINDINGS
+        .iter()
+        .find(|(_, k, _)| *k == code)
+        .map(|(_, k, d)| crate::chart::lab::ResultValue::Coded {
+            code: (*k).into(),
+            display: (*d).into(),
+        })
+}
+
+/// A laboratory Observation's first reference range, when it gives either end.
+pub(crate) fn reference_range(r: &Res<'_>) -> Result<Option<crate::chart::lab::Range>, CoreError> {
+    let bound = |end: &str| -> Result<Option<f64>, CoreError> {
+        match r.at(&format!("referenceRange.0.{end}")) {
+            None => Ok(None),
+            Some(_) => r.f64(&format!("referenceRange.0.{end}.value")).map(Some),
+        }
+    };
+    let (low, high) = (bound("low")?, bound("high")?);
+    Ok((low.is_some() || high.is_some()).then_some(crate::chart::lab::Range { low, high }))
+}
+
 pub(crate) fn read_lab_result(r: &Res<'_>) -> Result<InLabResult, CoreError> {
-    use crate::chart::lab::{check_loinc, EntryStatus, NewResult, Range, ResultFlag, ResultValue};
+    use crate::chart::lab::{check_loinc, EntryStatus, NewResult, ResultFlag, ResultValue};
     let loinc = r
         .code_in("code", LOINC)?
         .ok_or_else(|| r.err("code has no LOINC coding"))?;
@@ -1877,15 +1900,7 @@ pub(crate) fn read_lab_result(r: &Res<'_>) -> Result<InLabResult, CoreError> {
         )
     } else if r.value.contains_key("valueCodeableConcept") {
         let code = r.code_in("valueCodeableConcept", SNOMED)?;
-        let known = code.and_then(|c| {
-            crate::chart::lab::FINDINGS
-                .iter()
-                .find(|(_, k, _)| *k == c)
-                .map(|(_, k, d)| ResultValue::Coded {
-                    code: (*k).into(),
-                    display: (*d).into(),
-                })
-        });
+        let known = code.and_then(known_finding);
         let value = match known {
             Some(v) => v,
             None => ResultValue::Text(
@@ -1901,14 +1916,7 @@ pub(crate) fn read_lab_result(r: &Res<'_>) -> Result<InLabResult, CoreError> {
     } else {
         return Err(r.err("it has no value (valueQuantity, valueCodeableConcept or valueString)"));
     };
-    let bound = |end: &str| -> Result<Option<f64>, CoreError> {
-        match r.at(&format!("referenceRange.0.{end}")) {
-            None => Ok(None),
-            Some(_) => r.f64(&format!("referenceRange.0.{end}.value")).map(Some),
-        }
-    };
-    let (low, high) = (bound("low")?, bound("high")?);
-    let range = (low.is_some() || high.is_some()).then_some(Range { low, high });
+    let range = reference_range(r)?;
     let flag = r
         .code_in(
             "interpretation.0",

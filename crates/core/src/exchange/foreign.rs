@@ -427,13 +427,7 @@ pub(crate) fn parse(
     let mut tally = Tally::default();
 
     let mut patients: BTreeMap<String, InPatient> = BTreeMap::new();
-    let of_kind = |kind: &'static str| {
-        heads
-            .iter()
-            .enumerate()
-            .filter(move |(_, (k, _))| k == kind)
-            .map(|(i, _)| i)
-    };
+    let of_kind = |kind: &'static str| super::import::indices_of(&heads, kind);
     for i in of_kind("Patient") {
         let r = &Res::new(&named[&i])?;
         let (demographics, restricted) = reader.patient(r, today, &mut tally)?;
@@ -1312,9 +1306,7 @@ impl Reader<'_> {
         in_error: bool,
         effective: Option<&str>,
     ) -> Result<Result<InLabResult, String>, CoreError> {
-        use crate::chart::lab::{
-            check_loinc, EntryStatus, NewResult, Range, ResultFlag, ResultValue,
-        };
+        use crate::chart::lab::{check_loinc, EntryStatus, NewResult, ResultFlag, ResultValue};
         let loinc = code_of(r.at("code"), LOINC)
             .ok_or_else(|| r.err("code has no LOINC coding, which a laboratory result needs"))?;
         let loinc = check_loinc(loinc).map_err(|e| r.err(e))?;
@@ -1333,15 +1325,7 @@ impl Reader<'_> {
                 .map(str::to_owned);
             (ResultValue::Quantity(r.f64("valueQuantity.value")?), unit)
         } else if let Some(v) = r.at("valueCodeableConcept") {
-            let known = code_of(Some(v), SNOMED).and_then(|c| {
-                crate::chart::lab::FINDINGS
-                    .iter()
-                    .find(|(_, k, _)| *k == c)
-                    .map(|(_, k, d)| ResultValue::Coded {
-                        code: (*k).into(),
-                        display: (*d).into(),
-                    })
-            });
+            let known = code_of(Some(v), SNOMED).and_then(fhir::known_finding);
             let value = match known {
                 Some(v) => v,
                 None => ResultValue::Text(
@@ -1357,14 +1341,7 @@ impl Reader<'_> {
         } else {
             return Ok(Err("a laboratory result with no value".into()));
         };
-        let bound = |end: &str| -> Result<Option<f64>, CoreError> {
-            match r.at(&format!("referenceRange.0.{end}")) {
-                None => Ok(None),
-                Some(_) => r.f64(&format!("referenceRange.0.{end}.value")).map(Some),
-            }
-        };
-        let (low, high) = (bound("low")?, bound("high")?);
-        let range = (low.is_some() || high.is_some()).then_some(Range { low, high });
+        let range = fhir::reference_range(r)?;
         let flag = code_of(r.at("interpretation.0"), INTERPRETATION)
             .and_then(|f| ResultFlag::parse(f).ok());
         let effective = effective.ok_or_else(|| r.err("effectiveDateTime is missing"))?;
@@ -2239,32 +2216,7 @@ mod tests {
             return;
         };
         assert!(read(&seed).is_ok());
-        let mut state = 0xF0E1_u64;
-        let mut next = move |n: usize| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) % n.max(1) as u64) as usize
-        };
-        for _ in 0..200 {
-            let mut data = seed.clone();
-            for _ in 0..1 + next(4) {
-                let at = next(data.len());
-                match next(4) {
-                    0 => data[at] ^= 1 << next(8),
-                    1 => data.truncate(at),
-                    2 => data[at] = b"{}[]\",:0n-"[next(10)],
-                    _ => {
-                        let len = next(64).min(data.len() - at);
-                        let piece = data[at..at + len].to_vec();
-                        data.splice(at..at, piece);
-                    }
-                }
-                if data.is_empty() {
-                    break;
-                }
-            }
+        for data in super::super::tests::mutated(&seed, 200, 0xF0E1) {
             let _ = read(&data);
         }
     }

@@ -250,6 +250,18 @@ pub(crate) fn parse(
     super::foreign::parse(entries, today, source)
 }
 
+/// The positions of the resources of one type, from each resource's (type, id).
+pub(super) fn indices_of<'h>(
+    heads: &'h [(String, String)],
+    kind: &'static str,
+) -> impl Iterator<Item = usize> + 'h {
+    heads
+        .iter()
+        .enumerate()
+        .filter(move |(_, (k, _))| k == kind)
+        .map(|(i, _)| i)
+}
+
 /// Reads and checks a decrypted Chartroom export.
 fn parse_chartroom(
     contents: super::archive::Contents,
@@ -303,13 +315,7 @@ fn parse_chartroom(
         }
         _ => None,
     };
-    let of_kind = |kind: &'static str| {
-        heads
-            .iter()
-            .enumerate()
-            .filter(move |(_, (k, _))| k == kind)
-            .map(|(i, _)| i)
-    };
+    let of_kind = |kind: &'static str| indices_of(&heads, kind);
 
     let mut patients: BTreeMap<String, InPatient> = BTreeMap::new();
     for i in of_kind("Patient") {

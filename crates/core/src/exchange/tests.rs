@@ -958,7 +958,18 @@ fn the_import_parser_survives_mutated_files() {
             std::fs::write(format!("{dir}/seed-{i}"), seed).expect("writes seed");
         }
     }
-    let mut state = 0x5EED_u64;
+    for seed in &seeds {
+        assert!(crate::fuzz_support::parse_export(seed).is_ok());
+        for data in mutated(seed, 1500, 0x5EED) {
+            let _ = crate::fuzz_support::parse_export(&data);
+        }
+    }
+}
+
+/// `rounds` copies of `seed`, each damaged in one to four places (a flipped bit, a cut, a
+/// byte removed or made JSON punctuation, a piece copied in), reproducibly from `salt`.
+pub(super) fn mutated(seed: &[u8], rounds: usize, salt: u64) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let mut state = salt;
     let mut next = move |n: usize| {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = state;
@@ -966,38 +977,34 @@ fn the_import_parser_survives_mutated_files() {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         ((z ^ (z >> 31)) % n.max(1) as u64) as usize
     };
-    for seed in &seeds {
-        assert!(crate::fuzz_support::parse_export(seed).is_ok());
-        for _ in 0..1500 {
-            let mut data = seed.clone();
-            for _ in 0..1 + next(4) {
-                let at = next(data.len());
-                match next(6) {
-                    0 => data[at] ^= 1 << next(8),
-                    1 => data.truncate(at),
-                    2 => {
-                        data.remove(at.min(data.len().saturating_sub(1)));
-                    }
-                    3 => {
-                        let from = next(seed.len());
-                        let len = next(64).min(seed.len() - from);
-                        let piece = seed[from..from + len].to_vec();
-                        data.splice(at..at, piece);
-                    }
-                    4 => data[at] = b"{}[]\",:0n-"[next(10)],
-                    _ => {
-                        let len = next(32).min(data.len() - at);
-                        let piece = data[at..at + len].to_vec();
-                        data.splice(at..at, piece);
-                    }
+    (0..rounds).map(move |_| {
+        let mut data = seed.to_vec();
+        for _ in 0..1 + next(4) {
+            let at = next(data.len());
+            match next(6) {
+                0 => data[at] ^= 1 << next(8),
+                1 => data.truncate(at),
+                2 => {
+                    data.remove(at.min(data.len().saturating_sub(1)));
                 }
-                if data.is_empty() {
-                    break;
+                3 => {
+                    let from = next(seed.len());
+                    let len = next(64).min(seed.len() - from);
+                    data.splice(at..at, seed[from..from + len].to_vec());
+                }
+                4 => data[at] = b"{}[]\",:0n-"[next(10)],
+                _ => {
+                    let len = next(32).min(data.len() - at);
+                    let piece = data[at..at + len].to_vec();
+                    data.splice(at..at, piece);
                 }
             }
-            let _ = crate::fuzz_support::parse_export(&data);
+            if data.is_empty() {
+                break;
+            }
         }
-    }
+        data
+    })
 }
 
 #[test]
